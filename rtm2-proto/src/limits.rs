@@ -1,0 +1,72 @@
+//! Every limit of the system as a named constant. The SDK checks them before sending; the
+//! server checks them again on receipt. Where the reference sources disagree
+//! (rtm2-features.md section 10) the choice made here is noted.
+
+/// Protocol version spoken by this crate.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Oldest protocol version this crate still accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// Largest client-to-server frame body in bytes (checked before allocating).
+pub const MAX_CLIENT_FRAME_LEN: usize = 1024 * 1024;
+/// Largest server-to-client frame body in bytes (checked before allocating).
+pub const MAX_SERVER_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// App id: exactly 32 characters `[0-9A-Za-z]`.
+pub const APP_ID_LEN: usize = 32;
+/// User id: at most 64 bytes.
+pub const MAX_USER_ID_LEN: usize = 64;
+/// Message and stream channel names: at most 64 bytes.
+pub const MAX_CHANNEL_NAME_LEN: usize = 64;
+/// Topic names: at most 16 bytes (reference: "will be extended to 64").
+pub const MAX_TOPIC_NAME_LEN: usize = 16;
+/// Message-channel and user-channel payload + customType: at most 32 KiB.
+pub const MAX_MESSAGE_LEN: usize = 32 * 1024;
+/// Stream topic payload + customType: at most 1 KiB.
+pub const MAX_TOPIC_MESSAGE_LEN: usize = 1024;
+/// customType: at most 32 bytes, non-empty when present.
+pub const MAX_CUSTOM_TYPE_LEN: usize = 32;
+/// Topic meta given to joinTopic: at most 256 bytes.
+pub const MAX_TOPIC_META_LEN: usize = 256;
+
+/// Subscribed message channels per client (reference: 50; one JS comment says 100).
+pub const MAX_SUBSCRIBED_CHANNELS: usize = 50;
+/// Joined stream channels per client (reference: 10 per DOC-LIM-B and the JS default; 100 per
+/// DOC-LIM-A). We pick 10.
+pub const MAX_JOINED_STREAM_CHANNELS: usize = 10;
+/// Users in one stream channel (reference: 128 per DOC-LIM-B; 1000 soft per DOC-LIM-A). We pick 128.
+pub const MAX_STREAM_CHANNEL_USERS: usize = 128;
+/// Topics a client may join as publisher per stream channel.
+pub const MAX_JOINED_TOPICS: usize = 8;
+/// Topics a client may subscribe to per stream channel.
+pub const MAX_SUBSCRIBED_TOPICS: usize = 50;
+/// Publishers a client may subscribe to per topic; an empty user list picks up to this many.
+pub const MAX_TOPIC_SUBSCRIBED_USERS: usize = 64;
+
+/// Presence timeout range and default, seconds (reference: [5,300], default 300, clamped).
+pub const MIN_PRESENCE_TIMEOUT_S: u32 = 5;
+/// See [`MIN_PRESENCE_TIMEOUT_S`].
+pub const MAX_PRESENCE_TIMEOUT_S: u32 = 300;
+/// See [`MIN_PRESENCE_TIMEOUT_S`].
+pub const DEFAULT_PRESENCE_TIMEOUT_S: u32 = 300;
+/// Heartbeat interval range and default, seconds (reference: [5,1800], default 5).
+pub const MIN_HEARTBEAT_INTERVAL_S: u32 = 1;
+/// See [`MIN_HEARTBEAT_INTERVAL_S`].
+pub const MAX_HEARTBEAT_INTERVAL_S: u32 = 1800;
+/// See [`MIN_HEARTBEAT_INTERVAL_S`].
+pub const DEFAULT_HEARTBEAT_INTERVAL_S: u32 = 5;
+/// The server drops a session silent for heartbeat interval + this many seconds.
+pub const KEEPALIVE_GRACE_S: u32 = 10;
+/// The client treats the link as lost after this long without any frame from the server, ms.
+pub const DEFAULT_PONG_TIMEOUT_MS: u64 = 10_000;
+/// "Token privilege will expire" is sent this many seconds before expiry.
+pub const TOKEN_WILL_EXPIRE_NOTICE_S: u64 = 30;
+/// Default request timeout of every SDK operation, ms.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// A connection must complete Hello + Login within this many ms.
+pub const DEFAULT_PRELOGIN_TIMEOUT_MS: u64 = 10_000;
+
+/// Per-client publish rate (messages per second) — enforced by the rate limiter.
+pub const MAX_PUBLISH_PER_SECOND: u32 = 60;
+/// Per-client generic API call rate (calls per second).
+pub const MAX_CALLS_PER_SECOND: u32 = 20;

@@ -1,0 +1,212 @@
+//! Input rules shared by the SDK (before sending) and the server (on receipt).
+//!
+//! Names (user ids, channel names, topic names) use the reference character set
+//! `[a-zA-Z0-9 !#$%&()+,\-:;<=>?@\[\]^_{|}~.]`, must not be empty, must not start with `_`,
+//! and must not be the string `"null"`. The reference disagrees about `.`; the documentation and
+//! its examples (`chats.room1`) allow it, so we do.
+
+use crate::error_code::ErrorCode;
+use crate::limits::*;
+
+/// A rule a value broke: the RTM code and a readable reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The RTM error code.
+    pub code: ErrorCode,
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
+impl Violation {
+    /// Make a violation.
+    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
+        Violation { code, reason: reason.into() }
+    }
+}
+
+/// Result of a check.
+pub type Check = Result<(), Violation>;
+
+fn name_char_ok(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b" !#$%&()+,-:;<=>?@[]^_{|}~.".contains(&c)
+}
+
+/// Checks a name against the shared rule with a maximum length in bytes.
+pub fn name(kind: &str, value: &str, max_len: usize, code: ErrorCode) -> Check {
+    if value.is_empty() {
+        return Err(Violation::new(code, format!("{kind} must not be empty")));
+    }
+    if value.len() > max_len {
+        return Err(Violation::new(
+            code,
+            format!("{kind} is {} bytes; at most {max_len} are allowed", value.len()),
+        ));
+    }
+    if value.starts_with('_') {
+        return Err(Violation::new(code, format!("{kind} must not start with '_'")));
+    }
+    if value == "null" {
+        return Err(Violation::new(code, format!("{kind} must not be \"null\"")));
+    }
+    if let Some(bad) = value.bytes().find(|&b| !name_char_ok(b)) {
+        return Err(Violation::new(
+            code,
+            format!("{kind} contains a character that is not allowed (byte 0x{bad:02x})"),
+        ));
+    }
+    Ok(())
+}
+
+/// App id: 32 characters `[0-9A-Za-z]`.
+pub fn app_id(value: &str) -> Check {
+    if value.len() != APP_ID_LEN || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Violation::new(
+            ErrorCode::INVALID_APP_ID,
+            "app id must be exactly 32 characters [0-9A-Za-z]",
+        ));
+    }
+    Ok(())
+}
+
+/// User id (10006).
+pub fn user_id(value: &str) -> Check {
+    name("user id", value, MAX_USER_ID_LEN, ErrorCode::INVALID_USER_ID)
+}
+
+/// Message or stream channel name (10008).
+pub fn channel_name(value: &str) -> Check {
+    name("channel name", value, MAX_CHANNEL_NAME_LEN, ErrorCode::INVALID_CHANNEL_NAME)
+}
+
+/// Topic name (11008).
+pub fn topic_name(value: &str) -> Check {
+    name("topic name", value, MAX_TOPIC_NAME_LEN, ErrorCode::CHANNEL_INVALID_TOPIC_NAME)
+}
+
+/// customType: empty means absent; otherwise at most 32 bytes (11029).
+pub fn custom_type(value: &str) -> Check {
+    if value.len() > MAX_CUSTOM_TYPE_LEN {
+        return Err(Violation::new(
+            ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW,
+            format!("customType is {} bytes; at most {MAX_CUSTOM_TYPE_LEN} are allowed", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn payload(payload: &[u8], message_type: u32, custom: &str, max: usize) -> Check {
+    if payload.is_empty() {
+        return Err(Violation::new(ErrorCode::CHANNEL_INVALID_MESSAGE, "message must not be empty"));
+    }
+    match message_type {
+        0 => {}
+        1 => {
+            if std::str::from_utf8(payload).is_err() {
+                return Err(Violation::new(
+                    ErrorCode::CHANNEL_INVALID_MESSAGE,
+                    "a STRING message must be valid UTF-8",
+                ));
+            }
+        }
+        other => {
+            return Err(Violation::new(
+                ErrorCode::CHANNEL_UNSUPPORTED_MESSAGE_TYPE,
+                format!("message type {other} is not BINARY (0) or STRING (1)"),
+            ));
+        }
+    }
+    custom_type(custom)?;
+    let total = payload.len() + custom.len();
+    if total > max {
+        return Err(Violation::new(
+            ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION,
+            format!("payload + customType is {total} bytes; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// A message-channel or user-channel message (payload + customType ≤ 32 KiB).
+pub fn message(data: &[u8], message_type: u32, custom: &str) -> Check {
+    payload(data, message_type, custom, MAX_MESSAGE_LEN)
+}
+
+/// A topic message (payload + customType ≤ 1 KiB).
+pub fn topic_message(data: &[u8], message_type: u32, custom: &str) -> Check {
+    payload(data, message_type, custom, MAX_TOPIC_MESSAGE_LEN)
+}
+
+/// Topic meta (≤ 256 bytes, 11018).
+pub fn topic_meta(meta: &str) -> Check {
+    if meta.len() > MAX_TOPIC_META_LEN {
+        return Err(Violation::new(
+            ErrorCode::CHANNEL_INVALID_TOPIC_META,
+            format!("topic meta is {} bytes; at most {MAX_TOPIC_META_LEN} are allowed", meta.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Topic qos (0 or 1) and priority (0, 1, 4, 8) — 10014 otherwise.
+pub fn topic_options(qos: u32, priority: u32) -> Check {
+    if crate::enums::MessageQos::from_u32(qos).is_none() {
+        return Err(Violation::new(ErrorCode::INVALID_PARAMETER, format!("qos {qos} is not 0 or 1")));
+    }
+    if crate::enums::MessagePriority::from_u32(priority).is_none() {
+        return Err(Violation::new(
+            ErrorCode::INVALID_PARAMETER,
+            format!("priority {priority} is not 0, 1, 4 or 8"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(channel_name("chats.room1").is_ok());
+        assert!(channel_name("a b-c:d").is_ok());
+        assert!(channel_name(&"x".repeat(64)).is_ok());
+        assert_eq!(channel_name(&"x".repeat(65)).unwrap_err().code, ErrorCode::INVALID_CHANNEL_NAME);
+        assert!(channel_name("").is_err());
+        assert!(channel_name("_hidden").is_err());
+        assert!(channel_name("null").is_err());
+        assert!(channel_name("snow☃").is_err());
+        assert!(channel_name("a/b").is_err());
+        assert!(channel_name("tab\there").is_err());
+        assert_eq!(user_id("").unwrap_err().code, ErrorCode::INVALID_USER_ID);
+        assert!(topic_name(&"t".repeat(16)).is_ok());
+        assert_eq!(topic_name(&"t".repeat(17)).unwrap_err().code, ErrorCode::CHANNEL_INVALID_TOPIC_NAME);
+        assert!(app_id("970CA35de60c44645bbae8a215061b33").is_ok());
+        assert!(app_id("970CA35de60c44645bbae8a215061b3").is_err());
+        assert!(app_id("970CA35de60c44645bbae8a215061b3-").is_err());
+    }
+
+    #[test]
+    fn payload_limits_are_inclusive() {
+        let ok = vec![1u8; MAX_MESSAGE_LEN - 4];
+        assert!(message(&ok, 0, "abcd").is_ok());
+        assert_eq!(
+            message(&ok, 0, "abcde").unwrap_err().code,
+            ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION
+        );
+        assert_eq!(message(&[], 0, "").unwrap_err().code, ErrorCode::CHANNEL_INVALID_MESSAGE);
+        assert_eq!(message(&[0xff], 1, "").unwrap_err().code, ErrorCode::CHANNEL_INVALID_MESSAGE);
+        assert_eq!(message(b"x", 7, "").unwrap_err().code, ErrorCode::CHANNEL_UNSUPPORTED_MESSAGE_TYPE);
+        assert!(custom_type(&"c".repeat(32)).is_ok());
+        assert_eq!(
+            custom_type(&"c".repeat(33)).unwrap_err().code,
+            ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW
+        );
+        assert!(topic_message(&[1u8; 1024], 0, "").is_ok());
+        assert!(topic_message(&[1u8; 1024], 0, "x").is_err());
+        assert!(topic_meta(&"m".repeat(256)).is_ok());
+        assert_eq!(topic_meta(&"m".repeat(257)).unwrap_err().code, ErrorCode::CHANNEL_INVALID_TOPIC_META);
+        assert!(topic_options(1, 8).is_ok());
+        assert!(topic_options(2, 4).is_err());
+        assert!(topic_options(0, 3).is_err());
+    }
+}
