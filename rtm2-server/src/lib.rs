@@ -1,1 +1,133 @@
+//! rtm2-server: the rtm2 service as a library.
+//!
+//! One [`Server`] owns one engine (apps, sessions, channels, stream channels). It serves TCP
+//! listeners and in-process connections (the SDK's embedded default) with the same engine and
+//! the same protocol frames: an in-process connection is a byte pipe, not a shortcut.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = rtm2_server::Server::start(rtm2_server::ServerConfig::default());
+//! let addr = server.listen_tcp("127.0.0.1:0").await?;
+//! println!("serving on {addr}");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
 
+mod config;
+mod engine;
+mod session;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
+
+pub use config::{AppCredentials, ServerConfig};
+use engine::Engine;
+use rtm2_proto::enums::LinkStateChangeReason;
+use rtm2_proto::ErrorCode;
+use session::Goodbye;
+
+/// Bytes buffered in each direction of an in-process connection.
+const IN_MEMORY_PIPE_BYTES: usize = 1024 * 1024;
+
+/// A running server. Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct Server {
+    engine: Arc<Engine>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl Server {
+    /// Starts a server on the current tokio runtime. It serves nothing until
+    /// [`listen_tcp`](Self::listen_tcp) or [`connect_in_memory`](Self::connect_in_memory).
+    pub fn start(config: ServerConfig) -> Server {
+        if config.dev_mode() {
+            tracing::warn!(
+                "rtm2-server runs in DEVELOPMENT MODE: no app certificate is configured, so any app id is accepted and tokens are not checked"
+            );
+        }
+        let (stop, _) = watch::channel(false);
+        Server { engine: Engine::new(config), stop: Arc::new(stop) }
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.engine.config
+    }
+
+    /// Binds a TCP listener and serves it until [`shutdown`](Self::shutdown). Returns the bound
+    /// address (useful with port 0).
+    pub async fn listen_tcp(&self, addr: impl ToSocketAddrs) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, "listening (tcp)");
+        let engine = self.engine.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((sock, peer)) => {
+                            let _ = sock.set_nodelay(true);
+                            tracing::debug!(%peer, "accepted");
+                            tokio::spawn(session::serve(engine.clone(), sock));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(local)
+    }
+
+    /// Serves one already-open byte stream (any transport).
+    pub fn serve_stream<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        tokio::spawn(session::serve(self.engine.clone(), stream));
+    }
+
+    /// Opens an in-process connection and returns the client's end of it.
+    pub fn connect_in_memory(&self) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(IN_MEMORY_PIPE_BYTES);
+        self.serve_stream(server);
+        client
+    }
+
+    /// Number of logged-in sessions.
+    pub fn session_count(&self) -> usize {
+        self.engine.sessions.lock().unwrap().len()
+    }
+
+    /// Closes every session as if the network had failed (clients reconnect). For operations
+    /// and tests.
+    pub fn drop_all_connections(&self) {
+        let sessions: Vec<_> = self.engine.sessions.lock().unwrap().values().cloned().collect();
+        for s in sessions {
+            s.out.close(Goodbye::new(
+                ErrorCode::NOT_CONNECTED.code(),
+                LinkStateChangeReason::CONNECTION_ERROR,
+                "the server dropped the connection",
+            ));
+        }
+    }
+
+    /// Stops accepting connections and closes every session.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        self.drop_all_connections();
+    }
+}

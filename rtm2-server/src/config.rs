@@ -1,0 +1,68 @@
+//! Server configuration.
+
+use std::time::Duration;
+
+use rtm2_proto::limits;
+
+/// Credentials of one app the server serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCredentials {
+    /// The 32-character app id.
+    pub app_id: String,
+    /// App certificates; a token signed with any of them is accepted (primary, secondary, ...).
+    pub certificates: Vec<String>,
+}
+
+/// How the server runs. `ServerConfig::default()` is development mode.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Apps and their certificates. **Empty means development mode**: any well-formed app id is
+    /// accepted and tokens are not checked (the server logs this loudly at start).
+    pub apps: Vec<AppCredentials>,
+    /// Name reported in the handshake.
+    pub server_name: String,
+    /// "Token privilege will expire" is sent this long before a token expires (reference: 30 s).
+    pub token_will_expire_notice: Duration,
+    /// A connection must finish Hello + Login within this time.
+    pub prelogin_timeout: Duration,
+    /// Extra silence tolerated on top of the client's heartbeat interval before the server
+    /// drops a session (reference: heartbeat + 10 s).
+    pub keepalive_grace: Duration,
+    /// Frames that may wait in one session's outbound queue; a session whose queue is full is
+    /// a slow consumer and is disconnected with an explicit reason.
+    pub outbound_queue_frames: usize,
+    /// Largest client frame accepted, bytes.
+    pub max_frame_len: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            apps: Vec::new(),
+            server_name: format!("rtm2-server/{}", env!("CARGO_PKG_VERSION")),
+            token_will_expire_notice: Duration::from_secs(limits::TOKEN_WILL_EXPIRE_NOTICE_S),
+            prelogin_timeout: Duration::from_millis(limits::DEFAULT_PRELOGIN_TIMEOUT_MS),
+            keepalive_grace: Duration::from_secs(limits::KEEPALIVE_GRACE_S as u64),
+            outbound_queue_frames: 64 * 1024,
+            max_frame_len: limits::MAX_CLIENT_FRAME_LEN,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A configuration that requires tokens for one app.
+    pub fn with_app(app_id: impl Into<String>, certificate: impl Into<String>) -> Self {
+        ServerConfig {
+            apps: vec![AppCredentials {
+                app_id: app_id.into(),
+                certificates: vec![certificate.into()],
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// True when no app is configured: tokens are not checked.
+    pub fn dev_mode(&self) -> bool {
+        self.apps.is_empty()
+    }
+}

@@ -1,0 +1,441 @@
+//! The engine: apps, logins, message channels, user channels and token deadlines.
+//! Stream channels live in `stream.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use rtm2_proto::enums::{ChannelType, LinkStateChangeReason};
+use rtm2_proto::frame;
+use rtm2_proto::pb::{self, client_frame, server_frame};
+use rtm2_proto::token::{self, TokenError};
+use rtm2_proto::validate::{self, Violation};
+use rtm2_proto::{ErrorCode, limits, now_ms};
+
+use crate::config::ServerConfig;
+use crate::session::{Goodbye, Outbound, Session};
+use crate::stream::StreamChannel;
+
+/// A request's outcome: an optional typed result, or an RTM error.
+pub(crate) type Reply = Result<Option<pb::response::Result>, Violation>;
+
+/// Options of a message-channel subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubscribeOpts {
+    pub with_message: bool,
+    pub with_presence: bool,
+    pub with_metadata: bool,
+    pub with_lock: bool,
+    pub be_quiet: bool,
+}
+
+struct Subscriber {
+    session: Arc<Session>,
+    opts: SubscribeOpts,
+}
+
+/// A message channel: its subscribers. Read on every publish, written on (un)subscribe.
+#[derive(Default)]
+pub(crate) struct MsgChannel {
+    subs: RwLock<Vec<Subscriber>>,
+}
+
+/// Everything that belongs to one app id; apps never see each other.
+pub(crate) struct App {
+    pub id: String,
+    pub certificates: Vec<String>,
+    users: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    channels: DashMap<String, Arc<MsgChannel>>,
+    pub(crate) streams: DashMap<String, Arc<Mutex<StreamChannel>>>,
+}
+
+/// The shared engine of one server.
+pub(crate) struct Engine {
+    pub config: Arc<ServerConfig>,
+    apps: Mutex<HashMap<String, Arc<App>>>,
+    next_session: AtomicU64,
+    pub(crate) sessions: Mutex<HashMap<u64, Arc<Session>>>,
+}
+
+fn token_violation(e: TokenError) -> Violation {
+    let code = match e {
+        TokenError::Expired => ErrorCode::TOKEN_EXPIRED,
+        TokenError::AppIdMismatch => ErrorCode::INCONSISTENT_APPID,
+        _ => ErrorCode::INVALID_TOKEN,
+    };
+    Violation::new(code, format!("token rejected: {e}"))
+}
+
+fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+impl Engine {
+    pub(crate) fn new(config: ServerConfig) -> Arc<Engine> {
+        let apps = config
+            .apps
+            .iter()
+            .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone())))
+            .collect();
+        Arc::new(Engine {
+            config: Arc::new(config),
+            apps: Mutex::new(apps),
+            next_session: AtomicU64::new(1),
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {
+        let mut apps = self.apps.lock().unwrap();
+        if let Some(app) = apps.get(app_id) {
+            return Ok(app.clone());
+        }
+        if self.config.dev_mode() {
+            let app = App::new(app_id.to_string(), Vec::new());
+            apps.insert(app_id.to_string(), app.clone());
+            return Ok(app);
+        }
+        Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id"))
+    }
+
+    /// Verifies a login and registers the session; an earlier session of the same user is
+    /// told SAME_UID_LOGIN and ended first.
+    pub(crate) fn login(
+        self: &Arc<Self>,
+        login: pb::Login,
+        out: Arc<Outbound>,
+    ) -> Result<(Arc<Session>, pb::LoginResult), Violation> {
+        validate::app_id(&login.app_id)?;
+        validate::user_id(&login.user_id)?;
+        let app = self.app(&login.app_id)?;
+        let dev_mode = app.certificates.is_empty();
+        let expires_at = if dev_mode {
+            None
+        } else {
+            let certs: Vec<&str> = app.certificates.iter().map(String::as_str).collect();
+            let v = token::verify_rtm_token(&login.token, &app.id, &certs, &login.user_id, now_s())
+                .map_err(token_violation)?;
+            Some(v.expires_at)
+        };
+        let heartbeat_s = login
+            .heartbeat_interval_s
+            .clamp(limits::MIN_HEARTBEAT_INTERVAL_S, limits::MAX_HEARTBEAT_INTERVAL_S);
+        let presence_timeout_s = if login.presence_timeout_s == 0 {
+            limits::DEFAULT_PRESENCE_TIMEOUT_S
+        } else {
+            login
+                .presence_timeout_s
+                .clamp(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)
+        };
+        let session = Arc::new(Session {
+            id: self.next_session.fetch_add(1, Ordering::Relaxed),
+            user_id: Arc::from(login.user_id.as_str()),
+            app: app.clone(),
+            out,
+            receive_own: login.receive_own_messages,
+            heartbeat_s,
+            presence_timeout_s,
+            ended: AtomicBool::new(false),
+            subscriptions: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Default::default()),
+            deadlines: Mutex::new(HashMap::new()),
+            deadlines_changed: Notify::new(),
+        });
+        if let Some(t) = expires_at {
+            session.set_deadline("", Some(t));
+        }
+        let previous = app.users.lock().unwrap().insert(session.user_id.clone(), session.clone());
+        if let Some(prev) = previous {
+            tracing::info!(app = %app.id, user = %prev.user_id, "same user id logged in again; ending the earlier session");
+            prev.out.close(Goodbye::new(
+                ErrorCode::LOGIN_REJECTED.code(),
+                LinkStateChangeReason::SAME_UID_LOGIN,
+                "the same user id logged in from another connection",
+            ));
+            self.end_session(&prev);
+        }
+        self.sessions.lock().unwrap().insert(session.id, session.clone());
+        tracing::debug!(app = %app.id, user = %session.user_id, session = session.id, "login");
+        Ok((
+            session.clone(),
+            pb::LoginResult {
+                session_id: session.id,
+                token_expires_at_s: expires_at.unwrap_or(0),
+                dev_mode,
+                resumed: false,
+            },
+        ))
+    }
+
+    /// Removes a session from everything it takes part in. Idempotent.
+    pub(crate) fn end_session(&self, session: &Arc<Session>) {
+        if session.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let app = &session.app;
+        {
+            let mut users = app.users.lock().unwrap();
+            if users.get(&session.user_id).is_some_and(|s| s.id == session.id) {
+                users.remove(&session.user_id);
+            }
+        }
+        let channels: Vec<String> = session.subscriptions.lock().unwrap().drain().map(|(k, _)| k).collect();
+        for ch in channels {
+            app.remove_subscriber(&ch, session.id);
+        }
+        let streams: Vec<String> = session.streams.lock().unwrap().drain().collect();
+        for ch in streams {
+            crate::stream::leave(session, &ch);
+        }
+        session.deadlines.lock().unwrap().clear();
+        session.deadlines_changed.notify_one();
+        self.sessions.lock().unwrap().remove(&session.id);
+    }
+
+    /// Handles one request of a logged-in session.
+    pub(crate) fn handle(&self, session: &Arc<Session>, body: client_frame::Body) -> Reply {
+        use client_frame::Body as B;
+        match body {
+            B::Subscribe(r) => subscribe(session, r),
+            B::Unsubscribe(r) => unsubscribe(session, r),
+            B::Publish(r) => publish(session, r),
+            B::RenewToken(r) => self.renew_token(session, r),
+            B::StreamJoin(r) => crate::stream::join(session, r),
+            B::StreamLeave(r) => crate::stream::leave_request(session, r),
+            B::JoinTopic(r) => crate::stream::join_topic(session, r),
+            B::LeaveTopic(r) => crate::stream::leave_topic(session, r),
+            B::PublishTopic(r) => crate::stream::publish_topic(session, r),
+            B::SubscribeTopic(r) => crate::stream::subscribe_topic(session, r),
+            B::UnsubscribeTopic(r) => crate::stream::unsubscribe_topic(session, r),
+            B::Hello(_) | B::Login(_) | B::Logout(_) | B::Ping(_) => {
+                Err(Violation::new(ErrorCode::INVALID_PARAMETER, "unexpected session frame"))
+            }
+        }
+    }
+
+    fn renew_token(&self, session: &Arc<Session>, r: pb::RenewToken) -> Reply {
+        let app = &session.app;
+        let expires_at = if r.channel.is_empty() {
+            if app.certificates.is_empty() {
+                None
+            } else {
+                let certs: Vec<&str> = app.certificates.iter().map(String::as_str).collect();
+                Some(
+                    token::verify_rtm_token(&r.token, &app.id, &certs, &session.user_id, now_s())
+                        .map_err(token_violation)?
+                        .expires_at,
+                )
+            }
+        } else {
+            validate::channel_name(&r.channel)?;
+            if !session.streams.lock().unwrap().contains(&r.channel) {
+                return Err(Violation::new(
+                    ErrorCode::CHANNEL_NOT_JOINED,
+                    format!("stream channel {:?} is not joined", r.channel),
+                ));
+            }
+            crate::stream::verify_join_token(session, &r.channel, &r.token)?
+        };
+        session.set_deadline(&r.channel, expires_at);
+        Ok(Some(pb::response::Result::RenewToken(pb::RenewTokenResult {
+            token_expires_at_s: expires_at.unwrap_or(0),
+        })))
+    }
+}
+
+impl App {
+    fn new(id: String, certificates: Vec<String>) -> Arc<App> {
+        Arc::new(App {
+            id,
+            certificates,
+            users: Mutex::new(HashMap::new()),
+            channels: DashMap::new(),
+            streams: DashMap::new(),
+        })
+    }
+
+    fn remove_subscriber(&self, channel: &str, session_id: u64) {
+        let now_empty = match self.channels.get(channel) {
+            Some(ch) => {
+                let mut subs = ch.subs.write().unwrap();
+                subs.retain(|s| s.session.id != session_id);
+                subs.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.channels.remove_if(channel, |_, ch| ch.subs.read().unwrap().is_empty());
+        }
+    }
+
+    pub(crate) fn user(&self, user_id: &str) -> Option<Arc<Session>> {
+        self.users.lock().unwrap().get(user_id).cloned()
+    }
+}
+
+fn subscribe(session: &Arc<Session>, r: pb::Subscribe) -> Reply {
+    validate::channel_name(&r.channel)?;
+    let opts = SubscribeOpts {
+        with_message: r.with_message,
+        with_presence: r.with_presence,
+        with_metadata: r.with_metadata,
+        with_lock: r.with_lock,
+        be_quiet: r.be_quiet,
+    };
+    {
+        let mut mine = session.subscriptions.lock().unwrap();
+        if !mine.contains_key(&r.channel) && mine.len() >= limits::MAX_SUBSCRIBED_CHANNELS {
+            return Err(Violation::new(
+                ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
+                format!("at most {} message channels may be subscribed", limits::MAX_SUBSCRIBED_CHANNELS),
+            ));
+        }
+        mine.insert(r.channel.clone(), opts);
+    }
+    let ch = session.app.channels.entry(r.channel).or_default().clone();
+    let mut subs = ch.subs.write().unwrap();
+    match subs.iter_mut().find(|s| s.session.id == session.id) {
+        // A repeated subscribe updates the options (reference behaviour).
+        Some(s) => s.opts = opts,
+        None => subs.push(Subscriber { session: session.clone(), opts }),
+    }
+    Ok(None)
+}
+
+fn unsubscribe(session: &Arc<Session>, r: pb::Unsubscribe) -> Reply {
+    validate::channel_name(&r.channel)?;
+    if session.subscriptions.lock().unwrap().remove(&r.channel).is_none() {
+        return Err(Violation::new(
+            ErrorCode::CHANNEL_NOT_SUBSCRIBED,
+            format!("channel {:?} is not subscribed", r.channel),
+        ));
+    }
+    session.app.remove_subscriber(&r.channel, session.id);
+    Ok(None)
+}
+
+fn publish(session: &Arc<Session>, r: pb::Publish) -> Reply {
+    if r.store_in_history {
+        return Err(Violation::new(
+            ErrorCode::HISTORY_NOT_AVAILABLE,
+            "message history is not available on this server",
+        ));
+    }
+    validate::message(&r.payload, r.message_type, &r.custom_type)?;
+    let channel_type = match ChannelType::from_u32(r.channel_type) {
+        Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) => ChannelType::MESSAGE,
+        Some(ChannelType::USER) => ChannelType::USER,
+        _ => {
+            return Err(Violation::new(
+                ErrorCode::INVALID_CHANNEL_TYPE,
+                format!("publish takes channel type MESSAGE (1) or USER (3), not {}", r.channel_type),
+            ));
+        }
+    };
+    if channel_type == ChannelType::USER {
+        validate::user_id(&r.channel)?;
+        let Some(target) = session.app.user(&r.channel) else {
+            return Err(Violation::new(
+                ErrorCode::CHANNEL_RECEIVER_OFFLINE,
+                format!("user {:?} is not online", r.channel),
+            ));
+        };
+        target.send(message_body(session, ChannelType::USER, r));
+        return Ok(None);
+    }
+    validate::channel_name(&r.channel)?;
+    let Some(ch) = session.app.channels.get(&r.channel).map(|c| c.clone()) else {
+        return Ok(None);
+    };
+    let body = message_body(session, ChannelType::MESSAGE, r);
+    for s in ch.subs.read().unwrap().iter() {
+        if s.opts.with_message && (s.session.receive_own || s.session.id != session.id) {
+            s.session.send(body.clone());
+        }
+    }
+    Ok(None)
+}
+
+fn message_body(session: &Session, channel_type: ChannelType, r: pb::Publish) -> Bytes {
+    frame::encode_server_body(&server_frame::Body::Message(pb::MessageEvent {
+        channel_type: channel_type as u32,
+        channel: r.channel,
+        topic: String::new(),
+        publisher: session.user_id.to_string(),
+        message_type: r.message_type,
+        payload: r.payload,
+        custom_type: r.custom_type,
+        timestamp_ms: now_ms(),
+    }))
+}
+
+/// Sends "will expire" notices and ends what expired, for one session.
+pub(crate) async fn token_timer(engine: Arc<Engine>, session: Arc<Session>) {
+    let notice = engine.config.token_will_expire_notice.as_millis() as u64;
+    loop {
+        if session.ended.load(Ordering::Acquire) {
+            return;
+        }
+        let now = now_ms();
+        let mut next: Option<u64> = None;
+        let mut notices = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let mut d = session.deadlines.lock().unwrap();
+            for (key, dl) in d.iter_mut() {
+                let expiry_ms = (dl.expires_at_s + 1) * 1000;
+                let notice_ms = expiry_ms.saturating_sub(1000).saturating_sub(notice);
+                if now >= expiry_ms {
+                    expired.push(key.clone());
+                    continue;
+                }
+                if !dl.notified {
+                    if now >= notice_ms {
+                        dl.notified = true;
+                        notices.push((key.clone(), dl.expires_at_s));
+                    } else {
+                        next = Some(next.map_or(notice_ms, |n: u64| n.min(notice_ms)));
+                    }
+                }
+                next = Some(next.map_or(expiry_ms, |n: u64| n.min(expiry_ms)));
+            }
+            for key in &expired {
+                d.remove(key);
+            }
+        }
+        for (channel, expires_at_s) in notices {
+            session.send(frame::encode_server_body(&server_frame::Body::TokenWillExpire(
+                pb::TokenWillExpire { channel, token_expires_at_s: expires_at_s },
+            )));
+        }
+        for key in expired {
+            if key.is_empty() {
+                tracing::info!(user = %session.user_id, "login token expired; ending the session");
+                session.out.close(Goodbye::new(
+                    ErrorCode::TOKEN_EXPIRED.code(),
+                    LinkStateChangeReason::TOKEN_EXPIRED,
+                    "the login token expired",
+                ));
+                engine.end_session(&session);
+                return;
+            }
+            crate::stream::expire(&session, &key);
+        }
+        let wait = next.map(|n| Duration::from_millis(n.saturating_sub(now_ms())));
+        tokio::select! {
+            _ = session.deadlines_changed.notified() => {}
+            _ = session.out.killed() => return,
+            _ = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+}
