@@ -1,0 +1,708 @@
+//! The client: login state machine, reconnect with restore, and message-channel operations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use rtm2_proto::enums::*;
+use rtm2_proto::pb::{self, client_frame};
+use rtm2_proto::{ErrorCode, limits, now_ms, validate};
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use crate::events::{EventHub, EventReceiver, Subscription};
+use crate::link::{self, Inbound, Link, LinkEnd};
+use crate::runtime::{run, runtime};
+use crate::stream_channel::{StreamChannel, StreamInner};
+use crate::types::*;
+
+/// What operations see of the connection.
+#[derive(Clone)]
+pub(crate) enum Slot {
+    /// Not logged in (or failed): operations fail with this error.
+    Down(Error),
+    /// Logged in, (re)connecting: operations wait (within their timeout).
+    Connecting,
+    /// Connected.
+    Up(Arc<Link>),
+}
+
+/// What the client restores after a reconnect.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cache {
+    pub channels: BTreeMap<String, SubscribeOptions>,
+    pub streams: BTreeMap<String, StreamCache>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StreamCache {
+    pub opts: JoinOptions,
+    pub topics: BTreeMap<String, JoinTopicOptions>,
+    pub subscriptions: BTreeMap<String, BTreeSet<String>>,
+}
+
+pub(crate) struct State {
+    pub link_state: LinkState,
+    token: String,
+    generation: u64,
+    supervisor: Option<tokio::task::AbortHandle>,
+    link: Option<Arc<Link>>,
+    pub cache: Cache,
+}
+
+pub(crate) struct Inner {
+    pub config: Mutex<ClientConfig>,
+    pub hub: Arc<EventHub>,
+    pub state: Mutex<State>,
+    slot: watch::Sender<Slot>,
+    streams: Mutex<HashMap<String, Arc<StreamInner>>>,
+}
+
+struct DropGuard(Arc<Inner>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// An rtm2 client: one user of one app. Cheap to clone; the client shuts down (closing its
+/// connection and ending every receiver) when the last clone is dropped.
+///
+/// Every operation is `async`, runs on the SDK's own runtime (so it can be awaited from any
+/// executor), applies the request timeout, and completes exactly once with a result or an
+/// [`Error`] carrying the RTM code.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+    _guard: Arc<DropGuard>,
+}
+
+fn not_logged_in(reason: &str) -> Error {
+    Error::new(ErrorCode::NOT_LOGIN, "request", reason)
+}
+
+impl Client {
+    /// Makes a client. Checks the app id (10003) and user id (10006); connects nothing until
+    /// [`login`](Self::login).
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        validate::app_id(&config.app_id).map_err(|v| Error::from_violation("new", v))?;
+        validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
+        crate::logging::init(&config);
+        let (slot, _) = watch::channel(Slot::Down(not_logged_in("call login first")));
+        let inner = Arc::new(Inner {
+            config: Mutex::new(config),
+            hub: Arc::new(EventHub::default()),
+            state: Mutex::new(State {
+                link_state: LinkState::IDLE,
+                token: String::new(),
+                generation: 0,
+                supervisor: None,
+                link: None,
+                cache: Cache::default(),
+            }),
+            slot,
+            streams: Mutex::new(HashMap::new()),
+        });
+        Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner })
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> String {
+        self.inner.config.lock().unwrap().user_id.clone()
+    }
+
+    /// The current state of the message connection.
+    pub fn link_state(&self) -> LinkState {
+        self.inner.state.lock().unwrap().link_state
+    }
+
+    /// A receiver of every event of this client, from now on.
+    pub fn events(&self) -> EventReceiver {
+        let cap = self.inner.config.lock().unwrap().event_queue_capacity;
+        self.inner.hub.listener(cap)
+    }
+
+    /// Applies tuning parameters (a JSON object); unknown keys fail with 10014. See
+    /// [`ClientConfig::set_parameters`].
+    pub fn set_parameters(&self, json: &str) -> Result<()> {
+        self.inner.config.lock().unwrap().set_parameters(json)
+    }
+
+    /// The tuning parameters as a JSON object.
+    pub fn get_parameters(&self) -> String {
+        self.inner.config.lock().unwrap().parameters().to_string()
+    }
+
+    /// Logs in with an RTM token (empty in development mode). Completes when connected, or
+    /// with the server's rejection (10005, 10009, 10016, ...), or 10011 on timeout. A login
+    /// while another is in progress cancels the earlier one (10023); a login while connected
+    /// fails with 10017.
+    pub async fn login(&self, token: &str) -> Result<()> {
+        let inner = self.inner.clone();
+        let token = token.to_string();
+        run(async move { inner.login(token).await }).await
+    }
+
+    /// Logs out: ends the session, every subscription and stream channel. Operations in flight
+    /// complete with an error. Never fails.
+    pub async fn logout(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        run(async move { inner.logout().await }).await
+    }
+
+    /// Renews the login token.
+    pub async fn renew_token(&self, token: &str) -> Result<()> {
+        let inner = self.inner.clone();
+        let token = token.to_string();
+        run(async move {
+            let op = "renew_token";
+            if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
+                return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
+            }
+            let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: String::new() });
+            inner.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body).await?;
+            inner.state.lock().unwrap().token = token;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Subscribes to a message channel and returns the stream of its messages. Subscribing
+    /// again updates the options (and returns another stream).
+    pub async fn subscribe(&self, channel: &str, options: SubscribeOptions) -> Result<Subscription> {
+        let op = "subscribe";
+        validate::channel_name(channel).map_err(|v| Error::from_violation(op, v))?;
+        {
+            let st = self.inner.state.lock().unwrap();
+            if !st.cache.channels.contains_key(channel) && st.cache.channels.len() >= limits::MAX_SUBSCRIBED_CHANNELS {
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
+                    op,
+                    format!("at most {} message channels may be subscribed", limits::MAX_SUBSCRIBED_CHANNELS),
+                ));
+            }
+        }
+        // Registered before the request so no message after the reply can be missed.
+        let cap = self.inner.config.lock().unwrap().event_queue_capacity;
+        let sub = self.inner.hub.subscription(channel, cap);
+        let inner = self.inner.clone();
+        let ch = channel.to_string();
+        run(async move {
+            inner.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_body(&ch, &options)).await?;
+            inner.state.lock().unwrap().cache.channels.insert(ch, options);
+            Ok(())
+        })
+        .await?;
+        Ok(sub)
+    }
+
+    /// Unsubscribes from a message channel (11002 if not subscribed); its streams end.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        let op = "unsubscribe";
+        validate::channel_name(channel).map_err(|v| Error::from_violation(op, v))?;
+        let inner = self.inner.clone();
+        let ch = channel.to_string();
+        run(async move {
+            let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: ch.clone() });
+            let r = inner.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body).await;
+            if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
+                inner.state.lock().unwrap().cache.channels.remove(&ch);
+                inner.hub.close_channel(&ch);
+            }
+            r.map(|_| ())
+        })
+        .await
+    }
+
+    /// Publishes to a message channel, or to a user (`PublishOptions::user()`): 11033 when
+    /// that user is offline.
+    pub async fn publish(&self, channel: &str, payload: impl Into<Payload>, options: PublishOptions) -> Result<()> {
+        let op = "publish";
+        let payload = payload.into();
+        let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
+        match options.channel_type {
+            ChannelType::MESSAGE => v(validate::channel_name(channel))?,
+            ChannelType::USER => v(validate::user_id(channel))?,
+            other => {
+                return Err(Error::new(
+                    ErrorCode::INVALID_CHANNEL_TYPE,
+                    op,
+                    format!("publish takes MESSAGE or USER, not {}; use StreamChannel::publish_topic", other.name()),
+                ));
+            }
+        }
+        v(validate::message(&payload.data, payload.message_type as u32, &options.custom_type))?;
+        let body = client_frame::Body::Publish(pb::Publish {
+            channel: channel.to_string(),
+            channel_type: options.channel_type as u32,
+            message_type: payload.message_type as u32,
+            payload: payload.data,
+            custom_type: options.custom_type,
+            store_in_history: options.store_in_history,
+        });
+        let inner = self.inner.clone();
+        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body).await.map(|_| ()) }).await
+    }
+
+    /// The stream channel of this name; the same handle for the same name. 10008 for an
+    /// invalid name.
+    pub fn stream_channel(&self, name: &str) -> Result<StreamChannel> {
+        validate::channel_name(name).map_err(|v| Error::from_violation("stream_channel", v))?;
+        let mut map = self.inner.streams.lock().unwrap();
+        let inner = map
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(StreamInner { name: name.to_string(), client: Arc::downgrade(&self.inner) }))
+            .clone();
+        Ok(StreamChannel { inner })
+    }
+
+    /// Channels this client is subscribed to.
+    pub fn subscribed_channels(&self) -> Vec<String> {
+        self.inner.state.lock().unwrap().cache.channels.keys().cloned().collect()
+    }
+}
+
+pub(crate) fn subscribe_body(channel: &str, o: &SubscribeOptions) -> client_frame::Body {
+    client_frame::Body::Subscribe(pb::Subscribe {
+        channel: channel.to_string(),
+        with_message: o.with_message,
+        with_presence: o.with_presence,
+        with_metadata: o.with_metadata,
+        with_lock: o.with_lock,
+        be_quiet: o.be_quiet,
+    })
+}
+
+pub(crate) fn join_body(channel: &str, o: &JoinOptions) -> client_frame::Body {
+    client_frame::Body::StreamJoin(pb::StreamJoin {
+        channel: channel.to_string(),
+        token: o.token.clone(),
+        with_presence: o.with_presence,
+        with_metadata: o.with_metadata,
+        with_lock: o.with_lock,
+        be_quiet: o.be_quiet,
+    })
+}
+
+pub(crate) fn join_topic_body(channel: &str, topic: &str, o: &JoinTopicOptions) -> client_frame::Body {
+    client_frame::Body::JoinTopic(pb::JoinTopic {
+        channel: channel.to_string(),
+        topic: topic.to_string(),
+        qos: o.qos as u32,
+        priority: o.priority as u32,
+        meta: o.meta.clone(),
+        sync_with_media: o.sync_with_media,
+    })
+}
+
+pub(crate) fn subscribe_topic_body(channel: &str, topic: &str, users: Vec<String>) -> client_frame::Body {
+    client_frame::Body::SubscribeTopic(pb::SubscribeTopic { channel: channel.to_string(), topic: topic.to_string(), users })
+}
+
+enum EndKind {
+    Fatal(LinkStateChangeReason, String),
+    Transient(LinkOperation, LinkStateChangeReason, String),
+}
+
+fn classify(end: LinkEnd) -> EndKind {
+    match end.goodbye {
+        Some((_, reason, text)) => match reason {
+            LinkStateChangeReason::CONNECTION_ERROR
+            | LinkStateChangeReason::KEEP_ALIVE_TIMEOUT
+            | LinkStateChangeReason::UNKNOWN => EndKind::Transient(LinkOperation::SERVER_REJECT, reason, text),
+            _ => EndKind::Fatal(reason, text),
+        },
+        None if end.keepalive_timeout => {
+            EndKind::Transient(LinkOperation::HEARTBEAT_TIMEOUT, LinkStateChangeReason::KEEP_ALIVE_TIMEOUT, end.detail)
+        }
+        None => EndKind::Transient(LinkOperation::NETWORK_CHANGE, LinkStateChangeReason::CONNECTION_ERROR, end.detail),
+    }
+}
+
+impl Inner {
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.config.lock().unwrap().request_timeout
+    }
+
+    /// Waits (within the request timeout) for a connected link, then sends `body` and waits
+    /// for the reply; `timeout_code` is the operation's RTM timeout code.
+    pub(crate) async fn request(
+        &self,
+        op: &'static str,
+        timeout_code: ErrorCode,
+        body: client_frame::Body,
+    ) -> Result<pb::Response> {
+        let timeout = self.request_timeout();
+        let work = async {
+            let mut rx = self.slot.subscribe();
+            let link = loop {
+                let slot = rx.borrow_and_update().clone();
+                match slot {
+                    Slot::Down(e) => return Err(e.with_op(op)),
+                    Slot::Up(l) if !l.is_ended() => break l,
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::new(ErrorCode::NOT_LOGIN, op, "the client is gone"));
+                }
+            };
+            link.request(op, body).await
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
+        }
+    }
+
+    pub(crate) fn emit_link_state(
+        &self,
+        current: LinkState,
+        operation: LinkOperation,
+        reason: LinkStateChangeReason,
+        text: String,
+        unrestored: Vec<String>,
+    ) {
+        let (previous, affected) = {
+            let mut st = self.state.lock().unwrap();
+            let prev = st.link_state;
+            st.link_state = current;
+            let affected = st.cache.channels.keys().chain(st.cache.streams.keys()).cloned().collect();
+            (prev, affected)
+        };
+        tracing::debug!(?previous, ?current, ?reason, %text, "link state");
+        self.hub.emit(Event::LinkState(Arc::new(LinkStateEvent {
+            current,
+            previous,
+            service_type: ServiceType::MESSAGE,
+            operation,
+            reason,
+            reason_text: text,
+            channel: String::new(),
+            affected_channels: affected,
+            unrestored_channels: unrestored,
+            is_resumed: false,
+            timestamp_ms: now_ms(),
+        })));
+    }
+
+    pub(crate) fn emit_stream_state(
+        &self,
+        channel: &str,
+        current: LinkState,
+        previous: LinkState,
+        operation: LinkOperation,
+        reason: LinkStateChangeReason,
+        text: String,
+    ) {
+        self.hub.emit(Event::LinkState(Arc::new(LinkStateEvent {
+            current,
+            previous,
+            service_type: ServiceType::STREAM,
+            operation,
+            reason,
+            reason_text: text,
+            channel: channel.to_string(),
+            affected_channels: vec![channel.to_string()],
+            unrestored_channels: Vec::new(),
+            is_resumed: false,
+            timestamp_ms: now_ms(),
+        })));
+    }
+
+    async fn login(self: Arc<Self>, token: String) -> Result<()> {
+        let op = "login";
+        if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
+            return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
+        }
+        let (tx, rx) = oneshot::channel();
+        let generation = {
+            let mut st = self.state.lock().unwrap();
+            match st.link_state {
+                LinkState::CONNECTED | LinkState::DISCONNECTED | LinkState::SUSPENDED => {
+                    return Err(Error::new(
+                        ErrorCode::DUPLICATE_OPERATION,
+                        op,
+                        "already logged in; call logout before logging in again",
+                    ));
+                }
+                _ => {}
+            }
+            // A login in progress is cancelled (its caller gets LOGIN_CANCELED).
+            if let Some(s) = st.supervisor.take() {
+                s.abort();
+            }
+            if let Some(l) = st.link.take() {
+                l.close("login cancelled");
+            }
+            st.generation += 1;
+            st.token = token;
+            st.cache = Cache::default();
+            let handle = runtime().spawn(supervise(self.clone(), st.generation, tx));
+            st.supervisor = Some(handle.abort_handle());
+            st.generation
+        };
+        self.slot.send_replace(Slot::Connecting);
+        self.emit_link_state(LinkState::CONNECTING, LinkOperation::LOGIN, LinkStateChangeReason::LOGIN, String::new(), vec![]);
+        let timeout = self.request_timeout();
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login")),
+            Err(_) => {
+                let current = {
+                    let mut st = self.state.lock().unwrap();
+                    if st.generation == generation {
+                        if let Some(s) = st.supervisor.take() {
+                            s.abort();
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                };
+                let e = Error::new(ErrorCode::LOGIN_TIMEOUT, op, format!("not connected within {} ms", timeout.as_millis()));
+                if current {
+                    self.fail(LinkStateChangeReason::LOGIN_TIMEOUT, LinkOperation::LOGIN, e.reason.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Enters FAILED: no more reconnects; operations fail with NOT_LOGIN until the next login.
+    fn fail(&self, reason: LinkStateChangeReason, operation: LinkOperation, text: String) {
+        {
+            let mut st = self.state.lock().unwrap();
+            st.supervisor = None;
+            if let Some(l) = st.link.take() {
+                l.close("failed");
+            }
+        }
+        self.slot.send_replace(Slot::Down(Error::new(
+            ErrorCode::NOT_LOGIN,
+            "request",
+            format!("the client is not logged in (link failed: {}: {text})", reason.name()),
+        )));
+        self.emit_link_state(LinkState::FAILED, operation, reason, text, vec![]);
+        self.hub.close_all_channels();
+    }
+
+    async fn logout(self: Arc<Self>) -> Result<()> {
+        let (supervisor, link, was) = {
+            let mut st = self.state.lock().unwrap();
+            st.generation += 1;
+            st.cache = Cache::default();
+            (st.supervisor.take(), st.link.take(), st.link_state)
+        };
+        if let Some(s) = supervisor {
+            s.abort();
+        }
+        self.slot.send_replace(Slot::Down(not_logged_in("logged out")));
+        if let Some(link) = link {
+            link.logout().await;
+        }
+        self.hub.close_all_channels();
+        if was != LinkState::IDLE {
+            self.emit_link_state(LinkState::IDLE, LinkOperation::LOGOUT, LinkStateChangeReason::LOGOUT, String::new(), vec![]);
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        let (supervisor, link) = {
+            let mut st = self.state.lock().unwrap();
+            st.generation += 1;
+            (st.supervisor.take(), st.link.take())
+        };
+        if let Some(s) = supervisor {
+            s.abort();
+        }
+        if let Some(l) = link {
+            l.close("client dropped");
+        }
+        self.slot.send_replace(Slot::Down(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, "request", "the client was dropped")));
+        self.hub.close_all_channels();
+        self.hub.close_listeners();
+    }
+
+    fn on_inbound(self: &Arc<Self>, ev: Inbound) {
+        match ev {
+            Inbound::Message(m) => self.hub.emit(Event::Message(Arc::new(MessageEvent::from_pb(m)))),
+            Inbound::Topic(t) => self.hub.emit(Event::Topic(Arc::new(TopicEvent {
+                event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
+                channel: t.channel,
+                publisher: t.publisher,
+                topics: t.topics.into_iter().map(Into::into).collect(),
+                timestamp_ms: t.timestamp_ms,
+            }))),
+            Inbound::TokenWillExpire(t) => {
+                self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() { None } else { Some(t.channel) }))
+            }
+            Inbound::StreamClosed(c) => {
+                self.state.lock().unwrap().cache.streams.remove(&c.channel);
+                let reason = LinkStateChangeReason::from_u32(c.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
+                self.emit_stream_state(&c.channel, LinkState::FAILED, LinkState::CONNECTED, LinkOperation::SERVER_REJECT, reason, c.reason);
+            }
+        }
+    }
+
+    /// Re-subscribes, re-joins and re-subscribes topics after a reconnect; returns what failed.
+    async fn restore(self: &Arc<Self>, link: &Link) -> Vec<String> {
+        let timeout = self.request_timeout();
+        let req = |op: &'static str, body| async move {
+            match tokio::time::timeout(timeout, link.request(op, body)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(ErrorCode::NOT_CONNECTED, op, "no reply while restoring")),
+            }
+        };
+        let cache = self.state.lock().unwrap().cache.clone();
+        let mut unrestored = Vec::new();
+        for (ch, o) in &cache.channels {
+            if let Err(e) = req("subscribe", subscribe_body(ch, o)).await {
+                tracing::warn!(channel = %ch, error = %e, "could not restore a subscription");
+                unrestored.push(ch.clone());
+                self.state.lock().unwrap().cache.channels.remove(ch);
+                self.hub.close_channel(ch);
+            }
+        }
+        for (name, sc) in &cache.streams {
+            match req("join", join_body(name, &sc.opts)).await {
+                Ok(resp) => {
+                    if let Some(pb::response::Result::StreamJoin(j)) = resp.result {
+                        self.emit_snapshot(name, j.topics);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %name, error = %e, "could not rejoin a stream channel");
+                    unrestored.push(name.clone());
+                    self.state.lock().unwrap().cache.streams.remove(name);
+                    self.emit_stream_state(name, LinkState::FAILED, LinkState::CONNECTED, LinkOperation::AUTO_RECONNECT, LinkStateChangeReason::JOIN_FAILED, e.reason);
+                    continue;
+                }
+            }
+            for (topic, o) in &sc.topics {
+                if req("join_topic", join_topic_body(name, topic, o)).await.is_err() {
+                    unrestored.push(format!("{name}/{topic}"));
+                    if let Some(s) = self.state.lock().unwrap().cache.streams.get_mut(name) {
+                        s.topics.remove(topic);
+                    }
+                }
+            }
+            for (topic, users) in &sc.subscriptions {
+                let body = subscribe_topic_body(name, topic, users.iter().cloned().collect());
+                if req("subscribe_topic", body).await.is_err() {
+                    unrestored.push(format!("{name}/{topic}"));
+                    if let Some(s) = self.state.lock().unwrap().cache.streams.get_mut(name) {
+                        s.subscriptions.remove(topic);
+                    }
+                }
+            }
+        }
+        unrestored
+    }
+
+    pub(crate) fn emit_snapshot(&self, channel: &str, topics: Vec<pb::TopicInfo>) {
+        self.hub.emit(Event::Topic(Arc::new(TopicEvent {
+            event_type: TopicEventType::SNAPSHOT,
+            channel: channel.to_string(),
+            publisher: String::new(),
+            topics: topics.into_iter().map(Into::into).collect(),
+            timestamp_ms: now_ms(),
+        })));
+    }
+}
+
+fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
+    let base = config.reconnect_initial_backoff.as_millis() as u64;
+    let max = config.reconnect_max_backoff.as_millis() as u64;
+    let ms = base.saturating_mul(1u64 << attempt.min(20)).min(max.max(base));
+    // Up to 20% jitter so that many clients do not reconnect in lockstep.
+    let jitter = (now_ms() % 1000) * ms / 5000;
+    Duration::from_millis(ms + jitter)
+}
+
+/// Owns the connection of one login: connects, restores after reconnects, and decides
+/// between DISCONNECTED (retry) and FAILED (stop).
+async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<()>>) {
+    let mut waiter = Some(waiter);
+    let mut attempt: u32 = 0;
+    let mut reconnecting = false;
+    let weak: Weak<Inner> = Arc::downgrade(&inner);
+    let on_inbound: link::OnInbound = Arc::new(move |ev| {
+        if let Some(inner) = weak.upgrade() {
+            inner.on_inbound(ev);
+        }
+    });
+    loop {
+        let (config, token) = {
+            let cfg = inner.config.lock().unwrap().clone();
+            let st = inner.state.lock().unwrap();
+            if st.generation != generation {
+                return;
+            }
+            (cfg, st.token.clone())
+        };
+        match link::establish(&config, &token, on_inbound.clone()).await {
+            Ok(link) => {
+                {
+                    let mut st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        link.close("superseded");
+                        return;
+                    }
+                    st.link = Some(link.clone());
+                }
+                tracing::info!(session = link.login.session_id, dev_mode = link.login.dev_mode, reconnecting, "logged in");
+                let unrestored = if reconnecting { inner.restore(&link).await } else { Vec::new() };
+                inner.slot.send_replace(Slot::Up(link.clone()));
+                if reconnecting {
+                    inner.emit_link_state(LinkState::CONNECTED, LinkOperation::RECONNECTED, LinkStateChangeReason::RECONNECT_SUCCESS, String::new(), unrestored);
+                } else {
+                    inner.emit_link_state(LinkState::CONNECTED, LinkOperation::LOGIN, LinkStateChangeReason::LOGIN_SUCCESS, String::new(), unrestored);
+                }
+                if let Some(w) = waiter.take() {
+                    let _ = w.send(Ok(()));
+                }
+                attempt = 0;
+                let end = link.ended().await;
+                {
+                    let mut st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        return;
+                    }
+                    st.link = None;
+                }
+                inner.slot.send_replace(Slot::Connecting);
+                match classify(end) {
+                    EndKind::Fatal(reason, text) => {
+                        tracing::info!(?reason, %text, "the server ended the session");
+                        inner.fail(reason, LinkOperation::SERVER_REJECT, text);
+                        return;
+                    }
+                    EndKind::Transient(op, reason, text) => {
+                        tracing::info!(?reason, %text, "connection lost; reconnecting");
+                        inner.emit_link_state(LinkState::DISCONNECTED, op, reason, text, vec![]);
+                        reconnecting = true;
+                    }
+                }
+            }
+            Err(ce) if ce.fatal => {
+                let text = ce.error.reason.clone();
+                if let Some(w) = waiter.take() {
+                    let _ = w.send(Err(ce.error));
+                }
+                if inner.state.lock().unwrap().generation == generation {
+                    inner.fail(ce.reason, LinkOperation::SERVER_REJECT, text);
+                }
+                return;
+            }
+            Err(ce) => {
+                tracing::debug!(error = %ce.error, attempt, "connect attempt failed");
+            }
+        }
+        tokio::time::sleep(backoff(&config, attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}

@@ -1,0 +1,381 @@
+//! One live connection to the server: handshake, login, request/response matching, keepalive,
+//! a batching writer and a reader that routes events.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use rtm2_proto::enums::LinkStateChangeReason;
+use rtm2_proto::frame::{self, FrameDecoder};
+use rtm2_proto::pb::{self, client_frame, server_frame};
+use rtm2_proto::{ErrorCode, limits, now_ms};
+
+use crate::config::{ClientConfig, Endpoint};
+use crate::error::{Error, Result};
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Frames queued to the writer, at most (a publisher waits beyond this).
+const WRITE_QUEUE_FRAMES: usize = 8 * 1024;
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Why a link ended.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkEnd {
+    /// Goodbye sent by the server, if any: (RTM code, link reason, text).
+    pub goodbye: Option<(u32, LinkStateChangeReason, String)>,
+    /// Local description when there was no goodbye.
+    pub detail: String,
+    /// The local keepalive gave up.
+    pub keepalive_timeout: bool,
+}
+
+/// Frames the reader hands to the client (everything but responses and pongs).
+pub(crate) enum Inbound {
+    Message(pb::MessageEvent),
+    Topic(pb::TopicEvent),
+    TokenWillExpire(pb::TokenWillExpire),
+    StreamClosed(pb::StreamChannelClosed),
+}
+
+type Pending = oneshot::Sender<Result<pb::Response>>;
+
+/// Where the reader hands inbound frames (called on the reader task; must not block).
+pub(crate) type OnInbound = Arc<dyn Fn(Inbound) + Send + Sync>;
+
+pub(crate) struct Link {
+    writer: mpsc::Sender<Bytes>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    end: watch::Sender<Option<LinkEnd>>,
+    pub login: pb::LoginResult,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+fn lost(op: &'static str, detail: &str) -> Error {
+    Error::new(ErrorCode::NOT_CONNECTED, op, format!("the connection was lost before a reply arrived ({detail})"))
+}
+
+impl Link {
+    /// Sends a request and waits for its response (no timeout here: callers apply theirs).
+    pub(crate) async fn request(&self, op: &'static str, body: client_frame::Body) -> Result<pb::Response> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        if let Some(end) = self.end.borrow().as_ref() {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(lost(op, &end.detail));
+        }
+        let bytes = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
+        if self.writer.send(bytes).await.is_err() {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(lost(op, "writer closed"));
+        }
+        let resp = match rx.await {
+            Ok(r) => r.map_err(|e| e.with_op(op))?,
+            Err(_) => return Err(lost(op, "link closed")),
+        };
+        if resp.code != 0 {
+            let code = ErrorCode::from_u32(resp.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
+            return Err(Error::new(code, op, resp.reason));
+        }
+        Ok(resp)
+    }
+
+    /// Sends a frame without a reply.
+    fn send_nowait(&self, body: client_frame::Body) {
+        let bytes = frame::encode_client(&pb::ClientFrame { request_id: 0, body: Some(body) });
+        let _ = self.writer.try_send(bytes);
+    }
+
+    /// Resolves when the link ended, with why.
+    pub(crate) async fn ended(&self) -> LinkEnd {
+        let mut rx = self.end.subscribe();
+        let r = rx.wait_for(|e| e.is_some()).await.map(|e| e.clone());
+        match r {
+            Ok(Some(e)) => e,
+            _ => LinkEnd { goodbye: None, detail: "link dropped".into(), keepalive_timeout: false },
+        }
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.end.borrow().is_some()
+    }
+
+    fn finish(&self, end: LinkEnd) {
+        let first = self.end.send_if_modified(|e| {
+            if e.is_none() {
+                *e = Some(end.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if first {
+            let pending: Vec<Pending> = self.pending.lock().unwrap().drain().map(|(_, v)| v).collect();
+            for p in pending {
+                let _ = p.send(Err(lost("request", &end.detail)));
+            }
+        }
+    }
+
+    /// Closes the connection from this side.
+    pub(crate) fn close(&self, detail: &str) {
+        self.finish(LinkEnd { goodbye: None, detail: detail.into(), keepalive_timeout: false });
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Sends Logout and waits briefly for the reply, then closes.
+    pub(crate) async fn logout(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.request("logout", client_frame::Body::Logout(pb::Logout {})))
+            .await;
+        self.close("logged out");
+    }
+}
+
+async fn open(endpoint: &Endpoint) -> std::io::Result<Pin<Box<dyn Io>>> {
+    Ok(match endpoint {
+        Endpoint::Embedded => Box::pin(crate::embedded::server().connect_in_memory()),
+        Endpoint::Server(s) => Box::pin(s.connect_in_memory()),
+        Endpoint::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
+            s.set_nodelay(true)?;
+            Box::pin(s)
+        }
+    })
+}
+
+/// A login failure: `fatal` ones are not retried (bad token, version, ...).
+pub(crate) struct ConnectError {
+    pub error: Error,
+    pub fatal: bool,
+    pub reason: LinkStateChangeReason,
+}
+
+fn transient(detail: String) -> ConnectError {
+    ConnectError {
+        error: Error::new(ErrorCode::LOGIN_TIMEOUT, "login", detail),
+        fatal: false,
+        reason: LinkStateChangeReason::CONNECTION_ERROR,
+    }
+}
+
+fn reason_for_code(code: ErrorCode) -> LinkStateChangeReason {
+    match code {
+        ErrorCode::TOKEN_EXPIRED => LinkStateChangeReason::TOKEN_EXPIRED,
+        ErrorCode::INVALID_TOKEN => LinkStateChangeReason::INVALID_TOKEN,
+        ErrorCode::INCONSISTENT_APPID | ErrorCode::INVALID_APP_ID => LinkStateChangeReason::INCONSISTENT_APP_ID,
+        ErrorCode::INVALID_USER_ID => LinkStateChangeReason::INVALID_USER_ID,
+        ErrorCode::SERVICE_NOT_SUPPORTED => LinkStateChangeReason::SERVICE_NOT_SUPPORTED,
+        _ => LinkStateChangeReason::LOGIN_REJECTED,
+    }
+}
+
+/// Connects, says Hello, logs in, and starts the reader, writer and keepalive tasks.
+pub(crate) async fn establish(
+    config: &ClientConfig,
+    token: &str,
+    inbound: OnInbound,
+) -> std::result::Result<Arc<Link>, ConnectError> {
+    let io = open(&config.endpoint)
+        .await
+        .map_err(|e| transient(format!("could not connect to {:?}: {e}", config.endpoint)))?;
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let dec = FrameDecoder::new(limits::MAX_SERVER_FRAME_LEN);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+
+    // Hello + Login are written together; the server answers HelloAck then the login reply.
+    let mut hello = BytesMut::new();
+    frame::write_client_frame(
+        &mut hello,
+        &pb::ClientFrame {
+            request_id: 0,
+            body: Some(client_frame::Body::Hello(pb::Hello {
+                protocol_version: limits::PROTOCOL_VERSION,
+                features: rtm2_proto::FEATURES,
+                client_name: format!("rtm2-core/{}", env!("CARGO_PKG_VERSION")),
+            })),
+        },
+    );
+    frame::write_client_frame(
+        &mut hello,
+        &pb::ClientFrame {
+            request_id: 1,
+            body: Some(client_frame::Body::Login(pb::Login {
+                app_id: config.app_id.clone(),
+                user_id: config.user_id.clone(),
+                token: token.to_string(),
+                presence_timeout_s: config.presence_timeout_s,
+                heartbeat_interval_s: config.heartbeat_interval_s,
+                receive_own_messages: config.receive_own_messages,
+                resume: None,
+            })),
+        },
+    );
+    wr.write_all(&hello).await.map_err(|e| transient(format!("connection failed during handshake: {e}")))?;
+
+    let login = loop {
+        let body = read_frame(&mut rd, &mut buf, &dec)
+            .await
+            .map_err(|e| transient(format!("connection failed during handshake: {e}")))?;
+        let f = frame::decode_server(body).map_err(|e| transient(format!("bad frame from server: {e}")))?;
+        match f.body {
+            Some(server_frame::Body::HelloAck(_)) => continue,
+            Some(server_frame::Body::Goodbye(g)) => {
+                let code = ErrorCode::from_u32(g.code).unwrap_or(ErrorCode::LOGIN_REJECTED);
+                return Err(ConnectError { error: Error::new(code, "login", g.reason), fatal: true, reason: reason_for_code(code) });
+            }
+            Some(server_frame::Body::Response(r)) if r.request_id == 1 => {
+                if r.code != 0 {
+                    let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::LOGIN_REJECTED);
+                    return Err(ConnectError { error: Error::new(code, "login", r.reason), fatal: true, reason: reason_for_code(code) });
+                }
+                match r.result {
+                    Some(pb::response::Result::Login(l)) => break l,
+                    _ => return Err(transient("login reply without a result".into())),
+                }
+            }
+            _ => continue,
+        }
+    };
+
+    let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
+    let (end, _) = watch::channel(None);
+    let link = Arc::new(Link {
+        writer: writer_tx,
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(2),
+        end,
+        login,
+        tasks: Mutex::new(Vec::new()),
+    });
+    let last_rx = Arc::new(AtomicU64::new(now_ms()));
+    let w = tokio::spawn(writer(wr, writer_rx, link.clone()));
+    let r = tokio::spawn(reader(rd, buf, dec, link.clone(), inbound, last_rx.clone()));
+    let k = tokio::spawn(keepalive(
+        link.clone(),
+        Duration::from_secs(config.heartbeat_interval_s.max(1) as u64),
+        config.pong_timeout,
+        last_rx,
+    ));
+    link.tasks.lock().unwrap().extend([w.abort_handle(), r.abort_handle(), k.abort_handle()]);
+    Ok(link)
+}
+
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, dec: &FrameDecoder) -> std::io::Result<Bytes> {
+    loop {
+        if let Some(body) = dec.decode(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))? {
+            return Ok(body);
+        }
+        buf.reserve(64 * 1024);
+        if rd.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Bytes>, link: Arc<Link>) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        buf.extend_from_slice(&first);
+        while buf.len() < WRITE_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = wr.write_all(&buf).await {
+            link.finish(LinkEnd { goodbye: None, detail: format!("write failed: {e}"), keepalive_timeout: false });
+            return;
+        }
+        buf.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn reader<R: AsyncRead + Unpin>(
+    mut rd: R,
+    mut buf: BytesMut,
+    dec: FrameDecoder,
+    link: Arc<Link>,
+    inbound: OnInbound,
+    last_rx: Arc<AtomicU64>,
+) {
+    let end = loop {
+        let body = match read_frame(&mut rd, &mut buf, &dec).await {
+            Ok(b) => b,
+            Err(e) => break LinkEnd { goodbye: None, detail: format!("connection closed: {e}"), keepalive_timeout: false },
+        };
+        last_rx.store(now_ms(), Ordering::Relaxed);
+        let f = match frame::decode_server(body) {
+            Ok(f) => f,
+            Err(e) => break LinkEnd { goodbye: None, detail: format!("bad frame from server: {e}"), keepalive_timeout: false },
+        };
+        match f.body {
+            Some(server_frame::Body::Response(r)) => {
+                if let Some(p) = link.pending.lock().unwrap().remove(&r.request_id) {
+                    let _ = p.send(Ok(r));
+                }
+            }
+            Some(server_frame::Body::Message(m)) => {
+                inbound(Inbound::Message(m));
+            }
+            Some(server_frame::Body::TopicEvent(t)) => {
+                inbound(Inbound::Topic(t));
+            }
+            Some(server_frame::Body::TokenWillExpire(t)) => {
+                inbound(Inbound::TokenWillExpire(t));
+            }
+            Some(server_frame::Body::StreamChannelClosed(c)) => {
+                inbound(Inbound::StreamClosed(c));
+            }
+            Some(server_frame::Body::Goodbye(g)) => {
+                let reason = LinkStateChangeReason::from_u32(g.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
+                break LinkEnd { detail: g.reason.clone(), goodbye: Some((g.code, reason, g.reason)), keepalive_timeout: false };
+            }
+            Some(server_frame::Body::Pong(_)) | Some(server_frame::Body::HelloAck(_)) | None => {}
+        }
+    };
+    link.close_with(end);
+}
+
+impl Link {
+    fn close_with(&self, end: LinkEnd) {
+        self.finish(end);
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+async fn keepalive(link: Arc<Link>, interval: Duration, pong_timeout: Duration, last_rx: Arc<AtomicU64>) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
+    let check = pong_timeout.min(interval).max(Duration::from_millis(50));
+    let mut check_tick = tokio::time::interval(check);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => link.send_nowait(client_frame::Body::Ping(pb::Ping { client_time_ms: now_ms() })),
+            _ = check_tick.tick() => {
+                let silent = now_ms().saturating_sub(last_rx.load(Ordering::Relaxed));
+                if silent > pong_timeout.as_millis() as u64 + interval.as_millis() as u64 {
+                    link.close_with(LinkEnd {
+                        goodbye: None,
+                        detail: format!("no frame from the server for {silent} ms"),
+                        keepalive_timeout: true,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}

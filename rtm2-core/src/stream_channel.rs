@@ -1,0 +1,315 @@
+//! Stream channels: join/leave, topics (publish side and subscribe side), token renewal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+
+use rtm2_proto::enums::*;
+use rtm2_proto::pb::{self, client_frame};
+use rtm2_proto::{ErrorCode, limits, validate};
+
+use crate::client::{Inner, StreamCache, join_body, join_topic_body, subscribe_topic_body};
+use crate::error::{Error, Result};
+use crate::runtime::run;
+use crate::types::*;
+
+pub(crate) struct StreamInner {
+    pub name: String,
+    pub client: Weak<Inner>,
+}
+
+/// A stream channel of a client (`Client::stream_channel`). Cheap to clone; every handle of a
+/// name refers to the same channel.
+#[derive(Clone)]
+pub struct StreamChannel {
+    pub(crate) inner: Arc<StreamInner>,
+}
+
+fn v(op: &'static str, r: std::result::Result<(), validate::Violation>) -> Result<()> {
+    r.map_err(|v| Error::from_violation(op, v))
+}
+
+impl StreamChannel {
+    /// The channel name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn client(&self, op: &'static str) -> Result<Arc<Inner>> {
+        self.inner
+            .client
+            .upgrade()
+            .ok_or_else(|| Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"))
+    }
+
+    fn with_cache<T>(&self, client: &Inner, op: &'static str, f: impl FnOnce(&mut StreamCache) -> Result<T>) -> Result<T> {
+        let mut st = client.state.lock().unwrap();
+        match st.cache.streams.get_mut(&self.inner.name) {
+            Some(c) => f(c),
+            None => Err(Error::new(
+                ErrorCode::CHANNEL_NOT_JOINED,
+                op,
+                format!("stream channel {:?} is not joined", self.inner.name),
+            )),
+        }
+    }
+
+    /// Joins the channel with its token. Returns the topics and publishers present; the same
+    /// snapshot is emitted as a topic SNAPSHOT event.
+    pub async fn join(&self, options: JoinOptions) -> Result<JoinResult> {
+        let op = "join";
+        let client = self.client(op)?;
+        {
+            let st = client.state.lock().unwrap();
+            if st.cache.streams.contains_key(&self.inner.name) {
+                return Err(Error::new(ErrorCode::DUPLICATE_OPERATION, op, "already joined"));
+            }
+            if st.cache.streams.len() >= limits::MAX_JOINED_STREAM_CHANNELS {
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
+                    op,
+                    format!("at most {} stream channels may be joined", limits::MAX_JOINED_STREAM_CHANNELS),
+                ));
+            }
+        }
+        let name = self.inner.name.clone();
+        run(async move {
+            let resp = client.request(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options)).await?;
+            let topics = match resp.result {
+                Some(pb::response::Result::StreamJoin(j)) => j.topics,
+                _ => Vec::new(),
+            };
+            client.state.lock().unwrap().cache.streams.insert(
+                name.clone(),
+                StreamCache { opts: options, topics: BTreeMap::new(), subscriptions: BTreeMap::new() },
+            );
+            client.emit_stream_state(&name, LinkState::CONNECTED, LinkState::IDLE, LinkOperation::JOIN, LinkStateChangeReason::JOIN_SUCCESS, String::new());
+            client.emit_snapshot(&name, topics.clone());
+            Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect() })
+        })
+        .await
+    }
+
+    /// Leaves the channel: every topic role and topic subscription ends.
+    pub async fn leave(&self) -> Result<()> {
+        let op = "leave";
+        let client = self.client(op)?;
+        let name = self.inner.name.clone();
+        self.with_cache(&client, op, |_| Ok(()))?;
+        run(async move {
+            let body = client_frame::Body::StreamLeave(pb::StreamLeave { channel: name.clone() });
+            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body).await;
+            if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
+                client.state.lock().unwrap().cache.streams.remove(&name);
+                client.emit_stream_state(&name, LinkState::IDLE, LinkState::CONNECTED, LinkOperation::LEAVE, LinkStateChangeReason::LEAVE, String::new());
+            }
+            r.map(|_| ())
+        })
+        .await
+    }
+
+    /// Becomes a publisher in `topic` (at most 8 per channel). Others get REMOTE_JOIN.
+    pub async fn join_topic(&self, topic: &str, options: JoinTopicOptions) -> Result<()> {
+        let op = "join_topic";
+        v(op, validate::topic_name(topic))?;
+        v(op, validate::topic_meta(&options.meta))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| {
+            if c.topics.contains_key(topic) {
+                return Err(Error::new(ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, op, format!("topic {topic:?} is already joined")));
+            }
+            if c.topics.len() >= limits::MAX_JOINED_TOPICS {
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_EXCEED_TOPIC_LIMITATION,
+                    op,
+                    format!("at most {} topics may be joined per stream channel", limits::MAX_JOINED_TOPICS),
+                ));
+            }
+            Ok(())
+        })?;
+        let (name, topic) = (self.inner.name.clone(), topic.to_string());
+        run(async move {
+            client.request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options)).await?;
+            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
+                c.topics.insert(topic, options);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops publishing in `topic`. Others get REMOTE_LEAVE.
+    pub async fn leave_topic(&self, topic: &str) -> Result<()> {
+        let op = "leave_topic";
+        v(op, validate::topic_name(topic))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| {
+            if !c.topics.contains_key(topic) {
+                return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_JOINED, op, format!("topic {topic:?} is not joined")));
+            }
+            Ok(())
+        })?;
+        let (name, topic) = (self.inner.name.clone(), topic.to_string());
+        run(async move {
+            let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
+            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body).await;
+            if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED) {
+                if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
+                    c.topics.remove(&topic);
+                }
+            }
+            r.map(|_| ())
+        })
+        .await
+    }
+
+    /// Publishes in a joined topic (payload + customType ≤ 1 KiB). Delivered to the members
+    /// that subscribed to this publisher in this topic, in order.
+    pub async fn publish_topic(&self, topic: &str, payload: impl Into<Payload>, options: TopicMessageOptions) -> Result<()> {
+        let op = "publish_topic";
+        let payload = payload.into();
+        v(op, validate::topic_name(topic))?;
+        v(op, validate::topic_message(&payload.data, payload.message_type as u32, &options.custom_type))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| {
+            if !c.topics.contains_key(topic) {
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_TOPIC_NOT_JOINED,
+                    op,
+                    format!("topic {topic:?} is not joined; join it before publishing"),
+                ));
+            }
+            Ok(())
+        })?;
+        let body = client_frame::Body::PublishTopic(pb::PublishTopic {
+            channel: self.inner.name.clone(),
+            topic: topic.to_string(),
+            message_type: payload.message_type as u32,
+            payload: payload.data,
+            custom_type: options.custom_type,
+            send_ts: options.send_ts,
+        });
+        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body).await.map(|_| ()) }).await
+    }
+
+    /// Subscribes to publishers of `topic`: the given users, or (empty) every current
+    /// publisher up to 64. Incremental; reports per-user success and failure.
+    pub async fn subscribe_topic(&self, topic: &str, users: &[&str]) -> Result<SubscribeTopicResult> {
+        let op = "subscribe_topic";
+        v(op, validate::topic_name(topic))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| {
+            if !c.subscriptions.contains_key(topic) && c.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_EXCEED_TOPIC_LIMITATION,
+                    op,
+                    format!("at most {} topics may be subscribed per stream channel", limits::MAX_SUBSCRIBED_TOPICS),
+                ));
+            }
+            Ok(())
+        })?;
+        let (name, topic) = (self.inner.name.clone(), topic.to_string());
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        run(async move {
+            let resp = client
+                .request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users))
+                .await?;
+            let r = match resp.result {
+                Some(pb::response::Result::SubscribeTopic(r)) => r,
+                _ => pb::SubscribeTopicResult::default(),
+            };
+            if !r.succeeded.is_empty() {
+                if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
+                    c.subscriptions.entry(topic).or_default().extend(r.succeeded.iter().cloned());
+                }
+            }
+            Ok(SubscribeTopicResult {
+                succeeded: r.succeeded,
+                failed: r
+                    .failed
+                    .into_iter()
+                    .map(|f| FailedUser { user_id: f.user_id, code: f.code, reason: f.reason })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    /// Unsubscribes the given users of `topic`, or (empty) the whole topic. 11013 when the
+    /// topic is not subscribed.
+    pub async fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Result<()> {
+        let op = "unsubscribe_topic";
+        v(op, validate::topic_name(topic))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| {
+            if !c.subscriptions.contains_key(topic) {
+                return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED, op, format!("topic {topic:?} is not subscribed")));
+            }
+            Ok(())
+        })?;
+        let (name, topic) = (self.inner.name.clone(), topic.to_string());
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        run(async move {
+            let body = client_frame::Body::UnsubscribeTopic(pb::UnsubscribeTopic {
+                channel: name.clone(),
+                topic: topic.clone(),
+                users: users.clone(),
+            });
+            client.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body).await?;
+            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
+                if users.is_empty() {
+                    c.subscriptions.remove(&topic);
+                } else if let Some(set) = c.subscriptions.get_mut(&topic) {
+                    for u in &users {
+                        set.remove(u);
+                    }
+                    if set.is_empty() {
+                        c.subscriptions.remove(&topic);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The publishers this client subscribed to in `topic` (from the client's own state, which
+    /// mirrors the server's). 11013 when the topic is not subscribed.
+    pub fn subscribed_users(&self, topic: &str) -> Result<Vec<String>> {
+        let op = "subscribed_users";
+        v(op, validate::topic_name(topic))?;
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |c| match c.subscriptions.get(topic) {
+            Some(set) => Ok(set.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()),
+            None => Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED, op, format!("topic {topic:?} is not subscribed"))),
+        })
+    }
+
+    /// Topics this client joined as a publisher.
+    pub fn joined_topics(&self) -> Vec<String> {
+        let Some(client) = self.inner.client.upgrade() else { return Vec::new() };
+        self.with_cache(&client, "joined_topics", |c| Ok(c.topics.keys().cloned().collect())).unwrap_or_default()
+    }
+
+    /// Whether this client has joined the channel.
+    pub fn is_joined(&self) -> bool {
+        let Some(client) = self.inner.client.upgrade() else { return false };
+        client.state.lock().unwrap().cache.streams.contains_key(&self.inner.name)
+    }
+
+    /// Renews this channel's token.
+    pub async fn renew_token(&self, token: &str) -> Result<()> {
+        let op = "renew_token";
+        let client = self.client(op)?;
+        self.with_cache(&client, op, |_| Ok(()))?;
+        let (name, token) = (self.inner.name.clone(), token.to_string());
+        run(async move {
+            let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: name.clone() });
+            client.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body).await?;
+            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
+                c.opts.token = token;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

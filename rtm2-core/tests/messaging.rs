@@ -1,0 +1,277 @@
+//! Message channels and user channels, over the in-process transport and TCP on loopback.
+
+mod common;
+
+use common::*;
+use rtm2_core::*;
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    InProcess,
+    Tcp,
+}
+
+async fn setup(t: Transport) -> (rtm2_server::Server, Endpoint) {
+    let server = dev_server();
+    let ep = match t {
+        Transport::InProcess => Endpoint::Server(server.clone()),
+        Transport::Tcp => Endpoint::Tcp(server.listen_tcp("127.0.0.1:0").await.unwrap().to_string()),
+    };
+    (server, ep)
+}
+
+fn client(ep: &Endpoint, user: &str) -> Client {
+    Client::new(ClientConfig::new(APP_ID, user).endpoint(ep.clone())).unwrap()
+}
+
+async fn channel_pubsub(t: Transport) {
+    let (_server, ep) = setup(t).await;
+    let alice = client(&ep, "alice");
+    let bob = client(&ep, "bob");
+    alice.login("").await.unwrap();
+    bob.login("").await.unwrap();
+    assert_eq!(alice.link_state(), LinkState::CONNECTED);
+
+    let mut bob_room = bob.subscribe("room.1", SubscribeOptions::default()).await.unwrap();
+    let mut alice_room = alice.subscribe("room.1", SubscribeOptions::default()).await.unwrap();
+
+    alice.publish("room.1", "hello bob", PublishOptions::default().custom_type("text")).await.unwrap();
+    alice.publish("room.1", vec![0u8, 1, 2, 255], PublishOptions::default()).await.unwrap();
+
+    let m = next_message(&mut bob_room).await;
+    assert_eq!(m.text(), Some("hello bob"));
+    assert_eq!(m.publisher, "alice");
+    assert_eq!(m.channel, "room.1");
+    assert_eq!(m.channel_type, ChannelType::MESSAGE);
+    assert_eq!(m.message_type, MessageType::STRING);
+    assert_eq!(m.custom_type, "text");
+    assert!(m.timestamp_ms > 0);
+    let m = next_message(&mut bob_room).await;
+    assert_eq!(&m.payload[..], &[0u8, 1, 2, 255]);
+    assert_eq!(m.message_type, MessageType::BINARY);
+    assert_eq!(m.text(), None);
+
+    // The publisher receives its own messages by default.
+    assert_eq!(next_message(&mut alice_room).await.text(), Some("hello bob"));
+
+    // Per-publisher order over many messages.
+    for i in 0..500 {
+        alice.publish("room.1", format!("m{i}"), PublishOptions::default()).await.unwrap();
+    }
+    for i in 0..500 {
+        assert_eq!(next_message(&mut bob_room).await.text(), Some(format!("m{i}").as_str()));
+    }
+
+    // After unsubscribe the stream ends and nothing more arrives.
+    bob.unsubscribe("room.1").await.unwrap();
+    assert!(bob_room.recv().await.is_none());
+    let e = bob.unsubscribe("room.1").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CHANNEL_NOT_SUBSCRIBED);
+    alice.logout().await.unwrap();
+    bob.logout().await.unwrap();
+    assert_eq!(alice.link_state(), LinkState::IDLE);
+}
+
+#[tokio::test]
+async fn channel_pubsub_in_process() {
+    channel_pubsub(Transport::InProcess).await;
+}
+
+#[tokio::test]
+async fn channel_pubsub_tcp() {
+    channel_pubsub(Transport::Tcp).await;
+}
+
+async fn peer_to_peer(t: Transport) {
+    let (_server, ep) = setup(t).await;
+    let alice = client(&ep, "alice");
+    let bob = client(&ep, "bob");
+    alice.login("").await.unwrap();
+    let e = alice.publish("bob", "are you there?", PublishOptions::user()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CHANNEL_RECEIVER_OFFLINE);
+    assert_eq!(e.operation, "publish");
+
+    let mut bob_events = bob.events();
+    bob.login("").await.unwrap();
+    alice.publish("bob", "hi bob", PublishOptions::user().custom_type("dm")).await.unwrap();
+    let m = expect_message(&mut bob_events, |_| true).await;
+    assert_eq!(m.channel_type, ChannelType::USER);
+    assert_eq!(m.publisher, "alice");
+    assert_eq!(m.channel, "bob");
+    assert_eq!(m.text(), Some("hi bob"));
+    assert_eq!(m.custom_type, "dm");
+
+    bob.logout().await.unwrap();
+    let e = alice.publish("bob", "gone?", PublishOptions::user()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CHANNEL_RECEIVER_OFFLINE);
+}
+
+#[tokio::test]
+async fn peer_to_peer_in_process() {
+    peer_to_peer(Transport::InProcess).await;
+}
+
+#[tokio::test]
+async fn peer_to_peer_tcp() {
+    peer_to_peer(Transport::Tcp).await;
+}
+
+#[tokio::test]
+async fn own_messages_can_be_turned_off() {
+    let (_server, ep) = setup(Transport::InProcess).await;
+    let mut cfg = ClientConfig::new(APP_ID, "quiet").endpoint(ep.clone());
+    cfg.set_parameters(r#"{"receive_own_messages": false}"#).unwrap();
+    let me = Client::new(cfg).unwrap();
+    let other = client(&ep, "other");
+    me.login("").await.unwrap();
+    other.login("").await.unwrap();
+    let mut mine = me.subscribe("c", SubscribeOptions::default()).await.unwrap();
+    me.publish("c", "from me", PublishOptions::default()).await.unwrap();
+    other.publish("c", "from other", PublishOptions::default()).await.unwrap();
+    // The first message that arrives is the other user's: our own was not echoed.
+    assert_eq!(next_message(&mut mine).await.text(), Some("from other"));
+}
+
+#[tokio::test]
+async fn with_message_false_receives_no_messages() {
+    let (_server, ep) = setup(Transport::InProcess).await;
+    let a = client(&ep, "a");
+    a.login("").await.unwrap();
+    let opts = SubscribeOptions { with_message: false, ..Default::default() };
+    let _quiet = a.subscribe("x", opts).await.unwrap();
+    let mut loud = a.subscribe("y", SubscribeOptions::default()).await.unwrap();
+    a.publish("x", "not for me", PublishOptions::default()).await.unwrap();
+    a.publish("y", "for me", PublishOptions::default()).await.unwrap();
+    let mut all = a.events();
+    a.publish("y", "again", PublishOptions::default()).await.unwrap();
+    let m = expect_message(&mut all, |_| true).await;
+    assert_eq!(m.text(), Some("again"));
+    assert_eq!(next_message(&mut loud).await.text(), Some("for me"));
+}
+
+#[tokio::test]
+async fn errors_carry_exact_codes() {
+    let (_server, ep) = setup(Transport::InProcess).await;
+    let a = client(&ep, "a");
+
+    // Before login.
+    let e = a.publish("c", "x", PublishOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NOT_LOGIN);
+    assert_eq!(a.subscribe("c", SubscribeOptions::default()).await.err().unwrap().code, ErrorCode::NOT_LOGIN);
+
+    a.login("").await.unwrap();
+    let e = a.login("").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::DUPLICATE_OPERATION);
+
+    let code = |r: Result<()>| r.unwrap_err().code;
+    assert_eq!(code(a.publish("", "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
+    assert_eq!(code(a.publish("_x", "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
+    assert_eq!(code(a.publish(&"c".repeat(65), "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
+    assert!(a.publish(&"c".repeat(64), "x", PublishOptions::default()).await.is_ok());
+    assert_eq!(code(a.publish("c", "", PublishOptions::default()).await), ErrorCode::CHANNEL_INVALID_MESSAGE);
+    let big = vec![7u8; 32 * 1024];
+    assert!(a.publish("c", big.clone(), PublishOptions::default()).await.is_ok());
+    let mut too_big = big.clone();
+    too_big.push(1);
+    assert_eq!(code(a.publish("c", too_big, PublishOptions::default()).await), ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    assert_eq!(
+        code(a.publish("c", "x", PublishOptions::default().custom_type("t".repeat(33))).await),
+        ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW
+    );
+    let stream = PublishOptions { channel_type: ChannelType::STREAM, ..Default::default() };
+    assert_eq!(code(a.publish("c", "x", stream).await), ErrorCode::INVALID_CHANNEL_TYPE);
+    assert_eq!(code(a.publish("bad user!\n", "x", PublishOptions::user()).await), ErrorCode::INVALID_USER_ID);
+    let hist = PublishOptions { store_in_history: true, ..Default::default() };
+    assert_eq!(code(a.publish("c", "x", hist).await), ErrorCode::HISTORY_NOT_AVAILABLE);
+
+    // 50 channels are fine, the 51st is not.
+    let mut subs = Vec::new();
+    for i in 0..50 {
+        subs.push(a.subscribe(&format!("ch{i}"), SubscribeOptions::default()).await.unwrap());
+    }
+    let e = a.subscribe("ch50", SubscribeOptions::default()).await.err().unwrap();
+    assert_eq!(e.code, ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION);
+    // Re-subscribing an existing channel is an update, not a 51st channel.
+    a.subscribe("ch0", SubscribeOptions { with_presence: false, ..Default::default() }).await.unwrap();
+
+    assert_eq!(a.set_parameters(r#"{"no_such_key": 1}"#).unwrap_err().code, ErrorCode::INVALID_PARAMETER);
+    assert_eq!(a.set_parameters(r#"{"request_timeout_ms": 5}"#).unwrap_err().code, ErrorCode::INVALID_PARAMETER);
+    assert_eq!(a.set_parameters("not json").unwrap_err().code, ErrorCode::INVALID_PARAMETER);
+    a.set_parameters(r#"{"request_timeout_ms": 5000}"#).unwrap();
+    assert!(a.get_parameters().contains("\"request_timeout_ms\":5000"));
+
+    assert_eq!(Client::new(ClientConfig::new("short", "a")).err().unwrap().code, ErrorCode::INVALID_APP_ID);
+    assert_eq!(Client::new(ClientConfig::new(APP_ID, "")).err().unwrap().code, ErrorCode::INVALID_USER_ID);
+    assert_eq!(a.stream_channel("").err().unwrap().code, ErrorCode::INVALID_CHANNEL_NAME);
+
+    a.logout().await.unwrap();
+    assert_eq!(code(a.publish("c", "x", PublishOptions::default()).await), ErrorCode::NOT_LOGIN);
+}
+
+#[tokio::test]
+async fn the_server_checks_limits_again() {
+    // A hostile client is not our SDK: the server must reject what the SDK would have.
+    use rtm2_proto::frame;
+    use rtm2_proto::pb::{self, client_frame, server_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = dev_server();
+    let mut io = server.connect_in_memory();
+    let mut out = bytes::BytesMut::new();
+    let send = |out: &mut bytes::BytesMut, id: u64, body: client_frame::Body| {
+        frame::write_client_frame(out, &pb::ClientFrame { request_id: id, body: Some(body) })
+    };
+    send(&mut out, 0, client_frame::Body::Hello(pb::Hello { protocol_version: 1, ..Default::default() }));
+    send(&mut out, 1, client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: "raw".into(), ..Default::default() }));
+    send(&mut out, 2, client_frame::Body::Publish(pb::Publish {
+        channel: "c".into(),
+        channel_type: 1,
+        payload: vec![0u8; 40 * 1024].into(),
+        ..Default::default()
+    }));
+    send(&mut out, 3, client_frame::Body::Publish(pb::Publish { channel: "_bad".into(), channel_type: 1, payload: "x".into(), ..Default::default() }));
+    send(&mut out, 4, client_frame::Body::JoinTopic(pb::JoinTopic { channel: "s".into(), topic: "t".into(), ..Default::default() }));
+    io.write_all(&out).await.unwrap();
+    let dec = frame::FrameDecoder::new(1 << 20);
+    let mut buf = bytes::BytesMut::new();
+    let mut codes = std::collections::BTreeMap::new();
+    while codes.len() < 4 {
+        if let Some(body) = dec.decode(&mut buf).unwrap() {
+            if let Some(server_frame::Body::Response(r)) = frame::decode_server(body).unwrap().body {
+                codes.insert(r.request_id, r.code);
+            }
+            continue;
+        }
+        let n = tokio::time::timeout(WAIT, io.read_buf(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "server closed early");
+    }
+    assert_eq!(codes[&1], 0);
+    assert_eq!(codes[&2], ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION.code());
+    assert_eq!(codes[&3], ErrorCode::INVALID_CHANNEL_NAME.code());
+    assert_eq!(codes[&4], ErrorCode::CHANNEL_NOT_JOINED.code());
+}
+
+#[tokio::test]
+async fn the_embedded_default_needs_nothing() {
+    let a = Client::new(ClientConfig::new(APP_ID, "embedded-a")).unwrap();
+    let b = Client::new(ClientConfig::new(APP_ID, "embedded-b")).unwrap();
+    a.login("").await.unwrap();
+    b.login("").await.unwrap();
+    let mut sub = b.subscribe("lobby", SubscribeOptions::default()).await.unwrap();
+    a.publish("lobby", "hi from the embedded server", PublishOptions::default()).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.text(), Some("hi from the embedded server"));
+    a.publish("embedded-b", "direct", PublishOptions::user()).await.unwrap();
+}
+
+#[test]
+fn blocking_use_from_plain_threads() {
+    let a = Client::new(ClientConfig::new(APP_ID, "blocking-a")).unwrap();
+    let a2 = a.clone();
+    rtm2_core::block_on(async move { a2.login("").await }).unwrap();
+    let a3 = a.clone();
+    let mut sub = rtm2_core::block_on(async move { a3.subscribe("blk", SubscribeOptions::default()).await }).unwrap();
+    let a4 = a.clone();
+    rtm2_core::block_on(async move { a4.publish("blk", "sync", PublishOptions::default()).await }).unwrap();
+    let got = sub.blocking_recv_batch(10, WAIT).unwrap();
+    assert!(matches!(&got[0], Event::Message(m) if m.text() == Some("sync")));
+}
