@@ -313,3 +313,12 @@ impl StreamChannel {
         .await
     }
 }
+
+/// Two handles are equal when they are the same channel of the same client.
+impl PartialEq for StreamChannel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for StreamChannel {}
