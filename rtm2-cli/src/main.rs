@@ -1,1 +1,223 @@
-fn main(){}
+//! `rtm2`: run a server, make tokens, publish and subscribe from a terminal, or watch a demo.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rtm2_core::*;
+
+mod demo;
+
+/// App id used when none is given (development mode accepts any well-formed app id).
+pub const DEV_APP_ID: &str = "0000000000000000000000000000d3v0";
+/// Default TCP port of `rtm2 serve`.
+pub const DEFAULT_PORT: u16 = 9696;
+
+#[derive(Parser)]
+#[command(name = "rtm2", version, about = "rtm2: self-hosted real-time messaging with the concepts of Agora RTM 2")]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "RTM2_LOG", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on a TCP address.
+    Serve(ServeArgs),
+    /// Build an AccessToken2 for a user (login), or for a stream channel with --channel.
+    Token(TokenArgs),
+    /// Publish one message to a channel, or to a user with --to-user.
+    Publish(PublishArgs),
+    /// Subscribe to channels and print what arrives (also peer-to-peer messages).
+    Subscribe(SubscribeArgs),
+    /// Two users talk on the embedded server: message channel, peer to peer, stream topic.
+    Demo,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value_t = format!("127.0.0.1:{DEFAULT_PORT}"))]
+    listen: String,
+    /// App id to serve (with --app-certificate). Without it the server runs in development mode.
+    #[arg(long, env = "RTM2_APP_ID")]
+    app_id: Option<String>,
+    /// App certificate(s); tokens signed with any of them are accepted.
+    #[arg(long, env = "RTM2_APP_CERTIFICATE", value_delimiter = ',')]
+    app_certificate: Vec<String>,
+    /// Seconds before expiry at which "token privilege will expire" is sent.
+    #[arg(long, default_value_t = 30)]
+    token_notice_secs: u64,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[arg(long, env = "RTM2_APP_ID")]
+    app_id: String,
+    #[arg(long, env = "RTM2_APP_CERTIFICATE")]
+    app_certificate: String,
+    #[arg(long)]
+    user_id: String,
+    /// Build a stream-channel (RTC) token for this channel instead of a login token.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Lifetime in seconds (at most 24 h is what Agora documents).
+    #[arg(long, default_value_t = 3600)]
+    expire: u32,
+}
+
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    /// Server address (`host:port` or `tcp://host:port`); `embedded` uses an in-process server.
+    #[arg(long, env = "RTM2_ENDPOINT", default_value_t = format!("127.0.0.1:{DEFAULT_PORT}"))]
+    endpoint: String,
+    #[arg(long, env = "RTM2_APP_ID", default_value = DEV_APP_ID)]
+    app_id: String,
+    #[arg(long)]
+    user_id: String,
+    /// Login token (empty on a development-mode server).
+    #[arg(long, env = "RTM2_TOKEN", default_value = "")]
+    token: String,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Send to this user (peer to peer) instead of a channel.
+    #[arg(long)]
+    to_user: bool,
+    #[arg(long, default_value = "")]
+    custom_type: String,
+    /// Channel name (or user id with --to-user).
+    channel: String,
+    /// The message text.
+    message: String,
+}
+
+#[derive(Args)]
+struct SubscribeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Exit after this many messages (0 = run until interrupted).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// Channels to subscribe to.
+    channels: Vec<String>,
+}
+
+fn init_logs(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn client(c: &ConnectArgs) -> Result<Client> {
+    let cfg = ClientConfig::new(&c.app_id, &c.user_id).endpoint(Endpoint::parse(&c.endpoint)?);
+    Client::new(cfg)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(&cli.log_level);
+    let result: std::result::Result<(), String> = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Token(a) => token(a),
+        Command::Publish(a) => rtm2_core::block_on(publish(a)).map_err(|e| e.to_string()),
+        Command::Subscribe(a) => rtm2_core::block_on(subscribe(a)).map_err(|e| e.to_string()),
+        Command::Demo => rtm2_core::block_on(demo::run()).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtm2: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> std::result::Result<(), String> {
+    let mut config = rtm2_server::ServerConfig::default();
+    match (a.app_id, a.app_certificate.is_empty()) {
+        (Some(app_id), false) => {
+            rtm2_proto::validate::app_id(&app_id).map_err(|v| v.reason)?;
+            config.apps.push(rtm2_server::AppCredentials { app_id, certificates: a.app_certificate });
+        }
+        (Some(_), true) => return Err("--app-id needs --app-certificate (or neither, for development mode)".into()),
+        (None, false) => return Err("--app-certificate needs --app-id".into()),
+        (None, true) => {}
+    }
+    config.token_will_expire_notice = Duration::from_secs(a.token_notice_secs);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let server = rtm2_server::Server::start(config);
+        let addr = server.listen_tcp(a.listen.as_str()).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        tracing::info!("serving");
+        eprintln!("rtm2 server listening on {addr}{}", if server.config().dev_mode() { " (development mode)" } else { "" });
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        eprintln!("shutting down");
+        server.shutdown();
+        Ok(())
+    })
+}
+
+fn token(a: TokenArgs) -> std::result::Result<(), String> {
+    let t = match a.channel {
+        Some(ch) => rtm2_proto::token::build_stream_token(&a.app_id, &a.app_certificate, &ch, &a.user_id, a.expire),
+        None => rtm2_proto::token::build_rtm_token(&a.app_id, &a.app_certificate, &a.user_id, a.expire),
+    };
+    println!("{}", t.map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+async fn publish(a: PublishArgs) -> Result<()> {
+    let c = client(&a.connect)?;
+    c.login(&a.connect.token).await?;
+    let mut opts = if a.to_user { PublishOptions::user() } else { PublishOptions::default() };
+    opts.custom_type = a.custom_type;
+    c.publish(&a.channel, a.message, opts).await?;
+    c.logout().await
+}
+
+fn describe(m: &MessageEvent) -> String {
+    let body = match m.text() {
+        Some(t) => t.to_string(),
+        None => format!("<{} bytes>", m.payload.len()),
+    };
+    let place = match m.channel_type {
+        ChannelType::USER => "(direct)".to_string(),
+        ChannelType::STREAM => format!("{}/{}", m.channel, m.topic),
+        _ => m.channel.clone(),
+    };
+    let ct = if m.custom_type.is_empty() { String::new() } else { format!(" [{}]", m.custom_type) };
+    format!("{place} {}{ct}: {body}", m.publisher)
+}
+
+async fn subscribe(a: SubscribeArgs) -> Result<()> {
+    let c = client(&a.connect)?;
+    let mut events = c.events();
+    c.login(&a.connect.token).await?;
+    for ch in &a.channels {
+        c.subscribe(ch, SubscribeOptions::default()).await?;
+        eprintln!("subscribed to {ch}");
+    }
+    let mut seen = 0u64;
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::Message(m) => {
+                println!("{}", describe(&m));
+                seen += 1;
+                if a.count > 0 && seen >= a.count {
+                    break;
+                }
+            }
+            Event::LinkState(l) => eprintln!("link: {} ({})", l.current.name(), l.reason.name()),
+            Event::TokenPrivilegeWillExpire(_) => eprintln!("the token will expire soon"),
+            Event::Overflow { dropped } => eprintln!("dropped {dropped} events (too slow)"),
+            Event::Topic(_) => {}
+        }
+    }
+    c.logout().await
+}

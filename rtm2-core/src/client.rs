@@ -78,6 +78,7 @@ impl Drop for DropGuard {
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
     _guard: Arc<DropGuard>,
+    timeout: Option<Duration>,
 }
 
 fn not_logged_in(reason: &str) -> Error {
@@ -106,7 +107,17 @@ impl Client {
             slot,
             streams: Mutex::new(HashMap::new()),
         });
-        Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner })
+        Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
+    }
+
+    /// A handle to the same client whose operations use `timeout` instead of the configured
+    /// request timeout. An operation that runs out of time fails with its RTM timeout code.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client { timeout: Some(timeout), ..self.clone() }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or_else(|| self.inner.request_timeout())
     }
 
     /// The user id.
@@ -143,7 +154,8 @@ impl Client {
     pub async fn login(&self, token: &str) -> Result<()> {
         let inner = self.inner.clone();
         let token = token.to_string();
-        run(async move { inner.login(token).await }).await
+        let t = self.timeout();
+        run(async move { inner.login(token, t).await }).await
     }
 
     /// Logs out: ends the session, every subscription and stream channel. Operations in flight
@@ -157,13 +169,14 @@ impl Client {
     pub async fn renew_token(&self, token: &str) -> Result<()> {
         let inner = self.inner.clone();
         let token = token.to_string();
+        let t = self.timeout();
         run(async move {
             let op = "renew_token";
             if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
                 return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
             }
             let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: String::new() });
-            inner.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body).await?;
+            inner.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, t).await?;
             inner.state.lock().unwrap().token = token;
             Ok(())
         })
@@ -190,8 +203,9 @@ impl Client {
         let sub = self.inner.hub.subscription(channel, cap);
         let inner = self.inner.clone();
         let ch = channel.to_string();
+        let t = self.timeout();
         run(async move {
-            inner.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_body(&ch, &options)).await?;
+            inner.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_body(&ch, &options), t).await?;
             inner.state.lock().unwrap().cache.channels.insert(ch, options);
             Ok(())
         })
@@ -205,9 +219,10 @@ impl Client {
         validate::channel_name(channel).map_err(|v| Error::from_violation(op, v))?;
         let inner = self.inner.clone();
         let ch = channel.to_string();
+        let t = self.timeout();
         run(async move {
             let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: ch.clone() });
-            let r = inner.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body).await;
+            let r = inner.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, t).await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
                 inner.state.lock().unwrap().cache.channels.remove(&ch);
                 inner.hub.close_channel(&ch);
@@ -244,7 +259,8 @@ impl Client {
             store_in_history: options.store_in_history,
         });
         let inner = self.inner.clone();
-        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body).await.map(|_| ()) }).await
+        let t = self.timeout();
+        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) }).await
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an
@@ -256,7 +272,7 @@ impl Client {
             .entry(name.to_string())
             .or_insert_with(|| Arc::new(StreamInner { name: name.to_string(), client: Arc::downgrade(&self.inner) }))
             .clone();
-        Ok(StreamChannel { inner })
+        Ok(StreamChannel { inner, timeout: self.timeout })
     }
 
     /// Channels this client is subscribed to.
@@ -334,8 +350,8 @@ impl Inner {
         op: &'static str,
         timeout_code: ErrorCode,
         body: client_frame::Body,
+        timeout: Duration,
     ) -> Result<pb::Response> {
-        let timeout = self.request_timeout();
         let work = async {
             let mut rx = self.slot.subscribe();
             let link = loop {
@@ -412,7 +428,7 @@ impl Inner {
         })));
     }
 
-    async fn login(self: Arc<Self>, token: String) -> Result<()> {
+    async fn login(self: Arc<Self>, token: String, timeout: Duration) -> Result<()> {
         let op = "login";
         if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
             return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
@@ -446,7 +462,6 @@ impl Inner {
         };
         self.slot.send_replace(Slot::Connecting);
         self.emit_link_state(LinkState::CONNECTING, LinkOperation::LOGIN, LinkStateChangeReason::LOGIN, String::new(), vec![]);
-        let timeout = self.request_timeout();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login")),
@@ -654,7 +669,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     }
                     st.link = Some(link.clone());
                 }
-                tracing::info!(session = link.login.session_id, dev_mode = link.login.dev_mode, reconnecting, "logged in");
+                tracing::debug!(session = link.login.session_id, dev_mode = link.login.dev_mode, reconnecting, "logged in");
                 let unrestored = if reconnecting { inner.restore(&link).await } else { Vec::new() };
                 inner.slot.send_replace(Slot::Up(link.clone()));
                 if reconnecting {

@@ -19,13 +19,25 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
+/// Aborts the task it guards when dropped before completion.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `fut` on the SDK runtime and waits for it from any executor (or none). Dropping the
-/// returned future does not cancel the work.
+/// returned future cancels the work (a request already sent is not recalled; its reply is
+/// ignored).
 pub(crate) async fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    match runtime().spawn(fut).await {
+    let handle = runtime().spawn(fut);
+    let _guard = AbortOnDrop(handle.abort_handle());
+    match handle.await {
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => unreachable!("the SDK runtime never cancels its tasks"),
+        Err(_) => unreachable!("the task is only aborted after this future is dropped"),
     }
 }
 

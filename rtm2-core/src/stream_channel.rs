@@ -22,6 +22,7 @@ pub(crate) struct StreamInner {
 #[derive(Clone)]
 pub struct StreamChannel {
     pub(crate) inner: Arc<StreamInner>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 fn v(op: &'static str, r: std::result::Result<(), validate::Violation>) -> Result<()> {
@@ -29,6 +30,12 @@ fn v(op: &'static str, r: std::result::Result<(), validate::Violation>) -> Resul
 }
 
 impl StreamChannel {
+    /// A handle to the same channel whose operations use `timeout` instead of the configured
+    /// request timeout.
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> StreamChannel {
+        StreamChannel { inner: self.inner.clone(), timeout: Some(timeout) }
+    }
+
     /// The channel name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -39,6 +46,10 @@ impl StreamChannel {
             .client
             .upgrade()
             .ok_or_else(|| Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"))
+    }
+
+    fn timeout(&self, client: &Inner) -> std::time::Duration {
+        self.timeout.unwrap_or_else(|| client.request_timeout())
     }
 
     fn with_cache<T>(&self, client: &Inner, op: &'static str, f: impl FnOnce(&mut StreamCache) -> Result<T>) -> Result<T> {
@@ -58,6 +69,7 @@ impl StreamChannel {
     pub async fn join(&self, options: JoinOptions) -> Result<JoinResult> {
         let op = "join";
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         {
             let st = client.state.lock().unwrap();
             if st.cache.streams.contains_key(&self.inner.name) {
@@ -73,7 +85,7 @@ impl StreamChannel {
         }
         let name = self.inner.name.clone();
         run(async move {
-            let resp = client.request(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options)).await?;
+            let resp = client.request(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options), t).await?;
             let topics = match resp.result {
                 Some(pb::response::Result::StreamJoin(j)) => j.topics,
                 _ => Vec::new(),
@@ -93,11 +105,12 @@ impl StreamChannel {
     pub async fn leave(&self) -> Result<()> {
         let op = "leave";
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         let name = self.inner.name.clone();
         self.with_cache(&client, op, |_| Ok(()))?;
         run(async move {
             let body = client_frame::Body::StreamLeave(pb::StreamLeave { channel: name.clone() });
-            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body).await;
+            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
                 client.state.lock().unwrap().cache.streams.remove(&name);
                 client.emit_stream_state(&name, LinkState::IDLE, LinkState::CONNECTED, LinkOperation::LEAVE, LinkStateChangeReason::LEAVE, String::new());
@@ -113,6 +126,7 @@ impl StreamChannel {
         v(op, validate::topic_name(topic))?;
         v(op, validate::topic_meta(&options.meta))?;
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if c.topics.contains_key(topic) {
                 return Err(Error::new(ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, op, format!("topic {topic:?} is already joined")));
@@ -128,7 +142,7 @@ impl StreamChannel {
         })?;
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         run(async move {
-            client.request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options)).await?;
+            client.request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options), t).await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.topics.insert(topic, options);
             }
@@ -142,6 +156,7 @@ impl StreamChannel {
         let op = "leave_topic";
         v(op, validate::topic_name(topic))?;
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.topics.contains_key(topic) {
                 return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_JOINED, op, format!("topic {topic:?} is not joined")));
@@ -151,7 +166,7 @@ impl StreamChannel {
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         run(async move {
             let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
-            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body).await;
+            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED) {
                 if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                     c.topics.remove(&topic);
@@ -170,6 +185,7 @@ impl StreamChannel {
         v(op, validate::topic_name(topic))?;
         v(op, validate::topic_message(&payload.data, payload.message_type as u32, &options.custom_type))?;
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.topics.contains_key(topic) {
                 return Err(Error::new(
@@ -188,7 +204,7 @@ impl StreamChannel {
             custom_type: options.custom_type,
             send_ts: options.send_ts,
         });
-        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body).await.map(|_| ()) }).await
+        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) }).await
     }
 
     /// Subscribes to publishers of `topic`: the given users, or (empty) every current
@@ -197,6 +213,7 @@ impl StreamChannel {
         let op = "subscribe_topic";
         v(op, validate::topic_name(topic))?;
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) && c.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
                 return Err(Error::new(
@@ -210,9 +227,7 @@ impl StreamChannel {
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
         run(async move {
-            let resp = client
-                .request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users))
-                .await?;
+            let resp = client.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users), t).await?;
             let r = match resp.result {
                 Some(pb::response::Result::SubscribeTopic(r)) => r,
                 _ => pb::SubscribeTopicResult::default(),
@@ -240,6 +255,7 @@ impl StreamChannel {
         let op = "unsubscribe_topic";
         v(op, validate::topic_name(topic))?;
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) {
                 return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED, op, format!("topic {topic:?} is not subscribed")));
@@ -254,7 +270,7 @@ impl StreamChannel {
                 topic: topic.clone(),
                 users: users.clone(),
             });
-            client.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body).await?;
+            client.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, t).await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 if users.is_empty() {
                     c.subscriptions.remove(&topic);
@@ -300,11 +316,12 @@ impl StreamChannel {
     pub async fn renew_token(&self, token: &str) -> Result<()> {
         let op = "renew_token";
         let client = self.client(op)?;
+        let t = self.timeout(&client);
         self.with_cache(&client, op, |_| Ok(()))?;
         let (name, token) = (self.inner.name.clone(), token.to_string());
         run(async move {
             let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: name.clone() });
-            client.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body).await?;
+            client.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, t).await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.opts.token = token;
             }

@@ -345,3 +345,33 @@ async fn requests_before_login_are_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn per_call_timeouts_use_the_operation_code() {
+    // A TCP peer that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut socks = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            socks.push(s);
+        }
+    });
+    let a = client(&Endpoint::Tcp(addr.to_string()), "alice");
+    let started = std::time::Instant::now();
+    let e = a.with_timeout(Duration::from_millis(300)).login("").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOGIN_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(a.link_state(), LinkState::FAILED);
+
+    // A connected client whose request gets no reply in time.
+    let server = dev_server();
+    let b = client_on(&server, "bob");
+    b.login("").await.unwrap();
+    let e = b.with_timeout(Duration::ZERO).publish("c", "x", PublishOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT);
+    let sc = b.stream_channel("s").unwrap().with_timeout(Duration::ZERO);
+    assert_eq!(sc.join(JoinOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_JOIN_FAILED);
+    // The normal timeout still applies to the plain handle.
+    b.publish("c", "x", PublishOptions::default()).await.unwrap();
+}
