@@ -364,14 +364,44 @@ async fn per_call_timeouts_use_the_operation_code() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(a.link_state(), LinkState::FAILED);
 
-    // A connected client whose request gets no reply in time.
+    // A connected client whose requests get no reply in time (the proxy swallows replies).
     let server = dev_server();
-    let b = client_on(&server, "bob");
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let proxy = Proxy::start(addr).await;
+    let b = client(&Endpoint::Tcp(proxy.addr.to_string()), "bob");
     b.login("").await.unwrap();
-    let e = b.with_timeout(Duration::ZERO).publish("c", "x", PublishOptions::default()).await.unwrap_err();
+    proxy.mute(true);
+    let short = Duration::from_millis(200);
+    let e = b.with_timeout(short).publish("c", "x", PublishOptions::default()).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT);
-    let sc = b.stream_channel("s").unwrap().with_timeout(Duration::ZERO);
+    let e = b.with_timeout(short).subscribe("c", SubscribeOptions::default()).await.err().unwrap();
+    assert_eq!(e.code, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT);
+    let sc = b.stream_channel("s").unwrap().with_timeout(short);
     assert_eq!(sc.join(JoinOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_JOIN_FAILED);
+    assert_eq!(b.with_timeout(short).renew_token("t").await.unwrap_err().code, ErrorCode::RENEW_TOKEN_TIMEOUT);
+    proxy.mute(false);
     // The normal timeout still applies to the plain handle.
     b.publish("c", "x", PublishOptions::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_server_is_detected_by_the_client_keepalive() {
+    let server = dev_server();
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let proxy = Proxy::start(addr).await;
+    let mut cfg = ClientConfig::new(APP_ID, "alice").endpoint(Endpoint::Tcp(proxy.addr.to_string()));
+    fast(&mut cfg);
+    cfg.set_parameters(r#"{"heartbeat_interval_s": 1, "pong_timeout_ms": 300}"#).unwrap();
+    let a = Client::new(cfg).unwrap();
+    let mut events = a.events();
+    a.login("").await.unwrap();
+    let mut sub = a.subscribe("c", SubscribeOptions::default()).await.unwrap();
+    proxy.mute(true);
+    let ev = expect_event(&mut events, "DISCONNECTED by keepalive", |e| is_link(e, LinkState::DISCONNECTED)).await;
+    let Event::LinkState(l) = ev else { unreachable!() };
+    assert_eq!(l.reason, LinkStateChangeReason::KEEP_ALIVE_TIMEOUT);
+    proxy.mute(false);
+    expect_event(&mut events, "CONNECTED again", |e| is_link(e, LinkState::CONNECTED)).await;
+    a.publish("c", "back", PublishOptions::default()).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.text(), Some("back"));
 }

@@ -69,3 +69,64 @@ pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(rx: &mut EventRecei
 pub fn dev_server() -> rtm2_server::Server {
     rtm2_server::Server::start(rtm2_server::ServerConfig::default())
 }
+
+/// A fault-injecting TCP proxy in front of a real server: it can stop forwarding what the
+/// server sends (the client then hears nothing), or cut every connection.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mute = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (m, c) = (mute.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let (m, c) = (m.clone(), c.clone());
+                tokio::spawn(async move {
+                    let up = async {
+                        let mut b = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut b).await {
+                            if n == 0 || sw.write_all(&b[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut b = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut b).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if !m.load(Ordering::SeqCst) && cw.write_all(&b[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { _ = up => {}, _ = down => {}, _ = c.notified() => {} }
+                });
+            }
+        });
+        Proxy { addr, mute, cut }
+    }
+
+    /// Stops (or resumes) forwarding server-to-client bytes.
+    pub fn mute(&self, on: bool) {
+        self.mute.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Closes every proxied connection.
+    pub fn cut_all(&self) {
+        self.cut.notify_waiters();
+    }
+}
