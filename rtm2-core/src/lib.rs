@@ -20,10 +20,13 @@ pub mod embedded;
 mod error;
 mod events;
 mod link;
-mod logging;
+pub mod logging;
 mod runtime;
 mod stream_channel;
 mod types;
+
+/// Version of the SDK (the workspace version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use client::Client;
 pub use config::{ClientConfig, Endpoint};

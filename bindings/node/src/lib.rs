@@ -1,0 +1,1 @@
+//! The rtm2 Node.js addon (being built).

@@ -1,0 +1,1 @@
+//! The rtm2 Python extension (being built).

@@ -1,0 +1,1 @@
+//! The rtm2 C ABI (being built).
