@@ -110,7 +110,8 @@ struct SubscribeArgs {
 }
 
 fn init_logs(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -153,9 +154,13 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let server = rtm2_server::Server::start(config);
-        let addr = server.listen_tcp(a.listen.as_str()).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        let addr =
+            server.listen_tcp(a.listen.as_str()).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
         tracing::info!("serving");
-        eprintln!("rtm2 server listening on {addr}{}", if server.config().dev_mode() { " (development mode)" } else { "" });
+        eprintln!(
+            "rtm2 server listening on {addr}{}",
+            if server.config().dev_mode() { " (development mode)" } else { "" }
+        );
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         eprintln!("shutting down");
         server.shutdown();

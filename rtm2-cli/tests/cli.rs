@@ -56,7 +56,10 @@ fn two_terminals_talk_through_a_server_with_tokens() {
     let addr = line.split_whitespace().nth(4).unwrap().to_string();
 
     let token = |user: &str| {
-        let out = Command::new(BIN).args(["token", "--app-id", APP, "--app-certificate", CERT, "--user-id", user]).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["token", "--app-id", APP, "--app-certificate", CERT, "--user-id", user])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let t = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let now = rtm2_proto::now_ms() / 1000;
@@ -66,7 +69,20 @@ fn two_terminals_talk_through_a_server_with_tokens() {
 
     let mut sub = Killed(
         Command::new(BIN)
-            .args(["subscribe", "--endpoint", &addr, "--app-id", APP, "--user-id", "bob", "--token", &token("bob"), "--count", "2", "room"])
+            .args([
+                "subscribe",
+                "--endpoint",
+                &addr,
+                "--app-id",
+                APP,
+                "--user-id",
+                "bob",
+                "--token",
+                &token("bob"),
+                "--count",
+                "2",
+                "room",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -260,7 +260,8 @@ impl Client {
         });
         let inner = self.inner.clone();
         let t = self.timeout();
-        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) }).await
+        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) })
+            .await
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an
@@ -315,7 +316,11 @@ pub(crate) fn join_topic_body(channel: &str, topic: &str, o: &JoinTopicOptions) 
 }
 
 pub(crate) fn subscribe_topic_body(channel: &str, topic: &str, users: Vec<String>) -> client_frame::Body {
-    client_frame::Body::SubscribeTopic(pb::SubscribeTopic { channel: channel.to_string(), topic: topic.to_string(), users })
+    client_frame::Body::SubscribeTopic(pb::SubscribeTopic {
+        channel: channel.to_string(),
+        topic: topic.to_string(),
+        users,
+    })
 }
 
 enum EndKind {
@@ -461,10 +466,18 @@ impl Inner {
             st.generation
         };
         self.slot.send_replace(Slot::Connecting);
-        self.emit_link_state(LinkState::CONNECTING, LinkOperation::LOGIN, LinkStateChangeReason::LOGIN, String::new(), vec![]);
+        self.emit_link_state(
+            LinkState::CONNECTING,
+            LinkOperation::LOGIN,
+            LinkStateChangeReason::LOGIN,
+            String::new(),
+            vec![],
+        );
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login")),
+            Ok(Err(_)) => {
+                Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login"))
+            }
             Err(_) => {
                 let current = {
                     let mut st = self.state.lock().unwrap();
@@ -477,7 +490,11 @@ impl Inner {
                         false
                     }
                 };
-                let e = Error::new(ErrorCode::LOGIN_TIMEOUT, op, format!("not connected within {} ms", timeout.as_millis()));
+                let e = Error::new(
+                    ErrorCode::LOGIN_TIMEOUT,
+                    op,
+                    format!("not connected within {} ms", timeout.as_millis()),
+                );
                 if current {
                     self.fail(LinkStateChangeReason::LOGIN_TIMEOUT, LinkOperation::LOGIN, e.reason.clone());
                 }
@@ -520,7 +537,13 @@ impl Inner {
         }
         self.hub.close_all_channels();
         if was != LinkState::IDLE {
-            self.emit_link_state(LinkState::IDLE, LinkOperation::LOGOUT, LinkStateChangeReason::LOGOUT, String::new(), vec![]);
+            self.emit_link_state(
+                LinkState::IDLE,
+                LinkOperation::LOGOUT,
+                LinkStateChangeReason::LOGOUT,
+                String::new(),
+                vec![],
+            );
         }
         Ok(())
     }
@@ -537,7 +560,11 @@ impl Inner {
         if let Some(l) = link {
             l.close("client dropped");
         }
-        self.slot.send_replace(Slot::Down(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, "request", "the client was dropped")));
+        self.slot.send_replace(Slot::Down(Error::new(
+            ErrorCode::INSTANCE_ALREADY_RELEASED,
+            "request",
+            "the client was dropped",
+        )));
         self.hub.close_all_channels();
         self.hub.close_listeners();
     }
@@ -552,13 +579,22 @@ impl Inner {
                 topics: t.topics.into_iter().map(Into::into).collect(),
                 timestamp_ms: t.timestamp_ms,
             }))),
-            Inbound::TokenWillExpire(t) => {
-                self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() { None } else { Some(t.channel) }))
-            }
+            Inbound::TokenWillExpire(t) => self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() {
+                None
+            } else {
+                Some(t.channel)
+            })),
             Inbound::StreamClosed(c) => {
                 self.state.lock().unwrap().cache.streams.remove(&c.channel);
                 let reason = LinkStateChangeReason::from_u32(c.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
-                self.emit_stream_state(&c.channel, LinkState::FAILED, LinkState::CONNECTED, LinkOperation::SERVER_REJECT, reason, c.reason);
+                self.emit_stream_state(
+                    &c.channel,
+                    LinkState::FAILED,
+                    LinkState::CONNECTED,
+                    LinkOperation::SERVER_REJECT,
+                    reason,
+                    c.reason,
+                );
             }
         }
     }
@@ -593,7 +629,14 @@ impl Inner {
                     tracing::warn!(channel = %name, error = %e, "could not rejoin a stream channel");
                     unrestored.push(name.clone());
                     self.state.lock().unwrap().cache.streams.remove(name);
-                    self.emit_stream_state(name, LinkState::FAILED, LinkState::CONNECTED, LinkOperation::AUTO_RECONNECT, LinkStateChangeReason::JOIN_FAILED, e.reason);
+                    self.emit_stream_state(
+                        name,
+                        LinkState::FAILED,
+                        LinkState::CONNECTED,
+                        LinkOperation::AUTO_RECONNECT,
+                        LinkStateChangeReason::JOIN_FAILED,
+                        e.reason,
+                    );
                     continue;
                 }
             }
@@ -669,13 +712,30 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     }
                     st.link = Some(link.clone());
                 }
-                tracing::debug!(session = link.login.session_id, dev_mode = link.login.dev_mode, reconnecting, "logged in");
+                tracing::debug!(
+                    session = link.login.session_id,
+                    dev_mode = link.login.dev_mode,
+                    reconnecting,
+                    "logged in"
+                );
                 let unrestored = if reconnecting { inner.restore(&link).await } else { Vec::new() };
                 inner.slot.send_replace(Slot::Up(link.clone()));
                 if reconnecting {
-                    inner.emit_link_state(LinkState::CONNECTED, LinkOperation::RECONNECTED, LinkStateChangeReason::RECONNECT_SUCCESS, String::new(), unrestored);
+                    inner.emit_link_state(
+                        LinkState::CONNECTED,
+                        LinkOperation::RECONNECTED,
+                        LinkStateChangeReason::RECONNECT_SUCCESS,
+                        String::new(),
+                        unrestored,
+                    );
                 } else {
-                    inner.emit_link_state(LinkState::CONNECTED, LinkOperation::LOGIN, LinkStateChangeReason::LOGIN_SUCCESS, String::new(), unrestored);
+                    inner.emit_link_state(
+                        LinkState::CONNECTED,
+                        LinkOperation::LOGIN,
+                        LinkStateChangeReason::LOGIN_SUCCESS,
+                        String::new(),
+                        unrestored,
+                    );
                 }
                 if let Some(w) = waiter.take() {
                     let _ = w.send(Ok(()));

@@ -117,10 +117,7 @@ impl ClientConfig {
         m.insert("heartbeat_interval_s".into(), self.heartbeat_interval_s.into());
         m.insert("presence_timeout_s".into(), self.presence_timeout_s.into());
         m.insert("pong_timeout_ms".into(), (self.pong_timeout.as_millis() as u64).into());
-        m.insert(
-            "reconnect_initial_backoff_ms".into(),
-            (self.reconnect_initial_backoff.as_millis() as u64).into(),
-        );
+        m.insert("reconnect_initial_backoff_ms".into(), (self.reconnect_initial_backoff.as_millis() as u64).into());
         m.insert("reconnect_max_backoff_ms".into(), (self.reconnect_max_backoff.as_millis() as u64).into());
         m.insert("event_queue_capacity".into(), (self.event_queue_capacity as u64).into());
         m.insert("receive_own_messages".into(), self.receive_own_messages.into());

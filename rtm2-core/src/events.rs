@@ -260,13 +260,12 @@ impl EventHub {
     }
 
     pub(crate) fn emit(&self, ev: Event) {
-        if let Event::Message(m) = &ev {
-            if m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE {
-                if let Some(v) = self.channels.read().unwrap().get(&m.channel) {
-                    for q in v {
-                        q.push(ev.clone());
-                    }
-                }
+        if let Event::Message(m) = &ev
+            && m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE
+            && let Some(v) = self.channels.read().unwrap().get(&m.channel)
+        {
+            for q in v {
+                q.push(ev.clone());
             }
         }
         for q in self.listeners.read().unwrap().iter() {

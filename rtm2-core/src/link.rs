@@ -136,8 +136,11 @@ impl Link {
 
     /// Sends Logout and waits briefly for the reply, then closes.
     pub(crate) async fn logout(&self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.request("logout", client_frame::Body::Logout(pb::Logout {})))
-            .await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.request("logout", client_frame::Body::Logout(pb::Logout {})),
+        )
+        .await;
         self.close("logged out");
     }
 }
@@ -232,12 +235,20 @@ pub(crate) async fn establish(
             Some(server_frame::Body::HelloAck(_)) => continue,
             Some(server_frame::Body::Goodbye(g)) => {
                 let code = ErrorCode::from_u32(g.code).unwrap_or(ErrorCode::LOGIN_REJECTED);
-                return Err(ConnectError { error: Error::new(code, "login", g.reason), fatal: true, reason: reason_for_code(code) });
+                return Err(ConnectError {
+                    error: Error::new(code, "login", g.reason),
+                    fatal: true,
+                    reason: reason_for_code(code),
+                });
             }
             Some(server_frame::Body::Response(r)) if r.request_id == 1 => {
                 if r.code != 0 {
                     let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::LOGIN_REJECTED);
-                    return Err(ConnectError { error: Error::new(code, "login", r.reason), fatal: true, reason: reason_for_code(code) });
+                    return Err(ConnectError {
+                        error: Error::new(code, "login", r.reason),
+                        fatal: true,
+                        reason: reason_for_code(code),
+                    });
                 }
                 match r.result {
                     Some(pb::response::Result::Login(l)) => break l,
@@ -271,7 +282,11 @@ pub(crate) async fn establish(
     Ok(link)
 }
 
-async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, dec: &FrameDecoder) -> std::io::Result<Bytes> {
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    dec: &FrameDecoder,
+) -> std::io::Result<Bytes> {
     loop {
         if let Some(body) = dec.decode(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))? {
             return Ok(body);
@@ -313,12 +328,20 @@ async fn reader<R: AsyncRead + Unpin>(
     let end = loop {
         let body = match read_frame(&mut rd, &mut buf, &dec).await {
             Ok(b) => b,
-            Err(e) => break LinkEnd { goodbye: None, detail: format!("connection closed: {e}"), keepalive_timeout: false },
+            Err(e) => {
+                break LinkEnd { goodbye: None, detail: format!("connection closed: {e}"), keepalive_timeout: false };
+            }
         };
         last_rx.store(now_ms(), Ordering::Relaxed);
         let f = match frame::decode_server(body) {
             Ok(f) => f,
-            Err(e) => break LinkEnd { goodbye: None, detail: format!("bad frame from server: {e}"), keepalive_timeout: false },
+            Err(e) => {
+                break LinkEnd {
+                    goodbye: None,
+                    detail: format!("bad frame from server: {e}"),
+                    keepalive_timeout: false,
+                };
+            }
         };
         match f.body {
             Some(server_frame::Body::Response(r)) => {
@@ -340,7 +363,11 @@ async fn reader<R: AsyncRead + Unpin>(
             }
             Some(server_frame::Body::Goodbye(g)) => {
                 let reason = LinkStateChangeReason::from_u32(g.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
-                break LinkEnd { detail: g.reason.clone(), goodbye: Some((g.code, reason, g.reason)), keepalive_timeout: false };
+                break LinkEnd {
+                    detail: g.reason.clone(),
+                    goodbye: Some((g.code, reason, g.reason)),
+                    keepalive_timeout: false,
+                };
             }
             Some(server_frame::Body::Pong(_)) | Some(server_frame::Body::HelloAck(_)) | None => {}
         }

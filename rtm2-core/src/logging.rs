@@ -137,8 +137,9 @@ pub(crate) fn init(config: &ClientConfig) {
                 return;
             }
         };
-        let filter = tracing_subscriber::EnvFilter::try_new(format!("rtm2={level},rtm2_core={level},rtm2_server={level}"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(format!("rtm2={level},rtm2_core={level},rtm2_server={level}"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)

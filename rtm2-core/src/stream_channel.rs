@@ -52,7 +52,12 @@ impl StreamChannel {
         self.timeout.unwrap_or_else(|| client.request_timeout())
     }
 
-    fn with_cache<T>(&self, client: &Inner, op: &'static str, f: impl FnOnce(&mut StreamCache) -> Result<T>) -> Result<T> {
+    fn with_cache<T>(
+        &self,
+        client: &Inner,
+        op: &'static str,
+        f: impl FnOnce(&mut StreamCache) -> Result<T>,
+    ) -> Result<T> {
         let mut st = client.state.lock().unwrap();
         match st.cache.streams.get_mut(&self.inner.name) {
             Some(c) => f(c),
@@ -94,7 +99,14 @@ impl StreamChannel {
                 name.clone(),
                 StreamCache { opts: options, topics: BTreeMap::new(), subscriptions: BTreeMap::new() },
             );
-            client.emit_stream_state(&name, LinkState::CONNECTED, LinkState::IDLE, LinkOperation::JOIN, LinkStateChangeReason::JOIN_SUCCESS, String::new());
+            client.emit_stream_state(
+                &name,
+                LinkState::CONNECTED,
+                LinkState::IDLE,
+                LinkOperation::JOIN,
+                LinkStateChangeReason::JOIN_SUCCESS,
+                String::new(),
+            );
             client.emit_snapshot(&name, topics.clone());
             Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect() })
         })
@@ -113,7 +125,14 @@ impl StreamChannel {
             let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
                 client.state.lock().unwrap().cache.streams.remove(&name);
-                client.emit_stream_state(&name, LinkState::IDLE, LinkState::CONNECTED, LinkOperation::LEAVE, LinkStateChangeReason::LEAVE, String::new());
+                client.emit_stream_state(
+                    &name,
+                    LinkState::IDLE,
+                    LinkState::CONNECTED,
+                    LinkOperation::LEAVE,
+                    LinkStateChangeReason::LEAVE,
+                    String::new(),
+                );
             }
             r.map(|_| ())
         })
@@ -129,7 +148,11 @@ impl StreamChannel {
         let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if c.topics.contains_key(topic) {
-                return Err(Error::new(ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, op, format!("topic {topic:?} is already joined")));
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_JOIN_TOPIC_FAILED,
+                    op,
+                    format!("topic {topic:?} is already joined"),
+                ));
             }
             if c.topics.len() >= limits::MAX_JOINED_TOPICS {
                 return Err(Error::new(
@@ -142,7 +165,9 @@ impl StreamChannel {
         })?;
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         run(async move {
-            client.request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options), t).await?;
+            client
+                .request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options), t)
+                .await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.topics.insert(topic, options);
             }
@@ -159,7 +184,11 @@ impl StreamChannel {
         let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.topics.contains_key(topic) {
-                return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_JOINED, op, format!("topic {topic:?} is not joined")));
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_TOPIC_NOT_JOINED,
+                    op,
+                    format!("topic {topic:?} is not joined"),
+                ));
             }
             Ok(())
         })?;
@@ -167,10 +196,10 @@ impl StreamChannel {
         run(async move {
             let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
             let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
-            if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED) {
-                if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
-                    c.topics.remove(&topic);
-                }
+            if (r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED))
+                && let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name)
+            {
+                c.topics.remove(&topic);
             }
             r.map(|_| ())
         })
@@ -179,7 +208,12 @@ impl StreamChannel {
 
     /// Publishes in a joined topic (payload + customType ≤ 1 KiB). Delivered to the members
     /// that subscribed to this publisher in this topic, in order.
-    pub async fn publish_topic(&self, topic: &str, payload: impl Into<Payload>, options: TopicMessageOptions) -> Result<()> {
+    pub async fn publish_topic(
+        &self,
+        topic: &str,
+        payload: impl Into<Payload>,
+        options: TopicMessageOptions,
+    ) -> Result<()> {
         let op = "publish_topic";
         let payload = payload.into();
         v(op, validate::topic_name(topic))?;
@@ -204,7 +238,8 @@ impl StreamChannel {
             custom_type: options.custom_type,
             send_ts: options.send_ts,
         });
-        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) }).await
+        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) })
+            .await
     }
 
     /// Subscribes to publishers of `topic`: the given users, or (empty) every current
@@ -227,15 +262,17 @@ impl StreamChannel {
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
         run(async move {
-            let resp = client.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users), t).await?;
+            let resp = client
+                .request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users), t)
+                .await?;
             let r = match resp.result {
                 Some(pb::response::Result::SubscribeTopic(r)) => r,
                 _ => pb::SubscribeTopicResult::default(),
             };
-            if !r.succeeded.is_empty() {
-                if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
-                    c.subscriptions.entry(topic).or_default().extend(r.succeeded.iter().cloned());
-                }
+            if !r.succeeded.is_empty()
+                && let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name)
+            {
+                c.subscriptions.entry(topic).or_default().extend(r.succeeded.iter().cloned());
             }
             Ok(SubscribeTopicResult {
                 succeeded: r.succeeded,
@@ -258,7 +295,11 @@ impl StreamChannel {
         let t = self.timeout(&client);
         self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) {
-                return Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED, op, format!("topic {topic:?} is not subscribed")));
+                return Err(Error::new(
+                    ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED,
+                    op,
+                    format!("topic {topic:?} is not subscribed"),
+                ));
             }
             Ok(())
         })?;
@@ -296,7 +337,11 @@ impl StreamChannel {
         let client = self.client(op)?;
         self.with_cache(&client, op, |c| match c.subscriptions.get(topic) {
             Some(set) => Ok(set.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()),
-            None => Err(Error::new(ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED, op, format!("topic {topic:?} is not subscribed"))),
+            None => Err(Error::new(
+                ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED,
+                op,
+                format!("topic {topic:?} is not subscribed"),
+            )),
         })
     }
 

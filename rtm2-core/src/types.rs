@@ -56,7 +56,13 @@ pub struct SubscribeOptions {
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        SubscribeOptions { with_message: true, with_presence: true, with_metadata: false, with_lock: false, be_quiet: false }
+        SubscribeOptions {
+            with_message: true,
+            with_presence: true,
+            with_metadata: false,
+            with_lock: false,
+            be_quiet: false,
+        }
     }
 }
 
@@ -107,7 +113,13 @@ pub struct JoinOptions {
 
 impl Default for JoinOptions {
     fn default() -> Self {
-        JoinOptions { token: String::new(), with_presence: true, with_metadata: false, with_lock: false, be_quiet: false }
+        JoinOptions {
+            token: String::new(),
+            with_presence: true,
+            with_metadata: false,
+            with_lock: false,
+            be_quiet: false,
+        }
     }
 }
 
@@ -126,7 +138,12 @@ pub struct JoinTopicOptions {
 
 impl Default for JoinTopicOptions {
     fn default() -> Self {
-        JoinTopicOptions { qos: MessageQos::UNORDERED, priority: MessagePriority::NORMAL, meta: String::new(), sync_with_media: false }
+        JoinTopicOptions {
+            qos: MessageQos::UNORDERED,
+            priority: MessagePriority::NORMAL,
+            meta: String::new(),
+            sync_with_media: false,
+        }
     }
 }
 

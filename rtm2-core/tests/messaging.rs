@@ -173,7 +173,10 @@ async fn errors_carry_exact_codes() {
     assert!(a.publish("c", big.clone(), PublishOptions::default()).await.is_ok());
     let mut too_big = big.clone();
     too_big.push(1);
-    assert_eq!(code(a.publish("c", too_big, PublishOptions::default()).await), ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    assert_eq!(
+        code(a.publish("c", too_big, PublishOptions::default()).await),
+        ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION
+    );
     assert_eq!(
         code(a.publish("c", "x", PublishOptions::default().custom_type("t".repeat(33))).await),
         ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW
@@ -222,15 +225,36 @@ async fn the_server_checks_limits_again() {
         frame::write_client_frame(out, &pb::ClientFrame { request_id: id, body: Some(body) })
     };
     send(&mut out, 0, client_frame::Body::Hello(pb::Hello { protocol_version: 1, ..Default::default() }));
-    send(&mut out, 1, client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: "raw".into(), ..Default::default() }));
-    send(&mut out, 2, client_frame::Body::Publish(pb::Publish {
-        channel: "c".into(),
-        channel_type: 1,
-        payload: vec![0u8; 40 * 1024].into(),
-        ..Default::default()
-    }));
-    send(&mut out, 3, client_frame::Body::Publish(pb::Publish { channel: "_bad".into(), channel_type: 1, payload: "x".into(), ..Default::default() }));
-    send(&mut out, 4, client_frame::Body::JoinTopic(pb::JoinTopic { channel: "s".into(), topic: "t".into(), ..Default::default() }));
+    send(
+        &mut out,
+        1,
+        client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: "raw".into(), ..Default::default() }),
+    );
+    send(
+        &mut out,
+        2,
+        client_frame::Body::Publish(pb::Publish {
+            channel: "c".into(),
+            channel_type: 1,
+            payload: vec![0u8; 40 * 1024].into(),
+            ..Default::default()
+        }),
+    );
+    send(
+        &mut out,
+        3,
+        client_frame::Body::Publish(pb::Publish {
+            channel: "_bad".into(),
+            channel_type: 1,
+            payload: "x".into(),
+            ..Default::default()
+        }),
+    );
+    send(
+        &mut out,
+        4,
+        client_frame::Body::JoinTopic(pb::JoinTopic { channel: "s".into(), topic: "t".into(), ..Default::default() }),
+    );
     io.write_all(&out).await.unwrap();
     let dec = frame::FrameDecoder::new(1 << 20);
     let mut buf = bytes::BytesMut::new();

@@ -36,7 +36,8 @@ async fn tokens_are_verified() {
     assert_eq!(code(a.login("").await), ErrorCode::INVALID_TOKEN);
     expect_event(&mut events, "FAILED after a bad token", |e| is_link(e, LinkState::FAILED)).await;
     assert_eq!(code(a.login(&rtm_token("mallory", 600)).await), ErrorCode::INVALID_TOKEN);
-    let wrong_cert = rtm2_proto::token::build_rtm_token(APP_ID, "00000000000000000000000000000000", "alice", 600).unwrap();
+    let wrong_cert =
+        rtm2_proto::token::build_rtm_token(APP_ID, "00000000000000000000000000000000", "alice", 600).unwrap();
     assert_eq!(code(a.login(&wrong_cert).await), ErrorCode::INVALID_TOKEN);
     let expired = rtm2_proto::token::build_rtm_token_with(APP_ID, CERT, "alice", 10, now_s() - 100, 7).unwrap();
     assert_eq!(code(a.login(&expired).await), ErrorCode::TOKEN_EXPIRED);
@@ -56,7 +57,8 @@ async fn tokens_are_verified() {
     let sc = a.stream_channel("secure").unwrap();
     let e = sc.join(JoinOptions::default()).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::INVALID_TOKEN);
-    let e = sc.join(JoinOptions { token: stream_token("other", "alice", 600), ..Default::default() }).await.unwrap_err();
+    let e =
+        sc.join(JoinOptions { token: stream_token("other", "alice", 600), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::INVALID_TOKEN);
     sc.join(JoinOptions { token: stream_token("secure", "alice", 600), ..Default::default() }).await.unwrap();
 }
@@ -128,10 +130,13 @@ async fn stream_token_expiry_and_renewal() {
     let sc = a.stream_channel("room").unwrap();
     let short = rtm2_proto::token::build_stream_token_with(APP_ID, CERT, "room", "alice", 2, now_s(), 1).unwrap();
     sc.join(JoinOptions { token: short, ..Default::default() }).await.unwrap();
-    expect_event(&mut events, "will-expire (stream)", |e| *e == Event::TokenPrivilegeWillExpire(Some("room".into()))).await;
-    let ev = expect_event(&mut events, "stream FAILED", |e| {
-        matches!(e, Event::LinkState(l) if l.service_type == ServiceType::STREAM && l.current == LinkState::FAILED)
-    })
+    expect_event(&mut events, "will-expire (stream)", |e| *e == Event::TokenPrivilegeWillExpire(Some("room".into())))
+        .await;
+    let ev = expect_event(
+        &mut events,
+        "stream FAILED",
+        |e| matches!(e, Event::LinkState(l) if l.service_type == ServiceType::STREAM && l.current == LinkState::FAILED),
+    )
     .await;
     let Event::LinkState(l) = ev else { unreachable!() };
     assert_eq!((l.channel.as_str(), l.reason), ("room", LinkStateChangeReason::TOKEN_EXPIRED));
@@ -244,7 +249,8 @@ impl Raw {
             if let Some(body) = dec.decode(&mut self.buf).unwrap() {
                 return Some(frame::decode_server(body).unwrap());
             }
-            let n = tokio::time::timeout(WAIT, self.io.read_buf(&mut self.buf)).await.expect("server silent").unwrap_or(0);
+            let n =
+                tokio::time::timeout(WAIT, self.io.read_buf(&mut self.buf)).await.expect("server silent").unwrap_or(0);
             if n == 0 {
                 return None;
             }
@@ -260,7 +266,16 @@ impl Raw {
     }
     async fn login(&mut self, user: &str) {
         self.send(0, client_frame::Body::Hello(pb::Hello { protocol_version: 1, ..Default::default() })).await;
-        self.send(1, client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: user.into(), heartbeat_interval_s: 1, ..Default::default() })).await;
+        self.send(
+            1,
+            client_frame::Body::Login(pb::Login {
+                app_id: APP_ID.into(),
+                user_id: user.into(),
+                heartbeat_interval_s: 1,
+                ..Default::default()
+            }),
+        )
+        .await;
         loop {
             if let Some(server_frame::Body::Response(r)) = self.next().await.unwrap().body {
                 assert_eq!(r.code, 0);
@@ -316,9 +331,11 @@ async fn unknown_protocol_version_is_refused_clearly() {
 
 #[tokio::test]
 async fn silent_connections_are_dropped() {
-    let mut cfg = ServerConfig::default();
-    cfg.prelogin_timeout = Duration::from_millis(200);
-    cfg.keepalive_grace = Duration::from_millis(200);
+    let cfg = ServerConfig {
+        prelogin_timeout: Duration::from_millis(200),
+        keepalive_grace: Duration::from_millis(200),
+        ..Default::default()
+    };
     let server = Server::start(cfg);
     // Never logs in.
     let mut raw = Raw::new(&server);

@@ -35,12 +35,14 @@ async fn quick_start_flow() {
     assert_eq!(joined.topics.len(), 1);
     assert_eq!(joined.topics[0].topic, "slides");
     assert_eq!(joined.topics[0].publishers, vec![PublisherInfo { user_id: "alice".into(), meta: "presenter".into() }]);
-    let snap = expect_event(&mut bob_events, "topic snapshot", |e| topic_events(e, TopicEventType::SNAPSHOT).is_some()).await;
+    let snap =
+        expect_event(&mut bob_events, "topic snapshot", |e| topic_events(e, TopicEventType::SNAPSHOT).is_some()).await;
     assert!(matches!(snap, Event::Topic(t) if t.channel == "stage" && t.topics.len() == 1));
 
     // Bob publishes in a topic too; Alice sees REMOTE_JOIN with the meta.
     b_stage.join_topic("chat", JoinTopicOptions { meta: "m-b".into(), ..Default::default() }).await.unwrap();
-    let ev = expect_event(&mut alice_events, "remote join", |e| topic_events(e, TopicEventType::REMOTE_JOIN).is_some()).await;
+    let ev = expect_event(&mut alice_events, "remote join", |e| topic_events(e, TopicEventType::REMOTE_JOIN).is_some())
+        .await;
     let Event::Topic(t) = ev else { unreachable!() };
     assert_eq!((t.publisher.as_str(), t.topics[0].topic.as_str()), ("bob", "chat"));
     assert_eq!(t.topics[0].publishers[0].meta, "m-b");
@@ -51,7 +53,10 @@ async fn quick_start_flow() {
     assert!(r.failed.is_empty());
     assert_eq!(b_stage.subscribed_users("slides").unwrap(), vec!["alice".to_string()]);
 
-    a_stage.publish_topic("slides", "slide 1", TopicMessageOptions { custom_type: "page".into(), send_ts: 0 }).await.unwrap();
+    a_stage
+        .publish_topic("slides", "slide 1", TopicMessageOptions { custom_type: "page".into(), send_ts: 0 })
+        .await
+        .unwrap();
     let m = expect_message(&mut bob_events, |m| m.channel_type == ChannelType::STREAM).await;
     assert_eq!((m.channel.as_str(), m.topic.as_str(), m.publisher.as_str()), ("stage", "slides", "alice"));
     assert_eq!(m.text(), Some("slide 1"));
@@ -75,10 +80,14 @@ async fn quick_start_flow() {
 
     b_stage.unsubscribe_topic("slides", &[]).await.unwrap();
     assert_eq!(b_stage.subscribed_users("slides").unwrap_err().code, ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED);
-    assert_eq!(b_stage.unsubscribe_topic("slides", &[]).await.unwrap_err().code, ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED);
+    assert_eq!(
+        b_stage.unsubscribe_topic("slides", &[]).await.unwrap_err().code,
+        ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED
+    );
 
     a_stage.leave_topic("slides").await.unwrap();
-    let ev = expect_event(&mut bob_events, "remote leave", |e| topic_events(e, TopicEventType::REMOTE_LEAVE).is_some()).await;
+    let ev = expect_event(&mut bob_events, "remote leave", |e| topic_events(e, TopicEventType::REMOTE_LEAVE).is_some())
+        .await;
     assert!(matches!(ev, Event::Topic(t) if t.publisher == "alice" && t.topics[0].topic == "slides"));
     assert_eq!(a_stage.leave_topic("slides").await.unwrap_err().code, ErrorCode::CHANNEL_TOPIC_NOT_JOINED);
     assert_eq!(
@@ -88,10 +97,16 @@ async fn quick_start_flow() {
 
     // Leaving drops Bob's topic role: Alice sees REMOTE_LEAVE for "chat".
     b_stage.leave().await.unwrap();
-    let ev = expect_event(&mut alice_events, "remote leave on channel leave", |e| topic_events(e, TopicEventType::REMOTE_LEAVE).is_some()).await;
+    let ev = expect_event(&mut alice_events, "remote leave on channel leave", |e| {
+        topic_events(e, TopicEventType::REMOTE_LEAVE).is_some()
+    })
+    .await;
     assert!(matches!(ev, Event::Topic(t) if t.publisher == "bob" && t.topics[0].topic == "chat"));
     assert_eq!(b_stage.leave().await.unwrap_err().code, ErrorCode::CHANNEL_NOT_JOINED);
-    assert_eq!(b_stage.join_topic("t", JoinTopicOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_NOT_JOINED);
+    assert_eq!(
+        b_stage.join_topic("t", JoinTopicOptions::default()).await.unwrap_err().code,
+        ErrorCode::CHANNEL_NOT_JOINED
+    );
     a_stage.leave().await.unwrap();
     alice.logout().await.unwrap();
     bob.logout().await.unwrap();
@@ -108,15 +123,27 @@ async fn topic_limits() {
     for i in 0..8 {
         sc.join_topic(&format!("t{i}"), JoinTopicOptions::default()).await.unwrap();
     }
-    assert_eq!(sc.join_topic("t8", JoinTopicOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_EXCEED_TOPIC_LIMITATION);
-    assert_eq!(sc.join_topic("t0", JoinTopicOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED);
-    assert_eq!(sc.join_topic(&"x".repeat(17), JoinTopicOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_INVALID_TOPIC_NAME);
+    assert_eq!(
+        sc.join_topic("t8", JoinTopicOptions::default()).await.unwrap_err().code,
+        ErrorCode::CHANNEL_EXCEED_TOPIC_LIMITATION
+    );
+    assert_eq!(
+        sc.join_topic("t0", JoinTopicOptions::default()).await.unwrap_err().code,
+        ErrorCode::CHANNEL_JOIN_TOPIC_FAILED
+    );
+    assert_eq!(
+        sc.join_topic(&"x".repeat(17), JoinTopicOptions::default()).await.unwrap_err().code,
+        ErrorCode::CHANNEL_INVALID_TOPIC_NAME
+    );
     let meta = JoinTopicOptions { meta: "m".repeat(257), ..Default::default() };
     assert_eq!(sc.join_topic("m", meta).await.unwrap_err().code, ErrorCode::CHANNEL_INVALID_TOPIC_META);
     let big = vec![1u8; 1024];
     sc.publish_topic("t0", big.clone(), TopicMessageOptions::default()).await.unwrap();
     let over = TopicMessageOptions { custom_type: "x".into(), send_ts: 0 };
-    assert_eq!(sc.publish_topic("t0", big, over).await.unwrap_err().code, ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    assert_eq!(
+        sc.publish_topic("t0", big, over).await.unwrap_err().code,
+        ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION
+    );
     assert_eq!(sc.subscribe_topic("nobody-here", &[]).await.unwrap_err().code, ErrorCode::CHANNEL_TOPIC_NOT_EXIST);
 
     // 64 publishers per topic: the 65th fails per user, a 66th call fails as a whole.
@@ -127,7 +154,10 @@ async fn topic_limits() {
     assert_eq!(r.failed.len(), 1);
     assert_eq!(r.failed[0].user_id, "u64");
     assert_eq!(r.failed[0].code, 20003);
-    assert_eq!(sc.subscribe_topic("big", &["u99"]).await.unwrap_err().code, ErrorCode::CHANNEL_EXCEED_TOPIC_USER_LIMITATION);
+    assert_eq!(
+        sc.subscribe_topic("big", &["u99"]).await.unwrap_err().code,
+        ErrorCode::CHANNEL_EXCEED_TOPIC_USER_LIMITATION
+    );
     // Incremental and idempotent for users already subscribed; invalid ids fail per user.
     let r = sc.subscribe_topic("other", &["a", "_bad"]).await.unwrap();
     assert_eq!(r.succeeded, vec!["a".to_string()]);

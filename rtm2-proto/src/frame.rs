@@ -100,7 +100,7 @@ pub fn encode_server_body(body: &server_frame::Body) -> Bytes {
 }
 
 fn varint_len(v: u64) -> usize {
-    (((64 - (v | 1).leading_zeros()) + 6) / 7) as usize
+    (64 - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// Appends one complete server frame: length prefix, `seq` (field 1), then the shared body.

@@ -165,25 +165,18 @@ fn malformed(msg: impl Into<String>) -> TokenError {
 /// Size guard, version check and strict base64 decoding of the token.
 fn decode_base64(token: &str) -> Result<Vec<u8>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(malformed(format!(
-            "token too long ({} > {MAX_TOKEN_LEN} chars)",
-            token.len()
-        )));
+        return Err(malformed(format!("token too long ({} > {MAX_TOKEN_LEN} chars)", token.len())));
     }
     if token.is_empty() {
         return Err(malformed("empty token"));
     }
-    let payload = token
-        .strip_prefix(TOKEN_VERSION)
-        .ok_or(TokenError::UnsupportedVersion)?;
+    let payload = token.strip_prefix(TOKEN_VERSION).ok_or(TokenError::UnsupportedVersion)?;
     if payload.is_empty() {
         return Err(malformed("empty token payload"));
     }
     // The STANDARD engine requires canonical padding and rejects the URL-safe
     // alphabet, whitespace and non-zero trailing bits.
-    BASE64
-        .decode(payload)
-        .map_err(|e| malformed(format!("invalid base64: {e}")))
+    BASE64.decode(payload).map_err(|e| malformed(format!("invalid base64: {e}")))
 }
 
 /// Inflate a complete zlib stream (Adler-32 checked), capping the output at
@@ -203,9 +196,7 @@ fn inflate(input: &[u8]) -> Result<Vec<u8>, TokenError> {
         let produced = usize::try_from(decoder.total_out() - out_before).unwrap_or(usize::MAX);
         let consumed = decoder.total_in() - in_before;
         if produced > MAX_INFLATED_LEN - out.len() {
-            return Err(malformed(format!(
-                "inflated body exceeds {MAX_INFLATED_LEN} bytes"
-            )));
+            return Err(malformed(format!("inflated body exceeds {MAX_INFLATED_LEN} bytes")));
         }
         out.extend_from_slice(chunk.get(..produced).unwrap_or(&[]));
         match status {
@@ -275,9 +266,7 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, what: &str) -> Result<String, TokenError> {
         let raw = self.bytes(what)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|_| malformed(format!("{what} is not valid UTF-8")))
+        std::str::from_utf8(raw).map(str::to_owned).map_err(|_| malformed(format!("{what} is not valid UTF-8")))
     }
 
     fn privileges(&mut self) -> Result<Vec<(u16, u32)>, TokenError> {
@@ -307,18 +296,11 @@ fn parse_service(r: &mut Reader<'_>, service_type: u16) -> Result<Option<Service
         SERVICE_RTC => {
             let channel = r.string("RTC channel name")?;
             let uid = r.string("RTC uid")?;
-            Service::Rtc {
-                privileges,
-                channel,
-                uid,
-            }
+            Service::Rtc { privileges, channel, uid }
         }
         SERVICE_RTM => {
             let user_id = r.string("RTM user id")?;
-            Service::Rtm {
-                privileges,
-                user_id,
-            }
+            Service::Rtm { privileges, user_id }
         }
         other => {
             match other {
@@ -356,10 +338,7 @@ fn parse_service(r: &mut Reader<'_>, service_type: u16) -> Result<Option<Service
                     }
                 }
             }
-            Service::Other {
-                service_type: other,
-                privileges,
-            }
+            Service::Other { service_type: other, privileges }
         }
     };
     Ok(Some(service))
@@ -395,15 +374,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedToken, TokenError> {
             None => break,
         }
     }
-    Ok(ParsedToken {
-        signature,
-        app_id,
-        issue_ts,
-        expire,
-        salt,
-        services,
-        signed,
-    })
+    Ok(ParsedToken { signature, app_id, issue_ts, expire, salt, services, signed })
 }
 
 // ---------------------------------------------------------------------------
@@ -412,8 +383,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedToken, TokenError> {
 
 fn new_mac(key: &[u8]) -> Result<HmacSha256, TokenError> {
     // HMAC accepts keys of any length, so this never fails in practice.
-    <HmacSha256 as Mac>::new_from_slice(key)
-        .map_err(|_| TokenError::InvalidInput("invalid HMAC key".into()))
+    <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| TokenError::InvalidInput("invalid HMAC key".into()))
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], TokenError> {
@@ -428,12 +398,7 @@ fn signing_key(certificate: &str, issue_ts: u32, salt: u32) -> Result<[u8; 32], 
     hmac_sha256(&salt.to_le_bytes(), &k1)
 }
 
-fn sign(
-    certificate: &str,
-    issue_ts: u32,
-    salt: u32,
-    signed: &[u8],
-) -> Result<[u8; 32], TokenError> {
+fn sign(certificate: &str, issue_ts: u32, salt: u32, signed: &[u8]) -> Result<[u8; 32], TokenError> {
     let k2 = signing_key(certificate, issue_ts, salt)?;
     hmac_sha256(&k2, signed)
 }
@@ -448,14 +413,10 @@ fn is_hex32(s: &str) -> bool {
 
 fn check_credentials(app_id: &str, app_certificate: &str) -> Result<(), TokenError> {
     if !is_hex32(app_id) {
-        return Err(TokenError::InvalidInput(
-            "app id must be 32 hex characters".into(),
-        ));
+        return Err(TokenError::InvalidInput("app id must be 32 hex characters".into()));
     }
     if !is_hex32(app_certificate) {
-        return Err(TokenError::InvalidInput(
-            "app certificate must be 32 hex characters".into(),
-        ));
+        return Err(TokenError::InvalidInput("app certificate must be 32 hex characters".into()));
     }
     Ok(())
 }
@@ -476,9 +437,8 @@ impl Writer {
     }
 
     fn bytes(&mut self, what: &str, v: &[u8]) -> Result<(), TokenError> {
-        let len = u16::try_from(v.len()).map_err(|_| {
-            TokenError::InvalidInput(format!("{what} longer than {MAX_FIELD_LEN} bytes"))
-        })?;
+        let len = u16::try_from(v.len())
+            .map_err(|_| TokenError::InvalidInput(format!("{what} longer than {MAX_FIELD_LEN} bytes")))?;
         self.u16(len);
         self.buf.extend_from_slice(v);
         Ok(())
@@ -487,8 +447,7 @@ impl Writer {
     fn privileges(&mut self, privileges: &[(u16, u32)]) -> Result<(), TokenError> {
         let mut sorted = privileges.to_vec();
         sorted.sort_by_key(|&(id, _)| id);
-        let count = u16::try_from(sorted.len())
-            .map_err(|_| TokenError::InvalidInput("too many privileges".into()))?;
+        let count = u16::try_from(sorted.len()).map_err(|_| TokenError::InvalidInput("too many privileges".into()))?;
         self.u16(count);
         for (id, value) in sorted {
             self.u16(id);
@@ -521,36 +480,23 @@ fn encode_token(
     w.u32(issue_ts);
     w.u32(expire);
     w.u32(salt);
-    let count = u16::try_from(ordered.len())
-        .map_err(|_| TokenError::InvalidInput("too many services".into()))?;
+    let count = u16::try_from(ordered.len()).map_err(|_| TokenError::InvalidInput("too many services".into()))?;
     w.u16(count);
     for service in ordered {
         w.u16(service_type(service));
         match service {
-            Service::Rtc {
-                privileges,
-                channel,
-                uid,
-            } => {
+            Service::Rtc { privileges, channel, uid } => {
                 w.privileges(privileges)?;
                 w.bytes("channel", channel.as_bytes())?;
                 w.bytes("uid", uid.as_bytes())?;
             }
-            Service::Rtm {
-                privileges,
-                user_id,
-            } => {
+            Service::Rtm { privileges, user_id } => {
                 w.privileges(privileges)?;
                 w.bytes("user id", user_id.as_bytes())?;
             }
-            Service::Other {
-                service_type: 4 | 9 | 10,
-                privileges,
-            } => w.privileges(privileges)?,
+            Service::Other { service_type: 4 | 9 | 10, privileges } => w.privileges(privileges)?,
             Service::Other { service_type, .. } => {
-                return Err(TokenError::InvalidInput(format!(
-                    "cannot serialise service type {service_type}"
-                )));
+                return Err(TokenError::InvalidInput(format!("cannot serialise service type {service_type}")));
             }
         }
     }
@@ -573,12 +519,8 @@ fn service_type(service: &Service) -> u16 {
 /// `"007" + base64(zlib_level6(body))`.
 fn encode_body(body: &[u8]) -> Result<String, TokenError> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), Compression::new(6));
-    encoder
-        .write_all(body)
-        .map_err(|e| TokenError::InvalidInput(format!("compression failed: {e}")))?;
-    let compressed = encoder
-        .finish()
-        .map_err(|e| TokenError::InvalidInput(format!("compression failed: {e}")))?;
+    encoder.write_all(body).map_err(|e| TokenError::InvalidInput(format!("compression failed: {e}")))?;
+    let compressed = encoder.finish().map_err(|e| TokenError::InvalidInput(format!("compression failed: {e}")))?;
     Ok(format!("{TOKEN_VERSION}{}", BASE64.encode(compressed)))
 }
 
@@ -609,18 +551,8 @@ pub fn build_rtm_token_with(
     issue_ts: u32,
     salt: u32,
 ) -> Result<String, TokenError> {
-    let services = [Service::Rtm {
-        privileges: vec![(PRIVILEGE_RTM_LOGIN, expire_secs)],
-        user_id: user_id.to_owned(),
-    }];
-    encode_token(
-        app_id,
-        app_certificate,
-        issue_ts,
-        expire_secs,
-        salt,
-        &services,
-    )
+    let services = [Service::Rtm { privileges: vec![(PRIVILEGE_RTM_LOGIN, expire_secs)], user_id: user_id.to_owned() }];
+    encode_token(app_id, app_certificate, issue_ts, expire_secs, salt, &services)
 }
 
 /// Build an RTM login token issued now (system clock) with a random salt in
@@ -631,14 +563,7 @@ pub fn build_rtm_token(
     user_id: &str,
     expire_secs: u32,
 ) -> Result<String, TokenError> {
-    build_rtm_token_with(
-        app_id,
-        app_certificate,
-        user_id,
-        expire_secs,
-        now_u32()?,
-        random_salt(),
-    )
+    build_rtm_token_with(app_id, app_certificate, user_id, expire_secs, now_u32()?, random_salt())
 }
 
 /// Build a stream-channel token with a given issue time and salt
@@ -664,19 +589,9 @@ pub fn build_stream_token_with(
             channel: channel.to_owned(),
             uid: user_id.to_owned(),
         },
-        Service::Rtm {
-            privileges: vec![(PRIVILEGE_RTM_LOGIN, expire_secs)],
-            user_id: user_id.to_owned(),
-        },
+        Service::Rtm { privileges: vec![(PRIVILEGE_RTM_LOGIN, expire_secs)], user_id: user_id.to_owned() },
     ];
-    encode_token(
-        app_id,
-        app_certificate,
-        issue_ts,
-        expire_secs,
-        salt,
-        &services,
-    )
+    encode_token(app_id, app_certificate, issue_ts, expire_secs, salt, &services)
 }
 
 /// Build a stream-channel token issued now with a random salt. See
@@ -688,15 +603,7 @@ pub fn build_stream_token(
     user_id: &str,
     expire_secs: u32,
 ) -> Result<String, TokenError> {
-    build_stream_token_with(
-        app_id,
-        app_certificate,
-        channel,
-        user_id,
-        expire_secs,
-        now_u32()?,
-        random_salt(),
-    )
+    build_stream_token_with(app_id, app_certificate, channel, user_id, expire_secs, now_u32()?, random_salt())
 }
 
 // ---------------------------------------------------------------------------
@@ -705,11 +612,7 @@ pub fn build_stream_token(
 
 /// Parse, then check the signature (constant time, any certificate) and the
 /// App ID. Nothing else in the token is trusted before this returns `Ok`.
-fn verify_common(
-    token: &str,
-    app_id: &str,
-    certificates: &[&str],
-) -> Result<ParsedToken, TokenError> {
+fn verify_common(token: &str, app_id: &str, certificates: &[&str]) -> Result<ParsedToken, TokenError> {
     let parsed = parse(token)?;
     if certificates.is_empty() {
         return Err(TokenError::InvalidInput("no certificate configured".into()));
@@ -746,19 +649,11 @@ fn privilege(privileges: &[(u16, u32)], id: u16) -> Option<u32> {
 fn expires_at(parsed: &ParsedToken, privilege_value: u32) -> u64 {
     let issue = u64::from(parsed.issue_ts);
     let token_end = issue + u64::from(parsed.expire);
-    if privilege_value == 0 {
-        token_end
-    } else {
-        token_end.min(issue + u64::from(privilege_value))
-    }
+    if privilege_value == 0 { token_end } else { token_end.min(issue + u64::from(privilege_value)) }
 }
 
 /// Apply the time policy to the best (latest) expiry among matching services.
-fn check_time(
-    parsed: &ParsedToken,
-    privilege_values: &[u32],
-    now: u64,
-) -> Result<Verified, TokenError> {
+fn check_time(parsed: &ParsedToken, privilege_values: &[u32], now: u64) -> Result<Verified, TokenError> {
     let issue_ts = u64::from(parsed.issue_ts);
     if issue_ts > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
         return Err(TokenError::NotYetValid);
@@ -766,18 +661,11 @@ fn check_time(
     if parsed.expire == 0 {
         return Err(TokenError::Expired);
     }
-    let best = privilege_values
-        .iter()
-        .map(|&v| expires_at(parsed, v))
-        .max()
-        .ok_or(TokenError::NoLoginPrivilege)?;
+    let best = privilege_values.iter().map(|&v| expires_at(parsed, v)).max().ok_or(TokenError::NoLoginPrivilege)?;
     if now > best {
         return Err(TokenError::Expired);
     }
-    Ok(Verified {
-        issue_ts,
-        expires_at: best,
-    })
+    Ok(Verified { issue_ts, expires_at: best })
 }
 
 /// Verify an RTM login token for `user_id` at Unix time `now`.
@@ -804,11 +692,7 @@ pub fn verify_rtm_token(
     let mut any_user = false;
     let mut logins = Vec::new();
     for service in &parsed.services {
-        if let Service::Rtm {
-            privileges,
-            user_id: token_user,
-        } = service
-        {
+        if let Service::Rtm { privileges, user_id: token_user } = service {
             any_rtm = true;
             if token_user.as_bytes() == user_id.as_bytes() {
                 any_user = true;
@@ -851,12 +735,7 @@ pub fn verify_stream_token(
     let mut any_user = false;
     let mut joins = Vec::new();
     for service in &parsed.services {
-        if let Service::Rtc {
-            privileges,
-            channel: token_channel,
-            uid,
-        } = service
-        {
+        if let Service::Rtc { privileges, channel: token_channel, uid } = service {
             any_rtc = true;
             if token_channel.as_bytes() != channel.as_bytes() {
                 continue;
@@ -912,10 +791,7 @@ mod tests {
 
     fn unhex(s: &str) -> Vec<u8> {
         assert!(s.len().is_multiple_of(2));
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// The reference body, assembled from the spec's annotated layout.
@@ -971,17 +847,8 @@ mod tests {
     #[test]
     fn primary_vector_verifies_until_expiry() {
         let now = u64::from(ISSUE_TS) + 600;
-        assert_eq!(
-            verify_ref(REFERENCE, now),
-            Ok(Verified {
-                issue_ts: 1_111_111,
-                expires_at: 1_111_711
-            })
-        );
-        assert_eq!(
-            verify_ref(REFERENCE, u64::from(ISSUE_TS)).map(|_| ()),
-            Ok(())
-        );
+        assert_eq!(verify_ref(REFERENCE, now), Ok(Verified { issue_ts: 1_111_111, expires_at: 1_111_711 }));
+        assert_eq!(verify_ref(REFERENCE, u64::from(ISSUE_TS)).map(|_| ()), Ok(()));
         assert_eq!(verify_ref(REFERENCE, now + 1), Err(TokenError::Expired));
     }
 
@@ -993,13 +860,7 @@ mod tests {
         assert_eq!(p.issue_ts, 1_111_111);
         assert_eq!(p.expire, 600);
         assert_eq!(p.salt, 1);
-        assert_eq!(
-            p.services,
-            vec![Service::Rtm {
-                privileges: vec![(1, 600)],
-                user_id: "test_user".into()
-            }]
-        );
+        assert_eq!(p.services, vec![Service::Rtm { privileges: vec![(1, 600)], user_id: "test_user".into() }]);
         assert_eq!(p.signed, reference_body()[34..].to_vec());
         assert_eq!(p.signed.len(), 103 - 34);
     }
@@ -1020,10 +881,7 @@ mod tests {
         let token = build_rtm_token_with(APP_ID, CERT, USER, EXPIRE, ISSUE_TS, SALT).unwrap();
         // Body equality holds for any deflate implementation.
         assert_eq!(decompress_body(&token).unwrap(), reference_body());
-        assert_eq!(
-            decompress_body(&token).unwrap(),
-            decompress_body(REFERENCE).unwrap()
-        );
+        assert_eq!(decompress_body(&token).unwrap(), decompress_body(REFERENCE).unwrap());
         // Byte-exact string: holds with flate2's C zlib backend at level 6
         // (checked on this machine with system zlib 1.2.13).
         assert_eq!(token, REFERENCE);
@@ -1055,10 +913,7 @@ mod tests {
         let lower = CERT.to_ascii_lowercase();
         let upper = CERT.to_ascii_uppercase();
         for cert in [lower.as_str(), upper.as_str()] {
-            assert_eq!(
-                verify_rtm_token(REFERENCE, APP_ID, &[cert], USER, 1_111_200),
-                Err(TokenError::BadSignature)
-            );
+            assert_eq!(verify_rtm_token(REFERENCE, APP_ID, &[cert], USER, 1_111_200), Err(TokenError::BadSignature));
         }
     }
 
@@ -1074,30 +929,20 @@ mod tests {
     fn wrong_app_id_is_mismatch() {
         let lower = APP_ID.to_ascii_lowercase();
         for app in ["970CA35de60c44645bbae8a215061b34", lower.as_str(), ""] {
-            assert_eq!(
-                verify_rtm_token(REFERENCE, app, &[CERT], USER, 1_111_200),
-                Err(TokenError::AppIdMismatch)
-            );
+            assert_eq!(verify_rtm_token(REFERENCE, app, &[CERT], USER, 1_111_200), Err(TokenError::AppIdMismatch));
         }
     }
 
     #[test]
     fn wrong_user_is_mismatch() {
         for user in ["test_use", "test_user2", "TEST_USER", ""] {
-            assert_eq!(
-                verify_rtm_token(REFERENCE, APP_ID, &[CERT], user, 1_111_200),
-                Err(TokenError::UserMismatch)
-            );
+            assert_eq!(verify_rtm_token(REFERENCE, APP_ID, &[CERT], user, 1_111_200), Err(TokenError::UserMismatch));
         }
     }
 
     #[test]
     fn rtc_only_token_has_no_rtm_service() {
-        let services = [Service::Rtc {
-            privileges: vec![(1, 600)],
-            channel: "ch".into(),
-            uid: USER.into(),
-        }];
+        let services = [Service::Rtc { privileges: vec![(1, 600)], channel: "ch".into(), uid: USER.into() }];
         let token = encode_token(APP_ID, CERT, ISSUE_TS, 600, SALT, &services).unwrap();
         assert_eq!(verify_ref(&token, 1_111_200), Err(TokenError::NoRtmService));
         // A stream join check on an RTM-only token has no RTC service.
@@ -1109,24 +954,15 @@ mod tests {
 
     #[test]
     fn missing_login_privilege() {
-        let services = [Service::Rtm {
-            privileges: vec![(2, 600)],
-            user_id: USER.into(),
-        }];
+        let services = [Service::Rtm { privileges: vec![(2, 600)], user_id: USER.into() }];
         let token = encode_token(APP_ID, CERT, ISSUE_TS, 600, SALT, &services).unwrap();
-        assert_eq!(
-            verify_ref(&token, 1_111_200),
-            Err(TokenError::NoLoginPrivilege)
-        );
+        assert_eq!(verify_ref(&token, 1_111_200), Err(TokenError::NoLoginPrivilege));
     }
 
     #[test]
     fn expiry_policy() {
         let mk = |expire: u32, login: u32| {
-            let services = [Service::Rtm {
-                privileges: vec![(1, login)],
-                user_id: USER.into(),
-            }];
+            let services = [Service::Rtm { privileges: vec![(1, login)], user_id: USER.into() }];
             encode_token(APP_ID, CERT, ISSUE_TS, expire, SALT, &services).unwrap()
         };
         let t0 = u64::from(ISSUE_TS);
@@ -1146,10 +982,7 @@ mod tests {
         assert_eq!(verify_ref(&t, t0 + 10).unwrap().expires_at, t0 + 10);
         assert_eq!(verify_ref(&t, t0 + 11), Err(TokenError::Expired));
         // No u32 overflow.
-        let services = [Service::Rtm {
-            privileges: vec![(1, u32::MAX)],
-            user_id: USER.into(),
-        }];
+        let services = [Service::Rtm { privileges: vec![(1, u32::MAX)], user_id: USER.into() }];
         let t = encode_token(APP_ID, CERT, u32::MAX, u32::MAX, SALT, &services).unwrap();
         let v = verify_ref(&t, u64::from(u32::MAX)).unwrap();
         assert_eq!(v.expires_at, 2 * u64::from(u32::MAX));
@@ -1159,10 +992,7 @@ mod tests {
     fn clock_skew_policy() {
         let t0 = u64::from(ISSUE_TS);
         assert!(verify_ref(REFERENCE, t0 - MAX_CLOCK_SKEW_SECS).is_ok());
-        assert_eq!(
-            verify_ref(REFERENCE, t0 - MAX_CLOCK_SKEW_SECS - 1),
-            Err(TokenError::NotYetValid)
-        );
+        assert_eq!(verify_ref(REFERENCE, t0 - MAX_CLOCK_SKEW_SECS - 1), Err(TokenError::NotYetValid));
         assert_eq!(verify_ref(REFERENCE, 0), Err(TokenError::NotYetValid));
     }
 
@@ -1172,25 +1002,16 @@ mod tests {
         for len in 0..body.len() {
             let token = token_from_body(&body[..len]);
             let r = parse(&token);
-            assert!(
-                matches!(r, Err(TokenError::Malformed(_))),
-                "len {len}: {r:?}"
-            );
+            assert!(matches!(r, Err(TokenError::Malformed(_))), "len {len}: {r:?}");
             let r = verify_ref(&token, 1_111_200);
-            assert!(
-                matches!(r, Err(TokenError::Malformed(_))),
-                "len {len}: {r:?}"
-            );
+            assert!(matches!(r, Err(TokenError::Malformed(_))), "len {len}: {r:?}");
         }
         // Truncated zlib stream (compressed bytes cut short).
         let raw = zlib(&body);
         for len in 0..raw.len() {
             let token = format!("007{}", BASE64.encode(&raw[..len]));
             let r = parse(&token);
-            assert!(
-                matches!(r, Err(TokenError::Malformed(_))),
-                "len {len}: {r:?}"
-            );
+            assert!(matches!(r, Err(TokenError::Malformed(_))), "len {len}: {r:?}");
         }
     }
 
@@ -1224,27 +1045,16 @@ mod tests {
         for case in &cases {
             assert_ne!(case.as_str(), REFERENCE);
             let r = parse(case);
-            assert!(
-                matches!(r, Err(TokenError::Malformed(_))),
-                "{case:?}: {r:?}"
-            );
+            assert!(matches!(r, Err(TokenError::Malformed(_))), "{case:?}: {r:?}");
         }
     }
 
     #[test]
     fn wrong_version_is_unsupported() {
         let v006 = format!("006{}", &REFERENCE[3..]);
-        for t in [
-            v006.as_str(),
-            "006970CA35de60c44645bbae8a215061b33AAAA",
-            "7",
-            "é007",
-        ] {
+        for t in [v006.as_str(), "006970CA35de60c44645bbae8a215061b33AAAA", "7", "é007"] {
             assert_eq!(parse(t), Err(TokenError::UnsupportedVersion), "{t:?}");
-            assert_eq!(
-                verify_ref(t, 1_111_200),
-                Err(TokenError::UnsupportedVersion)
-            );
+            assert_eq!(verify_ref(t, 1_111_200), Err(TokenError::UnsupportedVersion));
         }
         assert!(matches!(parse(""), Err(TokenError::Malformed(_))));
     }
@@ -1290,10 +1100,7 @@ mod tests {
                 Err(TokenError::Malformed(m)) => assert!(m.contains("trailing"), "{m}"),
                 other => panic!("{other:?}"),
             }
-            assert!(matches!(
-                verify_ref(&token, 1_111_200),
-                Err(TokenError::Malformed(_))
-            ));
+            assert!(matches!(verify_ref(&token, 1_111_200), Err(TokenError::Malformed(_))));
         }
     }
 
@@ -1322,10 +1129,7 @@ mod tests {
                         "{byte}/{bit}: {r:?}"
                     ),
                     // App id text: the high bit makes it invalid UTF-8.
-                    36..=67 if bit == 7 => assert!(
-                        matches!(r, Err(TokenError::Malformed(_))),
-                        "{byte}/{bit}: {r:?}"
-                    ),
+                    36..=67 if bit == 7 => assert!(matches!(r, Err(TokenError::Malformed(_))), "{byte}/{bit}: {r:?}"),
                     // Signature bytes, app id text, integers: signature fails.
                     2..=33 | 36..=79 => {
                         assert_eq!(r, Err(TokenError::BadSignature), "{byte}/{bit}")
@@ -1360,29 +1164,16 @@ mod tests {
         let v = verify_rtm_token(&token, APP_ID, &[CERT], user, u64::from(now)).unwrap();
         assert!(v.issue_ts >= u64::from(now));
         assert_eq!(v.expires_at, v.issue_ts + 3600);
-        assert_eq!(
-            verify_rtm_token(&token, &lower_id, &[CERT], user, u64::from(now)),
-            Err(TokenError::AppIdMismatch)
-        );
+        assert_eq!(verify_rtm_token(&token, &lower_id, &[CERT], user, u64::from(now)), Err(TokenError::AppIdMismatch));
         let p = parse(&token).unwrap();
         assert!((SALT_MIN..=SALT_MAX).contains(&p.salt));
         assert_eq!(p.expire, 3600);
 
         // Deterministic builder with lowercase credentials.
-        let t = build_rtm_token_with(&lower_id, "ABCDEF0123456789abcdef0123456789", "u", 60, 5, 7)
-            .unwrap();
+        let t = build_rtm_token_with(&lower_id, "ABCDEF0123456789abcdef0123456789", "u", 60, 5, 7).unwrap();
         assert_eq!(
-            verify_rtm_token(
-                &t,
-                &lower_id,
-                &["ABCDEF0123456789abcdef0123456789"],
-                "u",
-                65
-            ),
-            Ok(Verified {
-                issue_ts: 5,
-                expires_at: 65
-            })
+            verify_rtm_token(&t, &lower_id, &["ABCDEF0123456789abcdef0123456789"], "u", 65),
+            Ok(Verified { issue_ts: 5, expires_at: 65 })
         );
     }
 
@@ -1397,14 +1188,8 @@ mod tests {
             (APP_ID, ""),
         ];
         for (app, cert) in bad {
-            assert!(matches!(
-                build_rtm_token_with(app, cert, USER, 600, 1, 1),
-                Err(TokenError::InvalidInput(_))
-            ));
-            assert!(matches!(
-                build_stream_token(app, cert, "ch", USER, 600),
-                Err(TokenError::InvalidInput(_))
-            ));
+            assert!(matches!(build_rtm_token_with(app, cert, USER, 600, 1, 1), Err(TokenError::InvalidInput(_))));
+            assert!(matches!(build_stream_token(app, cert, "ch", USER, 600), Err(TokenError::InvalidInput(_))));
         }
         // 65535 bytes is the wire limit; such a body exceeds the inflate cap,
         // so round-trip a smaller long id and only build the maximal one.
@@ -1414,10 +1199,7 @@ mod tests {
         let token = build_rtm_token_with(APP_ID, CERT, &long_ok, 600, 1, 1).unwrap();
         assert!(verify_rtm_token(&token, APP_ID, &[CERT], &long_ok, 1).is_ok());
         let long_user = "u".repeat(65_536);
-        assert!(matches!(
-            build_rtm_token_with(APP_ID, CERT, &long_user, 600, 1, 1),
-            Err(TokenError::InvalidInput(_))
-        ));
+        assert!(matches!(build_rtm_token_with(APP_ID, CERT, &long_user, 600, 1, 1), Err(TokenError::InvalidInput(_))));
         assert!(matches!(
             build_stream_token_with(APP_ID, CERT, &long_user, USER, 600, 1, 1),
             Err(TokenError::InvalidInput(_))
@@ -1427,8 +1209,7 @@ mod tests {
     #[test]
     fn stream_token_verify() {
         let t0 = u64::from(ISSUE_TS);
-        let token =
-            build_stream_token_with(APP_ID, CERT, "room-1", USER, 600, ISSUE_TS, 42).unwrap();
+        let token = build_stream_token_with(APP_ID, CERT, "room-1", USER, 600, ISSUE_TS, 42).unwrap();
         let p = parse(&token).unwrap();
         assert_eq!(
             p.services,
@@ -1438,32 +1219,14 @@ mod tests {
                     channel: "room-1".into(),
                     uid: USER.into()
                 },
-                Service::Rtm {
-                    privileges: vec![(PRIVILEGE_RTM_LOGIN, 600)],
-                    user_id: USER.into()
-                },
+                Service::Rtm { privileges: vec![(PRIVILEGE_RTM_LOGIN, 600)], user_id: USER.into() },
             ]
         );
         let ok = verify_stream_token(&token, APP_ID, &[CERT], "room-1", USER, t0 + 600);
-        assert_eq!(
-            ok,
-            Ok(Verified {
-                issue_ts: t0,
-                expires_at: t0 + 600
-            })
-        );
-        assert_eq!(
-            verify_stream_token(&token, APP_ID, &[CERT], "room-2", USER, t0),
-            Err(TokenError::ChannelMismatch)
-        );
-        assert_eq!(
-            verify_stream_token(&token, APP_ID, &[CERT], "room-1", "bob", t0),
-            Err(TokenError::UserMismatch)
-        );
-        assert_eq!(
-            verify_stream_token(&token, APP_ID, &[CERT], "room-1", USER, t0 + 601),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(ok, Ok(Verified { issue_ts: t0, expires_at: t0 + 600 }));
+        assert_eq!(verify_stream_token(&token, APP_ID, &[CERT], "room-2", USER, t0), Err(TokenError::ChannelMismatch));
+        assert_eq!(verify_stream_token(&token, APP_ID, &[CERT], "room-1", "bob", t0), Err(TokenError::UserMismatch));
+        assert_eq!(verify_stream_token(&token, APP_ID, &[CERT], "room-1", USER, t0 + 601), Err(TokenError::Expired));
         assert_eq!(
             verify_stream_token(&token, APP_ID, &[OTHER_CERT], "room-2", "bob", t0),
             Err(TokenError::BadSignature)
@@ -1471,16 +1234,9 @@ mod tests {
         // The same token is also an RTM login token.
         assert!(verify_rtm_token(&token, APP_ID, &[CERT], USER, t0).is_ok());
         // RTC service without the join privilege.
-        let services = [Service::Rtc {
-            privileges: vec![(2, 600)],
-            channel: "room-1".into(),
-            uid: USER.into(),
-        }];
+        let services = [Service::Rtc { privileges: vec![(2, 600)], channel: "room-1".into(), uid: USER.into() }];
         let t = encode_token(APP_ID, CERT, ISSUE_TS, 600, SALT, &services).unwrap();
-        assert_eq!(
-            verify_stream_token(&t, APP_ID, &[CERT], "room-1", USER, t0),
-            Err(TokenError::NoLoginPrivilege)
-        );
+        assert_eq!(verify_stream_token(&t, APP_ID, &[CERT], "room-1", USER, t0), Err(TokenError::NoLoginPrivilege));
         // Random-salt variant round trip.
         let t = build_stream_token(APP_ID, CERT, "c", "7", 60).unwrap();
         let now = u64::from(parse(&t).unwrap().issue_ts);
@@ -1558,14 +1314,8 @@ mod tests {
     #[test]
     fn multiple_rtm_services_any_match() {
         let services = [
-            Service::Rtm {
-                privileges: vec![(1, 600)],
-                user_id: "other".into(),
-            },
-            Service::Rtm {
-                privileges: vec![(1, 100)],
-                user_id: USER.into(),
-            },
+            Service::Rtm { privileges: vec![(1, 600)], user_id: "other".into() },
+            Service::Rtm { privileges: vec![(1, 100)], user_id: USER.into() },
         ];
         let token = encode_token(APP_ID, CERT, ISSUE_TS, 600, SALT, &services).unwrap();
         let v = verify_ref(&token, 1_111_200).unwrap();
@@ -1576,30 +1326,16 @@ mod tests {
     #[test]
     fn builder_sorts_services_and_privileges() {
         let services = [
-            Service::Rtm {
-                privileges: vec![(1, 600)],
-                user_id: "second".into(),
-            },
-            Service::Rtc {
-                privileges: vec![(3, 30), (1, 10), (2, 20)],
-                channel: "c".into(),
-                uid: "u".into(),
-            },
-            Service::Rtm {
-                privileges: vec![(1, 600)],
-                user_id: "third".into(),
-            },
+            Service::Rtm { privileges: vec![(1, 600)], user_id: "second".into() },
+            Service::Rtc { privileges: vec![(3, 30), (1, 10), (2, 20)], channel: "c".into(), uid: "u".into() },
+            Service::Rtm { privileges: vec![(1, 600)], user_id: "third".into() },
         ];
         let token = encode_token(APP_ID, CERT, ISSUE_TS, 600, SALT, &services).unwrap();
         let p = parse(&token).unwrap();
         assert_eq!(
             p.services,
             vec![
-                Service::Rtc {
-                    privileges: vec![(1, 10), (2, 20), (3, 30)],
-                    channel: "c".into(),
-                    uid: "u".into(),
-                },
+                Service::Rtc { privileges: vec![(1, 10), (2, 20), (3, 30)], channel: "c".into(), uid: "u".into() },
                 services[0].clone(),
                 services[2].clone(),
             ]
@@ -1621,10 +1357,7 @@ mod tests {
         let mut body = reference_body();
         let n = body.len();
         body[n - 1] = 0xff;
-        assert!(matches!(
-            parse(&token_from_body(&body)),
-            Err(TokenError::Malformed(_))
-        ));
+        assert!(matches!(parse(&token_from_body(&body)), Err(TokenError::Malformed(_))));
     }
 
     #[test]

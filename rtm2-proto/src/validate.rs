@@ -37,10 +37,7 @@ pub fn name(kind: &str, value: &str, max_len: usize, code: ErrorCode) -> Check {
         return Err(Violation::new(code, format!("{kind} must not be empty")));
     }
     if value.len() > max_len {
-        return Err(Violation::new(
-            code,
-            format!("{kind} is {} bytes; at most {max_len} are allowed", value.len()),
-        ));
+        return Err(Violation::new(code, format!("{kind} is {} bytes; at most {max_len} are allowed", value.len())));
     }
     if value.starts_with('_') {
         return Err(Violation::new(code, format!("{kind} must not start with '_'")));
@@ -60,10 +57,7 @@ pub fn name(kind: &str, value: &str, max_len: usize, code: ErrorCode) -> Check {
 /// App id: 32 characters `[0-9A-Za-z]`.
 pub fn app_id(value: &str) -> Check {
     if value.len() != APP_ID_LEN || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Violation::new(
-            ErrorCode::INVALID_APP_ID,
-            "app id must be exactly 32 characters [0-9A-Za-z]",
-        ));
+        return Err(Violation::new(ErrorCode::INVALID_APP_ID, "app id must be exactly 32 characters [0-9A-Za-z]"));
     }
     Ok(())
 }
@@ -102,10 +96,7 @@ fn payload(payload: &[u8], message_type: u32, custom: &str, max: usize) -> Check
         0 => {}
         1 => {
             if std::str::from_utf8(payload).is_err() {
-                return Err(Violation::new(
-                    ErrorCode::CHANNEL_INVALID_MESSAGE,
-                    "a STRING message must be valid UTF-8",
-                ));
+                return Err(Violation::new(ErrorCode::CHANNEL_INVALID_MESSAGE, "a STRING message must be valid UTF-8"));
             }
         }
         other => {
@@ -153,10 +144,7 @@ pub fn topic_options(qos: u32, priority: u32) -> Check {
         return Err(Violation::new(ErrorCode::INVALID_PARAMETER, format!("qos {qos} is not 0 or 1")));
     }
     if crate::enums::MessagePriority::from_u32(priority).is_none() {
-        return Err(Violation::new(
-            ErrorCode::INVALID_PARAMETER,
-            format!("priority {priority} is not 0, 1, 4 or 8"),
-        ));
+        return Err(Violation::new(ErrorCode::INVALID_PARAMETER, format!("priority {priority} is not 0, 1, 4 or 8")));
     }
     Ok(())
 }
@@ -189,18 +177,12 @@ mod tests {
     fn payload_limits_are_inclusive() {
         let ok = vec![1u8; MAX_MESSAGE_LEN - 4];
         assert!(message(&ok, 0, "abcd").is_ok());
-        assert_eq!(
-            message(&ok, 0, "abcde").unwrap_err().code,
-            ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION
-        );
+        assert_eq!(message(&ok, 0, "abcde").unwrap_err().code, ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
         assert_eq!(message(&[], 0, "").unwrap_err().code, ErrorCode::CHANNEL_INVALID_MESSAGE);
         assert_eq!(message(&[0xff], 1, "").unwrap_err().code, ErrorCode::CHANNEL_INVALID_MESSAGE);
         assert_eq!(message(b"x", 7, "").unwrap_err().code, ErrorCode::CHANNEL_UNSUPPORTED_MESSAGE_TYPE);
         assert!(custom_type(&"c".repeat(32)).is_ok());
-        assert_eq!(
-            custom_type(&"c".repeat(33)).unwrap_err().code,
-            ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW
-        );
+        assert_eq!(custom_type(&"c".repeat(33)).unwrap_err().code, ErrorCode::CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW);
         assert!(topic_message(&[1u8; 1024], 0, "").is_ok());
         assert!(topic_message(&[1u8; 1024], 0, "x").is_err());
         assert!(topic_meta(&"m".repeat(256)).is_ok());

@@ -53,10 +53,7 @@ impl ServerConfig {
     /// A configuration that requires tokens for one app.
     pub fn with_app(app_id: impl Into<String>, certificate: impl Into<String>) -> Self {
         ServerConfig {
-            apps: vec![AppCredentials {
-                app_id: app_id.into(),
-                certificates: vec![certificate.into()],
-            }],
+            apps: vec![AppCredentials { app_id: app_id.into(), certificates: vec![certificate.into()] }],
             ..Default::default()
         }
     }

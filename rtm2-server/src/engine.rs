@@ -122,15 +122,12 @@ impl Engine {
                 .map_err(token_violation)?;
             Some(v.expires_at)
         };
-        let heartbeat_s = login
-            .heartbeat_interval_s
-            .clamp(limits::MIN_HEARTBEAT_INTERVAL_S, limits::MAX_HEARTBEAT_INTERVAL_S);
+        let heartbeat_s =
+            login.heartbeat_interval_s.clamp(limits::MIN_HEARTBEAT_INTERVAL_S, limits::MAX_HEARTBEAT_INTERVAL_S);
         let presence_timeout_s = if login.presence_timeout_s == 0 {
             limits::DEFAULT_PRESENCE_TIMEOUT_S
         } else {
-            login
-                .presence_timeout_s
-                .clamp(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)
+            login.presence_timeout_s.clamp(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)
         };
         let session = Arc::new(Session {
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
@@ -242,9 +239,7 @@ impl Engine {
             crate::stream::verify_join_token(session, &r.channel, &r.token)?
         };
         session.set_deadline(&r.channel, expires_at);
-        Ok(Some(pb::response::Result::RenewToken(pb::RenewTokenResult {
-            token_expires_at_s: expires_at.unwrap_or(0),
-        })))
+        Ok(Some(pb::response::Result::RenewToken(pb::RenewTokenResult { token_expires_at_s: expires_at.unwrap_or(0) })))
     }
 }
 
@@ -409,9 +404,10 @@ pub(crate) async fn token_timer(engine: Arc<Engine>, session: Arc<Session>) {
             }
         }
         for (channel, expires_at_s) in notices {
-            session.send(frame::encode_server_body(&server_frame::Body::TokenWillExpire(
-                pb::TokenWillExpire { channel, token_expires_at_s: expires_at_s },
-            )));
+            session.send(frame::encode_server_body(&server_frame::Body::TokenWillExpire(pb::TokenWillExpire {
+                channel,
+                token_expires_at_s: expires_at_s,
+            })));
         }
         for key in expired {
             if key.is_empty() {

@@ -27,8 +27,8 @@ use tokio::sync::watch;
 
 pub use config::{AppCredentials, ServerConfig};
 use engine::Engine;
-use rtm2_proto::enums::LinkStateChangeReason;
 use rtm2_proto::ErrorCode;
+use rtm2_proto::enums::LinkStateChangeReason;
 use session::Goodbye;
 
 /// Bytes buffered in each direction of an in-process connection.

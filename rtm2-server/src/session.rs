@@ -240,22 +240,15 @@ where
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(engine.config.outbound_queue_frames.max(16));
-    let out = Arc::new(Outbound {
-        tx,
-        closing: AtomicBool::new(false),
-        goodbye: Mutex::new(None),
-        kill: Notify::new(),
-    });
+    let out =
+        Arc::new(Outbound { tx, closing: AtomicBool::new(false), goodbye: Mutex::new(None), kill: Notify::new() });
     let writer_task = tokio::spawn(writer(wr, rx, out.clone()));
     let dec = FrameDecoder::new(engine.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(8 * 1024);
 
     // Phase 1: Hello then Login, within the pre-login deadline.
-    let login = tokio::time::timeout(
-        engine.config.prelogin_timeout,
-        handshake(&engine, &mut rd, &mut buf, &dec, &out),
-    )
-    .await;
+    let login =
+        tokio::time::timeout(engine.config.prelogin_timeout, handshake(&engine, &mut rd, &mut buf, &dec, &out)).await;
     let session = match login {
         Ok(Ok(session)) => session,
         Ok(Err(goodbye)) => {
@@ -363,9 +356,7 @@ async fn handshake<R: AsyncRead + Unpin>(
         Some(client_frame::Body::Hello(h)) => h,
         _ => return Err(Some(protocol_error("the first frame must be Hello"))),
     };
-    if hello.protocol_version < limits::MIN_PROTOCOL_VERSION
-        || hello.protocol_version > limits::PROTOCOL_VERSION
-    {
+    if hello.protocol_version < limits::MIN_PROTOCOL_VERSION || hello.protocol_version > limits::PROTOCOL_VERSION {
         return Err(Some(Goodbye::new(
             ErrorCode::SERVICE_NOT_SUPPORTED.code(),
             LinkStateChangeReason::SERVICE_NOT_SUPPORTED,
@@ -407,10 +398,7 @@ async fn handshake<R: AsyncRead + Unpin>(
             Some(_) => {
                 out.send(response(
                     request_id,
-                    Err(rtm2_proto::validate::Violation::new(
-                        ErrorCode::NOT_LOGIN,
-                        "log in before any other request",
-                    )),
+                    Err(rtm2_proto::validate::Violation::new(ErrorCode::NOT_LOGIN, "log in before any other request")),
                 ));
             }
             None => return Err(Some(protocol_error("frame has no body"))),

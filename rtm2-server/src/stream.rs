@@ -36,16 +36,13 @@ impl StreamChannel {
         let mut topics: BTreeMap<&str, Vec<pb::PublisherInfo>> = BTreeMap::new();
         for (user, m) in &self.members {
             for (topic, role) in &m.topics {
-                topics.entry(topic).or_default().push(pb::PublisherInfo {
-                    user_id: user.to_string(),
-                    meta: role.meta.clone(),
-                });
+                topics
+                    .entry(topic)
+                    .or_default()
+                    .push(pb::PublisherInfo { user_id: user.to_string(), meta: role.meta.clone() });
             }
         }
-        topics
-            .into_iter()
-            .map(|(topic, publishers)| pb::TopicInfo { topic: topic.to_string(), publishers })
-            .collect()
+        topics.into_iter().map(|(topic, publishers)| pb::TopicInfo { topic: topic.to_string(), publishers }).collect()
     }
 
     fn broadcast_except(&self, user: &str, body: bytes::Bytes) {
@@ -193,14 +190,12 @@ pub(crate) fn expire(session: &Arc<Session>, channel: &str) {
         return;
     }
     leave(session, channel);
-    session.send(frame::encode_server_body(&server_frame::Body::StreamChannelClosed(
-        pb::StreamChannelClosed {
-            channel: channel.to_string(),
-            code: ErrorCode::TOKEN_EXPIRED.code(),
-            link_reason: LinkStateChangeReason::TOKEN_EXPIRED as u32,
-            reason: "the stream channel token expired".into(),
-        },
-    )));
+    session.send(frame::encode_server_body(&server_frame::Body::StreamChannelClosed(pb::StreamChannelClosed {
+        channel: channel.to_string(),
+        code: ErrorCode::TOKEN_EXPIRED.code(),
+        link_reason: LinkStateChangeReason::TOKEN_EXPIRED as u32,
+        reason: "the stream channel token expired".into(),
+    })));
 }
 
 pub(crate) fn join_topic(session: &Arc<Session>, r: pb::JoinTopic) -> Reply {
@@ -275,12 +270,8 @@ pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Repl
 pub(crate) fn subscribe_topic(session: &Arc<Session>, r: pb::SubscribeTopic) -> Reply {
     validate::topic_name(&r.topic)?;
     with_member(session, &r.channel, |ch, user| {
-        let publishers: Vec<String> = ch
-            .members
-            .iter()
-            .filter(|(_, m)| m.topics.contains_key(&r.topic))
-            .map(|(u, _)| u.to_string())
-            .collect();
+        let publishers: Vec<String> =
+            ch.members.iter().filter(|(_, m)| m.topics.contains_key(&r.topic)).map(|(u, _)| u.to_string()).collect();
         let m = ch.members.get_mut(user).expect("member checked");
         let existing = m.subscriptions.get(&r.topic).map_or(0, |s| s.len());
         if existing == 0 && m.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
@@ -311,7 +302,11 @@ pub(crate) fn subscribe_topic(session: &Arc<Session>, r: pb::SubscribeTopic) -> 
         let mut result = pb::SubscribeTopicResult::default();
         for u in wanted {
             if let Err(v) = validate::user_id(&u) {
-                result.failed.push(pb::FailedUser { user_id: u, code: topic_user_code::INVALID_REMOTE_USER, reason: v.reason });
+                result.failed.push(pb::FailedUser {
+                    user_id: u,
+                    code: topic_user_code::INVALID_REMOTE_USER,
+                    reason: v.reason,
+                });
             } else if set.contains(&u) {
                 result.succeeded.push(u);
             } else if set.len() >= limits::MAX_TOPIC_SUBSCRIBED_USERS {
@@ -355,4 +350,3 @@ pub(crate) fn unsubscribe_topic(session: &Arc<Session>, r: pb::UnsubscribeTopic)
         Ok(None)
     })
 }
-

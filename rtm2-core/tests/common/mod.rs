@@ -59,7 +59,10 @@ pub async fn next_message(sub: &mut Subscription) -> std::sync::Arc<MessageEvent
 }
 
 /// Receives messages until one matching `pred` (skipping others), bounded by WAIT.
-pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(rx: &mut EventReceiver, mut pred: F) -> std::sync::Arc<MessageEvent> {
+pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(
+    rx: &mut EventReceiver,
+    mut pred: F,
+) -> std::sync::Arc<MessageEvent> {
     match expect_event(rx, "a message", |e| matches!(e, Event::Message(m) if pred(m))).await {
         Event::Message(m) => m,
         _ => unreachable!(),
