@@ -6,6 +6,8 @@
 pub mod enums;
 pub mod error_code;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod token;
 pub mod validate;

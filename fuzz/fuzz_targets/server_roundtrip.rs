@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rtm2_proto::fuzzing::server_roundtrip(data));
