@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use rtm2_proto::enums::*;
 use rtm2_proto::pb::{self, client_frame};
@@ -14,9 +14,20 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::events::{EventHub, EventReceiver, Subscription};
 use crate::link::{self, Inbound, Link, LinkEnd};
-use crate::runtime::{run, runtime};
+use crate::runtime::{Op, runtime};
 use crate::stream_channel::{StreamChannel, StreamInner};
 use crate::types::*;
+
+/// Returns `Op::ready(Err(e))` from an operation when a check fails.
+macro_rules! try_op {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Op::ready(Err(e)),
+        }
+    };
+}
+pub(crate) use try_op;
 
 /// What operations see of the connection.
 #[derive(Clone)]
@@ -58,6 +69,43 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     slot: watch::Sender<Slot>,
     streams: Mutex<HashMap<String, Arc<StreamInner>>>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// A request waiting to be sent, in call order.
+struct Outgoing {
+    op: &'static str,
+    body: client_frame::Body,
+    reply: link::Reply,
+    deadline: tokio::time::Instant,
+}
+
+/// Sends queued requests in order over whichever link is up; waits while (re)connecting.
+async fn pump(mut rx: mpsc::UnboundedReceiver<Outgoing>, mut slot: watch::Receiver<Slot>) {
+    while let Some(out) = rx.recv().await {
+        if out.reply.is_closed() {
+            continue; // the caller gave up
+        }
+        loop {
+            let current = slot.borrow_and_update().clone();
+            match current {
+                Slot::Down(e) => {
+                    let _ = out.reply.send(Err(e.with_op(out.op)));
+                    break;
+                }
+                Slot::Up(l) if !l.is_ended() => {
+                    l.submit(out.op, out.body, out.reply).await;
+                    break;
+                }
+                _ => {}
+            }
+            tokio::select! {
+                changed = slot.changed() => if changed.is_err() { return },
+                // The caller's own timeout reports it; stop holding up the queue.
+                _ = tokio::time::sleep_until(out.deadline) => break,
+            }
+        }
+    }
 }
 
 struct DropGuard(Arc<Inner>);
@@ -93,6 +141,8 @@ impl Client {
         validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
         crate::logging::init(&config);
         let (slot, _) = watch::channel(Slot::Down(not_logged_in("call login first")));
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        runtime().spawn(pump(outbox_rx, slot.subscribe()));
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
             hub: Arc::new(EventHub::default()),
@@ -106,6 +156,7 @@ impl Client {
             }),
             slot,
             streams: Mutex::new(HashMap::new()),
+            outbox,
         });
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
@@ -151,105 +202,103 @@ impl Client {
     /// with the server's rejection (10005, 10009, 10016, ...), or 10011 on timeout. A login
     /// while another is in progress cancels the earlier one (10023); a login while connected
     /// fails with 10017.
-    pub async fn login(&self, token: &str) -> Result<()> {
+    pub fn login(&self, token: &str) -> Op<Result<()>> {
         let inner = self.inner.clone();
         let token = token.to_string();
         let t = self.timeout();
-        run(async move { inner.login(token, t).await }).await
+        Op::spawn(async move { inner.login(token, t).await })
     }
 
     /// Logs out: ends the session, every subscription and stream channel. Operations in flight
     /// complete with an error. Never fails.
-    pub async fn logout(&self) -> Result<()> {
+    pub fn logout(&self) -> Op<Result<()>> {
         let inner = self.inner.clone();
-        run(async move { inner.logout().await }).await
+        Op::spawn(async move { inner.logout().await })
     }
 
     /// Renews the login token.
-    pub async fn renew_token(&self, token: &str) -> Result<()> {
-        let inner = self.inner.clone();
-        let token = token.to_string();
-        let t = self.timeout();
-        run(async move {
-            let op = "renew_token";
-            if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
-                return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
-            }
-            let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: String::new() });
-            inner.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, t).await?;
+    pub fn renew_token(&self, token: &str) -> Op<Result<()>> {
+        let op = "renew_token";
+        if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
+            return Op::ready(Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long")));
+        }
+        let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.to_string(), channel: String::new() });
+        let reply = self.inner.submit(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, self.timeout());
+        let (inner, token) = (self.inner.clone(), token.to_string());
+        Op::spawn(async move {
+            reply.await?;
             inner.state.lock().unwrap().token = token;
             Ok(())
         })
-        .await
     }
 
     /// Subscribes to a message channel and returns the stream of its messages. Subscribing
     /// again updates the options (and returns another stream).
-    pub async fn subscribe(&self, channel: &str, options: SubscribeOptions) -> Result<Subscription> {
+    pub fn subscribe(&self, channel: &str, options: SubscribeOptions) -> Op<Result<Subscription>> {
         let op = "subscribe";
-        validate::channel_name(channel).map_err(|v| Error::from_violation(op, v))?;
+        try_op!(validate::channel_name(channel).map_err(|v| Error::from_violation(op, v)));
         {
             let st = self.inner.state.lock().unwrap();
             if !st.cache.channels.contains_key(channel) && st.cache.channels.len() >= limits::MAX_SUBSCRIBED_CHANNELS {
-                return Err(Error::new(
+                return Op::ready(Err(Error::new(
                     ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
                     op,
                     format!("at most {} message channels may be subscribed", limits::MAX_SUBSCRIBED_CHANNELS),
-                ));
+                )));
             }
         }
         // Registered before the request so no message after the reply can be missed.
         let cap = self.inner.config.lock().unwrap().event_queue_capacity;
         let sub = self.inner.hub.subscription(channel, cap);
-        let inner = self.inner.clone();
-        let ch = channel.to_string();
-        let t = self.timeout();
-        run(async move {
-            inner.request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_body(&ch, &options), t).await?;
+        let reply = self.inner.submit(
+            op,
+            ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT,
+            subscribe_body(channel, &options),
+            self.timeout(),
+        );
+        let (inner, ch) = (self.inner.clone(), channel.to_string());
+        Op::spawn(async move {
+            reply.await?;
             inner.state.lock().unwrap().cache.channels.insert(ch, options);
-            Ok(())
+            Ok(sub)
         })
-        .await?;
-        Ok(sub)
     }
 
     /// Unsubscribes from a message channel (11002 if not subscribed); its streams end.
-    pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
+    pub fn unsubscribe(&self, channel: &str) -> Op<Result<()>> {
         let op = "unsubscribe";
-        validate::channel_name(channel).map_err(|v| Error::from_violation(op, v))?;
-        let inner = self.inner.clone();
-        let ch = channel.to_string();
-        let t = self.timeout();
-        run(async move {
-            let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: ch.clone() });
-            let r = inner.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, t).await;
+        try_op!(validate::channel_name(channel).map_err(|v| Error::from_violation(op, v)));
+        let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: channel.to_string() });
+        let reply = self.inner.submit(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout());
+        let (inner, ch) = (self.inner.clone(), channel.to_string());
+        Op::spawn(async move {
+            let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
                 inner.state.lock().unwrap().cache.channels.remove(&ch);
                 inner.hub.close_channel(&ch);
             }
             r.map(|_| ())
         })
-        .await
     }
 
     /// Publishes to a message channel, or to a user (`PublishOptions::user()`): 11033 when
-    /// that user is offline.
-    pub async fn publish(&self, channel: &str, payload: impl Into<Payload>, options: PublishOptions) -> Result<()> {
+    /// that user is offline. Publishes are sent in call order.
+    pub fn publish(&self, channel: &str, payload: impl Into<Payload>, options: PublishOptions) -> Op<Result<()>> {
         let op = "publish";
         let payload = payload.into();
         let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
         match options.channel_type {
-            ChannelType::MESSAGE => v(validate::channel_name(channel))?,
-            ChannelType::USER => v(validate::user_id(channel))?,
+            ChannelType::MESSAGE => try_op!(v(validate::channel_name(channel))),
+            ChannelType::USER => try_op!(v(validate::user_id(channel))),
             other => {
-                return Err(Error::new(
+                return Op::ready(Err(Error::new(
                     ErrorCode::INVALID_CHANNEL_TYPE,
                     op,
                     format!("publish takes MESSAGE or USER, not {}; use StreamChannel::publish_topic", other.name()),
-                ));
+                )));
             }
         }
-        v(validate::message(&payload.data, payload.message_type as u32, &options.custom_type))?;
+        try_op!(v(validate::message(&payload.data, payload.message_type as u32, &options.custom_type)));
         let body = client_frame::Body::Publish(pb::Publish {
             channel: channel.to_string(),
             channel_type: options.channel_type as u32,
@@ -258,10 +307,8 @@ impl Client {
             custom_type: options.custom_type,
             store_in_history: options.store_in_history,
         });
-        let inner = self.inner.clone();
-        let t = self.timeout();
-        run(async move { inner.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) })
-            .await
+        let reply = self.inner.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout());
+        Op::spawn(async move { reply.await.map(|_| ()) })
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an
@@ -348,33 +395,30 @@ impl Inner {
         self.config.lock().unwrap().request_timeout
     }
 
-    /// Waits (within the request timeout) for a connected link, then sends `body` and waits
-    /// for the reply; `timeout_code` is the operation's RTM timeout code.
-    pub(crate) async fn request(
+    /// Queues a request now (so requests go out in call order) and returns the future of its
+    /// response: the request waits (within `timeout`) for a connected link; `timeout_code` is
+    /// the operation's RTM timeout code.
+    pub(crate) fn submit(
         &self,
         op: &'static str,
         timeout_code: ErrorCode,
         body: client_frame::Body,
         timeout: Duration,
-    ) -> Result<pb::Response> {
-        let work = async {
-            let mut rx = self.slot.subscribe();
-            let link = loop {
-                let slot = rx.borrow_and_update().clone();
-                match slot {
-                    Slot::Down(e) => return Err(e.with_op(op)),
-                    Slot::Up(l) if !l.is_ended() => break l,
-                    _ => {}
+    ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queued = self.outbox.send(Outgoing { op, body, reply, deadline }).is_ok();
+        async move {
+            if !queued {
+                return Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"));
+            }
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => {
+                    Err(Error::new(ErrorCode::NOT_CONNECTED, op, "the request was dropped before it was sent"))
                 }
-                if rx.changed().await.is_err() {
-                    return Err(Error::new(ErrorCode::NOT_LOGIN, op, "the client is gone"));
-                }
-            };
-            link.request(op, body).await
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::new(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
+                Err(_) => Err(Error::new(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
+            }
         }
     }
 

@@ -32,7 +32,7 @@ pub use client::Client;
 pub use config::{ClientConfig, Endpoint};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
-pub use runtime::{block_on, runtime};
+pub use runtime::{Op, block_on, runtime};
 pub use stream_channel::StreamChannel;
 pub use types::*;
 

@@ -45,7 +45,7 @@ pub(crate) enum Inbound {
     StreamClosed(pb::StreamChannelClosed),
 }
 
-type Pending = oneshot::Sender<Result<pb::Response>>;
+type Pending = (&'static str, oneshot::Sender<Result<pb::Response>>);
 
 /// Where the reader hands inbound frames (called on the reader task; must not block).
 pub(crate) type OnInbound = Arc<dyn Fn(Inbound) + Send + Sync>;
@@ -63,30 +63,35 @@ fn lost(op: &'static str, detail: &str) -> Error {
     Error::new(ErrorCode::NOT_CONNECTED, op, format!("the connection was lost before a reply arrived ({detail})"))
 }
 
+/// Where a request's outcome goes: the operation name and the caller's reply channel.
+pub(crate) type Reply = oneshot::Sender<Result<pb::Response>>;
+
 impl Link {
-    /// Sends a request and waits for its response (no timeout here: callers apply theirs).
-    pub(crate) async fn request(&self, op: &'static str, body: client_frame::Body) -> Result<pb::Response> {
+    /// Registers a request and queues its frame (waiting only for room in the writer queue).
+    /// The outcome — the response (non-zero codes mapped to errors) or a lost-link error —
+    /// goes to `reply` exactly once.
+    pub(crate) async fn submit(&self, op: &'static str, body: client_frame::Body, reply: Reply) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap().insert(id, tx);
+        self.pending.lock().unwrap().insert(id, (op, reply));
         if let Some(end) = self.end.borrow().as_ref() {
-            self.pending.lock().unwrap().remove(&id);
-            return Err(lost(op, &end.detail));
+            if let Some((op, reply)) = self.pending.lock().unwrap().remove(&id) {
+                let _ = reply.send(Err(lost(op, &end.detail)));
+            }
+            return;
         }
         let bytes = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
-        if self.writer.send(bytes).await.is_err() {
-            self.pending.lock().unwrap().remove(&id);
-            return Err(lost(op, "writer closed"));
+        if self.writer.send(bytes).await.is_err()
+            && let Some((op, reply)) = self.pending.lock().unwrap().remove(&id)
+        {
+            let _ = reply.send(Err(lost(op, "writer closed")));
         }
-        let resp = match rx.await {
-            Ok(r) => r.map_err(|e| e.with_op(op))?,
-            Err(_) => return Err(lost(op, "link closed")),
-        };
-        if resp.code != 0 {
-            let code = ErrorCode::from_u32(resp.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
-            return Err(Error::new(code, op, resp.reason));
-        }
-        Ok(resp)
+    }
+
+    /// Sends a request and waits for its response (no timeout here: callers apply theirs).
+    pub(crate) async fn request(&self, op: &'static str, body: client_frame::Body) -> Result<pb::Response> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(op, body, tx).await;
+        rx.await.unwrap_or_else(|_| Err(lost(op, "link closed")))
     }
 
     /// Sends a frame without a reply.
@@ -120,8 +125,8 @@ impl Link {
         });
         if first {
             let pending: Vec<Pending> = self.pending.lock().unwrap().drain().map(|(_, v)| v).collect();
-            for p in pending {
-                let _ = p.send(Err(lost("request", &end.detail)));
+            for (op, reply) in pending {
+                let _ = reply.send(Err(lost(op, &end.detail)));
             }
         }
     }
@@ -345,8 +350,14 @@ async fn reader<R: AsyncRead + Unpin>(
         };
         match f.body {
             Some(server_frame::Body::Response(r)) => {
-                if let Some(p) = link.pending.lock().unwrap().remove(&r.request_id) {
-                    let _ = p.send(Ok(r));
+                if let Some((op, reply)) = link.pending.lock().unwrap().remove(&r.request_id) {
+                    let outcome = if r.code == 0 {
+                        Ok(r)
+                    } else {
+                        let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
+                        Err(Error::new(code, op, r.reason))
+                    };
+                    let _ = reply.send(outcome);
                 }
             }
             Some(server_frame::Body::Message(m)) => {

@@ -28,17 +28,58 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs `fut` on the SDK runtime and waits for it from any executor (or none). Dropping the
-/// returned future cancels the work (a request already sent is not recalled; its reply is
+/// An SDK operation in progress. It was started (and its request queued, in call order) when
+/// the method returned; await it from any executor, or from none with [`block_on`].
+/// Dropping it cancels the operation (a request already sent is not recalled; its reply is
 /// ignored).
-pub(crate) async fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    let handle = runtime().spawn(fut);
-    let _guard = AbortOnDrop(handle.abort_handle());
-    match handle.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => unreachable!("the task is only aborted after this future is dropped"),
+#[must_use = "an operation's outcome should be awaited"]
+pub struct Op<T> {
+    state: OpState<T>,
+}
+
+enum OpState<T> {
+    Ready(Option<T>),
+    Running { handle: tokio::task::JoinHandle<T>, _abort: AbortOnDrop },
+}
+
+impl<T: Send + 'static> Op<T> {
+    /// An operation that already has its outcome (e.g. it failed validation).
+    pub(crate) fn ready(v: T) -> Self {
+        Op { state: OpState::Ready(Some(v)) }
     }
+
+    /// Runs `fut` on the SDK runtime.
+    pub(crate) fn spawn(fut: impl Future<Output = T> + Send + 'static) -> Self {
+        let handle = runtime().spawn(fut);
+        let guard = AbortOnDrop(handle.abort_handle());
+        Op { state: OpState::Running { handle, _abort: guard } }
+    }
+}
+
+// Nothing in an Op is structurally pinned: the value is only moved out once, by `poll`.
+impl<T> Unpin for Op<T> {}
+
+impl<T> Future for Op<T> {
+    type Output = T;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        use std::task::Poll;
+        match &mut self.get_mut().state {
+            OpState::Ready(v) => Poll::Ready(v.take().expect("Op polled after completion")),
+            OpState::Running { handle, .. } => match std::pin::Pin::new(handle).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(v)) => Poll::Ready(v),
+                Poll::Ready(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Poll::Ready(Err(_)) => unreachable!("the task is only aborted after the Op is dropped"),
+            },
+        }
+    }
+}
+
+/// Runs `fut` on the SDK runtime and waits for it from any executor (or none); dropping the
+/// returned future cancels the work.
+pub(crate) async fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    Op::spawn(fut).await
 }
 
 /// Blocks the calling thread until `fut` completes. For code outside any async runtime; must

@@ -7,9 +7,10 @@ use rtm2_proto::enums::*;
 use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, limits, validate};
 
+use crate::client::try_op;
 use crate::client::{Inner, StreamCache, join_body, join_topic_body, subscribe_topic_body};
 use crate::error::{Error, Result};
-use crate::runtime::run;
+use crate::runtime::Op;
 use crate::types::*;
 
 pub(crate) struct StreamInner {
@@ -71,26 +72,27 @@ impl StreamChannel {
 
     /// Joins the channel with its token. Returns the topics and publishers present; the same
     /// snapshot is emitted as a topic SNAPSHOT event.
-    pub async fn join(&self, options: JoinOptions) -> Result<JoinResult> {
+    pub fn join(&self, options: JoinOptions) -> Op<Result<JoinResult>> {
         let op = "join";
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
+        let client = try_op!(self.client(op));
         {
             let st = client.state.lock().unwrap();
             if st.cache.streams.contains_key(&self.inner.name) {
-                return Err(Error::new(ErrorCode::DUPLICATE_OPERATION, op, "already joined"));
+                return Op::ready(Err(Error::new(ErrorCode::DUPLICATE_OPERATION, op, "already joined")));
             }
             if st.cache.streams.len() >= limits::MAX_JOINED_STREAM_CHANNELS {
-                return Err(Error::new(
+                return Op::ready(Err(Error::new(
                     ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
                     op,
                     format!("at most {} stream channels may be joined", limits::MAX_JOINED_STREAM_CHANNELS),
-                ));
+                )));
             }
         }
         let name = self.inner.name.clone();
-        run(async move {
-            let resp = client.request(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options), t).await?;
+        let reply =
+            client.submit(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options), self.timeout(&client));
+        Op::spawn(async move {
+            let resp = reply.await?;
             let topics = match resp.result {
                 Some(pb::response::Result::StreamJoin(j)) => j.topics,
                 _ => Vec::new(),
@@ -110,19 +112,18 @@ impl StreamChannel {
             client.emit_snapshot(&name, topics.clone());
             Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect() })
         })
-        .await
     }
 
     /// Leaves the channel: every topic role and topic subscription ends.
-    pub async fn leave(&self) -> Result<()> {
+    pub fn leave(&self) -> Op<Result<()>> {
         let op = "leave";
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |_| Ok(())));
         let name = self.inner.name.clone();
-        self.with_cache(&client, op, |_| Ok(()))?;
-        run(async move {
-            let body = client_frame::Body::StreamLeave(pb::StreamLeave { channel: name.clone() });
-            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
+        let body = client_frame::Body::StreamLeave(pb::StreamLeave { channel: name.clone() });
+        let reply = client.submit(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client));
+        Op::spawn(async move {
+            let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
                 client.state.lock().unwrap().cache.streams.remove(&name);
                 client.emit_stream_state(
@@ -136,17 +137,15 @@ impl StreamChannel {
             }
             r.map(|_| ())
         })
-        .await
     }
 
     /// Becomes a publisher in `topic` (at most 8 per channel). Others get REMOTE_JOIN.
-    pub async fn join_topic(&self, topic: &str, options: JoinTopicOptions) -> Result<()> {
+    pub fn join_topic(&self, topic: &str, options: JoinTopicOptions) -> Op<Result<()>> {
         let op = "join_topic";
-        v(op, validate::topic_name(topic))?;
-        v(op, validate::topic_meta(&options.meta))?;
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |c| {
+        try_op!(v(op, validate::topic_name(topic)));
+        try_op!(v(op, validate::topic_meta(&options.meta)));
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |c| {
             if c.topics.contains_key(topic) {
                 return Err(Error::new(
                     ErrorCode::CHANNEL_JOIN_TOPIC_FAILED,
@@ -162,27 +161,25 @@ impl StreamChannel {
                 ));
             }
             Ok(())
-        })?;
+        }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
-        run(async move {
-            client
-                .request(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, join_topic_body(&name, &topic, &options), t)
-                .await?;
+        let body = join_topic_body(&name, &topic, &options);
+        let reply = client.submit(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, body, self.timeout(&client));
+        Op::spawn(async move {
+            reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.topics.insert(topic, options);
             }
             Ok(())
         })
-        .await
     }
 
     /// Stops publishing in `topic`. Others get REMOTE_LEAVE.
-    pub async fn leave_topic(&self, topic: &str) -> Result<()> {
+    pub fn leave_topic(&self, topic: &str) -> Op<Result<()>> {
         let op = "leave_topic";
-        v(op, validate::topic_name(topic))?;
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |c| {
+        try_op!(v(op, validate::topic_name(topic)));
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |c| {
             if !c.topics.contains_key(topic) {
                 return Err(Error::new(
                     ErrorCode::CHANNEL_TOPIC_NOT_JOINED,
@@ -191,11 +188,12 @@ impl StreamChannel {
                 ));
             }
             Ok(())
-        })?;
+        }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
-        run(async move {
-            let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
-            let r = client.request(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, t).await;
+        let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
+        let reply = client.submit(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client));
+        Op::spawn(async move {
+            let r = reply.await;
             if (r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED))
                 && let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name)
             {
@@ -203,24 +201,22 @@ impl StreamChannel {
             }
             r.map(|_| ())
         })
-        .await
     }
 
     /// Publishes in a joined topic (payload + customType ≤ 1 KiB). Delivered to the members
-    /// that subscribed to this publisher in this topic, in order.
-    pub async fn publish_topic(
+    /// that subscribed to this publisher in this topic, in call order.
+    pub fn publish_topic(
         &self,
         topic: &str,
         payload: impl Into<Payload>,
         options: TopicMessageOptions,
-    ) -> Result<()> {
+    ) -> Op<Result<()>> {
         let op = "publish_topic";
         let payload = payload.into();
-        v(op, validate::topic_name(topic))?;
-        v(op, validate::topic_message(&payload.data, payload.message_type as u32, &options.custom_type))?;
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |c| {
+        try_op!(v(op, validate::topic_name(topic)));
+        try_op!(v(op, validate::topic_message(&payload.data, payload.message_type as u32, &options.custom_type)));
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |c| {
             if !c.topics.contains_key(topic) {
                 return Err(Error::new(
                     ErrorCode::CHANNEL_TOPIC_NOT_JOINED,
@@ -229,7 +225,7 @@ impl StreamChannel {
                 ));
             }
             Ok(())
-        })?;
+        }));
         let body = client_frame::Body::PublishTopic(pb::PublishTopic {
             channel: self.inner.name.clone(),
             topic: topic.to_string(),
@@ -238,18 +234,17 @@ impl StreamChannel {
             custom_type: options.custom_type,
             send_ts: options.send_ts,
         });
-        run(async move { client.request(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, t).await.map(|_| ()) })
-            .await
+        let reply = client.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client));
+        Op::spawn(async move { reply.await.map(|_| ()) })
     }
 
     /// Subscribes to publishers of `topic`: the given users, or (empty) every current
     /// publisher up to 64. Incremental; reports per-user success and failure.
-    pub async fn subscribe_topic(&self, topic: &str, users: &[&str]) -> Result<SubscribeTopicResult> {
+    pub fn subscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<SubscribeTopicResult>> {
         let op = "subscribe_topic";
-        v(op, validate::topic_name(topic))?;
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |c| {
+        try_op!(v(op, validate::topic_name(topic)));
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) && c.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
                 return Err(Error::new(
                     ErrorCode::CHANNEL_EXCEED_TOPIC_LIMITATION,
@@ -258,13 +253,13 @@ impl StreamChannel {
                 ));
             }
             Ok(())
-        })?;
+        }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
-        run(async move {
-            let resp = client
-                .request(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, subscribe_topic_body(&name, &topic, users), t)
-                .await?;
+        let body = subscribe_topic_body(&name, &topic, users);
+        let reply = client.submit(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body, self.timeout(&client));
+        Op::spawn(async move {
+            let resp = reply.await?;
             let r = match resp.result {
                 Some(pb::response::Result::SubscribeTopic(r)) => r,
                 _ => pb::SubscribeTopicResult::default(),
@@ -283,17 +278,15 @@ impl StreamChannel {
                     .collect(),
             })
         })
-        .await
     }
 
     /// Unsubscribes the given users of `topic`, or (empty) the whole topic. 11013 when the
     /// topic is not subscribed.
-    pub async fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Result<()> {
+    pub fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<()>> {
         let op = "unsubscribe_topic";
-        v(op, validate::topic_name(topic))?;
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |c| {
+        try_op!(v(op, validate::topic_name(topic)));
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) {
                 return Err(Error::new(
                     ErrorCode::CHANNEL_TOPIC_NOT_SUBSCRIBED,
@@ -302,16 +295,17 @@ impl StreamChannel {
                 ));
             }
             Ok(())
-        })?;
+        }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
-        run(async move {
-            let body = client_frame::Body::UnsubscribeTopic(pb::UnsubscribeTopic {
-                channel: name.clone(),
-                topic: topic.clone(),
-                users: users.clone(),
-            });
-            client.request(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, t).await?;
+        let body = client_frame::Body::UnsubscribeTopic(pb::UnsubscribeTopic {
+            channel: name.clone(),
+            topic: topic.clone(),
+            users: users.clone(),
+        });
+        let reply = client.submit(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout(&client));
+        Op::spawn(async move {
+            reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 if users.is_empty() {
                     c.subscriptions.remove(&topic);
@@ -326,7 +320,6 @@ impl StreamChannel {
             }
             Ok(())
         })
-        .await
     }
 
     /// The publishers this client subscribed to in `topic` (from the client's own state, which
@@ -358,21 +351,20 @@ impl StreamChannel {
     }
 
     /// Renews this channel's token.
-    pub async fn renew_token(&self, token: &str) -> Result<()> {
+    pub fn renew_token(&self, token: &str) -> Op<Result<()>> {
         let op = "renew_token";
-        let client = self.client(op)?;
-        let t = self.timeout(&client);
-        self.with_cache(&client, op, |_| Ok(()))?;
+        let client = try_op!(self.client(op));
+        try_op!(self.with_cache(&client, op, |_| Ok(())));
         let (name, token) = (self.inner.name.clone(), token.to_string());
-        run(async move {
-            let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: name.clone() });
-            client.request(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, t).await?;
+        let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: name.clone() });
+        let reply = client.submit(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, self.timeout(&client));
+        Op::spawn(async move {
+            reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.opts.token = token;
             }
             Ok(())
         })
-        .await
     }
 }
 

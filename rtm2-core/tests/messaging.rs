@@ -299,3 +299,39 @@ fn blocking_use_from_plain_threads() {
     let got = sub.blocking_recv_batch(10, WAIT).unwrap();
     assert!(matches!(&got[0], Event::Message(m) if m.text() == Some("sync")));
 }
+
+#[tokio::test]
+async fn pipelined_publishes_keep_call_order() {
+    let (_server, ep) = setup(Transport::Tcp).await;
+    let a = client(&ep, "a");
+    let b = client(&ep, "b");
+    a.login("").await.unwrap();
+    b.login("").await.unwrap();
+    let mut sub = b.subscribe("order", SubscribeOptions::default()).await.unwrap();
+    // Start 2,000 publishes without awaiting any, then await them all.
+    let ops: Vec<_> = (0..2000).map(|i| a.publish("order", format!("{i}"), PublishOptions::default())).collect();
+    for op in ops {
+        op.await.unwrap();
+    }
+    for i in 0..2000 {
+        assert_eq!(next_message(&mut sub).await.text(), Some(format!("{i}").as_str()));
+    }
+}
+
+#[tokio::test]
+async fn operations_issued_while_connecting_wait_and_keep_order() {
+    let (_server, ep) = setup(Transport::InProcess).await;
+    let a = client(&ep, "a");
+    let b = client(&ep, "b");
+    b.login("").await.unwrap();
+    let mut sub = b.subscribe("early", SubscribeOptions::default()).await.unwrap();
+    let login = a.login("");
+    // Issued before the login completed: queued, then sent in order once connected.
+    let first = a.publish("early", "1", PublishOptions::default());
+    let second = a.publish("early", "2", PublishOptions::default());
+    login.await.unwrap();
+    first.await.unwrap();
+    second.await.unwrap();
+    assert_eq!(next_message(&mut sub).await.text(), Some("1"));
+    assert_eq!(next_message(&mut sub).await.text(), Some("2"));
+}
