@@ -1,0 +1,405 @@
+//! The Rust runner of the language-neutral conformance scenarios in `tests/conformance/`
+//! (format: tests/conformance/README.md). Every scenario runs against a fresh real server on
+//! loopback TCP, through the public SDK API only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rtm2_core::*;
+use rtm2_proto::token;
+use rtm2_server::{Server, ServerConfig};
+use std::result::Result;
+
+const APP_ID: &str = "970CA35de60c44645bbae8a215061b33";
+const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Splits a line into words; double quotes group, with \" \\ \n escapes.
+fn words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => cur.push('\n'),
+                            Some(e @ ('"' | '\\')) => cur.push(e),
+                            other => return Err(format!("bad escape {other:?}")),
+                        },
+                        Some(ch) => cur.push(ch),
+                        None => return Err("unterminated quote".into()),
+                    }
+                }
+            }
+            _ => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn expand(v: &str) -> String {
+    match v.strip_prefix("size:").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => "x".repeat(n),
+        None => v.to_string(),
+    }
+}
+
+/// One parsed step: positional words, `key=value` options and the expected outcome.
+struct Step {
+    line: usize,
+    actor: String,
+    op: String,
+    args: Vec<String>,
+    opts: BTreeMap<String, String>,
+    expect_error: Option<u32>,
+}
+
+fn parse_step(line_no: usize, w: Vec<String>) -> Result<Step, String> {
+    let mut w = w;
+    let mut expect_error = None;
+    if let Some(pos) = w.iter().position(|x| x == "->") {
+        let tail: Vec<String> = w.drain(pos..).collect();
+        match tail.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["->", "ok"] => {}
+            ["->", "error", code] => expect_error = Some(code.parse().map_err(|_| format!("bad code {code}"))?),
+            other => return Err(format!("bad outcome {other:?}")),
+        }
+    }
+    if w.len() < 2 {
+        return Err("a step needs an actor and an operation".into());
+    }
+    let actor = w.remove(0);
+    let op = w.remove(0);
+    let mut args = Vec::new();
+    let mut opts = BTreeMap::new();
+    for x in w {
+        match x.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                opts.insert(k.to_string(), expand(v));
+            }
+            _ => args.push(expand(&x)),
+        }
+    }
+    Ok(Step { line: line_no, actor, op, args, opts, expect_error })
+}
+
+struct Runner {
+    server: Server,
+    endpoint: Endpoint,
+    cert: bool,
+    clients: HashMap<String, (Client, EventReceiver, String)>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+fn flag(opts: &BTreeMap<String, String>, k: &str, default: bool) -> bool {
+    opts.get(k).map(|v| v == "true").unwrap_or(default)
+}
+
+fn list(v: Option<&String>) -> Vec<String> {
+    match v {
+        Some(s) if !s.is_empty() => s.split(',').map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Runner {
+    async fn start(words: &[String]) -> Runner {
+        let mode = words.get(1).map(String::as_str).unwrap_or("dev");
+        let mut config = ServerConfig::default();
+        let cert = mode == "cert";
+        if cert {
+            config = ServerConfig::with_app(APP_ID, CERT);
+        }
+        for w in &words[2..] {
+            if let Some(n) = w.strip_prefix("notice=") {
+                config.token_will_expire_notice = Duration::from_secs(n.parse().unwrap());
+            }
+        }
+        let server = Server::start(config);
+        let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+        Runner { server, endpoint: Endpoint::Tcp(addr.to_string()), cert, clients: HashMap::new() }
+    }
+
+    fn token(&self, kind: Option<&String>, user: &str, channel: Option<&str>) -> String {
+        let kind = kind.map(String::as_str).unwrap_or("auto");
+        let build = |u: &str, secs: u32| match channel {
+            Some(ch) => token::build_stream_token(APP_ID, CERT, ch, u, secs).unwrap(),
+            None => token::build_rtm_token(APP_ID, CERT, u, secs).unwrap(),
+        };
+        match kind {
+            "auto" if self.cert => build(user, 3600),
+            "auto" | "none" => String::new(),
+            "bad" => "007garbage".into(),
+            "expired" => build(user, 0),
+            "other" => build("someone-else", 3600),
+            k => match k.strip_prefix("short:") {
+                Some(n) => build(user, n.parse().unwrap()),
+                None => panic!("unknown token kind {k}"),
+            },
+        }
+    }
+
+    async fn op(&mut self, s: &Step) -> Result<(), Error> {
+        let (client, _, user) = self.clients.get(&s.actor).unwrap_or_else(|| panic!("unknown client {}", s.actor));
+        let (client, user) = (client.clone(), user.clone());
+        let a = |i: usize| s.args.get(i).cloned().unwrap_or_else(|| panic!("line {}: missing argument {i}", s.line));
+        let o = &s.opts;
+        match s.op.as_str() {
+            "login" => client.login(&self.token(o.get("token"), &user, None)).await,
+            "logout" => client.logout().await,
+            "renew_token" => match o.get("channel") {
+                Some(ch) => {
+                    let t = self.token(o.get("token"), &user, Some(ch));
+                    client.stream_channel(ch)?.renew_token(&t).await
+                }
+                None => client.renew_token(&self.token(o.get("token"), &user, None)).await,
+            },
+            "set_parameters" => client.set_parameters(&a(0)),
+            "subscribe" => {
+                let opts = SubscribeOptions {
+                    with_message: flag(o, "with_message", true),
+                    with_presence: flag(o, "with_presence", true),
+                    be_quiet: flag(o, "be_quiet", false),
+                    ..Default::default()
+                };
+                client.subscribe(&a(0), opts).await.map(|_| ())
+            }
+            "unsubscribe" => client.unsubscribe(&a(0)).await,
+            "publish" | "publish_binary" | "publish_size" => {
+                let mut opts = if o.get("channel_type").map(String::as_str) == Some("USER") {
+                    PublishOptions::user()
+                } else {
+                    PublishOptions::default()
+                };
+                opts.custom_type = o.get("custom_type").cloned().unwrap_or_default();
+                let payload: Payload = match s.op.as_str() {
+                    "publish" => a(1).into(),
+                    "publish_binary" => unhex(&a(1)).into(),
+                    _ => "x".repeat(a(1).parse().unwrap()).into(),
+                };
+                client.publish(&a(0), payload, opts).await
+            }
+            "join" => {
+                let t = self.token(o.get("token"), &user, Some(&a(0)));
+                client.stream_channel(&a(0))?.join(JoinOptions { token: t, ..Default::default() }).await.map(|_| ())
+            }
+            "leave" => client.stream_channel(&a(0))?.leave().await,
+            "join_topic" => {
+                let opts = JoinTopicOptions { meta: o.get("meta").cloned().unwrap_or_default(), ..Default::default() };
+                client.stream_channel(&a(0))?.join_topic(&a(1), opts).await
+            }
+            "leave_topic" => client.stream_channel(&a(0))?.leave_topic(&a(1)).await,
+            "publish_topic" => {
+                let opts =
+                    TopicMessageOptions { custom_type: o.get("custom_type").cloned().unwrap_or_default(), send_ts: 0 };
+                client.stream_channel(&a(0))?.publish_topic(&a(1), a(2), opts).await
+            }
+            "subscribe_topic" => {
+                let users = list(o.get("users"));
+                let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+                let r = client.stream_channel(&a(0))?.subscribe_topic(&a(1), &refs).await?;
+                if let Some(want) = o.get("succeeded") {
+                    assert_eq!(r.succeeded, list(Some(want)), "line {}: succeeded users", s.line);
+                }
+                if let Some(want) = o.get("failed") {
+                    let got: Vec<String> = r.failed.iter().map(|f| format!("{}:{}", f.user_id, f.code)).collect();
+                    assert_eq!(got, list(Some(want)), "line {}: failed users", s.line);
+                }
+                Ok(())
+            }
+            "unsubscribe_topic" => {
+                let users = list(o.get("users"));
+                let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+                client.stream_channel(&a(0))?.unsubscribe_topic(&a(1), &refs).await
+            }
+            "subscribed_users" => {
+                let got = client.stream_channel(&a(0))?.subscribed_users(&a(1))?;
+                if let Some(want) = o.get("users") {
+                    assert_eq!(got, list(Some(want)), "line {}: subscribed users", s.line);
+                }
+                Ok(())
+            }
+            other => panic!("line {}: unknown operation {other}", s.line),
+        }
+    }
+
+    async fn expect(&mut self, s: &Step) {
+        let kind = s.args.first().cloned().unwrap_or_default();
+        let (_, events, _) = self.clients.get_mut(&s.actor).unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let ev = loop {
+            let ev = match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(ev)) => ev,
+                Ok(None) => panic!("line {}: event stream ended", s.line),
+                Err(_) => panic!("line {}: no {kind} event within {WAIT:?}", s.line),
+            };
+            let matches_kind = match (&ev, kind.as_str()) {
+                (Event::Message(_), "message")
+                | (Event::Topic(_), "topic_event")
+                | (Event::LinkState(_), "link_state")
+                | (Event::TokenPrivilegeWillExpire(_), "token_will_expire") => true,
+                (Event::Overflow { .. }, _) => panic!("line {}: event queue overflow", s.line),
+                _ => false,
+            };
+            if matches_kind {
+                break ev;
+            }
+        };
+        let mut got: BTreeMap<&str, String> = BTreeMap::new();
+        match &ev {
+            Event::Message(m) => {
+                got.insert("channel_type", m.channel_type.name().into());
+                got.insert("channel", m.channel.clone());
+                got.insert("topic", m.topic.clone());
+                got.insert("publisher", m.publisher.clone());
+                got.insert("text", m.text().unwrap_or_default().to_string());
+                got.insert("hex", hex(&m.payload));
+                got.insert("message_type", m.message_type.name().into());
+                got.insert("custom_type", m.custom_type.clone());
+            }
+            Event::Topic(t) => {
+                got.insert("type", t.event_type.name().into());
+                got.insert("channel", t.channel.clone());
+                got.insert("publisher", t.publisher.clone());
+                let first = t.topics.first();
+                got.insert("topic", first.map(|x| x.topic.clone()).unwrap_or_default());
+                let p = first.and_then(|x| x.publishers.first());
+                got.insert("meta", p.map(|p| p.meta.clone()).unwrap_or_default());
+                if t.event_type == TopicEventType::SNAPSHOT {
+                    got.insert("publisher", p.map(|p| p.user_id.clone()).unwrap_or_default());
+                }
+            }
+            Event::LinkState(l) => {
+                got.insert("service", l.service_type.name().into());
+                got.insert("state", l.current.name().into());
+                got.insert("reason", l.reason.name().into());
+                got.insert("channel", l.channel.clone());
+            }
+            Event::TokenPrivilegeWillExpire(ch) => {
+                got.insert("channel", ch.clone().unwrap_or_default());
+            }
+            Event::Overflow { .. } => unreachable!(),
+        }
+        if kind == "token_will_expire" && !s.opts.contains_key("channel") {
+            assert_eq!(got["channel"], "", "line {}: expected the login token's notice", s.line);
+        }
+        for (k, want) in &s.opts {
+            let have = got.get(k.as_str()).unwrap_or_else(|| panic!("line {}: unknown field {k}", s.line));
+            assert_eq!(have, want, "line {}: field {k} of {kind} event {ev:?}", s.line);
+        }
+    }
+
+    async fn run_step(&mut self, s: &Step) {
+        if s.op == "expect" {
+            return self.expect(s).await;
+        }
+        let r = self.op(s).await;
+        match (s.expect_error, r) {
+            (None, Ok(())) => {}
+            (None, Err(e)) => panic!("line {}: {} {}: unexpected error {e}", s.line, s.actor, s.op),
+            (Some(code), Ok(())) => panic!("line {}: {} {}: succeeded, expected error {code}", s.line, s.actor, s.op),
+            (Some(code), Err(e)) => {
+                assert_eq!(e.code.code(), code, "line {}: {} {}: wrong code ({e})", s.line, s.actor, s.op)
+            }
+        }
+    }
+}
+
+async fn run_scenario(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut runner: Option<Runner> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let w = words(line).unwrap_or_else(|e| panic!("{}:{line_no}: {e}", path.display()));
+        match w[0].as_str() {
+            "server" => runner = Some(Runner::start(&w).await),
+            "client" => {
+                let r = runner.as_mut().expect("server first");
+                let name = w[1].clone();
+                let user = w[2..].iter().find_map(|x| x.strip_prefix("user=")).unwrap_or(&name).to_string();
+                let mut cfg = ClientConfig::new(APP_ID, &user).endpoint(r.endpoint.clone());
+                cfg.reconnect_initial_backoff = Duration::from_millis(20);
+                let c = Client::new(cfg).unwrap();
+                let events = c.events();
+                r.clients.insert(name, (c, events, user));
+            }
+            "repeat" => {
+                let n: usize = w[1].parse().unwrap();
+                for k in 0..n {
+                    let ws: Vec<String> = w[2..].iter().map(|x| x.replace("{i}", &k.to_string())).collect();
+                    let step = parse_step(line_no, ws).unwrap();
+                    runner.as_mut().unwrap().run_step(&step).await;
+                }
+            }
+            _ => {
+                let step = parse_step(line_no, w).unwrap_or_else(|e| panic!("{}:{line_no}: {e}", path.display()));
+                runner.as_mut().expect("server first").run_step(&step).await;
+            }
+        }
+    }
+    if let Some(r) = runner {
+        r.server.shutdown();
+    }
+}
+
+fn scenarios() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/scenarios");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scn"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_scenarios() {
+    let all = scenarios();
+    assert!(all.len() >= 5, "scenarios missing");
+    for path in all {
+        eprintln!("scenario {}", path.file_name().unwrap().to_string_lossy());
+        run_scenario(&path).await;
+    }
+}
+
+#[test]
+fn the_line_syntax() {
+    assert_eq!(words(r#"a "b c" d="e \"f\"" \n"#).unwrap(), vec!["a", "b c", "d=e \"f\"", "\\n"]);
+    let s = parse_step(1, words("alice publish room \"hi there\" custom_type=size:3 -> error 11010").unwrap()).unwrap();
+    assert_eq!((s.actor.as_str(), s.op.as_str()), ("alice", "publish"));
+    assert_eq!(s.args, vec!["room", "hi there"]);
+    assert_eq!(s.opts["custom_type"], "xxx");
+    assert_eq!(s.expect_error, Some(11010));
+    assert!(words("\"open").is_err());
+}
