@@ -70,6 +70,10 @@ pub(crate) struct Inner {
     slot: watch::Sender<Slot>,
     streams: Mutex<HashMap<String, Arc<StreamInner>>>,
     outbox: mpsc::UnboundedSender<Outgoing>,
+    session: Arc<link::SessionState>,
+    /// While restoring after a reconnect that could not resume, events are held here so that
+    /// the CONNECTED event (saying what may have been missed) comes before anything newer.
+    held: Mutex<Option<Vec<Event>>>,
 }
 
 /// A request waiting to be sent, in call order.
@@ -157,6 +161,8 @@ impl Client {
             slot,
             streams: Mutex::new(HashMap::new()),
             outbox,
+            session: Arc::default(),
+            held: Mutex::new(None),
         });
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
@@ -422,6 +428,18 @@ impl Inner {
         }
     }
 
+    /// Emits an event, or holds it while a restore is in progress.
+    pub(crate) fn emit(&self, ev: Event) {
+        let mut held = self.held.lock().unwrap();
+        match held.as_mut() {
+            Some(v) => v.push(ev),
+            None => {
+                drop(held);
+                self.hub.emit(ev)
+            }
+        }
+    }
+
     pub(crate) fn emit_link_state(
         &self,
         current: LinkState,
@@ -429,6 +447,20 @@ impl Inner {
         reason: LinkStateChangeReason,
         text: String,
         unrestored: Vec<String>,
+    ) {
+        self.emit_link_state_ex(current, operation, reason, text, unrestored, false)
+    }
+
+    /// Emits a MESSAGE link-state event; `is_resumed` tells after a reconnect whether the
+    /// session resumed without loss.
+    pub(crate) fn emit_link_state_ex(
+        &self,
+        current: LinkState,
+        operation: LinkOperation,
+        reason: LinkStateChangeReason,
+        text: String,
+        unrestored: Vec<String>,
+        is_resumed: bool,
     ) {
         let (previous, affected) = {
             let mut st = self.state.lock().unwrap();
@@ -448,9 +480,28 @@ impl Inner {
             channel: String::new(),
             affected_channels: affected,
             unrestored_channels: unrestored,
-            is_resumed: false,
+            is_resumed,
             timestamp_ms: now_ms(),
         })));
+    }
+
+    /// Starts holding events (see `held`).
+    fn hold(&self) {
+        let mut held = self.held.lock().unwrap();
+        if held.is_none() {
+            *held = Some(Vec::new());
+        }
+    }
+
+    /// Delivers the held events, in order, and stops holding.
+    fn release(&self) {
+        let mut held = self.held.lock().unwrap();
+        // Delivered under the lock so that nothing newer overtakes them.
+        if let Some(events) = held.take() {
+            for ev in events {
+                self.hub.emit(ev);
+            }
+        }
     }
 
     pub(crate) fn emit_stream_state(
@@ -462,7 +513,7 @@ impl Inner {
         reason: LinkStateChangeReason,
         text: String,
     ) {
-        self.hub.emit(Event::LinkState(Arc::new(LinkStateEvent {
+        self.emit(Event::LinkState(Arc::new(LinkStateEvent {
             current,
             previous,
             service_type: ServiceType::STREAM,
@@ -505,6 +556,8 @@ impl Inner {
             st.generation += 1;
             st.token = token;
             st.cache = Cache::default();
+            // A new login starts a new session: nothing of an earlier one is resumed.
+            self.session.reset("a new login started");
             let handle = runtime().spawn(supervise(self.clone(), st.generation, tx));
             st.supervisor = Some(handle.abort_handle());
             st.generation
@@ -561,7 +614,9 @@ impl Inner {
             "request",
             format!("the client is not logged in (link failed: {}: {text})", reason.name()),
         )));
+        self.session.reset("the client is not logged in");
         self.emit_link_state(LinkState::FAILED, operation, reason, text, vec![]);
+        self.release();
         self.hub.close_all_channels();
     }
 
@@ -579,6 +634,8 @@ impl Inner {
         if let Some(link) = link {
             link.logout().await;
         }
+        self.session.reset("logged out");
+        self.release();
         self.hub.close_all_channels();
         if was != LinkState::IDLE {
             self.emit_link_state(
@@ -609,14 +666,16 @@ impl Inner {
             "request",
             "the client was dropped",
         )));
+        self.session.reset("the client was dropped");
+        self.release();
         self.hub.close_all_channels();
         self.hub.close_listeners();
     }
 
     fn on_inbound(self: &Arc<Self>, ev: Inbound) {
         match ev {
-            Inbound::Message(m) => self.hub.emit(Event::Message(Arc::new(MessageEvent::from_pb(m)))),
-            Inbound::Topic(t) => self.hub.emit(Event::Topic(Arc::new(TopicEvent {
+            Inbound::Message(m) => self.emit(Event::Message(Arc::new(MessageEvent::from_pb(m)))),
+            Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
                 event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
                 channel: t.channel,
                 publisher: t.publisher,
@@ -706,7 +765,7 @@ impl Inner {
     }
 
     pub(crate) fn emit_snapshot(&self, channel: &str, topics: Vec<pb::TopicInfo>) {
-        self.hub.emit(Event::Topic(Arc::new(TopicEvent {
+        self.emit(Event::Topic(Arc::new(TopicEvent {
             event_type: TopicEventType::SNAPSHOT,
             channel: channel.to_string(),
             publisher: String::new(),
@@ -746,7 +805,10 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
             }
             (cfg, st.token.clone())
         };
-        match link::establish(&config, &token, on_inbound.clone()).await {
+        if reconnecting {
+            inner.hold();
+        }
+        match link::establish(&config, &token, on_inbound.clone(), inner.session.clone()).await {
             Ok(link) => {
                 {
                     let mut st = inner.state.lock().unwrap();
@@ -762,16 +824,30 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     reconnecting,
                     "logged in"
                 );
-                let unrestored = if reconnecting { inner.restore(&link).await } else { Vec::new() };
+                let resumed = reconnecting && link.login.resumed;
+                let unrestored = if resumed {
+                    // The server kept the session: resend what it may not have received (it
+                    // runs each request once), then carry on where the stream stopped.
+                    link.resend(inner.session.unanswered()).await;
+                    Vec::new()
+                } else if reconnecting {
+                    inner.restore(&link).await
+                } else {
+                    Vec::new()
+                };
                 inner.slot.send_replace(Slot::Up(link.clone()));
                 if reconnecting {
-                    inner.emit_link_state(
+                    // When not resumed, this event says (before anything newer is delivered)
+                    // that messages of `affected_channels` may have been missed.
+                    inner.emit_link_state_ex(
                         LinkState::CONNECTED,
                         LinkOperation::RECONNECTED,
                         LinkStateChangeReason::RECONNECT_SUCCESS,
-                        String::new(),
+                        if resumed { String::new() } else { "the session could not be resumed".into() },
                         unrestored,
+                        resumed,
                     );
+                    inner.release();
                 } else {
                     inner.emit_link_state(
                         LinkState::CONNECTED,

@@ -1,7 +1,6 @@
 //! One live connection to the server: handshake, login, request/response matching, keepalive,
 //! a batching writer and a reader that routes events.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,15 +44,70 @@ pub(crate) enum Inbound {
     StreamClosed(pb::StreamChannelClosed),
 }
 
-type Pending = (&'static str, oneshot::Sender<Result<pb::Response>>);
-
 /// Where the reader hands inbound frames (called on the reader task; must not block).
 pub(crate) type OnInbound = Arc<dyn Fn(Inbound) + Send + Sync>;
 
+struct Pending {
+    op: &'static str,
+    reply: Reply,
+    frame: Bytes,
+}
+
+/// The client's view of its server session. It outlives connections: requests stay pending
+/// across a drop and are resent (same ids, so the server runs each once) when the session is
+/// resumed, and `last_seq` tells the server where to resume.
+#[derive(Default)]
+pub(crate) struct SessionState {
+    /// Server session id (0 = none yet).
+    pub id: AtomicU64,
+    /// Sequence number of the last event received.
+    pub last_seq: AtomicU64,
+    next_id: AtomicU64,
+    pending: Mutex<std::collections::BTreeMap<u64, Pending>>,
+}
+
+impl SessionState {
+    fn register(&self, op: &'static str, body: client_frame::Body, reply: Reply) -> Bytes {
+        // Request id 1 is the login, which is not part of the session.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 2;
+        let frame = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
+        self.pending.lock().unwrap().insert(id, Pending { op, reply, frame: frame.clone() });
+        frame
+    }
+
+    fn complete(&self, r: pb::Response) {
+        let Some(p) = self.pending.lock().unwrap().remove(&r.request_id) else { return };
+        let outcome = if r.code == 0 {
+            Ok(r)
+        } else {
+            let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
+            Err(Error::new(code, p.op, r.reason))
+        };
+        let _ = p.reply.send(outcome);
+    }
+
+    /// Frames of the requests still awaited, in order (requests whose caller gave up are
+    /// dropped instead).
+    pub(crate) fn unanswered(&self) -> Vec<Bytes> {
+        let mut pending = self.pending.lock().unwrap();
+        pending.retain(|_, p| !p.reply.is_closed());
+        pending.values().map(|p| p.frame.clone()).collect()
+    }
+
+    /// Fails every pending request and forgets the session (it cannot be resumed).
+    pub(crate) fn reset(&self, detail: &str) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        for p in pending.into_values() {
+            let _ = p.reply.send(Err(lost(p.op, detail)));
+        }
+        self.id.store(0, Ordering::Relaxed);
+        self.last_seq.store(0, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct Link {
     writer: mpsc::Sender<Bytes>,
-    pending: Mutex<HashMap<u64, Pending>>,
-    next_id: AtomicU64,
+    session: Arc<SessionState>,
     end: watch::Sender<Option<LinkEnd>>,
     pub login: pb::LoginResult,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -71,19 +125,20 @@ impl Link {
     /// The outcome — the response (non-zero codes mapped to errors) or a lost-link error —
     /// goes to `reply` exactly once.
     pub(crate) async fn submit(&self, op: &'static str, body: client_frame::Body, reply: Reply) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().unwrap().insert(id, (op, reply));
-        if let Some(end) = self.end.borrow().as_ref() {
-            if let Some((op, reply)) = self.pending.lock().unwrap().remove(&id) {
-                let _ = reply.send(Err(lost(op, &end.detail)));
-            }
-            return;
+        let frame = self.session.register(op, body, reply);
+        // If the link is down the request stays pending: it is resent when the session is
+        // resumed, or failed when it cannot be.
+        if !self.is_ended() {
+            let _ = self.writer.send(frame).await;
         }
-        let bytes = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
-        if self.writer.send(bytes).await.is_err()
-            && let Some((op, reply)) = self.pending.lock().unwrap().remove(&id)
-        {
-            let _ = reply.send(Err(lost(op, "writer closed")));
+    }
+
+    /// Queues already-encoded frames (requests resent after a resume) in order.
+    pub(crate) async fn resend(&self, frames: Vec<Bytes>) {
+        for f in frames {
+            if self.writer.send(f).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -124,10 +179,7 @@ impl Link {
             }
         });
         if first {
-            let pending: Vec<Pending> = self.pending.lock().unwrap().drain().map(|(_, v)| v).collect();
-            for (op, reply) in pending {
-                let _ = reply.send(Err(lost(op, &end.detail)));
-            }
+            tracing::debug!(detail = %end.detail, "link ended");
         }
     }
 
@@ -193,7 +245,12 @@ pub(crate) async fn establish(
     config: &ClientConfig,
     token: &str,
     inbound: OnInbound,
+    session: Arc<SessionState>,
 ) -> std::result::Result<Arc<Link>, ConnectError> {
+    let resume = match session.id.load(Ordering::Relaxed) {
+        0 => None,
+        id => Some(pb::Resume { session_id: id, last_seq: session.last_seq.load(Ordering::Relaxed) }),
+    };
     let io = open(&config.endpoint)
         .await
         .map_err(|e| transient(format!("could not connect to {:?}: {e}", config.endpoint)))?;
@@ -225,7 +282,7 @@ pub(crate) async fn establish(
                 presence_timeout_s: config.presence_timeout_s,
                 heartbeat_interval_s: config.heartbeat_interval_s,
                 receive_own_messages: config.receive_own_messages,
-                resume: None,
+                resume,
             })),
         },
     );
@@ -264,16 +321,14 @@ pub(crate) async fn establish(
         }
     };
 
+    if !login.resumed {
+        // A new server session: requests of an earlier one fail, numbering starts over.
+        session.reset("the connection was lost and the session could not be resumed");
+    }
+    session.id.store(login.session_id, Ordering::Relaxed);
     let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
     let (end, _) = watch::channel(None);
-    let link = Arc::new(Link {
-        writer: writer_tx,
-        pending: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(2),
-        end,
-        login,
-        tasks: Mutex::new(Vec::new()),
-    });
+    let link = Arc::new(Link { writer: writer_tx, session, end, login, tasks: Mutex::new(Vec::new()) });
     let last_rx = Arc::new(AtomicU64::new(now_ms()));
     let w = tokio::spawn(writer(wr, writer_rx, link.clone()));
     let r = tokio::spawn(reader(rd, buf, dec, link.clone(), inbound, last_rx.clone()));
@@ -348,18 +403,18 @@ async fn reader<R: AsyncRead + Unpin>(
                 };
             }
         };
-        match f.body {
-            Some(server_frame::Body::Response(r)) => {
-                if let Some((op, reply)) = link.pending.lock().unwrap().remove(&r.request_id) {
-                    let outcome = if r.code == 0 {
-                        Ok(r)
-                    } else {
-                        let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
-                        Err(Error::new(code, op, r.reason))
-                    };
-                    let _ = reply.send(outcome);
-                }
+        if f.seq != 0 {
+            let last = link.session.last_seq.load(Ordering::Relaxed);
+            if f.seq <= last {
+                continue; // already received before a resume
             }
+            if f.seq != last + 1 {
+                tracing::warn!(expected = last + 1, got = f.seq, "gap in the server's sequence numbers");
+            }
+            link.session.last_seq.store(f.seq, Ordering::Relaxed);
+        }
+        match f.body {
+            Some(server_frame::Body::Response(r)) => link.session.complete(r),
             Some(server_frame::Body::Message(m)) => {
                 inbound(Inbound::Message(m));
             }

@@ -324,7 +324,8 @@ impl Runner {
                 let have = got.get(k.as_str()).unwrap_or_else(|| panic!("line {}: unknown field {k}", s.line));
                 have != *want
             });
-            let login_notice = kind == "token_will_expire" && !s.opts.contains_key("channel") && !got["channel"].is_empty();
+            let login_notice =
+                kind == "token_will_expire" && !s.opts.contains_key("channel") && !got["channel"].is_empty();
             match (mismatch, kind.as_str()) {
                 (None, _) if !login_notice => return,
                 // The next message must be the expected one: no extra, missing or reordered messages.

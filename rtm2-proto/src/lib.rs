@@ -23,7 +23,7 @@ pub use error_code::ErrorCode;
 /// Feature bit: the peer can resume a session from a sequence number.
 pub const FEATURE_RESUME: u64 = 1 << 0;
 /// Feature bits this build supports.
-pub const FEATURES: u64 = 0;
+pub const FEATURES: u64 = FEATURE_RESUME;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

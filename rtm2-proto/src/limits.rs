@@ -70,3 +70,6 @@ pub const DEFAULT_PRELOGIN_TIMEOUT_MS: u64 = 10_000;
 pub const MAX_PUBLISH_PER_SECOND: u32 = 60;
 /// Per-client generic API call rate (calls per second).
 pub const MAX_CALLS_PER_SECOND: u32 = 20;
+
+/// Seconds a dropped session is kept for a loss-free resume (after Ably's 2-minute window).
+pub const DEFAULT_RESUME_WINDOW_S: u64 = 120;

@@ -33,6 +33,14 @@ pub struct ServerConfig {
     pub outbound_queue_frames: usize,
     /// Largest client frame accepted, bytes.
     pub max_frame_len: usize,
+    /// How long a session whose connection dropped is kept so that the client can resume it
+    /// without loss (its subscriptions stay, its messages are buffered).
+    pub resume_window: Duration,
+    /// Frames kept per session for resume, at most (older ones are dropped; a client that
+    /// missed more cannot resume and is told so).
+    pub resume_max_frames: usize,
+    /// Bytes kept per session for resume, at most.
+    pub resume_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +53,9 @@ impl Default for ServerConfig {
             keepalive_grace: Duration::from_secs(limits::KEEPALIVE_GRACE_S as u64),
             outbound_queue_frames: 64 * 1024,
             max_frame_len: limits::MAX_CLIENT_FRAME_LEN,
+            resume_window: Duration::from_secs(limits::DEFAULT_RESUME_WINDOW_S),
+            resume_max_frames: 64 * 1024,
+            resume_max_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -2,13 +2,12 @@
 //! Stream channels live in `stream.rs`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::Notify;
 
 use rtm2_proto::enums::{ChannelType, LinkStateChangeReason};
 use rtm2_proto::frame;
@@ -18,7 +17,7 @@ use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
 use crate::config::ServerConfig;
-use crate::session::{Goodbye, Outbound, Session};
+use crate::session::{Goodbye, Session, SessionParams};
 use crate::stream::StreamChannel;
 
 /// A request's outcome: an optional typed result, or an RTM error.
@@ -103,13 +102,14 @@ impl Engine {
         Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id"))
     }
 
-    /// Verifies a login and registers the session; an earlier session of the same user is
-    /// told SAME_UID_LOGIN and ended first.
+    /// Verifies a login. With `resume` naming a live session of this user that still has
+    /// every frame the client missed, that session is resumed (returned with the sequence
+    /// number to replay after). Otherwise a new session is registered; an earlier session of
+    /// the same user is told SAME_UID_LOGIN and ended first.
     pub(crate) fn login(
         self: &Arc<Self>,
         login: pb::Login,
-        out: Arc<Outbound>,
-    ) -> Result<(Arc<Session>, pb::LoginResult), Violation> {
+    ) -> Result<(Arc<Session>, pb::LoginResult, Option<u64>), Violation> {
         validate::app_id(&login.app_id)?;
         validate::user_id(&login.user_id)?;
         let app = self.app(&login.app_id)?;
@@ -129,19 +129,36 @@ impl Engine {
         } else {
             login.presence_timeout_s.clamp(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)
         };
-        let session = Arc::new(Session {
+        if let Some(r) = &login.resume
+            && let Some(s) = self.resumable(&app, &login.user_id, r)
+        {
+            if let Some(t) = expires_at {
+                s.set_deadline("", Some(t));
+            }
+            // The connection it had (if the client noticed the drop first) is superseded.
+            s.close_conn(Goodbye::new(
+                0,
+                LinkStateChangeReason::CONNECTION_ERROR,
+                "the session was resumed on another connection",
+            ));
+            tracing::debug!(app = %app.id, user = %s.user_id, session = s.id, after = r.last_seq, "resumed");
+            let result = pb::LoginResult {
+                session_id: s.id,
+                token_expires_at_s: expires_at.unwrap_or(0),
+                dev_mode,
+                resumed: true,
+            };
+            return Ok((s, result, Some(r.last_seq)));
+        }
+        let session = Session::new(SessionParams {
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
             user_id: Arc::from(login.user_id.as_str()),
             app: app.clone(),
-            out,
             receive_own: login.receive_own_messages,
             heartbeat_s,
             presence_timeout_s,
-            ended: AtomicBool::new(false),
-            subscriptions: Mutex::new(HashMap::new()),
-            streams: Mutex::new(Default::default()),
-            deadlines: Mutex::new(HashMap::new()),
-            deadlines_changed: Notify::new(),
+            replay_max_frames: self.config.resume_max_frames,
+            replay_max_bytes: self.config.resume_max_bytes,
         });
         if let Some(t) = expires_at {
             session.set_deadline("", Some(t));
@@ -149,7 +166,7 @@ impl Engine {
         let previous = app.users.lock().unwrap().insert(session.user_id.clone(), session.clone());
         if let Some(prev) = previous {
             tracing::info!(app = %app.id, user = %prev.user_id, "same user id logged in again; ending the earlier session");
-            prev.out.close(Goodbye::new(
+            prev.close_conn(Goodbye::new(
                 ErrorCode::LOGIN_REJECTED.code(),
                 LinkStateChangeReason::SAME_UID_LOGIN,
                 "the same user id logged in from another connection",
@@ -166,12 +183,44 @@ impl Engine {
                 dev_mode,
                 resumed: false,
             },
+            None,
         ))
+    }
+
+    /// The session `r` names, if it belongs to this user, is still the user's current session
+    /// and kept every frame after `r.last_seq`.
+    fn resumable(&self, app: &Arc<App>, user_id: &str, r: &pb::Resume) -> Option<Arc<Session>> {
+        let s = self.sessions.lock().unwrap().get(&r.session_id).cloned()?;
+        let current = app.user(user_id).is_some_and(|u| u.id == s.id);
+        (Arc::ptr_eq(&s.app, app)
+            && &*s.user_id == user_id
+            && current
+            && !s.ended.load(Ordering::Acquire)
+            && s.can_resume(r.last_seq))
+        .then_some(s)
+    }
+
+    /// Keeps a session whose connection dropped for the resume window, then ends it unless a
+    /// connection was attached again.
+    pub(crate) fn keep_detached(self: &Arc<Self>, session: Arc<Session>, generation: u64) {
+        let engine = self.clone();
+        let window = self.config.resume_window;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(window) => {
+                    if session.still_detached(generation) {
+                        tracing::debug!(user = %session.user_id, session = session.id, "resume window passed; ending the session");
+                        engine.end_session(&session);
+                    }
+                }
+                _ = session.wait_ended() => {}
+            }
+        });
     }
 
     /// Removes a session from everything it takes part in. Idempotent.
     pub(crate) fn end_session(&self, session: &Arc<Session>) {
-        if session.ended.swap(true, Ordering::AcqRel) {
+        if !session.mark_ended() {
             return;
         }
         let app = &session.app;
@@ -412,7 +461,7 @@ pub(crate) async fn token_timer(engine: Arc<Engine>, session: Arc<Session>) {
         for key in expired {
             if key.is_empty() {
                 tracing::info!(user = %session.user_id, "login token expired; ending the session");
-                session.out.close(Goodbye::new(
+                session.close_conn(Goodbye::new(
                     ErrorCode::TOKEN_EXPIRED.code(),
                     LinkStateChangeReason::TOKEN_EXPIRED,
                     "the login token expired",
@@ -425,7 +474,7 @@ pub(crate) async fn token_timer(engine: Arc<Engine>, session: Arc<Session>) {
         let wait = next.map(|n| Duration::from_millis(n.saturating_sub(now_ms())));
         tokio::select! {
             _ = session.deadlines_changed.notified() => {}
-            _ = session.out.killed() => return,
+            _ = session.wait_ended() => return,
             _ = async {
                 match wait {
                     Some(w) => tokio::time::sleep(w).await,

@@ -117,7 +117,7 @@ impl Server {
     pub fn drop_all_connections(&self) {
         let sessions: Vec<_> = self.engine.sessions.lock().unwrap().values().cloned().collect();
         for s in sessions {
-            s.out.close(Goodbye::new(
+            s.close_conn(Goodbye::new(
                 ErrorCode::NOT_CONNECTED.code(),
                 LinkStateChangeReason::CONNECTION_ERROR,
                 "the server dropped the connection",
@@ -125,9 +125,17 @@ impl Server {
         }
     }
 
-    /// Stops accepting connections and closes every session.
+    /// Stops accepting connections and ends every session (they cannot be resumed).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
-        self.drop_all_connections();
+        let sessions: Vec<_> = self.engine.sessions.lock().unwrap().values().cloned().collect();
+        for s in sessions {
+            s.close_conn(Goodbye::new(
+                ErrorCode::NOT_CONNECTED.code(),
+                LinkStateChangeReason::CONNECTION_ERROR,
+                "the server is shutting down",
+            ));
+            self.engine.end_session(&s);
+        }
     }
 }

@@ -1,8 +1,16 @@
-//! One client connection: the handshake, the request loop, keepalive, and the writer that
-//! batches outbound frames into few `write()` calls.
+//! Sessions and connections.
+//!
+//! A [`Session`] is a logged-in user; a [`Conn`] is one connection. Every event a session
+//! sends gets the next sequence number and is kept in a bounded replay buffer, so that when the
+//! connection drops the session can live on (detached) for the resume window and a client that
+//! reconnects with `Login.resume` gets exactly the frames it missed. Connection-level frames
+//! (handshake, login reply, pong, goodbye) carry seq 0.
+//!
+//! Each connection has one writer task that drains its queue into a buffer and writes in
+//! batches, so a burst of small frames costs few `write()` calls.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +30,7 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Bytes read per `read()` call, at most.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Why a session ends, sent to the client as a Goodbye frame.
+/// Why a connection ends, sent to the client as a Goodbye frame.
 #[derive(Debug, Clone)]
 pub(crate) struct Goodbye {
     pub code: u32,
@@ -44,32 +52,24 @@ impl Goodbye {
     }
 }
 
-/// The outbound side of a connection, shared by everything that sends to it.
-pub(crate) struct Outbound {
-    tx: mpsc::Sender<Bytes>,
+/// One connection's outbound side: a bounded queue of (seq, frame body) to its writer.
+pub(crate) struct Conn {
+    tx: mpsc::Sender<(u64, Bytes)>,
     closing: AtomicBool,
     goodbye: Mutex<Option<Goodbye>>,
     kill: Notify,
 }
 
-impl Outbound {
-    /// Queues an encoded frame body. A full queue marks a slow consumer: the connection is
-    /// closed with an explicit reason instead of stalling the sender.
-    pub(crate) fn send(&self, body: Bytes) {
-        if self.closing.load(Ordering::Relaxed) {
-            return;
-        }
-        match self.tx.try_send(body) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(Goodbye::new(
-                ErrorCode::NOT_CONNECTED.code(),
-                LinkStateChangeReason::CONNECTION_ERROR,
-                format!(
-                    "slow consumer: {} frames were waiting to be sent; the connection was closed",
-                    self.tx.max_capacity()
-                ),
-            )),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+impl Conn {
+    fn new(cap: usize) -> (Arc<Conn>, mpsc::Receiver<(u64, Bytes)>) {
+        let (tx, rx) = mpsc::channel(cap.max(16));
+        (Arc::new(Conn { tx, closing: AtomicBool::new(false), goodbye: Mutex::new(None), kill: Notify::new() }), rx)
+    }
+
+    /// Queues a connection-level frame (seq 0).
+    pub(crate) fn send_unsequenced(&self, body: Bytes) {
+        if !self.closing.load(Ordering::Relaxed) && self.tx.try_send((0, body)).is_err() {
+            self.close(slow_consumer(self.tx.max_capacity()));
         }
     }
 
@@ -94,6 +94,14 @@ impl Outbound {
     }
 }
 
+fn slow_consumer(frames: usize) -> Goodbye {
+    Goodbye::new(
+        ErrorCode::NOT_CONNECTED.code(),
+        LinkStateChangeReason::CONNECTION_ERROR,
+        format!("slow consumer: {frames} frames were waiting to be sent; the connection was closed"),
+    )
+}
+
 /// Token expiry bookkeeping of a session: "" is the login token, else a stream channel.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
@@ -101,29 +109,162 @@ pub(crate) struct Deadline {
     pub notified: bool,
 }
 
+struct SessionOut {
+    /// Sequence number of the last event sent.
+    seq: u64,
+    replay: VecDeque<(u64, Bytes)>,
+    replay_bytes: usize,
+    conn: Option<Arc<Conn>>,
+    /// Bumped on every detach; a detach timer only ends the session it was started for.
+    detach_gen: u64,
+}
+
 /// A logged-in session.
 pub(crate) struct Session {
     pub id: u64,
     pub user_id: Arc<str>,
     pub app: Arc<App>,
-    pub out: Arc<Outbound>,
     pub receive_own: bool,
     pub heartbeat_s: u32,
     /// Accepted and clamped at login; presence (a later service) gives it meaning.
     #[allow(dead_code)]
     pub presence_timeout_s: u32,
     pub ended: AtomicBool,
+    ended_notify: Notify,
     /// Message channels this session subscribed to, with options.
     pub subscriptions: Mutex<HashMap<String, SubscribeOpts>>,
     /// Stream channels this session joined.
     pub streams: Mutex<HashSet<String>>,
     pub deadlines: Mutex<HashMap<String, Deadline>>,
     pub deadlines_changed: Notify,
+    out: Mutex<SessionOut>,
+    /// Highest request id processed: a request resent after a resume is not run twice.
+    last_request_id: AtomicU64,
+    replay_max_frames: usize,
+    replay_max_bytes: usize,
+}
+
+pub(crate) struct SessionParams {
+    pub id: u64,
+    pub user_id: Arc<str>,
+    pub app: Arc<App>,
+    pub receive_own: bool,
+    pub heartbeat_s: u32,
+    pub presence_timeout_s: u32,
+    pub replay_max_frames: usize,
+    pub replay_max_bytes: usize,
 }
 
 impl Session {
+    pub(crate) fn new(p: SessionParams) -> Arc<Session> {
+        Arc::new(Session {
+            id: p.id,
+            user_id: p.user_id,
+            app: p.app,
+            receive_own: p.receive_own,
+            heartbeat_s: p.heartbeat_s,
+            presence_timeout_s: p.presence_timeout_s,
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
+            subscriptions: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashSet::new()),
+            deadlines: Mutex::new(HashMap::new()),
+            deadlines_changed: Notify::new(),
+            out: Mutex::new(SessionOut { seq: 0, replay: VecDeque::new(), replay_bytes: 0, conn: None, detach_gen: 0 }),
+            last_request_id: AtomicU64::new(0),
+            replay_max_frames: p.replay_max_frames.max(1),
+            replay_max_bytes: p.replay_max_bytes,
+        })
+    }
+
+    /// Sends an event (or a response): numbered, kept for resume, and queued to the current
+    /// connection if there is one. A full connection queue closes that connection (slow
+    /// consumer); the session itself lives on for a resume.
     pub(crate) fn send(&self, body: Bytes) {
-        self.out.send(body);
+        if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut o = self.out.lock().unwrap();
+        o.seq += 1;
+        let seq = o.seq;
+        o.replay_bytes += body.len();
+        o.replay.push_back((seq, body.clone()));
+        while o.replay.len() > self.replay_max_frames || o.replay_bytes > self.replay_max_bytes {
+            match o.replay.pop_front() {
+                Some((_, b)) => o.replay_bytes -= b.len(),
+                None => break,
+            }
+        }
+        let full = match &o.conn {
+            Some(c) => c.tx.try_send((seq, body)).is_err(),
+            None => false,
+        };
+        if full && let Some(c) = o.conn.take() {
+            c.close(slow_consumer(c.tx.max_capacity()));
+        }
+    }
+
+    /// Whether a client that received everything up to `last_seq` can resume without a gap.
+    pub(crate) fn can_resume(&self, last_seq: u64) -> bool {
+        let o = self.out.lock().unwrap();
+        let oldest_missing_kept = o.replay.front().map_or(o.seq + 1, |f| f.0);
+        last_seq <= o.seq && last_seq + 1 >= oldest_missing_kept
+    }
+
+    /// Attaches a connection and queues every kept event after `after_seq` to it, in order.
+    pub(crate) fn attach(&self, conn: Arc<Conn>, after_seq: u64) {
+        let mut o = self.out.lock().unwrap();
+        for (seq, body) in o.replay.iter() {
+            if *seq > after_seq && conn.tx.try_send((*seq, body.clone())).is_err() {
+                conn.close(slow_consumer(conn.tx.max_capacity()));
+                return;
+            }
+        }
+        o.conn = Some(conn);
+    }
+
+    /// Detaches `conn` if it is the current connection; returns the detach generation.
+    pub(crate) fn detach(&self, conn: &Arc<Conn>) -> Option<u64> {
+        let mut o = self.out.lock().unwrap();
+        if o.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            o.conn = None;
+            o.detach_gen += 1;
+            return Some(o.detach_gen);
+        }
+        None
+    }
+
+    /// Whether the session is still detached since detach generation `generation`.
+    pub(crate) fn still_detached(&self, generation: u64) -> bool {
+        let o = self.out.lock().unwrap();
+        o.conn.is_none() && o.detach_gen == generation
+    }
+
+    /// Closes the current connection (if any) with `goodbye`.
+    pub(crate) fn close_conn(&self, goodbye: Goodbye) {
+        if let Some(c) = self.out.lock().unwrap().conn.clone() {
+            c.close(goodbye);
+        }
+    }
+
+    /// Marks the session ended (first caller wins) and wakes whoever waits for it.
+    pub(crate) fn mark_ended(&self) -> bool {
+        let first = !self.ended.swap(true, Ordering::AcqRel);
+        if first {
+            self.ended_notify.notify_waiters();
+        }
+        first
+    }
+
+    /// Resolves once the session ended.
+    pub(crate) async fn wait_ended(&self) {
+        let notified = self.ended_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 
     pub(crate) fn set_deadline(&self, key: &str, expires_at_s: Option<u64>) {
@@ -155,43 +296,35 @@ fn response(request_id: u64, reply: Reply) -> Bytes {
     }))
 }
 
-async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Bytes>, out: Arc<Outbound>) {
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, Bytes)>, conn: Arc<Conn>) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut seq: u64 = 0;
     loop {
         let first = tokio::select! {
             biased;
-            _ = out.killed() => None,
+            _ = conn.killed() => None,
             m = rx.recv() => m,
         };
-        let Some(first) = first else { break };
-        seq += 1;
-        frame::write_server_frame(&mut buf, seq, &first);
+        let Some((seq, body)) = first else { break };
+        frame::write_server_frame(&mut buf, seq, &body);
         while buf.len() < WRITE_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(body) => {
-                    seq += 1;
-                    frame::write_server_frame(&mut buf, seq, &body);
-                }
+                Ok((seq, body)) => frame::write_server_frame(&mut buf, seq, &body),
                 Err(_) => break,
             }
         }
         if wr.write_all(&buf).await.is_err() {
-            out.closing.store(true, Ordering::Release);
+            conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "write failed"));
             return;
         }
         buf.clear();
     }
-    // Killed or all senders gone: say goodbye if there is a reason, then close.
-    let goodbye = out.goodbye.lock().unwrap().take();
+    // Closed: frames queued before the goodbye (e.g. a logout reply) go first.
+    let goodbye = conn.goodbye.lock().unwrap().take();
     if let Some(g) = goodbye {
-        // Frames already queued before the goodbye (e.g. a logout reply) go first.
-        while let Ok(body) = rx.try_recv() {
-            seq += 1;
+        while let Ok((seq, body)) = rx.try_recv() {
             frame::write_server_frame(&mut buf, seq, &body);
         }
-        seq += 1;
-        frame::write_server_frame(&mut buf, seq, &g.encode());
+        frame::write_server_frame(&mut buf, 0, &g.encode());
     }
     if !buf.is_empty() {
         let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&buf)).await;
@@ -209,13 +342,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
         match dec.decode(buf) {
             Ok(Some(body)) => return Ok(body),
             Ok(None) => {}
-            Err(e) => {
-                return Err(Some(Goodbye::new(
-                    ErrorCode::INVALID_PARAMETER.code(),
-                    LinkStateChangeReason::CONNECTION_ERROR,
-                    format!("protocol error: {e}"),
-                )));
-            }
+            Err(e) => return Err(Some(protocol_error(e))),
         }
         buf.reserve(READ_CHUNK);
         match rd.read_buf(buf).await {
@@ -233,114 +360,130 @@ fn protocol_error(msg: impl std::fmt::Display) -> Goodbye {
     )
 }
 
+fn pong(p: pb::Ping) -> Bytes {
+    frame::encode_server_body(&server_frame::Body::Pong(pb::Pong {
+        client_time_ms: p.client_time_ms,
+        server_time_ms: now_ms(),
+    }))
+}
+
+/// How a connection ended, from the session's point of view.
+enum End {
+    /// The session is over (logout, protocol error): end it.
+    Final(Option<Goodbye>),
+    /// Only the connection is over: keep the session for a resume.
+    Transient(Option<Goodbye>),
+}
+
 /// Serves one connection until it ends.
 pub(crate) async fn serve<S>(engine: Arc<Engine>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel(engine.config.outbound_queue_frames.max(16));
-    let out =
-        Arc::new(Outbound { tx, closing: AtomicBool::new(false), goodbye: Mutex::new(None), kill: Notify::new() });
-    let writer_task = tokio::spawn(writer(wr, rx, out.clone()));
+    let (conn, rx) = Conn::new(engine.config.outbound_queue_frames);
+    let writer_task = tokio::spawn(writer(wr, rx, conn.clone()));
     let dec = FrameDecoder::new(engine.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(8 * 1024);
 
     // Phase 1: Hello then Login, within the pre-login deadline.
     let login =
-        tokio::time::timeout(engine.config.prelogin_timeout, handshake(&engine, &mut rd, &mut buf, &dec, &out)).await;
-    let session = match login {
-        Ok(Ok(session)) => session,
+        tokio::time::timeout(engine.config.prelogin_timeout, handshake(&engine, &mut rd, &mut buf, &dec, &conn)).await;
+    let (session, resume_from) = match login {
+        Ok(Ok(v)) => v,
         Ok(Err(goodbye)) => {
-            if let Some(g) = goodbye {
-                out.close(g);
-            }
-            drop(out);
+            conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
             let _ = writer_task.await;
             return;
         }
         Err(_) => {
-            out.close(Goodbye::new(
+            conn.close(Goodbye::new(
                 ErrorCode::LOGIN_TIMEOUT.code(),
                 LinkStateChangeReason::LOGIN_TIMEOUT,
                 "no login within the pre-login timeout",
             ));
-            drop(out);
             let _ = writer_task.await;
             return;
         }
     };
-
-    tokio::spawn(crate::engine::token_timer(engine.clone(), session.clone()));
+    session.attach(conn.clone(), resume_from.unwrap_or(0));
+    if resume_from.is_none() {
+        tokio::spawn(crate::engine::token_timer(engine.clone(), session.clone()));
+    }
 
     // Phase 2: requests until the connection ends.
-    let keepalive = session_keepalive(&engine, &session);
-    let end: Option<Goodbye> = loop {
+    let keepalive = Duration::from_secs(session.heartbeat_s as u64) + engine.config.keepalive_grace;
+    let end = loop {
         let next = tokio::select! {
             biased;
-            _ = session.out.killed() => break None,
+            _ = conn.killed() => break End::Transient(None),
             r = tokio::time::timeout(keepalive, next_frame(&mut rd, &mut buf, &dec)) => r,
         };
         let body = match next {
             Err(_) => {
-                break Some(Goodbye::new(
+                break End::Transient(Some(Goodbye::new(
                     ErrorCode::NOT_CONNECTED.code(),
                     LinkStateChangeReason::KEEP_ALIVE_TIMEOUT,
                     format!("no frame from the client for {} ms", keepalive.as_millis()),
-                ));
+                )));
             }
-            Ok(Err(g)) => break g,
+            Ok(Err(Some(g))) => break End::Final(Some(g)),
+            Ok(Err(None)) => break End::Transient(None),
             Ok(Ok(body)) => body,
         };
         let frame = match frame::decode_client(body) {
             Ok(f) => f,
-            Err(e) => break Some(protocol_error(e)),
+            Err(e) => break End::Final(Some(protocol_error(e))),
         };
         let request_id = frame.request_id;
         match frame.body {
-            Some(client_frame::Body::Ping(p)) => {
-                session.send(frame::encode_server_body(&server_frame::Body::Pong(pb::Pong {
-                    client_time_ms: p.client_time_ms,
-                    server_time_ms: now_ms(),
-                })));
-            }
-            Some(client_frame::Body::Logout(_)) => {
-                engine.end_session(&session);
-                session.send(response(request_id, Ok(None)));
-                break Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out"));
-            }
-            Some(client_frame::Body::Hello(_)) | Some(client_frame::Body::Login(_)) => {
-                session.send(response(
-                    request_id,
-                    Err(rtm2_proto::validate::Violation::new(
-                        ErrorCode::DUPLICATE_OPERATION,
-                        "this connection is already logged in",
-                    )),
-                ));
-            }
+            Some(client_frame::Body::Ping(p)) => conn.send_unsequenced(pong(p)),
+            Some(_) if request_id == 0 => break End::Final(Some(protocol_error("request without a request_id"))),
+            // Resent after a resume but already processed: its response is in the replay.
+            Some(_) if request_id <= session.last_request_id.load(Ordering::Relaxed) => {}
             Some(body) => {
-                if request_id == 0 {
-                    break Some(protocol_error("request without a request_id"));
+                session.last_request_id.store(request_id, Ordering::Relaxed);
+                match body {
+                    client_frame::Body::Logout(_) => {
+                        session.send(response(request_id, Ok(None)));
+                        break End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out")));
+                    }
+                    client_frame::Body::Hello(_) | client_frame::Body::Login(_) => {
+                        let v = rtm2_proto::validate::Violation::new(
+                            ErrorCode::DUPLICATE_OPERATION,
+                            "this connection is already logged in",
+                        );
+                        session.send(response(request_id, Err(v)));
+                    }
+                    body => {
+                        let reply = engine.handle(&session, body);
+                        session.send(response(request_id, reply));
+                    }
                 }
-                let reply = engine.handle(&session, body);
-                session.send(response(request_id, reply));
             }
-            None => break Some(protocol_error("frame has no body")),
+            None => break End::Final(Some(protocol_error("frame has no body"))),
         }
     };
-    engine.end_session(&session);
-    if let Some(g) = end {
-        session.out.close(g);
-    } else {
-        session.out.close(Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed"));
+    match end {
+        End::Final(goodbye) => {
+            // Queue the goodbye before ending the session so queued replies go out first.
+            conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
+            engine.end_session(&session);
+        }
+        End::Transient(goodbye) => {
+            if let Some(g) = goodbye {
+                conn.close(g);
+            }
+            conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "connection closed"));
+            if session.ended.load(Ordering::Acquire) {
+                // Ended elsewhere (takeover, token expiry): nothing to keep.
+            } else if let Some(generation) = session.detach(&conn) {
+                engine.keep_detached(session.clone(), generation);
+            }
+        }
     }
     drop(session);
-    drop(out);
     let _ = writer_task.await;
-}
-
-fn session_keepalive(engine: &Engine, session: &Session) -> Duration {
-    Duration::from_secs(session.heartbeat_s as u64) + engine.config.keepalive_grace
 }
 
 async fn handshake<R: AsyncRead + Unpin>(
@@ -348,8 +491,8 @@ async fn handshake<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     dec: &FrameDecoder,
-    out: &Arc<Outbound>,
-) -> Result<Arc<Session>, Option<Goodbye>> {
+    conn: &Arc<Conn>,
+) -> Result<(Arc<Session>, Option<u64>), Option<Goodbye>> {
     // Hello.
     let body = next_frame(rd, buf, dec).await?;
     let hello = match frame::decode_client(body).map_err(|e| Some(protocol_error(e)))?.body {
@@ -368,7 +511,7 @@ async fn handshake<R: AsyncRead + Unpin>(
             ),
         )));
     }
-    out.send(frame::encode_server_body(&server_frame::Body::HelloAck(pb::HelloAck {
+    conn.send_unsequenced(frame::encode_server_body(&server_frame::Body::HelloAck(pb::HelloAck {
         protocol_version: hello.protocol_version,
         features: hello.features & rtm2_proto::FEATURES,
         server_name: engine.config.server_name.clone(),
@@ -382,24 +525,17 @@ async fn handshake<R: AsyncRead + Unpin>(
         let frame = frame::decode_client(body).map_err(|e| Some(protocol_error(e)))?;
         let request_id = frame.request_id;
         match frame.body {
-            Some(client_frame::Body::Login(login)) => match engine.login(login, out.clone()) {
-                Ok((session, result)) => {
-                    out.send(response(request_id, Ok(Some(pb::response::Result::Login(result)))));
-                    return Ok(session);
+            Some(client_frame::Body::Login(login)) => match engine.login(login) {
+                Ok((session, result, resume_from)) => {
+                    conn.send_unsequenced(response(request_id, Ok(Some(pb::response::Result::Login(result)))));
+                    return Ok((session, resume_from));
                 }
-                Err(v) => out.send(response(request_id, Err(v))),
+                Err(v) => conn.send_unsequenced(response(request_id, Err(v))),
             },
-            Some(client_frame::Body::Ping(p)) => {
-                out.send(frame::encode_server_body(&server_frame::Body::Pong(pb::Pong {
-                    client_time_ms: p.client_time_ms,
-                    server_time_ms: now_ms(),
-                })));
-            }
+            Some(client_frame::Body::Ping(p)) => conn.send_unsequenced(pong(p)),
             Some(_) => {
-                out.send(response(
-                    request_id,
-                    Err(rtm2_proto::validate::Violation::new(ErrorCode::NOT_LOGIN, "log in before any other request")),
-                ));
+                let v = rtm2_proto::validate::Violation::new(ErrorCode::NOT_LOGIN, "log in before any other request");
+                conn.send_unsequenced(response(request_id, Err(v)));
             }
             None => return Err(Some(protocol_error("frame has no body"))),
         }

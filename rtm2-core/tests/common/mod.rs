@@ -77,6 +77,7 @@ pub fn dev_server() -> rtm2_server::Server {
 /// server sends (the client then hears nothing), or cut every connection.
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
     mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cut: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -88,10 +89,15 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mute = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cut = std::sync::Arc::new(tokio::sync::Notify::new());
-        let (m, c) = (mute.clone(), cut.clone());
+        let (m, c, r) = (mute.clone(), cut.clone(), refuse.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if r.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
@@ -120,7 +126,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, mute, cut }
+        Proxy { addr, refuse, mute, cut }
+    }
+
+    /// While on, new connections are closed at once (the server seems unreachable).
+    pub fn refuse(&self, on: bool) {
+        self.refuse.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stops (or resumes) forwarding server-to-client bytes.
