@@ -51,6 +51,15 @@ struct ServeArgs {
     /// Seconds before expiry at which "token privilege will expire" is sent.
     #[arg(long, default_value_t = 30)]
     token_notice_secs: u64,
+    /// Also serve TLS on this address (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<String>,
+    /// PEM certificate chain for TLS.
+    #[arg(long)]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -81,6 +90,9 @@ struct ConnectArgs {
     /// Login token (empty on a development-mode server).
     #[arg(long, env = "RTM2_TOKEN", default_value = "")]
     token: String,
+    /// PEM root certificate(s) that sign the server's certificate (tls:// endpoints).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -116,7 +128,8 @@ fn init_logs(level: &str) {
 }
 
 fn client(c: &ConnectArgs) -> Result<Client> {
-    let cfg = ClientConfig::new(&c.app_id, &c.user_id).endpoint(Endpoint::parse(&c.endpoint)?);
+    let mut cfg = ClientConfig::new(&c.app_id, &c.user_id).endpoint(Endpoint::parse(&c.endpoint)?);
+    cfg.tls_ca_file = c.tls_ca.clone();
     Client::new(cfg)
 }
 

@@ -17,6 +17,9 @@ pub enum Endpoint {
     Embedded,
     /// A server reachable over TCP, `host:port`.
     Tcp(String),
+    /// A server reachable over TLS, `host:port`; the certificate must be valid for `host`
+    /// and signed by a root in `ClientConfig::tls_ca_file` (or the system's roots).
+    Tls(String),
     /// A specific in-process server (same engine and frames as TCP; for tests and apps that run
     /// their own `rtm2_server::Server`).
     Server(rtm2_server::Server),
@@ -27,27 +30,34 @@ impl std::fmt::Debug for Endpoint {
         match self {
             Endpoint::Embedded => write!(f, "embedded"),
             Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            Endpoint::Tls(a) => write!(f, "tls://{a}"),
             Endpoint::Server(_) => write!(f, "in-process server"),
         }
     }
 }
 
 impl Endpoint {
-    /// Parses `""`/`"embedded"` (embedded), `"tcp://host:port"` or `"host:port"`.
+    /// Parses `""`/`"embedded"` (embedded), `"tcp://host:port"`, `"host:port"` or
+    /// `"tls://host:port"`.
     pub fn parse(s: &str) -> Result<Endpoint> {
         let s = s.trim();
         if s.is_empty() || s == "embedded" {
             return Ok(Endpoint::Embedded);
         }
-        let addr = s.strip_prefix("tcp://").unwrap_or(s);
+        let (tls, addr) = match s.strip_prefix("tls://") {
+            Some(a) => (true, a),
+            None => (false, s.strip_prefix("tcp://").unwrap_or(s)),
+        };
         if addr.contains("://") || !addr.contains(':') {
             return Err(Error::new(
                 ErrorCode::INVALID_PARAMETER,
                 "config",
-                format!("endpoint {s:?} is not \"embedded\", \"tcp://host:port\" or \"host:port\""),
+                format!(
+                    "endpoint {s:?} is not \"embedded\", \"tcp://host:port\", \"host:port\" or \"tls://host:port\""
+                ),
             ));
         }
-        Ok(Endpoint::Tcp(addr.to_string()))
+        Ok(if tls { Endpoint::Tls(addr.to_string()) } else { Endpoint::Tcp(addr.to_string()) })
     }
 }
 
@@ -82,6 +92,9 @@ pub struct ClientConfig {
     pub log_level: String,
     /// Write SDK logs to this file (installs a process-wide tracing subscriber if none exists).
     pub log_file: Option<PathBuf>,
+    /// PEM file of the root certificate(s) that sign the server's certificate for `tls://`
+    /// endpoints; `None` uses the system's roots. The server is always verified.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -101,6 +114,7 @@ impl ClientConfig {
             receive_own_messages: true,
             log_level: "info".into(),
             log_file: None,
+            tls_ca_file: None,
         }
     }
 

@@ -202,8 +202,46 @@ impl Link {
     }
 }
 
-async fn open(endpoint: &Endpoint) -> std::io::Result<Pin<Box<dyn Io>>> {
+fn tls_connector(config: &ClientConfig) -> std::io::Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &config.tls_ca_file {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("TLS CA file {}: {e}", path.display()))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(tls)))
+}
+
+async fn open(config: &ClientConfig) -> std::io::Result<Pin<Box<dyn Io>>> {
+    let endpoint = &config.endpoint;
     Ok(match endpoint {
+        Endpoint::Tls(addr) => {
+            let connector = tls_connector(config)?;
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+            let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("server name {host:?}: {e}"))
+            })?;
+            let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
+            s.set_nodelay(true)?;
+            Box::pin(connector.connect(name, s).await?)
+        }
         Endpoint::Embedded => Box::pin(crate::embedded::server().connect_in_memory()),
         Endpoint::Server(s) => Box::pin(s.connect_in_memory()),
         Endpoint::Tcp(addr) => {
@@ -251,9 +289,19 @@ pub(crate) async fn establish(
         0 => None,
         id => Some(pb::Resume { session_id: id, last_seq: session.last_seq.load(Ordering::Relaxed) }),
     };
-    let io = open(&config.endpoint)
-        .await
-        .map_err(|e| transient(format!("could not connect to {:?}: {e}", config.endpoint)))?;
+    let io = open(config).await.map_err(|e| match e.kind() {
+        // A certificate that does not verify, or a bad TLS configuration, will not fix itself.
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => ConnectError {
+            error: Error::new(
+                ErrorCode::INIT_SERVICE_FAILED,
+                "login",
+                format!("secure connection to {:?} failed: {e}", config.endpoint),
+            ),
+            fatal: true,
+            reason: LinkStateChangeReason::CONNECTION_ERROR,
+        },
+        _ => transient(format!("could not connect to {:?}: {e}", config.endpoint)),
+    })?;
     let (mut rd, mut wr) = tokio::io::split(io);
     let dec = FrameDecoder::new(limits::MAX_SERVER_FRAME_LEN);
     let mut buf = BytesMut::with_capacity(16 * 1024);

@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod session;
 mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,52 @@ impl Server {
                             let _ = sock.set_nodelay(true);
                             tracing::debug!(%peer, "accepted");
                             tokio::spawn(session::serve(engine.clone(), sock));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(local)
+    }
+
+    /// Binds a TLS listener (certificate chain and key in PEM files) and serves it until
+    /// [`shutdown`](Self::shutdown). A client has 10 s to complete the TLS handshake.
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        cert_chain_pem: &std::path::Path,
+        key_pem: &std::path::Path,
+    ) -> std::io::Result<SocketAddr> {
+        let acceptor = tls::acceptor_from_pem_files(cert_chain_pem, key_pem)?;
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, "listening (tls)");
+        let server = self.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((sock, peer)) => {
+                            let _ = sock.set_nodelay(true);
+                            let (acceptor, server) = (acceptor.clone(), server.clone());
+                            tokio::spawn(async move {
+                                let timeout = std::time::Duration::from_secs(10);
+                                match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+                                    Ok(Ok(tls)) => server.serve_stream(tls),
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                                }
+                            });
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
