@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub outbound_queue_frames: usize,
     /// Largest client frame accepted, bytes.
     pub max_frame_len: usize,
+    /// Connections served at once, at most; more are refused with 10010 (a user has at most
+    /// one session: a second login of the same user id ends the first).
+    pub max_connections: usize,
     /// How long a session whose connection dropped is kept so that the client can resume it
     /// without loss (its subscriptions stay, its messages are buffered).
     pub resume_window: Duration,
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             keepalive_grace: Duration::from_secs(limits::KEEPALIVE_GRACE_S as u64),
             outbound_queue_frames: 64 * 1024,
             max_frame_len: limits::MAX_CLIENT_FRAME_LEN,
+            max_connections: 100_000,
             resume_window: Duration::from_secs(limits::DEFAULT_RESUME_WINDOW_S),
             resume_max_frames: 64 * 1024,
             resume_max_bytes: 16 * 1024 * 1024,

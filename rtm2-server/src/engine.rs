@@ -53,9 +53,19 @@ pub(crate) struct App {
     pub(crate) streams: DashMap<String, Arc<Mutex<StreamChannel>>>,
 }
 
+/// A counted connection; dropping it frees the slot.
+pub(crate) struct ConnectionSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The shared engine of one server.
 pub(crate) struct Engine {
     pub config: Arc<ServerConfig>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     apps: Mutex<HashMap<String, Arc<App>>>,
     next_session: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Session>>>,
@@ -83,10 +93,23 @@ impl Engine {
             .collect();
         Arc::new(Engine {
             config: Arc::new(config),
+            connections: Arc::default(),
             apps: Mutex::new(apps),
             next_session: AtomicU64::new(1),
             sessions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes one of the `max_connections` slots (released when the guard drops).
+    pub(crate) fn connection_slot(&self) -> Option<ConnectionSlot> {
+        let n = self.connections.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnectionSlot(self.connections.clone());
+        (n < self.config.max_connections).then_some(slot)
+    }
+
+    /// Connections being served now.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
     }
 
     fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {

@@ -154,7 +154,12 @@ impl Server {
         client
     }
 
-    /// Number of logged-in sessions.
+    /// Number of connections being served (logged in or not).
+    pub fn connection_count(&self) -> usize {
+        self.engine.connection_count()
+    }
+
+    /// Number of sessions (connected, or detached and waiting for a resume).
     pub fn session_count(&self) -> usize {
         self.engine.sessions.lock().unwrap().len()
     }

@@ -296,6 +296,22 @@ fn response(request_id: u64, reply: Reply) -> Bytes {
     }))
 }
 
+/// Writes all of `buf` unless the connection is killed first; returns how much was written.
+/// (A `write` that is cancelled while pending has written nothing, so no frame is torn.)
+async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Conn) -> std::io::Result<usize> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        tokio::select! {
+            r = wr.write(&buf[pos..]) => match r? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => pos += n,
+            },
+            _ = conn.killed() => return Ok(pos),
+        }
+    }
+    Ok(pos)
+}
+
 async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, Bytes)>, conn: Arc<Conn>) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -312,13 +328,21 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, B
                 Err(_) => break,
             }
         }
-        if wr.write_all(&buf).await.is_err() {
-            conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "write failed"));
-            return;
+        match write_killable(&mut wr, &buf, &conn).await {
+            Ok(n) if n == buf.len() => buf.clear(),
+            // Killed mid-write (e.g. a slow consumer): keep the rest for a last attempt.
+            Ok(n) => {
+                let _ = buf.split_to(n);
+                break;
+            }
+            Err(_) => {
+                conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "write failed"));
+                return;
+            }
         }
-        buf.clear();
     }
-    // Closed: frames queued before the goodbye (e.g. a logout reply) go first.
+    // Closed: frames queued before the goodbye (e.g. a logout reply) go first, then the
+    // goodbye, with a bounded wait for a peer that does not read.
     let goodbye = conn.goodbye.lock().unwrap().take();
     if let Some(g) = goodbye {
         while let Ok((seq, body)) = rx.try_recv() {
@@ -382,6 +406,18 @@ where
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let (conn, rx) = Conn::new(engine.config.outbound_queue_frames);
+    let _slot = match engine.connection_slot() {
+        Some(slot) => slot,
+        None => {
+            conn.close(Goodbye::new(
+                ErrorCode::LOGIN_NO_SERVER_RESOURCES.code(),
+                LinkStateChangeReason::LOGIN_REJECTED,
+                format!("the server has reached its limit of {} connections", engine.config.max_connections),
+            ));
+            writer(wr, rx, conn).await;
+            return;
+        }
+    };
     let writer_task = tokio::spawn(writer(wr, rx, conn.clone()));
     let dec = FrameDecoder::new(engine.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(8 * 1024);

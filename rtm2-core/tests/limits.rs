@@ -1,0 +1,111 @@
+//! Bounded resources: a slow consumer is cut off without slowing anyone else; the connection
+//! cap refuses clearly.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use rtm2_core::*;
+use rtm2_proto::frame;
+use rtm2_proto::pb::{self, client_frame, server_frame};
+use rtm2_server::{Server, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn raw_login(server: &Server, user: &str, subscribe: &str) -> tokio::io::DuplexStream {
+    let mut io = server.connect_in_memory();
+    let mut out = BytesMut::new();
+    let frames = [
+        (0, client_frame::Body::Hello(pb::Hello { protocol_version: 1, ..Default::default() })),
+        (1, client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: user.into(), ..Default::default() })),
+        (
+            2,
+            client_frame::Body::Subscribe(pb::Subscribe {
+                channel: subscribe.into(),
+                with_message: true,
+                ..Default::default()
+            }),
+        ),
+    ];
+    for (id, body) in frames {
+        frame::write_client_frame(&mut out, &pb::ClientFrame { request_id: id, body: Some(body) });
+    }
+    io.write_all(&out).await.unwrap();
+    io
+}
+
+/// Reads everything until the server closes; returns the goodbye reason if one came.
+async fn drain(io: &mut tokio::io::DuplexStream) -> Option<String> {
+    let dec = frame::FrameDecoder::new(1 << 24);
+    let mut buf = BytesMut::new();
+    let mut goodbye = None;
+    loop {
+        while let Some(body) = dec.decode(&mut buf).unwrap() {
+            if let Some(server_frame::Body::Goodbye(g)) = frame::decode_server(body).unwrap().body {
+                goodbye = Some(g.reason);
+            }
+        }
+        match tokio::time::timeout(WAIT, io.read_buf(&mut buf)).await.expect("the server never closed") {
+            Ok(0) | Err(_) => return goodbye,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
+    let config = ServerConfig { outbound_queue_frames: 64, ..Default::default() };
+    let server = Server::start(config);
+    let mut stuck = raw_login(&server, "stuck", "flood").await;
+    let good = client_on(&server, "good");
+    let publisher = client_on(&server, "publisher");
+    good.login("").await.unwrap();
+    publisher.login("").await.unwrap();
+    let mut sub = good.subscribe("flood", SubscribeOptions::default()).await.unwrap();
+
+    // 4,000 × 1 KiB: far more than the stuck peer's pipe (1 MiB) plus 64 queued frames.
+    const N: usize = 4000;
+    let payload = "y".repeat(1000);
+    let started = std::time::Instant::now();
+    let ops: Vec<_> =
+        (0..N).map(|i| publisher.publish("flood", format!("{i}:{payload}"), PublishOptions::default())).collect();
+    let receive = async {
+        for i in 0..N {
+            let m = next_message(&mut sub).await;
+            assert!(m.text().unwrap().starts_with(&format!("{i}:")));
+        }
+    };
+    let publish = async {
+        for op in ops {
+            op.await.unwrap();
+        }
+    };
+    tokio::join!(receive, publish);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The stuck peer was disconnected with an explicit reason (readable once it reads).
+    let reason = drain(&mut stuck).await;
+    assert!(reason.as_deref().is_some_and(|r| r.contains("slow consumer")), "{reason:?}");
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_with_a_reason() {
+    let config = ServerConfig { max_connections: 2, ..Default::default() };
+    let server = Server::start(config);
+    let a = client_on(&server, "a");
+    let b = client_on(&server, "b");
+    a.login("").await.unwrap();
+    b.login("").await.unwrap();
+    let c = client_on(&server, "c");
+    let e = c.login("").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOGIN_NO_SERVER_RESOURCES);
+    assert!(e.reason.contains("limit of 2 connections"), "{}", e.reason);
+    // A freed slot can be used again.
+    b.logout().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.connection_count() > 1 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.login("").await.unwrap();
+}
