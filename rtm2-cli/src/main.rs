@@ -51,6 +51,16 @@ struct ServeArgs {
     /// Seconds before expiry at which "token privilege will expire" is sent.
     #[arg(long, default_value_t = 30)]
     token_notice_secs: u64,
+    /// Turn the per-client rate limits off (they default to the reference: 60 publishes/s,
+    /// 200 topic publishes/s, 20 other calls/s).
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// Publishes per second per client (0 = unlimited).
+    #[arg(long)]
+    publish_rate: Option<u32>,
+    /// Other calls per second per client (0 = unlimited).
+    #[arg(long)]
+    call_rate: Option<u32>,
     /// Also serve TLS on this address (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_listen: Option<String>,
@@ -164,6 +174,15 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
         (None, true) => {}
     }
     config.token_will_expire_notice = Duration::from_secs(a.token_notice_secs);
+    if a.no_rate_limits {
+        config.rate_limits = rtm2_server::RateLimits::unlimited();
+    }
+    if let Some(r) = a.publish_rate {
+        config.rate_limits.publish_per_s = r;
+    }
+    if let Some(r) = a.call_rate {
+        config.rate_limits.calls_per_s = r;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let server = rtm2_server::Server::start(config);

@@ -181,9 +181,16 @@ impl Runner {
         if cert {
             config = ServerConfig::with_app(APP_ID, CERT);
         }
+        config.rate_limits = rtm2_server::RateLimits::unlimited();
         for w in &words[2..] {
             if let Some(n) = w.strip_prefix("notice=") {
                 config.token_will_expire_notice = Duration::from_secs(n.parse().unwrap());
+            }
+            match w.as_str() {
+                "rate_limits=reference" => config.rate_limits = rtm2_server::RateLimits::reference(),
+                "rate_limits=off" => {}
+                other if other.starts_with("rate_limits=") => panic!("unknown {other}"),
+                _ => {}
             }
         }
         let server = Server::start(config.clone());
@@ -411,7 +418,7 @@ fn scenarios() -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_scenarios() {
     let all = scenarios();
-    assert!(all.len() >= 6, "scenarios missing");
+    assert!(all.len() >= 7, "scenarios missing");
     for path in all {
         eprintln!("scenario {}", path.file_name().unwrap().to_string_lossy());
         run_scenario(&path).await;

@@ -55,7 +55,7 @@ async fn drain(io: &mut tokio::io::DuplexStream) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
-    let config = ServerConfig { outbound_queue_frames: 64, ..Default::default() };
+    let config = ServerConfig { outbound_queue_frames: 64, ..dev_config() };
     let server = Server::start(config);
     let mut stuck = raw_login(&server, "stuck", "flood").await;
     let good = client_on(&server, "good");
@@ -90,7 +90,7 @@ async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
 
 #[tokio::test]
 async fn the_connection_cap_refuses_with_a_reason() {
-    let config = ServerConfig { max_connections: 2, ..Default::default() };
+    let config = ServerConfig { max_connections: 2, ..dev_config() };
     let server = Server::start(config);
     let a = client_on(&server, "a");
     let b = client_on(&server, "b");
@@ -108,4 +108,26 @@ async fn the_connection_cap_refuses_with_a_reason() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     c.login("").await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limits_answer_10021_and_recover() {
+    let server = Server::start(ServerConfig::default()); // reference limits
+    let a = client_on(&server, "a");
+    a.login("").await.unwrap();
+    let ops: Vec<_> = (0..61).map(|i| a.publish("r", format!("{i}"), PublishOptions::default())).collect();
+    let mut results = Vec::new();
+    for op in ops {
+        results.push(op.await);
+    }
+    assert!(results[..60].iter().all(|r| r.is_ok()));
+    let e = results[60].clone().unwrap_err();
+    assert_eq!(e.code, ErrorCode::OPERATION_RATE_EXCEED_LIMITATION);
+    assert!(e.reason.contains("60 publishes per second"), "{}", e.reason);
+    // The bucket refills: after a second on the clock publishing works again.
+    let refill = std::time::Instant::now() + Duration::from_millis(1100);
+    while std::time::Instant::now() < refill {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.publish("r", "again", PublishOptions::default()).await.unwrap();
 }

@@ -25,7 +25,7 @@ fn client_via(proxy: &Proxy, user: &str) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_resumes_with_exactly_the_missed_messages() {
-    let (_server, proxy) = server_behind_proxy(ServerConfig::default()).await;
+    let (_server, proxy) = server_behind_proxy(dev_config()).await;
     let alice = client_via(&proxy, "alice");
     let bob = client_via(&proxy, "bob");
     alice.login("").await.unwrap();
@@ -57,7 +57,7 @@ async fn a_dropped_connection_resumes_with_exactly_the_missed_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_resets_lose_and_duplicate_nothing() {
-    let (_server, proxy) = server_behind_proxy(ServerConfig::default()).await;
+    let (_server, proxy) = server_behind_proxy(dev_config()).await;
     let publisher = client_via(&proxy, "publisher");
     publisher.login("").await.unwrap();
     let mut subs = Vec::new();
@@ -118,7 +118,7 @@ async fn chaos_resets_lose_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_window_the_client_is_told_before_anything_newer() {
-    let config = ServerConfig { resume_window: Duration::from_millis(100), ..Default::default() };
+    let config = ServerConfig { resume_window: Duration::from_millis(100), ..dev_config() };
     let (server, proxy) = server_behind_proxy(config).await;
     let alice = client_via(&proxy, "alice");
     alice.login("").await.unwrap();

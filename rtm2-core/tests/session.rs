@@ -13,7 +13,8 @@ use rtm2_server::{Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn cert_server(notice: Duration) -> (Server, Endpoint) {
-    let mut cfg = ServerConfig::with_app(APP_ID, CERT);
+    let mut cfg =
+        ServerConfig { rate_limits: rtm2_server::RateLimits::unlimited(), ..ServerConfig::with_app(APP_ID, CERT) };
     cfg.token_will_expire_notice = notice;
     let server = Server::start(cfg);
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
@@ -335,7 +336,7 @@ async fn silent_connections_are_dropped() {
         prelogin_timeout: Duration::from_millis(200),
         keepalive_grace: Duration::from_millis(200),
         resume_window: Duration::from_millis(200),
-        ..Default::default()
+        ..dev_config()
     };
     let server = Server::start(cfg);
     // Never logs in.
@@ -448,7 +449,10 @@ async fn what_cannot_be_restored_is_reported() {
     while (rtm2_proto::now_ms() / 1000) <= expiry + 1 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let server2 = Server::start(ServerConfig::with_app(APP_ID, CERT));
+    let server2 = Server::start(ServerConfig {
+        rate_limits: rtm2_server::RateLimits::unlimited(),
+        ..ServerConfig::with_app(APP_ID, CERT)
+    });
     let mut bound = false;
     for _ in 0..100 {
         if server2.listen_tcp(addr.as_str()).await.is_ok() {

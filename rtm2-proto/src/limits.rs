@@ -66,9 +66,11 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// A connection must complete Hello + Login within this many ms.
 pub const DEFAULT_PRELOGIN_TIMEOUT_MS: u64 = 10_000;
 
-/// Per-client publish rate (messages per second) — enforced by the rate limiter.
+/// Per-client message-channel / user-channel publish rate, messages per second (reference: 60).
 pub const MAX_PUBLISH_PER_SECOND: u32 = 60;
-/// Per-client generic API call rate (calls per second).
+/// Per-client topic publish rate, messages per second (reference JS limiter: 200).
+pub const MAX_TOPIC_PUBLISH_PER_SECOND: u32 = 200;
+/// Per-client rate of every other call, per second (reference: 20).
 pub const MAX_CALLS_PER_SECOND: u32 = 20;
 
 /// Seconds a dropped session is kept for a loss-free resume (after Ably's 2-minute window).

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rtm2_proto::limits;
 
+use crate::rate::RateLimits;
+
 /// Credentials of one app the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCredentials {
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub resume_max_frames: usize,
     /// Bytes kept per session for resume, at most.
     pub resume_max_bytes: usize,
+    /// Requests per second each session may make; beyond them requests fail with 10021.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             resume_window: Duration::from_secs(limits::DEFAULT_RESUME_WINDOW_S),
             resume_max_frames: 64 * 1024,
             resume_max_bytes: 16 * 1024 * 1024,
+            rate_limits: RateLimits::reference(),
         }
     }
 }

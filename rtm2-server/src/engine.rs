@@ -182,6 +182,7 @@ impl Engine {
             presence_timeout_s,
             replay_max_frames: self.config.resume_max_frames,
             replay_max_bytes: self.config.resume_max_bytes,
+            rate_limits: self.config.rate_limits,
         });
         if let Some(t) = expires_at {
             session.set_deadline("", Some(t));

@@ -15,6 +15,7 @@
 
 mod config;
 mod engine;
+mod rate;
 mod session;
 mod stream;
 pub mod tls;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 
 pub use config::{AppCredentials, ServerConfig};
 use engine::Engine;
+pub use rate::RateLimits;
 use rtm2_proto::ErrorCode;
 use rtm2_proto::enums::LinkStateChangeReason;
 use session::Goodbye;

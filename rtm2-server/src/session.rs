@@ -142,6 +142,7 @@ pub(crate) struct Session {
     last_request_id: AtomicU64,
     replay_max_frames: usize,
     replay_max_bytes: usize,
+    pub limiter: Mutex<crate::rate::Limiter>,
 }
 
 pub(crate) struct SessionParams {
@@ -153,6 +154,7 @@ pub(crate) struct SessionParams {
     pub presence_timeout_s: u32,
     pub replay_max_frames: usize,
     pub replay_max_bytes: usize,
+    pub rate_limits: crate::rate::RateLimits,
 }
 
 impl Session {
@@ -174,6 +176,7 @@ impl Session {
             last_request_id: AtomicU64::new(0),
             replay_max_frames: p.replay_max_frames.max(1),
             replay_max_bytes: p.replay_max_bytes,
+            limiter: Mutex::new(crate::rate::Limiter::new(p.rate_limits)),
         })
     }
 
@@ -492,7 +495,14 @@ where
                         session.send(response(request_id, Err(v)));
                     }
                     body => {
-                        let reply = engine.handle(&session, body);
+                        let admitted = session.limiter.lock().unwrap().admit(&body);
+                        let reply = match admitted {
+                            Ok(()) => engine.handle(&session, body),
+                            Err((what, rate)) => Err(rtm2_proto::validate::Violation::new(
+                                ErrorCode::OPERATION_RATE_EXCEED_LIMITATION,
+                                format!("more than {rate} {what} per second; slow down"),
+                            )),
+                        };
                         session.send(response(request_id, reply));
                     }
                 }

@@ -69,8 +69,13 @@ pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(
     }
 }
 
+/// A development-mode server without rate limits (tests that check the limits set them).
+pub fn dev_config() -> rtm2_server::ServerConfig {
+    rtm2_server::ServerConfig { rate_limits: rtm2_server::RateLimits::unlimited(), ..Default::default() }
+}
+
 pub fn dev_server() -> rtm2_server::Server {
-    rtm2_server::Server::start(rtm2_server::ServerConfig::default())
+    rtm2_server::Server::start(dev_config())
 }
 
 /// A fault-injecting TCP proxy in front of a real server: it can stop forwarding what the

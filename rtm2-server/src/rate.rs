@@ -1,0 +1,115 @@
+//! Per-session rate limits: token buckets refilled continuously, holding one second's worth.
+
+use std::time::Instant;
+
+use rtm2_proto::limits;
+use rtm2_proto::pb::client_frame::Body;
+
+/// Requests per second a session may make, by kind; 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Message-channel and user-channel publishes.
+    pub publish_per_s: u32,
+    /// Topic publishes.
+    pub topic_publish_per_s: u32,
+    /// Every other request (subscribe, join, topic operations, token renewal, ...).
+    pub calls_per_s: u32,
+}
+
+impl RateLimits {
+    /// The reference limits: 60 publishes/s, 200 topic publishes/s, 20 other calls/s.
+    pub const fn reference() -> Self {
+        RateLimits {
+            publish_per_s: limits::MAX_PUBLISH_PER_SECOND,
+            topic_publish_per_s: limits::MAX_TOPIC_PUBLISH_PER_SECOND,
+            calls_per_s: limits::MAX_CALLS_PER_SECOND,
+        }
+    }
+
+    /// No limits (benchmarks, a trusted embedded server).
+    pub const fn unlimited() -> Self {
+        RateLimits { publish_per_s: 0, topic_publish_per_s: 0, calls_per_s: 0 }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        Bucket { rate: rate as f64, tokens: rate as f64, at: Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The buckets of one session.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    publish: Bucket,
+    topic: Bucket,
+    calls: Bucket,
+}
+
+impl Limiter {
+    pub(crate) fn new(l: RateLimits) -> Self {
+        Limiter {
+            publish: Bucket::new(l.publish_per_s),
+            topic: Bucket::new(l.topic_publish_per_s),
+            calls: Bucket::new(l.calls_per_s),
+        }
+    }
+
+    /// Takes a token for `body`; on refusal returns the limit that was hit, per second.
+    pub(crate) fn admit(&mut self, body: &Body) -> Result<(), (&'static str, f64)> {
+        let (bucket, what) = match body {
+            Body::Publish(_) => (&mut self.publish, "publishes"),
+            Body::PublishTopic(_) => (&mut self.topic, "topic publishes"),
+            _ => (&mut self.calls, "calls"),
+        };
+        let rate = bucket.rate;
+        if bucket.take() { Ok(()) } else { Err((what, rate)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtm2_proto::pb;
+
+    #[test]
+    fn buckets_hold_one_second_and_refill() {
+        let mut l = Limiter::new(RateLimits { publish_per_s: 3, topic_publish_per_s: 0, calls_per_s: 1 });
+        let publish = Body::Publish(pb::Publish::default());
+        for _ in 0..3 {
+            assert!(l.admit(&publish).is_ok());
+        }
+        assert_eq!(l.admit(&publish), Err(("publishes", 3.0)));
+        // Unlimited topic publishes; one call per second.
+        for _ in 0..1000 {
+            assert!(l.admit(&Body::PublishTopic(pb::PublishTopic::default())).is_ok());
+        }
+        let sub = Body::Subscribe(pb::Subscribe::default());
+        assert!(l.admit(&sub).is_ok());
+        assert!(l.admit(&sub).is_err());
+        l.calls.at -= std::time::Duration::from_millis(1100);
+        assert!(l.admit(&sub).is_ok());
+    }
+}
