@@ -1,6 +1,7 @@
 //! The client: login state machine, reconnect with restore, and message-channel operations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ pub(crate) struct Inner {
     /// While restoring after a reconnect that could not resume, events are held here so that
     /// the CONNECTED event (saying what may have been missed) comes before anything newer.
     held: Mutex<Option<Vec<Event>>>,
+    holding: AtomicBool,
+    /// Requests queued in `outbox` and not yet taken by the pump.
+    queued: Arc<AtomicUsize>,
 }
 
 /// A request waiting to be sent, in call order.
@@ -85,8 +89,9 @@ struct Outgoing {
 }
 
 /// Sends queued requests in order over whichever link is up; waits while (re)connecting.
-async fn pump(mut rx: mpsc::UnboundedReceiver<Outgoing>, mut slot: watch::Receiver<Slot>) {
+async fn pump(mut rx: mpsc::UnboundedReceiver<Outgoing>, mut slot: watch::Receiver<Slot>, queued: Arc<AtomicUsize>) {
     while let Some(out) = rx.recv().await {
+        queued.fetch_sub(1, Ordering::AcqRel);
         if out.reply.is_closed() {
             continue; // the caller gave up
         }
@@ -146,7 +151,8 @@ impl Client {
         crate::logging::init(&config);
         let (slot, _) = watch::channel(Slot::Down(not_logged_in("call login first")));
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
-        runtime().spawn(pump(outbox_rx, slot.subscribe()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        runtime().spawn(pump(outbox_rx, slot.subscribe(), queued.clone()));
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
             hub: Arc::new(EventHub::default()),
@@ -163,6 +169,8 @@ impl Client {
             outbox,
             session: Arc::default(),
             held: Mutex::new(None),
+            holding: AtomicBool::new(false),
+            queued,
         });
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
@@ -413,11 +421,22 @@ impl Inner {
     ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
-        let queued = self.outbox.send(Outgoing { op, body, reply, deadline }).is_ok();
+        let max = self.config.lock().unwrap().max_queued_requests;
+        let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
+        let queued = if waiting >= max {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            Err(Error::new(
+                ErrorCode::NOT_CONNECTED,
+                op,
+                format!("{waiting} requests are already waiting to be sent (the limit is {max}); not connected?"),
+            ))
+        } else if self.outbox.send(Outgoing { op, body, reply, deadline }).is_err() {
+            Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"))
+        } else {
+            Ok(())
+        };
         async move {
-            if !queued {
-                return Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"));
-            }
+            queued?;
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => {
@@ -430,6 +449,9 @@ impl Inner {
 
     /// Emits an event, or holds it while a restore is in progress.
     pub(crate) fn emit(&self, ev: Event) {
+        if !self.holding.load(Ordering::Acquire) {
+            return self.hub.emit(ev);
+        }
         let mut held = self.held.lock().unwrap();
         match held.as_mut() {
             Some(v) => v.push(ev),
@@ -491,6 +513,7 @@ impl Inner {
         if held.is_none() {
             *held = Some(Vec::new());
         }
+        self.holding.store(true, Ordering::Release);
     }
 
     /// Delivers the held events, in order, and stops holding.
@@ -502,6 +525,7 @@ impl Inner {
                 self.hub.emit(ev);
             }
         }
+        self.holding.store(false, Ordering::Release);
     }
 
     pub(crate) fn emit_stream_state(

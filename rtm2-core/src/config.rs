@@ -84,6 +84,9 @@ pub struct ClientConfig {
     pub reconnect_max_backoff: Duration,
     /// Capacity of each event receiver's queue.
     pub event_queue_capacity: usize,
+    /// Requests that may wait to be sent (e.g. while reconnecting), at most; beyond it
+    /// operations fail at once with 10025 NOT_CONNECTED.
+    pub max_queued_requests: usize,
     /// Whether this client receives its own message-channel publishes (default true, like the
     /// reference SDK since 2.2.0). Topic messages reach a publisher only if it subscribed to
     /// itself; user-channel messages are never echoed.
@@ -111,6 +114,7 @@ impl ClientConfig {
             reconnect_initial_backoff: Duration::from_millis(500),
             reconnect_max_backoff: Duration::from_secs(30),
             event_queue_capacity: 64 * 1024,
+            max_queued_requests: 64 * 1024,
             receive_own_messages: true,
             log_level: "info".into(),
             log_file: None,
@@ -134,6 +138,7 @@ impl ClientConfig {
         m.insert("reconnect_initial_backoff_ms".into(), (self.reconnect_initial_backoff.as_millis() as u64).into());
         m.insert("reconnect_max_backoff_ms".into(), (self.reconnect_max_backoff.as_millis() as u64).into());
         m.insert("event_queue_capacity".into(), (self.event_queue_capacity as u64).into());
+        m.insert("max_queued_requests".into(), (self.max_queued_requests as u64).into());
         m.insert("receive_own_messages".into(), self.receive_own_messages.into());
         Value::Object(m)
     }
@@ -149,6 +154,7 @@ impl ClientConfig {
     /// | `reconnect_initial_backoff_ms` | 10..=600000 | next reconnect |
     /// | `reconnect_max_backoff_ms` | 10..=600000 | next reconnect |
     /// | `event_queue_capacity` | 1..=16777216 | receivers made later |
+    /// | `max_queued_requests` | 1..=16777216 | next operation |
     /// | `receive_own_messages` | bool | next login |
     ///
     /// An unknown key, a value of the wrong type or out of range fails with 10014.
@@ -180,6 +186,7 @@ impl ClientConfig {
                 }
                 "reconnect_max_backoff_ms" => next.reconnect_max_backoff = Duration::from_millis(int(10, 600_000)?),
                 "event_queue_capacity" => next.event_queue_capacity = int(1, 1 << 24)? as usize,
+                "max_queued_requests" => next.max_queued_requests = int(1, 1 << 24)? as usize,
                 "receive_own_messages" => {
                     next.receive_own_messages =
                         v.as_bool().ok_or_else(|| bad(format!("{k} must be true or false, got {v}")))?

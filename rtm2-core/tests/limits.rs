@@ -55,7 +55,9 @@ async fn drain(io: &mut tokio::io::DuplexStream) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
-    let config = ServerConfig { outbound_queue_frames: 64, ..dev_config() };
+    // Every connection may queue 512 frames: the subscriber that reads keeps up easily (the
+    // publisher keeps at most 100 messages in flight); the one that never reads cannot.
+    let config = ServerConfig { outbound_queue_frames: 512, ..dev_config() };
     let server = Server::start(config);
     let mut stuck = raw_login(&server, "stuck", "flood").await;
     let good = client_on(&server, "good");
@@ -77,12 +79,20 @@ async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
         }
     };
     let publish = async {
-        for op in ops {
-            op.await.unwrap();
+        for chunk in 0..N / 100 {
+            let ops: Vec<_> = (chunk * 100..(chunk + 1) * 100)
+                .map(|i| publisher.publish("flood", format!("{i}:{payload}"), PublishOptions::default()))
+                .collect();
+            for op in ops {
+                op.await.unwrap();
+            }
         }
     };
+    let mut good_events = good.events();
     tokio::join!(receive, publish);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    // The reader was never cut off.
+    assert!(!good_events.try_recv_batch(usize::MAX).iter().any(|e| is_link(e, LinkState::DISCONNECTED)));
     // The stuck peer was disconnected with an explicit reason (readable once it reads).
     let reason = drain(&mut stuck).await;
     assert!(reason.as_deref().is_some_and(|r| r.contains("slow consumer")), "{reason:?}");

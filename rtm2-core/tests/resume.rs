@@ -165,3 +165,26 @@ async fn beyond_the_window_the_client_is_told_before_anything_newer() {
     let m = next_message(&mut room).await;
     assert!(m.text().unwrap().starts_with("new "), "{:?}", m.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_made_while_disconnected_are_bounded() {
+    let (_server, proxy) = server_behind_proxy(dev_config()).await;
+    let mut cfg = ClientConfig::new(APP_ID, "alice").endpoint(Endpoint::Tcp(proxy.addr.to_string()));
+    fast(&mut cfg);
+    cfg.set_parameters(r#"{"max_queued_requests": 5}"#).unwrap();
+    let alice = Client::new(cfg).unwrap();
+    let mut events = alice.events();
+    alice.login("").await.unwrap();
+    proxy.refuse(true);
+    proxy.cut_all();
+    expect_event(&mut events, "DISCONNECTED", |e| is_link(e, LinkState::DISCONNECTED)).await;
+    let waiting: Vec<_> = (0..5).map(|i| alice.publish("room", format!("{i}"), PublishOptions::default())).collect();
+    // The sixth does not wait: it fails at once, and says why.
+    let e = alice.publish("room", "6", PublishOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NOT_CONNECTED);
+    assert!(e.reason.contains("limit is 5"), "{}", e.reason);
+    proxy.refuse(false);
+    for op in waiting {
+        op.await.unwrap();
+    }
+}

@@ -484,7 +484,9 @@ where
                 session.last_request_id.store(request_id, Ordering::Relaxed);
                 match body {
                     client_frame::Body::Logout(_) => {
-                        session.send(response(request_id, Ok(None)));
+                        // Gone for everyone else before the client hears that it logged out.
+                        engine.end_session(&session);
+                        conn.send_unsequenced(response(request_id, Ok(None)));
                         break End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out")));
                     }
                     client_frame::Body::Hello(_) | client_frame::Body::Login(_) => {
