@@ -1,0 +1,622 @@
+'use strict'
+// The public JavaScript API of rtm2, shaped after agora-rtm-sdk 2.x, over the napi binding
+// (../index.js). This layer only adapts: it maps options and errors, turns AbortSignals into
+// native cancellation, and hands event batches to EventEmitter listeners and iterators. All
+// behaviour (validation, limits, state, timeouts) lives in rtm2-core.
+
+const { EventEmitter } = require('node:events')
+const native = require('../index.js')
+
+const kOverflow = Symbol('rtm2.overflow')
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+const CODE_TABLE = native.errorCodes()
+
+/** RTM error codes by name, from the native table (e.g. `ErrorCode.CHANNEL_RECEIVER_OFFLINE`). */
+const ErrorCode = Object.freeze(Object.fromEntries(CODE_TABLE.map((c) => [c.name, c.code])))
+const NAME_OF = new Map(CODE_TABLE.map((c) => [c.code, c.name]))
+const MESSAGE_OF = new Map(CODE_TABLE.map((c) => [c.code, c.message]))
+
+/** Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code. */
+class RTMError extends Error {
+  constructor(code, reason, operation, options) {
+    const codeName = NAME_OF.get(code) ?? 'UNKNOWN'
+    super(`${operation} failed: ${codeName} (${code}): ${reason}`, options)
+    this.name = new.target.name
+    /** The RTM error code, e.g. 11033 (identical in C, Python, Rust and Node). */
+    this.code = code
+    /** Same as `code` (agora-rtm-sdk's field name). */
+    this.errorCode = code
+    /** The code's name, e.g. `'CHANNEL_RECEIVER_OFFLINE'`. */
+    this.codeName = codeName
+    /** What went wrong, in words. */
+    this.reason = reason
+    /** The operation that failed, e.g. `'publish'`. */
+    this.operation = operation
+  }
+
+  /** A short description of an RTM code (`undefined` if it is not in the table). */
+  static describe(code) {
+    return MESSAGE_OF.get(code)
+  }
+}
+
+/** An RTMError whose code is one of the `*_TIMEOUT` codes (e.g. 10011 LOGIN_TIMEOUT). */
+class RTMTimeoutError extends RTMError {}
+
+function makeError(code, reason, operation) {
+  const name = NAME_OF.get(code) ?? ''
+  const Cls = name.endsWith('_TIMEOUT') ? RTMTimeoutError : RTMError
+  return new Cls(code, reason, operation)
+}
+
+/** Turns an error thrown or rejected by the binding into an RTMError; other errors pass. */
+function fromNative(e) {
+  if (e !== null && typeof e === 'object' && typeof e.rtmCode === 'number') {
+    return makeError(e.rtmCode, e.rtmReason, e.rtmOperation)
+  }
+  return e
+}
+
+function callSync(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations: { signal, timeoutMs }
+
+function timeoutArg(timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === null) return null
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs > 0xffffffff) {
+    throw new TypeError(`timeoutMs must be a number of milliseconds, got ${String(timeoutMs)}`)
+  }
+  return Math.ceil(timeoutMs)
+}
+
+/**
+ * Runs a native operation. `start(timeoutMs, cancelToken)` returns the native Promise.
+ * `timeoutMs` goes to the core (the error then has the operation's RTM timeout code); an
+ * AbortSignal rejects with `signal.reason` and cancels the native operation.
+ */
+async function runOp(opts, start) {
+  const signal = opts?.signal
+  const timeoutMs = timeoutArg(opts?.timeoutMs)
+  if (signal == null) {
+    try {
+      return await start(timeoutMs, null)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+  signal.throwIfAborted()
+  const token = new native.CancelToken()
+  let p
+  try {
+    p = start(timeoutMs, token)
+  } catch (e) {
+    throw fromNative(e)
+  }
+  let onAbort
+  const aborted = new Promise((_, reject) => {
+    onAbort = () => {
+      token.cancel()
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  p.catch(() => {}) // settles after an abort too (as cancelled); nobody awaits it then
+  try {
+    return await Promise.race([p, aborted])
+  } catch (e) {
+    throw fromNative(e)
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Iteration
+
+/** A bounded async queue for `rtm.messages()`; the producer is the event dispatcher. */
+class MessageQueue {
+  #items = []
+  #waiters = []
+  #done = false
+  #error
+  #limit
+  #onEnd
+
+  constructor(limit, onEnd) {
+    this.#limit = limit
+    this.#onEnd = onEnd
+  }
+
+  /** Queues a value; false if the queue is full (the value is dropped). */
+  push(value) {
+    if (this.#done) return true
+    const w = this.#waiters.shift()
+    if (w) {
+      w.resolve({ value, done: false })
+      return true
+    }
+    if (this.#items.length >= this.#limit) return false
+    this.#items.push(value)
+    return true
+  }
+
+  /** Ends the iteration: normally, or (with `error`) by rejecting the next read. */
+  end(error) {
+    if (this.#done) return
+    this.#done = true
+    this.#onEnd()
+    if (error !== undefined) {
+      this.#items.length = 0
+      const first = this.#waiters.shift()
+      if (first) first.reject(error)
+      else this.#error = error
+    }
+    for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true })
+  }
+
+  next() {
+    if (this.#items.length > 0) return Promise.resolve({ value: this.#items.shift(), done: false })
+    if (this.#done) {
+      const e = this.#error
+      this.#error = undefined
+      return e !== undefined ? Promise.reject(e) : Promise.resolve({ value: undefined, done: true })
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
+  }
+
+  return() {
+    this.#items.length = 0
+    this.end()
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator]() {
+    return this
+  }
+}
+
+/** The messages of one subscribed channel, returned by `rtm.subscribe()`. Iterate it with
+ * `for await`; it ends on unsubscribe, logout or close. Breaking out of the loop (or
+ * `close()`) stops local delivery; the server subscription stays until `unsubscribe`. */
+class RTMSubscription {
+  #native
+  #rtm
+
+  constructor(nativeSub, rtm) {
+    this.#native = nativeSub
+    this.#rtm = rtm
+    /** The channel. */
+    this.channelName = nativeSub.channelName
+  }
+
+  /** The channel's messages; `signal` ends the iteration by rejecting with its reason. */
+  async *messages(opts = {}) {
+    try {
+      for (;;) {
+        const batch = await runOp({ signal: opts.signal }, (_t, tok) => this.#native.nextBatch(null, tok))
+        if (batch === null) return
+        for (const ev of batch) {
+          if (ev.kind === 'message') yield ev.message
+          else if (ev.kind === 'overflow') {
+            this.#rtm[kOverflow]({ dropped: ev.dropped, source: 'subscription', channelName: this.channelName })
+          }
+        }
+      }
+    } finally {
+      this.#native.close()
+    }
+  }
+
+  [Symbol.asyncIterator]() {
+    return this.messages()
+  }
+
+  /** Stops local delivery of this subscription's messages (not the server subscription). */
+  close() {
+    this.#native.close()
+  }
+
+  /** Unsubscribes the channel (same as `rtm.unsubscribe(channelName)`). */
+  unsubscribe(opts) {
+    return this.#rtm.unsubscribe(this.channelName, opts)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream channels
+
+class RTMStreamChannel {
+  #native
+
+  constructor(nativeChannel) {
+    this.#native = nativeChannel
+  }
+
+  /** The channel name. */
+  get channelName() {
+    return this.#native.channelName
+  }
+
+  /** Whether this client has joined the channel. */
+  isJoined() {
+    return this.#native.isJoined()
+  }
+
+  /** Topics this client joined as a publisher. */
+  joinedTopics() {
+    return this.#native.joinedTopics()
+  }
+
+  /** Joins with the channel's token; resolves with the topics present (also a topic SNAPSHOT event). */
+  join(options = {}) {
+    const o = {
+      token: options.token,
+      withPresence: options.withPresence,
+      withMetadata: options.withMetadata,
+      withLock: options.withLock,
+      beQuiet: options.beQuiet,
+    }
+    return runOp(options, (t, tok) => this.#native.join(o, t, tok))
+  }
+
+  /** Leaves the channel: every topic role and topic subscription ends. */
+  leave(opts) {
+    return runOp(opts, (t, tok) => this.#native.leave(t, tok))
+  }
+
+  /** Becomes a publisher in `topic` (at most 8 per channel). */
+  joinTopic(topic, options = {}) {
+    const o = { qos: options.qos, priority: options.priority, meta: options.meta, syncWithMedia: options.syncWithMedia }
+    return runOp(options, (t, tok) => this.#native.joinTopic(topic, o, t, tok))
+  }
+
+  /** Stops publishing in `topic`. */
+  leaveTopic(topic, opts) {
+    return runOp(opts, (t, tok) => this.#native.leaveTopic(topic, t, tok))
+  }
+
+  /** Publishes a string or bytes in a joined topic. */
+  publishTopicMessage(topic, message, options = {}) {
+    const o = { customType: options.customType, sendTs: options.sendTs }
+    return runOp(options, (t, tok) => this.#native.publishTopicMessage(topic, message, o, t, tok))
+  }
+
+  /** Subscribes to publishers of `topic`: `users`, or (none given) every current publisher. */
+  async subscribeTopic(topic, options = {}) {
+    const r = await runOp(options, (t, tok) => this.#native.subscribeTopic(topic, options.users ?? null, t, tok))
+    return { channelName: this.channelName, topicName: topic, succeedUsers: r.succeedUsers, failedUsers: r.failedUsers }
+  }
+
+  /** Unsubscribes `users` of `topic`, or (none given) the whole topic. */
+  unsubscribeTopic(topic, options = {}) {
+    return runOp(options, (t, tok) => this.#native.unsubscribeTopic(topic, options.users ?? null, t, tok))
+  }
+
+  /** The publishers this client subscribed to in `topic`. */
+  async getSubscribedUserList(topic) {
+    const users = callSync(() => this.#native.subscribedUsers(topic))
+    return { channelName: this.channelName, topicName: topic, users, totalUser: users.length }
+  }
+
+  /** Renews this channel's token. */
+  renewToken(token, opts) {
+    return runOp(opts, (t, tok) => this.#native.renewToken(token, t, tok))
+  }
+
+  /** Leaves the channel if joined (for `await using`). */
+  async [Symbol.asyncDispose]() {
+    if (this.isJoined()) await this.leave()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+
+const PARAMETER_KEYS = {
+  requestTimeoutMs: 'request_timeout_ms',
+  presenceTimeout: 'presence_timeout_s',
+  heartbeatInterval: 'heartbeat_interval_s',
+  receiveOwnMessages: 'receive_own_messages',
+  eventQueueCapacity: 'event_queue_capacity',
+  pongTimeoutMs: 'pong_timeout_ms',
+  reconnectInitialBackoffMs: 'reconnect_initial_backoff_ms',
+  reconnectMaxBackoffMs: 'reconnect_max_backoff_ms',
+}
+
+const DEFAULT_ITERATOR_LIMIT = 65536
+
+/**
+ * An rtm2 client: one user of one app. `new RTM(appId, userId, config)`, then
+ * `await rtm.login()`. Events: `message`, `linkState`, `topic`, `tokenPrivilegeWillExpire`,
+ * `overflow`, `error` (a listener threw).
+ */
+class RTM extends EventEmitter {
+  #native
+  #token
+  #pumping = false
+  #iterators = new Set()
+  #iteratorLimit
+
+  constructor(appId, userId, config = {}) {
+    super()
+    const params = {}
+    for (const [js, key] of Object.entries(PARAMETER_KEYS)) {
+      if (config[js] !== undefined) params[key] = config[js]
+    }
+    Object.assign(params, config.parameters)
+    this.#native = callSync(
+      () =>
+        new native.NativeClient(appId, userId, {
+          endpoint: config.endpoint,
+          parameters: Object.keys(params).length > 0 ? JSON.stringify(params) : undefined,
+          logLevel: config.logLevel,
+          logFile: config.logFile,
+        }),
+    )
+    this.#token = config.token
+    this.#iteratorLimit = config.iteratorQueueLimit ?? DEFAULT_ITERATOR_LIMIT
+  }
+
+  /** The user id. */
+  get userId() {
+    return this.#native.userId
+  }
+
+  /** The state of the message connection, e.g. `'CONNECTED'`. */
+  get linkState() {
+    return this.#native.linkState()
+  }
+
+  // --- events -------------------------------------------------------------------------------
+
+  /** agora-rtm-sdk style: same as `on(eventName, listener)`. */
+  addEventListener(eventName, listener) {
+    this.on(eventName, listener)
+  }
+
+  /** agora-rtm-sdk style: same as `off(eventName, listener)`. */
+  removeEventListener(eventName, listener) {
+    this.off(eventName, listener)
+  }
+
+  /**
+   * Every message (all channels, users and topics), or those of `channel`, as an async
+   * iterator. It ends on logout/close or `break`; `signal` ends it by rejecting with the
+   * signal's reason. At most `config.iteratorQueueLimit` messages wait; more are dropped and
+   * reported by an `overflow` event.
+   */
+  messages(opts = {}) {
+    const { channel, signal } = opts
+    signal?.throwIfAborted()
+    let onAbort
+    const q = new MessageQueue(this.#iteratorLimit, () => {
+      this.#iterators.delete(entry)
+      signal?.removeEventListener('abort', onAbort)
+    })
+    const entry = { q, channel }
+    this.#iterators.add(entry)
+    if (signal) {
+      onAbort = () => q.end(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    return q
+  }
+
+  [kOverflow](ev) {
+    this.#emit('overflow', ev)
+  }
+
+  #emit(name, payload) {
+    try {
+      this.emit(name, payload)
+    } catch (err) {
+      if (this.listenerCount('error') > 0) {
+        try {
+          this.emit('error', err)
+        } catch (err2) {
+          process.nextTick(() => {
+            throw err2
+          })
+        }
+      } else {
+        process.nextTick(() => {
+          throw err
+        })
+      }
+    }
+  }
+
+  #dispatch(batch) {
+    let dropped = 0
+    let failed = false
+    for (const ev of batch) {
+      switch (ev.kind) {
+        case 'message': {
+          const m = ev.message
+          for (const it of this.#iterators) {
+            if ((it.channel === undefined || it.channel === m.channelName) && !it.q.push(m)) dropped++
+          }
+          this.#emit('message', m)
+          break
+        }
+        case 'linkState':
+          if (ev.linkState.serviceType === 'MESSAGE' && ev.linkState.currentState === 'FAILED') failed = true
+          this.#emit('linkState', ev.linkState)
+          break
+        case 'topic':
+          this.#emit('topic', ev.topic)
+          break
+        case 'tokenPrivilegeWillExpire':
+          this.#emit('tokenPrivilegeWillExpire', ev.channelName)
+          break
+        case 'overflow':
+          this.#emit('overflow', { dropped: ev.dropped, source: 'client' })
+          break
+      }
+    }
+    if (dropped > 0) this.#emit('overflow', { dropped, source: 'iterator' })
+    // A failed client (e.g. taken over by the same user id) no longer keeps the process alive.
+    if (failed && this.#native.linkState() === 'FAILED') this.#stopPump()
+  }
+
+  // The pump delivers event batches while logged in and keeps the event loop alive meanwhile.
+  #startPump() {
+    if (this.#pumping) return
+    this.#pumping = true
+    this.#native.startEvents((batch) => {
+      this.#dispatch(batch)
+    })
+  }
+
+  #stopPump() {
+    if (!this.#pumping) return
+    this.#pumping = false
+    this.#native.stopEvents()
+  }
+
+  #endIterators() {
+    for (const it of [...this.#iterators]) it.q.end()
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------
+
+  /** Logs in with `token` (or the config's token; none in development mode). */
+  async login(options = {}) {
+    const token = options.token ?? this.#token ?? ''
+    this.#startPump()
+    try {
+      await runOp(options, (t, tok) => this.#native.login(token, t, tok))
+    } catch (e) {
+      const state = this.#native.linkState()
+      if (state === 'FAILED' || state === 'IDLE') this.#stopPump()
+      throw e
+    }
+  }
+
+  /** Logs out: every subscription and stream channel ends. Never fails. */
+  async logout() {
+    await this.#native.logout().catch((e) => {
+      throw fromNative(e)
+    })
+    this.#endIterators()
+    if (this.#native.linkState() === 'IDLE') this.#stopPump()
+  }
+
+  /** Logs out if needed and releases the client; later calls fail with 10018. Idempotent. */
+  async close() {
+    if (this.#native.linkState() !== 'IDLE') await this.logout()
+    this.#endIterators()
+    this.#native.close()
+    this.#pumping = false
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.close()
+  }
+
+  /** Renews the login token, or with `{ channelName }` a stream channel's token. */
+  renewToken(token, options = {}) {
+    if (options.channelName !== undefined) return this.createStreamChannel(options.channelName).renewToken(token, options)
+    return runOp(options, (t, tok) => this.#native.renewToken(token, t, tok))
+  }
+
+  // --- message channels -----------------------------------------------------------------------
+
+  /** Publishes a string or bytes to a channel, or with `channelType: 'USER'` to a user. */
+  publish(channelName, message, options = {}) {
+    const o = { channelType: options.channelType, customType: options.customType, storeInHistory: options.storeInHistory }
+    return runOp(options, (t, tok) => this.#native.publish(channelName, message, o, t, tok))
+  }
+
+  /** Subscribes to a message channel; resolves with an RTMSubscription (iterable). */
+  async subscribe(channelName, options = {}) {
+    const o = {
+      withMessage: options.withMessage,
+      withPresence: options.withPresence,
+      withMetadata: options.withMetadata,
+      withLock: options.withLock,
+      beQuiet: options.beQuiet,
+    }
+    const sub = await runOp(options, (t, tok) => this.#native.subscribe(channelName, o, t, tok))
+    return new RTMSubscription(sub, this)
+  }
+
+  /** Unsubscribes from a message channel. */
+  unsubscribe(channelName, opts) {
+    return runOp(opts, (t, tok) => this.#native.unsubscribe(channelName, t, tok))
+  }
+
+  /** Channels this client is subscribed to. */
+  subscribedChannels() {
+    return this.#native.subscribedChannels()
+  }
+
+  // --- stream channels ------------------------------------------------------------------------
+
+  /** The stream channel `channelName` (throws 10008 for an invalid name). */
+  createStreamChannel(channelName) {
+    return new RTMStreamChannel(callSync(() => this.#native.streamChannel(channelName)))
+  }
+
+  // --- parameters -----------------------------------------------------------------------------
+
+  /** Applies tuning parameters (object or JSON string); an unknown key throws 10014. */
+  setParameters(parameters) {
+    const json = typeof parameters === 'string' ? parameters : JSON.stringify(parameters)
+    callSync(() => this.#native.setParameters(json))
+  }
+
+  /** The tuning parameters. */
+  getParameters() {
+    return JSON.parse(callSync(() => this.#native.getParameters()))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module functions
+
+/** An RTM login token (AccessToken2) for `userId`, valid `expireSecs` from now. */
+function buildToken(appId, appCertificate, userId, expireSecs) {
+  return callSync(() => native.buildToken(appId, appCertificate, userId, expireSecs))
+}
+
+/** A stream-channel token for `channelName` and `userId`, valid `expireSecs` from now. */
+function buildStreamToken(appId, appCertificate, channelName, userId, expireSecs) {
+  return callSync(() => native.buildStreamToken(appId, appCertificate, channelName, userId, expireSecs))
+}
+
+/**
+ * Routes the SDK's log records at `level` and above to `handler(level, target, message)`, or
+ * stops with `null`. Process-wide; does not keep the process alive.
+ */
+function setLogHandler(level, handler) {
+  callSync(() => native.setLogHandler(level, handler))
+}
+
+const VERSION = native.version()
+
+module.exports = {
+  RTM,
+  RTMError,
+  RTMBaseError: RTMError,
+  RTMTimeoutError,
+  RTMStreamChannel,
+  RTMSubscription,
+  ErrorCode,
+  buildToken,
+  buildStreamToken,
+  setLogHandler,
+  VERSION,
+  enumNames: native.enumNames,
+  errorCodes: native.errorCodes,
+}

@@ -1,0 +1,22 @@
+// ESM entry of rtm2: the same objects as the CommonJS entry (one native addon per process).
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const rtm2 = require('./index.js')
+
+export const {
+  RTM,
+  RTMError,
+  RTMBaseError,
+  RTMTimeoutError,
+  RTMStreamChannel,
+  RTMSubscription,
+  ErrorCode,
+  buildToken,
+  buildStreamToken,
+  setLogHandler,
+  VERSION,
+  enumNames,
+  errorCodes,
+} = rtm2
+export default rtm2

@@ -1,0 +1,287 @@
+//! Events: conversion to the agora-rtm-sdk payload shapes, the batch pump (one threadsafe
+//! function call per batch) and per-channel subscriptions (async iteration, one Promise per
+//! batch).
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Either, Object, Uint8Array};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, Status};
+use napi_derive::napi;
+
+use rtm2_core::{Event, EventReceiver, MessageType, Subscription};
+
+use crate::op::{self, CancelToken};
+
+/// Most events handed to JavaScript in one call.
+pub(crate) const DEFAULT_BATCH: usize = 1024;
+
+/// A received message (`message` event).
+#[napi(object)]
+pub struct MessageEvent {
+    /// `'MESSAGE'`, `'USER'` or `'STREAM'`.
+    pub channel_type: String,
+    /// The channel; for USER messages the receiving user's id.
+    pub channel_name: String,
+    /// The topic (STREAM messages), else `''`.
+    pub topic_name: String,
+    /// `'STRING'` or `'BINARY'`.
+    pub message_type: String,
+    /// A string for STRING messages, a Uint8Array for BINARY ones.
+    pub message: Either<String, Uint8Array>,
+    /// Application-defined type (`''` = none).
+    pub custom_type: String,
+    /// Who published it.
+    pub publisher: String,
+    /// Server time, ms since the epoch.
+    pub timestamp: f64,
+}
+
+/// One publisher of a topic.
+#[napi(object)]
+pub struct PublisherInfo {
+    pub publisher_user_id: String,
+    pub publisher_meta: String,
+}
+
+/// A topic and its publishers.
+#[napi(object)]
+pub struct TopicInfo {
+    pub topic_name: String,
+    pub publishers: Vec<PublisherInfo>,
+    pub total_publisher: u32,
+}
+
+/// A topic event of a stream channel (`topic` event).
+#[napi(object)]
+pub struct TopicEvent {
+    /// `'SNAPSHOT'`, `'REMOTE_JOIN'` or `'REMOTE_LEAVE'`.
+    pub event_type: String,
+    pub channel_name: String,
+    /// The user that joined or left (`''` for SNAPSHOT).
+    pub publisher: String,
+    pub topic_infos: Vec<TopicInfo>,
+    pub total_topics: u32,
+    pub timestamp: f64,
+}
+
+/// A link-state change (`linkState` event).
+#[napi(object)]
+pub struct LinkStateEvent {
+    /// `'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, `'DISCONNECTED'`, `'SUSPENDED'` or `'FAILED'`.
+    pub current_state: String,
+    pub previous_state: String,
+    /// `'MESSAGE'` (the client's connection) or `'STREAM'` (one stream channel).
+    pub service_type: String,
+    /// What caused it, e.g. `'LOGIN'`, `'SERVER_REJECT'`.
+    pub operation: String,
+    /// Why, e.g. `'LOGIN_SUCCESS'`, `'SAME_UID_LOGIN'`.
+    pub reason_code: String,
+    /// Details in words.
+    pub reason: String,
+    /// The stream channel (STREAM only), else `''`.
+    pub channel_name: String,
+    pub affected_channels: Vec<String>,
+    pub unrestored_channels: Vec<String>,
+    pub is_resumed: bool,
+    pub timestamp: f64,
+}
+
+/// One event of a batch: `kind` says which field is set.
+#[napi(object)]
+pub struct NativeEvent {
+    /// `'message'`, `'topic'`, `'linkState'`, `'tokenPrivilegeWillExpire'` or `'overflow'`.
+    pub kind: String,
+    pub message: Option<MessageEvent>,
+    pub topic: Option<TopicEvent>,
+    pub link_state: Option<LinkStateEvent>,
+    /// tokenPrivilegeWillExpire: the stream channel, or `''` for the login token.
+    pub channel_name: Option<String>,
+    /// overflow: how many events this receiver dropped because its queue was full.
+    pub dropped: Option<f64>,
+}
+
+fn message(m: &rtm2_core::MessageEvent) -> MessageEvent {
+    let message = match m.message_type {
+        MessageType::STRING => Either::A(String::from_utf8_lossy(&m.payload).into_owned()),
+        MessageType::BINARY => Either::B(Uint8Array::new(m.payload.to_vec())),
+    };
+    MessageEvent {
+        channel_type: m.channel_type.name().to_string(),
+        channel_name: m.channel.clone(),
+        topic_name: m.topic.clone(),
+        message_type: m.message_type.name().to_string(),
+        message,
+        custom_type: m.custom_type.clone(),
+        publisher: m.publisher.clone(),
+        timestamp: m.timestamp_ms as f64,
+    }
+}
+
+pub(crate) fn topic_info(t: &rtm2_core::TopicInfo) -> TopicInfo {
+    TopicInfo {
+        topic_name: t.topic.clone(),
+        publishers: t
+            .publishers
+            .iter()
+            .map(|p| PublisherInfo { publisher_user_id: p.user_id.clone(), publisher_meta: p.meta.clone() })
+            .collect(),
+        total_publisher: t.publishers.len() as u32,
+    }
+}
+
+fn convert(ev: Event) -> NativeEvent {
+    let mut out = NativeEvent {
+        kind: String::new(),
+        message: None,
+        topic: None,
+        link_state: None,
+        channel_name: None,
+        dropped: None,
+    };
+    match ev {
+        Event::Message(m) => {
+            out.kind = "message".into();
+            out.message = Some(message(&m));
+        }
+        Event::Topic(t) => {
+            out.kind = "topic".into();
+            out.topic = Some(TopicEvent {
+                event_type: t.event_type.name().to_string(),
+                channel_name: t.channel.clone(),
+                publisher: t.publisher.clone(),
+                topic_infos: t.topics.iter().map(topic_info).collect(),
+                total_topics: t.topics.len() as u32,
+                timestamp: t.timestamp_ms as f64,
+            });
+        }
+        Event::LinkState(l) => {
+            out.kind = "linkState".into();
+            out.link_state = Some(LinkStateEvent {
+                current_state: l.current.name().to_string(),
+                previous_state: l.previous.name().to_string(),
+                service_type: l.service_type.name().to_string(),
+                operation: l.operation.name().to_string(),
+                reason_code: l.reason.name().to_string(),
+                reason: l.reason_text.clone(),
+                channel_name: l.channel.clone(),
+                affected_channels: l.affected_channels.clone(),
+                unrestored_channels: l.unrestored_channels.clone(),
+                is_resumed: l.is_resumed,
+                timestamp: l.timestamp_ms as f64,
+            });
+        }
+        Event::TokenPrivilegeWillExpire(ch) => {
+            out.kind = "tokenPrivilegeWillExpire".into();
+            out.channel_name = Some(ch.unwrap_or_default());
+        }
+        Event::Overflow { dropped } => {
+            out.kind = "overflow".into();
+            out.dropped = Some(dropped as f64);
+        }
+    }
+    out
+}
+
+pub(crate) fn convert_batch(batch: Vec<Event>) -> Vec<NativeEvent> {
+    batch.into_iter().map(convert).collect()
+}
+
+/// The JS function that receives each batch; a strong reference (it keeps the event loop
+/// alive while the pump runs, i.e. while logged in).
+pub(crate) type BatchFn = ThreadsafeFunction<Vec<NativeEvent>, (), Vec<NativeEvent>, Status, false>;
+
+/// Runs until `stop` is cancelled (then delivers what is queued at that moment and ends) or
+/// the client is gone. One batch is in flight at a time: the next is taken from the SDK's
+/// bounded queue only after JavaScript handled the previous one, so a slow consumer makes the
+/// SDK queue fill up and report an overflow rather than buffering without bound here.
+pub(crate) fn start_pump(
+    rx: Arc<tokio::sync::Mutex<EventReceiver>>,
+    callback: BatchFn,
+    max: usize,
+) -> Arc<crate::op::Cancel> {
+    let stop = Arc::new(crate::op::Cancel::default());
+    let stop2 = stop.clone();
+    rtm2_core::runtime().spawn(async move {
+        let mut rx = rx.lock().await;
+        loop {
+            let batch = tokio::select! {
+                b = rx.recv_batch(max) => b,
+                _ = stop2.cancelled() => break,
+            };
+            let Some(batch) = batch else { return };
+            if callback.call_async_catch(convert_batch(batch)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let batch = rx.try_recv_batch(max);
+            if batch.is_empty() || callback.call_async_catch(convert_batch(batch)).await.is_err() {
+                return;
+            }
+        }
+    });
+    stop
+}
+
+/// The messages of one subscribed message channel (`RTM.subscribe` returns it).
+#[napi]
+pub struct NativeSubscription {
+    channel: String,
+    inner: Arc<tokio::sync::Mutex<Option<Subscription>>>,
+    closed: Arc<crate::op::Cancel>,
+}
+
+impl NativeSubscription {
+    pub(crate) fn new(sub: Subscription) -> Self {
+        NativeSubscription {
+            channel: sub.channel().to_string(),
+            inner: Arc::new(tokio::sync::Mutex::new(Some(sub))),
+            closed: Arc::default(),
+        }
+    }
+}
+
+#[napi]
+impl NativeSubscription {
+    /// The channel.
+    #[napi(getter)]
+    pub fn channel_name(&self) -> String {
+        self.channel.clone()
+    }
+
+    /// Waits for messages and returns up to `max` of them (an `overflow` entry first if this
+    /// subscription's queue dropped some), or `null` once the subscription ended (unsubscribe,
+    /// logout, close).
+    #[napi(ts_return_type = "Promise<Array<NativeEvent> | null>")]
+    pub fn next_batch<'e>(
+        &self,
+        env: &'e Env,
+        max: Option<u32>,
+        cancel: Option<&CancelToken>,
+    ) -> napi::Result<Object<'e>> {
+        let inner = self.inner.clone();
+        let closed = self.closed.clone();
+        let max = max.map(|m| m as usize).unwrap_or(DEFAULT_BATCH);
+        op::promise(env, cancel, async move {
+            let mut guard = inner.lock().await;
+            let Some(sub) = guard.as_mut() else { return Ok(None) };
+            let batch = tokio::select! {
+                b = sub.recv_batch(max) => b,
+                _ = closed.cancelled() => None,
+            };
+            Ok(batch.map(convert_batch))
+        })
+    }
+
+    /// Stops local delivery (the server subscription stays until `unsubscribe`); a pending
+    /// `nextBatch` resolves with `null`.
+    #[napi]
+    pub fn close(&self) {
+        self.closed.cancel();
+        let inner = self.inner.clone();
+        rtm2_core::runtime().spawn(async move {
+            inner.lock().await.take();
+        });
+    }
+}

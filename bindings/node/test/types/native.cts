@@ -1,0 +1,7 @@
+// The raw binding (napi-generated index.d.ts) is typed too.
+import native = require('rtm2/native')
+
+const c = new native.NativeClient('970CA35de60c44645bbae8a215061b33', 'dave', { endpoint: 'embedded' })
+c.startEvents((batch) => batch.forEach((e) => console.log(e.kind)))
+const p: Promise<void> = c.login('', 1000, new native.CancelToken())
+void p

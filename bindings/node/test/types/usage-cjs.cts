@@ -1,0 +1,7 @@
+// Type-checked against lib/index.d.ts: CommonJS usage.
+import rtm2 = require('rtm2')
+
+const rtm = new rtm2.RTM('970CA35de60c44645bbae8a215061b33', 'bob')
+rtm.on('message', (m) => console.log(m.message))
+const code: number = rtm2.ErrorCode.NOT_LOGIN
+console.log(code, rtm2.VERSION, rtm2.enumNames().linkState.includes('CONNECTED'))

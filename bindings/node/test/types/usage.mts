@@ -1,0 +1,90 @@
+// Type-checked (tsc --noEmit) against lib/index.d.ts: ESM usage of the public API.
+import {
+  RTM,
+  RTMError,
+  RTMBaseError,
+  RTMTimeoutError,
+  ErrorCode,
+  buildToken,
+  buildStreamToken,
+  setLogHandler,
+  type ErrorCodeName,
+  type LinkStateEvent,
+  type MessageEvent,
+  type RTMConfig,
+  type TopicEvent,
+} from 'rtm2'
+
+const config: RTMConfig = { endpoint: 'tcp://127.0.0.1:9696', requestTimeoutMs: 5000, presenceTimeout: 30 }
+const rtm = new RTM('970CA35de60c44645bbae8a215061b33', 'alice', config)
+
+rtm.addEventListener('message', (e: MessageEvent) => {
+  const text: string = typeof e.message === 'string' ? e.message : new TextDecoder().decode(e.message)
+  const kind: 'MESSAGE' | 'USER' | 'STREAM' | 'NONE' = e.channelType
+  console.log(text, kind, e.publisher, e.customType, e.timestamp.toFixed())
+})
+rtm.on('linkState', (s: LinkStateEvent) => {
+  if (s.currentState === 'FAILED' && s.reasonCode === 'SAME_UID_LOGIN') console.log(s.affectedChannels)
+})
+rtm.once('topic', (t: TopicEvent) => console.log(t.eventType, t.topicInfos[0]?.publishers[0]?.publisherUserId))
+rtm.on('tokenPrivilegeWillExpire', (channelName: string) => console.log(channelName.length))
+rtm.on('overflow', (o) => console.log(o.dropped, o.source))
+// @ts-expect-error: not an event of RTM
+rtm.on('no-such-event', () => {})
+// @ts-expect-error: the listener's argument is a MessageEvent
+rtm.addEventListener('message', (e: LinkStateEvent) => e)
+
+async function main(): Promise<void> {
+  const token: string = buildToken('970CA35de60c44645bbae8a215061b33', '5CFd2fd1755d40ecb72977518be15d3b', 'alice', 600)
+  await rtm.login({ token, timeoutMs: 3000 })
+  const ac = new AbortController()
+  const sub = await rtm.subscribe('room', { withMessage: true, withPresence: false, signal: ac.signal })
+  await rtm.publish('room', 'hello', { customType: 'text', timeoutMs: 1000 })
+  await rtm.publish('bob', new Uint8Array([1, 2]), { channelType: 'USER' })
+  // @ts-expect-error: publish takes MESSAGE or USER
+  await rtm.publish('room', 'x', { channelType: 'PRIVATE' })
+  for await (const m of sub) {
+    console.log(m.channelName, m.messageType)
+    break
+  }
+  for await (const m of rtm.messages({ channel: 'room', signal: AbortSignal.timeout(100) })) {
+    console.log(m.topicName)
+  }
+  const sc = rtm.createStreamChannel('stage')
+  const joined = await sc.join({ token: buildStreamToken('a', 'b', 'stage', 'alice', 60), withPresence: true })
+  console.log(joined.topicInfos.length)
+  await sc.joinTopic('slides', { qos: 'ORDERED', priority: 'HIGH', meta: 'presenter' })
+  const r = await sc.subscribeTopic('slides', { users: ['bob'] })
+  console.log(r.succeedUsers, r.failedUsers.map((f) => f.code))
+  await sc.publishTopicMessage('slides', 'page 1', { customType: 'page' })
+  const list = await sc.getSubscribedUserList('slides')
+  console.log(list.users, list.totalUser)
+  await sc.unsubscribeTopic('slides', { users: [] })
+  await sc.leaveTopic('slides')
+  await sc.leave({ timeoutMs: 500 })
+  try {
+    await rtm.unsubscribe('room')
+  } catch (e) {
+    if (e instanceof RTMError) {
+      const name: ErrorCodeName | 'UNKNOWN' = e.codeName
+      const same: boolean = e.code === ErrorCode.CHANNEL_NOT_SUBSCRIBED && e.errorCode === e.code
+      console.log(name, same, e.reason, e.operation, e instanceof RTMTimeoutError, e instanceof RTMBaseError)
+    }
+  }
+  const n: 11033 = ErrorCode.CHANNEL_RECEIVER_OFFLINE
+  console.log(n)
+  setLogHandler('warn', (level, target, message) => console.log(level, target, message))
+  setLogHandler('warn', null)
+  rtm.setParameters({ request_timeout_ms: 2000 })
+  console.log(rtm.getParameters(), rtm.linkState, rtm.userId)
+  await rtm.logout()
+  await rtm.close()
+}
+
+async function disposable(): Promise<void> {
+  await using client = new RTM('970CA35de60c44645bbae8a215061b33', 'carol')
+  await client.login()
+}
+
+void main()
+void disposable()
