@@ -217,10 +217,10 @@ impl Client {
     /// while another is in progress cancels the earlier one (10023); a login while connected
     /// fails with 10017.
     pub fn login(&self, token: &str) -> Op<Result<()>> {
-        let inner = self.inner.clone();
-        let token = token.to_string();
         let t = self.timeout();
-        Op::spawn(async move { inner.login(token, t).await })
+        let (generation, rx) = try_op!(self.inner.begin_login(token.to_string()));
+        let inner = self.inner.clone();
+        Op::spawn(async move { inner.finish_login(generation, rx, t).await })
     }
 
     /// Logs out: ends the session, every subscription and stream channel. Operations in flight
@@ -552,7 +552,9 @@ impl Inner {
         })));
     }
 
-    async fn login(self: Arc<Self>, token: String, timeout: Duration) -> Result<()> {
+    /// Starts a login at call time, so that operations issued right after `login()` wait for
+    /// it instead of failing with NOT_LOGIN.
+    fn begin_login(self: &Arc<Self>, token: String) -> Result<(u64, oneshot::Receiver<Result<()>>)> {
         let op = "login";
         if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
             return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
@@ -582,8 +584,6 @@ impl Inner {
             st.cache = Cache::default();
             // A new login starts a new session: nothing of an earlier one is resumed.
             self.session.reset("a new login started");
-            let handle = runtime().spawn(supervise(self.clone(), st.generation, tx));
-            st.supervisor = Some(handle.abort_handle());
             st.generation
         };
         self.slot.send_replace(Slot::Connecting);
@@ -594,6 +594,21 @@ impl Inner {
             String::new(),
             vec![],
         );
+        let mut st = self.state.lock().unwrap();
+        if st.generation == generation {
+            let handle = runtime().spawn(supervise(self.clone(), generation, tx));
+            st.supervisor = Some(handle.abort_handle());
+        }
+        Ok((generation, rx))
+    }
+
+    async fn finish_login(
+        self: Arc<Self>,
+        generation: u64,
+        rx: oneshot::Receiver<Result<()>>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let op = "login";
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => {

@@ -1,4 +1,4 @@
-//! Per-session rate limits: token buckets refilled continuously, holding one second's worth.
+//! Per-session rate limits: at most N requests of a kind in any one-second window.
 
 use std::time::Instant;
 
@@ -32,27 +32,28 @@ impl RateLimits {
     }
 }
 
+/// At most `rate` requests in any one-second window (a sliding log of recent admissions).
 #[derive(Debug)]
 struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
+    rate: usize,
+    admitted: std::collections::VecDeque<Instant>,
 }
 
 impl Bucket {
     fn new(rate: u32) -> Self {
-        Bucket { rate: rate as f64, tokens: rate as f64, at: Instant::now() }
+        Bucket { rate: rate as usize, admitted: std::collections::VecDeque::new() }
     }
 
     fn take(&mut self) -> bool {
-        if self.rate == 0.0 {
+        if self.rate == 0 {
             return true;
         }
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        while self.admitted.front().is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1)) {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() < self.rate {
+            self.admitted.push_back(now);
             true
         } else {
             false
@@ -78,7 +79,7 @@ impl Limiter {
     }
 
     /// Takes a token for `body`; on refusal returns the limit that was hit, per second.
-    pub(crate) fn admit(&mut self, body: &Body) -> Result<(), (&'static str, f64)> {
+    pub(crate) fn admit(&mut self, body: &Body) -> Result<(), (&'static str, usize)> {
         let (bucket, what) = match body {
             Body::Publish(_) => (&mut self.publish, "publishes"),
             Body::PublishTopic(_) => (&mut self.topic, "topic publishes"),
@@ -101,7 +102,7 @@ mod tests {
         for _ in 0..3 {
             assert!(l.admit(&publish).is_ok());
         }
-        assert_eq!(l.admit(&publish), Err(("publishes", 3.0)));
+        assert_eq!(l.admit(&publish), Err(("publishes", 3)));
         // Unlimited topic publishes; one call per second.
         for _ in 0..1000 {
             assert!(l.admit(&Body::PublishTopic(pb::PublishTopic::default())).is_ok());
@@ -109,7 +110,9 @@ mod tests {
         let sub = Body::Subscribe(pb::Subscribe::default());
         assert!(l.admit(&sub).is_ok());
         assert!(l.admit(&sub).is_err());
-        l.calls.at -= std::time::Duration::from_millis(1100);
+        for t in l.calls.admitted.iter_mut() {
+            *t -= std::time::Duration::from_millis(1100);
+        }
         assert!(l.admit(&sub).is_ok());
     }
 }
