@@ -1,0 +1,196 @@
+//! `rtm2_config`: the settings of a client, built through setters so the ABI can grow.
+
+use std::ffi::c_char;
+
+use rtm2_core::{ClientConfig, Endpoint, ErrorCode};
+
+use crate::error::{FfiError, FfiResult, ffi_status};
+use crate::ptr::{Out, borrow, borrow_mut, borrow_str, box_from_raw, box_into_raw};
+
+/// A client configuration (opaque). Made by `rtm2_config_new`, changed by the
+/// `rtm2_config_set_*` setters, read (copied) by `rtm2_client_new`, freed by
+/// `rtm2_config_free`. Not thread-safe: do not change one config from two threads at once.
+pub struct rtm2_config {
+    inner: ClientConfig,
+}
+
+impl rtm2_config {
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        self.inner.clone()
+    }
+}
+
+/// Applies one tuning parameter through the core's validated `set_parameters` (10014 when out
+/// of range), so the setters have exactly the core's rules.
+fn set_param(cfg: *mut rtm2_config, key: &str, value: String) -> i32 {
+    ffi_status(|| {
+        let cfg = unsafe { borrow_mut(cfg, "config") }?;
+        cfg.inner.set_parameters(&format!("{{\"{key}\":{value}}}"))?;
+        Ok(())
+    })
+}
+
+fn with_config(cfg: *mut rtm2_config, f: impl FnOnce(&mut ClientConfig) -> FfiResult<()>) -> i32 {
+    ffi_status(|| f(&mut unsafe { borrow_mut(cfg, "config") }?.inner))
+}
+
+/// Makes a configuration for `user_id` of the app `app_id`, with every default: the embedded
+/// server, a 10 s request timeout, own-message echo on.
+///
+/// The ids are checked by `rtm2_client_new` (10003 INVALID_APP_ID, 10006 INVALID_USER_ID).
+/// On success `*out_config` receives a new config owned by the caller (free it with
+/// `rtm2_config_free`); on failure it is not written.
+///
+/// # Safety
+/// `app_id` and `user_id` are NUL-terminated strings (borrowed for the call); `out_config`
+/// points to writable storage for a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_new(
+    app_id: *const c_char,
+    user_id: *const c_char,
+    out_config: *mut *mut rtm2_config,
+) -> i32 {
+    ffi_status(|| {
+        let app_id = unsafe { borrow_str(app_id, "app_id") }?;
+        let user_id = unsafe { borrow_str(user_id, "user_id") }?;
+        let out = Out::new(out_config, "out_config")?;
+        let cfg = box_into_raw(rtm2_config { inner: ClientConfig::new(app_id, user_id) });
+        unsafe { out.write(cfg) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration. NULL is ignored. Clients made from it are not affected.
+///
+/// # Safety
+/// `config` is NULL or a config from `rtm2_config_new` not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_free(config: *mut rtm2_config) {
+    crate::error::ffi_value((), || drop(unsafe { box_from_raw(config) }));
+}
+
+/// Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
+/// default), `"tcp://host:port"` or `"host:port"`. 10014 INVALID_PARAMETER for anything else.
+///
+/// # Safety
+/// `config` is a live config; `endpoint` a NUL-terminated string (borrowed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_endpoint(config: *mut rtm2_config, endpoint: *const c_char) -> i32 {
+    with_config(config, |c| {
+        let ep = unsafe { borrow_str(endpoint, "endpoint") }?;
+        c.endpoint = Endpoint::parse(ep)?;
+        Ok(())
+    })
+}
+
+/// Sets the timeout of every operation in milliseconds (100..=600000; default 10000). An
+/// operation that runs out of time completes with its RTM timeout code (10011 for login,
+/// 11026 for publish, …). 10014 when out of range.
+///
+/// # Safety
+/// `config` is a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_request_timeout_ms(config: *mut rtm2_config, timeout_ms: u64) -> i32 {
+    set_param(config, "request_timeout_ms", timeout_ms.to_string())
+}
+
+/// Sets how long (seconds, 5..=300, default 300) this user stays present after an unexpected
+/// disconnect. 10014 when out of range.
+///
+/// # Safety
+/// `config` is a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_presence_timeout_s(config: *mut rtm2_config, seconds: u32) -> i32 {
+    set_param(config, "presence_timeout_s", seconds.to_string())
+}
+
+/// Sets the interval between keep-alive pings (seconds, 1..=1800, default 5). 10014 when out
+/// of range.
+///
+/// # Safety
+/// `config` is a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_heartbeat_interval_s(config: *mut rtm2_config, seconds: u32) -> i32 {
+    set_param(config, "heartbeat_interval_s", seconds.to_string())
+}
+
+/// Sets whether the client receives its own message-channel publishes (default true).
+///
+/// # Safety
+/// `config` is a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_receive_own_messages(config: *mut rtm2_config, enabled: bool) -> i32 {
+    set_param(config, "receive_own_messages", enabled.to_string())
+}
+
+/// Sets the capacity of the client's event queue (1..=16777216, default 65536). When the
+/// application's callbacks fall behind by more than this many events, newer events are dropped
+/// and counted, and `on_overflow` reports the count. 10014 when out of range.
+///
+/// # Safety
+/// `config` is a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_event_queue_capacity(config: *mut rtm2_config, capacity: u64) -> i32 {
+    set_param(config, "event_queue_capacity", capacity.to_string())
+}
+
+/// Applies tuning parameters given as a JSON object, all or nothing, e.g.
+/// `{"request_timeout_ms": 3000, "reconnect_max_backoff_ms": 5000}`. Keys:
+/// `request_timeout_ms`, `heartbeat_interval_s`, `presence_timeout_s`, `pong_timeout_ms`,
+/// `reconnect_initial_backoff_ms`, `reconnect_max_backoff_ms`, `event_queue_capacity`,
+/// `receive_own_messages`. An unknown key, a wrong type or a value out of range fails with
+/// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing.
+///
+/// # Safety
+/// `config` is a live config; `json` a NUL-terminated string (borrowed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_parameters(config: *mut rtm2_config, json: *const c_char) -> i32 {
+    with_config(config, |c| {
+        let json = unsafe { borrow_str(json, "json") }?;
+        c.set_parameters(json)?;
+        Ok(())
+    })
+}
+
+/// Sets the level (`"error"`, `"warn"`, `"info"`, `"debug"`, `"trace"`) of the SDK's log file
+/// (see `rtm2_config_set_log_file`). 10014 for another word.
+///
+/// # Safety
+/// `config` is a live config; `level` a NUL-terminated string (borrowed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_log_level(config: *mut rtm2_config, level: *const c_char) -> i32 {
+    with_config(config, |c| {
+        let level = unsafe { borrow_str(level, "level") }?;
+        if rtm2_core::logging::parse_level(level).is_none() {
+            return Err(FfiError::rtm(
+                ErrorCode::INVALID_PARAMETER,
+                format!("log level {level:?} is not error, warn, info, debug or trace"),
+            ));
+        }
+        c.log_level = level.to_string();
+        Ok(())
+    })
+}
+
+/// Makes the SDK append its logs to the file at `path` (process-wide, from the first client
+/// made with a log file on, unless the process already routes logs elsewhere). NULL or `""`
+/// turns it off for clients made later.
+///
+/// # Safety
+/// `config` is a live config; `path` NULL or a NUL-terminated string (borrowed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_log_file(config: *mut rtm2_config, path: *const c_char) -> i32 {
+    with_config(config, |c| {
+        let path = unsafe { crate::ptr::borrow_opt_str(path, "path") }?;
+        c.log_file = path.filter(|p| !p.is_empty()).map(Into::into);
+        Ok(())
+    })
+}
+
+/// Checks that a config pointer is non-NULL and borrows it.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn borrow_config<'a>(config: *const rtm2_config) -> FfiResult<&'a rtm2_config> {
+    unsafe { borrow(config, "config") }
+}

@@ -1,0 +1,693 @@
+/* The C runner of the language-neutral conformance scenarios (tests/conformance/README.md),
+ * through the public C API only.
+ *
+ *   rtm2_conformance --rtm2 PATH/TO/rtm2 SCENARIO.scn     (a fresh `rtm2 serve` per scenario)
+ *   rtm2_conformance --embedded SCENARIO.scn              (`server dev` = the embedded default;
+ *                                                          cert/restart scenarios exit 77 = skip)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define MAX_WORDS 128
+#define MAX_CLIENTS 16
+#define MAX_STREAMS 32
+#define SKIP 77
+
+typedef struct named {
+    uint32_t value;
+    const char *name;
+} named;
+
+#define N(prefix, x) {prefix##x, #x}
+static const named CHANNEL_TYPES[] = {N(RTM2_CHANNEL_TYPE_, NONE), N(RTM2_CHANNEL_TYPE_, MESSAGE),
+                                      N(RTM2_CHANNEL_TYPE_, STREAM), N(RTM2_CHANNEL_TYPE_, USER), {0, NULL}};
+static const named MESSAGE_TYPES[] = {N(RTM2_MESSAGE_TYPE_, BINARY), N(RTM2_MESSAGE_TYPE_, STRING), {0, NULL}};
+static const named TOPIC_TYPES[] = {N(RTM2_TOPIC_EVENT_TYPE_, NONE), N(RTM2_TOPIC_EVENT_TYPE_, SNAPSHOT),
+                                    N(RTM2_TOPIC_EVENT_TYPE_, REMOTE_JOIN), N(RTM2_TOPIC_EVENT_TYPE_, REMOTE_LEAVE),
+                                    {0, NULL}};
+static const named SERVICES[] = {N(RTM2_SERVICE_TYPE_, NONE), N(RTM2_SERVICE_TYPE_, MESSAGE),
+                                 N(RTM2_SERVICE_TYPE_, STREAM), {0, NULL}};
+static const named LINK_STATES[] = {N(RTM2_LINK_STATE_, IDLE),         N(RTM2_LINK_STATE_, CONNECTING),
+                                    N(RTM2_LINK_STATE_, CONNECTED),    N(RTM2_LINK_STATE_, DISCONNECTED),
+                                    N(RTM2_LINK_STATE_, SUSPENDED),    N(RTM2_LINK_STATE_, FAILED),
+                                    {0, NULL}};
+static const named LINK_REASONS[] = {
+    N(RTM2_LINK_REASON_, UNKNOWN), N(RTM2_LINK_REASON_, LOGIN), N(RTM2_LINK_REASON_, LOGIN_SUCCESS),
+    N(RTM2_LINK_REASON_, LOGIN_TIMEOUT), N(RTM2_LINK_REASON_, LOGIN_NOT_AUTHORIZED),
+    N(RTM2_LINK_REASON_, LOGIN_REJECTED), N(RTM2_LINK_REASON_, RELOGIN), N(RTM2_LINK_REASON_, LOGOUT),
+    N(RTM2_LINK_REASON_, AUTO_RECONNECT), N(RTM2_LINK_REASON_, RECONNECT_TIMEOUT),
+    N(RTM2_LINK_REASON_, RECONNECT_SUCCESS), N(RTM2_LINK_REASON_, JOIN), N(RTM2_LINK_REASON_, JOIN_SUCCESS),
+    N(RTM2_LINK_REASON_, JOIN_FAILED), N(RTM2_LINK_REASON_, REJOIN), N(RTM2_LINK_REASON_, LEAVE),
+    N(RTM2_LINK_REASON_, INVALID_TOKEN), N(RTM2_LINK_REASON_, TOKEN_EXPIRED),
+    N(RTM2_LINK_REASON_, INCONSISTENT_APP_ID), N(RTM2_LINK_REASON_, INVALID_CHANNEL_NAME),
+    N(RTM2_LINK_REASON_, INVALID_USER_ID), N(RTM2_LINK_REASON_, NOT_INITIALIZED),
+    N(RTM2_LINK_REASON_, RTM_SERVICE_NOT_CONNECTED), N(RTM2_LINK_REASON_, CHANNEL_INSTANCE_EXCEED_LIMITATION),
+    N(RTM2_LINK_REASON_, OPERATION_RATE_EXCEED_LIMITATION), N(RTM2_LINK_REASON_, CHANNEL_IN_ERROR_STATE),
+    N(RTM2_LINK_REASON_, PRESENCE_NOT_CONNECTED), N(RTM2_LINK_REASON_, SAME_UID_LOGIN),
+    N(RTM2_LINK_REASON_, KICKED_OUT_BY_SERVER), N(RTM2_LINK_REASON_, KEEP_ALIVE_TIMEOUT),
+    N(RTM2_LINK_REASON_, CONNECTION_ERROR), N(RTM2_LINK_REASON_, PRESENCE_NOT_READY),
+    N(RTM2_LINK_REASON_, NETWORK_CHANGE), N(RTM2_LINK_REASON_, SERVICE_NOT_SUPPORTED),
+    N(RTM2_LINK_REASON_, STREAM_CHANNEL_NOT_AVAILABLE), N(RTM2_LINK_REASON_, STORAGE_NOT_AVAILABLE),
+    N(RTM2_LINK_REASON_, LOCK_NOT_AVAILABLE), N(RTM2_LINK_REASON_, LOGIN_TOO_FREQUENT), {0, NULL}};
+
+static const char *name_of(const named *t, uint32_t v) {
+    for (; t->name; t++)
+        if (t->value == v) return t->name;
+    return "?";
+}
+
+/* ---- scenario text ---- */
+
+static const char *g_file = "";
+static int g_line = 0;
+
+#define SFAIL(...)                                                       \
+    do {                                                                 \
+        fprintf(stderr, "%s:%d: ", g_file, g_line);                      \
+        h_fail(__FILE__, __LINE__, __VA_ARGS__);                         \
+    } while (0)
+
+typedef struct words {
+    int n;
+    char *w[MAX_WORDS];
+} words;
+
+static void words_free(words *ws) {
+    for (int i = 0; i < ws->n; i++) free(ws->w[i]);
+    ws->n = 0;
+}
+
+/* Splits a line into words; double quotes group, with \" \\ \n escapes. */
+static void split(const char *line, words *out) {
+    out->n = 0;
+    size_t cap = strlen(line) + 1;
+    const char *p = line;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        char *cur = (char *)calloc(1, cap);
+        size_t len = 0;
+        while (*p && *p != ' ' && *p != '\t') {
+            if (*p == '"') {
+                p++;
+                while (*p && *p != '"') {
+                    if (*p == '\\') {
+                        p++;
+                        if (*p == 'n') cur[len++] = '\n';
+                        else if (*p == '"' || *p == '\\') cur[len++] = *p;
+                        else SFAIL("bad escape");
+                        p++;
+                    } else {
+                        cur[len++] = *p++;
+                    }
+                }
+                if (*p != '"') SFAIL("unterminated quote");
+                p++;
+            } else {
+                cur[len++] = *p++;
+            }
+        }
+        if (out->n >= MAX_WORDS) SFAIL("too many words");
+        out->w[out->n++] = cur;
+    }
+}
+
+/* "size:N" stands for N 'x' characters; returns a new string. */
+static char *expand(const char *v) {
+    if (strncmp(v, "size:", 5) == 0 && isdigit((unsigned char)v[5])) {
+        size_t n = (size_t)strtoul(v + 5, NULL, 10);
+        char *s = (char *)malloc(n + 1);
+        memset(s, 'x', n);
+        s[n] = 0;
+        return s;
+    }
+    return strdup(v);
+}
+
+typedef struct step {
+    char *actor, *op;
+    int nargs;
+    char *args[MAX_WORDS];
+    int nopts;
+    char *keys[MAX_WORDS];
+    char *vals[MAX_WORDS];
+    int expect_error; /* 0 = ok */
+} step;
+
+static void step_free(step *s) {
+    free(s->actor);
+    free(s->op);
+    for (int i = 0; i < s->nargs; i++) free(s->args[i]);
+    for (int i = 0; i < s->nopts; i++) {
+        free(s->keys[i]);
+        free(s->vals[i]);
+    }
+}
+
+static int is_key(const char *w, size_t len) {
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)w[i]) && w[i] != '_') return 0;
+    return 1;
+}
+
+static void parse_step(words *ws, step *s) {
+    memset(s, 0, sizeof *s);
+    int n = ws->n;
+    for (int i = 0; i < ws->n; i++) {
+        if (strcmp(ws->w[i], "->") == 0) {
+            n = i;
+            if (i + 1 < ws->n && strcmp(ws->w[i + 1], "ok") == 0 && i + 2 == ws->n) break;
+            if (i + 2 < ws->n && strcmp(ws->w[i + 1], "error") == 0 && i + 3 == ws->n) {
+                s->expect_error = atoi(ws->w[i + 2]);
+                break;
+            }
+            SFAIL("bad outcome");
+        }
+    }
+    if (n < 2) SFAIL("a step needs an actor and an operation");
+    s->actor = strdup(ws->w[0]);
+    s->op = strdup(ws->w[1]);
+    for (int i = 2; i < n; i++) {
+        const char *w = ws->w[i];
+        const char *eq = strchr(w, '=');
+        if (eq && is_key(w, (size_t)(eq - w))) {
+            s->keys[s->nopts] = strndup(w, (size_t)(eq - w));
+            s->vals[s->nopts] = expand(eq + 1);
+            s->nopts++;
+        } else {
+            s->args[s->nargs++] = expand(w);
+        }
+    }
+}
+
+static const char *opt(const step *s, const char *key) {
+    for (int i = 0; i < s->nopts; i++)
+        if (strcmp(s->keys[i], key) == 0) return s->vals[i];
+    return NULL;
+}
+
+static const char *arg(const step *s, int i) {
+    if (i >= s->nargs) SFAIL("missing argument %d", i);
+    return s->args[i];
+}
+
+/* Splits "a,b,c" into a string array (empty string = none). Returns the count. */
+static size_t split_list(const char *v, char ***out) {
+    *out = NULL;
+    if (!v || !*v) return 0;
+    size_t n = 1;
+    for (const char *p = v; *p; p++)
+        if (*p == ',') n++;
+    char **a = (char **)calloc(n, sizeof *a);
+    const char *start = v;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        a[i] = strndup(start, len);
+        start = end ? end + 1 : start + len;
+    }
+    *out = a;
+    return n;
+}
+
+static void free_list(char **a, size_t n) {
+    for (size_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+/* ---- the runner ---- */
+
+typedef struct stream_handle {
+    char name[128];
+    rtm2_stream_channel *sc;
+} stream_handle;
+
+typedef struct client {
+    char name[64], user[128];
+    rtm2_client *c;
+    h_recorder rec;
+    int nstreams;
+    stream_handle streams[MAX_STREAMS];
+} client;
+
+static const char *g_rtm2 = NULL;
+static int g_embedded = 0;
+static int g_cert = 0, g_notice = 30, g_rate_limits = 0;
+static h_server g_server;
+static char g_endpoint[64] = "embedded";
+static int g_nclients = 0;
+static client g_clients[MAX_CLIENTS];
+
+static client *find_client(const char *name) {
+    for (int i = 0; i < g_nclients; i++)
+        if (strcmp(g_clients[i].name, name) == 0) return &g_clients[i];
+    SFAIL("unknown client %s", name);
+}
+
+/* The stream channel handle (made on first use); 0 or the status of making it. */
+static int32_t stream_of(client *cl, const char *name, rtm2_stream_channel **out) {
+    for (int i = 0; i < cl->nstreams; i++) {
+        if (strcmp(cl->streams[i].name, name) == 0) {
+            *out = cl->streams[i].sc;
+            return RTM2_OK;
+        }
+    }
+    rtm2_stream_channel *sc = NULL;
+    int32_t st = rtm2_client_create_stream_channel(cl->c, name, &sc);
+    if (st != RTM2_OK) return st;
+    if (cl->nstreams >= MAX_STREAMS) SFAIL("too many stream channels");
+    snprintf(cl->streams[cl->nstreams].name, sizeof cl->streams[0].name, "%s", name);
+    cl->streams[cl->nstreams++].sc = sc;
+    *out = sc;
+    return RTM2_OK;
+}
+
+/* A token of the given kind (README "Tokens"); free with rtm2_string_free (may be NULL for ""). */
+static char *make_token(const char *kind, const char *user, const char *channel) {
+    if (!kind) kind = "auto";
+    unsigned secs = 3600;
+    const char *u = user;
+    if (strcmp(kind, "auto") == 0) {
+        if (!g_cert) return NULL;
+    } else if (strcmp(kind, "none") == 0) {
+        return NULL;
+    } else if (strcmp(kind, "bad") == 0) {
+        return strdup("007garbage");
+    } else if (strcmp(kind, "expired") == 0) {
+        secs = 0;
+    } else if (strcmp(kind, "other") == 0) {
+        u = "someone-else";
+    } else if (strncmp(kind, "short:", 6) == 0) {
+        secs = (unsigned)atoi(kind + 6);
+    } else {
+        SFAIL("unknown token kind %s", kind);
+    }
+    char *t = NULL;
+    if (channel) CHECK_OK(rtm2_stream_token_build(H_APP_ID, H_APP_CERT, channel, u, secs, &t));
+    else CHECK_OK(rtm2_token_build(H_APP_ID, H_APP_CERT, u, secs, &t));
+    return t;
+}
+
+static void free_token(char *t) {
+    /* Tokens from the builders are SDK strings; "bad" is ours. */
+    if (t && strcmp(t, "007garbage") == 0) free(t);
+    else rtm2_string_free(t);
+}
+
+static int flag(const step *s, const char *k, int def) {
+    const char *v = opt(s, k);
+    return v ? strcmp(v, "true") == 0 : def;
+}
+
+static size_t unhex(const char *s, unsigned char *out, size_t cap) {
+    size_t n = strlen(s) / 2;
+    if (n > cap) SFAIL("hex too long");
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) SFAIL("bad hex");
+        out[i] = (unsigned char)v;
+    }
+    return n;
+}
+
+/* Runs one operation; returns its status (start failure or completion status). */
+static int32_t run_op(client *cl, const step *s) {
+    h_call k;
+    h_call_init(&k);
+    int32_t st = RTM2_OK, started;
+    const char *o = s->op;
+    rtm2_stream_channel *sc = NULL;
+#define START(expr)                                            \
+    do {                                                       \
+        started = (expr);                                      \
+        st = started == RTM2_OK ? h_await(started, &k) : started; \
+    } while (0)
+    if (strcmp(o, "login") == 0) {
+        char *t = make_token(opt(s, "token"), cl->user, NULL);
+        START(rtm2_client_login(cl->c, t, h_complete, &k, NULL));
+        free_token(t);
+    } else if (strcmp(o, "logout") == 0) {
+        START(rtm2_client_logout(cl->c, h_complete, &k, NULL));
+    } else if (strcmp(o, "renew_token") == 0) {
+        const char *ch = opt(s, "channel");
+        char *t = make_token(opt(s, "token"), cl->user, ch);
+        if (ch) {
+            st = stream_of(cl, ch, &sc);
+            if (st == RTM2_OK) START(rtm2_stream_channel_renew_token(sc, t ? t : "", h_complete, &k, NULL));
+        } else {
+            START(rtm2_client_renew_token(cl->c, t ? t : "", h_complete, &k, NULL));
+        }
+        free_token(t);
+    } else if (strcmp(o, "set_parameters") == 0) {
+        st = rtm2_client_set_parameters(cl->c, arg(s, 0));
+    } else if (strcmp(o, "subscribe") == 0) {
+        uint32_t flags = 0;
+        if (flag(s, "with_message", 1)) flags |= RTM2_SUBSCRIBE_WITH_MESSAGE;
+        if (flag(s, "with_presence", 1)) flags |= RTM2_SUBSCRIBE_WITH_PRESENCE;
+        if (flag(s, "be_quiet", 0)) flags |= RTM2_SUBSCRIBE_BE_QUIET;
+        START(rtm2_client_subscribe(cl->c, arg(s, 0), flags, h_complete, &k, NULL));
+    } else if (strcmp(o, "unsubscribe") == 0) {
+        START(rtm2_client_unsubscribe(cl->c, arg(s, 0), h_complete, &k, NULL));
+    } else if (strcmp(o, "publish") == 0 || strcmp(o, "publish_binary") == 0 || strcmp(o, "publish_size") == 0) {
+        rtm2_publish_options po;
+        rtm2_publish_options_init(&po);
+        const char *ct = opt(s, "channel_type");
+        if (ct && strcmp(ct, "USER") == 0) po.channel_type = RTM2_CHANNEL_TYPE_USER;
+        po.custom_type = opt(s, "custom_type");
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        if (strcmp(o, "publish") == 0) {
+            po.message_type = RTM2_MESSAGE_TYPE_STRING;
+            len = strlen(arg(s, 1));
+            buf = (unsigned char *)strdup(arg(s, 1));
+        } else if (strcmp(o, "publish_binary") == 0) {
+            buf = (unsigned char *)malloc(strlen(arg(s, 1)) / 2 + 1);
+            len = unhex(arg(s, 1), buf, strlen(arg(s, 1)) / 2 + 1);
+        } else {
+            po.message_type = RTM2_MESSAGE_TYPE_STRING;
+            len = (size_t)strtoul(arg(s, 1), NULL, 10);
+            buf = (unsigned char *)malloc(len + 1);
+            memset(buf, 'x', len);
+        }
+        START(rtm2_client_publish(cl->c, arg(s, 0), buf, len, &po, h_complete, &k, NULL));
+        free(buf);
+    } else if (strcmp(o, "join") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) {
+            char *t = make_token(opt(s, "token"), cl->user, arg(s, 0));
+            START(rtm2_stream_channel_join(sc, t, RTM2_JOIN_DEFAULT, h_complete, &k, NULL));
+            free_token(t);
+            if (st == RTM2_OK && (!k.has_join || strcmp(k.join_channel, arg(s, 0)) != 0))
+                SFAIL("join result missing or for another channel (%s)", k.join_channel);
+        }
+    } else if (strcmp(o, "leave") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) START(rtm2_stream_channel_leave(sc, h_complete, &k, NULL));
+    } else if (strcmp(o, "join_topic") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) {
+            rtm2_join_topic_options jo;
+            rtm2_join_topic_options_init(&jo);
+            jo.meta = opt(s, "meta");
+            START(rtm2_stream_channel_join_topic(sc, arg(s, 1), &jo, h_complete, &k, NULL));
+        }
+    } else if (strcmp(o, "leave_topic") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) START(rtm2_stream_channel_leave_topic(sc, arg(s, 1), h_complete, &k, NULL));
+    } else if (strcmp(o, "publish_topic") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) {
+            rtm2_topic_message_options tm;
+            rtm2_topic_message_options_init(&tm);
+            tm.message_type = RTM2_MESSAGE_TYPE_STRING;
+            tm.custom_type = opt(s, "custom_type");
+            const char *text = arg(s, 2);
+            START(rtm2_stream_channel_publish_topic(sc, arg(s, 1), text, strlen(text), &tm, h_complete, &k, NULL));
+        }
+    } else if (strcmp(o, "subscribe_topic") == 0 || strcmp(o, "unsubscribe_topic") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) {
+            char **users;
+            size_t n = split_list(opt(s, "users"), &users);
+            if (strcmp(o, "subscribe_topic") == 0) {
+                START(rtm2_stream_channel_subscribe_topic(sc, arg(s, 1), (const char *const *)users, n, h_complete,
+                                                          &k, NULL));
+                if (st == RTM2_OK) {
+                    if (!k.has_subscribe_topic) SFAIL("subscribe_topic result missing");
+                    const char *want = opt(s, "succeeded");
+                    if (want && strcmp(want, k.succeeded) != 0) SFAIL("succeeded users [%s], expected [%s]", k.succeeded, want);
+                    want = opt(s, "failed");
+                    if (want && strcmp(want, k.failed) != 0) SFAIL("failed users [%s], expected [%s]", k.failed, want);
+                }
+            } else {
+                START(rtm2_stream_channel_unsubscribe_topic(sc, arg(s, 1), (const char *const *)users, n,
+                                                            h_complete, &k, NULL));
+            }
+            free_list(users, n);
+        }
+    } else if (strcmp(o, "subscribed_users") == 0) {
+        st = stream_of(cl, arg(s, 0), &sc);
+        if (st == RTM2_OK) {
+            START(rtm2_stream_channel_get_subscribed_users(sc, arg(s, 1), h_complete, &k, NULL));
+            if (st == RTM2_OK) {
+                if (!k.has_users) SFAIL("subscribed users missing");
+                const char *want = opt(s, "users");
+                if (want && strcmp(want, k.users) != 0) SFAIL("subscribed users [%s], expected [%s]", k.users, want);
+            }
+        }
+    } else {
+        SFAIL("unknown operation %s", o);
+    }
+#undef START
+    if (st != RTM2_OK && st != started && k.count == 1) {
+        /* A failed completion carries a reason and the operation. */
+        if (k.reason[0] == 0) SFAIL("completion %d without a reason", (int)st);
+    }
+    (void)started;
+    h_call_destroy(&k);
+    return st;
+}
+
+/* The field `key` of event `e` seen as `kind`, in `buf`; NULL if the key is unknown. */
+static const char *field(const h_event *e, const char *kind, const char *key, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (strcmp(kind, "message") == 0) {
+        if (strcmp(key, "channel_type") == 0) return name_of(CHANNEL_TYPES, e->channel_type);
+        if (strcmp(key, "channel") == 0) return e->channel;
+        if (strcmp(key, "topic") == 0) return e->topic;
+        if (strcmp(key, "publisher") == 0) return e->publisher;
+        if (strcmp(key, "text") == 0) return e->message_type == RTM2_MESSAGE_TYPE_STRING ? (const char *)e->payload : "";
+        if (strcmp(key, "hex") == 0) {
+            for (size_t i = 0; i < e->payload_len; i++) h_append(buf, cap, "%02x", e->payload[i]);
+            return buf;
+        }
+        if (strcmp(key, "message_type") == 0) return name_of(MESSAGE_TYPES, e->message_type);
+        if (strcmp(key, "custom_type") == 0) return e->custom_type;
+    } else if (strcmp(kind, "topic_event") == 0) {
+        if (strcmp(key, "type") == 0) return name_of(TOPIC_TYPES, e->topic_type);
+        if (strcmp(key, "channel") == 0) return e->channel;
+        if (strcmp(key, "topic") == 0) return e->first_topic;
+        if (strcmp(key, "meta") == 0) return e->first_meta;
+        if (strcmp(key, "publisher") == 0)
+            return e->topic_type == RTM2_TOPIC_EVENT_TYPE_SNAPSHOT ? e->first_user : e->publisher;
+    } else if (strcmp(kind, "link_state") == 0) {
+        if (strcmp(key, "service") == 0) return name_of(SERVICES, e->service);
+        if (strcmp(key, "state") == 0) return name_of(LINK_STATES, e->current);
+        if (strcmp(key, "reason") == 0) return name_of(LINK_REASONS, e->reason);
+        if (strcmp(key, "channel") == 0) return e->channel;
+    } else if (strcmp(kind, "token_will_expire") == 0) {
+        if (strcmp(key, "channel") == 0) return e->channel;
+    }
+    return NULL;
+}
+
+static int kind_is(const h_event *e, const char *kind) {
+    switch (e->kind) {
+    case H_EV_MESSAGE: return strcmp(kind, "message") == 0;
+    case H_EV_TOPIC: return strcmp(kind, "topic_event") == 0;
+    case H_EV_LINK: return strcmp(kind, "link_state") == 0;
+    case H_EV_TOKEN: return strcmp(kind, "token_will_expire") == 0;
+    case H_EV_OVERFLOW: SFAIL("event queue overflow");
+    }
+    return 0;
+}
+
+static void run_expect(client *cl, const step *s) {
+    const char *kind = s->nargs > 0 ? s->args[0] : "";
+    int64_t deadline = h_now_ms() + H_WAIT_MS;
+    for (;;) {
+        int64_t left = deadline - h_now_ms();
+        if (left <= 0) SFAIL("no matching %s event within %d ms", kind, H_WAIT_MS);
+        h_event *e = h_next_event(&cl->rec, (int)left);
+        if (!e) continue;
+        if (!kind_is(e, kind)) {
+            h_event_free(e);
+            continue;
+        }
+        int mismatch = -1;
+        char buf[4096];
+        const char *have = NULL;
+        for (int i = 0; i < s->nopts; i++) {
+            have = field(e, kind, s->keys[i], buf, sizeof buf);
+            if (!have) SFAIL("unknown field %s", s->keys[i]);
+            if (strcmp(have, s->vals[i]) != 0) {
+                mismatch = i;
+                break;
+            }
+        }
+        int login_notice = strcmp(kind, "token_will_expire") == 0 && !opt(s, "channel") && !e->token_is_login;
+        if (mismatch < 0 && !login_notice) {
+            h_event_free(e);
+            return;
+        }
+        if (mismatch >= 0 && strcmp(kind, "message") == 0) {
+            SFAIL("field %s is \"%s\", expected \"%s\"", s->keys[mismatch], have, s->vals[mismatch]);
+        }
+        h_event_free(e);
+    }
+}
+
+static void run_step(words *ws) {
+    step s;
+    parse_step(ws, &s);
+    client *cl = find_client(s.actor);
+    if (strcmp(s.op, "expect") == 0) {
+        run_expect(cl, &s);
+    } else {
+        int32_t st = run_op(cl, &s);
+        if (s.expect_error == 0 && st != RTM2_OK) {
+            SFAIL("%s %s: unexpected error %d %s (%s)", s.actor, s.op, (int)st, rtm2_status_name(st),
+                  rtm2_last_error_message());
+        }
+        if (s.expect_error != 0 && st != s.expect_error) {
+            SFAIL("%s %s: status %d %s, expected error %d %s", s.actor, s.op, (int)st, rtm2_status_name(st),
+                  s.expect_error, rtm2_status_name(s.expect_error));
+        }
+    }
+    step_free(&s);
+}
+
+static void start_server(int port) {
+    for (int attempt = 0; attempt < 200; attempt++) {
+        if (h_server_start(&g_server, g_rtm2, port, g_cert, g_notice, g_rate_limits) == 0) {
+            snprintf(g_endpoint, sizeof g_endpoint, "%s", g_server.endpoint);
+            return;
+        }
+        if (port == 0) break;
+        h_sleep_ms(25); /* the old port is not free yet: retry binding it */
+    }
+    SFAIL("could not start %s serve", g_rtm2);
+}
+
+static int run_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        return 1;
+    }
+    g_file = path;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int steps = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        g_line++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p || *p == '#') continue;
+        words ws;
+        split(p, &ws);
+        if (strcmp(ws.w[0], "server") == 0 && ws.n > 1 && strcmp(ws.w[1], "restart") == 0) {
+            if (g_embedded) {
+                printf("%s: skipped (server restart needs a standalone server)\n", path);
+                words_free(&ws);
+                free(line);
+                fclose(f);
+                return SKIP;
+            }
+            int port = g_server.port;
+            h_server_stop(&g_server);
+            start_server(port);
+        } else if (strcmp(ws.w[0], "server") == 0) {
+            g_cert = ws.n > 1 && strcmp(ws.w[1], "cert") == 0;
+            for (int i = 2; i < ws.n; i++) {
+                if (strncmp(ws.w[i], "notice=", 7) == 0) g_notice = atoi(ws.w[i] + 7);
+                else if (strcmp(ws.w[i], "rate_limits=reference") == 0) g_rate_limits = 1;
+                else if (strcmp(ws.w[i], "rate_limits=off") == 0) g_rate_limits = 0;
+                else SFAIL("unknown server option %s", ws.w[i]);
+            }
+            if (g_embedded) {
+                if (g_cert || g_rate_limits) {
+                    printf("%s: skipped (needs a standalone server with %s)\n", path,
+                           g_cert ? "a certificate" : "rate limits");
+                    words_free(&ws);
+                    free(line);
+                    fclose(f);
+                    return SKIP;
+                }
+            } else {
+                if (!g_rtm2) SFAIL("--rtm2 PATH is required without --embedded");
+                start_server(0);
+            }
+        } else if (strcmp(ws.w[0], "client") == 0) {
+            if (g_nclients >= MAX_CLIENTS) SFAIL("too many clients");
+            client *cl = &g_clients[g_nclients++];
+            memset(cl, 0, sizeof *cl);
+            snprintf(cl->name, sizeof cl->name, "%s", ws.w[1]);
+            snprintf(cl->user, sizeof cl->user, "%s", ws.w[1]);
+            for (int i = 2; i < ws.n; i++)
+                if (strncmp(ws.w[i], "user=", 5) == 0) snprintf(cl->user, sizeof cl->user, "%s", ws.w[i] + 5);
+            h_recorder_init(&cl->rec);
+            cl->c = h_new_client(cl->user, g_endpoint, &cl->rec);
+        } else if (strcmp(ws.w[0], "repeat") == 0) {
+            int times = atoi(ws.w[1]);
+            for (int k = 0; k < times; k++) {
+                words rw;
+                rw.n = 0;
+                for (int i = 2; i < ws.n; i++) {
+                    const char *w = ws.w[i];
+                    const char *at = strstr(w, "{i}");
+                    char *copy;
+                    if (at) {
+                        size_t len = strlen(w) + 16;
+                        copy = (char *)malloc(len);
+                        snprintf(copy, len, "%.*s%d%s", (int)(at - w), w, k, at + 3);
+                    } else {
+                        copy = strdup(w);
+                    }
+                    rw.w[rw.n++] = copy;
+                }
+                run_step(&rw);
+                words_free(&rw);
+            }
+        } else {
+            run_step(&ws);
+        }
+        words_free(&ws);
+        steps++;
+    }
+    free(line);
+    fclose(f);
+    /* Shutdown in the documented order. */
+    for (int i = 0; i < g_nclients; i++) {
+        client *cl = &g_clients[i];
+        for (int j = 0; j < cl->nstreams; j++) rtm2_stream_channel_free(cl->streams[j].sc);
+        rtm2_client_free(cl->c);
+        h_wait_destroyed(&cl->rec, 1000);
+        if (cl->rec.thread_mismatch || cl->rec.on_main_thread)
+            SFAIL("callbacks of %s ran on more than one thread or on the main thread", cl->name);
+        if (cl->rec.callbacks_after_destroy) SFAIL("callbacks of %s ran after destroy", cl->name);
+        h_recorder_destroy(&cl->rec);
+    }
+    if (!g_embedded) h_server_stop(&g_server);
+    printf("%s: %d steps\n", path, steps);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    h_init();
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--embedded") == 0) g_embedded = 1;
+        else if (strcmp(argv[i], "--rtm2") == 0 && i + 1 < argc) g_rtm2 = argv[++i];
+        else file = argv[i];
+    }
+    if (!g_rtm2) g_rtm2 = getenv("RTM2_BIN");
+    if (!file) {
+        fprintf(stderr, "usage: %s [--embedded] [--rtm2 PATH] SCENARIO.scn\n", argv[0]);
+        return 2;
+    }
+    int r = run_file(file);
+    if (r == SKIP) return SKIP;
+    if (r != 0) return r;
+    return h_finish("conformance", 1);
+}

@@ -1,0 +1,313 @@
+/* C API tests that need no server: version, status codes and messages, the last-error
+ * message, configuration, NULL / invalid UTF-8 / out-of-range arguments (each gets its status
+ * and the callback never runs), option structs with struct_size, tokens, log routing, and the
+ * lifetime of a client that never logs in. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define BAD_UTF8 "\xff\xfe"
+
+static int passed = 0;
+#define TEST(name) static void name(void)
+#define RUN(name)              \
+    do {                       \
+        name();                \
+        passed++;              \
+        h_log("ok %s", #name); \
+    } while (0)
+
+TEST(version_matches_header) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", RTM2_VERSION_MAJOR, RTM2_VERSION_MINOR, RTM2_VERSION_PATCH);
+    CHECK_STR(rtm2_version(), want);
+    CHECK_STR(rtm2_version(), RTM2_VERSION);
+    CHECK(RTM2_ABI_VERSION >= 1);
+}
+
+TEST(status_names_and_messages) {
+    CHECK_STR(rtm2_status_name(RTM2_OK), "OK");
+    CHECK_STR(rtm2_status_message(RTM2_OK), "success");
+    CHECK_STR(rtm2_status_name(RTM2_ERR_NULL_PARAMETER), "NULL_PARAMETER");
+    CHECK_STR(rtm2_status_name(RTM2_ERR_INVALID_UTF8), "INVALID_UTF8");
+    CHECK_STR(rtm2_status_name(RTM2_ERR_PANIC), "PANIC");
+    CHECK_STR(rtm2_status_name(RTM2_ERR_NOT_LOGIN), "NOT_LOGIN");
+    CHECK_STR(rtm2_status_message(RTM2_ERR_NOT_LOGIN), "the operation needs a logged-in client");
+    CHECK_STR(rtm2_status_name(RTM2_ERR_CHANNEL_RECEIVER_OFFLINE), "CHANNEL_RECEIVER_OFFLINE");
+    CHECK_INT(RTM2_ERR_CHANNEL_RECEIVER_OFFLINE, 11033);
+    CHECK_STR(rtm2_status_name(-1), "UNKNOWN");
+    CHECK_STR(rtm2_status_message(123456), "unknown status code");
+    /* Every code of the RTM table has a name and a message. */
+    int named = 0;
+    for (int code = 10001; code <= 15999; code++) {
+        if (strcmp(rtm2_status_name(code), "UNKNOWN") != 0) {
+            named++;
+            CHECK(strlen(rtm2_status_message(code)) > 0);
+            CHECK(strcmp(rtm2_status_message(code), "unknown status code") != 0);
+        }
+    }
+    CHECK_INT(named, 119);
+}
+
+static void *other_thread_last_error(void *arg) {
+    const char **out = (const char **)arg;
+    *out = strdup(rtm2_last_error_message());
+    return NULL;
+}
+
+TEST(last_error_message_is_per_thread_and_detailed) {
+    rtm2_config *cfg = (rtm2_config *)0x1;
+    CHECK_STATUS(rtm2_config_new(NULL, "alice", &cfg), RTM2_ERR_NULL_PARAMETER);
+    CHECK(cfg == (rtm2_config *)0x1); /* out-parameters are written only on success */
+    CHECK(strstr(rtm2_last_error_message(), "app_id") != NULL);
+    /* A successful call does not clear it. */
+    CHECK_OK(rtm2_config_new(H_APP_ID, "alice", &cfg));
+    CHECK(strstr(rtm2_last_error_message(), "app_id") != NULL);
+    CHECK_STATUS(rtm2_config_set_parameters(cfg, "{\"no_such_key\": 1}"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "no_such_key") != NULL);
+    const char *other = NULL;
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, other_thread_last_error, (void *)&other), 0);
+    pthread_join(t, NULL);
+    CHECK_STR(other, "");
+    free((void *)other);
+    rtm2_config_free(cfg);
+}
+
+TEST(config_setters_validate) {
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new(H_APP_ID, "cfg-user", &cfg));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "embedded"));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, ""));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "tcp://127.0.0.1:9696"));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "127.0.0.1:9696"));
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "http://example"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "nohostport"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, BAD_UTF8), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_OK(rtm2_config_set_request_timeout_ms(cfg, 5000));
+    CHECK_STATUS(rtm2_config_set_request_timeout_ms(cfg, 5), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_presence_timeout_s(cfg, 30));
+    CHECK_STATUS(rtm2_config_set_presence_timeout_s(cfg, 1), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_heartbeat_interval_s(cfg, 5));
+    CHECK_STATUS(rtm2_config_set_heartbeat_interval_s(cfg, 0), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_receive_own_messages(cfg, false));
+    CHECK_OK(rtm2_config_set_event_queue_capacity(cfg, 16));
+    CHECK_STATUS(rtm2_config_set_event_queue_capacity(cfg, 0), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_parameters(cfg, "{\"pong_timeout_ms\": 3000, \"receive_own_messages\": true}"));
+    CHECK_STATUS(rtm2_config_set_parameters(cfg, "{\"no_such_key\": 1}"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_parameters(cfg, "not json"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_parameters(cfg, "[1, 2]"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_log_level(cfg, "debug"));
+    CHECK_STATUS(rtm2_config_set_log_level(cfg, "loud"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_config_set_log_file(cfg, NULL));
+    CHECK_STATUS(rtm2_config_set_request_timeout_ms(NULL, 5000), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_parameters(NULL, "{}"), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_config_new(H_APP_ID, BAD_UTF8, &cfg), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_config_new(H_APP_ID, "x", NULL), RTM2_ERR_NULL_PARAMETER);
+    rtm2_config_free(cfg);
+    rtm2_config_free(NULL);
+}
+
+TEST(client_new_checks_ids_and_listener) {
+    rtm2_client *c = (rtm2_client *)0x1;
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new("short", "alice", &cfg));
+    CHECK_STATUS(rtm2_client_new(cfg, NULL, &c), RTM2_ERR_INVALID_APP_ID);
+    rtm2_config_free(cfg);
+    CHECK_OK(rtm2_config_new(H_APP_ID, "_hidden", &cfg));
+    CHECK_STATUS(rtm2_client_new(cfg, NULL, &c), RTM2_ERR_INVALID_USER_ID);
+    rtm2_config_free(cfg);
+    char long_user[80];
+    memset(long_user, 'u', 65);
+    long_user[65] = 0;
+    CHECK_OK(rtm2_config_new(H_APP_ID, long_user, &cfg));
+    CHECK_STATUS(rtm2_client_new(cfg, NULL, &c), RTM2_ERR_INVALID_USER_ID);
+    rtm2_config_free(cfg);
+    CHECK(c == (rtm2_client *)0x1);
+
+    CHECK_OK(rtm2_config_new(H_APP_ID, "listener-user", &cfg));
+    CHECK_STATUS(rtm2_client_new(NULL, NULL, &c), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_new(cfg, NULL, NULL), RTM2_ERR_NULL_PARAMETER);
+    /* An older, shorter listener struct is refused; a newer, longer one is accepted. */
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_listener l = h_recorder_listener(&rec);
+    l.struct_size = 2 * sizeof(void *);
+    CHECK_STATUS(rtm2_client_new(cfg, &l, &c), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(c == (rtm2_client *)0x1);
+    struct {
+        rtm2_listener l;
+        void *future_fields[8];
+    } bigger;
+    memset(&bigger, 0, sizeof bigger);
+    bigger.l = h_recorder_listener(&rec);
+    bigger.l.struct_size = sizeof bigger;
+    bigger.future_fields[0] = (void *)0x1234;
+    CHECK_OK(rtm2_client_new(cfg, &bigger.l, &c));
+    rtm2_config_free(cfg); /* the client keeps its own copy */
+    uint32_t state = 99;
+    CHECK_OK(rtm2_client_get_link_state(c, &state));
+    CHECK_INT(state, RTM2_LINK_STATE_IDLE);
+    char *json = NULL;
+    CHECK_OK(rtm2_client_get_parameters(c, &json));
+    CHECK(strstr(json, "\"request_timeout_ms\"") != NULL);
+    rtm2_string_free(json);
+    CHECK_STATUS(rtm2_client_set_parameters(c, "{\"no_such_key\": 1}"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_client_set_parameters(c, "{\"request_timeout_ms\": 4000}"));
+    rtm2_client_free(c);
+    /* destroy ran exactly once, on the dispatcher thread, before free returned. */
+    CHECK_INT(rec.destroyed, 1);
+    CHECK(!rec.on_main_thread);
+    h_recorder_destroy(&rec);
+    rtm2_client_free(NULL);
+}
+
+TEST(null_and_invalid_arguments_never_start_an_operation) {
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = h_new_client("null-args", NULL, &rec);
+    h_call k;
+    h_call_init(&k);
+    uint64_t req = 777;
+    const char *users_with_null[] = {"a", NULL};
+    const char *users_bad_utf8[] = {"a", BAD_UTF8};
+
+    CHECK_STATUS(rtm2_client_login(NULL, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_login(c, BAD_UTF8, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_client_logout(NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_renew_token(c, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_subscribe(c, NULL, RTM2_SUBSCRIBE_DEFAULT, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_subscribe(c, BAD_UTF8, RTM2_SUBSCRIBE_DEFAULT, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_client_subscribe(c, "room", 0x100, h_complete, &k, &req), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_client_unsubscribe(c, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_publish(c, NULL, "x", 1, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_publish(c, BAD_UTF8, "x", 1, NULL, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_client_publish(c, "room", NULL, 5, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_publish(NULL, "room", "x", 1, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+
+    rtm2_publish_options po;
+    rtm2_publish_options_init(&po);
+    CHECK_INT(po.struct_size, sizeof po);
+    CHECK_INT(po.channel_type, RTM2_CHANNEL_TYPE_MESSAGE);
+    CHECK_INT(po.message_type, RTM2_MESSAGE_TYPE_BINARY);
+    po.struct_size = 4;
+    CHECK_STATUS(rtm2_client_publish(c, "room", "x", 1, &po, h_complete, &k, &req), RTM2_ERR_INVALID_PARAMETER);
+    rtm2_publish_options_init(&po);
+    po.channel_type = 7;
+    CHECK_STATUS(rtm2_client_publish(c, "room", "x", 1, &po, h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    rtm2_publish_options_init(&po);
+    po.message_type = 9;
+    CHECK_STATUS(rtm2_client_publish(c, "room", "x", 1, &po, h_complete, &k, &req),
+                 RTM2_ERR_CHANNEL_UNSUPPORTED_MESSAGE_TYPE);
+    rtm2_publish_options_init(&po);
+    po.custom_type = BAD_UTF8;
+    CHECK_STATUS(rtm2_client_publish(c, "room", "x", 1, &po, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+
+    rtm2_stream_channel *sc = (rtm2_stream_channel *)0x1;
+    CHECK_STATUS(rtm2_client_create_stream_channel(c, NULL, &sc), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_create_stream_channel(c, "stage", NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_create_stream_channel(c, "bad/name", &sc), RTM2_ERR_INVALID_CHANNEL_NAME);
+    CHECK_STATUS(rtm2_client_create_stream_channel(c, BAD_UTF8, &sc), RTM2_ERR_INVALID_UTF8);
+    CHECK(sc == (rtm2_stream_channel *)0x1);
+    CHECK_OK(rtm2_client_create_stream_channel(c, "stage", &sc));
+
+    CHECK_STATUS(rtm2_stream_channel_join(NULL, NULL, RTM2_JOIN_DEFAULT, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_join(sc, NULL, RTM2_SUBSCRIBE_WITH_MESSAGE, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_leave(NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_join_topic(sc, NULL, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    rtm2_join_topic_options jo;
+    rtm2_join_topic_options_init(&jo);
+    CHECK_INT(jo.priority, RTM2_MESSAGE_PRIORITY_NORMAL);
+    jo.qos = 5;
+    CHECK_STATUS(rtm2_stream_channel_join_topic(sc, "t", &jo, h_complete, &k, &req), RTM2_ERR_INVALID_PARAMETER);
+    rtm2_join_topic_options_init(&jo);
+    jo.priority = 3;
+    CHECK_STATUS(rtm2_stream_channel_join_topic(sc, "t", &jo, h_complete, &k, &req), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_leave_topic(sc, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_publish_topic(sc, "t", NULL, 3, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    rtm2_topic_message_options tm;
+    rtm2_topic_message_options_init(&tm);
+    tm.message_type = 2;
+    CHECK_STATUS(rtm2_stream_channel_publish_topic(sc, "t", "x", 1, &tm, h_complete, &k, &req),
+                 RTM2_ERR_CHANNEL_UNSUPPORTED_MESSAGE_TYPE);
+    CHECK_STATUS(rtm2_stream_channel_subscribe_topic(sc, "t", NULL, 2, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_subscribe_topic(sc, "t", users_with_null, 2, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_subscribe_topic(sc, "t", users_bad_utf8, 2, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_stream_channel_unsubscribe_topic(sc, NULL, NULL, 0, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_get_subscribed_users(sc, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_renew_token(sc, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    bool joined = true;
+    CHECK_STATUS(rtm2_stream_channel_is_joined(sc, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_is_joined(NULL, &joined), RTM2_ERR_NULL_PARAMETER);
+    CHECK_OK(rtm2_stream_channel_is_joined(sc, &joined));
+    CHECK(!joined);
+
+    uint32_t state;
+    CHECK_STATUS(rtm2_client_get_link_state(c, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_get_link_state(NULL, &state), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_get_parameters(c, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_set_parameters(c, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_set_parameters(c, BAD_UTF8), RTM2_ERR_INVALID_UTF8);
+
+    CHECK_INT(req, 777); /* no request id was handed out */
+    rtm2_stream_channel_free(sc);
+    rtm2_stream_channel_free(NULL);
+    rtm2_client_free(c);
+    /* free delivers every pending completion before returning: none ran, so none started. */
+    CHECK_INT(k.count, 0);
+    CHECK_INT(rec.destroyed, 1);
+    h_call_destroy(&k);
+    h_recorder_destroy(&rec);
+}
+
+TEST(tokens) {
+    char *t = (char *)0x1;
+    CHECK_OK(rtm2_token_build(H_APP_ID, H_APP_CERT, "alice", 600, &t));
+    CHECK(strncmp(t, "007", 3) == 0);
+    rtm2_string_free(t);
+    CHECK_OK(rtm2_stream_token_build(H_APP_ID, H_APP_CERT, "stage", "alice", 600, &t));
+    CHECK(strncmp(t, "007", 3) == 0);
+    rtm2_string_free(t);
+    t = (char *)0x1;
+    CHECK_STATUS(rtm2_token_build(H_APP_ID, "not-a-certificate", "alice", 600, &t), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(t == (char *)0x1);
+    CHECK_STATUS(rtm2_token_build(NULL, H_APP_CERT, "alice", 600, &t), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_token_build(H_APP_ID, H_APP_CERT, "alice", 600, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_token_build(H_APP_ID, H_APP_CERT, BAD_UTF8, "alice", 600, &t), RTM2_ERR_INVALID_UTF8);
+    rtm2_string_free(NULL);
+}
+
+static void ignore_log(void *ud, int32_t level, const char *target, const char *message) {
+    (void)ud;
+    (void)level;
+    (void)target;
+    (void)message;
+}
+
+TEST(log_callback_levels) {
+    CHECK_STATUS(rtm2_set_log_callback(9, ignore_log, NULL), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_set_log_callback(-1, ignore_log, NULL), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_set_log_callback(RTM2_LOG_WARN, ignore_log, NULL));
+    CHECK_OK(rtm2_set_log_callback(RTM2_LOG_WARN, NULL, NULL));
+}
+
+int main(void) {
+    h_init();
+    RUN(version_matches_header);
+    RUN(status_names_and_messages);
+    RUN(last_error_message_is_per_thread_and_detailed);
+    RUN(config_setters_validate);
+    RUN(client_new_checks_ids_and_listener);
+    RUN(null_and_invalid_arguments_never_start_an_operation);
+    RUN(tokens);
+    RUN(log_callback_levels);
+    return h_finish("test_api", passed);
+}
