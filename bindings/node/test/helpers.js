@@ -93,12 +93,16 @@ async function within(promise, ms = WAIT_MS, what = 'an operation') {
  * Starts `rtm2 serve --listen 127.0.0.1:0 --no-rate-limits [args]` and resolves with
  * `{ endpoint, process, stop() }` once it printed its address. (Rate limits are off because
  * several tests burst on purpose, e.g. 51 subscribes; the limits have their own tests.)
+ * `listen` picks another address (e.g. the port of a server that was stopped); `rateLimits:
+ * true` keeps the server's reference rate limits. Rejects if the server exits first (e.g. the
+ * address is in use).
  */
-async function startServer(args = []) {
+async function startServer(args = [], { listen = '127.0.0.1:0', rateLimits = false } = {}) {
   if (!fs.existsSync(RTM2_BIN)) {
     throw new Error(`rtm2 binary not found at ${RTM2_BIN}: build it (cargo build -p rtm2-cli) or set RTM2_BIN`)
   }
-  const child = spawn(RTM2_BIN, ['serve', '--listen', '127.0.0.1:0', '--no-rate-limits', ...args], {
+  const flags = ['serve', '--listen', listen, ...(rateLimits ? [] : ['--no-rate-limits']), ...args]
+  const child = spawn(RTM2_BIN, flags, {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let stderr = ''
