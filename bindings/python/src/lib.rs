@@ -1,1 +1,74 @@
-//! The rtm2 Python extension (being built).
+//! `rtm2._rtm2`: the native module of the `rtm2` Python package — a thin layer over
+//! `rtm2-core`. It converts types and maps errors; the behaviour is the core's. The public,
+//! typed API is the pure-Python package `rtm2` (bindings/python/python/rtm2).
+
+use pyo3::prelude::*;
+
+use rtm2_core::ErrorCode;
+
+mod bridge;
+mod client;
+mod errors;
+mod logging;
+mod receivers;
+mod runtime;
+mod stream;
+mod types;
+
+fn token_error(operation: &str, e: rtm2_proto::token::TokenError) -> PyErr {
+    errors::rtm_error(ErrorCode::INVALID_PARAMETER, operation, e.to_string())
+}
+
+/// Builds an AccessToken2 RTM login token for `user_id`, valid `expire_secs` from now.
+#[pyfunction]
+fn build_token(app_id: &str, certificate: &str, user_id: &str, expire_secs: u32) -> PyResult<String> {
+    rtm2_proto::token::build_rtm_token(app_id, certificate, user_id, expire_secs)
+        .map_err(|e| token_error("build_token", e))
+}
+
+/// Builds an AccessToken2 stream-channel token for `user_id` in `channel`.
+#[pyfunction]
+fn build_stream_token(
+    app_id: &str,
+    certificate: &str,
+    channel: &str,
+    user_id: &str,
+    expire_secs: u32,
+) -> PyResult<String> {
+    rtm2_proto::token::build_stream_token(app_id, certificate, channel, user_id, expire_secs)
+        .map_err(|e| token_error("build_stream_token", e))
+}
+
+/// The RTM error-code table: `(code, name, message)` for every code, ascending.
+#[pyfunction]
+fn error_codes() -> Vec<(u32, &'static str, &'static str)> {
+    ErrorCode::ALL.iter().map(|c| (c.code(), c.name(), c.message())).collect()
+}
+
+#[pymodule]
+fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", rtm2_core::VERSION)?;
+    m.add("RtmErrorBase", py.get_type::<errors::RtmErrorBase>())?;
+    m.add_function(wrap_pyfunction!(build_token, m)?)?;
+    m.add_function(wrap_pyfunction!(build_stream_token, m)?)?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::stop_logging, m)?)?;
+    m.add_class::<bridge::LoopBridge>()?;
+    m.add_class::<client::NativeClient>()?;
+    m.add_class::<stream::NativeStreamChannel>()?;
+    m.add_class::<receivers::NativeEventReceiver>()?;
+    m.add_class::<receivers::NativeSubscription>()?;
+    m.add_class::<types::MessageEvent>()?;
+    m.add_class::<types::TopicEvent>()?;
+    m.add_class::<types::TopicInfo>()?;
+    m.add_class::<types::PublisherInfo>()?;
+    m.add_class::<types::LinkStateEvent>()?;
+    m.add_class::<types::TokenPrivilegeWillExpireEvent>()?;
+    m.add_class::<types::OverflowEvent>()?;
+    m.add_class::<types::JoinResult>()?;
+    m.add_class::<types::SubscribeTopicResult>()?;
+    m.add_class::<types::FailedUser>()?;
+    Ok(())
+}

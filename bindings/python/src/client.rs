@@ -1,0 +1,199 @@
+//! `NativeClient`: the core `Client` behind the Python `rtm2.Client`. Each method converts its
+//! arguments, calls the core and maps the result; async methods return asyncio futures driven
+//! by the core runtime (cancelling the future cancels the operation).
+
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use rtm2_core::{
+    ChannelType, Client, ClientConfig, Endpoint, ErrorCode, MessageType, Payload, PublishOptions, SubscribeOptions,
+};
+
+use crate::bridge::future;
+use crate::errors::{rtm_error, to_py};
+use crate::receivers::{NativeEventReceiver, NativeSubscription};
+use crate::runtime;
+use crate::stream::NativeStreamChannel;
+
+/// Looks an enum value up by its reference name (`"MESSAGE"`, `"ORDERED"`, ...).
+pub fn by_name<T: Copy>(name: &str, from_u32: fn(u32) -> Option<T>, name_of: fn(T) -> &'static str) -> Option<T> {
+    (0..=64).filter_map(from_u32).find(|v| name_of(*v) == name)
+}
+
+/// A str payload is STRING, a bytes-like one BINARY.
+pub fn payload(operation: &str, message: &Bound<'_, PyAny>) -> PyResult<Payload> {
+    if let Ok(s) = message.cast::<PyString>() {
+        return Ok(Payload::from(s.to_cow()?.into_owned()));
+    }
+    match message.extract::<Cow<'_, [u8]>>() {
+        Ok(b) => Ok(Payload { data: b.into_owned().into(), message_type: MessageType::BINARY }),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{operation}: the message must be str or bytes, not {}",
+            message.get_type().name()?
+        ))),
+    }
+}
+
+/// The core client; `None` once closed.
+#[pyclass(module = "rtm2._rtm2", frozen)]
+pub struct NativeClient {
+    inner: RwLock<Option<Client>>,
+}
+
+impl NativeClient {
+    fn client(&self, operation: &str) -> PyResult<Client> {
+        runtime::check(operation)?;
+        self.inner
+            .read()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| rtm_error(ErrorCode::INSTANCE_ALREADY_RELEASED, operation, "the client is closed"))
+    }
+
+    fn timed(&self, operation: &str, timeout: Option<f64>) -> PyResult<Client> {
+        let c = self.client(operation)?;
+        Ok(match runtime::timeout(operation, timeout)? {
+            Some(t) => c.with_timeout(t),
+            None => c,
+        })
+    }
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        if runtime::forked() {
+            std::mem::forget(self.inner.get_mut().unwrap().take());
+        }
+    }
+}
+
+#[pymethods]
+impl NativeClient {
+    /// `parameters`: a JSON object of the core's tuning parameters (unknown keys: 10014).
+    #[new]
+    #[pyo3(signature = (app_id, user_id, endpoint=None, parameters=None))]
+    fn new(app_id: &str, user_id: &str, endpoint: Option<&str>, parameters: Option<&str>) -> PyResult<Self> {
+        runtime::start()?;
+        let mut cfg =
+            ClientConfig::new(app_id, user_id).endpoint(Endpoint::parse(endpoint.unwrap_or("")).map_err(to_py)?);
+        if let Some(p) = parameters {
+            cfg.set_parameters(p).map_err(to_py)?;
+        }
+        let client = Client::new(cfg).map_err(to_py)?;
+        Ok(NativeClient { inner: RwLock::new(Some(client)) })
+    }
+
+    #[pyo3(signature = (token, timeout=None))]
+    fn login<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.timed("login", timeout)?;
+        future(py, async move { c.login(&token).await })
+    }
+
+    fn logout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.client("logout")?;
+        future(py, async move { c.logout().await })
+    }
+
+    #[pyo3(signature = (token, timeout=None))]
+    fn renew_token<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.timed("renew_token", timeout)?;
+        future(py, async move { c.renew_token(&token).await })
+    }
+
+    #[pyo3(signature = (channel, message, channel_type="MESSAGE", custom_type=String::new(), store_in_history=false, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        channel: String,
+        message: &Bound<'py, PyAny>,
+        channel_type: &str,
+        custom_type: String,
+        store_in_history: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "publish";
+        let c = self.timed(op, timeout)?;
+        let payload = payload(op, message)?;
+        let channel_type = by_name(channel_type, ChannelType::from_u32, ChannelType::name).ok_or_else(|| {
+            rtm_error(
+                ErrorCode::INVALID_CHANNEL_TYPE,
+                op,
+                format!("channel_type must be \"MESSAGE\" or \"USER\", got {channel_type:?}"),
+            )
+        })?;
+        let options = PublishOptions { channel_type, custom_type, store_in_history };
+        future(py, async move { c.publish(&channel, payload, options).await })
+    }
+
+    #[pyo3(signature = (channel, with_message=true, with_presence=true, with_metadata=false, with_lock=false, be_quiet=false, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe<'py>(
+        &self,
+        py: Python<'py>,
+        channel: String,
+        with_message: bool,
+        with_presence: bool,
+        with_metadata: bool,
+        with_lock: bool,
+        be_quiet: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.timed("subscribe", timeout)?;
+        let options = SubscribeOptions { with_message, with_presence, with_metadata, with_lock, be_quiet };
+        future(py, async move { c.subscribe(&channel, options).await.map(NativeSubscription::new) })
+    }
+
+    #[pyo3(signature = (channel, timeout=None))]
+    fn unsubscribe<'py>(&self, py: Python<'py>, channel: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.timed("unsubscribe", timeout)?;
+        future(py, async move { c.unsubscribe(&channel).await })
+    }
+
+    /// The stream channel of this name (10008 for an invalid name).
+    fn stream_channel(&self, name: &str) -> PyResult<NativeStreamChannel> {
+        let c = self.client("stream_channel")?;
+        Ok(NativeStreamChannel::new(c.stream_channel(name).map_err(to_py)?))
+    }
+
+    /// A receiver of every event of this client from now on.
+    fn events(&self) -> PyResult<NativeEventReceiver> {
+        Ok(NativeEventReceiver::new(self.client("events")?.events()))
+    }
+
+    fn link_state(&self) -> PyResult<&'static str> {
+        Ok(self.client("link_state")?.link_state().name())
+    }
+
+    fn user_id(&self) -> PyResult<String> {
+        Ok(self.client("user_id")?.user_id())
+    }
+
+    fn set_parameters(&self, json: &str) -> PyResult<()> {
+        self.client("set_parameters")?.set_parameters(json).map_err(to_py)
+    }
+
+    fn get_parameters(&self) -> PyResult<String> {
+        Ok(self.client("get_parameters")?.get_parameters())
+    }
+
+    fn subscribed_channels(&self) -> PyResult<Vec<String>> {
+        Ok(self.client("subscribed_channels")?.subscribed_channels())
+    }
+
+    /// Releases this handle: the core client shuts down once no operation uses it any more.
+    fn close(&self) {
+        let c = self.inner.write().unwrap().take();
+        if runtime::forked() {
+            std::mem::forget(c);
+        }
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().unwrap().is_none()
+    }
+}

@@ -1,0 +1,220 @@
+//! Frozen, dataclass-like Python objects for events and results: readable `repr`, equality
+//! by fields, `to_dict()`. Enumerations are their reference names (`"MESSAGE"`, `"CONNECTED"`);
+//! sequences are tuples.
+
+use pyo3::IntoPyObjectExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use rtm2_core::Event;
+
+macro_rules! record {
+    ($(#[$m:meta])* $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[pyclass(module = "rtm2", frozen, get_all)]
+        pub struct $name {
+            $(pub $field: Py<PyAny>,)*
+        }
+
+        #[pymethods]
+        impl $name {
+            #[classattr]
+            fn __match_args__() -> Vec<&'static str> {
+                vec![$(stringify!($field)),*]
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+                let mut parts: Vec<String> = Vec::new();
+                $(parts.push(format!("{}={}", stringify!($field), self.$field.bind(py).repr()?));)*
+                Ok(format!("{}({})", stringify!($name), parts.join(", ")))
+            }
+
+            fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let Ok(other) = other.cast::<$name>() else { return Ok(py.NotImplemented()) };
+                let other = other.get();
+                $(if !self.$field.bind(py).eq(other.$field.bind(py))? { return false.into_py_any(py); })*
+                true.into_py_any(py)
+            }
+
+            /// The fields as a dict (nested records stay objects).
+            fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(py);
+                $(d.set_item(stringify!($field), self.$field.bind(py))?;)*
+                Ok(d)
+            }
+        }
+    };
+}
+
+record!(
+    /// A received message (message channel, user channel or stream topic).
+    MessageEvent { channel_type, channel, topic, publisher, message_type, message, custom_type, timestamp }
+);
+record!(
+    /// A topic event of a stream channel: SNAPSHOT, REMOTE_JOIN or REMOTE_LEAVE.
+    TopicEvent { event_type, channel, publisher, topics, timestamp }
+);
+record!(
+    /// A topic and its publishers.
+    TopicInfo { topic, publishers }
+);
+record!(
+    /// One publisher of a topic.
+    PublisherInfo { user_id, meta }
+);
+record!(
+    /// A change of the state of the client's connection or of a stream channel.
+    LinkStateEvent {
+        current, previous, service_type, operation, reason, reason_code, reason_text, channel,
+        affected_channels, unrestored_channels, is_resumed, timestamp,
+    }
+);
+record!(
+    /// A token will expire soon: `channel` None = the login token, else that stream channel's.
+    TokenPrivilegeWillExpireEvent { channel }
+);
+record!(
+    /// The receiver's queue was full: `dropped` events were discarded before the next one.
+    OverflowEvent { dropped }
+);
+record!(
+    /// Result of StreamChannel.join: the topics and publishers at that moment.
+    JoinResult { channel, topics }
+);
+record!(
+    /// Result of StreamChannel.subscribe_topic.
+    SubscribeTopicResult { succeeded, failed }
+);
+record!(
+    /// A user that subscribe_topic could not subscribe, with the per-user code.
+    FailedUser { user_id, code, reason }
+);
+
+fn s(py: Python<'_>, v: &str) -> Py<PyAny> {
+    PyString::new(py, v).into_any().unbind()
+}
+
+fn any<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> PyResult<Py<PyAny>> {
+    v.into_py_any(py)
+}
+
+fn tuple<'py, T, I>(py: Python<'py>, items: I) -> PyResult<Py<PyAny>>
+where
+    T: IntoPyObject<'py>,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: ExactSizeIterator,
+{
+    Ok(PyTuple::new(py, items)?.into_any().unbind())
+}
+
+pub fn topic_info(py: Python<'_>, t: &rtm2_core::TopicInfo) -> PyResult<Py<PyAny>> {
+    let publishers = t
+        .publishers
+        .iter()
+        .map(|p| Py::new(py, PublisherInfo { user_id: s(py, &p.user_id), meta: s(py, &p.meta) }))
+        .collect::<PyResult<Vec<_>>>()?;
+    any(py, TopicInfo { topic: s(py, &t.topic), publishers: tuple(py, publishers)? })
+}
+
+fn topics(py: Python<'_>, ts: &[rtm2_core::TopicInfo]) -> PyResult<Py<PyAny>> {
+    let v = ts.iter().map(|t| topic_info(py, t)).collect::<PyResult<Vec<_>>>()?;
+    tuple(py, v)
+}
+
+pub fn message_event(py: Python<'_>, m: &rtm2_core::MessageEvent) -> PyResult<Py<PyAny>> {
+    // STRING messages are str; BINARY ones (and a STRING that is not valid UTF-8) are bytes.
+    let message = match m.text() {
+        Some(t) => s(py, t),
+        None => PyBytes::new(py, &m.payload).into_any().unbind(),
+    };
+    any(
+        py,
+        MessageEvent {
+            channel_type: s(py, m.channel_type.name()),
+            channel: s(py, &m.channel),
+            topic: s(py, &m.topic),
+            publisher: s(py, &m.publisher),
+            message_type: s(py, m.message_type.name()),
+            message,
+            custom_type: s(py, &m.custom_type),
+            timestamp: any(py, m.timestamp_ms)?,
+        },
+    )
+}
+
+/// Converts one core event.
+pub fn event(py: Python<'_>, ev: &Event) -> PyResult<Py<PyAny>> {
+    match ev {
+        Event::Message(m) => message_event(py, m),
+        Event::Topic(t) => any(
+            py,
+            TopicEvent {
+                event_type: s(py, t.event_type.name()),
+                channel: s(py, &t.channel),
+                publisher: s(py, &t.publisher),
+                topics: topics(py, &t.topics)?,
+                timestamp: any(py, t.timestamp_ms)?,
+            },
+        ),
+        Event::LinkState(l) => any(
+            py,
+            LinkStateEvent {
+                current: s(py, l.current.name()),
+                previous: s(py, l.previous.name()),
+                service_type: s(py, l.service_type.name()),
+                operation: s(py, l.operation.name()),
+                reason: s(py, l.reason.name()),
+                reason_code: any(py, l.reason as u32)?,
+                reason_text: s(py, &l.reason_text),
+                channel: s(py, &l.channel),
+                affected_channels: tuple(py, l.affected_channels.iter().map(String::as_str))?,
+                unrestored_channels: tuple(py, l.unrestored_channels.iter().map(String::as_str))?,
+                is_resumed: any(py, l.is_resumed)?,
+                timestamp: any(py, l.timestamp_ms)?,
+            },
+        ),
+        Event::TokenPrivilegeWillExpire(ch) => {
+            any(py, TokenPrivilegeWillExpireEvent { channel: any(py, ch.as_deref())? })
+        }
+        Event::Overflow { dropped } => any(py, OverflowEvent { dropped: any(py, *dropped)? }),
+    }
+}
+
+/// Result of join, converted on the Python side of the future.
+pub struct JoinOut(pub rtm2_core::JoinResult);
+
+impl<'py> IntoPyObject<'py> for JoinOut {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = JoinResult { channel: s(py, &self.0.channel), topics: topics(py, &self.0.topics)? };
+        Ok(Bound::new(py, r)?.into_any())
+    }
+}
+
+/// Result of subscribe_topic, converted on the Python side of the future.
+pub struct SubscribeTopicOut(pub rtm2_core::SubscribeTopicResult);
+
+impl<'py> IntoPyObject<'py> for SubscribeTopicOut {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let failed = self
+            .0
+            .failed
+            .iter()
+            .map(|f| {
+                Py::new(py, FailedUser { user_id: s(py, &f.user_id), code: any(py, f.code)?, reason: s(py, &f.reason) })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let r = SubscribeTopicResult {
+            succeeded: tuple(py, self.0.succeeded.iter().map(String::as_str))?,
+            failed: tuple(py, failed)?,
+        };
+        Ok(Bound::new(py, r)?.into_any())
+    }
+}

@@ -1,0 +1,164 @@
+"""The package surface without any server: codes, errors, records, tokens, argument checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import pickle
+
+import pytest
+import rtm2
+from conftest import APP_ID, CERT, raises
+from rtm2 import ErrorCode, _rtm2
+
+E = ErrorCode
+
+
+def test_version_and_exports() -> None:
+    assert rtm2.__version__ == _rtm2.__version__
+    assert rtm2.__version__.count(".") == 2
+    for name in rtm2.__all__:
+        assert hasattr(rtm2, name), name
+    assert (pathlib.Path(rtm2.__file__).parent / "py.typed").exists()
+
+
+def test_error_codes_come_from_the_native_table() -> None:
+    table = _rtm2.error_codes()
+    assert [(int(c), c.name) for c in ErrorCode] == [(code, name) for code, name, _ in table]
+    assert len(ErrorCode) == 119
+    assert E.NOT_LOGIN == 10002
+    assert E.CHANNEL_RECEIVER_OFFLINE == 11033
+    assert E.HISTORY_PERMISSION_DENIED == 15006
+    assert E(11010).name == "CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION"
+
+
+def test_the_codes_stub_matches_the_native_table() -> None:
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "gen_codes_stub.py"
+    spec = importlib.util.spec_from_file_location("gen_codes_stub", path)
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.STUB.read_text() == gen.render(), "run bindings/python/tools/gen_codes_stub.py"
+
+
+@pytest.mark.parametrize(
+    "code, cls",
+    [
+        (E.LOGIN_TIMEOUT, rtm2.RtmTimeoutError),
+        (E.RENEW_TOKEN_TIMEOUT, rtm2.RtmTimeoutError),
+        (E.CHANNEL_SUBSCRIBE_TIMEOUT, rtm2.RtmTimeoutError),
+        (E.CHANNEL_PUBLISH_MESSAGE_TIMEOUT, rtm2.RtmTimeoutError),
+        (E.NOT_LOGIN, rtm2.LoginError),
+        (E.INVALID_TOKEN, rtm2.LoginError),
+        (E.TOKEN_EXPIRED, rtm2.LoginError),
+        (E.INCONSISTENT_APPID, rtm2.LoginError),
+        (E.INVALID_APP_ID, rtm2.InvalidArgumentError),
+        (E.INVALID_USER_ID, rtm2.InvalidArgumentError),
+        (E.INVALID_CHANNEL_NAME, rtm2.InvalidArgumentError),
+        (E.INVALID_PARAMETER, rtm2.InvalidArgumentError),
+        (E.INVALID_CHANNEL_TYPE, rtm2.InvalidArgumentError),
+        (E.CHANNEL_INVALID_TOPIC_NAME, rtm2.InvalidArgumentError),
+        (E.CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION, rtm2.InvalidArgumentError),
+        (E.CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, rtm2.InvalidArgumentError),
+        (E.CHANNEL_INVALID_TOPIC_META, rtm2.InvalidArgumentError),
+        (E.NOT_INITIALIZED, rtm2.ClientError),
+        (E.DUPLICATE_OPERATION, rtm2.ClientError),
+        (E.INSTANCE_ALREADY_RELEASED, rtm2.ClientError),
+        (E.CHANNEL_INSTANCE_EXCEED_LIMITATION, rtm2.ChannelError),
+        (E.CHANNEL_EXCEED_TOPIC_LIMITATION, rtm2.ChannelError),
+        (E.CHANNEL_RECEIVER_OFFLINE, rtm2.ChannelError),
+        (E.CHANNEL_JOIN_FAILED, rtm2.ChannelError),
+        (E.STORAGE_LOCK_NOT_ACQUIRED, rtm2.StorageError),
+        (E.PRESENCE_USER_NOT_EXIST, rtm2.PresenceError),
+        (E.LOCK_NOT_EXIST, rtm2.LockError),
+        (E.HISTORY_NOT_AVAILABLE, rtm2.HistoryError),
+    ],
+)
+def test_error_classes_by_area(code: ErrorCode, cls: type) -> None:
+    assert rtm2.error_class(code) is cls
+    err = cls(code, "why", "op")
+    assert isinstance(err, rtm2.RtmError) and isinstance(err, Exception)
+    assert (err.code, err.name, err.reason, err.operation) == (code, code.name, "why", "op")
+    assert str(err) == f"op failed: {code.name} ({int(code)}): why"
+    assert pickle.loads(pickle.dumps(err)).code == code
+
+
+def test_every_code_has_a_class_and_timeouts_are_timeout_errors() -> None:
+    for code in ErrorCode:
+        cls = rtm2.error_class(code)
+        assert issubclass(cls, rtm2.RtmError)
+        assert issubclass(cls, TimeoutError) == code.name.endswith("_TIMEOUT"), code
+    assert issubclass(rtm2.InvalidArgumentError, ValueError)
+    # An unknown number still makes an error.
+    assert rtm2.RtmError(424242).name == "UNKNOWN"
+
+
+def test_tokens() -> None:
+    t = rtm2.build_token(APP_ID, CERT, "alice", 600)
+    assert t.startswith("007") and len(t) > 100
+    s = rtm2.build_stream_token(APP_ID, CERT, "stage", "alice", 600)
+    assert s.startswith("007") and s != t
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.build_token("not-an-app-id", CERT, "alice", 600)
+    assert info.value.code == E.INVALID_PARAMETER and info.value.operation == "build_token"
+    with pytest.raises(rtm2.InvalidArgumentError):
+        rtm2.build_stream_token(APP_ID, "short", "stage", "alice", 600)
+
+
+def test_constructor_checks_its_arguments() -> None:
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.Client("short", "alice")
+    assert info.value.code == E.INVALID_APP_ID
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.Client(APP_ID, "")
+    assert info.value.code == E.INVALID_USER_ID
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.Client(APP_ID, "alice", no_such_parameter=1)
+    assert info.value.code == E.INVALID_PARAMETER and "no_such_parameter" in info.value.reason
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.Client(APP_ID, "alice", request_timeout_ms=5)
+    assert info.value.code == E.INVALID_PARAMETER
+    with pytest.raises(rtm2.InvalidArgumentError) as info:
+        rtm2.Client(APP_ID, "alice", endpoint="http://example")
+    assert info.value.code == E.INVALID_PARAMETER
+
+
+async def test_arguments_the_binding_converts() -> None:
+    c = rtm2.Client(APP_ID, "args-check")
+    try:
+        with pytest.raises(rtm2.InvalidArgumentError) as info:
+            c.on("no-such-event", print)
+        assert info.value.code == E.INVALID_EVENT_HANDLER
+        with pytest.raises(TypeError):
+            c.on("message", 42)  # type: ignore[call-overload]
+        await raises(E.INVALID_CHANNEL_TYPE, c.publish("c", "x", channel_type="BROADCAST"))  # type: ignore[arg-type]
+        await raises(E.INVALID_PARAMETER, c.publish("c", "x", timeout=-1))
+        await raises(E.INVALID_PARAMETER, c.publish("c", "x", timeout=float("nan")))
+        with pytest.raises(TypeError):
+            await c.publish("c", 42)  # type: ignore[arg-type]
+        with pytest.raises(rtm2.InvalidArgumentError) as info:
+            c.stream_channel("")
+        assert info.value.code == E.INVALID_CHANNEL_NAME
+        sc = c.stream_channel("s")
+        await raises(E.INVALID_PARAMETER, sc.join_topic("t", qos="SOMETIMES"))  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            await sc.subscribe_topic("t", "alice")
+        with pytest.raises(rtm2.InvalidArgumentError):
+            c.set_parameters({"unknown": True})
+        c.set_parameters({"request_timeout_ms": 5000})
+        assert c.get_parameters()["request_timeout_ms"] == 5000
+    finally:
+        await c.close()
+    # A closed client says so.
+    await raises(E.INSTANCE_ALREADY_RELEASED, c.publish("c", "x"), rtm2.ClientError)
+    await raises(E.INSTANCE_ALREADY_RELEASED, c.login())
+    await c.close()  # idempotent
+    assert c.closed
+
+
+def test_records_are_dataclass_like() -> None:
+    a = _rtm2.PublisherInfo  # records are made by the SDK only
+    assert a.__module__ == "rtm2"
+    assert "user_id" in a.__match_args__
+    with pytest.raises(TypeError):
+        a()  # type: ignore[call-arg]

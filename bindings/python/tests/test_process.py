@@ -1,0 +1,250 @@
+"""Process-level behaviour: interpreter exit with open clients, fork(), a slow handler that
+blocks the event loop, logging."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from typing import Any, List
+
+import pytest
+import rtm2
+from conftest import APP_ID, WAIT, run_script, uid
+
+PRELUDE = f"""
+import asyncio, os, sys, threading, time
+import rtm2
+APP = {APP_ID!r}
+"""
+
+
+def assert_clean(result: Any) -> None:
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    for bad in ("Fatal Python error", "panicked", "Traceback", "Segmentation"):
+        assert bad not in out, out
+
+
+def test_exit_with_an_open_client() -> None:
+    code = (
+        PRELUDE
+        + """
+async def main():
+    c = rtm2.Client(APP, "exiter")
+    c.on("message", lambda ev: None)
+    await c.login()
+    sub = await c.subscribe("x")
+    for i in range(200):
+        await c.publish("x", f"m{i}")
+    sys.modules["__main__"].keep = (c, sub)   # never closed
+asyncio.run(main())
+print("main done")
+"""
+    )
+    result = run_script(code)
+    assert_clean(result)
+    assert "main done" in result.stdout
+
+
+def test_exit_while_another_thread_is_busy_with_the_sdk() -> None:
+    # A daemon thread keeps publishing and receiving while the main thread exits.
+    code = (
+        PRELUDE
+        + """
+import logging
+logging.basicConfig(level=logging.DEBUG)
+started = threading.Event()
+async def busy():
+    async with rtm2.Client(APP, "busy") as c:
+        c.on("message", lambda ev: None)
+        await c.login()
+        await c.subscribe("y")
+        started.set()
+        i = 0
+        while True:
+            await c.publish("y", f"m{i}")
+            i += 1
+threading.Thread(target=lambda: asyncio.run(busy()), daemon=True).start()
+assert started.wait(10)
+time.sleep(0.2)
+print("main done")
+"""
+    )
+    for _ in range(3):
+        result = run_script(code)
+        assert_clean(result)
+        assert "main done" in result.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_gets_a_clear_error_not_a_hang() -> None:
+    code = (
+        PRELUDE
+        + """
+async def parent():
+    c = rtm2.Client(APP, "forker")
+    await c.login()
+    return c
+c = asyncio.run(parent())
+pid = os.fork()
+if pid == 0:
+    status = 0
+    try:
+        asyncio.run(asyncio.wait_for(c.publish("room", "from the child"), 5))
+        status = 3
+    except rtm2.ClientError as e:
+        status = 10 if e.code == rtm2.ErrorCode.NOT_INITIALIZED and "fork" in e.reason else 4
+    except BaseException as e:
+        print("child:", repr(e), flush=True)
+        status = 5
+    try:
+        rtm2.Client(APP, "child")
+        status = 6
+    except rtm2.RtmError as e:
+        status = status if e.code == rtm2.ErrorCode.NOT_INITIALIZED else 7
+    try:
+        asyncio.run(c.close())
+    except rtm2.RtmError as e:
+        status = status if e.code == rtm2.ErrorCode.NOT_INITIALIZED else 8
+    del c
+    sys.exit(status)   # a normal exit: the inherited objects must not hang or crash it
+deadline = time.monotonic() + 30
+while True:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        print("child hung")
+        sys.exit(1)
+    time.sleep(0.05)
+print("child exit", os.waitstatus_to_exitcode(st))
+asyncio.run(c.publish("room", "the parent still works"))
+asyncio.run(c.close())
+print("parent ok")
+"""
+    )
+    result = run_script(code)
+    assert "child exit 10" in result.stdout, result.stdout + result.stderr
+    assert "parent ok" in result.stdout
+    assert_clean(result)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_before_the_first_client_is_fine() -> None:
+    code = (
+        PRELUDE
+        + """
+pid = os.fork()
+if pid == 0:
+    async def child():
+        async with rtm2.Client(APP, "child") as c:
+            await c.login()
+            sub = await c.subscribe("c")
+            await c.publish("c", "hi")
+            m = await sub.recv(timeout=5)
+            return m.message
+    os._exit(0 if asyncio.run(asyncio.wait_for(child(), 10)) == "hi" else 1)
+_, st = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(st))
+"""
+    )
+    result = run_script(code)
+    assert "child exit 0" in result.stdout, result.stdout + result.stderr
+
+
+async def test_a_slow_handler_does_not_stall_the_network(make_client, dev_server: Any) -> None:
+    # Fast keepalive: if the SDK's network work waited for the blocked loop, the link would drop.
+    c = make_client(endpoint=dev_server.address, heartbeat_interval_s=1, pong_timeout_ms=1500)
+    states: List[str] = []
+    c.on("link_state", lambda ev: states.append(ev.current))
+    room = uid("room")
+    n = 200
+    finished_at: List[float] = []
+
+    @c.on("message")
+    def slow(ev: rtm2.MessageEvent) -> None:
+        if ev.message == "block":
+            # Blocks the event loop for 3 s while another thread publishes to us.
+            t = threading.Thread(target=lambda: finished_at.append(publish(dev_server.address, room, n)))
+            t.start()
+            time.sleep(3)
+            t.join(WAIT)
+
+    await c.login()
+    sub = await c.subscribe(room)
+    blocked_at = time.monotonic()
+    await c.publish(room, "block")
+    assert (await sub.recv(timeout=WAIT)).message == "block"  # type: ignore[union-attr]
+    # The other thread was done long before the loop was free again.
+    assert finished_at and finished_at[0] - blocked_at < 2.5
+    got = [(await sub.recv(timeout=WAIT)).message for _ in range(n)]  # type: ignore[union-attr]
+    assert got == [f"m{i}" for i in range(n)]
+    assert "DISCONNECTED" not in states and c.link_state == "CONNECTED", states
+
+
+def publish(address: str, room: str, n: int) -> float:
+    async def run() -> None:
+        async with rtm2.Client(APP_ID, uid("pub"), address) as p:
+            await p.login()
+            for i in range(n):
+                await p.publish(room, f"m{i}")
+
+    asyncio.run(asyncio.wait_for(run(), WAIT))
+    return time.monotonic()
+
+
+async def test_sdk_logs_reach_python_logging(make_client) -> None:
+    got = threading.Event()
+    records: List[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            if "logged in" in record.getMessage():
+                got.set()
+
+    log = logging.getLogger("rtm2")
+    handler = Catch(level=logging.DEBUG)
+    log.addHandler(handler)
+    old = log.level
+    log.setLevel(logging.DEBUG)
+    try:
+        c = make_client()  # reads the level
+        await c.login()
+        assert await asyncio.to_thread(got.wait, WAIT), [r.getMessage() for r in records]
+        rec = next(r for r in records if "logged in" in r.getMessage())
+        assert rec.name == "rtm2.core.client" and rec.levelno == logging.DEBUG
+        assert rec.pathname == "rtm2_core::client"
+        assert rec.thread != threading.get_ident(), "delivered by the SDK's log thread, not the loop"
+    finally:
+        log.setLevel(old)
+        log.removeHandler(handler)
+        rtm2.refresh_log_level()
+
+
+def test_no_log_records_below_the_level() -> None:
+    code = (
+        PRELUDE
+        + """
+import logging
+seen = []
+class Catch(logging.Handler):
+    def emit(self, record): seen.append(record.levelno)
+logging.getLogger("rtm2").addHandler(Catch())
+logging.getLogger("rtm2").setLevel(logging.WARNING)
+async def main():
+    async with rtm2.Client(APP, "quiet") as c:
+        await c.login()
+        await c.publish("c", "x")
+asyncio.run(main())
+time.sleep(0.2)
+print("levels", sorted(set(seen)))
+assert all(l >= logging.WARNING for l in seen), seen
+"""
+    )
+    result = run_script(code)
+    assert_clean(result)
