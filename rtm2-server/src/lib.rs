@@ -49,9 +49,7 @@ impl Server {
     /// [`listen_tcp`](Self::listen_tcp) or [`connect_in_memory`](Self::connect_in_memory).
     pub fn start(config: ServerConfig) -> Server {
         if config.dev_mode() {
-            tracing::warn!(
-                "rtm2-server runs in DEVELOPMENT MODE: no app certificate is configured, so any app id is accepted and tokens are not checked"
-            );
+            tracing::info!("rtm2-server in development mode: any app id is accepted and tokens are not checked");
         }
         let (stop, _) = watch::channel(false);
         Server { engine: Engine::new(config), stop: Arc::new(stop) }
@@ -68,6 +66,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!(%local, "listening (tcp)");
+        self.warn_if_open();
         let engine = self.engine.clone();
         let mut stop = self.stop.subscribe();
         tokio::spawn(async move {
@@ -107,6 +106,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!(%local, "listening (tls)");
+        self.warn_if_open();
         let server = self.clone();
         let mut stop = self.stop.subscribe();
         tokio::spawn(async move {
@@ -139,6 +139,15 @@ impl Server {
             }
         });
         Ok(local)
+    }
+
+    /// A network listener in development mode accepts anyone: say so loudly.
+    fn warn_if_open(&self) {
+        if self.engine.config.dev_mode() {
+            tracing::warn!(
+                "rtm2-server serves the network in DEVELOPMENT MODE: no app certificate is configured, so any app id is accepted and tokens are not checked"
+            );
+        }
     }
 
     /// Serves one already-open byte stream (any transport).
