@@ -442,7 +442,7 @@ impl Inner {
                 Ok(Err(_)) => {
                     Err(Error::new(ErrorCode::NOT_CONNECTED, op, "the request was dropped before it was sent"))
                 }
-                Err(_) => Err(Error::new(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
+                Err(_) => Err(Error::timeout(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
             }
         }
     }
@@ -626,7 +626,7 @@ impl Inner {
                         false
                     }
                 };
-                let e = Error::new(
+                let e = Error::timeout(
                     ErrorCode::LOGIN_TIMEOUT,
                     op,
                     format!("not connected within {} ms", timeout.as_millis()),

@@ -401,7 +401,10 @@ async fn per_call_timeouts_use_the_operation_code() {
     let e = b.with_timeout(short).subscribe("c", SubscribeOptions::default()).await.err().unwrap();
     assert_eq!(e.code, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT);
     let sc = b.stream_channel("s").unwrap().with_timeout(short);
-    assert_eq!(sc.join(JoinOptions::default()).await.unwrap_err().code, ErrorCode::CHANNEL_JOIN_FAILED);
+    let e = sc.join(JoinOptions::default()).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::CHANNEL_JOIN_FAILED);
+    assert!(e.is_timeout(), "a join that ran out of time says so");
+    assert!(!b.publish("", "x", PublishOptions::default()).await.unwrap_err().is_timeout());
     assert_eq!(b.with_timeout(short).renew_token("t").await.unwrap_err().code, ErrorCode::RENEW_TOKEN_TIMEOUT);
     proxy.mute(false);
     // The normal timeout still applies to the plain handle.

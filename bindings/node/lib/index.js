@@ -43,19 +43,22 @@ class RTMError extends Error {
   }
 }
 
-/** An RTMError whose code is one of the `*_TIMEOUT` codes (e.g. 10011 LOGIN_TIMEOUT). */
+/**
+ * An RTMError of an operation that ran out of time: its code is one of the `*_TIMEOUT` codes,
+ * or the operation's failure code when it has no timeout code of its own (e.g. 11007 for join).
+ */
 class RTMTimeoutError extends RTMError {}
 
-function makeError(code, reason, operation) {
+function makeError(code, reason, operation, timedOut = false) {
   const name = NAME_OF.get(code) ?? ''
-  const Cls = name.endsWith('_TIMEOUT') ? RTMTimeoutError : RTMError
+  const Cls = timedOut || name.endsWith('_TIMEOUT') ? RTMTimeoutError : RTMError
   return new Cls(code, reason, operation)
 }
 
 /** Turns an error thrown or rejected by the binding into an RTMError; other errors pass. */
 function fromNative(e) {
   if (e !== null && typeof e === 'object' && typeof e.rtmCode === 'number') {
-    return makeError(e.rtmCode, e.rtmReason, e.rtmOperation)
+    return makeError(e.rtmCode, e.rtmReason, e.rtmOperation, e.rtmTimedOut === true)
   }
   return e
 }

@@ -7,21 +7,22 @@ use napi::{Env, JsValue, Status};
 use rtm2_core::ErrorCode;
 
 /// Builds the JS error value for an SDK error: `message` plus `rtmCode` (number), `rtmName`
-/// (e.g. `"CHANNEL_RECEIVER_OFFLINE"`), `rtmReason` and `rtmOperation`.
+/// (e.g. `"CHANNEL_RECEIVER_OFFLINE"`), `rtmReason`, `rtmOperation` and `rtmTimedOut`.
 pub(crate) fn to_js(env: &Env, e: &rtm2_core::Error) -> napi::Error {
-    match build(env, e.code, &e.reason, e.operation) {
+    match build(env, e.code, &e.reason, e.operation, e.is_timeout()) {
         Ok(err) => err,
         Err(fallback) => fallback,
     }
 }
 
-fn build(env: &Env, code: ErrorCode, reason: &str, operation: &str) -> napi::Result<napi::Error> {
+fn build(env: &Env, code: ErrorCode, reason: &str, operation: &str, timed_out: bool) -> napi::Result<napi::Error> {
     let msg = format!("{operation} failed: {} ({}): {reason}", code.name(), code.code());
     let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, msg))?;
     obj.set_named_property("rtmCode", code.code())?;
     obj.set_named_property("rtmName", code.name())?;
     obj.set_named_property("rtmReason", reason)?;
     obj.set_named_property("rtmOperation", operation)?;
+    obj.set_named_property("rtmTimedOut", timed_out)?;
     Ok(napi::Error::from(obj.to_unknown()))
 }
 

@@ -88,7 +88,8 @@ test('timeoutMs gives each operation its RTM timeout code (core with_timeout)', 
     assert.match(e.reason, /200 ms/)
     await rejectsWithCode(assert, a.subscribe(uniq('c'), { timeoutMs: 200 }), ErrorCode.CHANNEL_SUBSCRIBE_TIMEOUT, 'subscribe')
     await rejectsWithCode(assert, a.renewToken('', { timeoutMs: 200 }), ErrorCode.RENEW_TOKEN_TIMEOUT, 'renew_token')
-    await rejectsWithCode(assert, sc.join({ timeoutMs: 200 }), ErrorCode.CHANNEL_JOIN_FAILED, 'join')
+    const ej = await rejectsWithCode(assert, sc.join({ timeoutMs: 200 }), ErrorCode.CHANNEL_JOIN_FAILED, 'join')
+    assert.ok(ej instanceof RTMTimeoutError, 'a join that ran out of time is an RTMTimeoutError')
     // Without timeoutMs the configured requestTimeoutMs (400 ms) applies.
     const e2 = await rejectsWithCode(assert, a.publish('c', 'x'), 11026)
     assert.match(e2.reason, /400 ms/)

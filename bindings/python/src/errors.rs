@@ -25,6 +25,7 @@ struct ErrArgs {
     code: u32,
     reason: String,
     operation: String,
+    timed_out: bool,
 }
 
 static FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -37,7 +38,7 @@ impl PyErrArguments for ErrArgs {
             .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
                 Ok(py.import(intern!(py, "rtm2._errors"))?.getattr(intern!(py, "_from_native"))?.unbind())
             })
-            .and_then(|f| f.call1(py, (self.code, self.reason.as_str(), self.operation.as_str())));
+            .and_then(|f| f.call1(py, (self.code, self.reason.as_str(), self.operation.as_str(), self.timed_out)));
         match made {
             Ok(v) => v,
             // Only without the Python layer (the native module imported on its own).
@@ -50,10 +51,21 @@ impl PyErrArguments for ErrArgs {
 
 /// A Python exception for an RTM code.
 pub fn rtm_error(code: ErrorCode, operation: &str, reason: impl Into<String>) -> PyErr {
-    PyErr::new::<RtmErrorBase, _>(ErrArgs { code: code.code(), reason: reason.into(), operation: operation.into() })
+    PyErr::new::<RtmErrorBase, _>(ErrArgs {
+        code: code.code(),
+        reason: reason.into(),
+        operation: operation.into(),
+        timed_out: false,
+    })
 }
 
-/// Maps an SDK error.
+/// Maps an SDK error (an operation that ran out of time becomes an `RtmTimeoutError`).
 pub fn to_py(e: rtm2_core::Error) -> PyErr {
-    rtm_error(e.code, e.operation, e.reason)
+    let timed_out = e.is_timeout();
+    PyErr::new::<RtmErrorBase, _>(ErrArgs {
+        code: e.code.code(),
+        reason: e.reason,
+        operation: e.operation.into(),
+        timed_out,
+    })
 }

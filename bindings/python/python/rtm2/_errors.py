@@ -6,7 +6,9 @@ Subclasses group the codes so that callers can catch a family; the first rule th
 picks the class:
 
 ==========================  ===============================================================
-``RtmTimeoutError``         the code's name ends in ``_TIMEOUT`` (10011 LOGIN_TIMEOUT, 10026,
+``RtmTimeoutError``         the operation ran out of time (per-call ``timeout=`` or the request
+                            timeout) — whatever its code, e.g. 11007 for ``join`` — or the
+                            code's name ends in ``_TIMEOUT`` (10011 LOGIN_TIMEOUT, 10026,
                             11019, 11026, 12018, 13012, 14002, 15003). Also a ``TimeoutError``.
 ``LoginError``              login, session and token codes: 10002 NOT_LOGIN, 10005
                             INVALID_TOKEN, 10009 TOKEN_EXPIRED, 10010, 10012, 10013, 10015,
@@ -163,6 +165,10 @@ def error_class(code: int) -> Type[RtmError]:
     return _CLASSES.get(int(code), RtmError)
 
 
-def _from_native(code: int, reason: str, operation: str) -> RtmError:
-    """Called by the native module to make the exception of a failed operation."""
-    return error_class(code)(code, reason, operation)
+def _from_native(code: int, reason: str, operation: str, timed_out: bool = False) -> RtmError:
+    """Called by the native module to make the exception of a failed operation.
+
+    ``timed_out`` marks an operation that ran out of time even when its code is a generic
+    failure code (``join`` times out with 11007 CHANNEL_JOIN_FAILED, for example)."""
+    cls = RtmTimeoutError if timed_out else error_class(code)
+    return cls(code, reason, operation)
