@@ -18,6 +18,9 @@ use crate::types::{Event, MessageEvent};
 struct QueueState {
     items: VecDeque<Event>,
     closed: bool,
+    /// Threads blocked in `blocking_recv_batch` (only they need the condvar, whose notify is a
+    /// system call: skipped on the hot path when nobody blocks).
+    blocked: usize,
 }
 
 /// A bounded single-consumer event queue.
@@ -32,7 +35,7 @@ pub(crate) struct EventQueue {
 impl EventQueue {
     pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(EventQueue {
-            state: Mutex::new(QueueState { items: VecDeque::new(), closed: false }),
+            state: Mutex::new(QueueState { items: VecDeque::new(), closed: false, blocked: 0 }),
             cap: cap.max(1),
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
@@ -41,7 +44,7 @@ impl EventQueue {
     }
 
     pub(crate) fn push(&self, ev: Event) {
-        {
+        let blocked = {
             let mut st = self.state.lock().unwrap();
             if st.closed {
                 return;
@@ -51,9 +54,12 @@ impl EventQueue {
                 return;
             }
             st.items.push_back(ev);
-        }
+            st.blocked > 0
+        };
         self.notify.notify_one();
-        self.cond.notify_one();
+        if blocked {
+            self.cond.notify_one();
+        }
     }
 
     pub(crate) fn close(&self) {
@@ -116,7 +122,9 @@ impl EventQueue {
             if now >= deadline {
                 return Some(out);
             }
+            st.blocked += 1;
             st = self.cond.wait_timeout(st, deadline - now).unwrap().0;
+            st.blocked -= 1;
         }
     }
 }
