@@ -55,11 +55,11 @@ def unlimited() -> List[str]:
 
 
 class Server:
-    """`rtm2 serve --listen 127.0.0.1:0 ...`, killed at the end."""
+    """`rtm2 serve --listen 127.0.0.1:0 ...` (or on the address `listen`), killed at the end."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, listen: str = "127.0.0.1:0") -> None:
         self.proc = subprocess.Popen(
-            [str(rtm2_bin()), "serve", "--listen", "127.0.0.1:0", *args],
+            [str(rtm2_bin()), "serve", "--listen", listen, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -82,6 +82,7 @@ class Server:
                 self.stop()
                 raise RuntimeError(f"rtm2 serve did not start: {seen}") from None
             if line is None:
+                self.proc.wait(WAIT)
                 raise RuntimeError(f"rtm2 serve exited: {seen}")
             seen.append(line)
             m = re.search(r"rtm2 server listening on (\S+)", line)

@@ -1,0 +1,510 @@
+"""The Python runner of the language-neutral conformance scenarios in tests/conformance/
+(format: tests/conformance/README.md; reference runner: rtm2-core/tests/conformance.rs).
+
+Every scenario runs against a fresh `rtm2 serve` on loopback, through the public `rtm2`
+package API only. One test per scenario file, so a failure names the scenario and its line.
+RTM2_CONFORMANCE_DIR runs the scenarios of another directory (e.g. a modified copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+import rtm2
+from conftest import APP_ID, CERT, REPO, WAIT, Server
+
+DEFAULT_DIR = REPO / "tests" / "conformance" / "scenarios"
+SCENARIO_DIR = pathlib.Path(os.environ.get("RTM2_CONFORMANCE_DIR") or DEFAULT_DIR)
+REBIND = 5.0
+"""How long `server restart` keeps trying to listen on the old port again (seconds)."""
+SCENARIO_TIMEOUT = 120
+"""pytest-timeout for one scenario (every wait inside is bounded by WAIT as well)."""
+
+
+class ScenarioError(AssertionError):
+    """A scenario step that did not give the expected result (or could not be run)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The line syntax
+
+
+def words(line: str) -> List[str]:
+    """Splits a line into words; double quotes group, with \\" \\\\ \\n escapes."""
+    out: List[str] = []
+    cur: List[str] = []
+    in_word = False
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c in (" ", "\t"):
+            if in_word:
+                out.append("".join(cur))
+                cur = []
+                in_word = False
+        elif c == '"':
+            in_word = True
+            while True:
+                i += 1
+                if i >= n:
+                    raise ValueError("unterminated quote")
+                ch = line[i]
+                if ch == '"':
+                    break
+                if ch == "\\":
+                    i += 1
+                    e = line[i] if i < n else ""
+                    if e == "n":
+                        cur.append("\n")
+                    elif e in ('"', "\\"):
+                        cur.append(e)
+                    else:
+                        raise ValueError(f"bad escape {repr(e) if e else 'at end of line'}")
+                else:
+                    cur.append(ch)
+        else:
+            in_word = True
+            cur.append(c)
+        i += 1
+    if in_word:
+        out.append("".join(cur))
+    return out
+
+
+def expand(v: str) -> str:
+    """`size:N` stands for N `x` characters."""
+    m = re.fullmatch(r"size:(\d+)", v)
+    return "x" * int(m.group(1)) if m else v
+
+
+_KEY = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass
+class Step:
+    """One step: positional words, `key=value` options and the expected outcome."""
+
+    line: int
+    actor: str
+    op: str
+    args: List[str] = field(default_factory=list)
+    opts: Dict[str, str] = field(default_factory=dict)
+    expect_error: Optional[int] = None
+
+
+def parse_step(line: int, w: List[str]) -> Step:
+    w = list(w)
+    expect_error = None
+    if "->" in w:
+        pos = w.index("->")
+        tail = w[pos:]
+        del w[pos:]
+        if tail == ["->", "ok"]:
+            pass
+        elif len(tail) == 3 and tail[1] == "error" and re.fullmatch(r"\d+", tail[2]):
+            expect_error = int(tail[2])
+        else:
+            raise ValueError(f"bad outcome {tail!r}")
+    if len(w) < 2:
+        raise ValueError("a step needs an actor and an operation")
+    actor, op, rest = w[0], w[1], w[2:]
+    args: List[str] = []
+    opts: Dict[str, str] = {}
+    for x in rest:
+        key, eq, value = x.partition("=")
+        if eq and _KEY.fullmatch(key):
+            opts[key] = expand(value)
+        else:
+            args.append(expand(x))
+    return Step(line, actor, op, args, opts, expect_error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def unhex(s: str) -> bytes:
+    if not re.fullmatch(r"(?:[0-9a-fA-F]{2})*", s):
+        raise ScenarioError(f"bad hex {s!r}")
+    return bytes.fromhex(s)
+
+
+def flag(opts: Dict[str, str], k: str, default: bool) -> bool:
+    return opts[k] == "true" if k in opts else default
+
+
+def as_list(v: Optional[str]) -> List[str]:
+    return [] if not v else v.split(",")
+
+
+def fields(ev: Any, kind: str, line: int) -> Optional[Dict[str, str]]:
+    """The comparable fields of an event if it is of `kind` (None for other kinds)."""
+    if isinstance(ev, rtm2.OverflowEvent):
+        raise ScenarioError(f"line {line}: event queue overflow: {ev!r}")
+    if isinstance(ev, rtm2.MessageEvent) and kind == "message":
+        msg = ev.message
+        return {
+            "channel_type": ev.channel_type,
+            "channel": ev.channel,
+            "topic": ev.topic,
+            "publisher": ev.publisher,
+            "text": msg if isinstance(msg, str) and ev.message_type == "STRING" else "",
+            "hex": msg.encode("utf-8").hex() if isinstance(msg, str) else bytes(msg).hex(),
+            "message_type": ev.message_type,
+            "custom_type": ev.custom_type,
+        }
+    if isinstance(ev, rtm2.TopicEvent) and kind == "topic_event":
+        first = ev.topics[0] if ev.topics else None
+        pub = first.publishers[0] if first is not None and first.publishers else None
+        return {
+            "type": ev.event_type,
+            "channel": ev.channel,
+            "topic": first.topic if first is not None else "",
+            "meta": pub.meta if pub is not None else "",
+            # A snapshot has no publisher of its own: compare the first topic's first publisher.
+            "publisher": (pub.user_id if pub is not None else "") if ev.event_type == "SNAPSHOT" else ev.publisher,
+        }
+    if isinstance(ev, rtm2.LinkStateEvent) and kind == "link_state":
+        return {"service": ev.service_type, "state": ev.current, "reason": ev.reason, "channel": ev.channel}
+    if isinstance(ev, rtm2.TokenPrivilegeWillExpireEvent) and kind == "token_will_expire":
+        return {"channel": ev.channel or ""}
+    return None
+
+
+async def bounded(awaitable: Any, what: str, timeout: float = WAIT) -> Any:
+    """Awaits within `timeout` seconds (cancelling the operation after that)."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise ScenarioError(f"{what}: timed out after {timeout} s")
+    return task.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner
+
+
+@dataclass
+class Actor:
+    client: rtm2.Client
+    events: rtm2.EventStream
+    user: str
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.server: Optional[Server] = None
+        self.args: List[str] = []
+        """The flags of `rtm2 serve` besides --listen."""
+        self.cert = False
+        self.clients: Dict[str, Actor] = {}
+
+    def start(self, w: List[str]) -> None:
+        mode = w[1] if len(w) > 1 else "dev"
+        if mode not in ("dev", "cert"):
+            raise ScenarioError(f"unknown server mode {mode}")
+        self.cert = mode == "cert"
+        notice = "30"
+        rate_limits = False
+        for x in w[2:]:
+            if x.startswith("notice="):
+                notice = x[len("notice=") :]
+            elif x == "rate_limits=reference":
+                rate_limits = True
+            elif x == "rate_limits=off":
+                rate_limits = False
+            elif x.startswith("rate_limits="):
+                raise ScenarioError(f"unknown {x}")
+        args = []
+        if self.cert:
+            args += ["--app-id", APP_ID, "--app-certificate", CERT, "--token-notice-secs", notice]
+        if not rate_limits:
+            args.append("--no-rate-limits")
+        self.args = args
+        self.server = Server(*args)
+
+    @property
+    def endpoint(self) -> str:
+        assert self.server is not None
+        return str(self.server.address)
+
+    async def restart(self) -> None:
+        """Kills the server and starts a new one with the same flags on the same port."""
+        assert self.server is not None
+        listen = self.endpoint
+        proc = self.server.proc
+        proc.kill()
+        await asyncio.to_thread(proc.wait, WAIT)
+        until = time.monotonic() + REBIND
+        while True:
+            try:
+                # Server() blocks until the address line (bounded by WAIT): run it off the loop
+                # so that the clients' events keep flowing.
+                self.server = await asyncio.to_thread(Server, *self.args, listen=listen)
+                return
+            except RuntimeError as e:
+                if time.monotonic() >= until:
+                    raise ScenarioError(f"could not listen on {listen} again: {e}") from None
+                await asyncio.sleep(0.025)
+
+    def add_client(self, w: List[str]) -> None:
+        if len(w) < 2:
+            raise ScenarioError("client needs a name")
+        name = w[1]
+        user = next((x[len("user=") :] for x in w[2:] if x.startswith("user=")), name)
+        client = rtm2.Client(APP_ID, user, self.endpoint, reconnect_initial_backoff_ms=20)
+        # One ordered queue of all of this client's events, from its creation on.
+        self.clients[name] = Actor(client, client.events(), user)
+
+    def token(self, kind: Optional[str], user: str, channel: Optional[str] = None) -> str:
+        kind = kind if kind is not None else "auto"
+
+        def build(u: str, secs: int) -> str:
+            if channel is not None:
+                return rtm2.build_stream_token(APP_ID, CERT, channel, u, secs)
+            return rtm2.build_token(APP_ID, CERT, u, secs)
+
+        if kind == "auto" and self.cert:
+            return build(user, 3600)
+        if kind in ("auto", "none"):
+            return ""
+        if kind == "bad":
+            return "007garbage"
+        if kind == "expired":
+            return build(user, 0)
+        if kind == "other":
+            return build("someone-else", 3600)
+        m = re.fullmatch(r"short:(\d+)", kind)
+        if m:
+            return build(user, int(m.group(1)))
+        raise ScenarioError(f"unknown token kind {kind}")
+
+    def actor(self, s: Step) -> Actor:
+        if s.actor not in self.clients:
+            raise ScenarioError(f"line {s.line}: unknown client {s.actor}")
+        return self.clients[s.actor]
+
+    async def op(self, s: Step) -> None:
+        actor = self.actor(s)
+        client, user = actor.client, actor.user
+        o = s.opts
+
+        def a(i: int) -> str:
+            if i >= len(s.args):
+                raise ScenarioError(f"line {s.line}: missing argument {i}")
+            return s.args[i]
+
+        if s.op == "login":
+            await client.login(self.token(o.get("token"), user))
+        elif s.op == "logout":
+            await client.logout()
+        elif s.op == "renew_token":
+            ch = o.get("channel")
+            if ch is not None:
+                await client.stream_channel(ch).renew_token(self.token(o.get("token"), user, ch))
+            else:
+                await client.renew_token(self.token(o.get("token"), user))
+        elif s.op == "set_parameters":
+            client.set_parameters(a(0))
+        elif s.op == "subscribe":
+            sub = await client.subscribe(
+                a(0),
+                with_message=flag(o, "with_message", True),
+                with_presence=flag(o, "with_presence", True),
+                be_quiet=flag(o, "be_quiet", False),
+            )
+            # The runner reads the client's events; this handle's own queue is not needed.
+            sub.close()
+        elif s.op == "unsubscribe":
+            await client.unsubscribe(a(0))
+        elif s.op in ("publish", "publish_binary", "publish_size"):
+            payload: Any
+            if s.op == "publish":
+                payload = a(1)
+            elif s.op == "publish_binary":
+                payload = unhex(a(1))
+            else:
+                payload = "x" * int(a(1))
+            await client.publish(
+                a(0),
+                payload,
+                channel_type="USER" if o.get("channel_type") == "USER" else "MESSAGE",
+                custom_type=o.get("custom_type", ""),
+            )
+        elif s.op == "join":
+            await client.stream_channel(a(0)).join(self.token(o.get("token"), user, a(0)))
+        elif s.op == "leave":
+            await client.stream_channel(a(0)).leave()
+        elif s.op == "join_topic":
+            await client.stream_channel(a(0)).join_topic(a(1), meta=o.get("meta", ""))
+        elif s.op == "leave_topic":
+            await client.stream_channel(a(0)).leave_topic(a(1))
+        elif s.op == "publish_topic":
+            await client.stream_channel(a(0)).publish_topic(a(1), a(2), custom_type=o.get("custom_type", ""))
+        elif s.op == "subscribe_topic":
+            r = await client.stream_channel(a(0)).subscribe_topic(a(1), as_list(o.get("users")))
+            if "succeeded" in o:
+                got = list(r.succeeded)
+                want = as_list(o["succeeded"])
+                if got != want:
+                    raise ScenarioError(f"line {s.line}: succeeded users are {got}, expected {want}")
+            if "failed" in o:
+                got = [f"{f.user_id}:{f.code}" for f in r.failed]
+                want = as_list(o["failed"])
+                if got != want:
+                    raise ScenarioError(f"line {s.line}: failed users are {got}, expected {want}")
+        elif s.op == "unsubscribe_topic":
+            await client.stream_channel(a(0)).unsubscribe_topic(a(1), as_list(o.get("users")))
+        elif s.op == "subscribed_users":
+            got = client.stream_channel(a(0)).subscribed_users(a(1))
+            if "users" in o and got != as_list(o["users"]):
+                raise ScenarioError(f"line {s.line}: subscribed users are {got}, expected {as_list(o['users'])}")
+        else:
+            raise ScenarioError(f"line {s.line}: unknown operation {s.op}")
+
+    async def expect(self, s: Step) -> None:
+        kind = s.args[0] if s.args else ""
+        events = self.actor(s).events
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while True:
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                ev = await events.recv(timeout=left)
+            except asyncio.TimeoutError:
+                raise ScenarioError(f"line {s.line}: {s.actor}: no matching {kind} event within {WAIT} s") from None
+            if ev is None:
+                raise ScenarioError(f"line {s.line}: {s.actor}: the event stream ended")
+            got = fields(ev, kind, s.line)
+            if got is None:
+                continue
+            mismatch: Optional[Tuple[str, str]] = None
+            for k, want in sorted(s.opts.items()):
+                if k not in got:
+                    raise ScenarioError(f"line {s.line}: unknown field {k}")
+                if got[k] != want:
+                    mismatch = (k, want)
+                    break
+            login_notice = kind == "token_will_expire" and "channel" not in s.opts and got["channel"] != ""
+            if mismatch is None and not login_notice:
+                return
+            # The next message must be the expected one: no extra, missing or reordered messages.
+            if mismatch is not None and kind == "message":
+                k, want = mismatch
+                raise ScenarioError(f"line {s.line}: {s.actor}: field {k} is {got[k]!r}, expected {want!r} in {ev!r}")
+
+    async def run_step(self, s: Step) -> None:
+        if s.op == "expect":
+            await self.expect(s)
+            return
+        what = f"line {s.line}: {s.actor} {s.op}"
+        error: Optional[rtm2.RtmError] = None
+        try:
+            await bounded(self.op(s), what)
+        except rtm2.RtmError as e:
+            error = e
+        if s.expect_error is None:
+            if error is not None:
+                raise ScenarioError(f"{what}: unexpected error {error!r}")
+        elif error is None:
+            raise ScenarioError(f"{what}: succeeded, expected error {s.expect_error}")
+        elif int(error.code) != s.expect_error:
+            raise ScenarioError(f"{what}: wrong code {int(error.code)}, expected {s.expect_error} ({error!r})")
+
+    async def close(self) -> None:
+        """Closes every client (bounded), then stops the server."""
+        try:
+            clients = [a.client for a in self.clients.values()]
+            self.clients.clear()
+            if clients:
+                await bounded(asyncio.gather(*(c.close() for c in clients), return_exceptions=True), "closing")
+        finally:
+            if self.server is not None:
+                self.server.stop()
+
+
+async def run_scenario(path: pathlib.Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    runner: Optional[Runner] = None
+
+    def need() -> Runner:
+        if runner is None:
+            raise ScenarioError("server must be the first step")
+        return runner
+
+    try:
+        for i, raw in enumerate(text.split("\n")):
+            line_no = i + 1
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                w = words(line)
+                if w[0] == "server" and len(w) > 1 and w[1] == "restart":
+                    await need().restart()
+                elif w[0] == "server":
+                    if runner is not None:
+                        raise ScenarioError("a second server step")
+                    runner = Runner()
+                    runner.start(w)
+                elif w[0] == "client":
+                    need().add_client(w)
+                elif w[0] == "repeat":
+                    if len(w) < 3 or not re.fullmatch(r"\d+", w[1]):
+                        raise ScenarioError(f"bad repeat {w[1:]}")
+                    for k in range(int(w[1])):
+                        await need().run_step(parse_step(line_no, [x.replace("{i}", str(k)) for x in w[2:]]))
+                else:
+                    await need().run_step(parse_step(line_no, w))
+            except ValueError as e:
+                raise ScenarioError(f"{path.name}:{line_no}: {e}") from None
+    finally:
+        if runner is not None:
+            await runner.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+SCENARIOS = sorted(p.name for p in SCENARIO_DIR.glob("*.scn")) if SCENARIO_DIR.is_dir() else []
+
+
+def test_the_scenario_files_are_there() -> None:
+    want = 7 if SCENARIO_DIR == DEFAULT_DIR else 1
+    assert len(SCENARIOS) >= want, f"scenarios missing in {SCENARIO_DIR}"
+
+
+def test_the_line_syntax() -> None:
+    assert words('a "b c" d="e \\"f\\"" \\n') == ["a", "b c", 'd=e "f"', "\\n"]
+    assert words('x ""') == ["x", ""]
+    s = parse_step(1, words('alice publish room "hi there" custom_type=size:3 -> error 11010'))
+    assert (s.actor, s.op) == ("alice", "publish")
+    assert s.args == ["room", "hi there"]
+    assert s.opts["custom_type"] == "xxx"
+    assert s.expect_error == 11010
+    assert parse_step(1, words("a subscribe_topic s t failed=")).opts["failed"] == ""
+    assert parse_step(1, words('a set_parameters "{\\"k\\": 1}"')).args == ['{"k": 1}']
+    assert parse_step(1, words("a login -> ok")).expect_error is None
+    with pytest.raises(ValueError, match="unterminated quote"):
+        words('"open')
+    with pytest.raises(ValueError, match="bad escape"):
+        words('"a\\t"')
+    with pytest.raises(ValueError, match="bad outcome"):
+        parse_step(1, words("a login -> fine"))
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_scenario(name: str) -> None:
+    await run_scenario(SCENARIO_DIR / name)
