@@ -91,7 +91,8 @@ struct Outgoing {
 /// Sends queued requests in order over whichever link is up; waits while (re)connecting.
 async fn pump(mut rx: mpsc::UnboundedReceiver<Outgoing>, mut slot: watch::Receiver<Slot>, queued: Arc<AtomicUsize>) {
     while let Some(out) = rx.recv().await {
-        queued.fetch_sub(1, Ordering::AcqRel);
+        // Counted as waiting until it is handed to a link (or given up), not just dequeued.
+        let _waiting = Dequeued(&queued);
         if out.reply.is_closed() {
             continue; // the caller gave up
         }
@@ -114,6 +115,15 @@ async fn pump(mut rx: mpsc::UnboundedReceiver<Outgoing>, mut slot: watch::Receiv
                 _ = tokio::time::sleep_until(out.deadline) => break,
             }
         }
+    }
+}
+
+/// Decrements the count of requests waiting to be sent when dropped.
+struct Dequeued<'a>(&'a AtomicUsize);
+
+impl Drop for Dequeued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

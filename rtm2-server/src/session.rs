@@ -27,8 +27,13 @@ use crate::engine::{App, Engine, Reply, SubscribeOpts};
 
 /// Bytes gathered before a write is issued, at most.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Bytes read per `read()` call, at most.
-const READ_CHUNK: usize = 64 * 1024;
+/// Room made for a `read()` while traffic is light; it doubles while reads fill it, up to
+/// `MAX_READ_CHUNK`. Idle connections keep small buffers (memory per connection).
+const MIN_READ_CHUNK: usize = 2 * 1024;
+/// See [`MIN_READ_CHUNK`].
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Buffers larger than this are released when their connection goes quiet.
+const KEEP_IDLE_BUFFER: usize = 16 * 1024;
 
 /// Why a connection ends, sent to the client as a Goodbye frame.
 #[derive(Debug, Clone)]
@@ -316,8 +321,11 @@ async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Co
 }
 
 async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, Bytes)>, conn: Arc<Conn>) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::new();
     loop {
+        if buf.capacity() > KEEP_IDLE_BUFFER && rx.is_empty() {
+            buf = BytesMut::new(); // nothing queued: do not hold a burst's buffer while idle
+        }
         let first = tokio::select! {
             biased;
             _ = conn.killed() => None,
@@ -371,9 +379,15 @@ async fn next_frame<R: AsyncRead + Unpin>(
             Ok(None) => {}
             Err(e) => return Err(Some(protocol_error(e))),
         }
-        buf.reserve(READ_CHUNK);
+        if buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
+            *buf = BytesMut::new(); // a burst is over: give the memory back
+        }
+        let room = (buf.capacity() - buf.len()).clamp(MIN_READ_CHUNK, MAX_READ_CHUNK);
+        buf.reserve(room);
         match rd.read_buf(buf).await {
             Ok(0) | Err(_) => return Err(None),
+            // A read that filled the room: traffic is heavy, read more at once next time.
+            Ok(n) if n >= room => buf.reserve((room * 2).min(MAX_READ_CHUNK)),
             Ok(_) => {}
         }
     }
@@ -409,6 +423,7 @@ where
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let (conn, rx) = Conn::new(engine.config.outbound_queue_frames);
+    // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
         Some(slot) => slot,
         None => {
@@ -423,7 +438,7 @@ where
     };
     let writer_task = tokio::spawn(writer(wr, rx, conn.clone()));
     let dec = FrameDecoder::new(engine.config.max_frame_len);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::new();
 
     // Phase 1: Hello then Login, within the pre-login deadline.
     let login =
