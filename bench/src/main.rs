@@ -1,0 +1,132 @@
+//! `rtm2-bench`: rtm2 side by side with NATS and Redis pub/sub on loopback.
+//!
+//! One measurement (prints one JSON line):
+//!
+//! ```text
+//! rtm2-bench fanout  --system rtm2|rtm2-standalone|nats|redis --subscribers 10 --messages 200000
+//! rtm2-bench latency --system nats --rate 10000 --samples 50000
+//! rtm2-bench idle    --system rtm2-standalone --connections 10000
+//! ```
+//!
+//! The whole comparison (interleaved repetitions, one markdown table): `rtm2-bench suite
+//! [--quick] [--runs 3]`, which `scripts/bench` runs after installing and building everything.
+
+mod clients;
+mod fanout;
+mod idle;
+mod latency;
+mod suite;
+mod sys;
+
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use sys::{Binaries, System, Target};
+
+static BASE: OnceLock<Instant> = OnceLock::new();
+
+fn base() -> Instant {
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the process's base instant (one clock for sender and receiver).
+pub fn now_ns() -> u64 {
+    base().elapsed().as_nanos() as u64
+}
+
+/// `t` as nanoseconds since the base instant.
+pub fn since_base(t: Instant) -> u64 {
+    t.saturating_duration_since(base()).as_nanos() as u64
+}
+
+#[derive(Parser)]
+#[command(name = "rtm2-bench", about = "rtm2 side by side with NATS and Redis pub/sub (loopback, 128-byte payloads)")]
+struct Cli {
+    #[command(flatten)]
+    bins: Binaries,
+    /// Worker threads of the benchmark clients' tokio runtime (the rtm2 SDK has its own).
+    #[arg(long, default_value_t = 2, global = true)]
+    client_threads: usize,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fan-out throughput, loss-free (window): 1 publisher → N subscribers.
+    Fanout {
+        #[arg(long, value_enum)]
+        system: System,
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+    },
+    /// One-way latency percentiles at a fixed open-loop rate (1 → 1).
+    Latency {
+        #[arg(long, value_enum)]
+        system: System,
+        #[command(flatten)]
+        args: latency::LatencyArgs,
+    },
+    /// Server memory per idle connection.
+    Idle {
+        #[arg(long, value_enum)]
+        system: System,
+        #[command(flatten)]
+        args: idle::IdleArgs,
+    },
+    /// Every workload against every system, interleaved and repeated; prints one markdown table.
+    Suite(suite::SuiteArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    base();
+    sys::raise_nofile();
+    let (system, workload) = match &cli.cmd {
+        Cmd::Suite(a) => return suite::run(a, &cli.bins, cli.client_threads),
+        Cmd::Fanout { system, .. } => (*system, "fanout"),
+        Cmd::Latency { system, .. } => (*system, "latency"),
+        Cmd::Idle { system, .. } => (*system, "idle"),
+    };
+    let fail = |e: String| -> ! {
+        println!("{}", json!({ "workload": workload, "system": system.name(), "error": e }));
+        std::process::exit(1)
+    };
+    // Started on the main thread: a child server dies with the thread that started it.
+    let target = Target::start(system, &cli.bins).unwrap_or_else(|e| fail(e));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.client_threads.max(1))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut keep = Vec::new();
+    let result = match &cli.cmd {
+        Cmd::Fanout { args, .. } => fanout::run(&target, args, &rt),
+        Cmd::Latency { args, .. } => latency::run(&target, args, &rt),
+        Cmd::Idle { args, .. } => idle::run(&target, args, &rt).map(|(v, k)| {
+            keep = k;
+            v
+        }),
+        Cmd::Suite(_) => unreachable!(),
+    };
+    let code = match result {
+        Ok(v) => {
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            println!("{}", json!({ "workload": workload, "system": system.name(), "error": e.to_string() }));
+            1
+        }
+    };
+    // Stop the server, then leave without tearing down thousands of clients one by one.
+    drop(target);
+    std::mem::forget(keep);
+    std::mem::forget(rt);
+    std::process::exit(code)
+}

@@ -1,0 +1,419 @@
+//! The systems under test, their servers (started on loopback, on free ports, stopped by pid)
+//! and what the harness reads from /proc about them.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Name of the threads of the in-process rtm2 server (15 characters at most: /proc `comm`).
+pub const SERVER_THREAD: &str = "rtm2-bench-srv";
+
+/// A system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum System {
+    /// rtm2 server started in the bench process (its own runtime); clients over loopback TCP.
+    Rtm2,
+    /// The standalone `rtm2 serve --no-rate-limits` process.
+    Rtm2Standalone,
+    /// nats-server, driven with async-nats.
+    Nats,
+    /// redis-server, driven with the `redis` crate (pub/sub).
+    Redis,
+}
+
+impl System {
+    pub const ALL: [System; 4] = [System::Rtm2, System::Rtm2Standalone, System::Nats, System::Redis];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Rtm2 => "rtm2",
+            System::Rtm2Standalone => "rtm2-standalone",
+            System::Nats => "nats",
+            System::Redis => "redis",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<System> {
+        System::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    pub fn is_rtm2(self) -> bool {
+        matches!(self, System::Rtm2 | System::Rtm2Standalone)
+    }
+}
+
+/// Where the server binaries are.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Binaries {
+    /// nats-server binary.
+    #[arg(long, env = "RTM2_BENCH_NATS_SERVER", default_value = "nats-server", global = true)]
+    pub nats_server: PathBuf,
+    /// redis-server binary.
+    #[arg(long, env = "RTM2_BENCH_REDIS_SERVER", default_value = "redis-server", global = true)]
+    pub redis_server: PathBuf,
+    /// rtm2 binary (`rtm2 serve`); default: `rtm2` next to this program, else on PATH.
+    #[arg(long, env = "RTM2_BIN", global = true)]
+    pub rtm2_bin: Option<PathBuf>,
+    /// Worker threads of the in-process rtm2 server's runtime.
+    #[arg(long, default_value_t = 2, global = true)]
+    pub server_threads: usize,
+}
+
+impl Binaries {
+    fn rtm2(&self) -> PathBuf {
+        if let Some(p) = &self.rtm2_bin {
+            return p.clone();
+        }
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(dir) = exe.parent()
+            && dir.join("rtm2").is_file()
+        {
+            return dir.join("rtm2");
+        }
+        PathBuf::from("rtm2")
+    }
+}
+
+enum ServerProc {
+    Child(Child),
+    InProcess { server: rtm2_server::Server, rt: Option<tokio::runtime::Runtime> },
+}
+
+/// A running server of one system.
+pub struct Target {
+    pub system: System,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    proc_: ServerProc,
+}
+
+/// What the harness reads about the server at one instant.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerSample {
+    /// CPU time (user + system), seconds.
+    pub cpu_s: f64,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(cmd: &mut Command) -> Result<Child, String> {
+    // The server dies with the bench process even if it is killed.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))
+}
+
+fn wait_listening(child: &mut Child, addr: &str, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited before listening on {addr} ({status})"));
+        }
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what} did not listen on {addr} within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Target {
+    /// Starts the server of `system` on loopback. Must be called from the main thread (the
+    /// child is killed when the thread that started it exits).
+    pub fn start(system: System, bins: &Binaries) -> Result<Target, String> {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            match Self::try_start(system, bins) {
+                Ok(t) => return Ok(t),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn try_start(system: System, bins: &Binaries) -> Result<Target, String> {
+        match system {
+            System::Rtm2 => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(bins.server_threads.max(1))
+                    .thread_name(SERVER_THREAD)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let (server, addr) = rt.block_on(async {
+                    let server = rtm2_server::Server::start(rtm2_server::ServerConfig {
+                        rate_limits: rtm2_server::RateLimits::unlimited(),
+                        ..Default::default()
+                    });
+                    let addr = server.listen_tcp("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                    Ok::<_, String>((server, addr))
+                })?;
+                Ok(Target { system, addr: addr.to_string(), proc_: ServerProc::InProcess { server, rt: Some(rt) } })
+            }
+            System::Rtm2Standalone => {
+                let bin = bins.rtm2();
+                let mut child = spawn(
+                    Command::new(&bin)
+                        .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--no-rate-limits"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped()),
+                )?;
+                let stderr = child.stderr.take().expect("piped");
+                let (tx, rx) = std::sync::mpsc::channel();
+                // Reads the "listening on" line, then keeps draining stderr so the server never
+                // blocks on a full pipe.
+                std::thread::spawn(move || {
+                    let mut tx = Some(tx);
+                    for line in BufReader::new(stderr).lines() {
+                        let Ok(line) = line else { break };
+                        if let Some(rest) = line.strip_prefix("rtm2 server listening on ")
+                            && let Some(tx) = tx.take()
+                        {
+                            let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                        } else if std::env::var_os("RTM2_BENCH_VERBOSE").is_some() {
+                            eprintln!("[rtm2 serve] {line}");
+                        }
+                    }
+                });
+                let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+                    Ok(a) => a,
+                    Err(_) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("{} serve did not report its address within 10 s", bin.display()));
+                    }
+                };
+                wait_listening(&mut child, &addr, "rtm2 serve")?;
+                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+            }
+            System::Nats => {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let addr = format!("127.0.0.1:{port}");
+                let mut child = spawn(
+                    Command::new(&bins.nats_server)
+                        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )?;
+                wait_listening(&mut child, &addr, "nats-server")?;
+                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+            }
+            System::Redis => {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let addr = format!("127.0.0.1:{port}");
+                // No persistence (nothing written to the working directory); room for the
+                // idle-connection workload (the default maxclients is 10000).
+                let mut child = spawn(
+                    Command::new(&bins.redis_server)
+                        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                        .args(["--maxclients", "20000", "--loglevel", "warning"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )?;
+                wait_listening(&mut child, &addr, "redis-server")?;
+                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+            }
+        }
+    }
+
+    /// The server process id (None for the in-process server).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.proc_ {
+            ServerProc::Child(c) => Some(c.id()),
+            ServerProc::InProcess { .. } => None,
+        }
+    }
+
+    /// Number of connections the in-process rtm2 server serves (None for other systems).
+    #[allow(dead_code)]
+    pub fn in_process_connections(&self) -> Option<usize> {
+        match &self.proc_ {
+            ServerProc::InProcess { server, .. } => Some(server.connection_count()),
+            ServerProc::Child(_) => None,
+        }
+    }
+
+    /// CPU time of the server so far.
+    pub fn sample(&self) -> ServerSample {
+        match &self.proc_ {
+            ServerProc::Child(c) => ServerSample { cpu_s: proc_stat_cpu(&format!("/proc/{}/stat", c.id())) },
+            ServerProc::InProcess { .. } => ServerSample {
+                cpu_s: server_threads().iter().map(|tid| proc_stat_cpu(&format!("/proc/self/task/{tid}/stat"))).sum(),
+            },
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        match &mut self.proc_ {
+            ServerProc::Child(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            ServerProc::InProcess { server, rt } => {
+                server.shutdown();
+                if let Some(rt) = rt.take() {
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// Thread ids of this process's in-process server threads.
+fn server_threads() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let tid = e.file_name().to_string_lossy().to_string();
+            if let Ok(comm) = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                && comm.trim_end() == SERVER_THREAD
+            {
+                out.push(tid);
+            }
+        }
+    }
+    out
+}
+
+fn clk_tck() -> f64 {
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
+}
+
+/// utime + stime of a /proc/.../stat file, seconds.
+fn proc_stat_cpu(path: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string(path) else { return 0.0 };
+    let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3; utime is field 14, stime field 15.
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (get(11) + get(12)) as f64 / clk_tck()
+}
+
+/// VmRSS of a process, bytes.
+pub fn proc_rss(pid: u32) -> u64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time of this process (all threads), seconds.
+pub fn self_cpu_s() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Machine-wide CPU counters from /proc/stat, seconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    /// user + nice + system: time charged to processes.
+    pub tasks: f64,
+    /// irq + softirq: not charged to any process (loopback TCP is processed largely here).
+    pub irq: f64,
+    pub steal: f64,
+}
+
+pub fn machine_cpu_s() -> MachineCpu {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else { return MachineCpu::default() };
+    let Some(line) = s.lines().next() else { return MachineCpu::default() };
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    let at = |i: usize| v.get(i).copied().unwrap_or(0) as f64 / clk_tck();
+    MachineCpu { tasks: at(0) + at(1) + at(2), irq: at(5) + at(6), steal: at(7) }
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Raises this process's open-file limit to its hard limit (children inherit it).
+pub fn raise_nofile() -> u64 {
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+    }
+    rl.rlim_cur
+}
+
+/// CPU accounting over a measured interval.
+pub struct Meter {
+    t0: Instant,
+    server0: ServerSample,
+    self0: f64,
+    machine0: MachineCpu,
+}
+
+/// What a [`Meter`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Metered {
+    pub elapsed_s: f64,
+    pub server_cpu_s: f64,
+    pub client_cpu_s: f64,
+    /// CPU used by other processes on the machine during the interval, in cores.
+    pub foreign_cores: f64,
+    /// Interrupt and softirq time during the interval (mostly the loopback network), in cores.
+    pub irq_cores: f64,
+    pub steal_cores: f64,
+}
+
+impl Meter {
+    pub fn start(target: &Target) -> Meter {
+        Meter { t0: Instant::now(), server0: target.sample(), self0: self_cpu_s(), machine0: machine_cpu_s() }
+    }
+
+    pub fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    /// Ends the interval at `end` (CPU counters are read now).
+    pub fn finish(&self, target: &Target, end: Instant) -> Metered {
+        let s1 = target.sample();
+        let self1 = self_cpu_s();
+        let m1 = machine_cpu_s();
+        let elapsed = end.saturating_duration_since(self.t0).as_secs_f64().max(1e-9);
+        let wall = self.t0.elapsed().as_secs_f64().max(1e-9);
+        let server = (s1.cpu_s - self.server0.cpu_s).max(0.0);
+        let own = (self1 - self.self0).max(0.0);
+        // The in-process server's threads are part of this process.
+        let client = if target.pid().is_none() { (own - server).max(0.0) } else { own };
+        let foreign = (m1.tasks - self.machine0.tasks - server - client).max(0.0) / wall;
+        Metered {
+            elapsed_s: elapsed,
+            server_cpu_s: server,
+            client_cpu_s: client,
+            foreign_cores: foreign,
+            irq_cores: (m1.irq - self.machine0.irq).max(0.0) / wall,
+            steal_cores: (m1.steal - self.machine0.steal).max(0.0) / wall,
+        }
+    }
+}
