@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures::future::Either;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use rtm2_proto::enums::*;
@@ -431,6 +432,12 @@ impl Inner {
     ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
+        // Fast path: connected and nothing waiting in the queue, so sending now keeps the call
+        // order; otherwise the request joins the queue behind the others.
+        let (body, reply) = match self.send_now(op, body, reply) {
+            Ok(()) => return Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
+            Err(back) => back,
+        };
         let max = self.config.lock().unwrap().max_queued_requests;
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
         let queued = if waiting >= max {
@@ -441,19 +448,47 @@ impl Inner {
                 format!("{waiting} requests are already waiting to be sent (the limit is {max}); not connected?"),
             ))
         } else if self.outbox.send(Outgoing { op, body, reply, deadline }).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
             Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"))
         } else {
             Ok(())
         };
-        async move {
-            queued?;
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(_)) => {
-                    Err(Error::new(ErrorCode::NOT_CONNECTED, op, "the request was dropped before it was sent"))
-                }
-                Err(_) => Err(Error::timeout(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
-            }
+        match queued {
+            Ok(()) => Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
+    }
+
+    /// Sends a request at once if the link is up and no earlier request is waiting.
+    // The "error" is the request handed back to take the queue instead; no boxing on the hot path.
+    #[allow(clippy::result_large_err)]
+    fn send_now(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+        reply: link::Reply,
+    ) -> std::result::Result<(), (client_frame::Body, link::Reply)> {
+        if self.queued.load(Ordering::Acquire) != 0 {
+            return Err((body, reply));
+        }
+        let link = match &*self.slot.borrow() {
+            Slot::Up(l) => l.clone(),
+            _ => return Err((body, reply)),
+        };
+        link.try_submit(op, body, reply)
+    }
+
+    async fn await_reply(
+        op: &'static str,
+        timeout_code: ErrorCode,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+        rx: oneshot::Receiver<Result<pb::Response>>,
+    ) -> Result<pb::Response> {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(Error::new(ErrorCode::NOT_CONNECTED, op, "the request was dropped before it was sent")),
+            Err(_) => Err(Error::timeout(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
         }
     }
 

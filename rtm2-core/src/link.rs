@@ -107,6 +107,9 @@ impl SessionState {
 
 pub(crate) struct Link {
     writer: mpsc::Sender<Bytes>,
+    /// Held while a request id is assigned and its frame queued, so that ids reach the server
+    /// in increasing order (it skips an id not above the last one it processed).
+    send_lock: Mutex<()>,
     session: Arc<SessionState>,
     end: watch::Sender<Option<LinkEnd>>,
     pub login: pb::LoginResult,
@@ -125,11 +128,38 @@ impl Link {
     /// The outcome — the response (non-zero codes mapped to errors) or a lost-link error —
     /// goes to `reply` exactly once.
     pub(crate) async fn submit(&self, op: &'static str, body: client_frame::Body, reply: Reply) {
-        let frame = self.session.register(op, body, reply);
-        // If the link is down the request stays pending: it is resent when the session is
-        // resumed, or failed when it cannot be.
-        if !self.is_ended() {
-            let _ = self.writer.send(frame).await;
+        match self.writer.reserve().await {
+            Ok(permit) => {
+                let _order = self.send_lock.lock().unwrap();
+                permit.send(self.session.register(op, body, reply));
+            }
+            // The link is down: the request stays pending; it is resent when the session is
+            // resumed, or failed when it cannot be.
+            Err(_) => {
+                self.session.register(op, body, reply);
+            }
+        }
+    }
+
+    /// Queues a request if there is room right now; otherwise hands it back.
+    // The "error" is the request handed back to take the queue instead; no boxing on the hot path.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_submit(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+        reply: Reply,
+    ) -> std::result::Result<(), (client_frame::Body, Reply)> {
+        if self.is_ended() {
+            return Err((body, reply));
+        }
+        match self.writer.try_reserve() {
+            Ok(permit) => {
+                let _order = self.send_lock.lock().unwrap();
+                permit.send(self.session.register(op, body, reply));
+                Ok(())
+            }
+            Err(_) => Err((body, reply)),
         }
     }
 
@@ -376,7 +406,14 @@ pub(crate) async fn establish(
     session.id.store(login.session_id, Ordering::Relaxed);
     let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
     let (end, _) = watch::channel(None);
-    let link = Arc::new(Link { writer: writer_tx, session, end, login, tasks: Mutex::new(Vec::new()) });
+    let link = Arc::new(Link {
+        writer: writer_tx,
+        send_lock: Mutex::new(()),
+        session,
+        end,
+        login,
+        tasks: Mutex::new(Vec::new()),
+    });
     let last_rx = Arc::new(AtomicU64::new(now_ms()));
     let w = tokio::spawn(writer(wr, writer_rx, link.clone()));
     let r = tokio::spawn(reader(rd, buf, dec, link.clone(), inbound, last_rx.clone()));
