@@ -333,7 +333,7 @@ impl Client {
             store_in_history: options.store_in_history,
         });
         let reply = self.inner.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout());
-        Op::spawn(async move { reply.await.map(|_| ()) })
+        Op::lazy(async move { reply.await.map(|_| ()) })
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an

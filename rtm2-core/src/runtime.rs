@@ -37,15 +37,30 @@ pub struct Op<T> {
     state: OpState<T>,
 }
 
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
 enum OpState<T> {
     Ready(Option<T>),
-    Running { handle: tokio::task::JoinHandle<T>, _abort: AbortOnDrop },
+    Running {
+        handle: tokio::task::JoinHandle<T>,
+        _abort: AbortOnDrop,
+    },
+    /// Not polled yet: at the first poll it runs in place when the caller is inside a tokio
+    /// runtime (no task, no cross-thread wake-up), else it is spawned on the SDK runtime.
+    Lazy(Option<BoxFuture<T>>),
+    Direct(BoxFuture<T>),
 }
 
 impl<T: Send + 'static> Op<T> {
     /// An operation that already has its outcome (e.g. it failed validation).
     pub(crate) fn ready(v: T) -> Self {
         Op { state: OpState::Ready(Some(v)) }
+    }
+
+    /// Waits for `fut`, whose work was already started (e.g. a request already queued): polled
+    /// in place from a tokio runtime, otherwise on the SDK runtime.
+    pub(crate) fn lazy(fut: impl Future<Output = T> + Send + 'static) -> Self {
+        Op { state: OpState::Lazy(Some(Box::pin(fut))) }
     }
 
     /// Runs `fut` on the SDK runtime.
@@ -59,12 +74,25 @@ impl<T: Send + 'static> Op<T> {
 // Nothing in an Op is structurally pinned: the value is only moved out once, by `poll`.
 impl<T> Unpin for Op<T> {}
 
-impl<T> Future for Op<T> {
+impl<T: Send + 'static> Future for Op<T> {
     type Output = T;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
         use std::task::Poll;
-        match &mut self.get_mut().state {
+        let this = self.get_mut();
+        if let OpState::Lazy(fut) = &mut this.state {
+            let fut = fut.take().expect("a lazy Op holds its future until the first poll");
+            this.state = if tokio::runtime::Handle::try_current().is_ok() {
+                OpState::Direct(fut)
+            } else {
+                let handle = runtime().spawn(fut);
+                let guard = AbortOnDrop(handle.abort_handle());
+                OpState::Running { handle, _abort: guard }
+            };
+        }
+        match &mut this.state {
+            OpState::Lazy(_) => unreachable!("decided above"),
+            OpState::Direct(fut) => fut.as_mut().poll(cx),
             OpState::Ready(v) => Poll::Ready(v.take().expect("Op polled after completion")),
             OpState::Running { handle, .. } => match std::pin::Pin::new(handle).poll(cx) {
                 Poll::Pending => Poll::Pending,

@@ -235,7 +235,7 @@ impl StreamChannel {
             send_ts: options.send_ts,
         });
         let reply = client.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client));
-        Op::spawn(async move { reply.await.map(|_| ()) })
+        Op::lazy(async move { reply.await.map(|_| ()) })
     }
 
     /// Subscribes to publishers of `topic`: the given users, or (empty) every current
