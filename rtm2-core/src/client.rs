@@ -157,6 +157,9 @@ impl Client {
     /// Makes a client. Checks the app id (10003) and user id (10006); connects nothing until
     /// [`login`](Self::login).
     pub fn new(config: ClientConfig) -> Result<Client> {
+        if crate::runtime::forked() {
+            return Err(crate::runtime::forked_error("new"));
+        }
         validate::app_id(&config.app_id).map_err(|v| Error::from_violation("new", v))?;
         validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
         crate::logging::init(&config);
@@ -237,6 +240,9 @@ impl Client {
     /// Logs out: ends the session, every subscription and stream channel. Operations in flight
     /// complete with an error. Never fails.
     pub fn logout(&self) -> Op<Result<()>> {
+        if crate::runtime::forked() {
+            return Op::ready(Err(crate::runtime::forked_error("logout")));
+        }
         let inner = self.inner.clone();
         Op::spawn(async move { inner.logout().await })
     }
@@ -430,6 +436,9 @@ impl Inner {
         body: client_frame::Body,
         timeout: Duration,
     ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+        if crate::runtime::forked() {
+            return Either::Right(std::future::ready(Err(crate::runtime::forked_error(op))));
+        }
         let (reply, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
         // Fast path: connected and nothing waiting in the queue, so sending now keeps the call
@@ -601,6 +610,9 @@ impl Inner {
     /// it instead of failing with NOT_LOGIN.
     fn begin_login(self: &Arc<Self>, token: String) -> Result<(u64, oneshot::Receiver<Result<()>>)> {
         let op = "login";
+        if crate::runtime::forked() {
+            return Err(crate::runtime::forked_error(op));
+        }
         if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
             return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
         }
@@ -983,5 +995,24 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
         }
         tokio::time::sleep(backoff(&config, attempt)).await;
         attempt = attempt.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_child_gets_a_clear_error_instead_of_a_hang() {
+        let _ = crate::runtime::runtime();
+        let c = Client::new(ClientConfig::new("0123456789abcdef0123456789abcdef", "f")).unwrap();
+        crate::runtime::pretend_forked(true);
+        let login = crate::runtime::block_on_unchecked(c.login(""));
+        let publish = crate::runtime::block_on_unchecked(c.publish("c", "x", PublishOptions::default()));
+        let new = Client::new(ClientConfig::new("0123456789abcdef0123456789abcdef", "g")).err();
+        crate::runtime::pretend_forked(false);
+        assert_eq!(login.unwrap_err().code, ErrorCode::NOT_INITIALIZED);
+        assert_eq!(publish.unwrap_err().code, ErrorCode::NOT_INITIALIZED);
+        assert_eq!(new.unwrap().code, ErrorCode::NOT_INITIALIZED);
     }
 }

@@ -45,8 +45,21 @@ struct Sink {
 }
 
 static SINK: OnceLock<RwLock<Option<Sink>>> = OnceLock::new();
+static FILE: OnceLock<std::sync::Mutex<Option<(LogLevel, std::fs::File)>>> = OnceLock::new();
 static INSTALL: Once = Once::new();
-static FILE_INIT: Once = Once::new();
+
+fn file_sink() -> &'static std::sync::Mutex<Option<(LogLevel, std::fs::File)>> {
+    FILE.get_or_init(|| std::sync::Mutex::new(None))
+}
+
+/// Installs the process-wide subscriber that feeds both the handler and the log file, unless
+/// the application installed its own `tracing` subscriber first (that one then gets the
+/// records).
+fn install() {
+    INSTALL.call_once(|| {
+        let _ = tracing_subscriber::registry().with(HandlerLayer).try_init();
+    });
+}
 
 fn sink() -> &'static RwLock<Option<Sink>> {
     SINK.get_or_init(|| RwLock::new(None))
@@ -97,19 +110,29 @@ struct HandlerLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for HandlerLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let guard = sink().read().unwrap();
-        let Some(sink) = guard.as_ref() else { return };
-        let level = level_of(event.metadata().level());
-        if level < sink.min {
+        let target = event.metadata().target();
+        if !target.starts_with("rtm2") {
             return;
         }
-        let target = event.metadata().target();
-        if !(target.starts_with("rtm2")) {
+        let level = level_of(event.metadata().level());
+        let guard = sink().read().unwrap();
+        let to_handler = guard.as_ref().filter(|s| level >= s.min);
+        let mut file = file_sink().lock().unwrap();
+        let to_file = file.as_mut().filter(|(min, _)| level >= *min);
+        if to_handler.is_none() && to_file.is_none() {
             return;
         }
         let mut v = MessageVisitor(String::new());
         event.record(&mut v);
-        (sink.handler)(&LogRecord { level, target: target.to_string(), message: v.0 });
+        let record = LogRecord { level, target: target.to_string(), message: v.0 };
+        if let Some((_, f)) = to_file {
+            use std::io::Write as _;
+            let _ = writeln!(f, "{} {:?} {}: {}", crate::now_rfc3339(), record.level, record.target, record.message);
+        }
+        drop(file);
+        if let Some(sink) = to_handler {
+            (sink.handler)(&record);
+        }
     }
 }
 
@@ -118,34 +141,20 @@ impl<S: tracing::Subscriber> Layer<S> for HandlerLayer {
 /// first time, unless the application already installed one (then that one gets the records).
 pub fn set_log_handler(min: LogLevel, handler: Option<LogHandler>) {
     *sink().write().unwrap() = handler.map(|handler| Sink { min, handler });
-    INSTALL.call_once(|| {
-        let _ = tracing_subscriber::registry().with(HandlerLayer).try_init();
-    });
+    install();
 }
 
-/// Installs a process-wide subscriber writing to `config.log_file` at `config.log_level`, if a
-/// file is configured and no subscriber exists yet. Applications that install their own
-/// `tracing` subscriber get the SDK's events there instead.
+/// Appends the SDK's records at `config.log_level` and above to `config.log_file`, if one is
+/// configured (the last client that configures a file decides). Works together with a log
+/// handler (both get the records).
 pub(crate) fn init(config: &ClientConfig) {
     let Some(path) = config.log_file.clone() else { return };
-    let level = config.log_level.clone();
-    FILE_INIT.call_once(move || {
-        let file = match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("rtm2: cannot open log file {}: {e}", path.display());
-                return;
-            }
-        };
-        let filter =
-            tracing_subscriber::EnvFilter::try_new(format!("rtm2={level},rtm2_core={level},rtm2_server={level}"))
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .try_init();
-    });
+    let level = parse_level(&config.log_level).unwrap_or(LogLevel::Info);
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => *file_sink().lock().unwrap() = Some((level, f)),
+        Err(e) => eprintln!("rtm2: cannot open log file {}: {e}", path.display()),
+    }
+    install();
 }
 
 #[cfg(test)]
@@ -163,6 +172,18 @@ mod tests {
         tracing::warn!(target: "other_crate", "not ours");
         set_log_handler(LogLevel::Info, None);
         tracing::error!(target: "rtm2_core::test", "after removal");
+        // A log file gets the records too, alongside (or without) a handler.
+        let path = std::env::temp_dir().join(format!("rtm2-log-test-{}.log", std::process::id()));
+        let mut cfg = ClientConfig::new("0123456789abcdef0123456789abcdef", "u");
+        cfg.log_file = Some(path.clone());
+        cfg.log_level = "warn".into();
+        init(&cfg);
+        tracing::info!(target: "rtm2_core::test", "too low for the file");
+        tracing::warn!(target: "rtm2_core::test", n = 7, "into the file");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(text.contains("Warn rtm2_core::test: into the file n=7"), "{text}");
+        assert!(!text.contains("too low"), "{text}");
         let got = got.lock().unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].level, LogLevel::Warn);

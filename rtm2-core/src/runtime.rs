@@ -6,10 +6,35 @@ use std::sync::OnceLock;
 use tokio::runtime::Runtime;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// The process that started the runtime (0 = not started yet).
+static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Whether this process is a `fork()` child of the one that started the SDK: the runtime's
+/// threads do not exist here, so the SDK must not be used (it would wait forever).
+pub(crate) fn forked() -> bool {
+    let owner = OWNER_PID.load(std::sync::atomic::Ordering::Relaxed);
+    owner != 0 && owner != std::process::id()
+}
+
+/// The error of any use of the SDK in a forked child.
+pub(crate) fn forked_error(op: &'static str) -> crate::Error {
+    crate::Error::new(
+        rtm2_proto::ErrorCode::NOT_INITIALIZED,
+        op,
+        "the SDK was started in the parent process and cannot be used after fork(); create clients in the child before using it there, or exec",
+    )
+}
+
+#[cfg(test)]
+pub(crate) fn pretend_forked(on: bool) {
+    let pid = if on { std::process::id().wrapping_add(1) } else { std::process::id() };
+    OWNER_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The runtime every client runs on: two worker threads named `rtm2-core`.
 pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
+        OWNER_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("rtm2-core")
@@ -118,4 +143,11 @@ pub fn block_on<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static
         "rtm2_core::block_on must not be called from inside an async runtime; await the future instead"
     );
     runtime().block_on(run(fut))
+}
+
+/// Polls `fut` to completion on this thread without any runtime (tests of paths that must not
+/// need one).
+#[cfg(test)]
+pub(crate) fn block_on_unchecked<T>(fut: impl Future<Output = T>) -> T {
+    futures::executor::block_on(fut)
 }
