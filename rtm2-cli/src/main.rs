@@ -193,6 +193,13 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
             "rtm2 server listening on {addr}{}",
             if server.config().dev_mode() { " (development mode)" } else { "" }
         );
+        if let (Some(tls_addr), Some(cert), Some(key)) = (&a.tls_listen, &a.tls_cert, &a.tls_key) {
+            let tls = server
+                .listen_tls(tls_addr.as_str(), cert, key)
+                .await
+                .map_err(|e| format!("cannot serve TLS on {tls_addr}: {e}"))?;
+            eprintln!("rtm2 server listening on {tls} (tls)");
+        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         eprintln!("shutting down");
         server.shutdown();

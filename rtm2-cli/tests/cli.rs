@@ -128,3 +128,53 @@ fn demo_runs_on_the_embedded_server() {
     assert!(text.contains("CHANNEL_RECEIVER_OFFLINE (11033)"), "{text}");
     assert!(text.contains("bob got    stage/slides alice: slide 1"), "{text}");
 }
+
+#[test]
+fn serve_tls_and_talk_over_it() {
+    let dir = std::env::temp_dir().join(format!("rtm2-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut server = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&cert_path)
+            .arg("--tls-key")
+            .arg(&key_path)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let srv = lines(server.0.stderr.take().unwrap());
+    let line = wait_line(&srv, "(tls)");
+    let endpoint = format!("tls://{}", line.split_whitespace().nth(4).unwrap());
+    let ca = cert_path.to_str().unwrap();
+    let mut sub = Killed(
+        Command::new(BIN)
+            .args(["subscribe", "--endpoint", &endpoint, "--tls-ca", ca, "--user-id", "bob", "--count", "1", "secure"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let sub_err = lines(sub.0.stderr.take().unwrap());
+    let sub_out = lines(sub.0.stdout.take().unwrap());
+    wait_line(&sub_err, "subscribed to secure");
+    let out = Command::new(BIN)
+        .args(["publish", "--endpoint", &endpoint, "--tls-ca", ca, "--user-id", "alice", "secure", "over tls"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(wait_line(&sub_out, "over tls"), "secure alice: over tls");
+    // Without the CA the server cannot be verified: a clear error, no hang.
+    let out = Command::new(BIN)
+        .args(["publish", "--endpoint", &endpoint, "--user-id", "eve", "secure", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INIT_SERVICE_FAILED (10007)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
