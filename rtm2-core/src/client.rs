@@ -218,7 +218,10 @@ impl Client {
     /// Applies tuning parameters (a JSON object); unknown keys fail with 10014. See
     /// [`ClientConfig::set_parameters`].
     pub fn set_parameters(&self, json: &str) -> Result<()> {
-        self.inner.config.lock().unwrap().set_parameters(json)
+        let mut config = self.inner.config.lock().unwrap();
+        config.set_parameters(json)?;
+        crate::logging::init(&config);
+        Ok(())
     }
 
     /// The tuning parameters as a JSON object.

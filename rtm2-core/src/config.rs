@@ -140,6 +140,10 @@ impl ClientConfig {
         m.insert("event_queue_capacity".into(), (self.event_queue_capacity as u64).into());
         m.insert("max_queued_requests".into(), (self.max_queued_requests as u64).into());
         m.insert("receive_own_messages".into(), self.receive_own_messages.into());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        m.insert("tls_ca_file".into(), path(&self.tls_ca_file).into());
+        m.insert("log_file".into(), path(&self.log_file).into());
+        m.insert("log_level".into(), self.log_level.clone().into());
         Value::Object(m)
     }
 
@@ -156,6 +160,9 @@ impl ClientConfig {
     /// | `event_queue_capacity` | 1..=16777216 | receivers made later |
     /// | `max_queued_requests` | 1..=16777216 | next operation |
     /// | `receive_own_messages` | bool | next login |
+    /// | `tls_ca_file` | path, `""` = system roots | next connection |
+    /// | `log_file` | path, `""` = none | at once |
+    /// | `log_level` | `trace`..`error` | with `log_file` |
     ///
     /// An unknown key, a value of the wrong type or out of range fails with 10014.
     pub fn set_parameters(&mut self, json: &str) -> Result<()> {
@@ -190,6 +197,22 @@ impl ClientConfig {
                 "receive_own_messages" => {
                     next.receive_own_messages =
                         v.as_bool().ok_or_else(|| bad(format!("{k} must be true or false, got {v}")))?
+                }
+                "tls_ca_file" | "log_file" => {
+                    let v = v.as_str().ok_or_else(|| bad(format!("{k} must be a path (string), got {v}")))?;
+                    let p = (!v.is_empty()).then(|| PathBuf::from(v));
+                    if k == "tls_ca_file" {
+                        next.tls_ca_file = p;
+                    } else {
+                        next.log_file = p;
+                    }
+                }
+                "log_level" => {
+                    let v = v.as_str().unwrap_or("");
+                    if crate::logging::parse_level(v).is_none() {
+                        return Err(bad(format!("log_level must be trace, debug, info, warn or error, got {v:?}")));
+                    }
+                    next.log_level = v.to_string();
                 }
                 _ => return Err(bad(format!("unknown parameter {k:?}"))),
             }

@@ -45,6 +45,17 @@ async fn tls_endpoint_with_a_verified_certificate() {
     };
     let alice = mk("alice", "localhost");
     let bob = mk("bob", "127.0.0.1");
+    // The CA file can also come through set_parameters (what every binding offers).
+    let carol = Client::new(
+        ClientConfig::new(APP_ID, "carol")
+            .endpoint(Endpoint::parse(&format!("tls://localhost:{}", addr.port())).unwrap()),
+    )
+    .unwrap();
+    carol.set_parameters(&format!(r#"{{"tls_ca_file": "{}"}}"#, pki.path("cert.pem").display())).unwrap();
+    carol.login("").await.unwrap();
+    assert!(carol.get_parameters().contains("cert.pem"));
+    assert_eq!(carol.set_parameters(r#"{"tls_ca_file": 7}"#).unwrap_err().code, ErrorCode::INVALID_PARAMETER);
+    assert_eq!(carol.set_parameters(r#"{"log_level": "loud"}"#).unwrap_err().code, ErrorCode::INVALID_PARAMETER);
     alice.login("").await.unwrap();
     bob.login("").await.unwrap();
     let mut sub = bob.subscribe("secure", SubscribeOptions::default()).await.unwrap();
