@@ -292,7 +292,9 @@ pub struct LinkStateEvent {
     pub affected_channels: Vec<String>,
     /// Channels (and "channel/topic" roles) that could not be restored after a reconnect.
     pub unrestored_channels: Vec<String>,
-    /// Whether the previous session was resumed without loss (resume: later protocol feature).
+    /// After a reconnect: whether the session was resumed without loss. When false (the resume
+    /// window passed, or the server restarted), messages of `affected_channels` may have been
+    /// missed; this event is delivered before anything received after the reconnect.
     pub is_resumed: bool,
     /// Local time, ms.
     pub timestamp_ms: u64,
