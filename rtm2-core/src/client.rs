@@ -521,19 +521,24 @@ impl Inner {
 
     pub(crate) fn emit_link_state(
         &self,
+        generation: Option<u64>,
         current: LinkState,
         operation: LinkOperation,
         reason: LinkStateChangeReason,
         text: String,
         unrestored: Vec<String>,
     ) {
-        self.emit_link_state_ex(current, operation, reason, text, unrestored, false)
+        self.emit_link_state_ex(generation, current, operation, reason, text, unrestored, false)
     }
 
     /// Emits a MESSAGE link-state event; `is_resumed` tells after a reconnect whether the
     /// session resumed without loss.
+    /// `generation`: the login this change belongs to; a change of an older login (a supervisor
+    /// finishing after a newer login began) is dropped, so it cannot overwrite the newer state.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn emit_link_state_ex(
         &self,
+        generation: Option<u64>,
         current: LinkState,
         operation: LinkOperation,
         reason: LinkStateChangeReason,
@@ -543,6 +548,9 @@ impl Inner {
     ) {
         let (previous, affected) = {
             let mut st = self.state.lock().unwrap();
+            if generation.is_some_and(|g| g != st.generation) {
+                return;
+            }
             let prev = st.link_state;
             st.link_state = current;
             let affected = st.cache.channels.keys().chain(st.cache.streams.keys()).cloned().collect();
@@ -648,6 +656,7 @@ impl Inner {
         };
         self.slot.send_replace(Slot::Connecting);
         self.emit_link_state(
+            Some(generation),
             LinkState::CONNECTING,
             LinkOperation::LOGIN,
             LinkStateChangeReason::LOGIN,
@@ -692,29 +701,56 @@ impl Inner {
                     format!("not connected within {} ms", timeout.as_millis()),
                 );
                 if current {
-                    self.fail(LinkStateChangeReason::LOGIN_TIMEOUT, LinkOperation::LOGIN, e.reason.clone());
+                    self.fail(
+                        Some(generation),
+                        LinkStateChangeReason::LOGIN_TIMEOUT,
+                        LinkOperation::LOGIN,
+                        e.reason.clone(),
+                    );
                 }
                 Err(e)
             }
         }
     }
 
-    /// Enters FAILED: no more reconnects; operations fail with NOT_LOGIN until the next login.
-    fn fail(&self, reason: LinkStateChangeReason, operation: LinkOperation, text: String) {
-        {
+    /// Enters FAILED for login `generation` (None: whatever login is current): no more
+    /// reconnects; operations fail with NOT_LOGIN until the next login. Does nothing if a newer
+    /// login began meanwhile. The check and the state change happen under one lock, so an old
+    /// supervisor finishing late cannot fail a newer login.
+    fn fail(&self, generation: Option<u64>, reason: LinkStateChangeReason, operation: LinkOperation, text: String) {
+        let (previous, affected) = {
             let mut st = self.state.lock().unwrap();
+            if generation.is_some_and(|g| g != st.generation) {
+                return;
+            }
             st.supervisor = None;
             if let Some(l) = st.link.take() {
                 l.close("failed");
             }
-        }
-        self.slot.send_replace(Slot::Down(Error::new(
-            ErrorCode::NOT_LOGIN,
-            "request",
-            format!("the client is not logged in (link failed: {}: {text})", reason.name()),
-        )));
+            let previous = st.link_state;
+            st.link_state = LinkState::FAILED;
+            self.slot.send_replace(Slot::Down(Error::new(
+                ErrorCode::NOT_LOGIN,
+                "request",
+                format!("the client is not logged in (link failed: {}: {text})", reason.name()),
+            )));
+            let affected = st.cache.channels.keys().chain(st.cache.streams.keys()).cloned().collect();
+            (previous, affected)
+        };
         self.session.reset("the client is not logged in");
-        self.emit_link_state(LinkState::FAILED, operation, reason, text, vec![]);
+        self.hub.emit(Event::LinkState(Arc::new(LinkStateEvent {
+            current: LinkState::FAILED,
+            previous,
+            service_type: ServiceType::MESSAGE,
+            operation,
+            reason,
+            reason_text: text,
+            channel: String::new(),
+            affected_channels: affected,
+            unrestored_channels: Vec::new(),
+            is_resumed: false,
+            timestamp_ms: now_ms(),
+        })));
         self.release();
         self.hub.close_all_channels();
     }
@@ -738,6 +774,7 @@ impl Inner {
         self.hub.close_all_channels();
         if was != LinkState::IDLE {
             self.emit_link_state(
+                None,
                 LinkState::IDLE,
                 LinkOperation::LOGOUT,
                 LinkStateChangeReason::LOGOUT,
@@ -934,11 +971,19 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 } else {
                     Vec::new()
                 };
-                inner.slot.send_replace(Slot::Up(link.clone()));
+                {
+                    let st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        link.close("superseded");
+                        return;
+                    }
+                    inner.slot.send_replace(Slot::Up(link.clone()));
+                }
                 if reconnecting {
                     // When not resumed, this event says (before anything newer is delivered)
                     // that messages of `affected_channels` may have been missed.
                     inner.emit_link_state_ex(
+                        Some(generation),
                         LinkState::CONNECTED,
                         LinkOperation::RECONNECTED,
                         LinkStateChangeReason::RECONNECT_SUCCESS,
@@ -949,6 +994,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     inner.release();
                 } else {
                     inner.emit_link_state(
+                        Some(generation),
                         LinkState::CONNECTED,
                         LinkOperation::LOGIN,
                         LinkStateChangeReason::LOGIN_SUCCESS,
@@ -972,23 +1018,22 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 match classify(end) {
                     EndKind::Fatal(reason, text) => {
                         tracing::info!(?reason, %text, "the server ended the session");
-                        inner.fail(reason, LinkOperation::SERVER_REJECT, text);
+                        inner.fail(Some(generation), reason, LinkOperation::SERVER_REJECT, text);
                         return;
                     }
                     EndKind::Transient(op, reason, text) => {
                         tracing::info!(?reason, %text, "connection lost; reconnecting");
-                        inner.emit_link_state(LinkState::DISCONNECTED, op, reason, text, vec![]);
+                        inner.emit_link_state(Some(generation), LinkState::DISCONNECTED, op, reason, text, vec![]);
                         reconnecting = true;
                     }
                 }
             }
             Err(ce) if ce.fatal => {
-                let text = ce.error.reason.clone();
+                // FAILED first, then the login's answer: whoever reacts to the answer (e.g. by
+                // logging in again) sees the state that answer left.
+                inner.fail(Some(generation), ce.reason, LinkOperation::SERVER_REJECT, ce.error.reason.clone());
                 if let Some(w) = waiter.take() {
                     let _ = w.send(Err(ce.error));
-                }
-                if inner.state.lock().unwrap().generation == generation {
-                    inner.fail(ce.reason, LinkOperation::SERVER_REJECT, text);
                 }
                 return;
             }

@@ -472,3 +472,24 @@ async fn what_cannot_be_restored_is_reported() {
     a.publish("room", "restored", PublishOptions::default()).await.unwrap();
     assert_eq!(next_message(&mut room).await.text(), Some("restored"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_failure_of_an_earlier_login_never_fails_a_newer_one() {
+    // Regression: a failed login's FAILED transition could land after the next login began,
+    // leaving the new (working) session reported as FAILED.
+    let (_server, ep) = cert_server(Duration::from_secs(30)).await;
+    let a = client(&ep, "alice");
+    let mut events = a.events();
+    for round in 0..20 {
+        assert_eq!(a.login("007garbage").await.unwrap_err().code, ErrorCode::INVALID_TOKEN);
+        a.login(&rtm_token("alice", 600)).await.unwrap();
+        assert_eq!(a.link_state(), LinkState::CONNECTED, "round {round}");
+        // After the CONNECTED of the good login, no FAILED may follow.
+        let batch = events.try_recv_batch(usize::MAX);
+        let last_connected = batch.iter().rposition(|e| is_link(e, LinkState::CONNECTED));
+        let after = &batch[last_connected.map_or(0, |i| i + 1)..];
+        assert!(!after.iter().any(|e| is_link(e, LinkState::FAILED)), "round {round}: {after:?}");
+        a.logout().await.unwrap();
+        events.try_recv_batch(usize::MAX);
+    }
+}
