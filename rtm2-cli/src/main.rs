@@ -70,6 +70,25 @@ struct ServeArgs {
     /// PEM private key for TLS.
     #[arg(long)]
     tls_key: Option<std::path::PathBuf>,
+    /// Keep channel and user metadata in a crash-safe database in this directory (created if
+    /// missing; every acknowledged write is on disk). Without it, metadata is kept in memory
+    /// and lost when the server stops.
+    #[arg(long, env = "RTM2_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Above this many present users in a channel, presence events are aggregated into one
+    /// INTERVAL event per --presence-interval-ms.
+    #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_ANNOUNCE_MAX)]
+    presence_announce_max: usize,
+    /// Interval of aggregated presence events, ms.
+    #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_INTERVAL_S * 1000)]
+    presence_interval_ms: u64,
+    /// Users per page of getOnlineUsers.
+    #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_PAGE_SIZE)]
+    presence_page_size: usize,
+    /// Length of one second of presence timeouts and lock ttls, ms. For tests only: 100 makes a
+    /// 5 s presence timeout last 0.5 s.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    ttl_unit_ms: u64,
 }
 
 #[derive(Args)]
@@ -183,9 +202,20 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     if let Some(r) = a.call_rate {
         config.rate_limits.calls_per_s = r;
     }
+    if let Some(dir) = &a.data_dir {
+        config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());
+    }
+    config.presence_announce_max = a.presence_announce_max;
+    config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));
+    config.presence_page_size = a.presence_page_size.max(1);
+    config.ttl_unit = Duration::from_millis(a.ttl_unit_ms.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let server = rtm2_server::Server::start(config);
+        let server = rtm2_server::Server::try_start(config).map_err(|e| format!("cannot open the metadata store: {e}"))?;
+        match &a.data_dir {
+            Some(dir) => eprintln!("rtm2 server keeps metadata in {}", dir.join("metadata.redb").display()),
+            None => eprintln!("rtm2 server keeps metadata in memory (pass --data-dir DIR to keep it across restarts)"),
+        }
         let addr =
             server.listen_tcp(a.listen.as_str()).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
         tracing::info!("serving");
@@ -260,6 +290,14 @@ async fn subscribe(a: SubscribeArgs) -> Result<()> {
             Event::LinkState(l) => eprintln!("link: {} ({})", l.current.name(), l.reason.name()),
             Event::TokenPrivilegeWillExpire(_) => eprintln!("the token will expire soon"),
             Event::Overflow { dropped } => eprintln!("dropped {dropped} events (too slow)"),
+            Event::Presence(p) => eprintln!(
+                "presence: {} {} {}",
+                p.channel,
+                p.event_type.name(),
+                if p.publisher.is_empty() { format!("({} present)", p.snapshot.len()) } else { p.publisher.clone() }
+            ),
+            Event::Storage(s) => eprintln!("metadata of {}: {} items", s.target, s.data.items.len()),
+            Event::Lock(l) => eprintln!("lock {} of {}: {} {}", l.lock_name, l.channel, l.event_type.name(), l.owner),
             Event::Topic(_) => {}
         }
     }

@@ -47,6 +47,30 @@ pub(crate) enum Slot {
 pub(crate) struct Cache {
     pub channels: BTreeMap<String, SubscribeOptions>,
     pub streams: BTreeMap<String, StreamCache>,
+    /// This client's presence state per channel: set on the server while present, kept here
+    /// (and sent on subscribe/join) before that and for a restore.
+    pub states: BTreeMap<(ChannelType, String), BTreeMap<String, String>>,
+    /// Users whose metadata this client subscribed to.
+    pub user_metadata: BTreeSet<String>,
+}
+
+impl Cache {
+    /// Whether this client is present (subscribed/joined with presence) in a channel.
+    pub(crate) fn present(&self, key: &(ChannelType, String)) -> bool {
+        match key.0 {
+            ChannelType::MESSAGE => self.channels.get(&key.1).is_some_and(|o| o.with_presence),
+            ChannelType::STREAM => self.streams.get(&key.1).is_some_and(|s| s.opts.with_presence),
+            _ => false,
+        }
+    }
+
+    /// The cached state to send when entering a channel with these options.
+    pub(crate) fn entry_states(&self, key: &(ChannelType, String), with_presence: bool) -> Vec<pb::StateItem> {
+        match self.states.get(key) {
+            Some(s) if with_presence => crate::presence::to_items(s),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +223,26 @@ impl Client {
         self.timeout.unwrap_or_else(|| self.inner.request_timeout())
     }
 
+    /// The timeout given by `with_timeout`, if any.
+    pub(crate) fn explicit_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The presence service (whoNow, whereNow, user state).
+    pub fn presence(&self) -> crate::presence::Presence {
+        crate::presence::Presence { client: self.clone() }
+    }
+
+    /// The storage service (channel and user metadata).
+    pub fn storage(&self) -> crate::storage::Storage {
+        crate::storage::Storage { client: self.clone() }
+    }
+
+    /// The lock service.
+    pub fn lock(&self) -> crate::lock::Locks {
+        crate::lock::Locks { client: self.clone() }
+    }
+
     /// The user id.
     pub fn user_id(&self) -> String {
         self.inner.config.lock().unwrap().user_id.clone()
@@ -284,10 +328,17 @@ impl Client {
         // Registered before the request so no message after the reply can be missed.
         let cap = self.inner.config.lock().unwrap().event_queue_capacity;
         let sub = self.inner.hub.subscription(channel, cap);
+        let states = self
+            .inner
+            .state
+            .lock()
+            .unwrap()
+            .cache
+            .entry_states(&(ChannelType::MESSAGE, channel.to_string()), options.with_presence);
         let reply = self.inner.submit(
             op,
             ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT,
-            subscribe_body(channel, &options),
+            subscribe_body(channel, &options, states),
             self.timeout(),
         );
         let (inner, ch) = (self.inner.clone(), channel.to_string());
@@ -308,7 +359,11 @@ impl Client {
         Op::spawn(async move {
             let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
-                inner.state.lock().unwrap().cache.channels.remove(&ch);
+                let mut st = inner.state.lock().unwrap();
+                st.cache.channels.remove(&ch);
+                // Leaving a channel deletes this user's state there (reference behaviour).
+                st.cache.states.remove(&(ChannelType::MESSAGE, ch.clone()));
+                drop(st);
                 inner.hub.close_channel(&ch);
             }
             r.map(|_| ())
@@ -363,7 +418,7 @@ impl Client {
     }
 }
 
-pub(crate) fn subscribe_body(channel: &str, o: &SubscribeOptions) -> client_frame::Body {
+pub(crate) fn subscribe_body(channel: &str, o: &SubscribeOptions, states: Vec<pb::StateItem>) -> client_frame::Body {
     client_frame::Body::Subscribe(pb::Subscribe {
         channel: channel.to_string(),
         with_message: o.with_message,
@@ -371,10 +426,11 @@ pub(crate) fn subscribe_body(channel: &str, o: &SubscribeOptions) -> client_fram
         with_metadata: o.with_metadata,
         with_lock: o.with_lock,
         be_quiet: o.be_quiet,
+        states,
     })
 }
 
-pub(crate) fn join_body(channel: &str, o: &JoinOptions) -> client_frame::Body {
+pub(crate) fn join_body(channel: &str, o: &JoinOptions, states: Vec<pb::StateItem>) -> client_frame::Body {
     client_frame::Body::StreamJoin(pb::StreamJoin {
         channel: channel.to_string(),
         token: o.token.clone(),
@@ -382,6 +438,7 @@ pub(crate) fn join_body(channel: &str, o: &JoinOptions) -> client_frame::Body {
         with_metadata: o.with_metadata,
         with_lock: o.with_lock,
         be_quiet: o.be_quiet,
+        states,
     })
 }
 
@@ -818,6 +875,9 @@ impl Inner {
                 topics: t.topics.into_iter().map(Into::into).collect(),
                 timestamp_ms: t.timestamp_ms,
             }))),
+            Inbound::Presence(p) => self.emit(Event::Presence(Arc::new(p.into()))),
+            Inbound::Storage(e) => self.emit(Event::Storage(Arc::new(e.into()))),
+            Inbound::Lock(e) => self.emit(Event::Lock(Arc::new(e.into()))),
             Inbound::TokenWillExpire(t) => self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() {
                 None
             } else {
@@ -850,15 +910,24 @@ impl Inner {
         let cache = self.state.lock().unwrap().cache.clone();
         let mut unrestored = Vec::new();
         for (ch, o) in &cache.channels {
-            if let Err(e) = req("subscribe", subscribe_body(ch, o)).await {
+            let states = cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), o.with_presence);
+            if let Err(e) = req("subscribe", subscribe_body(ch, o, states)).await {
                 tracing::warn!(channel = %ch, error = %e, "could not restore a subscription");
                 unrestored.push(ch.clone());
                 self.state.lock().unwrap().cache.channels.remove(ch);
                 self.hub.close_channel(ch);
             }
         }
+        for user in &cache.user_metadata {
+            if let Err(e) = req("subscribe_user_metadata", crate::storage::subscribe_user_body(user)).await {
+                tracing::warn!(user = %user, error = %e, "could not restore a user-metadata subscription");
+                unrestored.push(format!("user-metadata/{user}"));
+                self.state.lock().unwrap().cache.user_metadata.remove(user);
+            }
+        }
         for (name, sc) in &cache.streams {
-            match req("join", join_body(name, &sc.opts)).await {
+            let states = cache.entry_states(&(ChannelType::STREAM, name.clone()), sc.opts.with_presence);
+            match req("join", join_body(name, &sc.opts, states)).await {
                 Ok(resp) => {
                     if let Some(pb::response::Result::StreamJoin(j)) = resp.result {
                         self.emit_snapshot(name, j.topics);

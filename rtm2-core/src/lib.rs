@@ -20,8 +20,11 @@ pub mod embedded;
 mod error;
 mod events;
 mod link;
+mod lock;
 pub mod logging;
+mod presence;
 mod runtime;
+mod storage;
 mod stream_channel;
 mod types;
 
@@ -54,13 +57,18 @@ pub use config::{ClientConfig, Endpoint};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
 pub use runtime::{Op, block_on, runtime};
+pub use lock::{LockDetail, LockEvent, Locks};
+pub use presence::{
+    ChannelInfo, GetOnlineUsersOptions, OnlineUsers, Presence, PresenceEvent, PresenceInterval, States, UserState,
+};
+pub use storage::{Metadata, MetadataItem, MetadataOptions, MetadataWrite, Storage, StorageEvent};
 pub use stream_channel::StreamChannel;
 pub use types::*;
 
 pub use rtm2_proto::ErrorCode;
 pub use rtm2_proto::enums::{
-    ChannelType, LinkOperation, LinkState, LinkStateChangeReason, MessagePriority, MessageQos, MessageType,
-    ServiceType, TopicEventType,
+    ChannelType, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority, MessageQos,
+    MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
 };
 
 #[cfg(test)]

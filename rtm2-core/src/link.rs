@@ -42,6 +42,9 @@ pub(crate) enum Inbound {
     Topic(pb::TopicEvent),
     TokenWillExpire(pb::TokenWillExpire),
     StreamClosed(pb::StreamChannelClosed),
+    Presence(pb::PresenceEvent),
+    Storage(pb::StorageEvent),
+    Lock(pb::LockEvent),
 }
 
 /// Where the reader hands inbound frames (called on the reader task; must not block).
@@ -512,6 +515,9 @@ async fn reader<R: AsyncRead + Unpin>(
             Some(server_frame::Body::StreamChannelClosed(c)) => {
                 inbound(Inbound::StreamClosed(c));
             }
+            Some(server_frame::Body::Presence(p)) => inbound(Inbound::Presence(p)),
+            Some(server_frame::Body::Storage(e)) => inbound(Inbound::Storage(e)),
+            Some(server_frame::Body::Lock(e)) => inbound(Inbound::Lock(e)),
             Some(server_frame::Body::Goodbye(g)) => {
                 let reason = LinkStateChangeReason::from_u32(g.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
                 break LinkEnd {

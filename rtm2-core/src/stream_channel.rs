@@ -89,8 +89,14 @@ impl StreamChannel {
             }
         }
         let name = self.inner.name.clone();
-        let reply =
-            client.submit(op, ErrorCode::CHANNEL_JOIN_FAILED, join_body(&name, &options), self.timeout(&client));
+        let states =
+            client.state.lock().unwrap().cache.entry_states(&(ChannelType::STREAM, name.clone()), options.with_presence);
+        let reply = client.submit(
+            op,
+            ErrorCode::CHANNEL_JOIN_FAILED,
+            join_body(&name, &options, states),
+            self.timeout(&client),
+        );
         Op::spawn(async move {
             let resp = reply.await?;
             let topics = match resp.result {
@@ -125,7 +131,11 @@ impl StreamChannel {
         Op::spawn(async move {
             let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
-                client.state.lock().unwrap().cache.streams.remove(&name);
+                {
+                    let mut st = client.state.lock().unwrap();
+                    st.cache.streams.remove(&name);
+                    st.cache.states.remove(&(ChannelType::STREAM, name.clone()));
+                }
                 client.emit_stream_state(
                     &name,
                     LinkState::IDLE,

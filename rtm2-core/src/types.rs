@@ -307,6 +307,12 @@ pub enum Event {
     Message(std::sync::Arc<MessageEvent>),
     /// A topic event.
     Topic(std::sync::Arc<TopicEvent>),
+    /// A presence event.
+    Presence(std::sync::Arc<crate::presence::PresenceEvent>),
+    /// A storage (metadata) event.
+    Storage(std::sync::Arc<crate::storage::StorageEvent>),
+    /// A lock event.
+    Lock(std::sync::Arc<crate::lock::LockEvent>),
     /// A link-state change.
     LinkState(std::sync::Arc<LinkStateEvent>),
     /// A token will expire soon: `None` = the login token, `Some(ch)` = stream channel `ch`.

@@ -90,6 +90,8 @@ impl Listener {
                         with_message(m, |e| unsafe { cb(ud, e) });
                     }
                 }
+                // Delivered by the C listener once the C API has presence, storage and locks.
+                Event::Presence(_) | Event::Storage(_) | Event::Lock(_) => {}
                 Event::Topic(t) => {
                     if let Some(cb) = self.raw.on_topic {
                         with_topic(t, |e| unsafe { cb(ud, e) });

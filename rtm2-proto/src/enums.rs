@@ -3,7 +3,7 @@
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $( $(#[$vm:meta])* $var:ident = $val:literal ),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u32)]
         #[allow(non_camel_case_types, missing_docs)]
         pub enum $name { $( $(#[$vm])* $var = $val ),* }
@@ -40,6 +40,29 @@ wire_enum!(
 wire_enum!(
     /// Topic event types.
     TopicEventType { NONE = 0, SNAPSHOT = 1, REMOTE_JOIN = 2, REMOTE_LEAVE = 3 }
+);
+wire_enum!(
+    /// Presence event types.
+    PresenceEventType {
+        NONE = 0, SNAPSHOT = 1, INTERVAL = 2, REMOTE_JOIN = 3, REMOTE_LEAVE = 4, REMOTE_TIMEOUT = 5,
+        REMOTE_STATE_CHANGED = 6, ERROR_OUT_OF_SERVICE = 7,
+    }
+);
+wire_enum!(
+    /// Whose metadata a storage operation or event is about.
+    StorageType { NONE = 0, USER = 1, CHANNEL = 2 }
+);
+wire_enum!(
+    /// Storage event types (the service runs in full-data mode: SNAPSHOT and UPDATE only).
+    StorageEventType { NONE = 0, SNAPSHOT = 1, SET = 2, UPDATE = 3, REMOVE = 4 }
+);
+wire_enum!(
+    /// The kind of a metadata write (`WriteMetadata.op`).
+    MetadataOp { NONE = 0, SET = 1, UPDATE = 2, REMOVE = 3 }
+);
+wire_enum!(
+    /// Lock event types.
+    LockEventType { NONE = 0, SNAPSHOT = 1, SET = 2, REMOVED = 3, ACQUIRED = 4, RELEASED = 5, EXPIRED = 6 }
 );
 wire_enum!(
     /// Which connection a link-state event is about.

@@ -75,3 +75,41 @@ pub const MAX_CALLS_PER_SECOND: u32 = 20;
 
 /// Seconds a dropped session is kept for a loss-free resume (after Ably's 2-minute window).
 pub const DEFAULT_RESUME_WINDOW_S: u64 = 120;
+
+/// Presence state pairs per user per channel, counted over the merge with existing keys (13005).
+pub const MAX_STATE_ITEMS: usize = 32;
+/// Presence state key length, bytes (13008).
+pub const MAX_STATE_KEY_LEN: usize = 32;
+/// Presence state value length, bytes (13009).
+pub const MAX_STATE_VALUE_LEN: usize = 16 * 1024;
+/// Channels whose state a client may cache before it subscribes or joins (13004).
+pub const MAX_CACHED_STATE_CHANNELS: usize = 100;
+/// Default users per page of `getOnlineUsers` (reference docs: up to 100 per page).
+pub const DEFAULT_PRESENCE_PAGE_SIZE: usize = 100;
+/// Default "max number of instant events": above this many present users, per-user presence
+/// events are replaced by one INTERVAL event per interval (reference console: 50, range 8–128).
+pub const DEFAULT_PRESENCE_ANNOUNCE_MAX: usize = 50;
+/// Default interval of INTERVAL presence events, seconds (reference console: 30).
+pub const DEFAULT_PRESENCE_INTERVAL_S: u64 = 30;
+
+/// Metadata key length, bytes (12011).
+pub const MAX_METADATA_KEY_LEN: usize = 32;
+/// Metadata value length, bytes (12012).
+pub const MAX_METADATA_VALUE_LEN: usize = 16 * 1024;
+/// Size of a whole metadata set (keys + values), bytes, and of one write request (12006).
+pub const MAX_METADATA_SET_LEN: usize = 16 * 1024;
+/// Items per metadata call (12002).
+pub const MAX_METADATA_ITEMS_PER_CALL: usize = 32;
+/// Users whose metadata one client may subscribe to (12017).
+pub const MAX_SUBSCRIBED_USER_METADATA: usize = 50;
+
+/// Lock ttl range and default, seconds (reference: [10,300], default 10, clamped).
+pub const MIN_LOCK_TTL_S: u32 = 10;
+/// See [`MIN_LOCK_TTL_S`].
+pub const MAX_LOCK_TTL_S: u32 = 300;
+/// See [`MIN_LOCK_TTL_S`].
+pub const DEFAULT_LOCK_TTL_S: u32 = 10;
+/// Lock name length, bytes (14005).
+pub const MAX_LOCK_NAME_LEN: usize = 64;
+/// Locks per channel (reference: 32, soft); more fail with 14001.
+pub const MAX_LOCKS_PER_CHANNEL: usize = 32;

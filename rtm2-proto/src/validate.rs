@@ -149,6 +149,121 @@ pub fn topic_options(qos: u32, priority: u32) -> Check {
     Ok(())
 }
 
+/// The channel type of a presence, storage or lock call: MESSAGE or STREAM (10014 otherwise).
+pub fn scope_channel_type(channel_type: u32) -> Result<crate::enums::ChannelType, Violation> {
+    use crate::enums::ChannelType;
+    match ChannelType::from_u32(channel_type) {
+        Some(t @ (ChannelType::MESSAGE | ChannelType::STREAM)) => Ok(t),
+        _ => Err(Violation::new(
+            ErrorCode::INVALID_CHANNEL_TYPE,
+            format!("channel type must be MESSAGE (1) or STREAM (2), not {channel_type}"),
+        )),
+    }
+}
+
+/// Presence state items of one setState call: keys valid, unique, sizes within limits. (The
+/// merged count is checked where the existing state is known.)
+pub fn state_items<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Check {
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0usize;
+    for (k, v) in items {
+        n += 1;
+        if k.len() > MAX_STATE_KEY_LEN {
+            return Err(Violation::new(
+                ErrorCode::PRESENCE_STATE_KEY_SIZE_OVERFLOW,
+                format!("state key is {} bytes; at most {MAX_STATE_KEY_LEN} are allowed", k.len()),
+            ));
+        }
+        name("state key", k, MAX_STATE_KEY_LEN, ErrorCode::PRESENCE_INVALID_STATE_KEY)?;
+        if v.len() > MAX_STATE_VALUE_LEN {
+            return Err(Violation::new(
+                ErrorCode::PRESENCE_STATE_VALUE_SIZE_OVERFLOW,
+                format!("state value of {k:?} is {} bytes; at most {MAX_STATE_VALUE_LEN} are allowed", v.len()),
+            ));
+        }
+        if !seen.insert(k) {
+            return Err(Violation::new(ErrorCode::PRESENCE_STATE_DUPLICATE_KEY, format!("state key {k:?} is repeated")));
+        }
+    }
+    if n == 0 {
+        return Err(Violation::new(ErrorCode::PRESENCE_INVALID_ARGUMENT, "the state must not be empty"));
+    }
+    if n > MAX_STATE_ITEMS {
+        return Err(Violation::new(
+            ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW,
+            format!("{n} state pairs; at most {MAX_STATE_ITEMS} are allowed per channel"),
+        ));
+    }
+    Ok(())
+}
+
+/// Metadata items of one write: at most 32, keys valid and unique, values and the request
+/// within the size limits, revisions ≥ -1 (and not 0 for update/remove).
+pub fn metadata_items<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a str, Option<i64>)>,
+    op: crate::enums::MetadataOp,
+) -> Check {
+    use crate::enums::MetadataOp;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0usize;
+    for (k, v, rev) in items {
+        if seen.len() >= MAX_METADATA_ITEMS_PER_CALL {
+            return Err(Violation::new(
+                ErrorCode::STORAGE_METADATA_ITEM_EXCEED_LIMITATION,
+                format!("at most {MAX_METADATA_ITEMS_PER_CALL} items per call"),
+            ));
+        }
+        if k.len() > MAX_METADATA_KEY_LEN {
+            return Err(Violation::new(
+                ErrorCode::STORAGE_KEY_LENGTH_OVERFLOW,
+                format!("metadata key is {} bytes; at most {MAX_METADATA_KEY_LEN} are allowed", k.len()),
+            ));
+        }
+        name("metadata key", k, MAX_METADATA_KEY_LEN, ErrorCode::STORAGE_INVALID_KEY)?;
+        if v.len() > MAX_METADATA_VALUE_LEN {
+            return Err(Violation::new(
+                ErrorCode::STORAGE_VALUE_LENGTH_OVERFLOW,
+                format!("value of {k:?} is {} bytes; at most {MAX_METADATA_VALUE_LEN} are allowed", v.len()),
+            ));
+        }
+        revision(rev, op, "item")?;
+        if !seen.insert(k) {
+            return Err(Violation::new(ErrorCode::STORAGE_DUPLICATE_KEY, format!("metadata key {k:?} is repeated")));
+        }
+        total += k.len() + if op == MetadataOp::REMOVE { 0 } else { v.len() };
+    }
+    if total > MAX_METADATA_SET_LEN {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_METADATA_LENGTH_OVERFLOW,
+            format!("the items are {total} bytes; at most {MAX_METADATA_SET_LEN} are allowed"),
+        ));
+    }
+    if seen.is_empty() && op != MetadataOp::REMOVE {
+        return Err(Violation::new(ErrorCode::STORAGE_INVALID_METADATA_ITEM, "at least one metadata item is needed"));
+    }
+    Ok(())
+}
+
+/// A revision (major or item) of a write: absent/-1 = no check, 0 = create only (set only),
+/// N > 0 = must match (12005 otherwise).
+pub fn revision(rev: Option<i64>, op: crate::enums::MetadataOp, what: &str) -> Check {
+    match rev {
+        None | Some(-1) => Ok(()),
+        Some(0) if op == crate::enums::MetadataOp::SET => Ok(()),
+        Some(0) => Err(Violation::new(
+            ErrorCode::STORAGE_INVALID_REVISION,
+            format!("{what} revision 0 (create only) is only valid for set"),
+        )),
+        Some(n) if n > 0 => Ok(()),
+        Some(n) => Err(Violation::new(ErrorCode::STORAGE_INVALID_REVISION, format!("{what} revision {n} is below -1"))),
+    }
+}
+
+/// Lock name (≤ 64 bytes, name rule; 14005).
+pub fn lock_name(value: &str) -> Check {
+    name("lock name", value, MAX_LOCK_NAME_LEN, ErrorCode::LOCK_INVALID_NAME)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

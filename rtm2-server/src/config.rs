@@ -1,5 +1,6 @@
 //! Server configuration.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rtm2_proto::limits;
@@ -48,6 +49,30 @@ pub struct ServerConfig {
     pub resume_max_bytes: usize,
     /// Requests per second each session may make; beyond them requests fail with 10021.
     pub rate_limits: RateLimits,
+    /// Where channel and user metadata are kept.
+    pub metadata_store: MetadataStore,
+    /// Users per page of `getOnlineUsers`.
+    pub presence_page_size: usize,
+    /// Above this many present users in a channel, per-user presence events (join, leave,
+    /// timeout, state changed) are replaced by one INTERVAL event per `presence_interval`
+    /// (reference console "max number of instant events": default 50).
+    pub presence_announce_max: usize,
+    /// Interval of aggregated INTERVAL presence events (reference console: 30 s).
+    pub presence_interval: Duration,
+    /// The length of one "second" of presence timeouts and lock ttls (1 s). Tests shorten it
+    /// so that a 5 s presence timeout or a 10 s lock ttl passes quickly; never change it in
+    /// production.
+    pub ttl_unit: Duration,
+}
+
+/// Where a server keeps metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataStore {
+    /// In memory: lost when the server stops (the embedded default).
+    Memory,
+    /// In a crash-safe database file in this directory (created if missing): every
+    /// acknowledged write is on disk.
+    Directory(PathBuf),
 }
 
 impl Default for ServerConfig {
@@ -65,6 +90,11 @@ impl Default for ServerConfig {
             resume_max_frames: 64 * 1024,
             resume_max_bytes: 16 * 1024 * 1024,
             rate_limits: RateLimits::reference(),
+            metadata_store: MetadataStore::Memory,
+            presence_page_size: limits::DEFAULT_PRESENCE_PAGE_SIZE,
+            presence_announce_max: limits::DEFAULT_PRESENCE_ANNOUNCE_MAX,
+            presence_interval: Duration::from_secs(limits::DEFAULT_PRESENCE_INTERVAL_S),
+            ttl_unit: Duration::from_secs(1),
         }
     }
 }

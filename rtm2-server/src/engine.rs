@@ -1,5 +1,6 @@
 //! The engine: apps, logins, message channels, user channels and token deadlines.
-//! Stream channels live in `stream.rs`.
+//! Stream channels live in `stream.rs`; presence, metadata and locks in `scope.rs`,
+//! `storage.rs` and `locks.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,14 @@ use crate::stream::StreamChannel;
 
 /// A request's outcome: an optional typed result, or an RTM error.
 pub(crate) type Reply = Result<Option<pb::response::Result>, Violation>;
+
+/// Why a session ends: for presence, a leave (logout, takeover, token expiry) or a timeout
+/// (its connection dropped and it did not come back within the presence timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Leave,
+    Timeout,
+}
 
 /// Options of a message-channel subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +60,12 @@ pub(crate) struct App {
     users: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     channels: DashMap<String, Arc<MsgChannel>>,
     pub(crate) streams: DashMap<String, Arc<Mutex<StreamChannel>>>,
+    /// Presence, metadata-event and lock state per (channel type, channel).
+    pub(crate) scopes: DashMap<crate::scope::ScopeKey, Arc<Mutex<crate::scope::Scope>>>,
+    /// user id -> sessions subscribed to that user's metadata.
+    pub(crate) user_meta_subs: Mutex<HashMap<String, Vec<Arc<Session>>>>,
+    /// user id -> the locks it owns, as (scope, lock name).
+    pub(crate) lock_owners: Mutex<HashMap<Arc<str>, std::collections::BTreeSet<(crate::scope::ScopeKey, String)>>>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -69,6 +84,11 @@ pub(crate) struct Engine {
     apps: Mutex<HashMap<String, Arc<App>>>,
     next_session: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    /// Where metadata lives.
+    pub(crate) store: Box<dyn crate::storage::Store>,
+    /// Held across each metadata read-modify-write (and snapshot + listener registration), so
+    /// revisions advance one write at a time and no subscriber misses an update.
+    pub(crate) meta_lock: Mutex<()>,
 }
 
 fn token_violation(e: TokenError) -> Violation {
@@ -85,19 +105,22 @@ fn now_s() -> u64 {
 }
 
 impl Engine {
-    pub(crate) fn new(config: ServerConfig) -> Arc<Engine> {
+    pub(crate) fn new(config: ServerConfig) -> std::io::Result<Arc<Engine>> {
+        let store = crate::storage::open(&config.metadata_store)?;
         let apps = config
             .apps
             .iter()
             .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone())))
             .collect();
-        Arc::new(Engine {
+        Ok(Arc::new(Engine {
             config: Arc::new(config),
             connections: Arc::default(),
             apps: Mutex::new(apps),
             next_session: AtomicU64::new(1),
             sessions: Mutex::new(HashMap::new()),
-        })
+            store,
+            meta_lock: Mutex::new(()),
+        }))
     }
 
     /// Takes one of the `max_connections` slots (released when the guard drops).
@@ -195,7 +218,7 @@ impl Engine {
                 LinkStateChangeReason::SAME_UID_LOGIN,
                 "the same user id logged in from another connection",
             ));
-            self.end_session(&prev);
+            self.end_session(&prev, Ending::Leave);
         }
         self.sessions.lock().unwrap().insert(session.id, session.clone());
         tracing::debug!(app = %app.id, user = %session.user_id, session = session.id, "login");
@@ -224,17 +247,18 @@ impl Engine {
         .then_some(s)
     }
 
-    /// Keeps a session whose connection dropped for the resume window, then ends it unless a
-    /// connection was attached again.
+    /// Keeps a session whose connection dropped for the resume window (at most the user's
+    /// presence timeout), then ends it as timed out unless a connection was attached again.
     pub(crate) fn keep_detached(self: &Arc<Self>, session: Arc<Session>, generation: u64) {
         let engine = self.clone();
-        let window = self.config.resume_window;
+        let presence = self.config.ttl_unit * session.presence_timeout_s;
+        let window = self.config.resume_window.min(presence);
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(window) => {
                     if session.still_detached(generation) {
                         tracing::debug!(user = %session.user_id, session = session.id, "resume window passed; ending the session");
-                        engine.end_session(&session);
+                        engine.end_session(&session, Ending::Timeout);
                     }
                 }
                 _ = session.wait_ended() => {}
@@ -243,7 +267,7 @@ impl Engine {
     }
 
     /// Removes a session from everything it takes part in. Idempotent.
-    pub(crate) fn end_session(&self, session: &Arc<Session>) {
+    pub(crate) fn end_session(&self, session: &Arc<Session>, ending: Ending) {
         if !session.mark_ended() {
             return;
         }
@@ -254,38 +278,61 @@ impl Engine {
                 users.remove(&session.user_id);
             }
         }
+        // Presence first, so others see a timeout (not a leave) when that is what happened.
+        let scopes: Vec<crate::scope::ScopeKey> = session.scopes.lock().unwrap().iter().cloned().collect();
+        for key in scopes {
+            crate::scope::exit(self, session, &key, ending);
+        }
+        crate::storage::drop_user_subscriptions(session);
+        crate::locks::owner_away(self.config.ttl_unit, app, &session.user_id);
         let channels: Vec<String> = session.subscriptions.lock().unwrap().drain().map(|(k, _)| k).collect();
         for ch in channels {
             app.remove_subscriber(&ch, session.id);
         }
         let streams: Vec<String> = session.streams.lock().unwrap().drain().collect();
         for ch in streams {
-            crate::stream::leave(session, &ch);
+            crate::stream::leave(self, session, &ch);
         }
         session.deadlines.lock().unwrap().clear();
         session.deadlines_changed.notify_one();
         self.sessions.lock().unwrap().remove(&session.id);
     }
 
-    /// Handles one request of a logged-in session.
-    pub(crate) fn handle(&self, session: &Arc<Session>, body: client_frame::Body) -> Reply {
+    /// Handles one request of a logged-in session. `None`: the handler answers `request_id`
+    /// later itself (an acquisition waiting in a lock's queue).
+    pub(crate) fn handle(&self, session: &Arc<Session>, request_id: u64, body: client_frame::Body) -> Option<Reply> {
         use client_frame::Body as B;
-        match body {
-            B::Subscribe(r) => subscribe(session, r),
-            B::Unsubscribe(r) => unsubscribe(session, r),
+        Some(match body {
+            B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
+            B::Subscribe(r) => self.subscribe(session, r),
+            B::Unsubscribe(r) => self.unsubscribe(session, r),
             B::Publish(r) => publish(session, r),
             B::RenewToken(r) => self.renew_token(session, r),
-            B::StreamJoin(r) => crate::stream::join(session, r),
-            B::StreamLeave(r) => crate::stream::leave_request(session, r),
+            B::StreamJoin(r) => crate::stream::join(self, session, r),
+            B::StreamLeave(r) => crate::stream::leave_request(self, session, r),
             B::JoinTopic(r) => crate::stream::join_topic(session, r),
             B::LeaveTopic(r) => crate::stream::leave_topic(session, r),
             B::PublishTopic(r) => crate::stream::publish_topic(session, r),
             B::SubscribeTopic(r) => crate::stream::subscribe_topic(session, r),
             B::UnsubscribeTopic(r) => crate::stream::unsubscribe_topic(session, r),
+            B::GetOnlineUsers(r) => crate::scope::get_online_users(self, session, r),
+            B::GetUserChannels(r) => crate::scope::get_user_channels(session, r),
+            B::SetState(r) => crate::scope::set_state(self, session, r),
+            B::GetState(r) => crate::scope::get_state(session, r),
+            B::RemoveState(r) => crate::scope::remove_state(self, session, r),
+            B::WriteMetadata(r) => crate::storage::write(self, session, r),
+            B::GetMetadata(r) => crate::storage::get(self, session, r),
+            B::SubscribeUserMetadata(r) => crate::storage::subscribe_user(self, session, r),
+            B::UnsubscribeUserMetadata(r) => crate::storage::unsubscribe_user(session, r),
+            B::SetLock(r) => crate::locks::set(session, r),
+            B::RemoveLock(r) => crate::locks::remove(session, r),
+            B::ReleaseLock(r) => crate::locks::release(session, r),
+            B::RevokeLock(r) => crate::locks::revoke(session, r),
+            B::GetLocks(r) => crate::locks::get(session, r),
             B::Hello(_) | B::Login(_) | B::Logout(_) | B::Ping(_) => {
                 Err(Violation::new(ErrorCode::INVALID_PARAMETER, "unexpected session frame"))
             }
-        }
+        })
     }
 
     fn renew_token(&self, session: &Arc<Session>, r: pb::RenewToken) -> Reply {
@@ -324,6 +371,9 @@ impl App {
             users: Mutex::new(HashMap::new()),
             channels: DashMap::new(),
             streams: DashMap::new(),
+            scopes: DashMap::new(),
+            user_meta_subs: Mutex::new(HashMap::new()),
+            lock_owners: Mutex::new(HashMap::new()),
         })
     }
 
@@ -346,45 +396,54 @@ impl App {
     }
 }
 
-fn subscribe(session: &Arc<Session>, r: pb::Subscribe) -> Reply {
-    validate::channel_name(&r.channel)?;
-    let opts = SubscribeOpts {
-        with_message: r.with_message,
-        with_presence: r.with_presence,
-        with_metadata: r.with_metadata,
-        with_lock: r.with_lock,
-        be_quiet: r.be_quiet,
-    };
-    {
-        let mut mine = session.subscriptions.lock().unwrap();
-        if !mine.contains_key(&r.channel) && mine.len() >= limits::MAX_SUBSCRIBED_CHANNELS {
+impl Engine {
+    fn subscribe(&self, session: &Arc<Session>, r: pb::Subscribe) -> Reply {
+        validate::channel_name(&r.channel)?;
+        if !r.states.is_empty() {
+            validate::state_items(r.states.iter().map(|s| (s.key.as_str(), s.value.as_str())))?;
+        }
+        let opts = SubscribeOpts {
+            with_message: r.with_message,
+            with_presence: r.with_presence,
+            with_metadata: r.with_metadata,
+            with_lock: r.with_lock,
+            be_quiet: r.be_quiet,
+        };
+        {
+            let mut mine = session.subscriptions.lock().unwrap();
+            if !mine.contains_key(&r.channel) && mine.len() >= limits::MAX_SUBSCRIBED_CHANNELS {
+                return Err(Violation::new(
+                    ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
+                    format!("at most {} message channels may be subscribed", limits::MAX_SUBSCRIBED_CHANNELS),
+                ));
+            }
+            mine.insert(r.channel.clone(), opts);
+        }
+        let ch = session.app.channels.entry(r.channel.clone()).or_default().clone();
+        {
+            let mut subs = ch.subs.write().unwrap();
+            match subs.iter_mut().find(|s| s.session.id == session.id) {
+                // A repeated subscribe updates the options (reference behaviour).
+                Some(s) => s.opts = opts,
+                None => subs.push(Subscriber { session: session.clone(), opts }),
+            }
+        }
+        crate::scope::enter(self, session, ChannelType::MESSAGE, &r.channel, opts, r.states);
+        Ok(None)
+    }
+
+    fn unsubscribe(&self, session: &Arc<Session>, r: pb::Unsubscribe) -> Reply {
+        validate::channel_name(&r.channel)?;
+        if session.subscriptions.lock().unwrap().remove(&r.channel).is_none() {
             return Err(Violation::new(
-                ErrorCode::CHANNEL_INSTANCE_EXCEED_LIMITATION,
-                format!("at most {} message channels may be subscribed", limits::MAX_SUBSCRIBED_CHANNELS),
+                ErrorCode::CHANNEL_NOT_SUBSCRIBED,
+                format!("channel {:?} is not subscribed", r.channel),
             ));
         }
-        mine.insert(r.channel.clone(), opts);
+        session.app.remove_subscriber(&r.channel, session.id);
+        crate::scope::exit(self, session, &(ChannelType::MESSAGE, r.channel), Ending::Leave);
+        Ok(None)
     }
-    let ch = session.app.channels.entry(r.channel).or_default().clone();
-    let mut subs = ch.subs.write().unwrap();
-    match subs.iter_mut().find(|s| s.session.id == session.id) {
-        // A repeated subscribe updates the options (reference behaviour).
-        Some(s) => s.opts = opts,
-        None => subs.push(Subscriber { session: session.clone(), opts }),
-    }
-    Ok(None)
-}
-
-fn unsubscribe(session: &Arc<Session>, r: pb::Unsubscribe) -> Reply {
-    validate::channel_name(&r.channel)?;
-    if session.subscriptions.lock().unwrap().remove(&r.channel).is_none() {
-        return Err(Violation::new(
-            ErrorCode::CHANNEL_NOT_SUBSCRIBED,
-            format!("channel {:?} is not subscribed", r.channel),
-        ));
-    }
-    session.app.remove_subscriber(&r.channel, session.id);
-    Ok(None)
 }
 
 fn publish(session: &Arc<Session>, r: pb::Publish) -> Reply {
@@ -490,10 +549,10 @@ pub(crate) async fn token_timer(engine: Arc<Engine>, session: Arc<Session>) {
                     LinkStateChangeReason::TOKEN_EXPIRED,
                     "the login token expired",
                 ));
-                engine.end_session(&session);
+                engine.end_session(&session, Ending::Leave);
                 return;
             }
-            crate::stream::expire(&session, &key);
+            crate::stream::expire(&engine, &session, &key);
         }
         let wait = next.map(|n| Duration::from_millis(n.saturating_sub(now_ms())));
         tokio::select! {

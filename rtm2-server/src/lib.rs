@@ -15,8 +15,11 @@
 
 mod config;
 mod engine;
+mod locks;
 mod rate;
+mod scope;
 mod session;
+mod storage;
 mod stream;
 pub mod tls;
 
@@ -27,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 
-pub use config::{AppCredentials, ServerConfig};
+pub use config::{AppCredentials, MetadataStore, ServerConfig};
 use engine::Engine;
 pub use rate::RateLimits;
 use rtm2_proto::ErrorCode;
@@ -47,12 +50,25 @@ pub struct Server {
 impl Server {
     /// Starts a server on the current tokio runtime. It serves nothing until
     /// [`listen_tcp`](Self::listen_tcp) or [`connect_in_memory`](Self::connect_in_memory).
+    ///
+    /// # Panics
+    /// If the metadata store cannot be opened (only [`MetadataStore::Directory`] can fail;
+    /// use [`try_start`](Self::try_start) to handle that).
     pub fn start(config: ServerConfig) -> Server {
+        match Self::try_start(config) {
+            Ok(s) => s,
+            Err(e) => panic!("rtm2-server: cannot open the metadata store: {e}"),
+        }
+    }
+
+    /// Starts a server; fails if the metadata store cannot be opened (a data directory that
+    /// cannot be created, or whose database another server has open).
+    pub fn try_start(config: ServerConfig) -> std::io::Result<Server> {
         if config.dev_mode() {
             tracing::info!("rtm2-server in development mode: any app id is accepted and tokens are not checked");
         }
         let (stop, _) = watch::channel(false);
-        Server { engine: Engine::new(config), stop: Arc::new(stop) }
+        Ok(Server { engine: Engine::new(config)?, stop: Arc::new(stop) })
     }
 
     /// The configuration the server runs with.
@@ -198,7 +214,7 @@ impl Server {
                 LinkStateChangeReason::CONNECTION_ERROR,
                 "the server is shutting down",
             ));
-            self.engine.end_session(&s);
+            self.engine.end_session(&s, engine::Ending::Leave);
         }
     }
 }

@@ -131,8 +131,7 @@ pub(crate) struct Session {
     pub app: Arc<App>,
     pub receive_own: bool,
     pub heartbeat_s: u32,
-    /// Accepted and clamped at login; presence (a later service) gives it meaning.
-    #[allow(dead_code)]
+    /// How long the user stays present after its connection drops (clamped at login).
     pub presence_timeout_s: u32,
     pub ended: AtomicBool,
     ended_notify: Notify,
@@ -140,6 +139,10 @@ pub(crate) struct Session {
     pub subscriptions: Mutex<HashMap<String, SubscribeOpts>>,
     /// Stream channels this session joined.
     pub streams: Mutex<HashSet<String>>,
+    /// Channels (message or stream) this session entered for presence, metadata and lock events.
+    pub scopes: Mutex<std::collections::BTreeSet<crate::scope::ScopeKey>>,
+    /// Users whose metadata this session subscribed to.
+    pub user_meta_subs: Mutex<std::collections::BTreeSet<String>>,
     pub deadlines: Mutex<HashMap<String, Deadline>>,
     pub deadlines_changed: Notify,
     out: Mutex<SessionOut>,
@@ -175,6 +178,8 @@ impl Session {
             ended_notify: Notify::new(),
             subscriptions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashSet::new()),
+            scopes: Mutex::default(),
+            user_meta_subs: Mutex::default(),
             deadlines: Mutex::new(HashMap::new()),
             deadlines_changed: Notify::new(),
             out: Mutex::new(SessionOut { seq: 0, replay: VecDeque::new(), replay_bytes: 0, conn: None, detach_gen: 0 }),
@@ -242,6 +247,11 @@ impl Session {
         None
     }
 
+    /// Whether a connection is attached now.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.out.lock().unwrap().conn.is_some()
+    }
+
     /// Whether the session is still detached since detach generation `generation`.
     pub(crate) fn still_detached(&self, generation: u64) -> bool {
         let o = self.out.lock().unwrap();
@@ -290,7 +300,7 @@ impl Session {
     }
 }
 
-fn response(request_id: u64, reply: Reply) -> Bytes {
+pub(crate) fn response(request_id: u64, reply: Reply) -> Bytes {
     let (code, reason, result) = match reply {
         Ok(result) => (0, String::new(), result),
         Err(v) => (v.code.code(), v.reason, None),
@@ -461,6 +471,8 @@ where
         }
     };
     session.attach(conn.clone(), resume_from.unwrap_or(0));
+    // Back within its locks' ttl: the user keeps them.
+    crate::locks::owner_back(&session.app, &session.user_id);
     if resume_from.is_none() {
         tokio::spawn(crate::engine::token_timer(engine.clone(), session.clone()));
     }
@@ -500,7 +512,7 @@ where
                 match body {
                     client_frame::Body::Logout(_) => {
                         // Gone for everyone else before the client hears that it logged out.
-                        engine.end_session(&session);
+                        engine.end_session(&session, crate::engine::Ending::Leave);
                         conn.send_unsequenced(response(request_id, Ok(None)));
                         break End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out")));
                     }
@@ -514,13 +526,16 @@ where
                     body => {
                         let admitted = session.limiter.lock().unwrap().admit(&body);
                         let reply = match admitted {
-                            Ok(()) => engine.handle(&session, body),
-                            Err((what, rate)) => Err(rtm2_proto::validate::Violation::new(
+                            Ok(()) => engine.handle(&session, request_id, body),
+                            Err((what, rate)) => Some(Err(rtm2_proto::validate::Violation::new(
                                 ErrorCode::OPERATION_RATE_EXCEED_LIMITATION,
                                 format!("more than {rate} {what} per second; slow down"),
-                            )),
+                            ))),
                         };
-                        session.send(response(request_id, reply));
+                        // None: the handler answers later (a queued lock acquisition).
+                        if let Some(reply) = reply {
+                            session.send(response(request_id, reply));
+                        }
                     }
                 }
             }
@@ -531,7 +546,7 @@ where
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
             conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
-            engine.end_session(&session);
+            engine.end_session(&session, crate::engine::Ending::Leave);
         }
         End::Transient(goodbye) => {
             if let Some(g) = goodbye {
@@ -542,6 +557,7 @@ where
                 // Ended elsewhere (takeover, token expiry): nothing to keep.
             } else if let Some(generation) = session.detach(&conn) {
                 engine.keep_detached(session.clone(), generation);
+                crate::locks::owner_away(engine.config.ttl_unit, &session.app, &session.user_id);
             }
         }
     }

@@ -108,8 +108,11 @@ pub(crate) fn verify_join_token(session: &Session, channel: &str, tok: &str) -> 
     }
 }
 
-pub(crate) fn join(session: &Arc<Session>, r: pb::StreamJoin) -> Reply {
+pub(crate) fn join(engine: &crate::engine::Engine, session: &Arc<Session>, r: pb::StreamJoin) -> Reply {
     validate::channel_name(&r.channel)?;
+    if !r.states.is_empty() {
+        validate::state_items(r.states.iter().map(|s| (s.key.as_str(), s.value.as_str())))?;
+    }
     {
         let mine = session.streams.lock().unwrap();
         if mine.contains(&r.channel) {
@@ -145,6 +148,14 @@ pub(crate) fn join(session: &Arc<Session>, r: pb::StreamJoin) -> Reply {
     if expires_at.is_some() {
         session.set_deadline(&r.channel, expires_at);
     }
+    let opts = crate::engine::SubscribeOpts {
+        with_message: true,
+        with_presence: r.with_presence,
+        with_metadata: r.with_metadata,
+        with_lock: r.with_lock,
+        be_quiet: r.be_quiet,
+    };
+    crate::scope::enter(engine, session, ChannelType::STREAM, &r.channel, opts, r.states);
     Ok(Some(pb::response::Result::StreamJoin(pb::StreamJoinResult {
         topics,
         token_expires_at_s: expires_at.unwrap_or(0),
@@ -152,7 +163,8 @@ pub(crate) fn join(session: &Arc<Session>, r: pb::StreamJoin) -> Reply {
 }
 
 /// Removes the session from a stream channel, telling others about every topic it left.
-pub(crate) fn leave(session: &Arc<Session>, channel: &str) {
+pub(crate) fn leave(engine: &crate::engine::Engine, session: &Arc<Session>, channel: &str) {
+    crate::scope::exit(engine, session, &(ChannelType::STREAM, channel.to_string()), crate::engine::Ending::Leave);
     session.streams.lock().unwrap().remove(channel);
     session.set_deadline(channel, None);
     let Some(ch_arc) = session.app.streams.get(channel).map(|c| c.clone()) else { return };
@@ -175,21 +187,21 @@ pub(crate) fn leave(session: &Arc<Session>, channel: &str) {
     }
 }
 
-pub(crate) fn leave_request(session: &Arc<Session>, r: pb::StreamLeave) -> Reply {
+pub(crate) fn leave_request(engine: &crate::engine::Engine, session: &Arc<Session>, r: pb::StreamLeave) -> Reply {
     validate::channel_name(&r.channel)?;
     if !session.streams.lock().unwrap().contains(&r.channel) {
         return Err(not_joined(&r.channel));
     }
-    leave(session, &r.channel);
+    leave(engine, session, &r.channel);
     Ok(None)
 }
 
 /// The stream-channel token expired: leave and tell the client.
-pub(crate) fn expire(session: &Arc<Session>, channel: &str) {
+pub(crate) fn expire(engine: &crate::engine::Engine, session: &Arc<Session>, channel: &str) {
     if !session.streams.lock().unwrap().contains(channel) {
         return;
     }
-    leave(session, channel);
+    leave(engine, session, channel);
     session.send(frame::encode_server_body(&server_frame::Body::StreamChannelClosed(pb::StreamChannelClosed {
         channel: channel.to_string(),
         code: ErrorCode::TOKEN_EXPIRED.code(),

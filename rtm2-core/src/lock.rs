@@ -1,0 +1,185 @@
+//! Locks, scoped to a channel (name + type).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtm2_proto::enums::{ChannelType, LockEventType};
+use rtm2_proto::pb::{self, client_frame};
+use rtm2_proto::{ErrorCode, validate};
+
+use crate::client::{Client, Inner, try_op};
+use crate::error::{Error, Result};
+use crate::runtime::Op;
+
+/// A lock of a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockDetail {
+    /// The lock name.
+    pub name: String,
+    /// Its owner ("" = free).
+    pub owner: String,
+    /// Seconds an owner keeps it after disconnecting.
+    pub ttl_s: u32,
+}
+
+impl From<pb::LockDetail> for LockDetail {
+    fn from(d: pb::LockDetail) -> Self {
+        LockDetail { name: d.name, owner: d.owner, ttl_s: d.ttl_s }
+    }
+}
+
+/// A lock event (to subscribers/joiners with `with_lock`; EXPIRED also to the owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockEvent {
+    /// SNAPSHOT, SET, REMOVED, ACQUIRED, RELEASED or EXPIRED.
+    pub event_type: LockEventType,
+    /// MESSAGE or STREAM.
+    pub channel_type: ChannelType,
+    /// The channel.
+    pub channel: String,
+    /// The lock (empty for SNAPSHOT).
+    pub lock_name: String,
+    /// The lock's ttl, s.
+    pub ttl_s: u32,
+    /// The owner concerned (the new owner for ACQUIRED, the former one for RELEASED/EXPIRED).
+    pub owner: String,
+    /// Who caused the event.
+    pub publisher: String,
+    /// SNAPSHOT: every lock of the channel.
+    pub snapshot: Vec<LockDetail>,
+    /// Server time, ms.
+    pub timestamp_ms: u64,
+}
+
+impl From<pb::LockEvent> for LockEvent {
+    fn from(e: pb::LockEvent) -> Self {
+        LockEvent {
+            event_type: LockEventType::from_u32(e.event_type).unwrap_or(LockEventType::NONE),
+            channel_type: ChannelType::from_u32(e.channel_type).unwrap_or(ChannelType::NONE),
+            channel: e.channel,
+            lock_name: e.lock_name,
+            ttl_s: e.ttl_s,
+            owner: e.owner,
+            publisher: e.publisher,
+            snapshot: e.snapshot.into_iter().map(Into::into).collect(),
+            timestamp_ms: e.timestamp_ms,
+        }
+    }
+}
+
+/// The lock service of a client (`Client::lock`). Works without subscribing or joining.
+#[derive(Clone)]
+pub struct Locks {
+    pub(crate) client: Client,
+}
+
+/// How long an acquisition with `retry` may wait in the server's queue: unbounded in the
+/// reference; a year here (cancel it by dropping the operation, or with `with_timeout`).
+const RETRY_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn check(op: &'static str, channel: &str, channel_type: ChannelType, name: &str) -> Result<()> {
+    let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
+    v(validate::scope_channel_type(channel_type as u32).map(|_| ()))?;
+    v(validate::channel_name(channel))?;
+    v(validate::lock_name(name))
+}
+
+impl Locks {
+    fn inner(&self) -> &Arc<Inner> {
+        &self.client.inner
+    }
+
+    fn call(&self, op: &'static str, body: client_frame::Body, timeout: Duration) -> Op<Result<()>> {
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
+        Op::lazy(async move { reply.await.map(|_| ()) })
+    }
+
+    /// Defines a lock in a channel; `ttl_s` (0 = 10) is clamped to 10..300 s. 14004 if it exists.
+    pub fn set_lock(&self, channel: &str, channel_type: ChannelType, name: &str, ttl_s: u32) -> Op<Result<()>> {
+        let op = "set_lock";
+        try_op!(check(op, channel, channel_type, name));
+        let body = client_frame::Body::SetLock(pb::SetLock {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+            name: name.to_string(),
+            ttl_s,
+        });
+        self.call(op, body, self.client.timeout())
+    }
+
+    /// Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008.
+    pub fn remove_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<()>> {
+        let op = "remove_lock";
+        try_op!(check(op, channel, channel_type, name));
+        let body = client_frame::Body::RemoveLock(pb::RemoveLock {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+            name: name.to_string(),
+        });
+        self.call(op, body, self.client.timeout())
+    }
+
+    /// Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
+    /// server's queue until it is granted (in queue order) — with no time limit unless this
+    /// handle has one (`Client::with_timeout`).
+    pub fn acquire_lock(&self, channel: &str, channel_type: ChannelType, name: &str, retry: bool) -> Op<Result<()>> {
+        let op = "acquire_lock";
+        try_op!(check(op, channel, channel_type, name));
+        let body = client_frame::Body::AcquireLock(pb::AcquireLock {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+            name: name.to_string(),
+            retry,
+        });
+        let timeout = match (retry, self.client.explicit_timeout()) {
+            (true, None) => RETRY_WAIT,
+            _ => self.client.timeout(),
+        };
+        self.call(op, body, timeout)
+    }
+
+    /// Releases a lock this client holds (14006 otherwise); the next waiter gets it.
+    pub fn release_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<()>> {
+        let op = "release_lock";
+        try_op!(check(op, channel, channel_type, name));
+        let body = client_frame::Body::ReleaseLock(pb::ReleaseLock {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+            name: name.to_string(),
+        });
+        self.call(op, body, self.client.timeout())
+    }
+
+    /// Frees a lock held by `owner` (14006 if `owner` does not hold it).
+    pub fn revoke_lock(&self, channel: &str, channel_type: ChannelType, name: &str, owner: &str) -> Op<Result<()>> {
+        let op = "revoke_lock";
+        try_op!(check(op, channel, channel_type, name));
+        try_op!(validate::user_id(owner).map_err(|v| Error::from_violation(op, v)));
+        let body = client_frame::Body::RevokeLock(pb::RevokeLock {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+            name: name.to_string(),
+            owner: owner.to_string(),
+        });
+        self.call(op, body, self.client.timeout())
+    }
+
+    /// Every lock of a channel, with its owner.
+    pub fn get_locks(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Vec<LockDetail>>> {
+        let op = "get_locks";
+        let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
+        try_op!(v(validate::scope_channel_type(channel_type as u32).map(|_| ())));
+        try_op!(v(validate::channel_name(channel)));
+        let body = client_frame::Body::GetLocks(pb::GetLocks {
+            channel: channel.to_string(),
+            channel_type: channel_type as u32,
+        });
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
+        Op::lazy(async move {
+            match reply.await?.result {
+                Some(pb::response::Result::Locks(l)) => Ok(l.locks.into_iter().map(Into::into).collect()),
+                _ => Ok(Vec::new()),
+            }
+        })
+    }
+}

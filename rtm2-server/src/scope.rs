@@ -1,0 +1,453 @@
+//! Shared state of one channel (a message channel or a stream channel: separate namespaces)
+//! for the presence, storage and lock services: who entered it with which options, their
+//! presence state, and its locks.
+//!
+//! Presence: a session that subscribes or joins with `with_presence` is present (unless it is
+//! also `be_quiet`: then it still receives events but is hidden). Others with `with_presence`
+//! get REMOTE_JOIN / REMOTE_LEAVE / REMOTE_TIMEOUT / REMOTE_STATE_CHANGED, or, while more users
+//! than the announce threshold are present, one INTERVAL event per interval that aggregates them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use rtm2_proto::enums::{ChannelType, LockEventType, PresenceEventType};
+use rtm2_proto::frame;
+use rtm2_proto::pb::{self, server_frame};
+use rtm2_proto::validate::{self, Violation};
+use rtm2_proto::{ErrorCode, limits, now_ms};
+
+use crate::engine::{App, Engine, Ending, Reply, SubscribeOpts};
+use crate::session::Session;
+
+/// A channel of one app: (MESSAGE or STREAM, name).
+pub(crate) type ScopeKey = (ChannelType, String);
+
+/// A session that subscribed to (or joined) the channel.
+pub(crate) struct Entry {
+    pub session: Arc<Session>,
+    pub opts: SubscribeOpts,
+    /// Presence state (temporary: gone when the user leaves).
+    pub states: BTreeMap<String, String>,
+}
+
+impl Entry {
+    /// Present and visible to others.
+    fn listed(&self) -> bool {
+        self.opts.with_presence && !self.opts.be_quiet
+    }
+}
+
+/// Presence changes gathered for the next INTERVAL event.
+#[derive(Default)]
+struct Pending {
+    joined: Vec<String>,
+    left: Vec<String>,
+    timed_out: Vec<String>,
+    changed: BTreeSet<String>,
+    /// A flush task is scheduled.
+    scheduled: bool,
+}
+
+/// The shared state of one channel.
+#[derive(Default)]
+pub(crate) struct Scope {
+    /// By user id (a user has one session).
+    pub entries: BTreeMap<Arc<str>, Entry>,
+    pub locks: BTreeMap<String, crate::locks::Lock>,
+    pending: Pending,
+}
+
+impl Scope {
+    /// Users present and visible.
+    fn occupancy(&self) -> usize {
+        self.entries.values().filter(|e| e.listed()).count()
+    }
+
+    /// Sends `body` to every entry `to` selects.
+    pub(crate) fn send_to(&self, to: impl Fn(&Entry) -> bool, body: &Bytes) {
+        for e in self.entries.values() {
+            if to(e) {
+                e.session.send(body.clone());
+            }
+        }
+    }
+
+    /// Nothing left worth keeping.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.entries.is_empty() && self.locks.is_empty() && !self.pending.scheduled
+    }
+
+    pub(crate) fn lock_snapshot(&self) -> Vec<pb::LockDetail> {
+        self.locks.iter().map(|(name, l)| l.detail(name)).collect()
+    }
+}
+
+/// The scope of `key`, created if missing.
+pub(crate) fn scope_of(app: &App, key: &ScopeKey) -> Arc<Mutex<Scope>> {
+    if let Some(s) = app.scopes.get(key) {
+        return s.clone();
+    }
+    app.scopes.entry(key.clone()).or_default().clone()
+}
+
+/// Drops the scope of `key` if nothing is left in it.
+pub(crate) fn forget_if_idle(app: &App, key: &ScopeKey) {
+    app.scopes.remove_if(key, |_, s| s.lock().unwrap().is_idle());
+}
+
+fn items(states: &BTreeMap<String, String>) -> Vec<pb::StateItem> {
+    states.iter().map(|(k, v)| pb::StateItem { key: k.clone(), value: v.clone() }).collect()
+}
+
+fn user_state(user: &str, states: &BTreeMap<String, String>) -> pb::UserState {
+    pb::UserState { user_id: user.to_string(), states: items(states) }
+}
+
+pub(crate) fn presence_event(key: &ScopeKey, event_type: PresenceEventType, publisher: &str) -> pb::PresenceEvent {
+    pb::PresenceEvent {
+        event_type: event_type as u32,
+        channel_type: key.0 as u32,
+        channel: key.1.clone(),
+        publisher: publisher.to_string(),
+        timestamp_ms: now_ms(),
+        ..Default::default()
+    }
+}
+
+fn encode_presence(ev: pb::PresenceEvent) -> Bytes {
+    frame::encode_server_body(&server_frame::Body::Presence(ev))
+}
+
+pub(crate) fn encode_lock(ev: pb::LockEvent) -> Bytes {
+    frame::encode_server_body(&server_frame::Body::Lock(ev))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Join,
+    Leave,
+    Timeout,
+    State,
+}
+
+/// Tells the channel's presence listeners (but `user` itself) that `user` joined, left, timed
+/// out or changed its state: at once in announce mode, in the next INTERVAL event otherwise.
+fn announce(engine: &Engine, app: &Arc<App>, scope_arc: &Arc<Mutex<Scope>>, scope: &mut Scope, key: &ScopeKey, change: Change, user: &str) {
+    if scope.occupancy() > engine.config.presence_announce_max {
+        let p = &mut scope.pending;
+        match change {
+            Change::Join => p.joined.push(user.to_string()),
+            Change::Leave => p.left.push(user.to_string()),
+            Change::Timeout => p.timed_out.push(user.to_string()),
+            Change::State => {
+                p.changed.insert(user.to_string());
+            }
+        }
+        if !p.scheduled {
+            p.scheduled = true;
+            let (scope_arc, key, app) = (scope_arc.clone(), key.clone(), app.clone());
+            let interval = engine.config.presence_interval;
+            tokio::spawn(async move {
+                tokio::time::sleep(interval).await;
+                flush_interval(&app, &scope_arc, &key);
+            });
+        }
+        return;
+    }
+    let mut ev = presence_event(
+        key,
+        match change {
+            Change::Join => PresenceEventType::REMOTE_JOIN,
+            Change::Leave => PresenceEventType::REMOTE_LEAVE,
+            Change::Timeout => PresenceEventType::REMOTE_TIMEOUT,
+            Change::State => PresenceEventType::REMOTE_STATE_CHANGED,
+        },
+        user,
+    );
+    if let Change::State = change
+        && let Some(e) = scope.entries.get(user)
+    {
+        ev.states = items(&e.states);
+    }
+    let body = encode_presence(ev);
+    scope.send_to(|e| e.opts.with_presence && &*e.session.user_id != user, &body);
+}
+
+fn flush_interval(app: &App, scope_arc: &Arc<Mutex<Scope>>, key: &ScopeKey) {
+    {
+        let mut scope = scope_arc.lock().unwrap();
+        let p = std::mem::take(&mut scope.pending);
+        let states = p
+            .changed
+            .iter()
+            .filter_map(|u| scope.entries.get(u.as_str()).filter(|e| e.listed()).map(|e| user_state(u, &e.states)))
+            .collect();
+        let mut ev = presence_event(key, PresenceEventType::INTERVAL, "");
+        ev.interval = Some(pb::PresenceInterval {
+            joined: p.joined,
+            left: p.left,
+            timed_out: p.timed_out,
+            states,
+            total_occupancy: scope.occupancy() as u32,
+        });
+        let body = encode_presence(ev);
+        scope.send_to(|e| e.opts.with_presence, &body);
+    }
+    forget_if_idle(app, key);
+}
+
+/// A session subscribed to / joined a channel (or subscribed again with other options):
+/// registers it, sends it the snapshots its options ask for, and announces it. `states` (from
+/// the client's cache) replace its presence state when not empty.
+pub(crate) fn enter(
+    engine: &Engine,
+    session: &Arc<Session>,
+    channel_type: ChannelType,
+    channel: &str,
+    opts: SubscribeOpts,
+    states: Vec<pb::StateItem>,
+) {
+    let app = &session.app;
+    let key: ScopeKey = (channel_type, channel.to_string());
+    // Held from registration to snapshot: a metadata write either lands before the snapshot is
+    // read or is sent to this session as an update after it.
+    let meta_guard = opts.with_metadata.then(|| engine.meta_lock.lock().unwrap());
+    let scope_arc = scope_of(app, &key);
+    {
+        let mut scope = scope_arc.lock().unwrap();
+        let user = session.user_id.clone();
+        let previous = scope.entries.remove(&user);
+        let was_listed = previous.as_ref().is_some_and(|e| e.session.id == session.id && e.listed());
+        let mut kept = match previous {
+            Some(e) if e.session.id == session.id => e.states,
+            _ => BTreeMap::new(),
+        };
+        if !states.is_empty() {
+            kept = states.into_iter().map(|s| (s.key, s.value)).collect();
+        }
+        let entry = Entry { session: session.clone(), opts, states: kept };
+        let listed = entry.listed();
+        let has_state = !entry.states.is_empty();
+        scope.entries.insert(user.clone(), entry);
+        if opts.with_presence {
+            let snapshot = scope
+                .entries
+                .values()
+                .filter(|e| e.listed() || e.session.id == session.id)
+                .map(|e| user_state(&e.session.user_id, &e.states))
+                .collect();
+            let mut ev = presence_event(&key, PresenceEventType::SNAPSHOT, "");
+            ev.snapshot = snapshot;
+            session.send(encode_presence(ev));
+        }
+        match (was_listed, listed) {
+            (false, true) => {
+                announce(engine, app, &scope_arc, &mut scope, &key, Change::Join, &user);
+                if has_state {
+                    announce(engine, app, &scope_arc, &mut scope, &key, Change::State, &user);
+                }
+            }
+            (true, false) => announce(engine, app, &scope_arc, &mut scope, &key, Change::Leave, &user),
+            _ => {}
+        }
+        if opts.with_lock {
+            let ev = pb::LockEvent {
+                event_type: LockEventType::SNAPSHOT as u32,
+                channel_type: channel_type as u32,
+                channel: channel.to_string(),
+                snapshot: scope.lock_snapshot(),
+                timestamp_ms: now_ms(),
+                ..Default::default()
+            };
+            session.send(encode_lock(ev));
+        }
+    }
+    session.scopes.lock().unwrap().insert(key.clone());
+    if meta_guard.is_some() {
+        crate::storage::send_channel_snapshot(engine, session, &key);
+    }
+    drop(meta_guard);
+}
+
+/// A session left a channel (unsubscribe, leave, logout) or timed out of it.
+pub(crate) fn exit(engine: &Engine, session: &Arc<Session>, key: &ScopeKey, ending: Ending) {
+    session.scopes.lock().unwrap().remove(key);
+    let app = &session.app;
+    let Some(scope_arc) = app.scopes.get(key).map(|s| s.clone()) else { return };
+    {
+        let mut scope = scope_arc.lock().unwrap();
+        let mine = scope.entries.get(&*session.user_id).is_some_and(|e| e.session.id == session.id);
+        if !mine {
+            return;
+        }
+        let entry = scope.entries.remove(&*session.user_id).expect("checked above");
+        if entry.listed() {
+            let change = match ending {
+                Ending::Leave => Change::Leave,
+                Ending::Timeout => Change::Timeout,
+            };
+            announce(engine, app, &scope_arc, &mut scope, key, change, &session.user_id);
+        }
+    }
+    forget_if_idle(app, key);
+}
+
+fn key_of(channel: &str, channel_type: u32) -> Result<ScopeKey, Violation> {
+    let t = validate::scope_channel_type(channel_type)?;
+    validate::channel_name(channel)?;
+    Ok((t, channel.to_string()))
+}
+
+fn not_present(key: &ScopeKey) -> Violation {
+    Violation::new(
+        ErrorCode::PRESENCE_NOT_CONNECTED,
+        format!(
+            "not present in {} channel {:?}: subscribe or join it with presence first",
+            key.0.name(),
+            key.1
+        ),
+    )
+}
+
+/// Runs `f` on the caller's entry in the channel (which it must have entered with presence).
+fn with_own_entry(
+    engine: &Engine,
+    session: &Arc<Session>,
+    key: &ScopeKey,
+    f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Violation>,
+) -> Reply {
+    let app = &session.app;
+    let Some(scope_arc) = app.scopes.get(key).map(|s| s.clone()) else { return Err(not_present(key)) };
+    let mut scope = scope_arc.lock().unwrap();
+    let listed = match scope.entries.get_mut(&*session.user_id) {
+        Some(e) if e.session.id == session.id && e.opts.with_presence => {
+            f(&mut e.states)?;
+            e.listed()
+        }
+        _ => return Err(not_present(key)),
+    };
+    if listed {
+        announce(engine, app, &scope_arc, &mut scope, key, Change::State, &session.user_id);
+    }
+    Ok(None)
+}
+
+pub(crate) fn set_state(engine: &Engine, session: &Arc<Session>, r: pb::SetState) -> Reply {
+    let key = key_of(&r.channel, r.channel_type)?;
+    validate::state_items(r.states.iter().map(|s| (s.key.as_str(), s.value.as_str())))?;
+    with_own_entry(engine, session, &key, |states| {
+        let added = r.states.iter().filter(|s| !states.contains_key(&s.key)).count();
+        if states.len() + added > limits::MAX_STATE_ITEMS {
+            return Err(Violation::new(
+                ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW,
+                format!(
+                    "the state would have {} pairs; at most {} are allowed per channel",
+                    states.len() + added,
+                    limits::MAX_STATE_ITEMS
+                ),
+            ));
+        }
+        for s in r.states {
+            states.insert(s.key, s.value);
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn remove_state(engine: &Engine, session: &Arc<Session>, r: pb::RemoveState) -> Reply {
+    let key = key_of(&r.channel, r.channel_type)?;
+    for k in &r.keys {
+        validate::name("state key", k, limits::MAX_STATE_KEY_LEN, ErrorCode::PRESENCE_INVALID_STATE_KEY)?;
+    }
+    with_own_entry(engine, session, &key, |states| {
+        if r.keys.is_empty() {
+            states.clear();
+        } else {
+            for k in &r.keys {
+                states.remove(k);
+            }
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn get_state(session: &Arc<Session>, r: pb::GetState) -> Reply {
+    let key = key_of(&r.channel, r.channel_type)?;
+    validate::user_id(&r.user_id)?;
+    let not_there = || {
+        Violation::new(
+            ErrorCode::PRESENCE_USER_NOT_EXIST,
+            format!("user {:?} is not present in {} channel {:?}", r.user_id, key.0.name(), key.1),
+        )
+    };
+    let scope_arc = session.app.scopes.get(&key).map(|s| s.clone()).ok_or_else(not_there)?;
+    let scope = scope_arc.lock().unwrap();
+    match scope.entries.get(r.user_id.as_str()) {
+        Some(e) if e.listed() || (e.opts.with_presence && e.session.id == session.id) => {
+            Ok(Some(pb::response::Result::UserState(user_state(&r.user_id, &e.states))))
+        }
+        _ => Err(not_there()),
+    }
+}
+
+pub(crate) fn get_online_users(engine: &Engine, session: &Arc<Session>, r: pb::GetOnlineUsers) -> Reply {
+    let key = key_of(&r.channel, r.channel_type)?;
+    if r.include_state && !r.include_user_id {
+        return Err(Violation::new(
+            ErrorCode::PRESENCE_INVALID_ARGUMENT,
+            "include_state needs include_user_id (states are listed per user)",
+        ));
+    }
+    if !r.page.is_empty() {
+        validate::user_id(&r.page)
+            .map_err(|_| Violation::new(ErrorCode::PRESENCE_INVALID_ARGUMENT, "page is not a page token of this channel"))?;
+    }
+    let Some(scope_arc) = session.app.scopes.get(&key).map(|s| s.clone()) else {
+        return Ok(Some(pb::response::Result::OnlineUsers(pb::OnlineUsersResult::default())));
+    };
+    let scope = scope_arc.lock().unwrap();
+    let total = scope.occupancy() as u32;
+    let mut result = pb::OnlineUsersResult { total_occupancy: total, ..Default::default() };
+    if r.include_user_id {
+        let page_size = engine.config.presence_page_size.max(1);
+        let listed = scope
+            .entries
+            .iter()
+            .filter(|(u, e)| e.listed() && (r.page.is_empty() || ***u > *r.page.as_str()))
+            .take(page_size + 1);
+        for (u, e) in listed {
+            if result.occupants.len() == page_size {
+                result.next_page = result.occupants.last().map(|o| o.user_id.clone()).unwrap_or_default();
+                break;
+            }
+            let states = if r.include_state { items(&e.states) } else { Vec::new() };
+            result.occupants.push(pb::UserState { user_id: u.to_string(), states });
+        }
+    }
+    Ok(Some(pb::response::Result::OnlineUsers(result)))
+}
+
+pub(crate) fn get_user_channels(session: &Arc<Session>, r: pb::GetUserChannels) -> Reply {
+    let user = if r.user_id.is_empty() { session.user_id.to_string() } else { r.user_id };
+    validate::user_id(&user)?;
+    let app = &session.app;
+    let mut channels = Vec::new();
+    if let Some(target) = app.user(&user) {
+        let keys: Vec<ScopeKey> = target.scopes.lock().unwrap().iter().cloned().collect();
+        for key in keys {
+            let Some(scope_arc) = app.scopes.get(&key).map(|s| s.clone()) else { continue };
+            let listed = scope_arc
+                .lock()
+                .unwrap()
+                .entries
+                .get(user.as_str())
+                .is_some_and(|e| e.session.id == target.id && e.listed());
+            if listed {
+                channels.push(pb::ChannelRef { channel: key.1, channel_type: key.0 as u32 });
+            }
+        }
+    }
+    Ok(Some(pb::response::Result::UserChannels(pb::UserChannelsResult { channels })))
+}

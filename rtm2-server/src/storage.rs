@@ -1,0 +1,360 @@
+//! Storage: channel metadata and user metadata, with revisions and compare-and-set.
+//!
+//! A metadata set is `{major_revision, items}`. Every successful write increments the set's
+//! major revision by one and gives each item it writes that new number as its revision, so
+//! revisions only grow (also across a "remove all", which keeps the major revision). Writes
+//! check, in order: the major revision (absent/-1 no check, 0 the set must be empty, N it must
+//! be N), then each item's revision (absent/-1 no check, 0 create only, N it must be N),
+//! failing with 12014 on a mismatch. Sets live in a [`Store`]: memory, or a crash-safe redb
+//! database whose commits are on disk before the write is acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+
+use rtm2_proto::enums::{ChannelType, MetadataOp, StorageEventType, StorageType};
+use rtm2_proto::frame;
+use rtm2_proto::pb::{self, server_frame};
+use rtm2_proto::validate::{self, Violation};
+use rtm2_proto::{ErrorCode, limits, now_ms};
+
+use crate::config::MetadataStore;
+use crate::engine::{Engine, Reply};
+use crate::scope::ScopeKey;
+use crate::session::Session;
+
+/// Where metadata sets are kept, as encoded `pb::Metadata` by key.
+pub(crate) trait Store: Send + Sync {
+    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Durable when it returns.
+    fn save(&self, key: &str, value: &[u8]) -> io::Result<()>;
+}
+
+#[derive(Default)]
+struct MemStore(Mutex<HashMap<String, Vec<u8>>>);
+
+impl Store for MemStore {
+    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
+        self.0.lock().unwrap().insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+}
+
+const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("metadata");
+
+struct FileStore(redb::Database);
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Store for FileStore {
+    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        use redb::ReadableDatabase;
+        let tx = self.0.begin_read().map_err(io_err)?;
+        let table = match tx.open_table(TABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        Ok(table.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
+    }
+    fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
+        // The default durability: the commit is fsynced before it returns.
+        let tx = self.0.begin_write().map_err(io_err)?;
+        {
+            let mut table = tx.open_table(TABLE).map_err(io_err)?;
+            table.insert(key, value).map_err(io_err)?;
+        }
+        tx.commit().map_err(io_err)
+    }
+}
+
+/// Opens the configured store.
+pub(crate) fn open(config: &MetadataStore) -> io::Result<Box<dyn Store>> {
+    match config {
+        MetadataStore::Memory => Ok(Box::<MemStore>::default()),
+        MetadataStore::Directory(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join("metadata.redb");
+            let db = redb::Database::create(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!("{} is already open in another server", path.display()),
+                ),
+                e => io::Error::other(format!("{}: {e}", path.display())),
+            })?;
+            tracing::info!(path = %path.display(), "metadata store opened");
+            Ok(Box::new(FileStore(db)))
+        }
+    }
+}
+
+/// The store key of a channel's or user's set (the app id has a fixed length and no '/').
+fn store_key(app: &str, target: &Target) -> String {
+    match target {
+        Target::Channel(key) => format!("{app}/c/{}/{}", key.0 as u32, key.1),
+        Target::User(user) => format!("{app}/u/{user}"),
+    }
+}
+
+enum Target {
+    Channel(ScopeKey),
+    User(String),
+}
+
+impl Target {
+    fn parse(storage_type: u32, target: &str, channel_type: u32) -> Result<Target, Violation> {
+        match StorageType::from_u32(storage_type) {
+            Some(StorageType::CHANNEL) => {
+                let t = validate::scope_channel_type(channel_type)?;
+                validate::channel_name(target)?;
+                Ok(Target::Channel((t, target.to_string())))
+            }
+            Some(StorageType::USER) => {
+                validate::user_id(target)?;
+                Ok(Target::User(target.to_string()))
+            }
+            _ => Err(Violation::new(
+                ErrorCode::STORAGE_INVALID_ARGUMENT,
+                format!("storage type must be USER (1) or CHANNEL (2), not {storage_type}"),
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Channel(k) => format!("{} channel {:?}", k.0.name(), k.1),
+            Target::User(u) => format!("user {u:?}"),
+        }
+    }
+}
+
+fn failed(e: io::Error) -> Violation {
+    tracing::error!(error = %e, "metadata store failed");
+    Violation::new(ErrorCode::STORAGE_OPERATION_FAILED, format!("the metadata store failed: {e}"))
+}
+
+fn load(engine: &Engine, key: &str) -> Result<pb::Metadata, Violation> {
+    match engine.store.load(key).map_err(failed)? {
+        None => Ok(pb::Metadata::default()),
+        Some(bytes) => pb::Metadata::decode(bytes.as_slice())
+            .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))),
+    }
+}
+
+fn storage_event(event_type: StorageEventType, target: &Target, publisher: &str, data: pb::Metadata) -> bytes::Bytes {
+    let (storage_type, channel_type, name) = match target {
+        Target::Channel(k) => (StorageType::CHANNEL, k.0, k.1.clone()),
+        Target::User(u) => (StorageType::USER, ChannelType::NONE, u.clone()),
+    };
+    frame::encode_server_body(&server_frame::Body::Storage(pb::StorageEvent {
+        event_type: event_type as u32,
+        storage_type: storage_type as u32,
+        channel_type: channel_type as u32,
+        target: name,
+        publisher: publisher.to_string(),
+        data: Some(data),
+        timestamp_ms: now_ms(),
+    }))
+}
+
+fn outdated(what: String) -> Violation {
+    Violation::new(ErrorCode::STORAGE_OUTDATED_REVISION, what)
+}
+
+/// Applies a write to `set` (checks first, then changes); returns the new set.
+fn apply(set: &pb::Metadata, r: &pb::WriteMetadata, op: MetadataOp, author: &str) -> Result<pb::Metadata, Violation> {
+    match r.major_revision {
+        Some(0) if !set.items.is_empty() => {
+            return Err(outdated("major revision 0 (create only) but the metadata already exists".into()));
+        }
+        Some(n) if n > 0 && n != set.major_revision => {
+            return Err(outdated(format!("major revision is {}, not {n}", set.major_revision)));
+        }
+        _ => {}
+    }
+    let mut items: BTreeMap<String, pb::MetadataItem> = set.items.iter().map(|i| (i.key.clone(), i.clone())).collect();
+    let major = set.major_revision + 1;
+    let now = now_ms();
+    let check = |current: Option<&pb::MetadataItem>, key: &str, rev: Option<i64>| -> Result<(), Violation> {
+        match (rev, current) {
+            (Some(0), Some(_)) => Err(outdated(format!("item {key:?} already exists (revision 0 is create only)"))),
+            (Some(n), Some(c)) if n > 0 && c.revision != Some(n) => Err(outdated(format!(
+                "item {key:?} has revision {}, not {n}",
+                c.revision.unwrap_or_default()
+            ))),
+            (Some(n), None) if n > 0 => Err(outdated(format!("item {key:?} does not exist"))),
+            _ => Ok(()),
+        }
+    };
+    match op {
+        MetadataOp::SET | MetadataOp::UPDATE => {
+            for it in &r.items {
+                let current = items.get(&it.key);
+                if op == MetadataOp::UPDATE && current.is_none() {
+                    return Err(outdated(format!("item {:?} does not exist (update changes existing items)", it.key)));
+                }
+                check(current, &it.key, it.revision)?;
+            }
+            for it in &r.items {
+                items.insert(
+                    it.key.clone(),
+                    pb::MetadataItem {
+                        key: it.key.clone(),
+                        value: it.value.clone(),
+                        revision: Some(major),
+                        updated_ms: if r.record_ts { now } else { 0 },
+                        author: if r.record_author { author.to_string() } else { String::new() },
+                    },
+                );
+            }
+        }
+        MetadataOp::REMOVE => {
+            if r.items.is_empty() {
+                items.clear();
+            } else {
+                for it in &r.items {
+                    check(items.get(&it.key), &it.key, it.revision)?;
+                }
+                for it in &r.items {
+                    items.remove(&it.key);
+                }
+            }
+        }
+        _ => unreachable!("checked by the caller"),
+    }
+    let size: usize = items.values().map(|i| i.key.len() + i.value.len()).sum();
+    if size > limits::MAX_METADATA_SET_LEN {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_METADATA_LENGTH_OVERFLOW,
+            format!("the metadata would be {size} bytes; at most {} are allowed", limits::MAX_METADATA_SET_LEN),
+        ));
+    }
+    Ok(pb::Metadata { major_revision: major, items: items.into_values().collect() })
+}
+
+pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadata) -> Reply {
+    let op = match MetadataOp::from_u32(r.op) {
+        Some(op @ (MetadataOp::SET | MetadataOp::UPDATE | MetadataOp::REMOVE)) => op,
+        _ => {
+            return Err(Violation::new(
+                ErrorCode::STORAGE_INVALID_ARGUMENT,
+                format!("op must be SET (1), UPDATE (2) or REMOVE (3), not {}", r.op),
+            ));
+        }
+    };
+    let target = Target::parse(r.storage_type, &r.target, r.channel_type)?;
+    validate::revision(r.major_revision, op, "major")?;
+    validate::metadata_items(r.items.iter().map(|i| (i.key.as_str(), i.value.as_str(), i.revision)), op)?;
+    if !r.lock_name.is_empty() {
+        if matches!(target, Target::User(_)) {
+            return Err(Violation::new(ErrorCode::STORAGE_INVALID_ARGUMENT, "user metadata takes no lock name"));
+        }
+        validate::lock_name(&r.lock_name).map_err(|v| Violation::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, v.reason))?;
+    }
+    let app = &session.app;
+    let key = store_key(&app.id, &target);
+    let _guard = engine.meta_lock.lock().unwrap();
+    if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target)
+        && !crate::locks::holds(app, scope_key, &r.lock_name, &session.user_id)
+    {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+            format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
+        ));
+    }
+    let current = load(engine, &key)?;
+    let next = apply(&current, &r, op, &session.user_id)?;
+    engine.store.save(&key, &next.encode_to_vec()).map_err(failed)?;
+    let result = pb::MetadataWriteResult { major_revision: next.major_revision, total_count: next.items.len() as u32 };
+    let body = storage_event(StorageEventType::UPDATE, &target, &session.user_id, next);
+    match &target {
+        Target::Channel(scope_key) => {
+            if let Some(scope) = app.scopes.get(scope_key).map(|s| s.clone()) {
+                scope.lock().unwrap().send_to(|e| e.opts.with_metadata, &body);
+            }
+        }
+        Target::User(user) => {
+            if let Some(subs) = app.user_meta_subs.lock().unwrap().get(user) {
+                for s in subs {
+                    s.send(body.clone());
+                }
+            }
+        }
+    }
+    Ok(Some(pb::response::Result::MetadataWrite(result)))
+}
+
+pub(crate) fn get(engine: &Engine, session: &Arc<Session>, r: pb::GetMetadata) -> Reply {
+    let target = Target::parse(r.storage_type, &r.target, r.channel_type)?;
+    let data = load(engine, &store_key(&session.app.id, &target))?;
+    Ok(Some(pb::response::Result::Metadata(data)))
+}
+
+/// Sends a channel's metadata SNAPSHOT to a session that entered it with `with_metadata`
+/// (the caller holds `meta_lock`).
+pub(crate) fn send_channel_snapshot(engine: &Engine, session: &Arc<Session>, key: &ScopeKey) {
+    let target = Target::Channel(key.clone());
+    match load(engine, &store_key(&session.app.id, &target)) {
+        Ok(data) => session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data)),
+        Err(v) => tracing::warn!(reason = %v.reason, "no metadata snapshot sent"),
+    }
+}
+
+pub(crate) fn subscribe_user(engine: &Engine, session: &Arc<Session>, r: pb::SubscribeUserMetadata) -> Reply {
+    validate::user_id(&r.user_id)?;
+    let target = Target::User(r.user_id.clone());
+    let _guard = engine.meta_lock.lock().unwrap();
+    {
+        let mut mine = session.user_meta_subs.lock().unwrap();
+        if !mine.contains(&r.user_id) {
+            if mine.len() >= limits::MAX_SUBSCRIBED_USER_METADATA {
+                return Err(Violation::new(
+                    ErrorCode::STORAGE_SUBSCRIBE_USER_EXCEED_LIMITATION,
+                    format!("at most {} users' metadata may be subscribed", limits::MAX_SUBSCRIBED_USER_METADATA),
+                ));
+            }
+            mine.insert(r.user_id.clone());
+            session.app.user_meta_subs.lock().unwrap().entry(r.user_id.clone()).or_default().push(session.clone());
+        }
+    }
+    let data = load(engine, &store_key(&session.app.id, &target))?;
+    session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data));
+    Ok(None)
+}
+
+pub(crate) fn unsubscribe_user(session: &Arc<Session>, r: pb::UnsubscribeUserMetadata) -> Reply {
+    validate::user_id(&r.user_id)?;
+    if !session.user_meta_subs.lock().unwrap().remove(&r.user_id) {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_NOT_SUBSCRIBE,
+            format!("the metadata of user {:?} is not subscribed", r.user_id),
+        ));
+    }
+    forget_subscriber(session, &r.user_id);
+    Ok(None)
+}
+
+fn forget_subscriber(session: &Session, user: &str) {
+    let mut subs = session.app.user_meta_subs.lock().unwrap();
+    if let Some(list) = subs.get_mut(user) {
+        list.retain(|s| s.id != session.id);
+        if list.is_empty() {
+            subs.remove(user);
+        }
+    }
+}
+
+/// Forgets every user-metadata subscription of an ending session.
+pub(crate) fn drop_user_subscriptions(session: &Arc<Session>) {
+    let users = std::mem::take(&mut *session.user_meta_subs.lock().unwrap());
+    for u in users {
+        forget_subscriber(session, &u);
+    }
+}
