@@ -146,6 +146,13 @@ struct SubscribeArgs {
     /// Exit after this many messages (0 = run until interrupted).
     #[arg(long, default_value_t = 0)]
     count: u64,
+    /// Seconds this user stays present after its connection drops (5..300).
+    #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_TIMEOUT_S)]
+    presence_timeout: u32,
+    /// After subscribing, acquire this lock (CHANNEL:LOCK, a message channel's lock), waiting
+    /// for it if it is held.
+    #[arg(long)]
+    acquire_lock: Option<String>,
     /// Channels to subscribe to.
     channels: Vec<String>,
 }
@@ -271,11 +278,19 @@ fn describe(m: &MessageEvent) -> String {
 
 async fn subscribe(a: SubscribeArgs) -> Result<()> {
     let c = client(&a.connect)?;
+    c.set_parameters(&format!("{{\"presence_timeout_s\": {}}}", a.presence_timeout))?;
     let mut events = c.events();
     c.login(&a.connect.token).await?;
     for ch in &a.channels {
         c.subscribe(ch, SubscribeOptions::default()).await?;
         eprintln!("subscribed to {ch}");
+    }
+    if let Some(spec) = &a.acquire_lock {
+        let Some((ch, name)) = spec.split_once(':') else {
+            return Err(Error::new(ErrorCode::INVALID_PARAMETER, "subscribe", "--acquire-lock takes CHANNEL:LOCK"));
+        };
+        c.lock().acquire_lock(ch, ChannelType::MESSAGE, name, true).await?;
+        eprintln!("acquired lock {name}");
     }
     let mut seen = 0u64;
     while let Some(ev) = events.recv().await {

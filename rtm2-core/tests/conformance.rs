@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod common;
+
 use rtm2_core::*;
 use rtm2_proto::token;
 use rtm2_server::{Server, ServerConfig};
@@ -108,6 +110,97 @@ struct Runner {
     endpoint: Endpoint,
     cert: bool,
     clients: HashMap<String, (Client, EventReceiver, String)>,
+    /// Operations begun with `start`, by client.
+    started: HashMap<String, tokio::task::JoinHandle<Result<(), Error>>>,
+    /// Ghosts: a client behind a proxy that `kill` cuts and then refuses.
+    ghosts: HashMap<String, (Client, common::Proxy)>,
+}
+
+/// `k:v,k2:v2` (or the generators `count=`, `big_key=`, `big_value=`) as pairs.
+fn pairs(o: &BTreeMap<String, String>, list_key: &str) -> Vec<(String, String)> {
+    if let Some(n) = o.get("count") {
+        return (0..n.parse::<usize>().unwrap()).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    }
+    if let Some(n) = o.get("big_key") {
+        return vec![("x".repeat(n.parse().unwrap()), "v".to_string())];
+    }
+    if let Some(n) = o.get("big_value") {
+        return vec![(format!("big{n}"), "x".repeat(n.parse().unwrap()))];
+    }
+    list(o.get(list_key))
+        .into_iter()
+        .map(|p| match p.split_once(':') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p, String::new()),
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn channel_type(o: &BTreeMap<String, String>) -> ChannelType {
+    match o.get("channel_type").map(String::as_str) {
+        None | Some("MESSAGE") => ChannelType::MESSAGE,
+        Some("STREAM") => ChannelType::STREAM,
+        Some("USER") => ChannelType::USER,
+        Some(other) => panic!("unknown channel type {other}"),
+    }
+}
+
+fn state_list(states: &States) -> String {
+    sorted(states.iter().map(|(k, v)| format!("{k}:{v}")).collect()).join(",")
+}
+
+fn item_list(m: &Metadata) -> String {
+    sorted(m.items.iter().map(|i| format!("{}:{}", i.key, i.value)).collect()).join(",")
+}
+
+fn want_list(v: &str) -> String {
+    sorted(list(Some(&v.to_string()))).join(",")
+}
+
+fn metadata_options(o: &BTreeMap<String, String>) -> MetadataOptions {
+    MetadataOptions {
+        major_revision: o.get("major").map_or(-1, |v| v.parse().unwrap()),
+        lock_name: o.get("lock").cloned().unwrap_or_default(),
+        record_ts: flag(o, "record_ts", false),
+        record_author: flag(o, "record_author", false),
+    }
+}
+
+fn metadata_items(o: &BTreeMap<String, String>) -> Vec<MetadataItem> {
+    let revision = o.get("revision").map_or(-1, |v| v.parse().unwrap());
+    let mut items: Vec<MetadataItem> =
+        pairs(o, "items").into_iter().map(|(k, v)| MetadataItem::new(k, v).with_revision(revision)).collect();
+    items.extend(list(o.get("keys")).into_iter().map(MetadataItem::key));
+    items
+}
+
+fn check_write(line: usize, o: &BTreeMap<String, String>, w: MetadataWrite) {
+    if let Some(m) = o.get("result_major") {
+        assert_eq!(w.major_revision.to_string(), *m, "line {line}: major revision after the write");
+    }
+    if let Some(t) = o.get("total") {
+        assert_eq!(w.total_count.to_string(), *t, "line {line}: item count after the write");
+    }
+}
+
+fn check_metadata(line: usize, o: &BTreeMap<String, String>, m: &Metadata) {
+    if let Some(want) = o.get("items") {
+        assert_eq!(item_list(m), want_list(want), "line {line}: items");
+    }
+    if let Some(want) = o.get("major") {
+        assert_eq!(m.major_revision.to_string(), *want, "line {line}: major revision");
+    }
+    for (k, author) in pairs(o, "authors") {
+        assert_eq!(m.get(&k).map(|i| i.author.clone()), Some(author), "line {line}: author of {k}");
+    }
+    for k in list(o.get("stamped")) {
+        assert!(m.get(&k).is_some_and(|i| i.updated_ms > 0), "line {line}: {k} has no update time");
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -167,6 +260,39 @@ fn fields(ev: &Event, kind: &str, line: usize) -> Option<BTreeMap<&'static str, 
         (Event::TokenPrivilegeWillExpire(ch), "token_will_expire") => {
             got.insert("channel", ch.clone().unwrap_or_default());
         }
+        (Event::Presence(p), "presence") => {
+            got.insert("type", p.event_type.name().into());
+            got.insert("channel", p.channel.clone());
+            got.insert("channel_type", p.channel_type.name().into());
+            got.insert("publisher", p.publisher.clone());
+            got.insert("states", state_list(&p.states));
+            got.insert("snapshot", sorted(p.snapshot.iter().map(|u| u.user_id.clone()).collect()).join(","));
+            let i = p.interval.clone().unwrap_or_default();
+            got.insert("joined", sorted(i.joined).join(","));
+            got.insert("left", sorted(i.left).join(","));
+            got.insert("timed_out", sorted(i.timed_out).join(","));
+            got.insert("changed", sorted(i.states.iter().map(|u| u.user_id.clone()).collect()).join(","));
+            got.insert("total", i.total_occupancy.to_string());
+        }
+        (Event::Storage(e), "storage") => {
+            got.insert("type", e.event_type.name().into());
+            got.insert("storage_type", e.storage_type.name().into());
+            got.insert("channel_type", e.channel_type.name().into());
+            got.insert("target", e.target.clone());
+            got.insert("publisher", e.publisher.clone());
+            got.insert("items", item_list(&e.data));
+            got.insert("major", e.data.major_revision.to_string());
+        }
+        (Event::Lock(l), "lock") => {
+            got.insert("type", l.event_type.name().into());
+            got.insert("channel", l.channel.clone());
+            got.insert("channel_type", l.channel_type.name().into());
+            got.insert("lock", l.lock_name.clone());
+            got.insert("owner", l.owner.clone());
+            got.insert("publisher", l.publisher.clone());
+            got.insert("ttl", l.ttl_s.to_string());
+            got.insert("snapshot", sorted(l.snapshot.iter().map(|d| format!("{}:{}", d.name, d.owner)).collect()).join(","));
+        }
         (Event::Overflow { .. }, _) => panic!("line {line}: event queue overflow"),
         _ => return None,
     }
@@ -186,6 +312,15 @@ impl Runner {
             if let Some(n) = w.strip_prefix("notice=") {
                 config.token_will_expire_notice = Duration::from_secs(n.parse().unwrap());
             }
+            if let Some(n) = w.strip_prefix("ttl_unit_ms=") {
+                config.ttl_unit = Duration::from_millis(n.parse().unwrap());
+            }
+            if let Some(n) = w.strip_prefix("presence_announce_max=") {
+                config.presence_announce_max = n.parse().unwrap();
+            }
+            if let Some(n) = w.strip_prefix("presence_interval_ms=") {
+                config.presence_interval = Duration::from_millis(n.parse().unwrap());
+            }
             match w.as_str() {
                 "rate_limits=reference" => config.rate_limits = rtm2_server::RateLimits::reference(),
                 "rate_limits=off" => {}
@@ -195,7 +330,15 @@ impl Runner {
         }
         let server = Server::start(config.clone());
         let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
-        Runner { server, config, endpoint: Endpoint::Tcp(addr.to_string()), cert, clients: HashMap::new() }
+        Runner {
+            server,
+            config,
+            endpoint: Endpoint::Tcp(addr.to_string()),
+            cert,
+            clients: HashMap::new(),
+            started: HashMap::new(),
+            ghosts: HashMap::new(),
+        }
     }
 
     /// Stops the server and starts a new one with the same configuration on the same port.
@@ -252,8 +395,9 @@ impl Runner {
                 let opts = SubscribeOptions {
                     with_message: flag(o, "with_message", true),
                     with_presence: flag(o, "with_presence", true),
+                    with_metadata: flag(o, "with_metadata", false),
+                    with_lock: flag(o, "with_lock", false),
                     be_quiet: flag(o, "be_quiet", false),
-                    ..Default::default()
                 };
                 client.subscribe(&a(0), opts).await.map(|_| ())
             }
@@ -274,7 +418,15 @@ impl Runner {
             }
             "join" => {
                 let t = self.token(o.get("token"), &user, Some(&a(0)));
-                client.stream_channel(&a(0))?.join(JoinOptions { token: t, ..Default::default() }).await.map(|_| ())
+                let opts = JoinOptions {
+                    token: t,
+                    with_presence: flag(o, "with_presence", true),
+                    with_metadata: flag(o, "with_metadata", false),
+                    with_lock: flag(o, "with_lock", false),
+                    be_quiet: flag(o, "be_quiet", false),
+                    ..Default::default()
+                };
+                client.stream_channel(&a(0))?.join(opts).await.map(|_| ())
             }
             "leave" => client.stream_channel(&a(0))?.leave().await,
             "join_topic" => {
@@ -312,8 +464,112 @@ impl Runner {
                 }
                 Ok(())
             }
+            "set_state" => client.presence().set_state(&a(0), channel_type(o), pairs(o, "states")).await,
+            "get_state" => {
+                let got = client.presence().get_state(&a(0), channel_type(o), &a(1)).await?;
+                if let Some(want) = o.get("states") {
+                    assert_eq!(state_list(&got.states), want_list(want), "line {}: state", s.line);
+                }
+                Ok(())
+            }
+            "remove_state" => client.presence().remove_state(&a(0), channel_type(o), list(o.get("keys"))).await,
+            "who_now" => {
+                let opts = GetOnlineUsersOptions {
+                    include_user_id: flag(o, "include_user_id", true),
+                    include_state: flag(o, "include_state", false),
+                    page: String::new(),
+                };
+                let got = client.presence().who_now(&a(0), channel_type(o), opts).await?;
+                if let Some(want) = o.get("users") {
+                    let users = sorted(got.occupants.iter().map(|u| u.user_id.clone()).collect()).join(",");
+                    assert_eq!(users, want_list(want), "line {}: users", s.line);
+                }
+                if let Some(want) = o.get("total") {
+                    assert_eq!(got.total_occupancy.to_string(), *want, "line {}: total occupancy", s.line);
+                }
+                Ok(())
+            }
+            "where_now" => {
+                let got = client.presence().where_now(&a(0)).await?;
+                if let Some(want) = o.get("channels") {
+                    let have = sorted(got.iter().map(|c| format!("{}:{}", c.channel_type.name(), c.channel)).collect());
+                    assert_eq!(have.join(","), want_list(want), "line {}: channels", s.line);
+                }
+                Ok(())
+            }
+            "set_channel_metadata" | "update_channel_metadata" | "remove_channel_metadata" => {
+                let st = client.storage();
+                let (ch, t, items, opts) = (a(0), channel_type(o), metadata_items(o), metadata_options(o));
+                let w = match s.op.as_str() {
+                    "set_channel_metadata" => st.set_channel_metadata(&ch, t, items, opts).await?,
+                    "update_channel_metadata" => st.update_channel_metadata(&ch, t, items, opts).await?,
+                    _ => st.remove_channel_metadata(&ch, t, items, opts).await?,
+                };
+                check_write(s.line, o, w);
+                Ok(())
+            }
+            "set_user_metadata" | "update_user_metadata" | "remove_user_metadata" => {
+                let st = client.storage();
+                let (u, items, opts) = (a(0), metadata_items(o), metadata_options(o));
+                let w = match s.op.as_str() {
+                    "set_user_metadata" => st.set_user_metadata(&u, items, opts).await?,
+                    "update_user_metadata" => st.update_user_metadata(&u, items, opts).await?,
+                    _ => st.remove_user_metadata(&u, items, opts).await?,
+                };
+                check_write(s.line, o, w);
+                Ok(())
+            }
+            "get_channel_metadata" => {
+                let m = client.storage().get_channel_metadata(&a(0), channel_type(o)).await?;
+                check_metadata(s.line, o, &m);
+                Ok(())
+            }
+            "get_user_metadata" => {
+                let m = client.storage().get_user_metadata(&a(0)).await?;
+                check_metadata(s.line, o, &m);
+                Ok(())
+            }
+            "subscribe_user_metadata" => client.storage().subscribe_user_metadata(&a(0)).await,
+            "unsubscribe_user_metadata" => client.storage().unsubscribe_user_metadata(&a(0)).await,
+            "set_lock" => {
+                let ttl = o.get("ttl").map_or(0, |v| v.parse().unwrap());
+                client.lock().set_lock(&a(0), channel_type(o), &a(1), ttl).await
+            }
+            "remove_lock" => client.lock().remove_lock(&a(0), channel_type(o), &a(1)).await,
+            "acquire_lock" => client.lock().acquire_lock(&a(0), channel_type(o), &a(1), flag(o, "retry", false)).await,
+            "release_lock" => client.lock().release_lock(&a(0), channel_type(o), &a(1)).await,
+            "revoke_lock" => client.lock().revoke_lock(&a(0), channel_type(o), &a(1), &a(2)).await,
+            "get_locks" => {
+                let got = client.lock().get_locks(&a(0), channel_type(o)).await?;
+                if let Some(want) = o.get("locks") {
+                    let have = sorted(got.iter().map(|l| format!("{}:{}", l.name, l.owner)).collect());
+                    assert_eq!(have.join(","), want_list(want), "line {}: locks", s.line);
+                }
+                Ok(())
+            }
             other => panic!("line {}: unknown operation {other}", s.line),
         }
+    }
+
+    /// A user in "another process": a client behind a proxy, subscribed (and holding a lock).
+    async fn ghost(&mut self, name: &str, channel: &str, lock: Option<&str>) {
+        let Endpoint::Tcp(addr) = &self.endpoint else { unreachable!() };
+        let proxy = common::Proxy::start(addr.parse().unwrap()).await;
+        let mut cfg = ClientConfig::new(APP_ID, name).endpoint(Endpoint::Tcp(proxy.addr.to_string()));
+        cfg.presence_timeout_s = 5;
+        let c = Client::new(cfg).unwrap();
+        c.login(&self.token(None, name, None)).await.unwrap();
+        c.subscribe(channel, SubscribeOptions::default()).await.unwrap();
+        if let Some(l) = lock {
+            c.lock().acquire_lock(channel, ChannelType::MESSAGE, l, true).await.unwrap();
+        }
+        self.ghosts.insert(name.to_string(), (c, proxy));
+    }
+
+    fn kill(&mut self, name: &str) {
+        let (_, proxy) = self.ghosts.get(name).unwrap_or_else(|| panic!("no ghost {name}"));
+        proxy.refuse(true);
+        proxy.cut_all();
     }
 
     async fn expect(&mut self, s: &Step) {
@@ -327,9 +583,10 @@ impl Runner {
                 Err(_) => panic!("line {}: no matching {kind} event within {WAIT:?}", s.line),
             };
             let Some(got) = fields(&ev, &kind, s.line) else { continue };
+            let list_fields = ["snapshot", "joined", "left", "timed_out", "changed", "states", "items"];
             let mismatch = s.opts.iter().find(|(k, want)| {
                 let have = got.get(k.as_str()).unwrap_or_else(|| panic!("line {}: unknown field {k}", s.line));
-                have != *want
+                if list_fields.contains(&k.as_str()) { *have != want_list(want) } else { have != *want }
             });
             let login_notice =
                 kind == "token_will_expire" && !s.opts.contains_key("channel") && !got["channel"].is_empty();
@@ -348,7 +605,53 @@ impl Runner {
         if s.op == "expect" {
             return self.expect(s).await;
         }
-        let r = self.op(s).await;
+        if s.op == "start" {
+            let inner = Step {
+                line: s.line,
+                actor: s.actor.clone(),
+                op: s.args[0].clone(),
+                args: s.args[1..].to_vec(),
+                opts: s.opts.clone(),
+                expect_error: None,
+            };
+            // The operation is queued now (so it is sent before later steps); its answer is
+            // awaited by `finish`.
+            let mut runner = Runner {
+                server: self.server.clone(),
+                config: self.config.clone(),
+                endpoint: self.endpoint.clone(),
+                cert: self.cert,
+                clients: HashMap::new(),
+                started: HashMap::new(),
+                ghosts: HashMap::new(),
+            };
+            let (c, _, u) = &self.clients[&s.actor];
+            runner.clients.insert(s.actor.clone(), (c.clone(), c.events(), u.clone()));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(async move {
+                let fut = runner.op(&inner);
+                tokio::pin!(fut);
+                // Poll once so the request is queued before the next step runs.
+                let first = futures::poll!(&mut fut);
+                let _ = tx.send(());
+                match first {
+                    std::task::Poll::Ready(r) => r,
+                    std::task::Poll::Pending => fut.await,
+                }
+            });
+            let _ = rx.await;
+            self.started.insert(s.actor.clone(), task);
+            return;
+        }
+        let r = if s.op == "finish" {
+            let task = self.started.remove(&s.actor).unwrap_or_else(|| panic!("line {}: nothing started", s.line));
+            match tokio::time::timeout(WAIT, task).await {
+                Ok(r) => r.unwrap(),
+                Err(_) => panic!("line {}: the started operation did not finish within {WAIT:?}", s.line),
+            }
+        } else {
+            self.op(s).await
+        };
         match (s.expect_error, r) {
             (None, Ok(())) => {}
             (None, Err(e)) => panic!("line {}: {} {}: unexpected error {e}", s.line, s.actor, s.op),
@@ -385,6 +688,12 @@ async fn run_scenario(path: &Path) {
                 let events = c.events();
                 r.clients.insert(name, (c, events, user));
             }
+            "ghost" => {
+                let r = runner.as_mut().expect("server first");
+                let lock = w[3..].iter().find_map(|x| x.strip_prefix("lock="));
+                r.ghost(&w[1], &w[2], lock).await;
+            }
+            "kill" => runner.as_mut().expect("server first").kill(&w[1]),
             "repeat" => {
                 let n: usize = w[1].parse().unwrap();
                 for k in 0..n {
