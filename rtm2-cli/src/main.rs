@@ -218,7 +218,8 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     config.ttl_unit = Duration::from_millis(a.ttl_unit_ms.max(1));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let server = rtm2_server::Server::try_start(config).map_err(|e| format!("cannot open the metadata store: {e}"))?;
+        let server =
+            rtm2_server::Server::try_start(config).map_err(|e| format!("cannot open the metadata store: {e}"))?;
         match &a.data_dir {
             Some(dir) => eprintln!("rtm2 server keeps metadata in {}", dir.join("metadata.redb").display()),
             None => eprintln!("rtm2 server keeps metadata in memory (pass --data-dir DIR to keep it across restarts)"),

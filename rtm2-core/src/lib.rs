@@ -56,11 +56,11 @@ pub use client::Client;
 pub use config::{ClientConfig, Endpoint};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
-pub use runtime::{Op, block_on, runtime};
 pub use lock::{LockDetail, LockEvent, Locks};
 pub use presence::{
     ChannelInfo, GetOnlineUsersOptions, OnlineUsers, Presence, PresenceEvent, PresenceInterval, States, UserState,
 };
+pub use runtime::{Op, block_on, runtime};
 pub use storage::{Metadata, MetadataItem, MetadataOptions, MetadataWrite, Storage, StorageEvent};
 pub use stream_channel::StreamChannel;
 pub use types::*;

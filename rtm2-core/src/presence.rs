@@ -152,7 +152,11 @@ impl Presence {
         &self.client.inner
     }
 
-    fn request(&self, op: &'static str, body: client_frame::Body) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+    fn request(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+    ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
         self.inner().submit(op, ErrorCode::PRESENCE_OPERATION_TIMEOUT, body, self.client.timeout())
     }
 
@@ -210,10 +214,8 @@ impl Presence {
         if !user_id.is_empty() {
             try_op!(v(op, validate::user_id(user_id)));
         }
-        let reply = self.request(
-            op,
-            client_frame::Body::GetUserChannels(pb::GetUserChannels { user_id: user_id.to_string() }),
-        );
+        let reply =
+            self.request(op, client_frame::Body::GetUserChannels(pb::GetUserChannels { user_id: user_id.to_string() }));
         Op::lazy(async move {
             match reply.await?.result {
                 Some(pb::response::Result::UserChannels(r)) => Ok(r
@@ -254,7 +256,8 @@ impl Presence {
             let present = st.cache.present(&key);
             let cached = st.cache.states.len();
             let current = st.cache.states.get(&key);
-            let merged = current.map_or(0, |c| c.len()) + items.iter().filter(|(k, _)| !current.is_some_and(|c| c.contains_key(k))).count();
+            let merged = current.map_or(0, |c| c.len())
+                + items.iter().filter(|(k, _)| !current.is_some_and(|c| c.contains_key(k))).count();
             if merged > limits::MAX_STATE_ITEMS {
                 return Op::ready(Err(Error::new(
                     ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW,
@@ -267,7 +270,10 @@ impl Presence {
                     return Op::ready(Err(Error::new(
                         ErrorCode::PRESENCE_CACHED_TOO_MANY_STATES,
                         op,
-                        format!("state is cached for at most {} channels not joined yet", limits::MAX_CACHED_STATE_CHANNELS),
+                        format!(
+                            "state is cached for at most {} channels not joined yet",
+                            limits::MAX_CACHED_STATE_CHANNELS
+                        ),
                     )));
                 }
                 st.cache.states.entry(key.clone()).or_default().extend(items.iter().cloned());

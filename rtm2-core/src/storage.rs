@@ -160,7 +160,11 @@ impl Storage {
         &self.client.inner
     }
 
-    fn request(&self, op: &'static str, body: client_frame::Body) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+    fn request(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+    ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
         self.inner().submit(op, ErrorCode::STORAGE_OPERATION_TIMEOUT, body, self.client.timeout())
     }
 
@@ -188,17 +192,29 @@ impl Storage {
         let wire = |r: i64| if r == -1 { None } else { Some(r) };
         try_op!(v(op, validate::revision(wire(options.major_revision), kind, "major")));
         if kind == MetadataOp::REMOVE && options.major_revision == 0 {
-            return Op::ready(Err(Error::new(ErrorCode::STORAGE_INVALID_REVISION, op, "major revision 0 is only valid for set")));
+            return Op::ready(Err(Error::new(
+                ErrorCode::STORAGE_INVALID_REVISION,
+                op,
+                "major revision 0 is only valid for set",
+            )));
         }
-        try_op!(v(op, validate::metadata_items(items.iter().map(|i| (i.key.as_str(), i.value.as_str(), wire(i.revision))), kind)));
+        try_op!(v(
+            op,
+            validate::metadata_items(items.iter().map(|i| (i.key.as_str(), i.value.as_str(), wire(i.revision))), kind)
+        ));
         if !options.lock_name.is_empty() {
             if storage_type == StorageType::USER {
-                return Op::ready(Err(Error::new(ErrorCode::STORAGE_INVALID_ARGUMENT, op, "user metadata takes no lock name")));
+                return Op::ready(Err(Error::new(
+                    ErrorCode::STORAGE_INVALID_ARGUMENT,
+                    op,
+                    "user metadata takes no lock name",
+                )));
             }
-            try_op!(
-                validate::lock_name(&options.lock_name)
-                    .map_err(|e| Error::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, op, e.reason))
-            );
+            try_op!(validate::lock_name(&options.lock_name).map_err(|e| Error::new(
+                ErrorCode::STORAGE_INVALID_LOCK_NAME,
+                op,
+                e.reason
+            )));
         }
         let body = client_frame::Body::WriteMetadata(pb::WriteMetadata {
             storage_type: storage_type as u32,
@@ -337,7 +353,9 @@ impl Storage {
         try_op!(v(op, validate::user_id(user_id)));
         {
             let st = self.inner().state.lock().unwrap();
-            if !st.cache.user_metadata.contains(user_id) && st.cache.user_metadata.len() >= limits::MAX_SUBSCRIBED_USER_METADATA {
+            if !st.cache.user_metadata.contains(user_id)
+                && st.cache.user_metadata.len() >= limits::MAX_SUBSCRIBED_USER_METADATA
+            {
                 return Op::ready(Err(Error::new(
                     ErrorCode::STORAGE_SUBSCRIBE_USER_EXCEED_LIMITATION,
                     op,

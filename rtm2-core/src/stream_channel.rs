@@ -89,8 +89,12 @@ impl StreamChannel {
             }
         }
         let name = self.inner.name.clone();
-        let states =
-            client.state.lock().unwrap().cache.entry_states(&(ChannelType::STREAM, name.clone()), options.with_presence);
+        let states = client
+            .state
+            .lock()
+            .unwrap()
+            .cache
+            .entry_states(&(ChannelType::STREAM, name.clone()), options.with_presence);
         let reply = client.submit(
             op,
             ErrorCode::CHANNEL_JOIN_FAILED,

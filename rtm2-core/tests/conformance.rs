@@ -291,7 +291,10 @@ fn fields(ev: &Event, kind: &str, line: usize) -> Option<BTreeMap<&'static str, 
             got.insert("owner", l.owner.clone());
             got.insert("publisher", l.publisher.clone());
             got.insert("ttl", l.ttl_s.to_string());
-            got.insert("snapshot", sorted(l.snapshot.iter().map(|d| format!("{}:{}", d.name, d.owner)).collect()).join(","));
+            got.insert(
+                "snapshot",
+                sorted(l.snapshot.iter().map(|d| format!("{}:{}", d.name, d.owner)).collect()).join(","),
+            );
         }
         (Event::Overflow { .. }, _) => panic!("line {line}: event queue overflow"),
         _ => return None,
@@ -424,7 +427,6 @@ impl Runner {
                     with_metadata: flag(o, "with_metadata", false),
                     with_lock: flag(o, "with_lock", false),
                     be_quiet: flag(o, "be_quiet", false),
-                    ..Default::default()
                 };
                 client.stream_channel(&a(0))?.join(opts).await.map(|_| ())
             }

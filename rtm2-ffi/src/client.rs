@@ -83,12 +83,20 @@ pub unsafe extern "C" fn rtm2_publish_options_init(options: *mut rtm2_publish_op
 ///
 /// # Safety
 /// `client` is NULL or a live client.
-unsafe fn client_ref<'a>(client: *mut rtm2_client) -> FfiResult<&'a rtm2_client> {
+pub(crate) unsafe fn client_ref<'a>(client: *mut rtm2_client) -> FfiResult<&'a rtm2_client> {
     unsafe { borrow(client, "client") }
 }
 
+/// A channel type given by C (`RTM2_CHANNEL_TYPE_*`); a number that is no channel type at all
+/// is refused at once with 10019 (the core decides which types an operation accepts).
+pub(crate) fn channel_type_arg(v: u32) -> FfiResult<ChannelType> {
+    ChannelType::from_u32(v).ok_or_else(|| {
+        FfiError::rtm(ErrorCode::INVALID_CHANNEL_TYPE, format!("channel_type {v} is not a channel type"))
+    })
+}
+
 impl rtm2_client {
-    fn start<T, F>(
+    pub(crate) fn start<T, F>(
         &self,
         op: &'static str,
         cb: rtm2_completion_cb,
@@ -100,8 +108,26 @@ impl rtm2_client {
         T: Send + 'static,
         F: std::future::Future<Output = rtm2_core::Result<T>> + Send + 'static,
     {
+        self.start_map(op, cb, user_data, out, work, |_| ResultData::None)
+    }
+
+    /// Starts an operation of the core (`work` calls it; its request is queued before this
+    /// returns) whose success value `map` turns into the data of the completion's result.
+    pub(crate) fn start_map<T, F>(
+        &self,
+        op: &'static str,
+        cb: rtm2_completion_cb,
+        user_data: *mut c_void,
+        out: *mut u64,
+        work: impl FnOnce(Client) -> F,
+        map: impl FnOnce(T) -> ResultData + Send + 'static,
+    ) -> FfiResult<()>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = rtm2_core::Result<T>> + Send + 'static,
+    {
         let fut = work(self.client.clone());
-        self.dispatcher.spawn_op(op, Completion::new(cb, user_data), Out::optional(out), fut, |_| ResultData::None)
+        self.dispatcher.spawn_op(op, Completion::new(cb, user_data), Out::optional(out), fut, map)
     }
 }
 
@@ -308,9 +334,7 @@ pub unsafe extern "C" fn rtm2_client_unsubscribe(
 /// Converts the C publish options (NULL = defaults) to the core's.
 fn publish_options(o: Option<rtm2_publish_options>) -> FfiResult<(PublishOptions, MessageType)> {
     let Some(o) = o else { return Ok((PublishOptions::default(), MessageType::BINARY)) };
-    let channel_type = ChannelType::from_u32(o.channel_type).ok_or_else(|| {
-        FfiError::rtm(ErrorCode::INVALID_CHANNEL_TYPE, format!("channel_type {} is not a channel type", o.channel_type))
-    })?;
+    let channel_type = channel_type_arg(o.channel_type)?;
     let message_type = MessageType::from_u32(o.message_type).ok_or_else(|| {
         FfiError::rtm(
             ErrorCode::CHANNEL_UNSUPPORTED_MESSAGE_TYPE,

@@ -48,6 +48,66 @@ pub const RTM2_TOPIC_EVENT_TYPE_REMOTE_JOIN: u32 = 2;
 /// TopicEventType::REMOTE_LEAVE.
 pub const RTM2_TOPIC_EVENT_TYPE_REMOTE_LEAVE: u32 = 3;
 
+// Presence event types (`rtm2_presence_event.event_type`).
+
+/// PresenceEventType::NONE.
+pub const RTM2_PRESENCE_EVENT_TYPE_NONE: u32 = 0;
+/// PresenceEventType::SNAPSHOT: everyone present, including this client (after subscribe/join).
+pub const RTM2_PRESENCE_EVENT_TYPE_SNAPSHOT: u32 = 1;
+/// PresenceEventType::INTERVAL: aggregated changes (above the announce threshold).
+pub const RTM2_PRESENCE_EVENT_TYPE_INTERVAL: u32 = 2;
+/// PresenceEventType::REMOTE_JOIN.
+pub const RTM2_PRESENCE_EVENT_TYPE_REMOTE_JOIN: u32 = 3;
+/// PresenceEventType::REMOTE_LEAVE.
+pub const RTM2_PRESENCE_EVENT_TYPE_REMOTE_LEAVE: u32 = 4;
+/// PresenceEventType::REMOTE_TIMEOUT: the user's connection vanished for its presence timeout.
+pub const RTM2_PRESENCE_EVENT_TYPE_REMOTE_TIMEOUT: u32 = 5;
+/// PresenceEventType::REMOTE_STATE_CHANGED: `states` holds the user's full state.
+pub const RTM2_PRESENCE_EVENT_TYPE_REMOTE_STATE_CHANGED: u32 = 6;
+/// PresenceEventType::ERROR_OUT_OF_SERVICE.
+pub const RTM2_PRESENCE_EVENT_TYPE_ERROR_OUT_OF_SERVICE: u32 = 7;
+
+// Whose metadata (`rtm2_storage_event.storage_type`).
+
+/// StorageType::NONE.
+pub const RTM2_STORAGE_TYPE_NONE: u32 = 0;
+/// StorageType::USER: a user's metadata.
+pub const RTM2_STORAGE_TYPE_USER: u32 = 1;
+/// StorageType::CHANNEL: a channel's metadata.
+pub const RTM2_STORAGE_TYPE_CHANNEL: u32 = 2;
+
+// Storage event types (`rtm2_storage_event.event_type`; the service sends the whole set, so
+// only SNAPSHOT and UPDATE occur).
+
+/// StorageEventType::NONE.
+pub const RTM2_STORAGE_EVENT_TYPE_NONE: u32 = 0;
+/// StorageEventType::SNAPSHOT: the whole set, when subscribing.
+pub const RTM2_STORAGE_EVENT_TYPE_SNAPSHOT: u32 = 1;
+/// StorageEventType::SET (incremental mode only; not sent).
+pub const RTM2_STORAGE_EVENT_TYPE_SET: u32 = 2;
+/// StorageEventType::UPDATE: the whole set after a change.
+pub const RTM2_STORAGE_EVENT_TYPE_UPDATE: u32 = 3;
+/// StorageEventType::REMOVE (incremental mode only; not sent).
+pub const RTM2_STORAGE_EVENT_TYPE_REMOVE: u32 = 4;
+
+// Lock event types (`rtm2_lock_event.event_type`).
+
+/// LockEventType::NONE.
+pub const RTM2_LOCK_EVENT_TYPE_NONE: u32 = 0;
+/// LockEventType::SNAPSHOT: every lock of the channel (after subscribe/join with locks).
+pub const RTM2_LOCK_EVENT_TYPE_SNAPSHOT: u32 = 1;
+/// LockEventType::SET: a lock was defined.
+pub const RTM2_LOCK_EVENT_TYPE_SET: u32 = 2;
+/// LockEventType::REMOVED: a lock was removed.
+pub const RTM2_LOCK_EVENT_TYPE_REMOVED: u32 = 3;
+/// LockEventType::ACQUIRED: `owner` took the lock.
+pub const RTM2_LOCK_EVENT_TYPE_ACQUIRED: u32 = 4;
+/// LockEventType::RELEASED: `owner` (the former owner) no longer holds it.
+pub const RTM2_LOCK_EVENT_TYPE_RELEASED: u32 = 5;
+/// LockEventType::EXPIRED: to the former owner: its lock was freed while it was away longer
+/// than the lock's ttl (also without `WITH_LOCK`).
+pub const RTM2_LOCK_EVENT_TYPE_EXPIRED: u32 = 6;
+
 // Which link a link-state event is about (`rtm2_link_state_event.service_type`).
 
 /// ServiceType::NONE.
@@ -183,25 +243,26 @@ pub const RTM2_TOPIC_USER_SUB_USER_EXCEED_LIMITATION: u32 = 20003;
 // Flags of `rtm2_client_subscribe` (OR them together).
 /// Receive the channel's messages.
 pub const RTM2_SUBSCRIBE_WITH_MESSAGE: u32 = 1;
-/// Receive presence events (presence service, later).
+/// Be present in the channel and receive its presence events (`on_presence`).
 pub const RTM2_SUBSCRIBE_WITH_PRESENCE: u32 = 2;
-/// Receive channel metadata events (storage service, later).
+/// Receive the channel's metadata events (`on_storage`: a SNAPSHOT, then UPDATEs).
 pub const RTM2_SUBSCRIBE_WITH_METADATA: u32 = 4;
-/// Receive lock events (lock service, later).
+/// Receive the channel's lock events (`on_lock`: a SNAPSHOT, then changes).
 pub const RTM2_SUBSCRIBE_WITH_LOCK: u32 = 8;
-/// Do not announce this user's join/leave/state to others.
+/// Do not announce this user's join/leave/state to others, and stay hidden from
+/// `rtm2_presence_get_online_users` / `rtm2_presence_get_user_channels`.
 pub const RTM2_SUBSCRIBE_BE_QUIET: u32 = 16;
 /// The reference defaults: messages and presence.
 pub const RTM2_SUBSCRIBE_DEFAULT: u32 = 3;
 
 // Flags of `rtm2_stream_channel_join` (OR them together).
-/// Receive presence events.
+/// Be present in the channel and receive its presence events.
 pub const RTM2_JOIN_WITH_PRESENCE: u32 = 2;
-/// Receive channel metadata events.
+/// Receive the channel's metadata events.
 pub const RTM2_JOIN_WITH_METADATA: u32 = 4;
-/// Receive lock events.
+/// Receive the channel's lock events.
 pub const RTM2_JOIN_WITH_LOCK: u32 = 8;
-/// Do not announce this user.
+/// Do not announce this user, and stay hidden from who-now / where-now.
 pub const RTM2_JOIN_BE_QUIET: u32 = 16;
 /// The reference defaults: presence.
 pub const RTM2_JOIN_DEFAULT: u32 = 2;
@@ -238,6 +299,10 @@ mod tests {
             ("LINK_STATE", |v| LinkState::from_u32(v).map(|x| x.name())),
             ("LINK_OPERATION", |v| LinkOperation::from_u32(v).map(|x| x.name())),
             ("LINK_REASON", |v| LinkStateChangeReason::from_u32(v).map(|x| x.name())),
+            ("PRESENCE_EVENT_TYPE", |v| PresenceEventType::from_u32(v).map(|x| x.name())),
+            ("STORAGE_TYPE", |v| StorageType::from_u32(v).map(|x| x.name())),
+            ("STORAGE_EVENT_TYPE", |v| StorageEventType::from_u32(v).map(|x| x.name())),
+            ("LOCK_EVENT_TYPE", |v| LockEventType::from_u32(v).map(|x| x.name())),
         ];
         for (fam, lookup) in fams {
             let prefix = format!("pub const RTM2_{fam}_");

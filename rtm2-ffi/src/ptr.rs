@@ -2,7 +2,7 @@
 //!
 //! * owned handles: [`box_into_raw`] / [`box_from_raw`] (`_new` / `_free` pairs);
 //! * borrowed inputs: [`borrow`], [`borrow_str`], [`borrow_opt_str`], [`borrow_bytes`],
-//!   [`borrow_str_array`], [`read_sized`] (structs with a `struct_size` field);
+//!   [`borrow_slice`], [`borrow_str_array`], [`read_sized`] (structs with a `struct_size` field);
 //! * outputs: [`Out`] (checked before the work, written only on success);
 //! * strings handed to C: [`cstring`], [`string_into_raw`] / [`string_from_raw`].
 
@@ -72,6 +72,20 @@ pub(crate) unsafe fn borrow_bytes<'a>(p: *const c_void, len: usize, what: &str) 
         return Err(FfiError::rtm(rtm2_core::ErrorCode::INVALID_PARAMETER, format!("{what} length is too large")));
     }
     Ok(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) })
+}
+
+/// Borrows an array of `count` C structs; `(NULL, 0)` is the empty slice.
+///
+/// # Safety
+/// `p` is NULL or points to `count` initialized, aligned `T`s alive for `'a`.
+pub(crate) unsafe fn borrow_slice<'a, T>(p: *const T, count: usize, what: &str) -> FfiResult<&'a [T]> {
+    if p.is_null() {
+        return if count == 0 { Ok(&[]) } else { Err(FfiError::null(what)) };
+    }
+    if count.checked_mul(size_of::<T>()).is_none_or(|n| n > isize::MAX as usize) {
+        return Err(FfiError::rtm(rtm2_core::ErrorCode::INVALID_PARAMETER, format!("{what} count is too large")));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, count) })
 }
 
 /// Borrows an array of `count` strings; `(NULL, 0)` is the empty list.

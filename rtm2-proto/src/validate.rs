@@ -182,7 +182,10 @@ pub fn state_items<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> C
             ));
         }
         if !seen.insert(k) {
-            return Err(Violation::new(ErrorCode::PRESENCE_STATE_DUPLICATE_KEY, format!("state key {k:?} is repeated")));
+            return Err(Violation::new(
+                ErrorCode::PRESENCE_STATE_DUPLICATE_KEY,
+                format!("state key {k:?} is repeated"),
+            ));
         }
     }
     if n == 0 {

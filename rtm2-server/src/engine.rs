@@ -65,7 +65,9 @@ pub(crate) struct App {
     /// user id -> sessions subscribed to that user's metadata.
     pub(crate) user_meta_subs: Mutex<HashMap<String, Vec<Arc<Session>>>>,
     /// user id -> the locks it owns, as (scope, lock name).
-    pub(crate) lock_owners: Mutex<HashMap<Arc<str>, std::collections::BTreeSet<(crate::scope::ScopeKey, String)>>>,
+    pub(crate) lock_owners: Mutex<HashMap<Arc<str>, std::collections::BTreeSet<crate::locks::LockRef>>>,
+    /// EXPIRED lock events for users that had no session when their lock expired.
+    pub(crate) expired_locks: Mutex<HashMap<Arc<str>, Vec<bytes::Bytes>>>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -374,6 +376,7 @@ impl App {
             scopes: DashMap::new(),
             user_meta_subs: Mutex::new(HashMap::new()),
             lock_owners: Mutex::new(HashMap::new()),
+            expired_locks: Mutex::new(HashMap::new()),
         })
     }
 

@@ -45,6 +45,9 @@ impl Lock {
     }
 }
 
+/// A lock: its channel and its name.
+pub(crate) type LockRef = (ScopeKey, String);
+
 static AWAY_TOKENS: AtomicU64 = AtomicU64::new(1);
 
 fn key_of(channel: &str, channel_type: u32, name: &str) -> Result<ScopeKey, Violation> {
@@ -61,7 +64,14 @@ fn not_exist(key: &ScopeKey, name: &str) -> Violation {
     )
 }
 
-fn event(key: &ScopeKey, t: LockEventType, name: &str, lock: Option<&Lock>, owner: &str, publisher: &str) -> pb::LockEvent {
+fn event(
+    key: &ScopeKey,
+    t: LockEventType,
+    name: &str,
+    lock: Option<&Lock>,
+    owner: &str,
+    publisher: &str,
+) -> pb::LockEvent {
     pb::LockEvent {
         event_type: t as u32,
         channel_type: key.0 as u32,
@@ -190,10 +200,9 @@ pub(crate) fn acquire(_engine: &Engine, session: &Arc<Session>, request_id: u64,
             lock.away = None;
             Some(Ok(None))
         }
-        Some(owner) if !r.retry => Some(Err(Violation::new(
-            ErrorCode::LOCK_ACQUIRE_FAILED,
-            format!("lock {:?} is held by {owner:?}", r.name),
-        ))),
+        Some(owner) if !r.retry => {
+            Some(Err(Violation::new(ErrorCode::LOCK_ACQUIRE_FAILED, format!("lock {:?} is held by {owner:?}", r.name))))
+        }
         Some(_) => {
             lock.waiters.push_back(Waiter { session: session.clone(), request_id });
             None
@@ -256,7 +265,7 @@ pub(crate) fn holds(app: &App, key: &ScopeKey, name: &str, user: &str) -> bool {
         .is_some_and(|s| s.lock().unwrap().locks.get(name).is_some_and(|l| l.owner.as_deref() == Some(user)))
 }
 
-fn owned(app: &App, user: &str) -> Vec<(ScopeKey, String)> {
+fn owned(app: &App, user: &str) -> Vec<LockRef> {
     app.lock_owners.lock().unwrap().get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default()
 }
 
@@ -294,16 +303,31 @@ fn expire(app: &Arc<App>, scope_arc: &Arc<Mutex<Scope>>, key: &ScopeKey, name: &
     let released = event(key, LockEventType::RELEASED, name, Some(lock), user, user);
     let expired = event(key, LockEventType::EXPIRED, name, Some(lock), user, user);
     notify(&scope, released);
-    // The owner hears EXPIRED whether or not it listens to lock events (its next session, or
-    // the detached one's replay).
-    if let Some(s) = app.user(user) {
-        s.send(encode_lock(expired));
+    // The owner hears EXPIRED whether or not it listens to lock events: now (a detached
+    // session gets it on resume), or when it logs in again.
+    let body = encode_lock(expired);
+    match app.user(user) {
+        Some(s) => s.send(body),
+        None => {
+            let mut pending = app.expired_locks.lock().unwrap();
+            let list = pending.entry(Arc::from(user)).or_default();
+            if list.len() < limits::MAX_LOCKS_PER_CHANNEL {
+                list.push(body);
+            }
+        }
     }
     free_and_grant(app, &mut scope, key, name);
 }
 
-/// The user is connected again: it keeps every lock it still owns.
+/// The user is connected again: it keeps every lock it still owns, and hears EXPIRED for those
+/// it lost while it had no session.
 pub(crate) fn owner_back(app: &Arc<App>, user: &Arc<str>) {
+    let expired = app.expired_locks.lock().unwrap().remove(user);
+    if let (Some(list), Some(s)) = (expired, app.user(user)) {
+        for body in list {
+            s.send(body);
+        }
+    }
     for (key, name) in owned(app, user) {
         let Some(scope_arc) = app.scopes.get(&key).map(|s| s.clone()) else { continue };
         let mut scope = scope_arc.lock().unwrap();

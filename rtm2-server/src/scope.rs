@@ -18,7 +18,7 @@ use rtm2_proto::pb::{self, server_frame};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
-use crate::engine::{App, Engine, Ending, Reply, SubscribeOpts};
+use crate::engine::{App, Ending, Engine, Reply, SubscribeOpts};
 use crate::session::Session;
 
 /// A channel of one app: (MESSAGE or STREAM, name).
@@ -134,7 +134,15 @@ enum Change {
 
 /// Tells the channel's presence listeners (but `user` itself) that `user` joined, left, timed
 /// out or changed its state: at once in announce mode, in the next INTERVAL event otherwise.
-fn announce(engine: &Engine, app: &Arc<App>, scope_arc: &Arc<Mutex<Scope>>, scope: &mut Scope, key: &ScopeKey, change: Change, user: &str) {
+fn announce(
+    engine: &Engine,
+    app: &Arc<App>,
+    scope_arc: &Arc<Mutex<Scope>>,
+    scope: &mut Scope,
+    key: &ScopeKey,
+    change: Change,
+    user: &str,
+) {
     if scope.occupancy() > engine.config.presence_announce_max {
         let p = &mut scope.pending;
         match change {
@@ -303,11 +311,7 @@ fn key_of(channel: &str, channel_type: u32) -> Result<ScopeKey, Violation> {
 fn not_present(key: &ScopeKey) -> Violation {
     Violation::new(
         ErrorCode::PRESENCE_NOT_CONNECTED,
-        format!(
-            "not present in {} channel {:?}: subscribe or join it with presence first",
-            key.0.name(),
-            key.1
-        ),
+        format!("not present in {} channel {:?}: subscribe or join it with presence first", key.0.name(), key.1),
     )
 }
 
@@ -401,8 +405,9 @@ pub(crate) fn get_online_users(engine: &Engine, session: &Arc<Session>, r: pb::G
         ));
     }
     if !r.page.is_empty() {
-        validate::user_id(&r.page)
-            .map_err(|_| Violation::new(ErrorCode::PRESENCE_INVALID_ARGUMENT, "page is not a page token of this channel"))?;
+        validate::user_id(&r.page).map_err(|_| {
+            Violation::new(ErrorCode::PRESENCE_INVALID_ARGUMENT, "page is not a page token of this channel")
+        })?;
     }
     let Some(scope_arc) = session.app.scopes.get(&key).map(|s| s.clone()) else {
         return Ok(Some(pb::response::Result::OnlineUsers(pb::OnlineUsersResult::default())));

@@ -185,10 +185,9 @@ fn apply(set: &pb::Metadata, r: &pb::WriteMetadata, op: MetadataOp, author: &str
     let check = |current: Option<&pb::MetadataItem>, key: &str, rev: Option<i64>| -> Result<(), Violation> {
         match (rev, current) {
             (Some(0), Some(_)) => Err(outdated(format!("item {key:?} already exists (revision 0 is create only)"))),
-            (Some(n), Some(c)) if n > 0 && c.revision != Some(n) => Err(outdated(format!(
-                "item {key:?} has revision {}, not {n}",
-                c.revision.unwrap_or_default()
-            ))),
+            (Some(n), Some(c)) if n > 0 && c.revision != Some(n) => {
+                Err(outdated(format!("item {key:?} has revision {}, not {n}", c.revision.unwrap_or_default())))
+            }
             (Some(n), None) if n > 0 => Err(outdated(format!("item {key:?} does not exist"))),
             _ => Ok(()),
         }
@@ -256,7 +255,8 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadat
         if matches!(target, Target::User(_)) {
             return Err(Violation::new(ErrorCode::STORAGE_INVALID_ARGUMENT, "user metadata takes no lock name"));
         }
-        validate::lock_name(&r.lock_name).map_err(|v| Violation::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, v.reason))?;
+        validate::lock_name(&r.lock_name)
+            .map_err(|v| Violation::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, v.reason))?;
     }
     let app = &session.app;
     let key = store_key(&app.id, &target);

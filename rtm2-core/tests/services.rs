@@ -1,0 +1,322 @@
+//! Presence, storage and locks beyond the conformance scenarios: paging, resume within the
+//! presence timeout, restore after a timeout, concurrent compare-and-set, many concurrent lock
+//! acquirers, locks kept across reconnects and released after their ttl.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use rtm2_core::*;
+use rtm2_server::{Server, ServerConfig};
+
+fn fast_config() -> ServerConfig {
+    ServerConfig { ttl_unit: Duration::from_millis(100), ..dev_config() }
+}
+
+async fn tcp_server(config: ServerConfig) -> (Server, std::net::SocketAddr) {
+    let server = Server::start(config);
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    (server, addr)
+}
+
+/// A logged-in client of `addr` with a short presence timeout and fast reconnects.
+async fn client(addr: std::net::SocketAddr, user: &str) -> (Client, EventReceiver) {
+    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(addr.to_string()));
+    cfg.presence_timeout_s = 5;
+    fast(&mut cfg);
+    let c = Client::new(cfg).unwrap();
+    let rx = c.events();
+    c.login("").await.unwrap();
+    (c, rx)
+}
+
+fn presence(ev: &Event, t: PresenceEventType, publisher: &str) -> bool {
+    matches!(ev, Event::Presence(p) if p.event_type == t && p.publisher == publisher)
+}
+
+/// The next presence event (others skipped), bounded.
+async fn next_presence(rx: &mut EventReceiver) -> Arc<PresenceEvent> {
+    match expect_event(rx, "a presence event", |e| matches!(e, Event::Presence(_))).await {
+        Event::Presence(p) => p,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_now_pages_walk_every_user_once() {
+    let (_server, addr) = tcp_server(ServerConfig { presence_page_size: 2, ..dev_config() }).await;
+    let mut clients = Vec::new();
+    for u in ["u1", "u2", "u3", "u4", "u5"] {
+        let (c, _) = client(addr, u).await;
+        c.presence().set_state("hall", ChannelType::MESSAGE, [("name", u)]).await.unwrap();
+        c.subscribe("hall", SubscribeOptions::default()).await.unwrap();
+        clients.push(c);
+    }
+    let (asker, _) = client(addr, "asker").await;
+    let mut seen = Vec::new();
+    let mut page = String::new();
+    for _ in 0..10 {
+        let opts = GetOnlineUsersOptions { include_user_id: true, include_state: true, page: page.clone() };
+        let r = asker.presence().get_online_users("hall", ChannelType::MESSAGE, opts).await.unwrap();
+        assert_eq!(r.total_occupancy, 5);
+        assert!(r.occupants.len() <= 2);
+        for o in &r.occupants {
+            assert_eq!(o.states.get("name"), Some(&o.user_id), "include_state lists each user's state");
+        }
+        seen.extend(r.occupants.into_iter().map(|o| o.user_id));
+        if r.next_page.is_empty() {
+            break;
+        }
+        page = r.next_page;
+    }
+    assert_eq!(seen, ["u1", "u2", "u3", "u4", "u5"]);
+    // Without states the users are listed without them.
+    let r = asker.presence().who_now("hall", ChannelType::MESSAGE, Default::default()).await.unwrap();
+    assert!(r.occupants.iter().all(|o| o.states.is_empty()));
+    // A page token that is not a user id is rejected.
+    let bad = GetOnlineUsersOptions { page: "_bad".into(), ..Default::default() };
+    let e = asker.presence().who_now("hall", ChannelType::MESSAGE, bad).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::PRESENCE_INVALID_ARGUMENT);
+    // where_now of self ("") and of an offline user.
+    let mine = clients[0].presence().where_now("").await.unwrap();
+    assert_eq!(mine, vec![ChannelInfo { channel: "hall".into(), channel_type: ChannelType::MESSAGE }]);
+    assert!(asker.presence().where_now("nobody").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_drop_within_the_presence_timeout_is_silent() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let proxy = Proxy::start(addr).await;
+    let (watcher, mut wrx) = client(addr, "watcher").await;
+    watcher.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let (flaky, mut frx) = client(proxy.addr, "flaky").await;
+    flaky.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    expect_event(&mut wrx, "flaky joins", |e| presence(e, PresenceEventType::REMOTE_JOIN, "flaky")).await;
+    proxy.cut_all();
+    expect_event(
+        &mut frx,
+        "reconnected",
+        |e| matches!(e, Event::LinkState(l) if l.current == LinkState::CONNECTED && l.is_resumed),
+    )
+    .await;
+    flaky.presence().set_state("room", ChannelType::MESSAGE, [("back", "yes")]).await.unwrap();
+    // The next presence event the watcher sees is the state change: no leave, no timeout.
+    let p = next_presence(&mut wrx).await;
+    assert_eq!((p.event_type, p.publisher.as_str()), (PresenceEventType::REMOTE_STATE_CHANGED, "flaky"), "{p:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_timeout_the_user_comes_back_with_its_state() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let proxy = Proxy::start(addr).await;
+    let (watcher, mut wrx) = client(addr, "watcher").await;
+    watcher.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let (gone, _grx) = client(proxy.addr, "gone").await;
+    gone.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    gone.presence().set_state("room", ChannelType::MESSAGE, [("seat", "3")]).await.unwrap();
+    expect_event(&mut wrx, "the state", |e| presence(e, PresenceEventType::REMOTE_STATE_CHANGED, "gone")).await;
+    proxy.refuse(true);
+    proxy.cut_all();
+    // 5 s presence timeout at 100 ms per second.
+    expect_event(&mut wrx, "a timeout", |e| presence(e, PresenceEventType::REMOTE_TIMEOUT, "gone")).await;
+    let r = watcher.presence().who_now("room", ChannelType::MESSAGE, Default::default()).await.unwrap();
+    assert_eq!(r.total_occupancy, 1);
+    proxy.refuse(false);
+    // The client restores: joins again and re-applies its cached state.
+    expect_event(&mut wrx, "the join", |e| presence(e, PresenceEventType::REMOTE_JOIN, "gone")).await;
+    let p = next_presence(&mut wrx).await;
+    assert_eq!(p.event_type, PresenceEventType::REMOTE_STATE_CHANGED);
+    assert_eq!(p.states.get("seat").map(String::as_str), Some("3"));
+    let s = watcher.presence().get_state("room", ChannelType::MESSAGE, "gone").await.unwrap();
+    assert_eq!(s.states.get("seat").map(String::as_str), Some("3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_channel_presence_applies_cached_state_on_join() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let (a, mut arx) = client(addr, "a").await;
+    let (b, _brx) = client(addr, "b").await;
+    a.stream_channel("stage").unwrap().join(JoinOptions::default()).await.unwrap();
+    b.presence().set_state("stage", ChannelType::STREAM, [("role", "speaker")]).await.unwrap();
+    // Not joined yet: nothing is announced and nobody sees b.
+    let r = a.presence().who_now("stage", ChannelType::STREAM, Default::default()).await.unwrap();
+    assert_eq!(r.total_occupancy, 1);
+    b.stream_channel("stage").unwrap().join(JoinOptions::default()).await.unwrap();
+    expect_event(&mut arx, "b joins", |e| presence(e, PresenceEventType::REMOTE_JOIN, "b")).await;
+    let p = next_presence(&mut arx).await;
+    assert_eq!(p.states.get("role").map(String::as_str), Some("speaker"));
+    // The message channel of the same name is untouched.
+    let r = a.presence().who_now("stage", ChannelType::MESSAGE, Default::default()).await.unwrap();
+    assert_eq!(r.total_occupancy, 0);
+    b.stream_channel("stage").unwrap().leave().await.unwrap();
+    expect_event(&mut arx, "b leaves", |e| presence(e, PresenceEventType::REMOTE_LEAVE, "b")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_compare_and_set_has_one_winner() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let (first, _) = client(addr, "first").await;
+    let w = first
+        .storage()
+        .set_channel_metadata("counter", ChannelType::MESSAGE, vec![MetadataItem::new("n", "0")], Default::default())
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for i in 0..8 {
+        let (c, _) = client(addr, &format!("w{i}")).await;
+        writers.push(c);
+    }
+    let mut tasks = Vec::new();
+    for (i, c) in writers.iter().enumerate() {
+        let c = c.clone();
+        let major = w.major_revision;
+        tasks.push(tokio::spawn(async move {
+            let opts = MetadataOptions { major_revision: major, ..Default::default() };
+            c.storage()
+                .set_channel_metadata(
+                    "counter",
+                    ChannelType::MESSAGE,
+                    vec![MetadataItem::new("n", i.to_string())],
+                    opts,
+                )
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                wins += 1;
+                assert_eq!(r.major_revision, w.major_revision + 1);
+            }
+            Err(e) => assert_eq!(e.code, ErrorCode::STORAGE_OUTDATED_REVISION),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one conditional write wins");
+    let m = first.storage().get_channel_metadata("counter", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!(m.major_revision, w.major_revision + 1);
+    assert_eq!(m.get("n").unwrap().revision, m.major_revision);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_acquirers_never_share_a_lock() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let (admin, _) = client(addr, "admin").await;
+    admin.lock().set_lock("bank", ChannelType::MESSAGE, "vault", 0).await.unwrap();
+    let inside = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (c, _) = client(addr, &format!("teller{i}")).await;
+        let (inside, done) = (inside.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..3 {
+                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap();
+                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two owners at once");
+                let owner = c.lock().get_locks("bank", ChannelType::MESSAGE).await.unwrap()[0].owner.clone();
+                assert_eq!(owner, c.user_id());
+                tokio::task::yield_now().await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                c.lock().release_lock("bank", ChannelType::MESSAGE, "vault").await.unwrap();
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t).await.expect("an acquirer starved").unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 12);
+    let locks = admin.lock().get_locks("bank", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!(locks[0].owner, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_back_within_the_ttl_keeps_its_lock_and_one_back_later_hears_expired() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let proxy = Proxy::start(addr).await;
+    let (watcher, mut wrx) = client(addr, "watcher").await;
+    let opts = SubscribeOptions { with_lock: true, ..Default::default() };
+    watcher.subscribe("ops", opts).await.unwrap();
+    watcher.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 30).await.unwrap();
+    let (owner, mut orx) = client(proxy.addr, "owner").await;
+    owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    // Away for 1 s (10 units): longer than its 5-unit presence timeout (its session ends) but
+    // shorter than the 30-unit ttl: it keeps the lock under a new session.
+    proxy.refuse(true);
+    proxy.cut_all();
+    expect_event(&mut orx, "disconnected", |e| is_link(e, LinkState::DISCONNECTED)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.refuse(false);
+    expect_event(&mut orx, "back", |e| is_link(e, LinkState::CONNECTED)).await;
+    let locks = watcher.lock().get_locks("ops", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!(locks[0].owner, "owner", "kept across a reconnect within the ttl");
+    // After the ttl passes with the owner away, listeners see RELEASED and the owner, once
+    // back, hears EXPIRED.
+    proxy.refuse(true);
+    proxy.cut_all();
+    expect_event(
+        &mut wrx,
+        "released",
+        |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::RELEASED && l.owner == "owner"),
+    )
+    .await;
+    proxy.refuse(false);
+    expect_event(
+        &mut orx,
+        "expired",
+        |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::EXPIRED && l.lock_name == "deploy"),
+    )
+    .await;
+    let e = owner.lock().release_lock("ops", ChannelType::MESSAGE, "deploy").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOCK_NOT_ACQUIRED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_survives_a_restart_and_user_subscriptions_are_restored() {
+    let dir = std::env::temp_dir().join(format!("rtm2-meta-{}-{}", std::process::id(), rtm2_proto::now_ms()));
+    let config = ServerConfig { metadata_store: rtm2_server::MetadataStore::Directory(dir.clone()), ..dev_config() };
+    let (server, addr) = tcp_server(config.clone()).await;
+    let (fan, mut frx) = client(addr, "fan").await;
+    fan.storage().subscribe_user_metadata("star").await.unwrap();
+    let (star, _) = client(addr, "star").await;
+    star.storage().set_user_metadata("", vec![MetadataItem::new("mood", "calm")], Default::default()).await.unwrap();
+    expect_event(&mut frx, "the first update", |e| matches!(e, Event::Storage(s) if s.data.major_revision == 1)).await;
+    // A second server on the same directory is refused while this one has it open.
+    let busy = Server::try_start(config.clone());
+    assert!(busy.is_err(), "the store is in use");
+    server.shutdown();
+    drop(server);
+    let mut again = None;
+    for _ in 0..200 {
+        match Server::try_start(config.clone()) {
+            Ok(s) if s.listen_tcp(addr).await.is_ok() => {
+                again = Some(s);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    let _again = again.expect("restarted on the same port");
+    // Both clients come back; the fan's subscription is restored (SNAPSHOT with the data).
+    expect_event(&mut frx, "the snapshot after the restart", |e| {
+        matches!(e, Event::Storage(s) if s.event_type == StorageEventType::SNAPSHOT && s.data.get("mood").is_some())
+    })
+    .await;
+    star.storage()
+        .update_user_metadata("", vec![MetadataItem::new("mood", "happy")], Default::default())
+        .await
+        .unwrap();
+    let ev = expect_event(
+        &mut frx,
+        "the update after the restart",
+        |e| matches!(e, Event::Storage(s) if s.event_type == StorageEventType::UPDATE),
+    )
+    .await;
+    let Event::Storage(s) = ev else { unreachable!() };
+    assert_eq!(s.data.major_revision, 2, "revisions continue after the restart");
+    assert_eq!(s.data.get("mood").unwrap().value, "happy");
+    let _ = std::fs::remove_dir_all(dir);
+}
