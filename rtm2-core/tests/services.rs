@@ -320,3 +320,171 @@ async fn metadata_survives_a_restart_and_user_subscriptions_are_restored() {
     assert_eq!(s.data.get("mood").unwrap().value, "happy");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A client that is not our SDK: every presence/storage/lock request the SDK would refuse is
+/// refused by the server with the same code, and the session keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_checks_the_services_again() {
+    use rtm2_proto::frame;
+    use rtm2_proto::pb::{self, client_frame as cf, server_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = dev_server();
+    let mut io = server.connect_in_memory();
+    let item = |k: &str, v: &str, rev: Option<i64>| pb::MetadataItem {
+        key: k.into(),
+        value: v.into(),
+        revision: rev,
+        ..Default::default()
+    };
+    let write = |op: u32, items: Vec<pb::MetadataItem>, major: Option<i64>| {
+        cf::Body::WriteMetadata(pb::WriteMetadata {
+            storage_type: 2,
+            target: "ch".into(),
+            channel_type: 1,
+            op,
+            major_revision: major,
+            items,
+            ..Default::default()
+        })
+    };
+    let state = |k: &str, v: &str| pb::StateItem { key: k.into(), value: v.into() };
+    let cases: Vec<(cf::Body, ErrorCode)> = vec![
+        (
+            cf::Body::GetOnlineUsers(pb::GetOnlineUsers {
+                channel: "ch".into(),
+                channel_type: 3,
+                ..Default::default()
+            }),
+            ErrorCode::INVALID_CHANNEL_TYPE,
+        ),
+        (
+            cf::Body::GetOnlineUsers(pb::GetOnlineUsers {
+                channel: "ch".into(),
+                channel_type: 1,
+                include_state: true,
+                ..Default::default()
+            }),
+            ErrorCode::PRESENCE_INVALID_ARGUMENT,
+        ),
+        (
+            cf::Body::SetState(pb::SetState { channel: "ch".into(), channel_type: 1, states: vec![state("k", "v")] }),
+            ErrorCode::PRESENCE_NOT_CONNECTED,
+        ),
+        (
+            cf::Body::SetState(pb::SetState {
+                channel: "ch".into(),
+                channel_type: 1,
+                states: (0..40).map(|i| state(&format!("k{i}"), "v")).collect(),
+            }),
+            ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW,
+        ),
+        (
+            cf::Body::Subscribe(pb::Subscribe {
+                channel: "ch".into(),
+                with_presence: true,
+                states: vec![state("k", &"x".repeat(20_000))],
+                ..Default::default()
+            }),
+            ErrorCode::PRESENCE_STATE_VALUE_SIZE_OVERFLOW,
+        ),
+        (
+            cf::Body::GetState(pb::GetState { channel: "ch".into(), channel_type: 1, user_id: "".into() }),
+            ErrorCode::INVALID_USER_ID,
+        ),
+        (write(0, vec![item("k", "v", None)], None), ErrorCode::STORAGE_INVALID_ARGUMENT),
+        (write(9, vec![item("k", "v", None)], None), ErrorCode::STORAGE_INVALID_ARGUMENT),
+        (write(1, vec![], None), ErrorCode::STORAGE_INVALID_METADATA_ITEM),
+        (write(1, vec![item("k", "v", Some(-5))], None), ErrorCode::STORAGE_INVALID_REVISION),
+        (write(2, vec![item("k", "v", Some(0))], None), ErrorCode::STORAGE_INVALID_REVISION),
+        (write(3, vec![], Some(0)), ErrorCode::STORAGE_INVALID_REVISION),
+        (write(1, vec![item("k", "v", None)], Some(i64::MIN)), ErrorCode::STORAGE_INVALID_REVISION),
+        (
+            write(1, (0..40).map(|i| item(&format!("k{i}"), "v", None)).collect(), None),
+            ErrorCode::STORAGE_METADATA_ITEM_EXCEED_LIMITATION,
+        ),
+        (write(1, vec![item(&"k".repeat(40), "v", None)], None), ErrorCode::STORAGE_KEY_LENGTH_OVERFLOW),
+        (write(1, vec![item("k", "v", Some(i64::MAX))], None), ErrorCode::STORAGE_OUTDATED_REVISION),
+        (
+            cf::Body::WriteMetadata(pb::WriteMetadata {
+                storage_type: 1,
+                target: "someone".into(),
+                op: 1,
+                items: vec![item("k", "v", None)],
+                lock_name: "l".into(),
+                ..Default::default()
+            }),
+            ErrorCode::STORAGE_INVALID_ARGUMENT,
+        ),
+        (
+            cf::Body::GetMetadata(pb::GetMetadata { storage_type: 7, target: "x".into(), channel_type: 1 }),
+            ErrorCode::STORAGE_INVALID_ARGUMENT,
+        ),
+        (
+            cf::Body::UnsubscribeUserMetadata(pb::UnsubscribeUserMetadata { user_id: "nobody".into() }),
+            ErrorCode::STORAGE_NOT_SUBSCRIBE,
+        ),
+        (
+            cf::Body::SetLock(pb::SetLock { channel: "ch".into(), channel_type: 1, name: "".into(), ttl_s: 10 }),
+            ErrorCode::LOCK_INVALID_NAME,
+        ),
+        (
+            cf::Body::AcquireLock(pb::AcquireLock {
+                channel: "ch".into(),
+                channel_type: 1,
+                name: "nolock".into(),
+                retry: true,
+            }),
+            ErrorCode::LOCK_NOT_EXIST,
+        ),
+        (
+            cf::Body::RevokeLock(pb::RevokeLock {
+                channel: "ch".into(),
+                channel_type: 2,
+                name: "l".into(),
+                owner: "_x".into(),
+            }),
+            ErrorCode::INVALID_USER_ID,
+        ),
+        (
+            cf::Body::SetLock(pb::SetLock { channel: "ch".into(), channel_type: 1, name: "l".into(), ttl_s: u32::MAX }),
+            ErrorCode::LOCK_ALREADY_EXIST, // (sent twice below: the second one fails)
+        ),
+    ];
+    let mut out = bytes::BytesMut::new();
+    let mut send = |id: u64, body: cf::Body| {
+        frame::write_client_frame(&mut out, &pb::ClientFrame { request_id: id, body: Some(body) })
+    };
+    send(0, cf::Body::Hello(pb::Hello { protocol_version: 1, ..Default::default() }));
+    send(1, cf::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: "raw".into(), ..Default::default() }));
+    let last = cases.last().unwrap().0.clone();
+    send(2, last);
+    for (i, (body, _)) in cases.iter().enumerate() {
+        send(10 + i as u64, body.clone());
+    }
+    send(1000, cf::Body::GetLocks(pb::GetLocks { channel: "ch".into(), channel_type: 1 }));
+    io.write_all(&out).await.unwrap();
+    let dec = frame::FrameDecoder::new(1 << 20);
+    let mut buf = bytes::BytesMut::new();
+    let mut answers = std::collections::BTreeMap::new();
+    while !answers.contains_key(&1000) {
+        if let Some(body) = dec.decode(&mut buf).unwrap() {
+            if let Some(server_frame::Body::Response(r)) = frame::decode_server(body).unwrap().body {
+                answers.insert(r.request_id, r);
+            }
+            continue;
+        }
+        let n = tokio::time::timeout(WAIT, io.read_buf(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "server closed the session");
+    }
+    assert_eq!(answers[&2].code, 0, "set_lock with a huge ttl is clamped: {:?}", answers[&2]);
+    for (i, (body, code)) in cases.iter().enumerate() {
+        let r = &answers[&(10 + i as u64)];
+        assert_eq!(r.code, code.code(), "case {i} {body:?}: {}", r.reason);
+        assert!(!r.reason.is_empty(), "case {i} has no reason");
+    }
+    match &answers[&1000].result {
+        Some(pb::response::Result::Locks(l)) => assert_eq!(l.locks[0].ttl_s, 300),
+        other => panic!("no lock list: {other:?}"),
+    }
+}

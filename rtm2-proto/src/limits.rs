@@ -73,8 +73,9 @@ pub const MAX_TOPIC_PUBLISH_PER_SECOND: u32 = 200;
 /// Per-client rate of every other call, per second (reference: 20).
 pub const MAX_CALLS_PER_SECOND: u32 = 20;
 
-/// Seconds a dropped session is kept for a loss-free resume (after Ably's 2-minute window).
-pub const DEFAULT_RESUME_WINDOW_S: u64 = 120;
+/// Longest a dropped session is kept for a loss-free resume, seconds. A session is kept for its
+/// presence timeout (5–300 s), at most this long.
+pub const DEFAULT_RESUME_WINDOW_S: u64 = 300;
 
 /// Presence state pairs per user per channel, counted over the merge with existing keys (13005).
 pub const MAX_STATE_ITEMS: usize = 32;

@@ -309,4 +309,50 @@ mod tests {
         assert!(topic_options(2, 4).is_err());
         assert!(topic_options(0, 3).is_err());
     }
+
+    #[test]
+    fn service_inputs() {
+        use crate::enums::MetadataOp;
+        assert!(scope_channel_type(1).is_ok() && scope_channel_type(2).is_ok());
+        assert_eq!(scope_channel_type(3).unwrap_err().code, ErrorCode::INVALID_CHANNEL_TYPE);
+        assert_eq!(scope_channel_type(0).unwrap_err().code, ErrorCode::INVALID_CHANNEL_TYPE);
+
+        assert!(state_items([("k", "v")]).is_ok());
+        let code = |r: Check| r.unwrap_err().code;
+        assert_eq!(code(state_items([])), ErrorCode::PRESENCE_INVALID_ARGUMENT);
+        assert_eq!(code(state_items([("k", "v"), ("k", "w")])), ErrorCode::PRESENCE_STATE_DUPLICATE_KEY);
+        let long_key = "k".repeat(33);
+        assert_eq!(code(state_items([(long_key.as_str(), "v")])), ErrorCode::PRESENCE_STATE_KEY_SIZE_OVERFLOW);
+        assert_eq!(code(state_items([("_k", "v")])), ErrorCode::PRESENCE_INVALID_STATE_KEY);
+        let big = "v".repeat(MAX_STATE_VALUE_LEN + 1);
+        assert_eq!(code(state_items([("k", big.as_str())])), ErrorCode::PRESENCE_STATE_VALUE_SIZE_OVERFLOW);
+        let keys: Vec<String> = (0..33).map(|i| format!("k{i}")).collect();
+        assert_eq!(code(state_items(keys.iter().map(|k| (k.as_str(), "v")))), ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW);
+
+        let set = MetadataOp::SET;
+        assert!(metadata_items([("k", "v", None), ("j", "w", Some(0))], set).is_ok());
+        assert!(metadata_items([], MetadataOp::REMOVE).is_ok());
+        assert_eq!(code(metadata_items([], set)), ErrorCode::STORAGE_INVALID_METADATA_ITEM);
+        assert_eq!(
+            code(metadata_items([("k", "v", Some(0))], MetadataOp::UPDATE)),
+            ErrorCode::STORAGE_INVALID_REVISION
+        );
+        assert_eq!(code(metadata_items([("k", "v", Some(-2))], set)), ErrorCode::STORAGE_INVALID_REVISION);
+        assert_eq!(code(metadata_items([("k", "", None), ("k", "", None)], set)), ErrorCode::STORAGE_DUPLICATE_KEY);
+        assert_eq!(code(metadata_items([(long_key.as_str(), "v", None)], set)), ErrorCode::STORAGE_KEY_LENGTH_OVERFLOW);
+        let big = "v".repeat(MAX_METADATA_VALUE_LEN + 1);
+        assert_eq!(code(metadata_items([("k", big.as_str(), None)], set)), ErrorCode::STORAGE_VALUE_LENGTH_OVERFLOW);
+        let half = "v".repeat(MAX_METADATA_VALUE_LEN / 2 + 1);
+        let two = [("a", half.as_str(), None), ("b", half.as_str(), None)];
+        assert_eq!(code(metadata_items(two, set)), ErrorCode::STORAGE_METADATA_LENGTH_OVERFLOW);
+        let many: Vec<String> = (0..33).map(|i| format!("k{i}")).collect();
+        let items = many.iter().map(|k| (k.as_str(), "v", None));
+        assert_eq!(code(metadata_items(items, set)), ErrorCode::STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+        assert!(revision(Some(0), set, "major").is_ok());
+        assert_eq!(code(revision(Some(0), MetadataOp::REMOVE, "major")), ErrorCode::STORAGE_INVALID_REVISION);
+
+        assert!(lock_name(&"l".repeat(64)).is_ok());
+        assert_eq!(code(lock_name(&"l".repeat(65))), ErrorCode::LOCK_INVALID_NAME);
+        assert_eq!(code(lock_name("a/b")), ErrorCode::LOCK_INVALID_NAME);
+    }
 }

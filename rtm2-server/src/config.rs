@@ -39,8 +39,10 @@ pub struct ServerConfig {
     /// Connections served at once, at most; more are refused with 10010 (a user has at most
     /// one session: a second login of the same user id ends the first).
     pub max_connections: usize,
-    /// How long a session whose connection dropped is kept so that the client can resume it
-    /// without loss (its subscriptions stay, its messages are buffered).
+    /// How long a session whose connection dropped is kept, at most, so that the client can
+    /// resume it without loss (its subscriptions stay, its messages are buffered). Each session
+    /// is kept for its presence timeout (5–300 s) capped by this window; when it ends, others
+    /// see the user time out.
     pub resume_window: Duration,
     /// Frames kept per session for resume, at most (older ones are dropped; a client that
     /// missed more cannot resume and is told so).
