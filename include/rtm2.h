@@ -7,7 +7,9 @@
  * CONVENTIONS
  *   Handles are opaque: rtm2_config, rtm2_client, rtm2_stream_channel. Each is made by one
  *   function (rtm2_config_new, rtm2_client_new, rtm2_client_create_stream_channel) and freed
- *   by its _free function (NULL is ignored by every _free).
+ *   by its _free function (NULL is ignored by every _free). The services of a client —
+ *   presence (rtm2_presence_*), storage (rtm2_storage_*) and locks (rtm2_lock_*) — are
+ *   functions taking the client handle.
  *   Functions return int32_t status codes: RTM2_OK (0), an RTM error code (10001..15006, the
  *   same numbers in every rtm2 SDK), or an error of the C layer (RTM2_ERR_NULL_PARAMETER 9001,
  *   RTM2_ERR_INVALID_UTF8 9002, RTM2_ERR_PANIC 9003, RTM2_ERR_INTERNAL 9004).
@@ -113,6 +115,76 @@
 
 // TopicEventType::REMOTE_LEAVE.
 #define RTM2_TOPIC_EVENT_TYPE_REMOTE_LEAVE 3
+
+// PresenceEventType::NONE.
+#define RTM2_PRESENCE_EVENT_TYPE_NONE 0
+
+// PresenceEventType::SNAPSHOT: everyone present, including this client (after subscribe/join).
+#define RTM2_PRESENCE_EVENT_TYPE_SNAPSHOT 1
+
+// PresenceEventType::INTERVAL: aggregated changes (above the announce threshold).
+#define RTM2_PRESENCE_EVENT_TYPE_INTERVAL 2
+
+// PresenceEventType::REMOTE_JOIN.
+#define RTM2_PRESENCE_EVENT_TYPE_REMOTE_JOIN 3
+
+// PresenceEventType::REMOTE_LEAVE.
+#define RTM2_PRESENCE_EVENT_TYPE_REMOTE_LEAVE 4
+
+// PresenceEventType::REMOTE_TIMEOUT: the user's connection vanished for its presence timeout.
+#define RTM2_PRESENCE_EVENT_TYPE_REMOTE_TIMEOUT 5
+
+// PresenceEventType::REMOTE_STATE_CHANGED: `states` holds the user's full state.
+#define RTM2_PRESENCE_EVENT_TYPE_REMOTE_STATE_CHANGED 6
+
+// PresenceEventType::ERROR_OUT_OF_SERVICE.
+#define RTM2_PRESENCE_EVENT_TYPE_ERROR_OUT_OF_SERVICE 7
+
+// StorageType::NONE.
+#define RTM2_STORAGE_TYPE_NONE 0
+
+// StorageType::USER: a user's metadata.
+#define RTM2_STORAGE_TYPE_USER 1
+
+// StorageType::CHANNEL: a channel's metadata.
+#define RTM2_STORAGE_TYPE_CHANNEL 2
+
+// StorageEventType::NONE.
+#define RTM2_STORAGE_EVENT_TYPE_NONE 0
+
+// StorageEventType::SNAPSHOT: the whole set, when subscribing.
+#define RTM2_STORAGE_EVENT_TYPE_SNAPSHOT 1
+
+// StorageEventType::SET (incremental mode only; not sent).
+#define RTM2_STORAGE_EVENT_TYPE_SET 2
+
+// StorageEventType::UPDATE: the whole set after a change.
+#define RTM2_STORAGE_EVENT_TYPE_UPDATE 3
+
+// StorageEventType::REMOVE (incremental mode only; not sent).
+#define RTM2_STORAGE_EVENT_TYPE_REMOVE 4
+
+// LockEventType::NONE.
+#define RTM2_LOCK_EVENT_TYPE_NONE 0
+
+// LockEventType::SNAPSHOT: every lock of the channel (after subscribe/join with locks).
+#define RTM2_LOCK_EVENT_TYPE_SNAPSHOT 1
+
+// LockEventType::SET: a lock was defined.
+#define RTM2_LOCK_EVENT_TYPE_SET 2
+
+// LockEventType::REMOVED: a lock was removed.
+#define RTM2_LOCK_EVENT_TYPE_REMOVED 3
+
+// LockEventType::ACQUIRED: `owner` took the lock.
+#define RTM2_LOCK_EVENT_TYPE_ACQUIRED 4
+
+// LockEventType::RELEASED: `owner` (the former owner) no longer holds it.
+#define RTM2_LOCK_EVENT_TYPE_RELEASED 5
+
+// LockEventType::EXPIRED: to the former owner: its lock was freed while it was away longer
+// than the lock's ttl (also without `WITH_LOCK`).
+#define RTM2_LOCK_EVENT_TYPE_EXPIRED 6
 
 // ServiceType::NONE.
 #define RTM2_SERVICE_TYPE_NONE 0
@@ -294,31 +366,32 @@
 // Receive the channel's messages.
 #define RTM2_SUBSCRIBE_WITH_MESSAGE 1
 
-// Receive presence events (presence service, later).
+// Be present in the channel and receive its presence events (`on_presence`).
 #define RTM2_SUBSCRIBE_WITH_PRESENCE 2
 
-// Receive channel metadata events (storage service, later).
+// Receive the channel's metadata events (`on_storage`: a SNAPSHOT, then UPDATEs).
 #define RTM2_SUBSCRIBE_WITH_METADATA 4
 
-// Receive lock events (lock service, later).
+// Receive the channel's lock events (`on_lock`: a SNAPSHOT, then changes).
 #define RTM2_SUBSCRIBE_WITH_LOCK 8
 
-// Do not announce this user's join/leave/state to others.
+// Do not announce this user's join/leave/state to others, and stay hidden from
+// `rtm2_presence_get_online_users` / `rtm2_presence_get_user_channels`.
 #define RTM2_SUBSCRIBE_BE_QUIET 16
 
 // The reference defaults: messages and presence.
 #define RTM2_SUBSCRIBE_DEFAULT 3
 
-// Receive presence events.
+// Be present in the channel and receive its presence events.
 #define RTM2_JOIN_WITH_PRESENCE 2
 
-// Receive channel metadata events.
+// Receive the channel's metadata events.
 #define RTM2_JOIN_WITH_METADATA 4
 
-// Receive lock events.
+// Receive the channel's lock events.
 #define RTM2_JOIN_WITH_LOCK 8
 
-// Do not announce this user.
+// Do not announce this user, and stay hidden from who-now / where-now.
 #define RTM2_JOIN_BE_QUIET 16
 
 // The reference defaults: presence.
@@ -851,6 +924,163 @@ typedef struct rtm2_link_state_event {
     uint64_t timestamp_ms;
 } rtm2_link_state_event;
 
+// One key/value pair of a user's presence state. As input (`rtm2_presence_set_state`) both
+// strings are borrowed for the call; in results and events they are borrowed for the
+// callback. This struct will not change (arrays of it cross the boundary).
+typedef struct rtm2_state_item {
+    // The key (at most 32 bytes, the name rule; not starting with `_`).
+    const char *key;
+    // The value (at most 16 KiB).
+    const char *value;
+} rtm2_state_item;
+
+// A user and its presence state in a channel. Borrowed: valid only during the callback.
+typedef struct rtm2_user_state {
+    // The user id.
+    const char *user_id;
+    // `state_count` pairs, sorted by key (NULL when the count is 0).
+    const struct rtm2_state_item *states;
+    // Number of entries in `states`.
+    size_t state_count;
+} rtm2_user_state;
+
+// The changes of one presence interval (INTERVAL events).
+typedef struct rtm2_presence_interval {
+    // Users that joined during the interval; NULL when the count is 0.
+    const char *const *joined;
+    // Number of entries in `joined`.
+    size_t joined_count;
+    // Users that left; NULL when the count is 0.
+    const char *const *left;
+    // Number of entries in `left`.
+    size_t left_count;
+    // Users that timed out; NULL when the count is 0.
+    const char *const *timed_out;
+    // Number of entries in `timed_out`.
+    size_t timed_out_count;
+    // The full state of every user whose state changed; NULL when the count is 0.
+    const struct rtm2_user_state *states;
+    // Number of entries in `states`.
+    size_t state_count;
+    // Users present at the end of the interval.
+    uint32_t total_occupancy;
+} rtm2_presence_interval;
+
+// A presence event of a channel subscribed / joined with `WITH_PRESENCE`.
+typedef struct rtm2_presence_event {
+    // `RTM2_PRESENCE_EVENT_TYPE_SNAPSHOT` (to this client after subscribe/join: everyone
+    // present, including itself), `_INTERVAL`, `_REMOTE_JOIN`, `_REMOTE_LEAVE`,
+    // `_REMOTE_TIMEOUT` or `_REMOTE_STATE_CHANGED`.
+    uint32_t event_type;
+    // `RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`.
+    uint32_t channel_type;
+    // The channel.
+    const char *channel;
+    // The user the event is about (`""` for SNAPSHOT and INTERVAL).
+    const char *publisher;
+    // REMOTE_STATE_CHANGED: the publisher's full state, sorted by key; NULL when the count is 0.
+    const struct rtm2_state_item *states;
+    // Number of entries in `states`.
+    size_t state_count;
+    // SNAPSHOT: the users present with their states; NULL when the count is 0.
+    const struct rtm2_user_state *snapshot;
+    // Number of entries in `snapshot`.
+    size_t snapshot_count;
+    // INTERVAL: the aggregated changes; NULL for the other types.
+    const struct rtm2_presence_interval *interval;
+    // Server time, milliseconds since the Unix epoch.
+    uint64_t timestamp_ms;
+} rtm2_presence_event;
+
+// One metadata item.
+//
+// As input (the items of a write, borrowed for the call): `key`; `value` (NULL = `""`;
+// ignored by the remove functions); `revision`, a condition — -1 no check, 0 create only
+// (set functions), N the item's current revision must be N (else 12014); `updated_ms` and
+// `author` are ignored. In results and events (borrowed for the callback): the item as
+// stored, `revision` being the major revision of the write that wrote it, `updated_ms` the
+// server time of that write (0 unless it asked for `record_ts`) and `author` its writer
+// (`""` unless it asked for `record_author`).
+//
+// This struct will not change (arrays of it cross the boundary).
+typedef struct rtm2_metadata_item {
+    // The key (at most 32 bytes, the name rule; not starting with `_`).
+    const char *key;
+    // The value (at most 16 KiB).
+    const char *value;
+    // See the struct's documentation.
+    int64_t revision;
+    // When it was written, milliseconds since the Unix epoch (0: not recorded). Read-only.
+    uint64_t updated_ms;
+    // Who wrote it (`""`: not recorded). Read-only.
+    const char *author;
+} rtm2_metadata_item;
+
+// A metadata set: its major revision and its items. Borrowed: valid only during the callback.
+typedef struct rtm2_metadata {
+    // Incremented by every write of the set (0: never written).
+    int64_t major_revision;
+    // `item_count` items, sorted by key (NULL when the count is 0).
+    const struct rtm2_metadata_item *items;
+    // Number of entries in `items`.
+    size_t item_count;
+} rtm2_metadata;
+
+// A storage event: the whole metadata set of a channel (subscribed / joined with
+// `WITH_METADATA`) or of a user (`rtm2_storage_subscribe_user_metadata`).
+typedef struct rtm2_storage_event {
+    // `RTM2_STORAGE_EVENT_TYPE_SNAPSHOT` (when subscribing) or `_UPDATE` (after a change).
+    uint32_t event_type;
+    // `RTM2_STORAGE_TYPE_CHANNEL` or `RTM2_STORAGE_TYPE_USER`.
+    uint32_t storage_type;
+    // The channel's type for channel metadata; `RTM2_CHANNEL_TYPE_NONE` for user metadata.
+    uint32_t channel_type;
+    // The channel name or the user id.
+    const char *target;
+    // Who wrote (`""` for SNAPSHOT).
+    const char *publisher;
+    // The whole set after the change. Never NULL.
+    const struct rtm2_metadata *data;
+    // Server time, milliseconds since the Unix epoch.
+    uint64_t timestamp_ms;
+} rtm2_storage_event;
+
+// A lock of a channel. Borrowed: valid only during the callback.
+typedef struct rtm2_lock_detail {
+    // The lock name.
+    const char *name;
+    // Its owner (`""` = free).
+    const char *owner;
+    // Seconds an owner keeps it after its connection drops or it logs out.
+    uint32_t ttl_s;
+} rtm2_lock_detail;
+
+// A lock event of a channel subscribed / joined with `WITH_LOCK` (EXPIRED also reaches the
+// former owner without it).
+typedef struct rtm2_lock_event {
+    // `RTM2_LOCK_EVENT_TYPE_SNAPSHOT`, `_SET`, `_REMOVED`, `_ACQUIRED`, `_RELEASED` or
+    // `_EXPIRED`.
+    uint32_t event_type;
+    // `RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`.
+    uint32_t channel_type;
+    // The channel.
+    const char *channel;
+    // The lock (`""` for SNAPSHOT).
+    const char *lock_name;
+    // The lock's ttl, seconds.
+    uint32_t ttl_s;
+    // The owner concerned: the new owner for ACQUIRED, the former one for RELEASED and EXPIRED.
+    const char *owner;
+    // Who caused the event (e.g. the revoker of a RELEASED).
+    const char *publisher;
+    // SNAPSHOT: every lock of the channel; NULL when the count is 0.
+    const struct rtm2_lock_detail *snapshot;
+    // Number of entries in `snapshot`.
+    size_t snapshot_count;
+    // Server time, milliseconds since the Unix epoch.
+    uint64_t timestamp_ms;
+} rtm2_lock_event;
+
 // The event callbacks of a client, given to `rtm2_client_new` (copied; the struct itself may
 // be freed after the call). Every callback pointer may be NULL (that event is ignored).
 //
@@ -886,6 +1116,16 @@ typedef struct rtm2_listener {
     void (*on_token_will_expire)(void *user_data, const char *channel);
     // The event queue was full and `dropped` events were discarded before the next one.
     void (*on_overflow)(void *user_data, uint64_t dropped);
+    // A presence event of a channel subscribed / joined with `WITH_PRESENCE` (snapshot after
+    // subscribe/join, remote join/leave/timeout/state change, or an interval's aggregate).
+    // A listener compiled against an older header (a smaller `struct_size`) gets none of these.
+    void (*on_presence)(void *user_data, const struct rtm2_presence_event *event);
+    // A storage event: a channel's metadata (subscribed / joined with `WITH_METADATA`) or a
+    // user's (`rtm2_storage_subscribe_user_metadata`), always the whole set.
+    void (*on_storage)(void *user_data, const struct rtm2_storage_event *event);
+    // A lock event of a channel subscribed / joined with `WITH_LOCK` (and EXPIRED of a lock
+    // this user held).
+    void (*on_lock)(void *user_data, const struct rtm2_lock_event *event);
 } rtm2_listener;
 
 // Result of `rtm2_stream_channel_join`: the topics and publishers present when joining.
@@ -931,6 +1171,52 @@ typedef struct rtm2_user_list {
     size_t count;
 } rtm2_user_list;
 
+// Result of `rtm2_presence_get_online_users`: one page of the users present. Borrowed: valid
+// only during the completion callback.
+typedef struct rtm2_online_users {
+    // The users of this page (none when the options asked for the count only); NULL when the
+    // count is 0. Their `states` are filled only with `include_state`.
+    const struct rtm2_user_state *occupants;
+    // Number of entries in `occupants`.
+    size_t occupant_count;
+    // Users present in the channel (all pages).
+    uint32_t total_occupancy;
+    // Pass as `options.page` to get the next page; `""` on the last page.
+    const char *next_page;
+} rtm2_online_users;
+
+// A channel and its type. Borrowed: valid only during the callback.
+typedef struct rtm2_channel_info {
+    // The channel name.
+    const char *channel;
+    // `RTM2_CHANNEL_TYPE_MESSAGE` or `RTM2_CHANNEL_TYPE_STREAM`.
+    uint32_t channel_type;
+} rtm2_channel_info;
+
+// Result of `rtm2_presence_get_user_channels`. Borrowed: valid only during the callback.
+typedef struct rtm2_channel_list {
+    // `count` channels (NULL when the count is 0).
+    const struct rtm2_channel_info *channels;
+    // Number of entries in `channels`.
+    size_t count;
+} rtm2_channel_list;
+
+// Result of a metadata write (set, update, remove).
+typedef struct rtm2_metadata_write {
+    // The set's major revision after the write (also the revision of every item written).
+    int64_t major_revision;
+    // Items in the set after the write.
+    uint32_t total_count;
+} rtm2_metadata_write;
+
+// Result of `rtm2_lock_get_locks`. Borrowed: valid only during the completion callback.
+typedef struct rtm2_lock_list {
+    // `count` locks (NULL when the count is 0).
+    const struct rtm2_lock_detail *locks;
+    // Number of entries in `locks`.
+    size_t count;
+} rtm2_lock_list;
+
 // What a completion callback receives besides the status. Never NULL. Everything it points
 // to is borrowed: valid only until the callback returns (copy what you need).
 //
@@ -939,7 +1225,13 @@ typedef struct rtm2_user_list {
 typedef struct rtm2_result {
     // The operation: `"login"`, `"logout"`, `"renew_token"`, `"subscribe"`, `"unsubscribe"`,
     // `"publish"`, `"join"`, `"leave"`, `"join_topic"`, `"leave_topic"`, `"publish_topic"`,
-    // `"subscribe_topic"`, `"unsubscribe_topic"`, `"get_subscribed_users"`.
+    // `"subscribe_topic"`, `"unsubscribe_topic"`, `"get_subscribed_users"`;
+    // `"get_online_users"` (also for who_now), `"get_user_channels"` (also for where_now),
+    // `"set_state"`, `"get_state"`, `"remove_state"`; `"set_channel_metadata"`,
+    // `"update_channel_metadata"`, `"remove_channel_metadata"`, `"get_channel_metadata"`, the
+    // same four with `user`, `"subscribe_user_metadata"`, `"unsubscribe_user_metadata"`;
+    // `"set_lock"`, `"remove_lock"`, `"acquire_lock"`, `"release_lock"`, `"revoke_lock"`,
+    // `"get_locks"`.
     const char *operation;
     // Why it failed, in words; `""` on success.
     const char *reason;
@@ -949,6 +1241,19 @@ typedef struct rtm2_result {
     const struct rtm2_subscribe_topic_result *subscribe_topic;
     // `get_subscribed_users` on success: the users; NULL otherwise.
     const struct rtm2_user_list *subscribed_users;
+    // `get_online_users` on success: one page of the users present; NULL otherwise.
+    const struct rtm2_online_users *online_users;
+    // `get_user_channels` on success: the channels; NULL otherwise.
+    const struct rtm2_channel_list *user_channels;
+    // `get_state` on success: the user's state; NULL otherwise.
+    const struct rtm2_user_state *user_state;
+    // A metadata write (`set_…`, `update_…`, `remove_…_metadata`) on success: the new major
+    // revision and item count; NULL otherwise.
+    const struct rtm2_metadata_write *metadata_write;
+    // `get_channel_metadata` / `get_user_metadata` on success: the metadata; NULL otherwise.
+    const struct rtm2_metadata *metadata;
+    // `get_locks` on success: the channel's locks; NULL otherwise.
+    const struct rtm2_lock_list *locks;
 } rtm2_result;
 
 // The completion callback of an asynchronous operation: called exactly once per started
@@ -963,6 +1268,36 @@ typedef void (*rtm2_completion_cb)(void *user_data,
 // `"rtm2_core::client"`), `message` the text with its fields. Both strings are borrowed:
 // valid only during the call.
 typedef void (*rtm2_log_cb)(void *user_data, int32_t level, const char *target, const char *message);
+
+// Options of `rtm2_presence_get_online_users`. Initialize with
+// `rtm2_get_online_users_options_init`, then change fields.
+typedef struct rtm2_get_online_users_options {
+    // `sizeof(rtm2_get_online_users_options)` as the caller compiled it.
+    size_t struct_size;
+    // List the users (default true). With both flags false only the count is returned.
+    bool include_user_id;
+    // List each user's state (default false); needs `include_user_id` (else 13003).
+    bool include_state;
+    // The `next_page` of an earlier result; NULL or `""` for the first page. Borrowed.
+    const char *page;
+} rtm2_get_online_users_options;
+
+// Options of the metadata writes. Initialize with `rtm2_metadata_options_init`, then change
+// fields.
+typedef struct rtm2_metadata_options {
+    // `sizeof(rtm2_metadata_options)` as the caller compiled it.
+    size_t struct_size;
+    // A condition on the whole set: -1 (default) no check, 0 the set must be empty (set
+    // functions only), N its major revision must be N (else 12014 OUTDATED_REVISION).
+    int64_t major_revision;
+    // Channel metadata only: write only if this client holds this lock of the channel (12008
+    // STORAGE_LOCK_NOT_ACQUIRED); NULL or `""` = none. Borrowed. User metadata: 12004.
+    const char *lock_name;
+    // Stamp the written items with the server time (`updated_ms`).
+    bool record_ts;
+    // Stamp the written items with this user id (`author`).
+    bool record_author;
+} rtm2_metadata_options;
 
 // Options of `rtm2_stream_channel_join_topic`. Initialize with
 // `rtm2_join_topic_options_init`, then change fields.
@@ -1252,6 +1587,106 @@ int32_t rtm2_config_set_log_level(struct rtm2_config *config, const char *level)
 // `config` is a live config; `path` NULL or a NUL-terminated string (borrowed).
 int32_t rtm2_config_set_log_file(struct rtm2_config *config, const char *path);
 
+// Defines a lock named `name` in a channel (`RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`) with a
+// ttl of `ttl_s` seconds (0 = 10; clamped to 10..300): how long an owner keeps the lock after
+// its connection drops. Subscribers with `WITH_LOCK` get a SET lock event. Completes with
+// `RTM2_OK`, 10002, 10008, 10019, 14004 LOCK_ALREADY_EXIST, 14005 LOCK_INVALID_NAME, 14002
+// LOCK_OPERATION_TIMEOUT, …. A `channel_type` that is no channel type at all is refused at
+// once with 10019.
+//
+// # Safety
+// `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
+// NULL or writable.
+int32_t rtm2_lock_set(struct rtm2_client *client,
+                      const char *channel,
+                      uint32_t channel_type,
+                      const char *name,
+                      uint32_t ttl_s,
+                      rtm2_completion_cb cb,
+                      void *user_data,
+                      uint64_t *out_request_id);
+
+// Removes a lock (REMOVED lock event); acquisitions waiting for it complete with 14008.
+// Completes with `RTM2_OK`, 14008 LOCK_NOT_EXIST, 14005, 10019, 14002, ….
+//
+// # Safety
+// `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
+// NULL or writable.
+int32_t rtm2_lock_remove(struct rtm2_client *client,
+                         const char *channel,
+                         uint32_t channel_type,
+                         const char *name,
+                         rtm2_completion_cb cb,
+                         void *user_data,
+                         uint64_t *out_request_id);
+
+// Takes a lock (ACQUIRED lock event). Completes with `RTM2_OK` (also when this client holds
+// it already), 14007 LOCK_ACQUIRE_FAILED (held by another user, without `retry`), 14008
+// LOCK_NOT_EXIST, 14005, 10019, 14002, ….
+//
+// With `retry`, an acquisition of a lock held by another user waits in the server's queue
+// and completes with `RTM2_OK` when the lock is granted — however long that takes (the
+// request timeout does not apply) — or with 14008 when the lock is removed. The call itself
+// returns at once, like every operation; the wait ends early, with the completion, when the
+// client logs out (10002 NOT_LOGIN) or is freed (10018 INSTANCE_ALREADY_RELEASED).
+//
+// # Safety
+// `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
+// NULL or writable.
+int32_t rtm2_lock_acquire(struct rtm2_client *client,
+                          const char *channel,
+                          uint32_t channel_type,
+                          const char *name,
+                          bool retry,
+                          rtm2_completion_cb cb,
+                          void *user_data,
+                          uint64_t *out_request_id);
+
+// Releases a lock this client holds (RELEASED lock event); the first waiting acquirer gets
+// it. Completes with `RTM2_OK`, 14006 LOCK_NOT_ACQUIRED (not held by this client), 14008,
+// 14005, 10019, 14002, ….
+//
+// # Safety
+// `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
+// NULL or writable.
+int32_t rtm2_lock_release(struct rtm2_client *client,
+                          const char *channel,
+                          uint32_t channel_type,
+                          const char *name,
+                          rtm2_completion_cb cb,
+                          void *user_data,
+                          uint64_t *out_request_id);
+
+// Frees a lock held by `owner` (any client may revoke, naming the current owner; RELEASED
+// lock event with this client as publisher); the first waiting acquirer gets it. Completes
+// with `RTM2_OK`, 14006 LOCK_NOT_ACQUIRED (`owner` does not hold it), 14008, 14005, 10006,
+// 10019, 14002, ….
+//
+// # Safety
+// `client` is a live client; `channel`, `name` and `owner` NUL-terminated strings;
+// `out_request_id` NULL or writable.
+int32_t rtm2_lock_revoke(struct rtm2_client *client,
+                         const char *channel,
+                         uint32_t channel_type,
+                         const char *name,
+                         const char *owner,
+                         rtm2_completion_cb cb,
+                         void *user_data,
+                         uint64_t *out_request_id);
+
+// Gets every lock of a channel with its owner. On success `result->locks` holds them.
+// Completes with `RTM2_OK`, 10002, 10008, 10019, 14002, ….
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `out_request_id` NULL or
+// writable.
+int32_t rtm2_lock_get_locks(struct rtm2_client *client,
+                            const char *channel,
+                            uint32_t channel_type,
+                            rtm2_completion_cb cb,
+                            void *user_data,
+                            uint64_t *out_request_id);
+
 // Routes the SDK's log records at `min_level` (`RTM2_LOG_*`) and above to `cb`, replacing an
 // earlier callback; `cb = NULL` stops routing. Process-wide (not per client). 10014 for a
 // level outside `RTM2_LOG_TRACE..RTM2_LOG_ERROR`.
@@ -1266,6 +1701,119 @@ int32_t rtm2_config_set_log_file(struct rtm2_config *config, const char *path);
 // `cb` is NULL or a function that may be called with `user_data` from the log thread until
 // it is replaced.
 int32_t rtm2_set_log_callback(int32_t min_level, rtm2_log_cb cb, void *user_data);
+
+// Fills `options` with the defaults (user ids, no state, first page) and sets its
+// `struct_size`. NULL is ignored.
+//
+// # Safety
+// `options` is NULL or writable storage for an `rtm2_get_online_users_options`.
+void rtm2_get_online_users_options_init(struct rtm2_get_online_users_options *options);
+
+// Gets the users present in a channel (`RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`), a page at
+// a time; this client need not be in the channel. Users that subscribed or joined with
+// `BE_QUIET` are not listed. `options` may be NULL (user ids, no state, first page). On
+// success `result->online_users` holds the page: walk the pages by passing its `next_page`
+// as `options.page` until it is `""`. Completes with `RTM2_OK`, 10002 NOT_LOGIN, 10008
+// INVALID_CHANNEL_NAME, 10019 INVALID_CHANNEL_TYPE (USER), 13003 PRESENCE_INVALID_ARGUMENT
+// (`include_state` without `include_user_id`), 13012 PRESENCE_OPERATION_TIMEOUT, ….
+// A `channel_type` that is no channel type at all is refused at once with 10019.
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `options` NULL or
+// initialized; `out_request_id` NULL or writable.
+int32_t rtm2_presence_get_online_users(struct rtm2_client *client,
+                                       const char *channel,
+                                       uint32_t channel_type,
+                                       const struct rtm2_get_online_users_options *options,
+                                       rtm2_completion_cb cb,
+                                       void *user_data,
+                                       uint64_t *out_request_id);
+
+// Alias of `rtm2_presence_get_online_users` (the reference's `whoNow`).
+//
+// # Safety
+// As `rtm2_presence_get_online_users`.
+int32_t rtm2_presence_who_now(struct rtm2_client *client,
+                              const char *channel,
+                              uint32_t channel_type,
+                              const struct rtm2_get_online_users_options *options,
+                              rtm2_completion_cb cb,
+                              void *user_data,
+                              uint64_t *out_request_id);
+
+// Gets the channels a user is present in: `user_id` NULL or `""` = this client. Channels it
+// is in with `BE_QUIET` are not listed. On success `result->user_channels` holds them.
+// Completes with `RTM2_OK`, 10002, 10006 INVALID_USER_ID, 13012, ….
+//
+// # Safety
+// `client` is a live client; `user_id` NULL or a NUL-terminated string; `out_request_id`
+// NULL or writable.
+int32_t rtm2_presence_get_user_channels(struct rtm2_client *client,
+                                        const char *user_id,
+                                        rtm2_completion_cb cb,
+                                        void *user_data,
+                                        uint64_t *out_request_id);
+
+// Alias of `rtm2_presence_get_user_channels` (the reference's `whereNow`).
+//
+// # Safety
+// As `rtm2_presence_get_user_channels`.
+int32_t rtm2_presence_where_now(struct rtm2_client *client,
+                                const char *user_id,
+                                rtm2_completion_cb cb,
+                                void *user_data,
+                                uint64_t *out_request_id);
+
+// Sets (adds or overwrites) `state_count` keys of this client's state in a channel; the
+// others present get one REMOTE_STATE_CHANGED presence event with the full state. Before the
+// client subscribes to / joins the channel with presence, the state is kept locally (for at
+// most 100 channels) and set when it does. Completes with `RTM2_OK`, 10019, 13003 (no
+// pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
+// than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
+// over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `states` NULL (with count 0)
+// or `state_count` pairs of NUL-terminated strings; `out_request_id` NULL or writable.
+int32_t rtm2_presence_set_state(struct rtm2_client *client,
+                                const char *channel,
+                                uint32_t channel_type,
+                                const struct rtm2_state_item *states,
+                                size_t state_count,
+                                rtm2_completion_cb cb,
+                                void *user_data,
+                                uint64_t *out_request_id);
+
+// Gets a user's state in a channel. On success `result->user_state` holds it. Completes
+// with `RTM2_OK`, 10006, 10019, 13011 PRESENCE_USER_NOT_EXIST (the user is not present
+// there), 13012, ….
+//
+// # Safety
+// `client` is a live client; `channel` and `user_id` NUL-terminated strings;
+// `out_request_id` NULL or writable.
+int32_t rtm2_presence_get_state(struct rtm2_client *client,
+                                const char *channel,
+                                uint32_t channel_type,
+                                const char *user_id,
+                                rtm2_completion_cb cb,
+                                void *user_data,
+                                uint64_t *out_request_id);
+
+// Removes `key_count` keys of this client's state in a channel (`key_count` 0: all of
+// them); the others present get a REMOTE_STATE_CHANGED event. Completes with `RTM2_OK`,
+// 10019, 13006, 13012, ….
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `keys` NULL (with count 0)
+// or `key_count` NUL-terminated strings; `out_request_id` NULL or writable.
+int32_t rtm2_presence_remove_state(struct rtm2_client *client,
+                                   const char *channel,
+                                   uint32_t channel_type,
+                                   const char *const *keys,
+                                   size_t key_count,
+                                   rtm2_completion_cb cb,
+                                   void *user_data,
+                                   uint64_t *out_request_id);
 
 // The name of a status code: `"OK"`, `"NULL_PARAMETER"`, the RTM name (`"NOT_LOGIN"` for
 // 10002, …), or `"UNKNOWN"`.
@@ -1287,6 +1835,164 @@ const char *rtm2_status_message(int32_t code);
 // thread; copy it to keep it. Never NULL. Failures reported through a completion callback
 // carry their reason in `rtm2_result.reason` instead.
 const char *rtm2_last_error_message(void);
+
+// Fills `options` with the defaults (no major-revision check, no lock, nothing recorded) and
+// sets its `struct_size`. NULL is ignored.
+//
+// # Safety
+// `options` is NULL or writable storage for an `rtm2_metadata_options`.
+void rtm2_metadata_options_init(struct rtm2_metadata_options *options);
+
+// Adds or overwrites `item_count` items of a channel's metadata (`RTM2_CHANNEL_TYPE_MESSAGE`
+// or `_STREAM`; at most 32 items per call); this client need not be in the channel. On
+// success `result->metadata_write` holds the new major revision and item count; subscribers
+// with `WITH_METADATA` get an UPDATE storage event with the whole set. `options` may be NULL
+// (no conditions). Completes with `RTM2_OK`, 10002, 10008, 10019, 12002 (more than 32
+// items), 12005 STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
+// (lock name invalid / not held), 12009 / 12010 invalid key / value, 12011 / 12012 key over
+// 32 bytes / value over 16 KiB, 12013 STORAGE_DUPLICATE_KEY, 12014
+// STORAGE_OUTDATED_REVISION (a revision condition failed), 12018 STORAGE_OPERATION_TIMEOUT,
+// ….
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `items` NULL (with count 0)
+// or `item_count` items whose `key` is a NUL-terminated string and `value` NULL or one;
+// `options` NULL or initialized; `out_request_id` NULL or writable.
+int32_t rtm2_storage_set_channel_metadata(struct rtm2_client *client,
+                                          const char *channel,
+                                          uint32_t channel_type,
+                                          const struct rtm2_metadata_item *items,
+                                          size_t item_count,
+                                          const struct rtm2_metadata_options *options,
+                                          rtm2_completion_cb cb,
+                                          void *user_data,
+                                          uint64_t *out_request_id);
+
+// Changes existing items of a channel's metadata (12014 if one does not exist; an item
+// revision of 0 is refused with 12005). Otherwise as `rtm2_storage_set_channel_metadata`.
+//
+// # Safety
+// As `rtm2_storage_set_channel_metadata`.
+int32_t rtm2_storage_update_channel_metadata(struct rtm2_client *client,
+                                             const char *channel,
+                                             uint32_t channel_type,
+                                             const struct rtm2_metadata_item *items,
+                                             size_t item_count,
+                                             const struct rtm2_metadata_options *options,
+                                             rtm2_completion_cb cb,
+                                             void *user_data,
+                                             uint64_t *out_request_id);
+
+// Removes the items with the keys of `items` (their values are ignored) from a channel's
+// metadata; `item_count` 0 removes every item. A major revision of 0 is refused with 12005.
+// Otherwise as `rtm2_storage_set_channel_metadata`.
+//
+// # Safety
+// As `rtm2_storage_set_channel_metadata`.
+int32_t rtm2_storage_remove_channel_metadata(struct rtm2_client *client,
+                                             const char *channel,
+                                             uint32_t channel_type,
+                                             const struct rtm2_metadata_item *items,
+                                             size_t item_count,
+                                             const struct rtm2_metadata_options *options,
+                                             rtm2_completion_cb cb,
+                                             void *user_data,
+                                             uint64_t *out_request_id);
+
+// Gets a channel's metadata (empty with major revision 0 if never written). On success
+// `result->metadata` holds it. Completes with `RTM2_OK`, 10002, 10008, 10019, 12018, ….
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `out_request_id` NULL or
+// writable.
+int32_t rtm2_storage_get_channel_metadata(struct rtm2_client *client,
+                                          const char *channel,
+                                          uint32_t channel_type,
+                                          rtm2_completion_cb cb,
+                                          void *user_data,
+                                          uint64_t *out_request_id);
+
+// Adds or overwrites items of a user's metadata: `user_id` NULL or `""` = this client (any
+// user's metadata may be written). Subscribers of that user's metadata get an UPDATE
+// storage event. `options.lock_name` must be empty (12004). Otherwise as
+// `rtm2_storage_set_channel_metadata` (10006 INVALID_USER_ID instead of the channel errors).
+//
+// # Safety
+// `client` is a live client; `user_id` NULL or a NUL-terminated string; `items`, `options`
+// and `out_request_id` as for `rtm2_storage_set_channel_metadata`.
+int32_t rtm2_storage_set_user_metadata(struct rtm2_client *client,
+                                       const char *user_id,
+                                       const struct rtm2_metadata_item *items,
+                                       size_t item_count,
+                                       const struct rtm2_metadata_options *options,
+                                       rtm2_completion_cb cb,
+                                       void *user_data,
+                                       uint64_t *out_request_id);
+
+// Changes existing items of a user's metadata. As `rtm2_storage_set_user_metadata` and
+// `rtm2_storage_update_channel_metadata`.
+//
+// # Safety
+// As `rtm2_storage_set_user_metadata`.
+int32_t rtm2_storage_update_user_metadata(struct rtm2_client *client,
+                                          const char *user_id,
+                                          const struct rtm2_metadata_item *items,
+                                          size_t item_count,
+                                          const struct rtm2_metadata_options *options,
+                                          rtm2_completion_cb cb,
+                                          void *user_data,
+                                          uint64_t *out_request_id);
+
+// Removes items of a user's metadata (`item_count` 0: all of them). As
+// `rtm2_storage_set_user_metadata` and `rtm2_storage_remove_channel_metadata`.
+//
+// # Safety
+// As `rtm2_storage_set_user_metadata`.
+int32_t rtm2_storage_remove_user_metadata(struct rtm2_client *client,
+                                          const char *user_id,
+                                          const struct rtm2_metadata_item *items,
+                                          size_t item_count,
+                                          const struct rtm2_metadata_options *options,
+                                          rtm2_completion_cb cb,
+                                          void *user_data,
+                                          uint64_t *out_request_id);
+
+// Gets a user's metadata (`user_id` NULL or `""` = this client). On success
+// `result->metadata` holds it. Completes with `RTM2_OK`, 10002, 10006, 12018, ….
+//
+// # Safety
+// `client` is a live client; `user_id` NULL or a NUL-terminated string; `out_request_id`
+// NULL or writable.
+int32_t rtm2_storage_get_user_metadata(struct rtm2_client *client,
+                                       const char *user_id,
+                                       rtm2_completion_cb cb,
+                                       void *user_data,
+                                       uint64_t *out_request_id);
+
+// Subscribes to a user's metadata: `on_storage` then gets a SNAPSHOT storage event with the
+// whole set, and an UPDATE after every change (restored after reconnects). At most 50 users
+// (12017 STORAGE_SUBSCRIBE_USER_EXCEED_LIMITATION). Completes with `RTM2_OK`, 10002, 10006,
+// 12017, 12018, ….
+//
+// # Safety
+// `client` is a live client; `user_id` a NUL-terminated string; `out_request_id` NULL or
+// writable.
+int32_t rtm2_storage_subscribe_user_metadata(struct rtm2_client *client,
+                                             const char *user_id,
+                                             rtm2_completion_cb cb,
+                                             void *user_data,
+                                             uint64_t *out_request_id);
+
+// Stops receiving a user's metadata events. Completes with `RTM2_OK`, 10006, 12015
+// STORAGE_NOT_SUBSCRIBE (not subscribed), 12018, ….
+//
+// # Safety
+// As `rtm2_storage_subscribe_user_metadata`.
+int32_t rtm2_storage_unsubscribe_user_metadata(struct rtm2_client *client,
+                                               const char *user_id,
+                                               rtm2_completion_cb cb,
+                                               void *user_data,
+                                               uint64_t *out_request_id);
 
 // Fills `options` with the defaults (unordered, normal priority, no meta) and sets its
 // `struct_size`. NULL is ignored.

@@ -63,12 +63,90 @@ export declare class NativeClient {
   unsubscribe(channel: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
   /** The stream channel of this name (10008 for an invalid name). */
   streamChannel(name: string): NativeStreamChannel
+  /** The presence service (who is where, per-channel user state). */
+  presence(): NativePresence
+  /** The storage service (channel and user metadata). */
+  storage(): NativeStorage
+  /** The lock service. */
+  lock(): NativeLock
   /** Channels this client is subscribed to. */
   subscribedChannels(): Array<string>
   /** Applies tuning parameters (a JSON object); unknown keys fail with 10014. */
   setParameters(json: string): void
   /** The tuning parameters as a JSON object. */
   getParameters(): string
+}
+
+/**
+ * The lock service of a client. Every method returns a Promise and takes the channel type by
+ * name (`'MESSAGE'` default, `'STREAM'`; others fail with 10019), an optional per-call timeout
+ * (ms) and a cancel token.
+ */
+export declare class NativeLock {
+  /** Defines a lock; `ttl` (none or 0 = 10) is clamped to 10..300 s. 14004 if it exists. */
+  setLock(channel: string, channelType: string | undefined | null, lockName: string, ttl?: number | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008. */
+  removeLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
+   * server's queue until granted — without a time limit unless `timeoutMs` is given. Never
+   * blocks the event loop; the cancel token abandons the wait on this side.
+   */
+  acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */
+  releaseLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */
+  revokeLock(channel: string, channelType: string | undefined | null, lockName: string, owner: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Every lock of a channel, with its owner. */
+  getLocks(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<LockDetail>>
+}
+
+/**
+ * The presence service of a client. Every method returns a Promise and takes the channel type
+ * by name (`'MESSAGE'` default, `'STREAM'`; others fail with 10019), an optional per-call
+ * timeout (ms) and a cancel token.
+ */
+export declare class NativePresence {
+  /** Who is present in a channel, a page at a time (no need to be in the channel). */
+  getOnlineUsers(channel: string, channelType?: string | undefined | null, options?: NativeGetOnlineUsersOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<OnlineUsers>
+  /** The channels a user is present in (`''`: this client). */
+  getUserChannels(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<ChannelInfo>>
+  /** Sets keys of this client's state in a channel (kept locally until it subscribes/joins). */
+  setState(channel: string, channelType: string | undefined | null, states: Array<StateItem>, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** A user's state in a channel (13011 if the user is not present there). */
+  getState(channel: string, channelType: string | undefined | null, userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserState>
+  /** Removes keys of this client's state in a channel (none or empty: all of them). */
+  removeState(channel: string, channelType?: string | undefined | null, keys?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+}
+
+/**
+ * The storage service of a client. Every method returns a Promise and takes an optional
+ * per-call timeout (ms) and a cancel token. User ids `''` (or none) mean this client.
+ */
+export declare class NativeStorage {
+  /** Adds or overwrites items of a channel's metadata (at most 32 per call). */
+  setChannelMetadata(channel: string, channelType: string | undefined | null, data: Array<NativeMetadataItem>, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** Changes existing items of a channel's metadata (12014 if one does not exist). */
+  updateChannelMetadata(channel: string, channelType: string | undefined | null, data: Array<NativeMetadataItem>, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** Removes items (by key) of a channel's metadata; none or empty: the whole set. */
+  removeChannelMetadata(channel: string, channelType?: string | undefined | null, data?: Array<NativeMetadataItem> | undefined | null, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** A channel's metadata (empty, major revision 0, if never written). */
+  getChannelMetadata(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<StorageData>
+  /** Adds or overwrites items of a user's metadata. */
+  setUserMetadata(userId: string | undefined | null, data: Array<NativeMetadataItem>, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** Changes existing items of a user's metadata (12014 if one does not exist). */
+  updateUserMetadata(userId: string | undefined | null, data: Array<NativeMetadataItem>, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** Removes items of a user's metadata; none or empty: the whole set. */
+  removeUserMetadata(userId?: string | undefined | null, data?: Array<NativeMetadataItem> | undefined | null, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
+  /** A user's metadata. */
+  getUserMetadata(userId?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<StorageData>
+  /**
+   * Receives a user's metadata: a SNAPSHOT event now, then an UPDATE per change (at most 50
+   * users, 12017).
+   */
+  subscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Stops receiving a user's metadata (12015 if not subscribed). */
+  unsubscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
 }
 
 /** A stream channel of a client. */
@@ -117,6 +195,13 @@ export declare function buildStreamToken(appId: string, appCertificate: string, 
  */
 export declare function buildToken(appId: string, appCertificate: string, userId: string, expireSecs: number): string
 
+/** A channel a user is present in. */
+export interface ChannelInfo {
+  channelName: string
+  /** `'MESSAGE'` or `'STREAM'`. */
+  channelType: string
+}
+
 export declare function enumNames(): EnumNames
 
 /** The names of the SDK's enumerations (the strings the API takes and events carry). */
@@ -126,6 +211,10 @@ export interface EnumNames {
   messageQos: Array<string>
   messagePriority: Array<string>
   topicEventType: Array<string>
+  presenceEventType: Array<string>
+  storageType: Array<string>
+  storageEventType: Array<string>
+  lockEventType: Array<string>
   serviceType: Array<string>
   linkState: Array<string>
   linkOperation: Array<string>
@@ -148,6 +237,12 @@ export interface FailedUser {
   /** Per-user code (6 INVALID_REMOTE_USER, 20003 SUB_USER_EXCEED_LIMITATION). */
   code: number
   reason: string
+}
+
+/** Users of one kind of change during a presence interval. */
+export interface IntervalUsers {
+  users: Array<string>
+  userCount: number
 }
 
 /** Result of `join`: the topics and publishers present. */
@@ -177,6 +272,36 @@ export interface LinkStateEvent {
   timestamp: number
 }
 
+/** A lock of a channel. */
+export interface LockDetail {
+  lockName: string
+  /** Its owner (`''` = free). */
+  owner: string
+  /** Seconds an owner keeps it after disconnecting. */
+  ttl: number
+}
+
+/** A lock event (`lock` event). */
+export interface LockEvent {
+  /** `'SNAPSHOT'`, `'SET'`, `'REMOVED'`, `'ACQUIRED'`, `'RELEASED'` or `'EXPIRED'`. */
+  eventType: string
+  /** `'MESSAGE'` or `'STREAM'`. */
+  channelType: string
+  channelName: string
+  /** The lock (`''` for SNAPSHOT). */
+  lockName: string
+  /** The lock's ttl, s. */
+  ttl: number
+  /** The owner concerned: the new one for ACQUIRED, the former one for RELEASED/EXPIRED. */
+  owner: string
+  /** Who caused the event. */
+  publisher: string
+  /** SNAPSHOT: every lock of the channel (else empty). */
+  snapshot: Array<LockDetail>
+  /** Server time, ms since the epoch. */
+  timestamp: number
+}
+
 /** A received message (`message` event). */
 export interface MessageEvent {
   /** `'MESSAGE'`, `'USER'` or `'STREAM'`. */
@@ -197,6 +322,25 @@ export interface MessageEvent {
   timestamp: number
 }
 
+/** One item of a metadata set, by key in `metadata`. */
+export interface MetadataDetail {
+  value: string
+  /** The major revision of the write that wrote it. */
+  revision: number
+  /** When it was written, ms (0 unless the write had `addTimeStamp`). */
+  updated: number
+  /** Who wrote it (`''` unless the write had `addUserId`). */
+  authorUid: string
+}
+
+/** The outcome of a metadata write. */
+export interface MetadataWriteResult {
+  /** Items in the set after the write. */
+  totalCount: number
+  /** The set's new major revision (also the revision of every item written). */
+  majorRevision: number
+}
+
 /** Options of the native client. The JS layer maps the agora-style config onto these. */
 export interface NativeClientOptions {
   /** `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`. */
@@ -214,15 +358,31 @@ export interface NativeClientOptions {
 
 /** One event of a batch: `kind` says which field is set. */
 export interface NativeEvent {
-  /** `'message'`, `'topic'`, `'linkState'`, `'tokenPrivilegeWillExpire'` or `'overflow'`. */
+  /**
+   * `'message'`, `'topic'`, `'presence'`, `'storage'`, `'lock'`, `'linkState'`,
+   * `'tokenPrivilegeWillExpire'` or `'overflow'`.
+   */
   kind: string
   message?: MessageEvent
   topic?: TopicEvent
+  presence?: PresenceEvent
+  storage?: StorageEvent
+  lock?: LockEvent
   linkState?: LinkStateEvent
   /** tokenPrivilegeWillExpire: the stream channel, or `''` for the login token. */
   channelName?: string
   /** overflow: how many events this receiver dropped because its queue was full. */
   dropped?: number
+}
+
+/** Options of `getOnlineUsers` (agora-rtm-sdk names; defaults: user ids, no state). */
+export interface NativeGetOnlineUsersOptions {
+  /** List the users (false with `includedState` false: the count only). */
+  includedUserId?: boolean
+  /** List each user's state (needs `includedUserId`, else 13003). */
+  includedState?: boolean
+  /** The `nextPage` of an earlier answer; none or `''` for the first page. */
+  page?: string
 }
 
 export interface NativeJoinOptions {
@@ -240,6 +400,34 @@ export interface NativeJoinTopicOptions {
   priority?: string
   meta?: string
   syncWithMedia?: boolean
+}
+
+/**
+ * An item to write. `revision` is a condition: -1 (none given) no check, 0 create only (set),
+ * N the item's revision must be N (else 12014). For removal only `key` matters.
+ */
+export interface NativeMetadataItem {
+  key: string
+  value?: string
+  revision?: number
+}
+
+/** Options of metadata writes (agora-rtm-sdk names). */
+export interface NativeMetadataOptions {
+  /**
+   * -1 (none given) no check, 0 the set must be empty (set only), N the set's major revision
+   * must be N (else 12014).
+   */
+  majorRevision?: number
+  /**
+   * Write only if this client holds this lock of the channel (12008); user metadata takes
+   * none (12004).
+   */
+  lockName?: string
+  /** Stamp the written items with the server time (`updated`). */
+  addTimeStamp?: boolean
+  /** Stamp the written items with this user id (`authorUid`). */
+  addUserId?: boolean
 }
 
 export interface NativePublishOptions {
@@ -263,6 +451,48 @@ export interface NativeTopicMessageOptions {
   sendTs?: number
 }
 
+/** One page of the users present in a channel. */
+export interface OnlineUsers {
+  occupants: Array<UserState>
+  /** Users present in the channel (all pages). */
+  totalOccupancy: number
+  /** Pass as `page` for the next page; `''` on the last page. */
+  nextPage: string
+}
+
+/** A presence event (`presence` event). */
+export interface PresenceEvent {
+  /**
+   * `'SNAPSHOT'`, `'INTERVAL'`, `'REMOTE_JOIN'`, `'REMOTE_LEAVE'`, `'REMOTE_TIMEOUT'` or
+   * `'REMOTE_STATE_CHANGED'`.
+   */
+  eventType: string
+  /** `'MESSAGE'` or `'STREAM'`. */
+  channelType: string
+  channelName: string
+  /** The user the event is about (`''` for SNAPSHOT and INTERVAL). */
+  publisher: string
+  /** REMOTE_STATE_CHANGED: the publisher's full state (else empty). */
+  stateChanged: Record<string, string>
+  /** INTERVAL only. */
+  interval?: PresenceInterval
+  /** SNAPSHOT: everyone present, this client included (else empty). */
+  snapshot: Array<UserState>
+  /** Server time, ms since the epoch. */
+  timestamp: number
+}
+
+/** The aggregated changes of one presence interval (INTERVAL events). */
+export interface PresenceInterval {
+  join: IntervalUsers
+  leave: IntervalUsers
+  timeout: IntervalUsers
+  /** The full state of every user whose state changed. */
+  userStateList: Array<UserState>
+  /** Users present at the end of the interval. */
+  totalOccupancy: number
+}
+
 /** One publisher of a topic. */
 export interface PublisherInfo {
   publisherUserId: string
@@ -275,6 +505,40 @@ export interface PublisherInfo {
  * per process; it is called on the JS thread and does not keep the process alive.
  */
 export declare function setLogHandler(level: string, handler: ((level: string, target: string, message: string) => void) | null): void
+
+/** One key/value pair of a user's state (the JS layer also accepts a plain object). */
+export interface StateItem {
+  key: string
+  value: string
+}
+
+/** A metadata set: its major revision and its items by key. */
+export interface StorageData {
+  totalCount: number
+  /** Incremented by every write of the set (0: never written). */
+  majorRevision: number
+  metadata: Record<string, MetadataDetail>
+}
+
+/**
+ * A storage event (`storage` event): the whole set after a change (UPDATE) or when
+ * subscribing (SNAPSHOT).
+ */
+export interface StorageEvent {
+  /** `'SNAPSHOT'` or `'UPDATE'`. */
+  eventType: string
+  /** `'CHANNEL'` or `'USER'`. */
+  storageType: string
+  /** `'MESSAGE'` or `'STREAM'` for channel metadata, `'NONE'` for user metadata. */
+  channelType: string
+  /** The channel name, or the user id for user metadata. */
+  channelName: string
+  /** Who wrote (`''` for SNAPSHOT). */
+  publisher: string
+  data: StorageData
+  /** Server time, ms since the epoch. */
+  timestamp: number
+}
 
 /** Result of `subscribeTopic`. */
 export interface SubscribeTopicResult {
@@ -299,6 +563,13 @@ export interface TopicInfo {
   topicName: string
   publishers: Array<PublisherInfo>
   totalPublisher: number
+}
+
+/** A user and its state in a channel. */
+export interface UserState {
+  userId: string
+  states: Record<string, string>
+  statesCount: number
 }
 
 /** Version of the SDK. */

@@ -45,7 +45,7 @@ async fn run() -> Result<()> {
     locks.set_lock("room", ChannelType::MESSAGE, "mic", 30).await?;
     locks.acquire_lock("room", ChannelType::MESSAGE, "mic", false).await?;
     let waiting = bob.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", true);
-    let waiter = runtime().spawn(async move { waiting.await });
+    let waiter = runtime().spawn(waiting);
     locks.release_lock("room", ChannelType::MESSAGE, "mic").await?;
     waiter.await.expect("the waiter ran")?;
     println!("mic owner: {}", locks.get_locks("room", ChannelType::MESSAGE).await?[0].owner);

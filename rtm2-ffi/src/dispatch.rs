@@ -89,13 +89,7 @@ impl Done {
             eprintln!("rtm2: internal error (panic) while delivering a completion: {}", panic_message(&*p));
             if !called {
                 // Exactly once, even then: a minimal result with the panic status.
-                let res = rtm2_result {
-                    operation: c"".as_ptr(),
-                    reason: c"internal error (panic) in rtm2".as_ptr(),
-                    join: std::ptr::null(),
-                    subscribe_topic: std::ptr::null(),
-                    subscribed_users: std::ptr::null(),
-                };
+                let res = rtm2_result::empty(c"".as_ptr(), c"internal error (panic) in rtm2".as_ptr());
                 let _ = catch_unwind(AssertUnwindSafe(|| unsafe { cb(ud, self.id, RTM2_ERR_PANIC, &res) }));
             }
         }

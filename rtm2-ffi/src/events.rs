@@ -6,9 +6,12 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use rtm2_core::{LinkStateEvent, MessageEvent, TopicEvent};
+use rtm2_core::{LinkStateEvent, LockEvent, MessageEvent, PresenceEvent, StorageEvent, TopicEvent};
 
-use crate::results::{CStrList, CTopics, Strings, rtm2_topic_info};
+use crate::lock::{CLocks, rtm2_lock_detail};
+use crate::presence::{CUserStates, c_states, rtm2_state_item, rtm2_user_state};
+use crate::results::{CStrList, CTopics, Strings, array_ptr, rtm2_topic_info};
+use crate::storage::{CMetadata, rtm2_metadata};
 
 /// A received message (message channel, user channel, or stream topic).
 #[repr(C)]
@@ -84,6 +87,103 @@ pub struct rtm2_link_state_event {
     pub timestamp_ms: u64,
 }
 
+/// The changes of one presence interval (INTERVAL events).
+#[repr(C)]
+pub struct rtm2_presence_interval {
+    /// Users that joined during the interval; NULL when the count is 0.
+    pub joined: *const *const c_char,
+    /// Number of entries in `joined`.
+    pub joined_count: usize,
+    /// Users that left; NULL when the count is 0.
+    pub left: *const *const c_char,
+    /// Number of entries in `left`.
+    pub left_count: usize,
+    /// Users that timed out; NULL when the count is 0.
+    pub timed_out: *const *const c_char,
+    /// Number of entries in `timed_out`.
+    pub timed_out_count: usize,
+    /// The full state of every user whose state changed; NULL when the count is 0.
+    pub states: *const rtm2_user_state,
+    /// Number of entries in `states`.
+    pub state_count: usize,
+    /// Users present at the end of the interval.
+    pub total_occupancy: u32,
+}
+
+/// A presence event of a channel subscribed / joined with `WITH_PRESENCE`.
+#[repr(C)]
+pub struct rtm2_presence_event {
+    /// `RTM2_PRESENCE_EVENT_TYPE_SNAPSHOT` (to this client after subscribe/join: everyone
+    /// present, including itself), `_INTERVAL`, `_REMOTE_JOIN`, `_REMOTE_LEAVE`,
+    /// `_REMOTE_TIMEOUT` or `_REMOTE_STATE_CHANGED`.
+    pub event_type: u32,
+    /// `RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`.
+    pub channel_type: u32,
+    /// The channel.
+    pub channel: *const c_char,
+    /// The user the event is about (`""` for SNAPSHOT and INTERVAL).
+    pub publisher: *const c_char,
+    /// REMOTE_STATE_CHANGED: the publisher's full state, sorted by key; NULL when the count is 0.
+    pub states: *const rtm2_state_item,
+    /// Number of entries in `states`.
+    pub state_count: usize,
+    /// SNAPSHOT: the users present with their states; NULL when the count is 0.
+    pub snapshot: *const rtm2_user_state,
+    /// Number of entries in `snapshot`.
+    pub snapshot_count: usize,
+    /// INTERVAL: the aggregated changes; NULL for the other types.
+    pub interval: *const rtm2_presence_interval,
+    /// Server time, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A storage event: the whole metadata set of a channel (subscribed / joined with
+/// `WITH_METADATA`) or of a user (`rtm2_storage_subscribe_user_metadata`).
+#[repr(C)]
+pub struct rtm2_storage_event {
+    /// `RTM2_STORAGE_EVENT_TYPE_SNAPSHOT` (when subscribing) or `_UPDATE` (after a change).
+    pub event_type: u32,
+    /// `RTM2_STORAGE_TYPE_CHANNEL` or `RTM2_STORAGE_TYPE_USER`.
+    pub storage_type: u32,
+    /// The channel's type for channel metadata; `RTM2_CHANNEL_TYPE_NONE` for user metadata.
+    pub channel_type: u32,
+    /// The channel name or the user id.
+    pub target: *const c_char,
+    /// Who wrote (`""` for SNAPSHOT).
+    pub publisher: *const c_char,
+    /// The whole set after the change. Never NULL.
+    pub data: *const rtm2_metadata,
+    /// Server time, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A lock event of a channel subscribed / joined with `WITH_LOCK` (EXPIRED also reaches the
+/// former owner without it).
+#[repr(C)]
+pub struct rtm2_lock_event {
+    /// `RTM2_LOCK_EVENT_TYPE_SNAPSHOT`, `_SET`, `_REMOVED`, `_ACQUIRED`, `_RELEASED` or
+    /// `_EXPIRED`.
+    pub event_type: u32,
+    /// `RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`.
+    pub channel_type: u32,
+    /// The channel.
+    pub channel: *const c_char,
+    /// The lock (`""` for SNAPSHOT).
+    pub lock_name: *const c_char,
+    /// The lock's ttl, seconds.
+    pub ttl_s: u32,
+    /// The owner concerned: the new owner for ACQUIRED, the former one for RELEASED and EXPIRED.
+    pub owner: *const c_char,
+    /// Who caused the event (e.g. the revoker of a RELEASED).
+    pub publisher: *const c_char,
+    /// SNAPSHOT: every lock of the channel; NULL when the count is 0.
+    pub snapshot: *const rtm2_lock_detail,
+    /// Number of entries in `snapshot`.
+    pub snapshot_count: usize,
+    /// Server time, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
 pub(crate) fn with_message(m: &MessageEvent, f: impl FnOnce(&rtm2_message_event)) {
     let mut s = Strings::default();
     let ev = rtm2_message_event {
@@ -131,6 +231,73 @@ pub(crate) fn with_link_state(l: &LinkStateEvent, f: impl FnOnce(&rtm2_link_stat
         unrestored_channels: unrestored.ptr(),
         unrestored_channel_count: unrestored.len(),
         is_resumed: l.is_resumed,
+        timestamp_ms: l.timestamp_ms,
+    };
+    f(&ev)
+}
+
+pub(crate) fn with_presence(p: &PresenceEvent, f: impl FnOnce(&rtm2_presence_event)) {
+    let mut s = Strings::default();
+    let states = c_states(&mut s, &p.states);
+    let snapshot = CUserStates::new(&p.snapshot);
+    let lists = p.interval.as_ref().map(|i| {
+        (CStrList::new(&i.joined), CStrList::new(&i.left), CStrList::new(&i.timed_out), CUserStates::new(&i.states))
+    });
+    let interval =
+        p.interval.as_ref().zip(lists.as_ref()).map(|(i, (joined, left, timed_out, changed))| rtm2_presence_interval {
+            joined: joined.ptr(),
+            joined_count: joined.len(),
+            left: left.ptr(),
+            left_count: left.len(),
+            timed_out: timed_out.ptr(),
+            timed_out_count: timed_out.len(),
+            states: changed.ptr(),
+            state_count: changed.len(),
+            total_occupancy: i.total_occupancy,
+        });
+    let ev = rtm2_presence_event {
+        event_type: p.event_type as u32,
+        channel_type: p.channel_type as u32,
+        channel: s.add(&p.channel),
+        publisher: s.add(&p.publisher),
+        states: array_ptr(&states),
+        state_count: states.len(),
+        snapshot: snapshot.ptr(),
+        snapshot_count: snapshot.len(),
+        interval: interval.as_ref().map_or(ptr::null(), |i| i as *const rtm2_presence_interval),
+        timestamp_ms: p.timestamp_ms,
+    };
+    f(&ev)
+}
+
+pub(crate) fn with_storage(e: &StorageEvent, f: impl FnOnce(&rtm2_storage_event)) {
+    let mut s = Strings::default();
+    let data = CMetadata::new(&e.data);
+    let ev = rtm2_storage_event {
+        event_type: e.event_type as u32,
+        storage_type: e.storage_type as u32,
+        channel_type: e.channel_type as u32,
+        target: s.add(&e.target),
+        publisher: s.add(&e.publisher),
+        data: data.view(),
+        timestamp_ms: e.timestamp_ms,
+    };
+    f(&ev)
+}
+
+pub(crate) fn with_lock(l: &LockEvent, f: impl FnOnce(&rtm2_lock_event)) {
+    let mut s = Strings::default();
+    let snapshot = CLocks::new(&l.snapshot);
+    let ev = rtm2_lock_event {
+        event_type: l.event_type as u32,
+        channel_type: l.channel_type as u32,
+        channel: s.add(&l.channel),
+        lock_name: s.add(&l.lock_name),
+        ttl_s: l.ttl_s,
+        owner: s.add(&l.owner),
+        publisher: s.add(&l.publisher),
+        snapshot: snapshot.ptr(),
+        snapshot_count: snapshot.len(),
         timestamp_ms: l.timestamp_ms,
     };
     f(&ev)

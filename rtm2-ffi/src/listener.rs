@@ -6,7 +6,8 @@ use rtm2_core::Event;
 
 use crate::error::{FfiResult, contain};
 use crate::events::{
-    rtm2_link_state_event, rtm2_message_event, rtm2_topic_event, with_link_state, with_message, with_topic,
+    rtm2_link_state_event, rtm2_lock_event, rtm2_message_event, rtm2_presence_event, rtm2_storage_event,
+    rtm2_topic_event, with_link_state, with_lock, with_message, with_presence, with_storage, with_topic,
 };
 use crate::ptr::{UserData, ZeroInit, cstring, read_sized};
 
@@ -46,6 +47,16 @@ pub struct rtm2_listener {
     pub on_token_will_expire: Option<unsafe extern "C" fn(user_data: *mut c_void, channel: *const c_char)>,
     /// The event queue was full and `dropped` events were discarded before the next one.
     pub on_overflow: Option<unsafe extern "C" fn(user_data: *mut c_void, dropped: u64)>,
+    /// A presence event of a channel subscribed / joined with `WITH_PRESENCE` (snapshot after
+    /// subscribe/join, remote join/leave/timeout/state change, or an interval's aggregate).
+    /// A listener compiled against an older header (a smaller `struct_size`) gets none of these.
+    pub on_presence: Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const rtm2_presence_event)>,
+    /// A storage event: a channel's metadata (subscribed / joined with `WITH_METADATA`) or a
+    /// user's (`rtm2_storage_subscribe_user_metadata`), always the whole set.
+    pub on_storage: Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const rtm2_storage_event)>,
+    /// A lock event of a channel subscribed / joined with `WITH_LOCK` (and EXPIRED of a lock
+    /// this user held).
+    pub on_lock: Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const rtm2_lock_event)>,
 }
 
 // SAFETY: all fields are integers, raw pointers or nullable function pointers.
@@ -90,8 +101,21 @@ impl Listener {
                         with_message(m, |e| unsafe { cb(ud, e) });
                     }
                 }
-                // Delivered by the C listener once the C API has presence, storage and locks.
-                Event::Presence(_) | Event::Storage(_) | Event::Lock(_) => {}
+                Event::Presence(p) => {
+                    if let Some(cb) = self.raw.on_presence {
+                        with_presence(p, |e| unsafe { cb(ud, e) });
+                    }
+                }
+                Event::Storage(st) => {
+                    if let Some(cb) = self.raw.on_storage {
+                        with_storage(st, |e| unsafe { cb(ud, e) });
+                    }
+                }
+                Event::Lock(l) => {
+                    if let Some(cb) = self.raw.on_lock {
+                        with_lock(l, |e| unsafe { cb(ud, e) });
+                    }
+                }
                 Event::Topic(t) => {
                     if let Some(cb) = self.raw.on_topic {
                         with_topic(t, |e| unsafe { cb(ud, e) });

@@ -325,13 +325,7 @@ pub unsafe extern "C" fn rtm2_presence_set_state(
                 Ok((key, value))
             })
             .collect::<FfiResult<Vec<(&str, &str)>>>()?;
-        c.start(
-            "set_state",
-            cb,
-            user_data,
-            out_request_id,
-            |cl| cl.presence().set_state(channel, channel_type, pairs),
-        )
+        c.start("set_state", cb, user_data, out_request_id, |cl| cl.presence().set_state(channel, channel_type, pairs))
     })
 }
 
@@ -392,12 +386,8 @@ pub unsafe extern "C" fn rtm2_presence_remove_state(
         let channel_type = channel_type_arg(channel_type)?;
         let keys: Vec<String> =
             unsafe { borrow_str_array(keys, key_count, "keys") }?.into_iter().map(String::from).collect();
-        c.start(
-            "remove_state",
-            cb,
-            user_data,
-            out_request_id,
-            |cl| cl.presence().remove_state(channel, channel_type, keys),
-        )
+        c.start("remove_state", cb, user_data, out_request_id, |cl| {
+            cl.presence().remove_state(channel, channel_type, keys)
+        })
     })
 }

@@ -1,12 +1,21 @@
 //! `rtm2_result`: what a completion callback receives, and the borrowed C views of the core's
-//! results (join snapshot, per-user subscribe_topic results, subscribed-user lists).
+//! results (join snapshot, per-user subscribe_topic results, subscribed-user lists; the views
+//! of presence, metadata and locks live in their modules).
 
 use std::ffi::{CString, c_char};
 use std::ptr;
 
-use rtm2_core::{JoinResult, SubscribeTopicResult, TopicInfo};
+use rtm2_core::{
+    ChannelInfo, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult, TopicInfo,
+    UserState,
+};
 
+use crate::lock::{CLocks, rtm2_lock_list};
+use crate::presence::{
+    rtm2_channel_list, rtm2_online_users, rtm2_user_state, with_channels, with_online_users, with_user_state,
+};
 use crate::ptr::cstring;
+use crate::storage::{CMetadata, c_metadata_write, rtm2_metadata, rtm2_metadata_write};
 
 /// One publisher of a topic. Borrowed: valid only during the callback that received it.
 #[repr(C)]
@@ -84,7 +93,13 @@ pub struct rtm2_user_list {
 pub struct rtm2_result {
     /// The operation: `"login"`, `"logout"`, `"renew_token"`, `"subscribe"`, `"unsubscribe"`,
     /// `"publish"`, `"join"`, `"leave"`, `"join_topic"`, `"leave_topic"`, `"publish_topic"`,
-    /// `"subscribe_topic"`, `"unsubscribe_topic"`, `"get_subscribed_users"`.
+    /// `"subscribe_topic"`, `"unsubscribe_topic"`, `"get_subscribed_users"`;
+    /// `"get_online_users"` (also for who_now), `"get_user_channels"` (also for where_now),
+    /// `"set_state"`, `"get_state"`, `"remove_state"`; `"set_channel_metadata"`,
+    /// `"update_channel_metadata"`, `"remove_channel_metadata"`, `"get_channel_metadata"`, the
+    /// same four with `user`, `"subscribe_user_metadata"`, `"unsubscribe_user_metadata"`;
+    /// `"set_lock"`, `"remove_lock"`, `"acquire_lock"`, `"release_lock"`, `"revoke_lock"`,
+    /// `"get_locks"`.
     pub operation: *const c_char,
     /// Why it failed, in words; `""` on success.
     pub reason: *const c_char,
@@ -94,6 +109,38 @@ pub struct rtm2_result {
     pub subscribe_topic: *const rtm2_subscribe_topic_result,
     /// `get_subscribed_users` on success: the users; NULL otherwise.
     pub subscribed_users: *const rtm2_user_list,
+    /// `get_online_users` on success: one page of the users present; NULL otherwise.
+    pub online_users: *const rtm2_online_users,
+    /// `get_user_channels` on success: the channels; NULL otherwise.
+    pub user_channels: *const rtm2_channel_list,
+    /// `get_state` on success: the user's state; NULL otherwise.
+    pub user_state: *const rtm2_user_state,
+    /// A metadata write (`set_…`, `update_…`, `remove_…_metadata`) on success: the new major
+    /// revision and item count; NULL otherwise.
+    pub metadata_write: *const rtm2_metadata_write,
+    /// `get_channel_metadata` / `get_user_metadata` on success: the metadata; NULL otherwise.
+    pub metadata: *const rtm2_metadata,
+    /// `get_locks` on success: the channel's locks; NULL otherwise.
+    pub locks: *const rtm2_lock_list,
+}
+
+impl rtm2_result {
+    /// A result with no op-specific data (every data pointer NULL).
+    pub(crate) fn empty(operation: *const c_char, reason: *const c_char) -> Self {
+        rtm2_result {
+            operation,
+            reason,
+            join: ptr::null(),
+            subscribe_topic: ptr::null(),
+            subscribed_users: ptr::null(),
+            online_users: ptr::null(),
+            user_channels: ptr::null(),
+            user_state: ptr::null(),
+            metadata_write: ptr::null(),
+            metadata: ptr::null(),
+            locks: ptr::null(),
+        }
+    }
 }
 
 /// The data of a successful operation, kept in Rust form until delivery.
@@ -102,6 +149,12 @@ pub(crate) enum ResultData {
     Join(JoinResult),
     SubscribeTopic(SubscribeTopicResult),
     Users(Vec<String>),
+    OnlineUsers(OnlineUsers),
+    UserChannels(Vec<ChannelInfo>),
+    UserState(UserState),
+    MetadataWrite(MetadataWrite),
+    Metadata(Metadata),
+    Locks(Vec<LockDetail>),
 }
 
 /// Owned C strings whose addresses stay put (a `CString`'s buffer does not move with it).
@@ -183,13 +236,7 @@ impl CTopics {
 /// Builds the borrowed `rtm2_result` for a completion and calls `f` with it.
 pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f: impl FnOnce(&rtm2_result)) {
     let mut strings = Strings::default();
-    let mut result = rtm2_result {
-        operation: strings.add(operation),
-        reason: strings.add(reason),
-        join: ptr::null(),
-        subscribe_topic: ptr::null(),
-        subscribed_users: ptr::null(),
-    };
+    let mut result = rtm2_result::empty(strings.add(operation), strings.add(reason));
     match data {
         ResultData::None => f(&result),
         ResultData::Join(j) => {
@@ -223,6 +270,34 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             let list = CStrList::new(users);
             let ul = rtm2_user_list { users: list.ptr(), count: list.len() };
             result.subscribed_users = &ul;
+            f(&result)
+        }
+        ResultData::OnlineUsers(o) => with_online_users(o, |v| {
+            result.online_users = v;
+            f(&result)
+        }),
+        ResultData::UserChannels(c) => with_channels(c, |v| {
+            result.user_channels = v;
+            f(&result)
+        }),
+        ResultData::UserState(u) => with_user_state(u, |v| {
+            result.user_state = v;
+            f(&result)
+        }),
+        ResultData::MetadataWrite(w) => {
+            let v = c_metadata_write(w);
+            result.metadata_write = &v;
+            f(&result)
+        }
+        ResultData::Metadata(m) => {
+            let v = CMetadata::new(m);
+            result.metadata = v.view();
+            f(&result)
+        }
+        ResultData::Locks(l) => {
+            let locks = CLocks::new(l);
+            let v = rtm2_lock_list { locks: locks.ptr(), count: locks.len() };
+            result.locks = &v;
             f(&result)
         }
     }

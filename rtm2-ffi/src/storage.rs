@@ -126,7 +126,8 @@ impl CMetadata {
                 author: strings.add(&i.author),
             })
             .collect();
-        let view = rtm2_metadata { major_revision: m.major_revision, items: array_ptr(&items), item_count: items.len() };
+        let view =
+            rtm2_metadata { major_revision: m.major_revision, items: array_ptr(&items), item_count: items.len() };
         CMetadata { _strings: strings, _items: items, view }
     }
     pub(crate) fn view(&self) -> &rtm2_metadata {
@@ -382,7 +383,9 @@ pub unsafe extern "C" fn rtm2_storage_set_user_metadata(
 ) -> i32 {
     ffi_status(|| {
         let user = unsafe { borrow_opt_str(user_id, "user_id") }?.unwrap_or("");
-        unsafe { write(Write::Set, client, Target::User(user), items, item_count, options, cb, user_data, out_request_id) }
+        unsafe {
+            write(Write::Set, client, Target::User(user), items, item_count, options, cb, user_data, out_request_id)
+        }
     })
 }
 
@@ -479,13 +482,9 @@ pub unsafe extern "C" fn rtm2_storage_subscribe_user_metadata(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let user = unsafe { borrow_str(user_id, "user_id") }?;
-        c.start(
-            "subscribe_user_metadata",
-            cb,
-            user_data,
-            out_request_id,
-            |cl| cl.storage().subscribe_user_metadata(user),
-        )
+        c.start("subscribe_user_metadata", cb, user_data, out_request_id, |cl| {
+            cl.storage().subscribe_user_metadata(user)
+        })
     })
 }
 
@@ -505,12 +504,8 @@ pub unsafe extern "C" fn rtm2_storage_unsubscribe_user_metadata(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let user = unsafe { borrow_str(user_id, "user_id") }?;
-        c.start(
-            "unsubscribe_user_metadata",
-            cb,
-            user_data,
-            out_request_id,
-            |cl| cl.storage().unsubscribe_user_metadata(user),
-        )
+        c.start("unsubscribe_user_metadata", cb, user_data, out_request_id, |cl| {
+            cl.storage().unsubscribe_user_metadata(user)
+        })
     })
 }

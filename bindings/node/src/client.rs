@@ -1,4 +1,5 @@
-//! `NativeClient`: one `rtm2_core::Client`, its event receiver and the batch pump.
+//! `NativeClient`: one `rtm2_core::Client`, its event receiver and the batch pump; its
+//! presence, storage and lock services share its client slot ([`Shared`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -11,8 +12,36 @@ use rtm2_core::{Client, ClientConfig, Endpoint, EventReceiver, PublishOptions, S
 use crate::convert;
 use crate::error;
 use crate::events::{self, BatchFn, NativeSubscription};
+use crate::lock::NativeLock;
 use crate::op::{self, Cancel, CancelToken};
+use crate::presence::NativePresence;
+use crate::storage::NativeStorage;
 use crate::stream::NativeStreamChannel;
+
+/// The client of a `NativeClient`, shared with its service objects; `None` once closed (every
+/// later call then fails with 10018 INSTANCE_ALREADY_RELEASED).
+#[derive(Clone, Default)]
+pub(crate) struct Shared(Arc<Mutex<Option<Client>>>);
+
+impl Shared {
+    /// The client for one call of `op`, with its per-call timeout (`timeoutMs`) if given.
+    pub(crate) fn get(&self, op: &'static str, timeout_ms: Option<u32>) -> rtm2_core::Result<Client> {
+        let guard = self.0.lock().unwrap();
+        let c = guard.as_ref().ok_or_else(|| error::closed(op))?;
+        Ok(match op::timeout(timeout_ms) {
+            Some(t) => c.with_timeout(t),
+            None => c.clone(),
+        })
+    }
+
+    fn current(&self) -> Option<Client> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn take(&self) -> Option<Client> {
+        self.0.lock().unwrap().take()
+    }
+}
 
 /// Options of the native client. The JS layer maps the agora-style config onto these.
 #[napi(object)]
@@ -49,7 +78,7 @@ pub struct NativeSubscribeOptions {
 /// timeout (ms; the operation then fails with its RTM timeout code) and a cancel token.
 #[napi]
 pub struct NativeClient {
-    client: Mutex<Option<Client>>,
+    client: Shared,
     user_id: String,
     events: Arc<tokio::sync::Mutex<EventReceiver>>,
     pump: Mutex<Option<Arc<Cancel>>>,
@@ -57,12 +86,7 @@ pub struct NativeClient {
 
 impl NativeClient {
     fn client(&self, op: &'static str, timeout_ms: Option<u32>) -> rtm2_core::Result<Client> {
-        let guard = self.client.lock().unwrap();
-        let c = guard.as_ref().ok_or_else(|| error::closed(op))?;
-        Ok(match op::timeout(timeout_ms) {
-            Some(t) => c.with_timeout(t),
-            None => c.clone(),
-        })
+        self.client.get(op, timeout_ms)
     }
 
     fn sync<T>(&self, env: &Env, r: rtm2_core::Result<T>) -> napi::Result<T> {
@@ -93,7 +117,7 @@ impl NativeClient {
         };
         let client = make().map_err(|e| error::to_js(env, &e))?;
         let events = Arc::new(tokio::sync::Mutex::new(client.events()));
-        Ok(NativeClient { client: Mutex::new(Some(client)), user_id, events, pump: Mutex::new(None) })
+        Ok(NativeClient { client: Shared(Arc::new(Mutex::new(Some(client)))), user_id, events, pump: Mutex::new(None) })
     }
 
     /// The user id.
@@ -105,7 +129,7 @@ impl NativeClient {
     /// The state of the message connection (`'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, ...).
     #[napi]
     pub fn link_state(&self) -> String {
-        match self.client.lock().unwrap().as_ref() {
+        match self.client.current() {
             Some(c) => c.link_state().name().to_string(),
             None => rtm2_core::LinkState::IDLE.name().to_string(),
         }
@@ -136,7 +160,7 @@ impl NativeClient {
     /// fail with 10018 INSTANCE_ALREADY_RELEASED. Idempotent.
     #[napi]
     pub fn close(&self) {
-        let client = self.client.lock().unwrap().take();
+        let client = self.client.take();
         drop(client);
         self.stop_events();
     }
@@ -159,7 +183,7 @@ impl NativeClient {
     /// Logs out (never fails; a closed client is already logged out).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn logout<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let c = self.client.lock().unwrap().clone();
+        let c = self.client.current();
         op::promise(env, None, async move {
             match c {
                 Some(c) => c.logout().await,
@@ -261,10 +285,28 @@ impl NativeClient {
         self.sync(env, r).map(NativeStreamChannel::new)
     }
 
+    /// The presence service (who is where, per-channel user state).
+    #[napi]
+    pub fn presence(&self) -> NativePresence {
+        NativePresence::new(self.client.clone())
+    }
+
+    /// The storage service (channel and user metadata).
+    #[napi]
+    pub fn storage(&self) -> NativeStorage {
+        NativeStorage::new(self.client.clone())
+    }
+
+    /// The lock service.
+    #[napi]
+    pub fn lock(&self) -> NativeLock {
+        NativeLock::new(self.client.clone())
+    }
+
     /// Channels this client is subscribed to.
     #[napi]
     pub fn subscribed_channels(&self) -> Vec<String> {
-        self.client.lock().unwrap().as_ref().map(|c| c.subscribed_channels()).unwrap_or_default()
+        self.client.current().map(|c| c.subscribed_channels()).unwrap_or_default()
     }
 
     /// Applies tuning parameters (a JSON object); unknown keys fail with 10014.

@@ -1,4 +1,5 @@
-//! Events: conversion to the agora-rtm-sdk payload shapes, the batch pump (one threadsafe
+//! Events: conversion to the agora-rtm-sdk payload shapes (presence, storage and lock payloads
+//! are built in their service modules), the batch pump (one threadsafe
 //! function call per batch) and per-channel subscriptions (async iteration, one Promise per
 //! batch).
 
@@ -11,7 +12,10 @@ use napi_derive::napi;
 
 use rtm2_core::{Event, EventReceiver, MessageType, Subscription};
 
+use crate::lock::LockEvent;
 use crate::op::{self, CancelToken};
+use crate::presence::PresenceEvent;
+use crate::storage::StorageEvent;
 
 /// Most events handed to JavaScript in one call.
 pub(crate) const DEFAULT_BATCH: usize = 1024;
@@ -90,10 +94,14 @@ pub struct LinkStateEvent {
 /// One event of a batch: `kind` says which field is set.
 #[napi(object)]
 pub struct NativeEvent {
-    /// `'message'`, `'topic'`, `'linkState'`, `'tokenPrivilegeWillExpire'` or `'overflow'`.
+    /// `'message'`, `'topic'`, `'presence'`, `'storage'`, `'lock'`, `'linkState'`,
+    /// `'tokenPrivilegeWillExpire'` or `'overflow'`.
     pub kind: String,
     pub message: Option<MessageEvent>,
     pub topic: Option<TopicEvent>,
+    pub presence: Option<PresenceEvent>,
+    pub storage: Option<StorageEvent>,
+    pub lock: Option<LockEvent>,
     pub link_state: Option<LinkStateEvent>,
     /// tokenPrivilegeWillExpire: the stream channel, or `''` for the login token.
     pub channel_name: Option<String>,
@@ -135,6 +143,9 @@ fn convert(ev: Event) -> NativeEvent {
         kind: String::new(),
         message: None,
         topic: None,
+        presence: None,
+        storage: None,
+        lock: None,
         link_state: None,
         channel_name: None,
         dropped: None,
@@ -154,6 +165,18 @@ fn convert(ev: Event) -> NativeEvent {
                 total_topics: t.topics.len() as u32,
                 timestamp: t.timestamp_ms as f64,
             });
+        }
+        Event::Presence(p) => {
+            out.kind = "presence".into();
+            out.presence = Some(crate::presence::event(&p));
+        }
+        Event::Storage(st) => {
+            out.kind = "storage".into();
+            out.storage = Some(crate::storage::event(&st));
+        }
+        Event::Lock(l) => {
+            out.kind = "lock".into();
+            out.lock = Some(crate::lock::event(&l));
         }
         Event::LinkState(l) => {
             out.kind = "linkState".into();

@@ -7,16 +7,19 @@ mod client;
 mod convert;
 mod error;
 mod events;
+mod lock;
 pub mod log;
 mod op;
+mod presence;
+mod storage;
 mod stream;
 
 use napi::Env;
 use napi_derive::napi;
 
 use rtm2_core::{
-    ChannelType, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, MessagePriority, MessageQos, MessageType,
-    ServiceType, TopicEventType,
+    ChannelType, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority, MessageQos,
+    MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
 };
 
 /// Version of the SDK.
@@ -50,6 +53,10 @@ pub struct EnumNames {
     pub message_qos: Vec<String>,
     pub message_priority: Vec<String>,
     pub topic_event_type: Vec<String>,
+    pub presence_event_type: Vec<String>,
+    pub storage_type: Vec<String>,
+    pub storage_event_type: Vec<String>,
+    pub lock_event_type: Vec<String>,
     pub service_type: Vec<String>,
     pub link_state: Vec<String>,
     pub link_operation: Vec<String>,
@@ -67,6 +74,10 @@ pub fn enum_names() -> EnumNames {
         message_qos: names(MessageQos::from_u32, MessageQos::name),
         message_priority: names(MessagePriority::from_u32, MessagePriority::name),
         topic_event_type: names(TopicEventType::from_u32, TopicEventType::name),
+        presence_event_type: names(PresenceEventType::from_u32, PresenceEventType::name),
+        storage_type: names(StorageType::from_u32, StorageType::name),
+        storage_event_type: names(StorageEventType::from_u32, StorageEventType::name),
+        lock_event_type: names(LockEventType::from_u32, LockEventType::name),
         service_type: names(ServiceType::from_u32, ServiceType::name),
         link_state: names(LinkState::from_u32, LinkState::name),
         link_operation: names(LinkOperation::from_u32, LinkOperation::name),

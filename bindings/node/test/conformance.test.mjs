@@ -6,6 +6,7 @@
 
 import test from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -13,7 +14,7 @@ import { createRequire } from 'node:module'
 import { RTM, RTMError, buildToken, buildStreamToken } from 'rtm2'
 
 const require = createRequire(import.meta.url)
-const { APP_ID, CERT, WAIT_MS, REPO, startServer } = require('./helpers.js')
+const { APP_ID, CERT, WAIT_MS, REPO, RTM2_BIN, startServer } = require('./helpers.js')
 
 const DEFAULT_DIR = path.join(REPO, 'tests', 'conformance', 'scenarios')
 const SCENARIO_DIR = process.env.RTM2_CONFORMANCE_DIR || DEFAULT_DIR
@@ -116,6 +117,71 @@ function list(v) {
   return v === undefined || v === '' ? [] : v.split(',')
 }
 
+/** A list as a canonical set: sorted, comma-joined (list checks compare sets). */
+function set(values) {
+  return [...values].sort().join(',')
+}
+
+/** `k:v,k2:v2` (or the generators `count=`, `big_key=`, `big_value=`) as [key, value] pairs. */
+function pairs(opts, listKey) {
+  if (opts.has('count')) return Array.from({ length: Number(opts.get('count')) }, (_, i) => [`k${i}`, 'v'])
+  if (opts.has('big_key')) return [['x'.repeat(Number(opts.get('big_key'))), 'v']]
+  if (opts.has('big_value')) return [[`big${opts.get('big_value')}`, 'x'.repeat(Number(opts.get('big_value')))]]
+  return list(opts.get(listKey)).map((p) => {
+    const i = p.indexOf(':')
+    return i < 0 ? [p, ''] : [p.slice(0, i), p.slice(i + 1)]
+  })
+}
+
+/** `channel_type=` (default MESSAGE). */
+function channelType(opts) {
+  return opts.get('channel_type') ?? 'MESSAGE'
+}
+
+/** A state (key -> value object) as a set of `k:v`. */
+function stateSet(states) {
+  return set(Object.entries(states).map(([k, v]) => `${k}:${v}`))
+}
+
+/** The metadata write options of a step: `major=`, `lock=`, `record_ts=`, `record_author=`. */
+function metadataOptions(opts) {
+  return {
+    majorRevision: opts.has('major') ? Number(opts.get('major')) : undefined,
+    lockName: opts.get('lock'),
+    addTimeStamp: flag(opts, 'record_ts', false),
+    addUserId: flag(opts, 'record_author', false),
+  }
+}
+
+/** The items of a metadata write: `items=` (or a generator) with `revision=`, plus `keys=`. */
+function metadataItems(opts) {
+  const revision = opts.has('revision') ? Number(opts.get('revision')) : undefined
+  return [
+    ...pairs(opts, 'items').map(([key, value]) => ({ key, value, revision })),
+    ...list(opts.get('keys')).map((key) => ({ key })),
+  ]
+}
+
+function checkWrite(s, w) {
+  if (s.opts.has('result_major')) assert.equal(String(w.majorRevision), s.opts.get('result_major'), `line ${s.line}: major revision after the write`)
+  if (s.opts.has('total')) assert.equal(String(w.totalCount), s.opts.get('total'), `line ${s.line}: item count after the write`)
+}
+
+function checkMetadata(s, m) {
+  const o = s.opts
+  if (o.has('items')) {
+    const have = set(Object.entries(m.metadata).map(([k, d]) => `${k}:${d.value}`))
+    assert.equal(have, set(list(o.get('items'))), `line ${s.line}: items`)
+  }
+  if (o.has('major')) assert.equal(String(m.majorRevision), o.get('major'), `line ${s.line}: major revision`)
+  for (const [k, author] of pairs(o, 'authors')) {
+    assert.equal(m.metadata[k]?.authorUid, author, `line ${s.line}: author of ${k}`)
+  }
+  for (const k of list(o.get('stamped'))) {
+    assert.ok(m.metadata[k]?.updated > 0, `line ${s.line}: ${k} has no update time`)
+  }
+}
+
 /** Awaits `promise` within `ms` (the promise's own later failure is then ignored). */
 async function bounded(promise, what, ms = WAIT_MS) {
   let timer
@@ -196,8 +262,50 @@ function fields(ev, kind, line) {
   if (ev.kind === 'tokenPrivilegeWillExpire' && kind === 'token_will_expire') {
     return { channel: p }
   }
+  if (ev.kind === 'presence' && kind === 'presence') {
+    const i = p.interval
+    return {
+      type: p.eventType,
+      channel: p.channelName,
+      channel_type: p.channelType,
+      publisher: p.publisher,
+      states: stateSet(p.stateChanged),
+      snapshot: set(p.snapshot.map((u) => u.userId)),
+      joined: set(i?.join.users ?? []),
+      left: set(i?.leave.users ?? []),
+      timed_out: set(i?.timeout.users ?? []),
+      changed: set((i?.userStateList ?? []).map((u) => u.userId)),
+      total: String(i?.totalOccupancy ?? 0),
+    }
+  }
+  if (ev.kind === 'storage' && kind === 'storage') {
+    return {
+      type: p.eventType,
+      storage_type: p.storageType,
+      channel_type: p.channelType,
+      target: p.channelName,
+      publisher: p.publisher,
+      items: set(Object.entries(p.data.metadata).map(([k, d]) => `${k}:${d.value}`)),
+      major: String(p.data.majorRevision),
+    }
+  }
+  if (ev.kind === 'lock' && kind === 'lock') {
+    return {
+      type: p.eventType,
+      channel: p.channelName,
+      channel_type: p.channelType,
+      lock: p.lockName,
+      owner: p.owner,
+      publisher: p.publisher,
+      ttl: String(p.ttl),
+      snapshot: set(p.snapshot.map((d) => `${d.lockName}:${d.owner}`)),
+    }
+  }
   return null
 }
+
+/** Fields whose expected value is a list, compared as a set. */
+const LIST_FIELDS = new Set(['snapshot', 'joined', 'left', 'timed_out', 'changed', 'states', 'items'])
 
 // ---------------------------------------------------------------------------------------------
 // The runner
@@ -210,6 +318,10 @@ class Runner {
   cert = false
   /** name -> { rtm, events, user } */
   clients = new Map()
+  /** name -> the promise of the operation begun with `start` */
+  started = new Map()
+  /** name -> the ghost's child process */
+  ghosts = new Map()
 
   async start(w) {
     const mode = w[1] ?? 'dev'
@@ -221,9 +333,15 @@ class Runner {
       else if (x === 'rate_limits=reference') this.rateLimits = true
       else if (x === 'rate_limits=off') this.rateLimits = false
       else if (x.startsWith('rate_limits=')) throw new Error(`unknown ${x}`)
+      else if (x.startsWith('ttl_unit_ms=')) this.args.push('--ttl-unit-ms', x.slice('ttl_unit_ms='.length))
+      else if (x.startsWith('presence_announce_max=')) {
+        this.args.push('--presence-announce-max', x.slice('presence_announce_max='.length))
+      } else if (x.startsWith('presence_interval_ms=')) {
+        this.args.push('--presence-interval-ms', x.slice('presence_interval_ms='.length))
+      }
     }
     if (this.cert) {
-      this.args = ['--app-id', APP_ID, '--app-certificate', CERT, '--token-notice-secs', String(notice)]
+      this.args.push('--app-id', APP_ID, '--app-certificate', CERT, '--token-notice-secs', String(notice))
     }
     this.server = await startServer(this.args, { rateLimits: this.rateLimits })
   }
@@ -257,7 +375,8 @@ class Runner {
       ?.slice('user='.length) ?? name
     const rtm = new RTM(APP_ID, user, { endpoint: this.endpoint, reconnectInitialBackoffMs: 20 })
     const events = new EventQueue()
-    for (const kind of ['message', 'topic', 'linkState', 'tokenPrivilegeWillExpire', 'overflow']) {
+    const kinds = ['message', 'topic', 'presence', 'storage', 'lock', 'linkState', 'tokenPrivilegeWillExpire', 'overflow']
+    for (const kind of kinds) {
       rtm.on(kind, (payload) => events.push({ kind, payload }))
     }
     this.clients.set(name, { rtm, events, user })
@@ -305,6 +424,8 @@ class Runner {
         const sub = await rtm.subscribe(a(0), {
           withMessage: flag(o, 'with_message', true),
           withPresence: flag(o, 'with_presence', true),
+          withMetadata: flag(o, 'with_metadata', false),
+          withLock: flag(o, 'with_lock', false),
           beQuiet: flag(o, 'be_quiet', false),
         })
         // The runner reads the client's events; this handle's own queue is not needed.
@@ -326,7 +447,13 @@ class Runner {
       }
       case 'join': {
         const token = this.token(o.get('token'), user, a(0))
-        await rtm.createStreamChannel(a(0)).join({ token })
+        await rtm.createStreamChannel(a(0)).join({
+          token,
+          withPresence: flag(o, 'with_presence', true),
+          withMetadata: flag(o, 'with_metadata', false),
+          withLock: flag(o, 'with_lock', false),
+          beQuiet: flag(o, 'be_quiet', false),
+        })
         return
       }
       case 'leave':
@@ -356,8 +483,126 @@ class Runner {
         return
       }
       default:
+        return this.serviceOp(s, rtm, a)
+    }
+  }
+
+  /** The presence, storage and lock steps. */
+  async serviceOp(s, rtm, a) {
+    const o = s.opts
+    const type = channelType(o)
+    const { presence, storage, lock } = rtm
+    switch (s.op) {
+      case 'set_state':
+        return presence.setState(a(0), type, pairs(o, 'states'))
+      case 'get_state': {
+        const r = await presence.getState(a(1), a(0), type)
+        if (o.has('states')) assert.equal(stateSet(r.states), set(list(o.get('states'))), `line ${s.line}: state`)
+        return
+      }
+      case 'remove_state':
+        return presence.removeState(a(0), type, { states: list(o.get('keys')) })
+      case 'who_now': {
+        const r = await presence.whoNow(a(0), type, {
+          includedUserId: flag(o, 'include_user_id', true),
+          includedState: flag(o, 'include_state', false),
+        })
+        if (o.has('users')) assert.equal(set(r.occupants.map((u) => u.userId)), set(list(o.get('users'))), `line ${s.line}: users`)
+        if (o.has('total')) assert.equal(String(r.totalOccupancy), o.get('total'), `line ${s.line}: total occupancy`)
+        return
+      }
+      case 'where_now': {
+        const r = await presence.whereNow(a(0))
+        if (o.has('channels')) {
+          const have = set(r.channels.map((c) => `${c.channelType}:${c.channelName}`))
+          assert.equal(have, set(list(o.get('channels'))), `line ${s.line}: channels`)
+        }
+        return
+      }
+      case 'set_channel_metadata':
+      case 'update_channel_metadata': {
+        const method = s.op === 'set_channel_metadata' ? 'setChannelMetadata' : 'updateChannelMetadata'
+        return checkWrite(s, await storage[method](a(0), type, metadataItems(o), metadataOptions(o)))
+      }
+      case 'remove_channel_metadata':
+        return checkWrite(s, await storage.removeChannelMetadata(a(0), type, { ...metadataOptions(o), data: metadataItems(o) }))
+      case 'get_channel_metadata':
+        return checkMetadata(s, await storage.getChannelMetadata(a(0), type))
+      case 'set_user_metadata':
+      case 'update_user_metadata': {
+        const method = s.op === 'set_user_metadata' ? 'setUserMetadata' : 'updateUserMetadata'
+        return checkWrite(s, await storage[method](metadataItems(o), { ...metadataOptions(o), userId: a(0) }))
+      }
+      case 'remove_user_metadata':
+        return checkWrite(s, await storage.removeUserMetadata({ ...metadataOptions(o), userId: a(0), data: metadataItems(o) }))
+      case 'get_user_metadata':
+        return checkMetadata(s, await storage.getUserMetadata({ userId: a(0) }))
+      case 'subscribe_user_metadata':
+        return storage.subscribeUserMetadata(a(0))
+      case 'unsubscribe_user_metadata':
+        return storage.unsubscribeUserMetadata(a(0))
+      case 'set_lock':
+        return lock.setLock(a(0), type, a(1), { ttl: o.has('ttl') ? Number(o.get('ttl')) : undefined })
+      case 'remove_lock':
+        return lock.removeLock(a(0), type, a(1))
+      case 'acquire_lock':
+        return lock.acquireLock(a(0), type, a(1), { retry: flag(o, 'retry', false) })
+      case 'release_lock':
+        return lock.releaseLock(a(0), type, a(1))
+      case 'revoke_lock':
+        return lock.revokeLock(a(0), type, a(1), a(2))
+      case 'get_locks': {
+        const r = await lock.getLock(a(0), type)
+        if (o.has('locks')) {
+          const have = set(r.lockDetails.map((d) => `${d.lockName}:${d.owner}`))
+          assert.equal(have, set(list(o.get('locks'))), `line ${s.line}: locks`)
+        }
+        return
+      }
+      default:
         throw new Error(`line ${s.line}: unknown operation ${s.op}`)
     }
+  }
+
+  /**
+   * A user in another process: `rtm2 subscribe` with presence timeout 5 s, optionally holding a
+   * lock of the channel; resolves once it printed that it subscribed (and acquired the lock).
+   */
+  async ghost(w, lineNo) {
+    const [, name, channel] = w
+    if (!name || !channel) throw new Error(`line ${lineNo}: ghost needs a name and a channel`)
+    const lockName = w
+      .slice(3)
+      .find((x) => x.startsWith('lock='))
+      ?.slice('lock='.length)
+    const args = ['subscribe', '--endpoint', this.endpoint, '--app-id', APP_ID, '--user-id', name]
+    args.push('--token', this.token('auto', name), '--presence-timeout', '5')
+    if (lockName !== undefined) args.push('--acquire-lock', `${channel}:${lockName}`)
+    args.push(channel)
+    const child = spawn(RTM2_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.ghosts.set(name, child)
+    const wanted = [`subscribed to ${channel}`, ...(lockName !== undefined ? [`acquired lock ${lockName}`] : [])]
+    let stderr = ''
+    const ready = new Promise((resolve, reject) => {
+      child.stderr.setEncoding('utf8')
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk
+        if (wanted.every((l) => stderr.split('\n').includes(l))) resolve()
+      })
+      child.on('exit', (code, signal) => reject(new Error(`ghost ${name} exited (${code ?? signal}): ${stderr}`)))
+      child.on('error', reject)
+    })
+    await bounded(ready, `line ${lineNo}: ghost ${name} (${wanted.join(', ')})`)
+  }
+
+  /** Kills a ghost's process (SIGKILL: no logout) and waits for it to end. */
+  async kill(name, lineNo) {
+    const child = this.ghosts.get(name)
+    if (!child) throw new Error(`line ${lineNo}: no ghost ${name}`)
+    this.ghosts.delete(name)
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await bounded(exited, `line ${lineNo}: ghost ${name} to exit`)
   }
 
   async expect(s) {
@@ -372,7 +617,7 @@ class Runner {
       let mismatch = null
       for (const [k, want] of [...s.opts].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
         if (!(k in got)) throw new Error(`line ${s.line}: unknown field ${k}`)
-        if (got[k] !== want) {
+        if (got[k] !== (LIST_FIELDS.has(k) ? set(list(want)) : want)) {
           mismatch = [k, want]
           break
         }
@@ -390,10 +635,28 @@ class Runner {
 
   async runStep(s) {
     if (s.op === 'expect') return this.expect(s)
+    if (s.op === 'start') {
+      // The operation's request is queued now (so it goes before later steps' requests); its
+      // outcome is checked by `finish`.
+      if (s.args.length === 0) throw new Error(`line ${s.line}: start needs an operation`)
+      if (this.started.has(s.actor)) throw new Error(`line ${s.line}: ${s.actor} already started an operation`)
+      const inner = { ...s, op: s.args[0], args: s.args.slice(1) }
+      const p = this.op(inner)
+      p.catch(() => {})
+      this.started.set(s.actor, p)
+      return
+    }
     const what = `line ${s.line}: ${s.actor} ${s.op}`
     let error = null
     try {
-      await bounded(this.op(s), what)
+      if (s.op === 'finish') {
+        const p = this.started.get(s.actor)
+        if (p === undefined) throw new Error(`line ${s.line}: ${s.actor} started nothing`)
+        this.started.delete(s.actor)
+        await bounded(p, `${what}: the started operation`)
+      } else {
+        await bounded(this.op(s), what)
+      }
     } catch (e) {
       if (!(e instanceof RTMError)) throw e
       error = e
@@ -407,8 +670,9 @@ class Runner {
     }
   }
 
-  /** Closes every client, then stops the server (bounded). */
+  /** Kills the ghosts, closes every client, then stops the server (bounded). */
   async close() {
+    await Promise.allSettled([...this.ghosts.keys()].map((name) => this.kill(name, 'end')))
     const all = [...this.clients.values()].map((c) => c.rtm.close())
     this.clients.clear()
     await bounded(Promise.allSettled(all), 'the clients to close')
@@ -443,6 +707,10 @@ async function runScenario(file) {
         await runner.start(w)
       } else if (w[0] === 'client') {
         need().addClient(w)
+      } else if (w[0] === 'ghost') {
+        await need().ghost(w, lineNo)
+      } else if (w[0] === 'kill') {
+        await need().kill(w[1], lineNo)
       } else if (w[0] === 'repeat') {
         const n = Number(w[1])
         if (!Number.isInteger(n) || n < 0) throw new Error(`line ${lineNo}: bad repeat count ${w[1]}`)

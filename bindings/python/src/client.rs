@@ -14,13 +14,27 @@ use rtm2_core::{
 
 use crate::bridge::future;
 use crate::errors::{rtm_error, to_py};
+use crate::lock::NativeLock;
+use crate::presence::NativePresence;
 use crate::receivers::{NativeEventReceiver, NativeSubscription};
 use crate::runtime;
+use crate::storage::NativeStorage;
 use crate::stream::NativeStreamChannel;
 
 /// Looks an enum value up by its reference name (`"MESSAGE"`, `"ORDERED"`, ...).
 pub fn by_name<T: Copy>(name: &str, from_u32: fn(u32) -> Option<T>, name_of: fn(T) -> &'static str) -> Option<T> {
     (0..=64).filter_map(from_u32).find(|v| name_of(*v) == name)
+}
+
+/// A channel type by its reference name (10019 for a name that is not one).
+pub fn channel_type(operation: &str, name: &str) -> PyResult<ChannelType> {
+    by_name(name, ChannelType::from_u32, ChannelType::name).ok_or_else(|| {
+        rtm_error(
+            ErrorCode::INVALID_CHANNEL_TYPE,
+            operation,
+            format!("channel_type must be \"MESSAGE\" or \"STREAM\", got {name:?}"),
+        )
+    })
 }
 
 /// A str payload is STRING, a bytes-like one BINARY.
@@ -53,7 +67,8 @@ impl NativeClient {
             .ok_or_else(|| rtm_error(ErrorCode::INSTANCE_ALREADY_RELEASED, operation, "the client is closed"))
     }
 
-    fn timed(&self, operation: &str, timeout: Option<f64>) -> PyResult<Client> {
+    /// The client, with a per-call timeout when one is given.
+    pub(crate) fn timed(&self, operation: &str, timeout: Option<f64>) -> PyResult<Client> {
         let c = self.client(operation)?;
         Ok(match runtime::timeout(operation, timeout)? {
             Some(t) => c.with_timeout(t),
@@ -157,6 +172,21 @@ impl NativeClient {
     fn stream_channel(&self, name: &str) -> PyResult<NativeStreamChannel> {
         let c = self.client("stream_channel")?;
         Ok(NativeStreamChannel::new(c.stream_channel(name).map_err(to_py)?))
+    }
+
+    /// The presence service (it uses this handle: closing the client ends it too).
+    fn presence(slf: &Bound<'_, Self>) -> NativePresence {
+        NativePresence::new(slf.clone().unbind())
+    }
+
+    /// The storage service.
+    fn storage(slf: &Bound<'_, Self>) -> NativeStorage {
+        NativeStorage::new(slf.clone().unbind())
+    }
+
+    /// The lock service.
+    fn lock(slf: &Bound<'_, Self>) -> NativeLock {
+        NativeLock::new(slf.clone().unbind())
     }
 
     /// A receiver of every event of this client from now on.

@@ -9,9 +9,13 @@ use rtm2_core::ErrorCode;
 mod bridge;
 mod client;
 mod errors;
+mod lock;
 mod logging;
+mod presence;
 mod receivers;
 mod runtime;
+mod services;
+mod storage;
 mod stream;
 mod types;
 
@@ -45,6 +49,32 @@ fn error_codes() -> Vec<(u32, &'static str, &'static str)> {
     ErrorCode::ALL.iter().map(|c| (c.code(), c.name(), c.message())).collect()
 }
 
+/// The values of an enumeration: `(name, number)`, ascending.
+fn values<T: Copy>(from_u32: fn(u32) -> Option<T>, name: fn(T) -> &'static str) -> Vec<(&'static str, u32)> {
+    (0..=64).filter_map(|n| from_u32(n).map(|v| (name(v), n))).collect()
+}
+
+/// The RTM enumerations: `(enum name, [(value name, number), ...])` for each.
+#[pyfunction]
+fn enum_tables() -> Vec<(&'static str, Vec<(&'static str, u32)>)> {
+    use rtm2_core::*;
+    vec![
+        ("ChannelType", values(ChannelType::from_u32, ChannelType::name)),
+        ("MessageType", values(MessageType::from_u32, MessageType::name)),
+        ("MessageQos", values(MessageQos::from_u32, MessageQos::name)),
+        ("MessagePriority", values(MessagePriority::from_u32, MessagePriority::name)),
+        ("TopicEventType", values(TopicEventType::from_u32, TopicEventType::name)),
+        ("PresenceEventType", values(PresenceEventType::from_u32, PresenceEventType::name)),
+        ("StorageType", values(StorageType::from_u32, StorageType::name)),
+        ("StorageEventType", values(StorageEventType::from_u32, StorageEventType::name)),
+        ("LockEventType", values(LockEventType::from_u32, LockEventType::name)),
+        ("ServiceType", values(ServiceType::from_u32, ServiceType::name)),
+        ("LinkState", values(LinkState::from_u32, LinkState::name)),
+        ("LinkOperation", values(LinkOperation::from_u32, LinkOperation::name)),
+        ("LinkStateChangeReason", values(LinkStateChangeReason::from_u32, LinkStateChangeReason::name)),
+    ]
+}
+
 #[pymodule]
 fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -53,11 +83,15 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_token, m)?)?;
     m.add_function(wrap_pyfunction!(build_stream_token, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(enum_tables, m)?)?;
     m.add_function(wrap_pyfunction!(logging::set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(logging::stop_logging, m)?)?;
     m.add_class::<bridge::LoopBridge>()?;
     m.add_class::<client::NativeClient>()?;
     m.add_class::<stream::NativeStreamChannel>()?;
+    m.add_class::<presence::NativePresence>()?;
+    m.add_class::<storage::NativeStorage>()?;
+    m.add_class::<lock::NativeLock>()?;
     m.add_class::<receivers::NativeEventReceiver>()?;
     m.add_class::<receivers::NativeSubscription>()?;
     m.add_class::<types::MessageEvent>()?;
@@ -70,5 +104,16 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::JoinResult>()?;
     m.add_class::<types::SubscribeTopicResult>()?;
     m.add_class::<types::FailedUser>()?;
+    m.add_class::<services::UserState>()?;
+    m.add_class::<services::OnlineUsers>()?;
+    m.add_class::<services::ChannelInfo>()?;
+    m.add_class::<services::PresenceInterval>()?;
+    m.add_class::<services::PresenceEvent>()?;
+    m.add_class::<services::MetadataItem>()?;
+    m.add_class::<services::Metadata>()?;
+    m.add_class::<services::MetadataWrite>()?;
+    m.add_class::<services::StorageEvent>()?;
+    m.add_class::<services::LockDetail>()?;
+    m.add_class::<services::LockEvent>()?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Frozen, dataclass-like Python objects for events and results: readable `repr`, equality
 //! by fields, `to_dict()`. Enumerations are their reference names (`"MESSAGE"`, `"CONNECTED"`);
-//! sequences are tuples.
+//! sequences are tuples, presence states are dicts. The records of presence, storage and locks
+//! are in services.rs.
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -8,8 +9,10 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use rtm2_core::Event;
 
+use crate::services;
+
 macro_rules! record {
-    ($(#[$m:meta])* $name:ident { $($field:ident),* $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($field:ident),* $(,)? } $(methods { $($extra:tt)* })?) => {
         $(#[$m])*
         #[pyclass(module = "rtm2", frozen, get_all)]
         pub struct $name {
@@ -32,8 +35,8 @@ macro_rules! record {
             fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
                 let Ok(other) = other.cast::<$name>() else { return Ok(py.NotImplemented()) };
                 let other = other.get();
-                $(if !self.$field.bind(py).eq(other.$field.bind(py))? { return false.into_py_any(py); })*
-                true.into_py_any(py)
+                $(if !self.$field.bind(py).eq(other.$field.bind(py))? { return ::pyo3::IntoPyObjectExt::into_py_any(false, py); })*
+                ::pyo3::IntoPyObjectExt::into_py_any(true, py)
             }
 
             /// The fields as a dict (nested records stay objects).
@@ -42,9 +45,12 @@ macro_rules! record {
                 $(d.set_item(stringify!($field), self.$field.bind(py))?;)*
                 Ok(d)
             }
+
+            $($($extra)*)?
         }
     };
 }
+pub(crate) use record;
 
 record!(
     /// A received message (message channel, user channel or stream topic).
@@ -90,15 +96,15 @@ record!(
     FailedUser { user_id, code, reason }
 );
 
-fn s(py: Python<'_>, v: &str) -> Py<PyAny> {
+pub(crate) fn s(py: Python<'_>, v: &str) -> Py<PyAny> {
     PyString::new(py, v).into_any().unbind()
 }
 
-fn any<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> PyResult<Py<PyAny>> {
+pub(crate) fn any<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> PyResult<Py<PyAny>> {
     v.into_py_any(py)
 }
 
-fn tuple<'py, T, I>(py: Python<'py>, items: I) -> PyResult<Py<PyAny>>
+pub(crate) fn tuple<'py, T, I>(py: Python<'py>, items: I) -> PyResult<Py<PyAny>>
 where
     T: IntoPyObject<'py>,
     I: IntoIterator<Item = T>,
@@ -177,6 +183,9 @@ pub fn event(py: Python<'_>, ev: &Event) -> PyResult<Py<PyAny>> {
             any(py, TokenPrivilegeWillExpireEvent { channel: any(py, ch.as_deref())? })
         }
         Event::Overflow { dropped } => any(py, OverflowEvent { dropped: any(py, *dropped)? }),
+        Event::Presence(p) => services::presence_event(py, p),
+        Event::Storage(e) => services::storage_event(py, e),
+        Event::Lock(e) => services::lock_event(py, e),
     }
 }
 

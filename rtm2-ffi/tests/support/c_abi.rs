@@ -3,7 +3,9 @@
 //!
 //! Sequences of C-ABI calls driven by fuzzer bytes: NULL handles and arguments, invalid UTF-8,
 //! oversized names and payloads, unknown flags and enum values, use after logout, re-entrant
-//! callbacks (publishing from a completion) and freeing the client from inside a callback.
+//! callbacks (publishing from a completion) and freeing the client from inside a callback;
+//! presence, storage and lock calls with fuzzed names, pairs, revisions and options (their
+//! events are walked field by field).
 //! Checks: no crash or sanitizer report, every call returns a status at once, and every
 //! accepted operation completes exactly once (also when the client is freed).
 
@@ -16,9 +18,13 @@ use std::time::{Duration, Instant};
 
 use rtm2::client::*;
 use rtm2::config::*;
+use rtm2::events::{rtm2_lock_event, rtm2_presence_event, rtm2_storage_event};
 use rtm2::listener::rtm2_listener;
+use rtm2::lock::*;
+use rtm2::presence::*;
 use rtm2::results::rtm2_result;
 use rtm2::status::*;
+use rtm2::storage::*;
 use rtm2::stream_channel::*;
 use rtm2::token::*;
 
@@ -69,6 +75,69 @@ unsafe extern "C" fn on_done(user_data: *mut c_void, request_id: u64, status: i3
 unsafe extern "C" fn on_destroy(user_data: *mut c_void) {
     let h = unsafe { &*(user_data as *const Harness) };
     h.destroyed.store(true, Ordering::Release);
+}
+
+/// Reads a borrowed C string to its end (so a sanitizer sees a bad pointer).
+unsafe fn touch(p: *const c_char) -> usize {
+    assert!(!p.is_null(), "a string of an event is NULL");
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().len()
+}
+
+/// A borrowed C array as a slice (NULL only with a count of 0).
+unsafe fn items<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    if n == 0 {
+        return &[];
+    }
+    assert!(!p.is_null(), "an array of an event is NULL with {n} entries");
+    unsafe { std::slice::from_raw_parts(p, n) }
+}
+
+unsafe fn touch_user_states(users: &[rtm2_user_state]) -> usize {
+    let mut n = 0;
+    for u in users {
+        n += unsafe { touch(u.user_id) };
+        for st in unsafe { items(u.states, u.state_count) } {
+            n += unsafe { touch(st.key) + touch(st.value) };
+        }
+    }
+    n
+}
+
+unsafe extern "C" fn on_presence(_: *mut c_void, e: *const rtm2_presence_event) {
+    let e = unsafe { &*e };
+    let mut n = unsafe { touch(e.channel) + touch(e.publisher) };
+    for st in unsafe { items(e.states, e.state_count) } {
+        n += unsafe { touch(st.key) + touch(st.value) };
+    }
+    n += unsafe { touch_user_states(items(e.snapshot, e.snapshot_count)) };
+    if let Some(i) = unsafe { e.interval.as_ref() } {
+        for list in [(i.joined, i.joined_count), (i.left, i.left_count), (i.timed_out, i.timed_out_count)] {
+            for &u in unsafe { items(list.0, list.1) } {
+                n += unsafe { touch(u) };
+            }
+        }
+        n += unsafe { touch_user_states(items(i.states, i.state_count)) };
+    }
+    std::hint::black_box(n);
+}
+
+unsafe extern "C" fn on_storage(_: *mut c_void, e: *const rtm2_storage_event) {
+    let e = unsafe { &*e };
+    let mut n = unsafe { touch(e.target) + touch(e.publisher) };
+    let data = unsafe { e.data.as_ref() }.expect("storage event without data");
+    for it in unsafe { items(data.items, data.item_count) } {
+        n += unsafe { touch(it.key) + touch(it.value) + touch(it.author) };
+    }
+    std::hint::black_box(n);
+}
+
+unsafe extern "C" fn on_lock(_: *mut c_void, e: *const rtm2_lock_event) {
+    let e = unsafe { &*e };
+    let mut n = unsafe { touch(e.channel) + touch(e.lock_name) + touch(e.owner) + touch(e.publisher) };
+    for l in unsafe { items(e.snapshot, e.snapshot_count) } {
+        n += unsafe { touch(l.name) + touch(l.owner) };
+    }
+    std::hint::black_box(n);
 }
 
 /// Request ids accepted (status 0) during the current input.
@@ -137,6 +206,9 @@ pub fn run(data: &[u8]) {
         on_link_state: None,
         on_token_will_expire: None,
         on_overflow: None,
+        on_presence: Some(on_presence),
+        on_storage: Some(on_storage),
+        on_lock: Some(on_lock),
     };
     let mut client = ptr::null_mut();
     assert_eq!(unsafe { rtm2_client_new(config, &listener, &mut client) }, 0);
@@ -288,6 +360,7 @@ pub fn run(data: &[u8]) {
                 }
             }
             13 => harness.reenter.store(true, Ordering::Release),
+            14 if op & 0x20 != 0 => accept(unsafe { service_call(&mut input, c, ud, &mut id) }, id),
             14 => {
                 let mut state = 0u32;
                 let _ = unsafe { rtm2_client_get_link_state(c, &mut state) };
@@ -332,5 +405,80 @@ pub fn run(data: &[u8]) {
     let completions = harness.completions.lock().unwrap();
     for id in PENDING.lock().unwrap().iter() {
         assert_eq!(completions.get(id).copied().unwrap_or(0), 1, "request {id} did not complete exactly once");
+    }
+}
+
+/// One presence, storage or lock call chosen and filled by the input; returns its status.
+///
+/// # Safety
+/// `c` is NULL or the live client; `ud` the harness.
+unsafe fn service_call(input: &mut Input<'_>, c: *mut rtm2_client, ud: *mut c_void, id: &mut u64) -> i32 {
+    let which = input.byte().unwrap_or(0);
+    let ch = input.string();
+    let ty = input.byte().unwrap_or(1) as u32 % 5;
+    let (a, b) = (input.string(), input.string());
+    let n = input.byte().unwrap_or(1) as usize % 3;
+    let cb = Some(on_done as unsafe extern "C" fn(*mut c_void, u64, i32, *const rtm2_result));
+    let pairs =
+        [rtm2_state_item { key: cptr(&a), value: cptr(&b) }, rtm2_state_item { key: c"k".as_ptr(), value: cptr(&b) }];
+    let keys = [cptr(&a), c"k".as_ptr()];
+    let revision = i64::from(input.byte().unwrap_or(0xff) as i8);
+    let meta = [
+        rtm2_metadata_item { key: cptr(&a), value: cptr(&b), revision, updated_ms: 0, author: ptr::null() },
+        rtm2_metadata_item { key: c"k".as_ptr(), value: ptr::null(), revision: -1, updated_ms: 7, author: cptr(&b) },
+    ];
+    let mut mo = rtm2_metadata_options {
+        struct_size: 0,
+        major_revision: 0,
+        lock_name: ptr::null(),
+        record_ts: false,
+        record_author: false,
+    };
+    unsafe { rtm2_metadata_options_init(&mut mo) };
+    mo.major_revision = revision;
+    mo.lock_name = if which & 0x40 != 0 { cptr(&b) } else { ptr::null() };
+    mo.record_ts = which & 0x80 != 0;
+    mo.record_author = which & 0x20 != 0;
+    let mo_ptr: *const rtm2_metadata_options = if which & 0x10 != 0 { &mo } else { ptr::null() };
+    let mut wo = rtm2_get_online_users_options {
+        struct_size: 0,
+        include_user_id: false,
+        include_state: false,
+        page: ptr::null(),
+    };
+    unsafe { rtm2_get_online_users_options_init(&mut wo) };
+    wo.include_user_id = which & 0x40 == 0;
+    wo.include_state = which & 0x80 != 0;
+    wo.page = cptr(&b);
+    let wo_ptr: *const rtm2_get_online_users_options = if which & 0x10 != 0 { &wo } else { ptr::null() };
+    let kind = (which >> 4) % 3;
+    unsafe {
+        match which % 12 {
+            0 => rtm2_presence_get_online_users(c, cptr(&ch), ty, wo_ptr, cb, ud, id),
+            1 => rtm2_presence_where_now(c, cptr(&a), cb, ud, id),
+            2 => rtm2_presence_set_state(c, cptr(&ch), ty, pairs.as_ptr(), n, cb, ud, id),
+            3 => rtm2_presence_get_state(c, cptr(&ch), ty, cptr(&a), cb, ud, id),
+            4 => rtm2_presence_remove_state(c, cptr(&ch), ty, keys.as_ptr(), n, cb, ud, id),
+            5 => match kind {
+                0 => rtm2_storage_set_channel_metadata(c, cptr(&ch), ty, meta.as_ptr(), n, mo_ptr, cb, ud, id),
+                1 => rtm2_storage_update_channel_metadata(c, cptr(&ch), ty, meta.as_ptr(), n, mo_ptr, cb, ud, id),
+                _ => rtm2_storage_remove_channel_metadata(c, cptr(&ch), ty, meta.as_ptr(), n, mo_ptr, cb, ud, id),
+            },
+            6 => match kind {
+                0 => rtm2_storage_set_user_metadata(c, cptr(&a), meta.as_ptr(), n, mo_ptr, cb, ud, id),
+                1 => rtm2_storage_update_user_metadata(c, cptr(&a), meta.as_ptr(), n, mo_ptr, cb, ud, id),
+                _ => rtm2_storage_remove_user_metadata(c, cptr(&a), meta.as_ptr(), n, mo_ptr, cb, ud, id),
+            },
+            7 if kind == 0 => rtm2_storage_get_channel_metadata(c, cptr(&ch), ty, cb, ud, id),
+            7 => rtm2_storage_get_user_metadata(c, cptr(&a), cb, ud, id),
+            8 if kind == 0 => rtm2_storage_unsubscribe_user_metadata(c, cptr(&a), cb, ud, id),
+            8 => rtm2_storage_subscribe_user_metadata(c, cptr(&a), cb, ud, id),
+            9 if kind == 0 => rtm2_lock_remove(c, cptr(&ch), ty, cptr(&a), cb, ud, id),
+            9 => rtm2_lock_set(c, cptr(&ch), ty, cptr(&a), n as u32 * 200, cb, ud, id),
+            10 if kind == 0 => rtm2_lock_release(c, cptr(&ch), ty, cptr(&a), cb, ud, id),
+            10 => rtm2_lock_acquire(c, cptr(&ch), ty, cptr(&a), kind == 2, cb, ud, id),
+            _ if kind == 0 => rtm2_lock_get_locks(c, cptr(&ch), ty, cb, ud, id),
+            _ => rtm2_lock_revoke(c, cptr(&ch), ty, cptr(&a), cptr(&b), cb, ud, id),
+        }
     }
 }

@@ -35,12 +35,16 @@ from ._logging import refresh_log_level
 from ._rtm2 import (
     JoinResult,
     LinkStateEvent,
+    LockEvent,
     MessageEvent,
     OverflowEvent,
+    PresenceEvent,
+    StorageEvent,
     SubscribeTopicResult,
     TokenPrivilegeWillExpireEvent,
     TopicEvent,
 )
+from ._services import Locks, Presence, Storage
 
 __all__ = ["Client", "Subscription", "EventStream", "StreamChannel", "Event", "EventName", "EVENT_TYPES"]
 
@@ -49,13 +53,27 @@ logger = logging.getLogger("rtm2")
 BATCH = 512
 """Most events taken from the SDK per crossing (one GIL acquisition per batch)."""
 
-Event = Union[MessageEvent, TopicEvent, LinkStateEvent, TokenPrivilegeWillExpireEvent, OverflowEvent]
-EventName = Literal["message", "topic", "link_state", "token_privilege_will_expire", "overflow"]
+Event = Union[
+    MessageEvent,
+    TopicEvent,
+    PresenceEvent,
+    StorageEvent,
+    LockEvent,
+    LinkStateEvent,
+    TokenPrivilegeWillExpireEvent,
+    OverflowEvent,
+]
+EventName = Literal[
+    "message", "topic", "presence", "storage", "lock", "link_state", "token_privilege_will_expire", "overflow"
+]
 Payload = Union[str, bytes, bytearray, memoryview]
 
 EVENT_TYPES: Dict[str, type] = {
     "message": MessageEvent,
     "topic": TopicEvent,
+    "presence": PresenceEvent,
+    "storage": StorageEvent,
+    "lock": LockEvent,
     "link_state": LinkStateEvent,
     "token_privilege_will_expire": TokenPrivilegeWillExpireEvent,
     "overflow": OverflowEvent,
@@ -319,6 +337,9 @@ class Client:
         self._dispatcher: Optional["asyncio.Task[None]"] = None
         self._tasks: Set["asyncio.Future[Any]"] = set()
         self._closed = False
+        self._presence = Presence(self, self._native.presence())
+        self._storage = Storage(self, self._native.storage())
+        self._lock = Locks(self, self._native.lock())
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -398,7 +419,12 @@ class Client:
         be_quiet: bool = False,
         timeout: Optional[float] = None,
     ) -> Subscription:
-        """Subscribes to a message channel; iterate the result for its messages."""
+        """Subscribes to a message channel; iterate the result for its messages.
+
+        ``with_presence`` / ``with_metadata`` / ``with_lock``: receive the channel's
+        ``"presence"``, ``"storage"`` and ``"lock"`` events (client events, not messages of the
+        subscription). ``be_quiet``: you are present but hidden (no events about you, not listed
+        by ``who_now`` / ``where_now``)."""
         self._ensure_dispatcher()
         native = await self._native.subscribe(
             channel, with_message, with_presence, with_metadata, with_lock, be_quiet, timeout
@@ -416,6 +442,25 @@ class Client:
     @property
     def subscribed_channels(self) -> List[str]:
         return list(self._native.subscribed_channels())
+
+    # -- presence, storage, locks ------------------------------------------------------------
+
+    @property
+    def presence(self) -> Presence:
+        """The presence service: ``who_now``, ``where_now``, ``set_state``, ``get_state``,
+        ``remove_state``."""
+        return self._presence
+
+    @property
+    def storage(self) -> Storage:
+        """The storage service: channel and user metadata."""
+        return self._storage
+
+    @property
+    def lock(self) -> Locks:
+        """The lock service: ``set_lock``, ``acquire_lock``, ``release_lock``, ``revoke_lock``,
+        ``get_locks``, ``remove_lock``."""
+        return self._lock
 
     # -- state and parameters ----------------------------------------------------------------
 

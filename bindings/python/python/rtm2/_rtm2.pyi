@@ -6,6 +6,13 @@ from typing import Any, ClassVar, Dict, List, Literal, Optional, Sequence, Tuple
 __version__: str
 
 ChannelTypeName = Literal["NONE", "MESSAGE", "STREAM", "USER"]
+PresenceEventTypeName = Literal[
+    "NONE", "SNAPSHOT", "INTERVAL", "REMOTE_JOIN", "REMOTE_LEAVE", "REMOTE_TIMEOUT", "REMOTE_STATE_CHANGED",
+    "ERROR_OUT_OF_SERVICE",
+]
+StorageTypeName = Literal["NONE", "USER", "CHANNEL"]
+StorageEventTypeName = Literal["NONE", "SNAPSHOT", "SET", "UPDATE", "REMOVE"]
+LockEventTypeName = Literal["NONE", "SNAPSHOT", "SET", "REMOVED", "ACQUIRED", "RELEASED", "EXPIRED"]
 MessageTypeName = Literal["BINARY", "STRING"]
 LinkStateName = Literal["IDLE", "CONNECTING", "CONNECTED", "DISCONNECTED", "SUSPENDED", "FAILED"]
 
@@ -15,6 +22,7 @@ class RtmErrorBase(Exception):
 def build_token(app_id: str, certificate: str, user_id: str, expire_secs: int) -> str: ...
 def build_stream_token(app_id: str, certificate: str, channel: str, user_id: str, expire_secs: int) -> str: ...
 def error_codes() -> List[Tuple[int, str, str]]: ...
+def enum_tables() -> List[Tuple[str, List[Tuple[str, int]]]]: ...
 def set_log_level(level: int) -> None: ...
 def stop_logging() -> None: ...
 
@@ -144,7 +152,188 @@ class SubscribeTopicResult(_Record):
     @property
     def failed(self) -> Tuple[FailedUser, ...]: ...
 
-Event = Union[MessageEvent, TopicEvent, LinkStateEvent, TokenPrivilegeWillExpireEvent, OverflowEvent]
+# -- presence ----------------------------------------------------------------------------------
+
+class UserState(_Record):
+    """A user and its presence state in a channel."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def states(self) -> Dict[str, str]:
+        """key → value (empty unless asked for or set)."""
+
+class OnlineUsers(_Record):
+    """One page of presence.get_online_users / who_now."""
+
+    @property
+    def occupants(self) -> Tuple[UserState, ...]:
+        """The users of this page (empty with include_user_id=False)."""
+    @property
+    def total_occupancy(self) -> int:
+        """Users present in the channel."""
+    @property
+    def next_page(self) -> str:
+        """Pass as ``page`` for the next page; "" on the last page."""
+
+class ChannelInfo(_Record):
+    """A channel a user is present in."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def channel_type(self) -> ChannelTypeName: ...
+
+class PresenceInterval(_Record):
+    """The changes of one presence interval (INTERVAL events)."""
+
+    @property
+    def joined(self) -> Tuple[str, ...]: ...
+    @property
+    def left(self) -> Tuple[str, ...]: ...
+    @property
+    def timed_out(self) -> Tuple[str, ...]: ...
+    @property
+    def states(self) -> Tuple[UserState, ...]:
+        """The full state of every user whose state changed."""
+    @property
+    def total_occupancy(self) -> int: ...
+
+class PresenceEvent(_Record):
+    """A presence event of a channel entered with with_presence=True."""
+
+    @property
+    def event_type(self) -> PresenceEventTypeName: ...
+    @property
+    def channel_type(self) -> ChannelTypeName:
+        """MESSAGE or STREAM."""
+    @property
+    def channel(self) -> str: ...
+    @property
+    def publisher(self) -> str:
+        """The user the event is about ("" for SNAPSHOT and INTERVAL)."""
+    @property
+    def states(self) -> Dict[str, str]:
+        """REMOTE_STATE_CHANGED: the publisher's full state."""
+    @property
+    def snapshot(self) -> Tuple[UserState, ...]:
+        """SNAPSHOT: everyone present (with their states), including you."""
+    @property
+    def interval(self) -> Optional[PresenceInterval]:
+        """INTERVAL: the aggregated changes (None for the other types)."""
+    @property
+    def timestamp(self) -> int: ...
+
+# -- storage -----------------------------------------------------------------------------------
+
+class MetadataItem(_Record):
+    """A metadata item. In writes ``revision`` is a condition (-1 none, 0 create only, N must
+    match); in reads and events it is the item's revision."""
+
+    def __init__(self, key: str, value: str = "", revision: int = -1, updated: int = 0, author: str = "") -> None: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def updated(self) -> int:
+        """When it was written, ms since the epoch (0 unless written with record_ts)."""
+    @property
+    def author(self) -> str:
+        """Who wrote it ("" unless written with record_author)."""
+
+class Metadata(_Record):
+    """A metadata set."""
+
+    @property
+    def major_revision(self) -> int:
+        """Incremented by every write of the set (0: never written)."""
+    @property
+    def items(self) -> Tuple[MetadataItem, ...]:
+        """Sorted by key."""
+    def get(self, key: str) -> Optional[MetadataItem]: ...
+
+class MetadataWrite(_Record):
+    """The outcome of a metadata write."""
+
+    @property
+    def major_revision(self) -> int:
+        """The set's new major revision (also the revision of every item written)."""
+    @property
+    def total_count(self) -> int:
+        """Items in the set after the write."""
+
+class StorageEvent(_Record):
+    """The whole metadata set of a channel or user: SNAPSHOT (on subscribing) or UPDATE."""
+
+    @property
+    def event_type(self) -> StorageEventTypeName: ...
+    @property
+    def storage_type(self) -> StorageTypeName: ...
+    @property
+    def channel_type(self) -> ChannelTypeName:
+        """MESSAGE or STREAM for channel metadata, NONE for user metadata."""
+    @property
+    def target(self) -> str:
+        """The channel name or the user id."""
+    @property
+    def publisher(self) -> str:
+        """Who wrote ("" for SNAPSHOT)."""
+    @property
+    def data(self) -> Metadata: ...
+    @property
+    def timestamp(self) -> int: ...
+
+# -- locks -------------------------------------------------------------------------------------
+
+class LockDetail(_Record):
+    @property
+    def name(self) -> str: ...
+    @property
+    def owner(self) -> str:
+        """"" = free."""
+    @property
+    def ttl(self) -> int:
+        """Seconds an owner keeps the lock after its connection drops."""
+
+class LockEvent(_Record):
+    """A lock event of a channel entered with with_lock=True (EXPIRED also reaches the owner)."""
+
+    @property
+    def event_type(self) -> LockEventTypeName: ...
+    @property
+    def channel_type(self) -> ChannelTypeName: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def lock_name(self) -> str:
+        """"" for SNAPSHOT."""
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def owner(self) -> str:
+        """The new owner (ACQUIRED) or the former one (RELEASED, EXPIRED)."""
+    @property
+    def publisher(self) -> str:
+        """Who caused the event."""
+    @property
+    def snapshot(self) -> Tuple[LockDetail, ...]:
+        """SNAPSHOT: every lock of the channel."""
+    @property
+    def timestamp(self) -> int: ...
+
+Event = Union[
+    MessageEvent,
+    TopicEvent,
+    PresenceEvent,
+    StorageEvent,
+    LockEvent,
+    LinkStateEvent,
+    TokenPrivilegeWillExpireEvent,
+    OverflowEvent,
+]
 
 class NativeEventReceiver:
     def wait(self, max: int) -> asyncio.Future[bool]: ...
@@ -204,6 +393,120 @@ class NativeStreamChannel:
     def is_joined(self) -> bool: ...
     def renew_token(self, token: str, timeout: Optional[float] = None) -> asyncio.Future[None]: ...
 
+_Items = Sequence[Tuple[str, str, int]]
+
+class NativePresence:
+    def get_online_users(
+        self,
+        channel: str,
+        channel_type_name: str = "MESSAGE",
+        include_user_id: bool = True,
+        include_state: bool = False,
+        page: str = "",
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[OnlineUsers]: ...
+    def get_user_channels(self, user_id: str = "", timeout: Optional[float] = None) -> asyncio.Future[List[ChannelInfo]]: ...
+    def set_state(
+        self, channel: str, channel_type_name: str, states: Sequence[Tuple[str, str]], timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def get_state(
+        self, channel: str, channel_type_name: str, user_id: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[UserState]: ...
+    def remove_state(
+        self, channel: str, channel_type_name: str, keys: Sequence[str], timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+
+class NativeStorage:
+    def set_channel_metadata(
+        self,
+        channel: str,
+        channel_type_name: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def update_channel_metadata(
+        self,
+        channel: str,
+        channel_type_name: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def remove_channel_metadata(
+        self,
+        channel: str,
+        channel_type_name: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def get_channel_metadata(
+        self, channel: str, channel_type_name: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[Metadata]: ...
+    def set_user_metadata(
+        self,
+        user_id: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def update_user_metadata(
+        self,
+        user_id: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def remove_user_metadata(
+        self,
+        user_id: str,
+        items: _Items,
+        major_revision: int = -1,
+        lock_name: str = "",
+        record_ts: bool = False,
+        record_author: bool = False,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[MetadataWrite]: ...
+    def get_user_metadata(self, user_id: str = "", timeout: Optional[float] = None) -> asyncio.Future[Metadata]: ...
+    def subscribe_user_metadata(self, user_id: str, timeout: Optional[float] = None) -> asyncio.Future[None]: ...
+    def unsubscribe_user_metadata(self, user_id: str, timeout: Optional[float] = None) -> asyncio.Future[None]: ...
+
+class NativeLock:
+    def set_lock(
+        self, channel: str, channel_type_name: str, name: str, ttl: int = 0, timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def remove_lock(
+        self, channel: str, channel_type_name: str, name: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def acquire_lock(
+        self, channel: str, channel_type_name: str, name: str, retry: bool = False, timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def release_lock(
+        self, channel: str, channel_type_name: str, name: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def revoke_lock(
+        self, channel: str, channel_type_name: str, name: str, owner: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[None]: ...
+    def get_locks(
+        self, channel: str, channel_type_name: str, timeout: Optional[float] = None
+    ) -> asyncio.Future[List[LockDetail]]: ...
+
 class NativeClient:
     def __init__(
         self, app_id: str, user_id: str, endpoint: Optional[str] = None, parameters: Optional[str] = None
@@ -232,6 +535,9 @@ class NativeClient:
     ) -> asyncio.Future[NativeSubscription]: ...
     def unsubscribe(self, channel: str, timeout: Optional[float] = None) -> asyncio.Future[None]: ...
     def stream_channel(self, name: str) -> NativeStreamChannel: ...
+    def presence(self) -> NativePresence: ...
+    def storage(self) -> NativeStorage: ...
+    def lock(self) -> NativeLock: ...
     def events(self) -> NativeEventReceiver: ...
     def link_state(self) -> LinkStateName: ...
     def user_id(self) -> str: ...
