@@ -54,6 +54,8 @@ struct Pending {
     op: &'static str,
     reply: Reply,
     frame: Bytes,
+    /// A publish: answered by a `PublishAck` covering its id (or by a failure Response).
+    publish: bool,
 }
 
 /// The client's view of its server session. It outlives connections: requests stay pending
@@ -73,9 +75,23 @@ impl SessionState {
     fn register(&self, op: &'static str, body: client_frame::Body, reply: Reply) -> Bytes {
         // Request id 1 is the login, which is not part of the session.
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 2;
+        let publish = matches!(body, client_frame::Body::Publish(_) | client_frame::Body::PublishTopic(_));
         let frame = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
-        self.pending.lock().unwrap().insert(id, Pending { op, reply, frame: frame.clone() });
+        self.pending.lock().unwrap().insert(id, Pending { op, reply, frame: frame.clone(), publish });
         frame
+    }
+
+    /// Completes every pending publish with an id up to `up_to` (successful: failures were
+    /// answered by their own Response before).
+    fn ack_publishes(&self, up_to: u64) {
+        let done: Vec<Pending> = {
+            let mut pending = self.pending.lock().unwrap();
+            let ids: Vec<u64> = pending.range(..=up_to).filter(|(_, p)| p.publish).map(|(id, _)| *id).collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        for p in done {
+            let _ = p.reply.send(Ok(pb::Response::default()));
+        }
     }
 
     fn complete(&self, r: pb::Response) {
@@ -503,6 +519,7 @@ async fn reader<R: AsyncRead + Unpin>(
         }
         match f.body {
             Some(server_frame::Body::Response(r)) => link.session.complete(r),
+            Some(server_frame::Body::PublishAck(a)) => link.session.ack_publishes(a.up_to),
             Some(server_frame::Body::Message(m)) => {
                 inbound(Inbound::Message(m));
             }

@@ -335,3 +335,63 @@ async fn operations_issued_while_connecting_wait_and_keep_order() {
     assert_eq!(next_message(&mut sub).await.text(), Some("1"));
     assert_eq!(next_message(&mut sub).await.text(), Some("2"));
 }
+
+/// With FEATURE_PUBLISH_ACK, successful publishes are answered together by PublishAck frames;
+/// a failed publish still gets its own Response, before the ack that covers later ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successful_publishes_are_acknowledged_together() {
+    use rtm2_proto::frame;
+    use rtm2_proto::pb::{self, client_frame, server_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = dev_server();
+    let mut io = server.connect_in_memory();
+    let mut out = bytes::BytesMut::new();
+    let mut send = |id: u64, body: client_frame::Body| {
+        frame::write_client_frame(&mut out, &pb::ClientFrame { request_id: id, body: Some(body) })
+    };
+    let hello = pb::Hello { protocol_version: 1, features: rtm2_proto::FEATURES, ..Default::default() };
+    send(0, client_frame::Body::Hello(hello));
+    send(
+        1,
+        client_frame::Body::Login(pb::Login { app_id: APP_ID.into(), user_id: "raw".into(), ..Default::default() }),
+    );
+    let publish = |ch: &str| {
+        client_frame::Body::Publish(pb::Publish {
+            channel: ch.into(),
+            channel_type: 1,
+            payload: "x".into(),
+            ..Default::default()
+        })
+    };
+    for id in 2..=50 {
+        send(id, publish(if id == 20 { "_bad" } else { "c" }));
+    }
+    send(51, client_frame::Body::Subscribe(pb::Subscribe { channel: "c".into(), ..Default::default() }));
+    io.write_all(&out).await.unwrap();
+    let dec = frame::FrameDecoder::new(1 << 20);
+    let mut buf = bytes::BytesMut::new();
+    let mut responses = Vec::new();
+    let mut acked = 0;
+    while acked < 50 || !responses.iter().any(|(id, _)| *id == 51) {
+        if let Some(body) = dec.decode(&mut buf).unwrap() {
+            match frame::decode_server(body).unwrap().body {
+                Some(server_frame::Body::Response(r)) => {
+                    assert!(r.request_id == 1 || r.request_id > acked, "a response after the ack covering it");
+                    responses.push((r.request_id, r.code));
+                }
+                Some(server_frame::Body::PublishAck(a)) => {
+                    assert!(a.up_to > acked);
+                    acked = a.up_to;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let n = tokio::time::timeout(WAIT, io.read_buf(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "server closed early");
+    }
+    let codes: Vec<u64> = responses.iter().map(|(id, _)| *id).collect();
+    assert_eq!(codes, vec![1, 20, 51], "only the login, the failed publish and the subscribe get responses");
+    assert_eq!(responses[1].1, ErrorCode::INVALID_CHANNEL_NAME.code());
+}

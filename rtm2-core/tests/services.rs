@@ -488,3 +488,32 @@ async fn the_server_checks_the_services_again() {
         other => panic!("no lock list: {other:?}"),
     }
 }
+
+/// Users entering and leaving a channel at the same moment all end up in the one channel
+/// state (none lands in a copy that was dropped as empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enter_and_leave_keep_one_view_of_the_channel() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (c, _) = client(addr, &format!("churn{i}")).await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..30 {
+                c.subscribe("busy", SubscribeOptions::default()).await.unwrap();
+                c.unsubscribe("busy").await.unwrap();
+            }
+            c.subscribe("busy", SubscribeOptions::default()).await.unwrap();
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    let r = clients[0].presence().who_now("busy", ChannelType::MESSAGE, Default::default()).await.unwrap();
+    assert_eq!(r.total_occupancy, 10, "{r:?}");
+    for c in &clients {
+        let mine = c.presence().where_now("").await.unwrap();
+        assert_eq!(mine.len(), 1);
+    }
+}

@@ -47,6 +47,16 @@ impl FrameDecoder {
         FrameDecoder { max_len }
     }
 
+    /// Whether `buf` starts with a complete frame (or a length prefix over the limit, which
+    /// `decode` reports): decoding now would not need more bytes.
+    pub fn has_frame(&self, buf: &[u8]) -> bool {
+        if buf.len() < LEN_PREFIX {
+            return false;
+        }
+        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        len > self.max_len || buf.len() >= LEN_PREFIX + len
+    }
+
     /// Takes one complete frame body off the front of `buf`, if there is one.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         if buf.len() < LEN_PREFIX {

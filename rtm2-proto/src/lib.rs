@@ -22,8 +22,10 @@ pub use error_code::ErrorCode;
 
 /// Feature bit: the peer can resume a session from a sequence number.
 pub const FEATURE_RESUME: u64 = 1 << 0;
+/// Feature bit: successful publishes are answered together by `PublishAck` frames.
+pub const FEATURE_PUBLISH_ACK: u64 = 1 << 1;
 /// Feature bits this build supports.
-pub const FEATURES: u64 = FEATURE_RESUME;
+pub const FEATURES: u64 = FEATURE_RESUME | FEATURE_PUBLISH_ACK;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

@@ -18,7 +18,7 @@ use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
 use crate::engine::{App, Engine, Reply};
-use crate::scope::{Scope, ScopeKey, encode_lock, forget_if_idle, scope_of};
+use crate::scope::{Scope, ScopeKey, encode_lock, forget_if_idle, with_live_scope};
 use crate::session::{Session, response};
 
 /// An acquisition waiting in a lock's queue.
@@ -133,8 +133,10 @@ pub(crate) fn set(session: &Arc<Session>, r: pb::SetLock) -> Reply {
     } else {
         r.ttl_s.clamp(limits::MIN_LOCK_TTL_S, limits::MAX_LOCK_TTL_S)
     };
-    let scope_arc = scope_of(&session.app, &key);
-    let mut scope = scope_arc.lock().unwrap();
+    with_live_scope(&session.app, &key, |_, scope| set_in(session, scope, key.clone(), r, ttl_s))
+}
+
+fn set_in(session: &Arc<Session>, scope: &mut Scope, key: ScopeKey, r: pb::SetLock, ttl_s: u32) -> Reply {
     if scope.locks.contains_key(&r.name) {
         return Err(Violation::new(
             ErrorCode::LOCK_ALREADY_EXIST,
@@ -150,7 +152,7 @@ pub(crate) fn set(session: &Arc<Session>, r: pb::SetLock) -> Reply {
     let lock = Lock { ttl_s, owner: None, waiters: VecDeque::new(), away: None };
     let ev = event(&key, LockEventType::SET, &r.name, Some(&lock), "", &session.user_id);
     scope.locks.insert(r.name, lock);
-    notify(&scope, ev);
+    notify(scope, ev);
     Ok(None)
 }
 

@@ -57,6 +57,8 @@ pub(crate) struct Scope {
     pub entries: BTreeMap<Arc<str>, Entry>,
     pub locks: BTreeMap<String, crate::locks::Lock>,
     pending: Pending,
+    /// Removed from the app's map (it was idle): whoever still holds it must look again.
+    dead: bool,
 }
 
 impl Scope {
@@ -85,16 +87,33 @@ impl Scope {
 }
 
 /// The scope of `key`, created if missing.
-pub(crate) fn scope_of(app: &App, key: &ScopeKey) -> Arc<Mutex<Scope>> {
+fn scope_of(app: &App, key: &ScopeKey) -> Arc<Mutex<Scope>> {
     if let Some(s) = app.scopes.get(key) {
         return s.clone();
     }
     app.scopes.entry(key.clone()).or_default().clone()
 }
 
+/// Runs `f` on the live scope of `key` (created if missing), under its lock. A scope that was
+/// dropped as idle between the lookup and the lock is looked up again, so nothing is added to
+/// a scope nobody else can find.
+pub(crate) fn with_live_scope<R>(app: &App, key: &ScopeKey, f: impl FnOnce(&Arc<Mutex<Scope>>, &mut Scope) -> R) -> R {
+    loop {
+        let arc = scope_of(app, key);
+        let mut scope = arc.lock().unwrap();
+        if !scope.dead {
+            return f(&arc, &mut scope);
+        }
+    }
+}
+
 /// Drops the scope of `key` if nothing is left in it.
 pub(crate) fn forget_if_idle(app: &App, key: &ScopeKey) {
-    app.scopes.remove_if(key, |_, s| s.lock().unwrap().is_idle());
+    app.scopes.remove_if(key, |_, s| {
+        let mut s = s.lock().unwrap();
+        s.dead = s.is_idle();
+        s.dead
+    });
 }
 
 fn items(states: &BTreeMap<String, String>) -> Vec<pb::StateItem> {
@@ -222,9 +241,7 @@ pub(crate) fn enter(
     // Held from registration to snapshot: a metadata write either lands before the snapshot is
     // read or is sent to this session as an update after it.
     let meta_guard = opts.with_metadata.then(|| engine.meta_lock.lock().unwrap());
-    let scope_arc = scope_of(app, &key);
-    {
-        let mut scope = scope_arc.lock().unwrap();
+    with_live_scope(app, &key, |scope_arc, scope| {
         let user = session.user_id.clone();
         let previous = scope.entries.remove(&user);
         let was_listed = previous.as_ref().is_some_and(|e| e.session.id == session.id && e.listed());
@@ -252,12 +269,12 @@ pub(crate) fn enter(
         }
         match (was_listed, listed) {
             (false, true) => {
-                announce(engine, app, &scope_arc, &mut scope, &key, Change::Join, &user);
+                announce(engine, app, scope_arc, scope, &key, Change::Join, &user);
                 if has_state {
-                    announce(engine, app, &scope_arc, &mut scope, &key, Change::State, &user);
+                    announce(engine, app, scope_arc, scope, &key, Change::State, &user);
                 }
             }
-            (true, false) => announce(engine, app, &scope_arc, &mut scope, &key, Change::Leave, &user),
+            (true, false) => announce(engine, app, scope_arc, scope, &key, Change::Leave, &user),
             _ => {}
         }
         if opts.with_lock {
@@ -271,7 +288,7 @@ pub(crate) fn enter(
             };
             session.send(encode_lock(ev));
         }
-    }
+    });
     session.scopes.lock().unwrap().insert(key.clone());
     if meta_guard.is_some() {
         crate::storage::send_channel_snapshot(engine, session, &key);

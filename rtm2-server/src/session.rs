@@ -411,6 +411,10 @@ fn protocol_error(msg: impl std::fmt::Display) -> Goodbye {
     )
 }
 
+fn publish_ack(up_to: u64) -> Bytes {
+    frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to }))
+}
+
 fn pong(p: pb::Ping) -> Bytes {
     frame::encode_server_body(&server_frame::Body::Pong(pb::Pong {
         client_time_ms: p.client_time_ms,
@@ -453,7 +457,7 @@ where
     // Phase 1: Hello then Login, within the pre-login deadline.
     let login =
         tokio::time::timeout(engine.config.prelogin_timeout, handshake(&engine, &mut rd, &mut buf, &dec, &conn)).await;
-    let (session, resume_from) = match login {
+    let (session, resume_from, features) = match login {
         Ok(Ok(v)) => v,
         Ok(Err(goodbye)) => {
             conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
@@ -479,7 +483,14 @@ where
 
     // Phase 2: requests until the connection ends.
     let keepalive = Duration::from_secs(session.heartbeat_s as u64) + engine.config.keepalive_grace;
+    let batch_acks = features & rtm2_proto::FEATURE_PUBLISH_ACK != 0;
+    // Highest successful publish not answered yet (answered by one PublishAck per read batch).
+    let mut ack_upto = 0u64;
     let end = loop {
+        if ack_upto != 0 && !dec.has_frame(&buf) {
+            session.send(publish_ack(ack_upto));
+            ack_upto = 0;
+        }
         let next = tokio::select! {
             biased;
             _ = conn.killed() => break End::Transient(None),
@@ -511,6 +522,10 @@ where
                 session.last_request_id.store(request_id, Ordering::Relaxed);
                 match body {
                     client_frame::Body::Logout(_) => {
+                        if ack_upto != 0 {
+                            session.send(publish_ack(ack_upto));
+                            ack_upto = 0;
+                        }
                         // Gone for everyone else before the client hears that it logged out.
                         engine.end_session(&session, crate::engine::Ending::Leave);
                         conn.send_unsequenced(response(request_id, Ok(None)));
@@ -524,6 +539,8 @@ where
                         session.send(response(request_id, Err(v)));
                     }
                     body => {
+                        let is_publish =
+                            matches!(body, client_frame::Body::Publish(_) | client_frame::Body::PublishTopic(_));
                         let admitted = session.limiter.lock().unwrap().admit(&body);
                         let reply = match admitted {
                             Ok(()) => engine.handle(&session, request_id, body),
@@ -532,9 +549,11 @@ where
                                 format!("more than {rate} {what} per second; slow down"),
                             ))),
                         };
-                        // None: the handler answers later (a queued lock acquisition).
-                        if let Some(reply) = reply {
-                            session.send(response(request_id, reply));
+                        match reply {
+                            Some(Ok(None)) if is_publish && batch_acks => ack_upto = request_id,
+                            Some(reply) => session.send(response(request_id, reply)),
+                            // The handler answers later (a queued lock acquisition).
+                            None => {}
                         }
                     }
                 }
@@ -542,6 +561,10 @@ where
             None => break End::Final(Some(protocol_error("frame has no body"))),
         }
     };
+    if ack_upto != 0 {
+        // Those publishes ran: their answer belongs to the session (replayed on a resume).
+        session.send(publish_ack(ack_upto));
+    }
     match end {
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
@@ -571,7 +594,7 @@ async fn handshake<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     dec: &FrameDecoder,
     conn: &Arc<Conn>,
-) -> Result<(Arc<Session>, Option<u64>), Option<Goodbye>> {
+) -> Result<(Arc<Session>, Option<u64>, u64), Option<Goodbye>> {
     // Hello.
     let body = next_frame(rd, buf, dec).await?;
     let hello = match frame::decode_client(body).map_err(|e| Some(protocol_error(e)))?.body {
@@ -590,9 +613,10 @@ async fn handshake<R: AsyncRead + Unpin>(
             ),
         )));
     }
+    let features = hello.features & rtm2_proto::FEATURES;
     conn.send_unsequenced(frame::encode_server_body(&server_frame::Body::HelloAck(pb::HelloAck {
         protocol_version: hello.protocol_version,
-        features: hello.features & rtm2_proto::FEATURES,
+        features,
         server_name: engine.config.server_name.clone(),
         max_frame_len: engine.config.max_frame_len as u32,
         server_time_ms: now_ms(),
@@ -607,7 +631,7 @@ async fn handshake<R: AsyncRead + Unpin>(
             Some(client_frame::Body::Login(login)) => match engine.login(login) {
                 Ok((session, result, resume_from)) => {
                     conn.send_unsequenced(response(request_id, Ok(Some(pb::response::Result::Login(result)))));
-                    return Ok((session, resume_from));
+                    return Ok((session, resume_from, features));
                 }
                 Err(v) => conn.send_unsequenced(response(request_id, Err(v))),
             },
