@@ -67,6 +67,34 @@ impl From<pb::LockEvent> for LockEvent {
     }
 }
 
+/// Sends a release for an acquisition its caller stopped waiting for (the server withdraws a
+/// queued acquisition on release; one granted meanwhile is released).
+struct Withdraw {
+    inner: Arc<Inner>,
+    channel: String,
+    channel_type: ChannelType,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if !self.armed || crate::runtime::forked() {
+            return;
+        }
+        let body = client_frame::Body::ReleaseLock(pb::ReleaseLock {
+            channel: std::mem::take(&mut self.channel),
+            channel_type: self.channel_type as u32,
+            name: std::mem::take(&mut self.name),
+        });
+        let timeout = self.inner.request_timeout();
+        let done = self.inner.submit("release_lock", ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
+        crate::runtime::runtime().spawn(async move {
+            let _ = done.await;
+        });
+    }
+}
+
 /// The lock service of a client (`Client::lock`). Works without subscribing or joining.
 #[derive(Clone)]
 pub struct Locks {
@@ -135,7 +163,25 @@ impl Locks {
             (true, None) => RETRY_WAIT,
             _ => self.client.timeout(),
         };
-        self.call(op, body, timeout)
+        if !retry {
+            return self.call(op, body, timeout);
+        }
+        // A waiting acquisition whose caller gives up (timeout, or the operation dropped) is
+        // withdrawn, so that the lock is never granted to a caller that no longer waits.
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
+        let withdraw = Withdraw {
+            inner: self.inner().clone(),
+            channel: channel.to_string(),
+            channel_type,
+            name: name.to_string(),
+            armed: true,
+        };
+        Op::lazy(async move {
+            let mut withdraw = withdraw; // the whole guard lives in the operation
+            let r = reply.await;
+            withdraw.armed = r.as_ref().is_err_and(|e| e.is_timeout());
+            r.map(|_| ())
+        })
     }
 
     /// Releases a lock this client holds (14006 otherwise); the next waiter gets it.

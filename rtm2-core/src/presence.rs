@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rtm2_proto::enums::{ChannelType, PresenceEventType};
+use rtm2_proto::enums::{ChannelType, LinkState, PresenceEventType};
 use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, limits, validate};
 
@@ -253,8 +253,12 @@ impl Presence {
         let key = (channel_type, channel.to_string());
         let present = {
             let mut st = self.inner().state.lock().unwrap();
+            if matches!(st.link_state, LinkState::IDLE | LinkState::FAILED) {
+                return Op::ready(Err(Error::new(ErrorCode::NOT_LOGIN, op, "log in before setting state")));
+            }
             let present = st.cache.present(&key);
-            let cached = st.cache.states.len();
+            // Channels whose state waits for a subscribe/join (entered ones do not count).
+            let cached = st.cache.states.keys().filter(|k| !st.cache.present(k)).count();
             let current = st.cache.states.get(&key);
             let merged = current.map_or(0, |c| c.len())
                 + items.iter().filter(|(k, _)| !current.is_some_and(|c| c.contains_key(k))).count();

@@ -12,8 +12,27 @@ static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::n
 /// Whether this process is a `fork()` child of the one that started the SDK: the runtime's
 /// threads do not exist here, so the SDK must not be used (it would wait forever).
 pub(crate) fn forked() -> bool {
-    let owner = OWNER_PID.load(std::sync::atomic::Ordering::Relaxed);
-    owner != 0 && owner != std::process::id()
+    // Set in the child by a fork handler: no getpid() call per operation.
+    #[cfg(unix)]
+    if FORKED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    #[cfg(test)]
+    {
+        let owner = OWNER_PID.load(std::sync::atomic::Ordering::Relaxed);
+        return owner != 0 && owner != std::process::id();
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
+/// Set in a forked child of the process that started the runtime.
+#[cfg(unix)]
+static FORKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn mark_forked() {
+    FORKED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The error of any use of the SDK in a forked child.
@@ -35,6 +54,11 @@ pub(crate) fn pretend_forked(on: bool) {
 pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         OWNER_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+        #[cfg(unix)]
+        unsafe {
+            libc::pthread_atfork(None, None, Some(mark_forked));
+        }
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("rtm2-core")

@@ -517,3 +517,49 @@ async fn concurrent_enter_and_leave_keep_one_view_of_the_channel() {
         assert_eq!(mine.len(), 1);
     }
 }
+
+/// An acquisition whose caller gave up (timeout, or the operation dropped) is withdrawn: the
+/// lock is not handed to a client that no longer waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_up_acquisition_is_withdrawn() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let (alice, _) = client(addr, "alice").await;
+    let (bob, _) = client(addr, "bob").await;
+    let (carol, _) = client(addr, "carol").await;
+    let locks = alice.lock();
+    locks.set_lock("room", ChannelType::MESSAGE, "key", 0).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    // bob times out; carol's operation is dropped while it waits.
+    let short = bob.with_timeout(Duration::from_millis(200));
+    let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOCK_OPERATION_TIMEOUT);
+    let waiting = carol.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true);
+    let _ = tokio::time::timeout(Duration::from_millis(200), waiting).await;
+    // Both withdrawals reach the server before alice's release (a get from each client
+    // answered after its release means the release ran).
+    bob.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap();
+    carol.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap();
+    locks.release_lock("room", ChannelType::MESSAGE, "key").await.unwrap();
+    let now = locks.get_locks("room", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!(now[0].owner, "", "granted to a client that gave up: {now:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_before_login_is_refused_and_only_waiting_states_count() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let c = Client::new(ClientConfig::new(APP_ID, "early").endpoint(Endpoint::Tcp(addr.to_string()))).unwrap();
+    let e = c.presence().set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NOT_LOGIN);
+    c.login("").await.unwrap();
+    // 40 entered channels with state, then 100 waiting ones: the limit is on the waiting ones.
+    for i in 0..40 {
+        let ch = format!("in{i}");
+        c.subscribe(&ch, SubscribeOptions::default()).await.unwrap();
+        c.presence().set_state(&ch, ChannelType::MESSAGE, [("k", "v")]).await.unwrap();
+    }
+    for i in 0..100 {
+        c.presence().set_state(&format!("later{i}"), ChannelType::MESSAGE, [("k", "v")]).await.unwrap();
+    }
+    let e = c.presence().set_state("later100", ChannelType::MESSAGE, [("k", "v")]).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::PRESENCE_CACHED_TOO_MANY_STATES);
+}

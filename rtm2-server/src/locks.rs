@@ -217,7 +217,14 @@ pub(crate) fn release(session: &Arc<Session>, r: pb::ReleaseLock) -> Reply {
     let app = &session.app;
     let Some(scope_arc) = app.scopes.get(&key).map(|s| s.clone()) else { return Err(not_exist(&key, &r.name)) };
     let mut scope = scope_arc.lock().unwrap();
-    let Some(lock) = scope.locks.get(&r.name) else { return Err(not_exist(&key, &r.name)) };
+    let Some(lock) = scope.locks.get_mut(&r.name) else { return Err(not_exist(&key, &r.name)) };
+    // A waiting acquisition of this session is withdrawn (its caller gave up).
+    if let Some(pos) = lock.waiters.iter().position(|w| w.session.id == session.id) {
+        let w = lock.waiters.remove(pos).expect("found above");
+        let why = Violation::new(ErrorCode::LOCK_OPERATION_FAILED, "the acquisition was withdrawn by a release");
+        w.session.send(response(w.request_id, Err(why)));
+        return Ok(None);
+    }
     if lock.owner.as_deref() != Some(&*session.user_id) {
         return Err(Violation::new(
             ErrorCode::LOCK_NOT_ACQUIRED,

@@ -21,9 +21,10 @@ macro_rules! record {
 
         #[pymethods]
         impl $name {
+            /// The fields in order, for `match` (a tuple, as the language requires).
             #[classattr]
-            fn __match_args__() -> Vec<&'static str> {
-                vec![$(stringify!($field)),*]
+            fn __match_args__(py: Python<'_>) -> PyResult<Py<::pyo3::types::PyTuple>> {
+                Ok(::pyo3::types::PyTuple::new(py, [$(stringify!($field)),*])?.unbind())
             }
 
             fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

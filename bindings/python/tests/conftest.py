@@ -14,8 +14,9 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from typing import Any, AsyncIterator, Callable, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional
 
 import pytest
 import rtm2
@@ -99,6 +100,71 @@ class Server:
             self.proc.wait(5)
 
 
+class Ghost:
+    """A user in another process (`rtm2 subscribe ... CHANNEL`), killed with SIGKILL (no
+    logout), so that it vanishes the way a crashed or disconnected client does."""
+
+    def __init__(self, args: List[str]) -> None:
+        self.proc = subprocess.Popen(
+            [str(rtm2_bin()), "subscribe", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.seen: List[str] = []
+
+        def pump() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.put(line)
+            self.lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def _wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"the ghost did not print {text!r} within {WAIT} s: {self.seen}") from None
+            if line is None:
+                raise RuntimeError(f"the ghost exited before printing {text!r}: {self.seen}")
+            self.seen.append(line.rstrip())
+            if text in line:
+                return
+
+    async def wait_for(self, text: str) -> None:
+        """Waits (at most WAIT s) until the ghost prints `text` on stderr (RuntimeError if
+        not). The blocking read runs off the event loop, so clients' events keep flowing."""
+        await asyncio.to_thread(self._wait_for, text)
+
+    @classmethod
+    async def start(cls, endpoint: str, user: str, channel: str, lock: Optional[str] = None) -> "Ghost":
+        """`user` of APP_ID (development-mode server) present in `channel` with a 5 s presence
+        timeout, holding `lock` of that message channel if given (waiting for it if held)."""
+        args = ["--endpoint", endpoint, "--app-id", APP_ID, "--user-id", user, "--presence-timeout", "5"]
+        if lock is not None:
+            args += ["--acquire-lock", f"{channel}:{lock}"]
+        ghost = cls([*args, channel])
+        try:
+            await ghost.wait_for(f"subscribed to {channel}")
+            if lock is not None:
+                await ghost.wait_for(f"acquired lock {lock}")
+        except BaseException:
+            ghost.kill()
+            raise
+        return ghost
+
+    def kill(self) -> None:
+        """SIGKILL: the user's connection vanishes without a logout."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(WAIT)
+
+
 @pytest.fixture(scope="session")
 def dev_server() -> Any:
     s = Server(*unlimited())
@@ -111,6 +177,30 @@ def cert_server() -> Any:
     s = Server("--app-id", APP_ID, "--app-certificate", CERT, "--token-notice-secs", "2", *unlimited())
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_server() -> Any:
+    """A development-mode server where one second of presence timeouts and lock ttls lasts
+    100 ms (a ghost's 5 s presence timeout passes in 0.5 s, a 10 s lock ttl in 1 s)."""
+    s = Server("--ttl-unit-ms", "100", *unlimited())
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+async def ghosts() -> AsyncIterator[Callable[..., Awaitable[Ghost]]]:
+    """ghosts(endpoint, user, channel, lock=None): a started Ghost, killed at the end."""
+    made: List[Ghost] = []
+
+    async def start(endpoint: str, user: str, channel: str, lock: Optional[str] = None) -> Ghost:
+        g = await Ghost.start(endpoint, user, channel, lock)
+        made.append(g)
+        return g
+
+    yield start
+    for g in made:
+        g.kill()
 
 
 @pytest.fixture(params=["embedded", "serve"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import pickle
+import sys
 
 import pytest
 import rtm2
@@ -162,3 +163,101 @@ def test_records_are_dataclass_like() -> None:
     assert "user_id" in a.__match_args__
     with pytest.raises(TypeError):
         a()  # type: ignore[call-arg]
+
+
+def test_enums_come_from_the_native_tables() -> None:
+    tables = dict(_rtm2.enum_tables())
+    assert [e.__name__ for e in rtm2.ENUMS] == [name for name, _ in _rtm2.enum_tables()]
+    for e in rtm2.ENUMS:
+        assert e.__module__ == "rtm2" and issubclass(e, rtm2.RtmEnum) and issubclass(e, str)
+        assert [(m.value, m.number) for m in e] == tables[e.__name__]
+    P = rtm2.PresenceEventType
+    assert [(m.name, m.number) for m in P] == [
+        ("NONE", 0),
+        ("SNAPSHOT", 1),
+        ("INTERVAL", 2),
+        ("REMOTE_JOIN", 3),
+        ("REMOTE_LEAVE", 4),
+        ("REMOTE_TIMEOUT", 5),
+        ("REMOTE_STATE_CHANGED", 6),
+        ("ERROR_OUT_OF_SERVICE", 7),
+    ]
+    assert [(m.name, m.number) for m in rtm2.StorageType] == [("NONE", 0), ("USER", 1), ("CHANNEL", 2)]
+    assert [(m.name, m.number) for m in rtm2.StorageEventType] == [
+        ("NONE", 0),
+        ("SNAPSHOT", 1),
+        ("SET", 2),
+        ("UPDATE", 3),
+        ("REMOVE", 4),
+    ]
+    assert [(m.name, m.number) for m in rtm2.LockEventType] == [
+        ("NONE", 0),
+        ("SNAPSHOT", 1),
+        ("SET", 2),
+        ("REMOVED", 3),
+        ("ACQUIRED", 4),
+        ("RELEASED", 5),
+        ("EXPIRED", 6),
+    ]
+    assert rtm2.ChannelType.STREAM.number == 2 and rtm2.LinkStateChangeReason.SAME_UID_LOGIN.number == 27
+    # They are the names the events carry.
+    assert P.SNAPSHOT == "SNAPSHOT" and str(P.SNAPSHOT) == "SNAPSHOT" and f"{P.SNAPSHOT}" == "SNAPSHOT"
+    assert P("REMOTE_JOIN") is P.REMOTE_JOIN
+    assert pickle.loads(pickle.dumps(rtm2.LockEventType.EXPIRED)) is rtm2.LockEventType.EXPIRED
+
+
+def test_the_enums_stub_matches_the_native_tables() -> None:
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "gen_codes_stub.py"
+    spec = importlib.util.spec_from_file_location("gen_codes_stub", path)
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.ENUMS_STUB.read_text() == gen.render_enums(), "run bindings/python/tools/gen_codes_stub.py"
+
+
+def test_service_records_and_event_names() -> None:
+    assert set(rtm2.EVENT_TYPES) >= {"presence", "storage", "lock"}
+    assert rtm2.EVENT_TYPES["presence"] is rtm2.PresenceEvent
+    assert rtm2.EVENT_TYPES["storage"] is rtm2.StorageEvent
+    assert rtm2.EVENT_TYPES["lock"] is rtm2.LockEvent
+    for cls, fields in [
+        (
+            rtm2.PresenceEvent,
+            ("event_type", "channel_type", "channel", "publisher", "states", "snapshot", "interval", "timestamp"),
+        ),
+        (rtm2.PresenceInterval, ("joined", "left", "timed_out", "states", "total_occupancy")),
+        (rtm2.UserState, ("user_id", "states")),
+        (rtm2.OnlineUsers, ("occupants", "total_occupancy", "next_page")),
+        (rtm2.ChannelInfo, ("channel", "channel_type")),
+        (rtm2.StorageEvent, ("event_type", "storage_type", "channel_type", "target", "publisher", "data", "timestamp")),
+        (rtm2.Metadata, ("major_revision", "items")),
+        (rtm2.MetadataItem, ("key", "value", "revision", "updated", "author")),
+        (rtm2.MetadataWrite, ("major_revision", "total_count")),
+        (
+            rtm2.LockEvent,
+            (
+                "event_type",
+                "channel_type",
+                "channel",
+                "lock_name",
+                "ttl",
+                "owner",
+                "publisher",
+                "snapshot",
+                "timestamp",
+            ),
+        ),
+        (rtm2.LockDetail, ("name", "owner", "ttl")),
+    ]:
+        assert cls.__module__ == "rtm2", cls
+        assert cls.__match_args__ == fields, cls
+    with pytest.raises(TypeError):
+        rtm2.LockEvent()  # type: ignore[call-arg]  # made by the SDK only
+    item = rtm2.MetadataItem("k", "v")
+    assert repr(item) == "MetadataItem(key='k', value='v', revision=-1, updated=0, author='')"
+    with pytest.raises(AttributeError):
+        item.value = "w"  # type: ignore[misc]
+    if sys.version_info >= (3, 10):  # records work in `match` statements
+        scope: dict = {"item": item, "rtm2": rtm2}
+        exec("match item:\n    case rtm2.MetadataItem(k, v, r):\n        got = (k, v, r)", scope)
+        assert scope["got"] == ("k", "v", -1)

@@ -14,11 +14,11 @@ import pathlib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 import rtm2
-from conftest import APP_ID, CERT, REPO, WAIT, Server
+from conftest import APP_ID, CERT, REPO, WAIT, Ghost, Server
 
 DEFAULT_DIR = REPO / "tests" / "conformance" / "scenarios"
 SCENARIO_DIR = pathlib.Path(os.environ.get("RTM2_CONFORMANCE_DIR") or DEFAULT_DIR)
@@ -144,6 +144,50 @@ def as_list(v: Optional[str]) -> List[str]:
     return [] if not v else v.split(",")
 
 
+def pairs(v: Optional[str]) -> List[Tuple[str, str]]:
+    """`k:v,k2:v2` as pairs, in order (repeated keys kept); `k` alone is `k:`."""
+    out = []
+    for x in as_list(v):
+        k, _, val = x.partition(":")
+        out.append((k, val))
+    return out
+
+
+def generated(o: Dict[str, str], key: str) -> List[Tuple[str, str]]:
+    """The pairs of `key=` (states= / items=) or of a generator: count=, big_key=, big_value=."""
+    if "count" in o:
+        return [(f"k{i}", "v") for i in range(int(o["count"]))]
+    if "big_key" in o:
+        return [("x" * int(o["big_key"]), "v")]
+    if "big_value" in o:
+        n = int(o["big_value"])
+        return [(f"big{n}", "x" * n)]
+    if key not in o:
+        raise ScenarioError(f"{key}= (or count=, big_key=, big_value=) is needed")
+    return pairs(o[key])
+
+
+def canon(xs: Any) -> str:
+    """A list compared as a set."""
+    return ",".join(sorted(set(xs)))
+
+
+def canon_pairs(d: Dict[str, str]) -> str:
+    return canon(f"{k}:{v}" for k, v in d.items())
+
+
+def same_set(got: Any, want: Optional[str]) -> bool:
+    return canon(got) == canon(as_list(want))
+
+
+# Fields of `expect presence|storage|lock` that hold lists, compared as sets.
+SET_FIELDS = {
+    "presence": {"states", "snapshot", "joined", "left", "timed_out", "changed"},
+    "storage": {"items"},
+    "lock": {"snapshot"},
+}
+
+
 def fields(ev: Any, kind: str, line: int) -> Optional[Dict[str, str]]:
     """The comparable fields of an event if it is of `kind` (None for other kinds)."""
     if isinstance(ev, rtm2.OverflowEvent):
@@ -175,6 +219,42 @@ def fields(ev: Any, kind: str, line: int) -> Optional[Dict[str, str]]:
         return {"service": ev.service_type, "state": ev.current, "reason": ev.reason, "channel": ev.channel}
     if isinstance(ev, rtm2.TokenPrivilegeWillExpireEvent) and kind == "token_will_expire":
         return {"channel": ev.channel or ""}
+    if isinstance(ev, rtm2.PresenceEvent) and kind == "presence":
+        iv = ev.interval
+        return {
+            "type": ev.event_type,
+            "channel": ev.channel,
+            "channel_type": ev.channel_type,
+            "publisher": ev.publisher,
+            "states": canon_pairs(ev.states),
+            "snapshot": canon(u.user_id for u in ev.snapshot),
+            "joined": canon(iv.joined) if iv else "",
+            "left": canon(iv.left) if iv else "",
+            "timed_out": canon(iv.timed_out) if iv else "",
+            "changed": canon(u.user_id for u in iv.states) if iv else "",
+            "total": str(iv.total_occupancy) if iv else "",
+        }
+    if isinstance(ev, rtm2.StorageEvent) and kind == "storage":
+        return {
+            "type": ev.event_type,
+            "storage_type": ev.storage_type,
+            "channel_type": ev.channel_type,
+            "target": ev.target,
+            "publisher": ev.publisher,
+            "items": canon(f"{i.key}:{i.value}" for i in ev.data.items),
+            "major": str(ev.data.major_revision),
+        }
+    if isinstance(ev, rtm2.LockEvent) and kind == "lock":
+        return {
+            "type": ev.event_type,
+            "channel": ev.channel,
+            "channel_type": ev.channel_type,
+            "lock": ev.lock_name,
+            "owner": ev.owner,
+            "publisher": ev.publisher,
+            "ttl": str(ev.ttl),
+            "snapshot": canon(f"{d.name}:{d.owner}" for d in ev.snapshot),
+        }
     return None
 
 
@@ -198,6 +278,9 @@ class Actor:
     client: rtm2.Client
     events: rtm2.EventStream
     user: str
+    started: Optional["asyncio.Task[None]"] = None
+    """The operation of `start`, awaited by `finish`."""
+    started_line: int = 0
 
 
 class Runner:
@@ -207,6 +290,7 @@ class Runner:
         """The flags of `rtm2 serve` besides --listen."""
         self.cert = False
         self.clients: Dict[str, Actor] = {}
+        self.ghosts: Dict[str, Ghost] = {}
 
     def start(self, w: List[str]) -> None:
         mode = w[1] if len(w) > 1 else "dev"
@@ -215,16 +299,24 @@ class Runner:
         self.cert = mode == "cert"
         notice = "30"
         rate_limits = False
+        flags = {
+            "ttl_unit_ms": "--ttl-unit-ms",
+            "presence_announce_max": "--presence-announce-max",
+            "presence_interval_ms": "--presence-interval-ms",
+        }
+        args = []
         for x in w[2:]:
-            if x.startswith("notice="):
-                notice = x[len("notice=") :]
+            key, _, value = x.partition("=")
+            if key == "notice":
+                notice = value
             elif x == "rate_limits=reference":
                 rate_limits = True
             elif x == "rate_limits=off":
                 rate_limits = False
-            elif x.startswith("rate_limits="):
-                raise ScenarioError(f"unknown {x}")
-        args = []
+            elif key in flags and re.fullmatch(r"\d+", value):
+                args += [flags[key], value]
+            else:
+                raise ScenarioError(f"unknown server option {x}")
         if self.cert:
             args += ["--app-id", APP_ID, "--app-certificate", CERT, "--token-notice-secs", notice]
         if not rate_limits:
@@ -264,6 +356,34 @@ class Runner:
         client = rtm2.Client(APP_ID, user, self.endpoint, reconnect_initial_backoff_ms=20)
         # One ordered queue of all of this client's events, from its creation on.
         self.clients[name] = Actor(client, client.events(), user)
+
+    async def ghost(self, w: List[str]) -> None:
+        """`ghost NAME CHANNEL [lock=LOCK]`: a user of this app in another process, present in
+        CHANNEL (presence timeout 5 s), optionally holding LOCK of that message channel."""
+        if len(w) < 3:
+            raise ScenarioError("ghost needs a name and a channel")
+        name, channel = w[1], w[2]
+        lock = next((x[len("lock=") :] for x in w[3:] if x.startswith("lock=")), None)
+        if name in self.ghosts:
+            raise ScenarioError(f"ghost {name} exists")
+        args = ["--endpoint", self.endpoint, "--app-id", APP_ID, "--user-id", name, "--presence-timeout", "5"]
+        if self.cert:
+            args += ["--token", self.token("auto", name)]
+        if lock is not None:
+            args += ["--acquire-lock", f"{channel}:{lock}"]
+        ghost = Ghost([*args, channel])
+        self.ghosts[name] = ghost
+        try:
+            await ghost.wait_for(f"subscribed to {channel}")
+            if lock is not None:
+                await ghost.wait_for(f"acquired lock {lock}")
+        except RuntimeError as e:
+            raise ScenarioError(f"ghost {name}: {e}") from None
+
+    async def kill(self, w: List[str]) -> None:
+        if len(w) < 2 or w[1] not in self.ghosts:
+            raise ScenarioError(f"no ghost {w[1:]}")
+        await asyncio.to_thread(self.ghosts.pop(w[1]).kill)
 
     def token(self, kind: Optional[str], user: str, channel: Optional[str] = None) -> str:
         kind = kind if kind is not None else "auto"
@@ -320,6 +440,8 @@ class Runner:
                 a(0),
                 with_message=flag(o, "with_message", True),
                 with_presence=flag(o, "with_presence", True),
+                with_metadata=flag(o, "with_metadata", False),
+                with_lock=flag(o, "with_lock", False),
                 be_quiet=flag(o, "be_quiet", False),
             )
             # The runner reads the client's events; this handle's own queue is not needed.
@@ -341,7 +463,13 @@ class Runner:
                 custom_type=o.get("custom_type", ""),
             )
         elif s.op == "join":
-            await client.stream_channel(a(0)).join(self.token(o.get("token"), user, a(0)))
+            await client.stream_channel(a(0)).join(
+                self.token(o.get("token"), user, a(0)),
+                with_presence=flag(o, "with_presence", True),
+                with_metadata=flag(o, "with_metadata", False),
+                with_lock=flag(o, "with_lock", False),
+                be_quiet=flag(o, "be_quiet", False),
+            )
         elif s.op == "leave":
             await client.stream_channel(a(0)).leave()
         elif s.op == "join_topic":
@@ -368,8 +496,113 @@ class Runner:
             got = client.stream_channel(a(0)).subscribed_users(a(1))
             if "users" in o and got != as_list(o["users"]):
                 raise ScenarioError(f"line {s.line}: subscribed users are {got}, expected {as_list(o['users'])}")
-        else:
+        elif not await self.service_op(s, client, a):
             raise ScenarioError(f"line {s.line}: unknown operation {s.op}")
+
+    async def service_op(self, s: Step, client: rtm2.Client, a: Callable[[int], str]) -> bool:
+        """The presence, storage and lock operations; False for an unknown operation."""
+        o = s.opts
+        ct: Any = o.get("channel_type", "MESSAGE")
+
+        def check(what: str, got: Any, want: Any) -> None:
+            if got != want:
+                raise ScenarioError(f"line {s.line}: {what} is {got!r}, expected {want!r}")
+
+        # -- presence
+        if s.op == "set_state":
+            await client.presence.set_state(a(0), generated(o, "states"), channel_type=ct)
+        elif s.op == "get_state":
+            st = await client.presence.get_state(a(0), a(1), channel_type=ct)
+            if "states" in o:
+                check("the state", st.states, dict(pairs(o["states"])))
+        elif s.op == "remove_state":
+            await client.presence.remove_state(a(0), as_list(o.get("keys")), channel_type=ct)
+        elif s.op == "who_now":
+            r = await client.presence.who_now(
+                a(0),
+                channel_type=ct,
+                include_user_id=flag(o, "include_user_id", True),
+                include_state=flag(o, "include_state", False),
+            )
+            if "users" in o and not same_set([u.user_id for u in r.occupants], o["users"]):
+                raise ScenarioError(
+                    f"line {s.line}: users are {[u.user_id for u in r.occupants]}, expected {o['users']}"
+                )
+            if "total" in o:
+                check("the total occupancy", r.total_occupancy, int(o["total"]))
+        elif s.op == "where_now":
+            chs = await client.presence.where_now(a(0))
+            got = [f"{c.channel_type}:{c.channel}" for c in chs]
+            if "channels" in o and not same_set(got, o["channels"]):
+                raise ScenarioError(f"line {s.line}: channels are {got}, expected {o['channels']}")
+        # -- storage
+        elif s.op in ("set_channel_metadata", "update_channel_metadata", "remove_channel_metadata") or s.op in (
+            "set_user_metadata",
+            "update_user_metadata",
+            "remove_user_metadata",
+        ):
+            revision = int(o.get("revision", "-1"))
+            if s.op.startswith("remove_"):
+                items = [rtm2.MetadataItem(k, "", revision) for k in as_list(o.get("keys"))]
+            else:
+                items = [rtm2.MetadataItem(k, v, revision) for k, v in generated(o, "items")]
+            options: Dict[str, Any] = dict(
+                major_revision=int(o.get("major", "-1")),
+                lock_name=o.get("lock", ""),
+                record_ts=flag(o, "record_ts", False),
+                record_author=flag(o, "record_author", False),
+            )
+            write = getattr(client.storage, s.op)
+            if s.op.endswith("_channel_metadata"):
+                w = await write(a(0), items, channel_type=ct, **options)
+            else:
+                w = await write(a(0), items, **options)
+            if "result_major" in o:
+                check("the major revision", w.major_revision, int(o["result_major"]))
+            if "total" in o:
+                check("the item count", w.total_count, int(o["total"]))
+        elif s.op in ("get_channel_metadata", "get_user_metadata"):
+            if s.op == "get_channel_metadata":
+                md = await client.storage.get_channel_metadata(a(0), channel_type=ct)
+            else:
+                md = await client.storage.get_user_metadata(a(0))
+            if "items" in o and not same_set([f"{i.key}:{i.value}" for i in md.items], o["items"]):
+                raise ScenarioError(f"line {s.line}: items are {md.items}, expected {o['items']}")
+            if "major" in o:
+                check("the major revision", md.major_revision, int(o["major"]))
+            for key, author in pairs(o.get("authors")):
+                item = md.get(key)
+                check(f"the author of {key}", item.author if item else None, author)
+            for key in as_list(o.get("stamped")):
+                item = md.get(key)
+                if item is None or item.updated == 0:
+                    raise ScenarioError(f"line {s.line}: item {key} has no update time: {item!r}")
+        elif s.op == "subscribe_user_metadata":
+            await client.storage.subscribe_user_metadata(a(0))
+        elif s.op == "unsubscribe_user_metadata":
+            await client.storage.unsubscribe_user_metadata(a(0))
+        # -- locks
+        elif s.op == "set_lock":
+            if "ttl" in o:
+                await client.lock.set_lock(a(0), a(1), channel_type=ct, ttl=int(o["ttl"]))
+            else:
+                await client.lock.set_lock(a(0), a(1), channel_type=ct)
+        elif s.op == "remove_lock":
+            await client.lock.remove_lock(a(0), a(1), channel_type=ct)
+        elif s.op == "acquire_lock":
+            await client.lock.acquire_lock(a(0), a(1), channel_type=ct, retry=flag(o, "retry", False))
+        elif s.op == "release_lock":
+            await client.lock.release_lock(a(0), a(1), channel_type=ct)
+        elif s.op == "revoke_lock":
+            await client.lock.revoke_lock(a(0), a(1), a(2), channel_type=ct)
+        elif s.op == "get_locks":
+            locks = await client.lock.get_locks(a(0), channel_type=ct)
+            got = [f"{d.name}:{d.owner}" for d in locks]
+            if "locks" in o and not same_set(got, o["locks"]):
+                raise ScenarioError(f"line {s.line}: locks are {got}, expected {o['locks']}")
+        else:
+            return False
+        return True
 
     async def expect(self, s: Step) -> None:
         kind = s.args[0] if s.args else ""
@@ -393,6 +626,8 @@ class Runner:
             for k, want in sorted(s.opts.items()):
                 if k not in got:
                     raise ScenarioError(f"line {s.line}: unknown field {k}")
+                if k in SET_FIELDS.get(kind, ()):
+                    want = canon(as_list(want))
                 if got[k] != want:
                     mismatch = (k, want)
                     break
@@ -408,12 +643,49 @@ class Runner:
         if s.op == "expect":
             await self.expect(s)
             return
+        if s.op == "start":
+            await self.start_op(s)
+            return
+        if s.op == "finish":
+            await self.finish_op(s)
+            return
         what = f"line {s.line}: {s.actor} {s.op}"
         error: Optional[rtm2.RtmError] = None
         try:
             await bounded(self.op(s), what)
         except rtm2.RtmError as e:
             error = e
+        self.outcome(s, what, error)
+
+    async def start_op(self, s: Step) -> None:
+        """`NAME start <operation> ...`: starts it without waiting (one per client)."""
+        actor = self.actor(s)
+        if actor.started is not None:
+            raise ScenarioError(f"line {s.line}: {s.actor} already started an operation (line {actor.started_line})")
+        if not s.args or s.expect_error is not None:
+            raise ScenarioError(f"line {s.line}: start takes an operation and no outcome")
+        inner = Step(s.line, s.actor, s.args[0], s.args[1:], s.opts)
+        actor.started = asyncio.ensure_future(self.op(inner))
+        actor.started_line = s.line
+        # Let the task run up to the native call, which sends the request.
+        await asyncio.sleep(0)
+
+    async def finish_op(self, s: Step) -> None:
+        """`NAME finish [-> ...]`: waits (at most WAIT s) for the started operation."""
+        actor = self.actor(s)
+        task, actor.started = actor.started, None
+        if task is None:
+            raise ScenarioError(f"line {s.line}: {s.actor} started no operation")
+        what = f"line {s.line}: {s.actor} finish (of line {actor.started_line})"
+        error: Optional[rtm2.RtmError] = None
+        try:
+            await bounded(task, what)
+        except rtm2.RtmError as e:
+            error = e
+        self.outcome(s, what, error)
+
+    @staticmethod
+    def outcome(s: Step, what: str, error: Optional[rtm2.RtmError]) -> None:
         if s.expect_error is None:
             if error is not None:
                 raise ScenarioError(f"{what}: unexpected error {error!r}")
@@ -423,8 +695,15 @@ class Runner:
             raise ScenarioError(f"{what}: wrong code {int(error.code)}, expected {s.expect_error} ({error!r})")
 
     async def close(self) -> None:
-        """Closes every client (bounded), then stops the server."""
+        """Kills the ghosts, closes every client (bounded), then stops the server."""
         try:
+            for ghost in self.ghosts.values():
+                ghost.kill()
+            self.ghosts.clear()
+            for actor in self.clients.values():
+                if actor.started is not None:
+                    actor.started.cancel()
+                    await asyncio.gather(actor.started, return_exceptions=True)
             clients = [a.client for a in self.clients.values()]
             self.clients.clear()
             if clients:
@@ -460,6 +739,10 @@ async def run_scenario(path: pathlib.Path) -> None:
                     runner.start(w)
                 elif w[0] == "client":
                     need().add_client(w)
+                elif w[0] == "ghost":
+                    await need().ghost(w)
+                elif w[0] == "kill":
+                    await need().kill(w)
                 elif w[0] == "repeat":
                     if len(w) < 3 or not re.fullmatch(r"\d+", w[1]):
                         raise ScenarioError(f"bad repeat {w[1:]}")
@@ -481,7 +764,7 @@ SCENARIOS = sorted(p.name for p in SCENARIO_DIR.glob("*.scn")) if SCENARIO_DIR.i
 
 
 def test_the_scenario_files_are_there() -> None:
-    want = 7 if SCENARIO_DIR == DEFAULT_DIR else 1
+    want = 11 if SCENARIO_DIR == DEFAULT_DIR else 1
     assert len(SCENARIOS) >= want, f"scenarios missing in {SCENARIO_DIR}"
 
 

@@ -184,3 +184,59 @@ async def test_recv_timeout_raises_timeout_error(make_client) -> None:
     await c.publish(sub.channel, "later")
     m = await sub.recv(timeout=WAIT)
     assert m is not None and m.message == "later"
+
+
+async def test_service_events_reach_handlers_and_filtered_streams(make_client) -> None:
+    alice = make_client()
+    bob = make_client()
+    got: List[Any] = []
+    done = asyncio.Event()
+
+    @alice.on("presence")
+    def on_presence(ev: rtm2.PresenceEvent) -> None:
+        got.append(ev)
+
+    @alice.on("storage")
+    async def on_storage(ev: rtm2.StorageEvent) -> None:
+        got.append(ev)
+
+    def on_lock(ev: rtm2.LockEvent) -> None:
+        got.append(ev)
+        if ev.event_type == "SET":
+            done.set()
+
+    alice.on("lock", on_lock)
+    only_locks = alice.events("lock")
+    await alice.login()
+    await bob.login()
+    room = uid("room")
+    await alice.subscribe(room, with_presence=True, with_metadata=True, with_lock=True)
+    await bob.storage.set_channel_metadata(room, {"k": "v"})
+    await bob.lock.set_lock(room, "l")
+    await asyncio.wait_for(done.wait(), WAIT)
+    kinds = [(type(e).__name__, e.event_type) for e in got]
+    for want in [
+        ("PresenceEvent", "SNAPSHOT"),
+        ("StorageEvent", "SNAPSHOT"),
+        ("StorageEvent", "UPDATE"),
+        ("LockEvent", "SNAPSHOT"),
+        ("LockEvent", "SET"),
+    ]:
+        assert want in kinds, kinds
+    first = await only_locks.recv(timeout=WAIT)
+    assert isinstance(first, rtm2.LockEvent) and first.event_type == rtm2.LockEventType.SNAPSHOT
+    second = await only_locks.recv(timeout=WAIT)
+    assert isinstance(second, rtm2.LockEvent) and (second.event_type, second.lock_name) == ("SET", "l")
+    # A handler may call the services.
+    answers: List[Any] = []
+    answered = asyncio.Event()
+
+    @bob.on("lock")
+    async def on_bob_lock(ev: rtm2.LockEvent) -> None:
+        if ev.event_type == "SNAPSHOT":
+            answers.append(await bob.lock.get_locks(room))
+            answered.set()
+
+    await bob.subscribe(room, with_lock=True)
+    await asyncio.wait_for(answered.wait(), WAIT)
+    assert [d.name for d in answers[0]] == ["l"]

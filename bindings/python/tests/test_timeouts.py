@@ -112,3 +112,23 @@ async def test_request_timeout_parameter(make_client, dev_server: Any) -> None:
     finally:
         proxy.muted = False
         await proxy.close()
+
+
+async def test_service_timeouts_use_the_service_codes(make_client, dev_server: Any) -> None:
+    proxy = MutingProxy(dev_server.address)
+    c = make_client(endpoint=await proxy.start())
+    try:
+        await c.login()
+        room = uid("room")
+        await c.subscribe(room)
+        proxy.muted = True
+        await raises(E.PRESENCE_OPERATION_TIMEOUT, c.presence.who_now(room, timeout=0.2), rtm2.RtmTimeoutError)
+        await raises(E.PRESENCE_OPERATION_TIMEOUT, c.presence.set_state(room, {"a": "b"}, timeout=0.2))
+        await raises(E.STORAGE_OPERATION_TIMEOUT, c.storage.get_channel_metadata(room, timeout=0.2))
+        await raises(E.STORAGE_OPERATION_TIMEOUT, c.storage.set_user_metadata("", {"a": "b"}, timeout=0.2))
+        await raises(E.LOCK_OPERATION_TIMEOUT, c.lock.get_locks(room, timeout=0.2), rtm2.RtmTimeoutError)
+        await raises(E.LOCK_OPERATION_TIMEOUT, c.lock.set_lock(room, "l", timeout=0.2))
+        proxy.muted = False
+        assert [d.name for d in await c.lock.get_locks(room, timeout=WAIT)] == ["l"]
+    finally:
+        await proxy.close()

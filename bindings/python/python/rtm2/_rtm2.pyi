@@ -7,7 +7,13 @@ __version__: str
 
 ChannelTypeName = Literal["NONE", "MESSAGE", "STREAM", "USER"]
 PresenceEventTypeName = Literal[
-    "NONE", "SNAPSHOT", "INTERVAL", "REMOTE_JOIN", "REMOTE_LEAVE", "REMOTE_TIMEOUT", "REMOTE_STATE_CHANGED",
+    "NONE",
+    "SNAPSHOT",
+    "INTERVAL",
+    "REMOTE_JOIN",
+    "REMOTE_LEAVE",
+    "REMOTE_TIMEOUT",
+    "REMOTE_STATE_CHANGED",
     "ERROR_OUT_OF_SERVICE",
 ]
 StorageTypeName = Literal["NONE", "USER", "CHANNEL"]
@@ -293,7 +299,7 @@ class LockDetail(_Record):
     def name(self) -> str: ...
     @property
     def owner(self) -> str:
-        """"" = free."""
+        """ "" = free."""
     @property
     def ttl(self) -> int:
         """Seconds an owner keeps the lock after its connection drops."""
@@ -309,7 +315,7 @@ class LockEvent(_Record):
     def channel(self) -> str: ...
     @property
     def lock_name(self) -> str:
-        """"" for SNAPSHOT."""
+        """ "" for SNAPSHOT."""
     @property
     def ttl(self) -> int: ...
     @property
@@ -405,7 +411,9 @@ class NativePresence:
         page: str = "",
         timeout: Optional[float] = None,
     ) -> asyncio.Future[OnlineUsers]: ...
-    def get_user_channels(self, user_id: str = "", timeout: Optional[float] = None) -> asyncio.Future[List[ChannelInfo]]: ...
+    def get_user_channels(
+        self, user_id: str = "", timeout: Optional[float] = None
+    ) -> asyncio.Future[List[ChannelInfo]]: ...
     def set_state(
         self, channel: str, channel_type_name: str, states: Sequence[Tuple[str, str]], timeout: Optional[float] = None
     ) -> asyncio.Future[None]: ...

@@ -1,0 +1,119 @@
+//! `NativeLock`: the core `Locks` behind `rtm2.Locks` (`client.lock`).
+//!
+//! `acquire_lock(retry=True)` may wait in the server's queue for as long as the lock is held:
+//! it is an asyncio future like every other call, so it never blocks the event loop, and
+//! cancelling it (task.cancel(), asyncio.wait_for, a `timeout=`) drops the operation.
+
+use pyo3::prelude::*;
+
+use rtm2_core::Locks;
+
+use crate::bridge::future;
+use crate::client::{NativeClient, channel_type};
+use crate::services::Out;
+
+/// The lock service of a client (fails with 10018 once the client is closed).
+#[pyclass(module = "rtm2._rtm2", frozen)]
+pub struct NativeLock {
+    client: Py<NativeClient>,
+}
+
+impl NativeLock {
+    pub fn new(client: Py<NativeClient>) -> Self {
+        NativeLock { client }
+    }
+
+    fn service(&self, operation: &str, timeout: Option<f64>) -> PyResult<Locks> {
+        Ok(self.client.get().timed(operation, timeout)?.lock())
+    }
+}
+
+#[pymethods]
+impl NativeLock {
+    #[pyo3(signature = (channel, channel_type_name, name, ttl=0, timeout=None))]
+    fn set_lock<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        name: &str,
+        ttl: u32,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "set_lock";
+        let l = self.service(op, timeout)?;
+        future(py, l.set_lock(channel, channel_type(op, channel_type_name)?, name, ttl))
+    }
+
+    #[pyo3(signature = (channel, channel_type_name, name, timeout=None))]
+    fn remove_lock<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        name: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "remove_lock";
+        let l = self.service(op, timeout)?;
+        future(py, l.remove_lock(channel, channel_type(op, channel_type_name)?, name))
+    }
+
+    #[pyo3(signature = (channel, channel_type_name, name, retry=false, timeout=None))]
+    fn acquire_lock<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        name: &str,
+        retry: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "acquire_lock";
+        let l = self.service(op, timeout)?;
+        future(py, l.acquire_lock(channel, channel_type(op, channel_type_name)?, name, retry))
+    }
+
+    #[pyo3(signature = (channel, channel_type_name, name, timeout=None))]
+    fn release_lock<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        name: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "release_lock";
+        let l = self.service(op, timeout)?;
+        future(py, l.release_lock(channel, channel_type(op, channel_type_name)?, name))
+    }
+
+    #[pyo3(signature = (channel, channel_type_name, name, owner, timeout=None))]
+    fn revoke_lock<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        name: &str,
+        owner: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "revoke_lock";
+        let l = self.service(op, timeout)?;
+        future(py, l.revoke_lock(channel, channel_type(op, channel_type_name)?, name, owner))
+    }
+
+    #[pyo3(signature = (channel, channel_type_name, timeout=None))]
+    fn get_locks<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        channel_type_name: &str,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = "get_locks";
+        let l = self.service(op, timeout)?;
+        let started = l.get_locks(channel, channel_type(op, channel_type_name)?);
+        future(py, async move { started.await.map(Out) })
+    }
+}
