@@ -433,7 +433,8 @@ pub(crate) async fn establish(
         login,
         tasks: Mutex::new(Vec::new()),
     });
-    let last_rx = Arc::new(AtomicU64::new(now_ms()));
+    // Frames received so far; the keepalive watches it change (no clock read per frame).
+    let last_rx = Arc::new(AtomicU64::new(0));
     let w = tokio::spawn(writer(wr, writer_rx, link.clone()));
     let r = tokio::spawn(reader(rd, buf, dec, link.clone(), inbound, last_rx.clone()));
     let k = tokio::spawn(keepalive(
@@ -496,7 +497,7 @@ async fn reader<R: AsyncRead + Unpin>(
                 break LinkEnd { goodbye: None, detail: format!("connection closed: {e}"), keepalive_timeout: false };
             }
         };
-        last_rx.store(now_ms(), Ordering::Relaxed);
+        last_rx.fetch_add(1, Ordering::Relaxed);
         let f = match frame::decode_server(body) {
             Ok(f) => f,
             Err(e) => {
@@ -563,11 +564,16 @@ async fn keepalive(link: Arc<Link>, interval: Duration, pong_timeout: Duration, 
     let mut tick = tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
     let check = pong_timeout.min(interval).max(Duration::from_millis(50));
     let mut check_tick = tokio::time::interval(check);
+    let (mut seen, mut heard_at) = (last_rx.load(Ordering::Relaxed), now_ms());
     loop {
         tokio::select! {
             _ = tick.tick() => link.send_nowait(client_frame::Body::Ping(pb::Ping { client_time_ms: now_ms() })),
             _ = check_tick.tick() => {
-                let silent = now_ms().saturating_sub(last_rx.load(Ordering::Relaxed));
+                let count = last_rx.load(Ordering::Relaxed);
+                if count != seen {
+                    (seen, heard_at) = (count, now_ms());
+                }
+                let silent = now_ms().saturating_sub(heard_at);
                 if silent > pong_timeout.as_millis() as u64 + interval.as_millis() as u64 {
                     link.close_with(LinkEnd {
                         goodbye: None,
