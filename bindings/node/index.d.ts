@@ -90,7 +90,8 @@ export declare class NativeLock {
   /**
    * Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
    * server's queue until granted — without a time limit unless `timeoutMs` is given. Never
-   * blocks the event loop; the cancel token abandons the wait on this side.
+   * blocks the event loop; the cancel token abandons the wait (the core then withdraws the
+   * queued acquisition).
    */
   acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
   /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */
@@ -111,7 +112,10 @@ export declare class NativePresence {
   getOnlineUsers(channel: string, channelType?: string | undefined | null, options?: NativeGetOnlineUsersOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<OnlineUsers>
   /** The channels a user is present in (`''`: this client). */
   getUserChannels(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<ChannelInfo>>
-  /** Sets keys of this client's state in a channel (kept locally until it subscribes/joins). */
+  /**
+   * Sets keys of this client's state in a channel (kept locally until it subscribes/joins;
+   * 10002 before login).
+   */
   setState(channel: string, channelType: string | undefined | null, states: Array<StateItem>, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
   /** A user's state in a channel (13011 if the user is not present there). */
   getState(channel: string, channelType: string | undefined | null, userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserState>

@@ -353,6 +353,9 @@ impl Presence {
         };
         {
             let mut st = self.inner().state.lock().unwrap();
+            if matches!(st.link_state, LinkState::IDLE | LinkState::FAILED) {
+                return Op::ready(Err(Error::new(ErrorCode::NOT_LOGIN, op, "log in before removing state")));
+            }
             if !st.cache.present(&key) {
                 forget.clone()(&mut st.cache);
                 return Op::ready(Ok(()));

@@ -550,6 +550,8 @@ async fn state_before_login_is_refused_and_only_waiting_states_count() {
     let c = Client::new(ClientConfig::new(APP_ID, "early").endpoint(Endpoint::Tcp(addr.to_string()))).unwrap();
     let e = c.presence().set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::NOT_LOGIN);
+    let e = c.presence().remove_state("room", ChannelType::MESSAGE, vec![]).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NOT_LOGIN);
     c.login("").await.unwrap();
     // 40 entered channels with state, then 100 waiting ones: the limit is on the waiting ones.
     for i in 0..40 {

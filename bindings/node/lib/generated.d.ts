@@ -258,6 +258,14 @@ export type MessagePriority = 'HIGHEST' | 'HIGH' | 'NORMAL' | 'LOW'
 
 export type TopicEventType = 'NONE' | 'SNAPSHOT' | 'REMOTE_JOIN' | 'REMOTE_LEAVE'
 
+export type PresenceEventType = 'NONE' | 'SNAPSHOT' | 'INTERVAL' | 'REMOTE_JOIN' | 'REMOTE_LEAVE' | 'REMOTE_TIMEOUT' | 'REMOTE_STATE_CHANGED' | 'ERROR_OUT_OF_SERVICE'
+
+export type StorageType = 'NONE' | 'USER' | 'CHANNEL'
+
+export type StorageEventType = 'NONE' | 'SNAPSHOT' | 'SET' | 'UPDATE' | 'REMOVE'
+
+export type LockEventType = 'NONE' | 'SNAPSHOT' | 'SET' | 'REMOVED' | 'ACQUIRED' | 'RELEASED' | 'EXPIRED'
+
 export type ServiceType = 'NONE' | 'MESSAGE' | 'STREAM'
 
 export type LinkState = 'IDLE' | 'CONNECTING' | 'CONNECTED' | 'DISCONNECTED' | 'SUSPENDED' | 'FAILED'

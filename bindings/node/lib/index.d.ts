@@ -4,34 +4,43 @@
 
 import { EventEmitter } from 'node:events'
 
-import type {
-  ChannelType,
-  ErrorCodeName,
-  ErrorCodeTable,
-  LinkOperation,
-  LinkState,
-  LinkStateChangeReason,
-  MessagePriority,
-  MessageQos,
-  MessageType,
-  ServiceType,
-  TopicEventType,
-} from './generated'
+import type * as Generated from './generated'
 
-export type {
-  ChannelType,
-  ErrorCodeName,
-  ErrorCodeTable,
-  ErrorCodeValue,
-  LinkOperation,
-  LinkState,
-  LinkStateChangeReason,
-  MessagePriority,
-  MessageQos,
-  MessageType,
-  ServiceType,
-  TopicEventType,
-} from './generated'
+export type { ErrorCodeName, ErrorCodeTable, ErrorCodeValue } from './generated'
+type ErrorCodeName = Generated.ErrorCodeName
+type ErrorCodeTable = Generated.ErrorCodeTable
+
+/** An enumeration's names as constants: `{ NAME: 'NAME', ... }`. */
+type Constants<T extends string> = { readonly [K in T]: K }
+
+// The enumerations: each a union of its names (type) and the same names as constants (value,
+// e.g. `LockEventType.ACQUIRED === 'ACQUIRED'`), both from the native tables.
+export type ChannelType = Generated.ChannelType
+export declare const ChannelType: Constants<ChannelType>
+export type MessageType = Generated.MessageType
+export declare const MessageType: Constants<MessageType>
+export type MessageQos = Generated.MessageQos
+export declare const MessageQos: Constants<MessageQos>
+export type MessagePriority = Generated.MessagePriority
+export declare const MessagePriority: Constants<MessagePriority>
+export type TopicEventType = Generated.TopicEventType
+export declare const TopicEventType: Constants<TopicEventType>
+export type PresenceEventType = Generated.PresenceEventType
+export declare const PresenceEventType: Constants<PresenceEventType>
+export type StorageType = Generated.StorageType
+export declare const StorageType: Constants<StorageType>
+export type StorageEventType = Generated.StorageEventType
+export declare const StorageEventType: Constants<StorageEventType>
+export type LockEventType = Generated.LockEventType
+export declare const LockEventType: Constants<LockEventType>
+export type ServiceType = Generated.ServiceType
+export declare const ServiceType: Constants<ServiceType>
+export type LinkState = Generated.LinkState
+export declare const LinkState: Constants<LinkState>
+export type LinkOperation = Generated.LinkOperation
+export declare const LinkOperation: Constants<LinkOperation>
+export type LinkStateChangeReason = Generated.LinkStateChangeReason
+export declare const LinkStateChangeReason: Constants<LinkStateChangeReason>
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -169,6 +178,86 @@ export interface TopicUsersOptions extends OperationOptions {
   users?: string[]
 }
 
+/** The channel type of presence, storage and lock calls (`'MESSAGE'` when omitted; others fail with 10019). */
+export type ScopeChannelType = 'MESSAGE' | 'STREAM' | ChannelType
+
+export interface GetOnlineUsersOptions extends OperationOptions {
+  /** List the users (default true; false with `includedState` false: the count only). */
+  includedUserId?: boolean
+  /** List each user's state (default false; needs `includedUserId`, else 13003). */
+  includedState?: boolean
+  /** The `nextPage` of an earlier answer (none: the first page). */
+  page?: string
+}
+
+/**
+ * A user's state to set: an object, a Map, or `[key, value]` / `{ key, value }` pairs (values
+ * are strings; keys at most 32 bytes, values at most 16 KB, at most 32 pairs).
+ */
+export type StateInput =
+  | Record<string, string>
+  | Map<string, string>
+  | ReadonlyArray<readonly [string, string] | { key: string; value: string }>
+
+export interface RemoveStateOptions extends OperationOptions {
+  /** The keys to remove (none or empty: every key). */
+  states?: string[]
+}
+
+/** An item to write. */
+export interface MetadataItem {
+  key: string
+  /** Ignored by removals. */
+  value?: string
+  /** -1 (default): no check; 0: create only (set); N: the item's revision must be N (else 12014). */
+  revision?: number
+}
+
+/** Options of metadata writes. */
+export interface MetadataOptions extends OperationOptions {
+  /** -1 (default): no check; 0: the set must be empty (set only); N: its major revision must be N (else 12014). */
+  majorRevision?: number
+  /** Channel metadata: write only while holding this lock of the channel (12008). User metadata takes none (12004). */
+  lockName?: string
+  /** Stamp the written items with the server time (`updated`). */
+  addTimeStamp?: boolean
+  /** Stamp the written items with this user id (`authorUid`). */
+  addUserId?: boolean
+}
+
+export interface RemoveChannelMetadataOptions extends MetadataOptions {
+  /** The items (keys) to remove; none or empty: the whole set. */
+  data?: MetadataItem[]
+}
+
+export interface UserMetadataOptions extends MetadataOptions {
+  /** Whose metadata (default: this client). Anyone may write any user's metadata. */
+  userId?: string
+}
+
+export interface RemoveUserMetadataOptions extends UserMetadataOptions {
+  /** The items (keys) to remove; none or empty: the whole set. */
+  data?: MetadataItem[]
+}
+
+export interface GetUserMetadataOptions extends OperationOptions {
+  /** Whose metadata (default: this client). */
+  userId?: string
+}
+
+export interface SetLockOptions extends OperationOptions {
+  /** Seconds an owner keeps the lock after disconnecting (default 10, clamped to 10..300). */
+  ttl?: number
+}
+
+export interface AcquireLockOptions extends OperationOptions {
+  /**
+   * Held by another user: wait in the server's queue until granted (no time limit unless
+   * `timeoutMs`) instead of failing with 14007.
+   */
+  retry?: boolean
+}
+
 export interface MessagesOptions {
   /** Only messages of this channel (message channel, user id or stream channel name). */
   channel?: string
@@ -236,6 +325,109 @@ export interface LinkStateEvent {
   timestamp: number
 }
 
+/** A user and its state in a channel. */
+export interface UserState {
+  userId: string
+  states: Record<string, string>
+  statesCount: number
+}
+
+/** Users of one kind of change during a presence interval. */
+export interface IntervalUsers {
+  users: string[]
+  userCount: number
+}
+
+/** The aggregated changes of one presence interval. */
+export interface PresenceInterval {
+  join: IntervalUsers
+  leave: IntervalUsers
+  timeout: IntervalUsers
+  /** The full state of every user whose state changed. */
+  userStateList: UserState[]
+  /** Users present at the end of the interval. */
+  totalOccupancy: number
+}
+
+/** A presence event (subscribers / joiners with `withPresence`). */
+export interface PresenceEvent {
+  eventType: PresenceEventType
+  /** `'MESSAGE'` or `'STREAM'`. */
+  channelType: ChannelType
+  channelName: string
+  /** The user the event is about (`''` for SNAPSHOT and INTERVAL). */
+  publisher: string
+  /** REMOTE_STATE_CHANGED: the publisher's full state (else empty). */
+  stateChanged: Record<string, string>
+  /** INTERVAL only (else null). */
+  interval: PresenceInterval | null
+  /** SNAPSHOT: everyone present, this client included (else empty). */
+  snapshot: UserState[]
+  /** Server time, ms since the epoch. */
+  timestamp: number
+}
+
+/** One item of a metadata set. */
+export interface MetadataDetail {
+  value: string
+  /** The major revision of the write that wrote it. */
+  revision: number
+  /** When it was written, ms (0 unless written with `addTimeStamp`). */
+  updated: number
+  /** Who wrote it (`''` unless written with `addUserId`). */
+  authorUid: string
+}
+
+/** A metadata set. */
+export interface StorageData {
+  totalCount: number
+  /** Incremented by every write of the set (0: never written). */
+  majorRevision: number
+  /** The items by key. */
+  metadata: Record<string, MetadataDetail>
+}
+
+/** A storage event: the whole set when subscribing (SNAPSHOT) and after each change (UPDATE). */
+export interface StorageEvent {
+  /** `'SNAPSHOT'` or `'UPDATE'` (full-data mode). */
+  eventType: StorageEventType
+  storageType: StorageType
+  /** `'MESSAGE'` or `'STREAM'` for channel metadata, `'NONE'` for user metadata. */
+  channelType: ChannelType
+  /** The channel, or the user id for user metadata. */
+  channelName: string
+  /** Who wrote (`''` for SNAPSHOT). */
+  publisher: string
+  data: StorageData
+  timestamp: number
+}
+
+/** A lock of a channel. */
+export interface LockDetail {
+  lockName: string
+  /** Its owner (`''` = free). */
+  owner: string
+  /** Seconds an owner keeps it after disconnecting. */
+  ttl: number
+}
+
+/** A lock event (subscribers / joiners with `withLock`; EXPIRED also to the former owner). */
+export interface LockEvent {
+  eventType: LockEventType
+  channelType: ChannelType
+  channelName: string
+  /** The lock (`''` for SNAPSHOT). */
+  lockName: string
+  ttl: number
+  /** The new owner for ACQUIRED, the former one for RELEASED / EXPIRED. */
+  owner: string
+  /** Who caused the event. */
+  publisher: string
+  /** SNAPSHOT: every lock of the channel (else empty). */
+  snapshot: LockDetail[]
+  timestamp: number
+}
+
 /** Events were dropped because a bounded queue was full. */
 export interface OverflowEvent {
   dropped: number
@@ -249,6 +441,9 @@ export interface RTMEventMap {
   message: [event: MessageEvent]
   linkState: [event: LinkStateEvent]
   topic: [event: TopicEvent]
+  presence: [event: PresenceEvent]
+  storage: [event: StorageEvent]
+  lock: [event: LockEvent]
   /** The login token (`''`) or a stream channel's token (its name) expires soon. */
   tokenPrivilegeWillExpire: [channelName: string]
   overflow: [event: OverflowEvent]
@@ -284,8 +479,133 @@ export interface GetSubscribedUserListResponse {
   totalUser: number
 }
 
+/** Result of presence calls about a channel (setState, removeState). */
+export interface PresenceChannelResponse {
+  channelName: string
+  channelType: ChannelType
+}
+
+export interface GetOnlineUsersResponse extends PresenceChannelResponse {
+  /** Users present (all pages). */
+  totalOccupancy: number
+  /** This page's users. */
+  occupants: UserState[]
+  /** Pass as `page` for the next page; `''` on the last page. */
+  nextPage: string
+}
+export type WhoNowResponse = GetOnlineUsersResponse
+
+export interface ChannelInfo {
+  channelName: string
+  channelType: ChannelType
+}
+
+export interface GetUserChannelsResponse {
+  channels: ChannelInfo[]
+  totalChannel: number
+}
+export type WhereNowResponse = GetUserChannelsResponse
+
+export interface GetStateResponse extends PresenceChannelResponse, UserState {}
+
+export interface ChannelMetadataResponse {
+  channelName: string
+  channelType: ChannelType
+  /** Items in the set after the write. */
+  totalCount: number
+  /** The set's new major revision (also the revision of every item written). */
+  majorRevision: number
+}
+
+export interface GetChannelMetadataResponse extends StorageData {
+  channelName: string
+  channelType: ChannelType
+}
+
+export interface UserMetadataResponse {
+  userId: string
+  totalCount: number
+  majorRevision: number
+}
+
+export interface GetUserMetadataResponse extends StorageData {
+  userId: string
+}
+
+export interface UserMetadataSubscriptionResponse {
+  userId: string
+}
+
+export interface LockResponse {
+  channelName: string
+  channelType: ChannelType
+  lockName: string
+}
+
+export interface GetLockResponse {
+  channelName: string
+  channelType: ChannelType
+  totalLocks: number
+  lockDetails: LockDetail[]
+}
+
 // ---------------------------------------------------------------------------------------------
 // Classes
+
+/** Presence (`rtm.presence`): who is in a channel, where a user is, per-channel user state. */
+export declare class RTMPresence {
+  private constructor()
+  /** Who is present in a channel, one page at a time (no need to be in the channel). */
+  getOnlineUsers(channelName: string, channelType?: ScopeChannelType, options?: GetOnlineUsersOptions): Promise<GetOnlineUsersResponse>
+  /** Alias of `getOnlineUsers`. */
+  whoNow(channelName: string, channelType?: ScopeChannelType, options?: GetOnlineUsersOptions): Promise<WhoNowResponse>
+  /** The channels a user is present in (`''`: this client). */
+  getUserChannels(userId: string, options?: OperationOptions): Promise<GetUserChannelsResponse>
+  /** Alias of `getUserChannels`. */
+  whereNow(userId: string, options?: OperationOptions): Promise<WhereNowResponse>
+  /** Sets keys of this client's state in a channel; kept and applied on subscribe / join when not in it yet. */
+  setState(channelName: string, channelType: ScopeChannelType | undefined, state: StateInput, options?: OperationOptions): Promise<PresenceChannelResponse>
+  /** A user's state in a channel (13011 if not present there). */
+  getState(userId: string, channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetStateResponse>
+  /** Removes keys of this client's state in a channel (no `states`: all of them). */
+  removeState(channelName: string, channelType?: ScopeChannelType, options?: RemoveStateOptions): Promise<PresenceChannelResponse>
+}
+
+/** Storage (`rtm.storage`): channel and user metadata with revisions. */
+export declare class RTMStorage {
+  private constructor()
+  setChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<ChannelMetadataResponse>
+  updateChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<ChannelMetadataResponse>
+  /** Removes `options.data` (by key); none: the whole set. */
+  removeChannelMetadata(channelName: string, channelType?: ScopeChannelType, options?: RemoveChannelMetadataOptions): Promise<ChannelMetadataResponse>
+  getChannelMetadata(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetChannelMetadataResponse>
+  setUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<UserMetadataResponse>
+  updateUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<UserMetadataResponse>
+  /** Removes `options.data` (by key); none: the whole set. */
+  removeUserMetadata(options?: RemoveUserMetadataOptions): Promise<UserMetadataResponse>
+  getUserMetadata(options?: GetUserMetadataOptions): Promise<GetUserMetadataResponse>
+  /** A storage SNAPSHOT event now, then an UPDATE per change (at most 50 users, 12017). */
+  subscribeUserMetadata(userId: string, options?: OperationOptions): Promise<UserMetadataSubscriptionResponse>
+  /** 12015 if not subscribed. */
+  unsubscribeUserMetadata(userId: string, options?: OperationOptions): Promise<UserMetadataSubscriptionResponse>
+}
+
+/** Locks (`rtm.lock`), scoped to a channel name and type. */
+export declare class RTMLock {
+  private constructor()
+  /** Defines a lock (14004 if it exists). */
+  setLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: SetLockOptions): Promise<LockResponse>
+  /** Every lock of the channel, with its owner. */
+  getLock(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetLockResponse>
+  /** Removes a lock (14008 if missing); waiting acquisitions fail with 14008. */
+  removeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
+  /** Takes a lock: 14007 if held by another user, unless `retry` (then waits in the server's queue). */
+  acquireLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: AcquireLockOptions): Promise<LockResponse>
+  /** Releases a lock this client holds (14006 otherwise). */
+  releaseLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
+  /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */
+  revokeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, owner: string, options?: OperationOptions): Promise<LockResponse>
+}
 
 /** The messages of one subscribed channel (`rtm.subscribe()`): iterate with `for await`. */
 export declare class RTMSubscription implements AsyncIterable<MessageEvent> {
@@ -322,6 +642,9 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
   readonly userId: string
   /** The state of the message connection. */
   readonly linkState: LinkState
+  readonly presence: RTMPresence
+  readonly storage: RTMStorage
+  readonly lock: RTMLock
 
   addEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void
   removeEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void
@@ -376,6 +699,10 @@ export declare function enumNames(): {
   messageQos: MessageQos[]
   messagePriority: MessagePriority[]
   topicEventType: TopicEventType[]
+  presenceEventType: PresenceEventType[]
+  storageType: StorageType[]
+  storageEventType: StorageEventType[]
+  lockEventType: LockEventType[]
   serviceType: ServiceType[]
   linkState: LinkState[]
   linkOperation: LinkOperation[]

@@ -530,6 +530,25 @@ function setLogHandler(level, handler) {
 
 const VERSION = native.version()
 
+/** An enumeration's names as constants (`LockEventType.ACQUIRED === 'ACQUIRED'`), from the native tables. */
+function constants(names) {
+  return Object.freeze(Object.fromEntries(names.map((n) => [n, n])))
+}
+const ENUMS = native.enumNames()
+const ChannelType = constants(ENUMS.channelType)
+const MessageType = constants(ENUMS.messageType)
+const MessageQos = constants(ENUMS.messageQos)
+const MessagePriority = constants(ENUMS.messagePriority)
+const TopicEventType = constants(ENUMS.topicEventType)
+const PresenceEventType = constants(ENUMS.presenceEventType)
+const StorageType = constants(ENUMS.storageType)
+const StorageEventType = constants(ENUMS.storageEventType)
+const LockEventType = constants(ENUMS.lockEventType)
+const ServiceType = constants(ENUMS.serviceType)
+const LinkState = constants(ENUMS.linkState)
+const LinkOperation = constants(ENUMS.linkOperation)
+const LinkStateChangeReason = constants(ENUMS.linkStateChangeReason)
+
 module.exports = {
   RTM,
   RTMError,
@@ -541,6 +560,19 @@ module.exports = {
   RTMStorage,
   RTMLock,
   ErrorCode,
+  ChannelType,
+  MessageType,
+  MessageQos,
+  MessagePriority,
+  TopicEventType,
+  PresenceEventType,
+  StorageType,
+  StorageEventType,
+  LockEventType,
+  ServiceType,
+  LinkState,
+  LinkOperation,
+  LinkStateChangeReason,
   buildToken,
   buildStreamToken,
   setLogHandler,

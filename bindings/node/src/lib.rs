@@ -18,8 +18,8 @@ use napi::Env;
 use napi_derive::napi;
 
 use rtm2_core::{
-    ChannelType, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority, MessageQos,
-    MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
+    ChannelType, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority,
+    MessageQos, MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
 };
 
 /// Version of the SDK.

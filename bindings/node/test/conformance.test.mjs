@@ -6,7 +6,6 @@
 
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -14,7 +13,7 @@ import { createRequire } from 'node:module'
 import { RTM, RTMError, buildToken, buildStreamToken } from 'rtm2'
 
 const require = createRequire(import.meta.url)
-const { APP_ID, CERT, WAIT_MS, REPO, RTM2_BIN, startServer } = require('./helpers.js')
+const { APP_ID, CERT, WAIT_MS, REPO, startServer, startGhost } = require('./helpers.js')
 
 const DEFAULT_DIR = path.join(REPO, 'tests', 'conformance', 'scenarios')
 const SCENARIO_DIR = process.env.RTM2_CONFORMANCE_DIR || DEFAULT_DIR
@@ -320,7 +319,7 @@ class Runner {
   clients = new Map()
   /** name -> the promise of the operation begun with `start` */
   started = new Map()
-  /** name -> the ghost's child process */
+  /** name -> the ghost (`startGhost`) */
   ghosts = new Map()
 
   async start(w) {
@@ -564,45 +563,27 @@ class Runner {
     }
   }
 
-  /**
-   * A user in another process: `rtm2 subscribe` with presence timeout 5 s, optionally holding a
-   * lock of the channel; resolves once it printed that it subscribed (and acquired the lock).
-   */
+  /** A user in another process (`rtm2 subscribe`, presence timeout 5 s), optionally holding a lock. */
   async ghost(w, lineNo) {
     const [, name, channel] = w
     if (!name || !channel) throw new Error(`line ${lineNo}: ghost needs a name and a channel`)
-    const lockName = w
+    const lock = w
       .slice(3)
       .find((x) => x.startsWith('lock='))
       ?.slice('lock='.length)
-    const args = ['subscribe', '--endpoint', this.endpoint, '--app-id', APP_ID, '--user-id', name]
-    args.push('--token', this.token('auto', name), '--presence-timeout', '5')
-    if (lockName !== undefined) args.push('--acquire-lock', `${channel}:${lockName}`)
-    args.push(channel)
-    const child = spawn(RTM2_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    this.ghosts.set(name, child)
-    const wanted = [`subscribed to ${channel}`, ...(lockName !== undefined ? [`acquired lock ${lockName}`] : [])]
-    let stderr = ''
-    const ready = new Promise((resolve, reject) => {
-      child.stderr.setEncoding('utf8')
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk
-        if (wanted.every((l) => stderr.split('\n').includes(l))) resolve()
-      })
-      child.on('exit', (code, signal) => reject(new Error(`ghost ${name} exited (${code ?? signal}): ${stderr}`)))
-      child.on('error', reject)
-    })
-    await bounded(ready, `line ${lineNo}: ghost ${name} (${wanted.join(', ')})`)
+    try {
+      this.ghosts.set(name, await startGhost(this.endpoint, name, channel, { lock, token: this.token('auto', name) }))
+    } catch (e) {
+      throw new Error(`line ${lineNo}: ${e.message}`)
+    }
   }
 
   /** Kills a ghost's process (SIGKILL: no logout) and waits for it to end. */
   async kill(name, lineNo) {
-    const child = this.ghosts.get(name)
-    if (!child) throw new Error(`line ${lineNo}: no ghost ${name}`)
+    const ghost = this.ghosts.get(name)
+    if (!ghost) throw new Error(`line ${lineNo}: no ghost ${name}`)
     this.ghosts.delete(name)
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await bounded(exited, `line ${lineNo}: ghost ${name} to exit`)
+    await ghost.kill()
   }
 
   async expect(s) {

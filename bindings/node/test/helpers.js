@@ -141,6 +141,66 @@ async function startServer(args = [], { listen = '127.0.0.1:0', rateLimits = fal
   }
 }
 
+/**
+ * A user in another process ("ghost"): `rtm2 subscribe` of `channel` on `endpoint` with a 5 s
+ * presence timeout, optionally acquiring `lock` of that message channel (waiting for it).
+ * Resolves with `{ process, kill() }` once it printed `subscribed to CHANNEL` (and `acquired
+ * lock LOCK`) on stderr. `kill()` sends SIGKILL (no logout) and waits for the exit.
+ */
+async function startGhost(endpoint, userId, channel, { lock, token = '' } = {}) {
+  if (!fs.existsSync(RTM2_BIN)) {
+    throw new Error(`rtm2 binary not found at ${RTM2_BIN}: build it (cargo build -p rtm2-cli) or set RTM2_BIN`)
+  }
+  const args = ['subscribe', '--endpoint', endpoint, '--app-id', APP_ID, '--user-id', userId, '--token', token]
+  args.push('--presence-timeout', '5')
+  if (lock !== undefined) args.push('--acquire-lock', `${channel}:${lock}`)
+  args.push(channel)
+  const child = spawn(RTM2_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const wanted = [`subscribed to ${channel}`, ...(lock !== undefined ? [`acquired lock ${lock}`] : [])]
+  let stderr = ''
+  const ready = new Promise((resolve, reject) => {
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+      if (wanted.every((l) => stderr.split('\n').includes(l))) resolve()
+    })
+    child.once('exit', (code, signal) => reject(new Error(`ghost ${userId} exited (${code ?? signal}): ${stderr}`)))
+    child.once('error', reject)
+  })
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await within(exited, WAIT_MS, `ghost ${userId} to exit`)
+  }
+  try {
+    await within(ready, WAIT_MS, `ghost ${userId}: ${wanted.join(', ')}`)
+  } catch (e) {
+    await kill()
+    throw e
+  }
+  return { process: child, kill }
+}
+
+/**
+ * Runs `fn` while `server`'s process is stopped (SIGSTOP: no reply can arrive), and resumes
+ * it afterwards.
+ */
+async function frozen(server, fn) {
+  server.process.kill('SIGSTOP')
+  // kill() only queues the signal: wait until the kernel reports the process stopped ('T').
+  const stat = `/proc/${server.process.pid}/stat`
+  const until = Date.now() + WAIT_MS
+  while (fs.readFileSync(stat, 'utf8').split(') ')[1][0] !== 'T') {
+    if (Date.now() >= until) throw new Error('the server did not stop')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  try {
+    return await fn()
+  } finally {
+    server.process.kill('SIGCONT')
+  }
+}
+
 /** Starts the certificate server of the common scenarios (token notice 2 s). */
 function startCertServer() {
   return startServer(['--app-id', APP_ID, '--app-certificate', CERT, '--token-notice-secs', '2'])
@@ -187,6 +247,8 @@ module.exports = {
   within,
   startServer,
   startCertServer,
+  startGhost,
+  frozen,
   rejectsWithCode,
   throwsWithCode,
 }

@@ -22,3 +22,45 @@ test('event payloads use the native enum names', () => {
   assert.deepEqual(e.topicEventType.slice(1), ['SNAPSHOT', 'REMOTE_JOIN', 'REMOTE_LEAVE'])
   assert.ok(e.channelType.includes('USER'))
 })
+
+test('the presence, storage and lock enums, as names and as constants', () => {
+  const e = rtm2.enumNames()
+  assert.deepEqual(e.presenceEventType, [
+    'NONE',
+    'SNAPSHOT',
+    'INTERVAL',
+    'REMOTE_JOIN',
+    'REMOTE_LEAVE',
+    'REMOTE_TIMEOUT',
+    'REMOTE_STATE_CHANGED',
+    'ERROR_OUT_OF_SERVICE',
+  ])
+  assert.deepEqual(e.storageType, ['NONE', 'USER', 'CHANNEL'])
+  assert.deepEqual(e.storageEventType, ['NONE', 'SNAPSHOT', 'SET', 'UPDATE', 'REMOVE'])
+  assert.deepEqual(e.lockEventType, ['NONE', 'SNAPSHOT', 'SET', 'REMOVED', 'ACQUIRED', 'RELEASED', 'EXPIRED'])
+  const pairs = [
+    ['ChannelType', 'channelType'],
+    ['MessageType', 'messageType'],
+    ['MessageQos', 'messageQos'],
+    ['MessagePriority', 'messagePriority'],
+    ['TopicEventType', 'topicEventType'],
+    ['PresenceEventType', 'presenceEventType'],
+    ['StorageType', 'storageType'],
+    ['StorageEventType', 'storageEventType'],
+    ['LockEventType', 'lockEventType'],
+    ['ServiceType', 'serviceType'],
+    ['LinkState', 'linkState'],
+    ['LinkOperation', 'linkOperation'],
+    ['LinkStateChangeReason', 'linkStateChangeReason'],
+  ]
+  for (const [constant, names] of pairs) {
+    assert.deepEqual(Object.keys(rtm2[constant]), e[names], constant)
+    for (const n of e[names]) assert.equal(rtm2[constant][n], n)
+    assert.ok(Object.isFrozen(rtm2[constant]))
+  }
+  assert.equal(rtm2.LockEventType.ACQUIRED, 'ACQUIRED')
+  // The service error codes are in the table with their reference numbers.
+  assert.equal(rtm2.ErrorCode.PRESENCE_USER_NOT_EXIST, 13011)
+  assert.equal(rtm2.ErrorCode.STORAGE_OUTDATED_REVISION, 12014)
+  assert.equal(rtm2.ErrorCode.LOCK_NOT_EXIST, 14008)
+})

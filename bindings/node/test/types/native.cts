@@ -5,3 +5,7 @@ const c = new native.NativeClient('970CA35de60c44645bbae8a215061b33', 'dave', { 
 c.startEvents((batch) => batch.forEach((e) => console.log(e.kind)))
 const p: Promise<void> = c.login('', 1000, new native.CancelToken())
 void p
+const presence: native.NativePresence = c.presence()
+void presence.getOnlineUsers('room', 'MESSAGE', { includedUserId: true }, 1000, null)
+void c.lock().acquireLock('room', 'MESSAGE', 'door', true, null, new native.CancelToken())
+void c.storage().getUserMetadata(null)

@@ -5,3 +5,6 @@ const rtm = new rtm2.RTM('970CA35de60c44645bbae8a215061b33', 'bob')
 rtm.on('message', (m) => console.log(m.message))
 const code: number = rtm2.ErrorCode.NOT_LOGIN
 console.log(code, rtm2.VERSION, rtm2.enumNames().linkState.includes('CONNECTED'))
+void rtm.presence.whoNow('room', rtm2.ChannelType.STREAM).then((r) => console.log(r.occupants.length))
+const acquired: 'ACQUIRED' = rtm2.LockEventType.ACQUIRED
+console.log(acquired, rtm2.enumNames().storageEventType)

@@ -13,6 +13,15 @@ import {
   type MessageEvent,
   type RTMConfig,
   type TopicEvent,
+  type PresenceEvent,
+  type StorageEvent,
+  type LockEvent,
+  type MetadataItem,
+  type LockEventType as LockEventName,
+  LockEventType,
+  PresenceEventType,
+  StorageType,
+  ChannelType,
 } from 'rtm2'
 
 const config: RTMConfig = { endpoint: 'tcp://127.0.0.1:9696', requestTimeoutMs: 5000, presenceTimeout: 30 }
@@ -86,5 +95,65 @@ async function disposable(): Promise<void> {
   await client.login()
 }
 
+async function services(): Promise<void> {
+  rtm.on('presence', (e: PresenceEvent) => {
+    if (e.eventType === PresenceEventType.SNAPSHOT) console.log(e.snapshot.map((u) => [u.userId, u.states, u.statesCount]))
+    if (e.eventType === 'REMOTE_STATE_CHANGED') console.log(e.publisher, e.stateChanged['mood'])
+    if (e.interval !== null) console.log(e.interval.join.users, e.interval.leave.userCount, e.interval.timeout.users, e.interval.userStateList, e.interval.totalOccupancy)
+  })
+  rtm.on('storage', (e: StorageEvent) => {
+    const major: number = e.data.majorRevision
+    if (e.storageType === StorageType.USER) console.log(e.channelName, major, e.data.metadata['k']?.authorUid, e.data.totalCount)
+  })
+  rtm.addEventListener('lock', (e: LockEvent) => {
+    const t: LockEventName = e.eventType
+    if (t === LockEventType.EXPIRED) console.log(e.lockName, e.owner, e.ttl, e.snapshot.map((d) => d.lockName))
+  })
+  // @ts-expect-error: a lock listener receives a LockEvent
+  rtm.on('lock', (e: StorageEvent) => e)
+
+  const ac = new AbortController()
+  await rtm.presence.setState('room', ChannelType.MESSAGE, { mood: 'happy' })
+  await rtm.presence.setState('room', 'STREAM', [['a', '1'], { key: 'b', value: '2' }], { timeoutMs: 500 })
+  await rtm.presence.setState('room', undefined, new Map([['c', '3']]))
+  const who = await rtm.presence.whoNow('room', 'MESSAGE', { includedUserId: true, includedState: true, page: '', signal: ac.signal })
+  console.log(who.totalOccupancy, who.nextPage, who.occupants[0]?.states)
+  const where = await rtm.presence.whereNow('')
+  console.log(where.totalChannel, where.channels.map((c) => c.channelType))
+  const st = await rtm.presence.getState('bob', 'room', 'MESSAGE')
+  console.log(st.userId, st.statesCount, st.channelName)
+  await rtm.presence.removeState('room', 'MESSAGE', { states: ['mood'] })
+  await rtm.presence.getOnlineUsers('room')
+  await rtm.presence.getUserChannels('bob')
+
+  const items: MetadataItem[] = [{ key: 'k', value: 'v', revision: -1 }]
+  const w = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
+  console.log(w.totalCount, w.majorRevision)
+  await rtm.storage.updateChannelMetadata('room', 'MESSAGE', items)
+  await rtm.storage.removeChannelMetadata('room', 'MESSAGE', { data: [{ key: 'k' }], majorRevision: 3 })
+  const m = await rtm.storage.getChannelMetadata('room', 'STREAM')
+  console.log(m.metadata['k']?.value, m.metadata['k']?.revision, m.metadata['k']?.updated)
+  await rtm.storage.setUserMetadata(items, { userId: 'bob', addUserId: true })
+  await rtm.storage.updateUserMetadata(items)
+  await rtm.storage.removeUserMetadata({ userId: 'bob', data: [{ key: 'k' }] })
+  const um = await rtm.storage.getUserMetadata({ userId: 'bob' })
+  console.log(um.userId, um.majorRevision)
+  await rtm.storage.subscribeUserMetadata('bob')
+  await rtm.storage.unsubscribeUserMetadata('bob')
+  // @ts-expect-error: metadata values are strings
+  await rtm.storage.setUserMetadata([{ key: 'k', value: 1 }])
+
+  await rtm.lock.setLock('room', 'MESSAGE', 'door', { ttl: 30 })
+  await rtm.lock.acquireLock('room', 'MESSAGE', 'door', { retry: true, signal: ac.signal, timeoutMs: 1000 })
+  const locks = await rtm.lock.getLock('room', 'MESSAGE')
+  console.log(locks.totalLocks, locks.lockDetails.map((d) => `${d.lockName}:${d.owner}:${d.ttl}`))
+  await rtm.lock.releaseLock('room', 'MESSAGE', 'door')
+  await rtm.lock.revokeLock('room', 'MESSAGE', 'door', 'bob')
+  await rtm.lock.removeLock('room', 'MESSAGE', 'door')
+  await rtm.subscribe('room', { withMetadata: true, withLock: true, withPresence: true, beQuiet: false })
+  await rtm.createStreamChannel('stage').join({ withMetadata: true, withLock: true, beQuiet: true })
+}
+
 void main()
 void disposable()
+void services()

@@ -1,0 +1,121 @@
+'use strict'
+// Errors and operations of the public API: RTMError (with the RTM code), and `runOp`, which
+// runs a native operation with `{ signal, timeoutMs }` (AbortSignal -> native cancellation).
+
+const native = require('../index.js')
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+const CODE_TABLE = native.errorCodes()
+
+/** RTM error codes by name, from the native table (e.g. `ErrorCode.CHANNEL_RECEIVER_OFFLINE`). */
+const ErrorCode = Object.freeze(Object.fromEntries(CODE_TABLE.map((c) => [c.name, c.code])))
+const NAME_OF = new Map(CODE_TABLE.map((c) => [c.code, c.name]))
+const MESSAGE_OF = new Map(CODE_TABLE.map((c) => [c.code, c.message]))
+
+/** Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code. */
+class RTMError extends Error {
+  constructor(code, reason, operation, options) {
+    const codeName = NAME_OF.get(code) ?? 'UNKNOWN'
+    super(`${operation} failed: ${codeName} (${code}): ${reason}`, options)
+    this.name = new.target.name
+    /** The RTM error code, e.g. 11033 (identical in C, Python, Rust and Node). */
+    this.code = code
+    /** Same as `code` (agora-rtm-sdk's field name). */
+    this.errorCode = code
+    /** The code's name, e.g. `'CHANNEL_RECEIVER_OFFLINE'`. */
+    this.codeName = codeName
+    /** What went wrong, in words. */
+    this.reason = reason
+    /** The operation that failed, e.g. `'publish'`. */
+    this.operation = operation
+  }
+
+  /** A short description of an RTM code (`undefined` if it is not in the table). */
+  static describe(code) {
+    return MESSAGE_OF.get(code)
+  }
+}
+
+/**
+ * An RTMError of an operation that ran out of time: its code is one of the `*_TIMEOUT` codes,
+ * or the operation's failure code when it has no timeout code of its own (e.g. 11007 for join).
+ */
+class RTMTimeoutError extends RTMError {}
+
+function makeError(code, reason, operation, timedOut = false) {
+  const name = NAME_OF.get(code) ?? ''
+  const Cls = timedOut || name.endsWith('_TIMEOUT') ? RTMTimeoutError : RTMError
+  return new Cls(code, reason, operation)
+}
+
+/** Turns an error thrown or rejected by the binding into an RTMError; other errors pass. */
+function fromNative(e) {
+  if (e !== null && typeof e === 'object' && typeof e.rtmCode === 'number') {
+    return makeError(e.rtmCode, e.rtmReason, e.rtmOperation, e.rtmTimedOut === true)
+  }
+  return e
+}
+
+function callSync(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations: { signal, timeoutMs }
+
+function timeoutArg(timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === null) return null
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs > 0xffffffff) {
+    throw new TypeError(`timeoutMs must be a number of milliseconds, got ${String(timeoutMs)}`)
+  }
+  return Math.ceil(timeoutMs)
+}
+
+/**
+ * Runs a native operation. `start(timeoutMs, cancelToken)` returns the native Promise.
+ * `timeoutMs` goes to the core (the error then has the operation's RTM timeout code); an
+ * AbortSignal rejects with `signal.reason` and cancels the native operation.
+ */
+async function runOp(opts, start) {
+  const signal = opts?.signal
+  const timeoutMs = timeoutArg(opts?.timeoutMs)
+  if (signal == null) {
+    try {
+      return await start(timeoutMs, null)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+  signal.throwIfAborted()
+  const token = new native.CancelToken()
+  let p
+  try {
+    p = start(timeoutMs, token)
+  } catch (e) {
+    throw fromNative(e)
+  }
+  let onAbort
+  const aborted = new Promise((_, reject) => {
+    onAbort = () => {
+      token.cancel()
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  p.catch(() => {}) // settles after an abort too (as cancelled); nobody awaits it then
+  try {
+    return await Promise.race([p, aborted])
+  } catch (e) {
+    throw fromNative(e)
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+module.exports = { ErrorCode, RTMError, RTMTimeoutError, fromNative, callSync, runOp }
