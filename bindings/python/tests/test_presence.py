@@ -288,18 +288,15 @@ async def test_presence_errors(make_client, endpoint: Optional[str]) -> None:
     assert (await alice.presence.get_state(f"later7-{room}", bob.user_id)).states == {"a": "b"}
 
 
-async def test_a_state_set_before_login_is_not_lost_silently(make_client) -> None:
+async def test_state_calls_before_login_are_refused_with_not_login(make_client) -> None:
+    # A state set before login would be dropped by the login (which starts a new session
+    # cache): it is refused instead, as is removing state.
     alice = make_client()
-    bob = make_client()
     room = uid("room")
-    try:
-        await alice.presence.set_state(room, {"mood": "early"})
-    except rtm2.LoginError:
-        return  # refused: fine too
+    await raises(E.NOT_LOGIN, alice.presence.set_state(room, {"mood": "early"}), rtm2.LoginError)
+    await raises(E.NOT_LOGIN, alice.presence.remove_state(room), rtm2.LoginError)
     await alice.login()
-    await bob.login()
-    await alice.subscribe(room)
-    assert (await bob.presence.get_state(room, alice.user_id)).states == {"mood": "early"}
+    await alice.presence.set_state(room, {"mood": "later"})  # kept until subscribing
 
 
 async def test_the_100_kept_states_do_not_count_entered_channels(make_client) -> None:
