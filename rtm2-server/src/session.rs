@@ -486,6 +486,12 @@ where
     let batch_acks = features & rtm2_proto::FEATURE_PUBLISH_ACK != 0;
     // Highest successful publish not answered yet (answered by one PublishAck per read batch).
     let mut ack_upto = 0u64;
+    // Silence is measured in ticks of a quarter of the keepalive (no timer per frame): a tick
+    // with no frame since the previous one adds its length.
+    let tick_len = (keepalive / 4).max(Duration::from_millis(50));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick_len, tick_len);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut frames, mut frames_at_tick, mut silent) = (0u64, 0u64, Duration::ZERO);
     let end = loop {
         if ack_upto != 0 && !dec.has_frame(&buf) {
             session.send(publish_ack(ack_upto));
@@ -494,19 +500,26 @@ where
         let next = tokio::select! {
             biased;
             _ = conn.killed() => break End::Transient(None),
-            r = tokio::time::timeout(keepalive, next_frame(&mut rd, &mut buf, &dec)) => r,
-        };
-        let body = match next {
-            Err(_) => {
-                break End::Transient(Some(Goodbye::new(
-                    ErrorCode::NOT_CONNECTED.code(),
-                    LinkStateChangeReason::KEEP_ALIVE_TIMEOUT,
-                    format!("no frame from the client for {} ms", keepalive.as_millis()),
-                )));
+            _ = ticks.tick() => {
+                silent = if frames == frames_at_tick { silent + tick_len } else { Duration::ZERO };
+                frames_at_tick = frames;
+                if silent >= keepalive {
+                    break End::Transient(Some(Goodbye::new(
+                        ErrorCode::NOT_CONNECTED.code(),
+                        LinkStateChangeReason::KEEP_ALIVE_TIMEOUT,
+                        format!("no frame from the client for {} ms", silent.as_millis()),
+                    )));
+                }
+                continue;
             }
-            Ok(Err(Some(g))) => break End::Final(Some(g)),
-            Ok(Err(None)) => break End::Transient(None),
-            Ok(Ok(body)) => body,
+            // (Cancel-safe: bytes read stay in `buf`.)
+            r = next_frame(&mut rd, &mut buf, &dec) => r,
+        };
+        frames += 1;
+        let body = match next {
+            Err(Some(g)) => break End::Final(Some(g)),
+            Err(None) => break End::Transient(None),
+            Ok(body) => body,
         };
         let frame = match frame::decode_client(body) {
             Ok(f) => f,
