@@ -1627,8 +1627,10 @@ int32_t rtm2_lock_remove(struct rtm2_client *client,
 // With `retry`, an acquisition of a lock held by another user waits in the server's queue
 // and completes with `RTM2_OK` when the lock is granted — however long that takes (the
 // request timeout does not apply) — or with 14008 when the lock is removed. The call itself
-// returns at once, like every operation; the wait ends early, with the completion, when the
-// client logs out (10002 NOT_LOGIN) or is freed (10018 INSTANCE_ALREADY_RELEASED).
+// returns at once, like every operation. To stop waiting, call `rtm2_lock_release` for the
+// same lock: the server withdraws the acquisition, which completes with 14001
+// LOCK_OPERATION_FAILED. The wait also ends when the client logs out (10025 NOT_CONNECTED: the
+// session that sent it ended) or is freed (10018 INSTANCE_ALREADY_RELEASED).
 //
 // # Safety
 // `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
@@ -1643,8 +1645,9 @@ int32_t rtm2_lock_acquire(struct rtm2_client *client,
                           uint64_t *out_request_id);
 
 // Releases a lock this client holds (RELEASED lock event); the first waiting acquirer gets
-// it. Completes with `RTM2_OK`, 14006 LOCK_NOT_ACQUIRED (not held by this client), 14008,
-// 14005, 10019, 14002, ….
+// it. While an acquisition of this client with `retry` waits for the lock, withdraws that
+// acquisition instead (it completes with 14001). Completes with `RTM2_OK`, 14006
+// LOCK_NOT_ACQUIRED (not held by this client), 14008, 14005, 10019, 14002, ….
 //
 // # Safety
 // `client` is a live client; `channel` and `name` NUL-terminated strings; `out_request_id`
@@ -1766,9 +1769,9 @@ int32_t rtm2_presence_where_now(struct rtm2_client *client,
 
 // Sets (adds or overwrites) `state_count` keys of this client's state in a channel; the
 // others present get one REMOTE_STATE_CHANGED presence event with the full state. Before the
-// client subscribes to / joins the channel with presence, the state is kept locally (for at
-// most 100 channels) and set when it does. Completes with `RTM2_OK`, 10019, 13003 (no
-// pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
+// (logged-in) client subscribes to / joins the channel with presence, the state is kept
+// locally (for at most 100 channels) and set when it does. Completes with `RTM2_OK`, 10002
+// NOT_LOGIN, 10019, 13003 (no pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
 // than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
 // over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
 //

@@ -292,9 +292,9 @@ pub unsafe extern "C" fn rtm2_presence_where_now(
 
 /// Sets (adds or overwrites) `state_count` keys of this client's state in a channel; the
 /// others present get one REMOTE_STATE_CHANGED presence event with the full state. Before the
-/// client subscribes to / joins the channel with presence, the state is kept locally (for at
-/// most 100 channels) and set when it does. Completes with `RTM2_OK`, 10019, 13003 (no
-/// pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
+/// (logged-in) client subscribes to / joins the channel with presence, the state is kept
+/// locally (for at most 100 channels) and set when it does. Completes with `RTM2_OK`, 10002
+/// NOT_LOGIN, 10019, 13003 (no pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
 /// than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
 /// over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
 ///

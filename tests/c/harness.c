@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -99,6 +100,115 @@ void h_append(char *buf, size_t cap, const char *fmt, ...) {
     va_end(ap);
 }
 
+void h_sappend(char **buf, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len = *buf ? strlen(*buf) : 0;
+    char *grown = (char *)realloc(*buf, len + (size_t)n + 1);
+    if (!grown) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    va_start(ap, fmt);
+    vsnprintf(grown + len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *buf = grown;
+}
+
+const char *h_s(const char *s) {
+    return s ? s : "";
+}
+
+static void h_sfree(char **s) {
+    free(*s);
+    *s = NULL;
+}
+
+/* "k:v,k2:v2" */
+static void h_states_list(char **out, const rtm2_state_item *items, size_t n) {
+    h_sappend(out, "%s", "");
+    for (size_t i = 0; i < n; i++) h_sappend(out, "%s%s:%s", i ? "," : "", items[i].key, items[i].value);
+}
+
+/* ids "a,b" and states "a{k:v;k2:v2},b{}" */
+static void h_user_states(char **ids, char **states, const rtm2_user_state *users, size_t n) {
+    h_sappend(ids, "%s", "");
+    h_sappend(states, "%s", "");
+    for (size_t i = 0; i < n; i++) {
+        h_sappend(ids, "%s%s", i ? "," : "", users[i].user_id);
+        h_sappend(states, "%s%s{", i ? "," : "", users[i].user_id);
+        for (size_t j = 0; j < users[i].state_count; j++)
+            h_sappend(states, "%s%s:%s", j ? ";" : "", users[i].states[j].key, users[i].states[j].value);
+        h_sappend(states, "}");
+    }
+}
+
+/* items "k:v", revisions "k:rev", authors "k:author", stamped "k" (updated_ms != 0) */
+static void h_metadata(const rtm2_metadata *m, char **items, char **revisions, char **authors, char **stamped) {
+    h_sappend(items, "%s", "");
+    h_sappend(revisions, "%s", "");
+    h_sappend(authors, "%s", "");
+    h_sappend(stamped, "%s", "");
+    int first_stamp = 1;
+    for (size_t i = 0; i < m->item_count; i++) {
+        const rtm2_metadata_item *it = &m->items[i];
+        h_sappend(items, "%s%s:%s", i ? "," : "", it->key, it->value);
+        h_sappend(revisions, "%s%s:%lld", i ? "," : "", it->key, (long long)it->revision);
+        h_sappend(authors, "%s%s:%s", i ? "," : "", it->key, it->author);
+        if (it->updated_ms != 0) {
+            h_sappend(stamped, "%s%s", first_stamp ? "" : ",", it->key);
+            first_stamp = 0;
+        }
+    }
+}
+
+static void h_lock_list(char **out, char **ttls, const rtm2_lock_detail *locks, size_t n) {
+    h_sappend(out, "%s", "");
+    if (ttls) h_sappend(ttls, "%s", "");
+    for (size_t i = 0; i < n; i++) {
+        h_sappend(out, "%s%s:%s", i ? "," : "", locks[i].name, locks[i].owner);
+        if (ttls) h_sappend(ttls, "%s%s:%u", i ? "," : "", locks[i].name, locks[i].ttl_s);
+    }
+}
+
+static int h_cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits a copy of "a,b" into sorted items; returns the count (the copy is *buf). */
+static size_t h_sorted_items(const char *list, char **buf, char ***items) {
+    *buf = strdup(list ? list : "");
+    *items = NULL;
+    if (!**buf) return 0;
+    size_t n = 1;
+    for (const char *p = *buf; *p; p++)
+        if (*p == ',') n++;
+    *items = (char **)calloc(n, sizeof **items);
+    size_t i = 0;
+    for (char *tok = *buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = 0;
+        (*items)[i++] = tok;
+    }
+    qsort(*items, n, sizeof **items, h_cmp_str);
+    return n;
+}
+
+int h_same_set(const char *a, const char *b) {
+    char *ba, *bb, **ia, **ib;
+    size_t na = h_sorted_items(a, &ba, &ia), nb = h_sorted_items(b, &bb, &ib);
+    int same = na == nb;
+    for (size_t i = 0; same && i < na; i++) same = strcmp(ia[i], ib[i]) == 0;
+    free(ba);
+    free(bb);
+    free(ia);
+    free(ib);
+    return same;
+}
+
 static void h_copy(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src ? src : "(null)");
 }
@@ -120,10 +230,20 @@ void h_call_reset(h_call *c) {
     c->operation[0] = c->reason[0] = 0;
     c->has_join = c->has_subscribe_topic = c->has_users = 0;
     c->join_channel[0] = c->join_summary[0] = c->succeeded[0] = c->failed[0] = c->users[0] = 0;
+    c->has_online_users = c->has_user_channels = c->has_user_state = 0;
+    c->has_metadata_write = c->has_metadata = c->has_locks = 0;
+    c->total_occupancy = c->write_total = 0;
+    c->write_major = c->meta_major = -100;
+    c->meta_count = 0;
+    char **heap[] = {&c->online_users, &c->online_states, &c->next_page, &c->user_channels, &c->state_user,
+                     &c->states, &c->meta_items, &c->meta_revisions, &c->meta_authors, &c->meta_stamped,
+                     &c->locks, &c->lock_ttls};
+    for (size_t i = 0; i < sizeof heap / sizeof heap[0]; i++) h_sfree(heap[i]);
     pthread_mutex_unlock(&c->mu);
 }
 
 void h_call_destroy(h_call *c) {
+    h_call_reset(c);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
 }
@@ -182,6 +302,45 @@ void h_complete(void *user_data, uint64_t request_id, int32_t status, const rtm2
             c->has_users = 1;
             h_join_names(c->users, sizeof c->users, result->subscribed_users->users, result->subscribed_users->count);
         }
+        if (result->online_users) {
+            const rtm2_online_users *o = result->online_users;
+            c->has_online_users = 1;
+            h_user_states(&c->online_users, &c->online_states, o->occupants, o->occupant_count);
+            c->total_occupancy = o->total_occupancy;
+            h_sappend(&c->next_page, "%s", o->next_page);
+        }
+        if (result->user_channels) {
+            c->has_user_channels = 1;
+            h_sappend(&c->user_channels, "%s", "");
+            for (size_t i = 0; i < result->user_channels->count; i++) {
+                const rtm2_channel_info *ci = &result->user_channels->channels[i];
+                h_sappend(&c->user_channels, "%s%s:%s", i ? "," : "",
+                          ci->channel_type == RTM2_CHANNEL_TYPE_MESSAGE  ? "MESSAGE"
+                          : ci->channel_type == RTM2_CHANNEL_TYPE_STREAM ? "STREAM"
+                                                                         : "?",
+                          ci->channel);
+            }
+        }
+        if (result->user_state) {
+            c->has_user_state = 1;
+            h_sappend(&c->state_user, "%s", result->user_state->user_id);
+            h_states_list(&c->states, result->user_state->states, result->user_state->state_count);
+        }
+        if (result->metadata_write) {
+            c->has_metadata_write = 1;
+            c->write_major = result->metadata_write->major_revision;
+            c->write_total = result->metadata_write->total_count;
+        }
+        if (result->metadata) {
+            c->has_metadata = 1;
+            c->meta_major = result->metadata->major_revision;
+            c->meta_count = result->metadata->item_count;
+            h_metadata(result->metadata, &c->meta_items, &c->meta_revisions, &c->meta_authors, &c->meta_stamped);
+        }
+        if (result->locks) {
+            c->has_locks = 1;
+            h_lock_list(&c->locks, &c->lock_ttls, result->locks->locks, result->locks->count);
+        }
     }
     if (c->hook) c->hook(c);
     c->count++;
@@ -223,6 +382,9 @@ void h_recorder_init(h_recorder *r) {
 void h_event_free(h_event *e) {
     if (e) {
         free(e->payload);
+        char *heap[] = {e->states, e->snapshot, e->snapshot_states, e->joined, e->left, e->timed_out,
+                        e->changed, e->changed_states, e->items, e->revisions, e->authors, e->stamped};
+        for (size_t i = 0; i < sizeof heap / sizeof heap[0]; i++) free(heap[i]);
         free(e);
     }
 }
@@ -359,6 +521,79 @@ static void h_on_overflow(void *ud, uint64_t dropped) {
     pthread_mutex_unlock(&r->mu);
 }
 
+static void h_on_presence(void *ud, const rtm2_presence_event *ev) {
+    h_recorder *r = (h_recorder *)ud;
+    h_event *e = h_new_event(H_EV_PRESENCE);
+    e->event_type = ev->event_type;
+    e->channel_type = ev->channel_type;
+    h_copy(e->channel, sizeof e->channel, ev->channel);
+    h_copy(e->publisher, sizeof e->publisher, ev->publisher);
+    h_states_list(&e->states, ev->states, ev->state_count);
+    h_user_states(&e->snapshot, &e->snapshot_states, ev->snapshot, ev->snapshot_count);
+    e->count = ev->snapshot_count;
+    h_sappend(&e->joined, "%s", "");
+    h_sappend(&e->left, "%s", "");
+    h_sappend(&e->timed_out, "%s", "");
+    if (ev->interval) {
+        const rtm2_presence_interval *i = ev->interval;
+        e->has_interval = 1;
+        for (size_t k = 0; k < i->joined_count; k++) h_sappend(&e->joined, "%s%s", k ? "," : "", i->joined[k]);
+        for (size_t k = 0; k < i->left_count; k++) h_sappend(&e->left, "%s%s", k ? "," : "", i->left[k]);
+        for (size_t k = 0; k < i->timed_out_count; k++)
+            h_sappend(&e->timed_out, "%s%s", k ? "," : "", i->timed_out[k]);
+        h_user_states(&e->changed, &e->changed_states, i->states, i->state_count);
+        e->total = i->total_occupancy;
+    } else {
+        h_user_states(&e->changed, &e->changed_states, NULL, 0);
+    }
+    e->timestamp_ms = ev->timestamp_ms;
+    pthread_mutex_lock(&r->mu);
+    h_note_thread(r);
+    h_push(r, e);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void h_on_storage(void *ud, const rtm2_storage_event *ev) {
+    h_recorder *r = (h_recorder *)ud;
+    h_event *e = h_new_event(H_EV_STORAGE);
+    e->event_type = ev->event_type;
+    e->storage_type = ev->storage_type;
+    e->channel_type = ev->channel_type;
+    h_copy(e->channel, sizeof e->channel, ev->target);
+    h_copy(e->publisher, sizeof e->publisher, ev->publisher);
+    if (ev->data == NULL) {
+        fprintf(stderr, "storage event without data\n");
+        exit(3);
+    }
+    e->major = ev->data->major_revision;
+    e->count = ev->data->item_count;
+    h_metadata(ev->data, &e->items, &e->revisions, &e->authors, &e->stamped);
+    e->timestamp_ms = ev->timestamp_ms;
+    pthread_mutex_lock(&r->mu);
+    h_note_thread(r);
+    h_push(r, e);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void h_on_lock(void *ud, const rtm2_lock_event *ev) {
+    h_recorder *r = (h_recorder *)ud;
+    h_event *e = h_new_event(H_EV_LOCK);
+    e->event_type = ev->event_type;
+    e->channel_type = ev->channel_type;
+    h_copy(e->channel, sizeof e->channel, ev->channel);
+    h_copy(e->lock_name, sizeof e->lock_name, ev->lock_name);
+    h_copy(e->owner, sizeof e->owner, ev->owner);
+    h_copy(e->publisher, sizeof e->publisher, ev->publisher);
+    e->ttl_s = ev->ttl_s;
+    h_lock_list(&e->snapshot, NULL, ev->snapshot, ev->snapshot_count);
+    e->count = ev->snapshot_count;
+    e->timestamp_ms = ev->timestamp_ms;
+    pthread_mutex_lock(&r->mu);
+    h_note_thread(r);
+    h_push(r, e);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void h_on_destroy(void *ud) {
     h_recorder *r = (h_recorder *)ud;
     pthread_mutex_lock(&r->mu);
@@ -379,6 +614,9 @@ rtm2_listener h_recorder_listener(h_recorder *r) {
     l.on_link_state = h_on_link_state;
     l.on_token_will_expire = h_on_token;
     l.on_overflow = h_on_overflow;
+    l.on_presence = h_on_presence;
+    l.on_storage = h_on_storage;
+    l.on_lock = h_on_lock;
     return l;
 }
 
@@ -430,6 +668,10 @@ int h_match_topic_type(const h_event *e, const void *type) {
     return e->topic_type == *(const uint32_t *)type;
 }
 
+int h_match_event_type(const h_event *e, const void *type) {
+    return e->event_type == *(const uint32_t *)type;
+}
+
 void h_wait_destroyed(h_recorder *r, int timeout_ms) {
     struct timespec ts;
     h_deadline(&ts, timeout_ms);
@@ -454,14 +696,85 @@ static void *h_drain(void *arg) {
     return NULL;
 }
 
+static void h_track_pid(pid_t pid, int add) {
+    for (int i = 0; i < H_MAX_SERVERS; i++) {
+        if (add && h_server_pids[i] == 0) {
+            h_server_pids[i] = pid;
+            return;
+        }
+        if (!add && h_server_pids[i] == pid) h_server_pids[i] = 0;
+    }
+}
+
+/* Starts argv[0] with stdout to /dev/null and stderr to a pipe (returned in *err_fd); the
+ * process is killed at exit if still tracked. Returns the pid or -1. */
+static pid_t h_spawn(const char *const *argv, int *err_fd) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    *err_fd = fds[0];
+    h_track_pid(pid, 1);
+    return pid;
+}
+
+/* Reads `fd` (bounded by `deadline`) until a complete line contains `needle`; what follows
+ * that line stays unread only if it arrived in the same read (callers wait for lines in the
+ * order they are printed). Returns 1 when found. `line`/`cap` keep the text read so far. */
+static int h_read_until(int fd, const char *needle, int64_t deadline, char *line, size_t cap, size_t *len) {
+    for (;;) {
+        /* Complete lines already read. */
+        char *nl;
+        while ((nl = (char *)memchr(line, '\n', *len)) != NULL) {
+            *nl = 0;
+            int found = strstr(line, needle) != NULL;
+            size_t rest = *len - (size_t)(nl + 1 - line);
+            memmove(line, nl + 1, rest);
+            *len = rest;
+            line[*len] = 0;
+            if (found) return 1;
+        }
+        int64_t left = deadline - h_now_ms();
+        if (left <= 0) return 0;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0) return 0;
+        if (*len + 1 >= cap) *len = 0; /* an overlong line: forget it */
+        ssize_t n = read(fd, line + *len, cap - 1 - *len);
+        if (n <= 0) return 0;
+        *len += (size_t)n;
+        line[*len] = 0;
+        if (getenv("RTM2_TEST_VERBOSE")) fprintf(stderr, "%s", line);
+    }
+}
+
 int h_server_start(h_server *s, const char *rtm2_bin, int port, int cert, int notice_secs, int rate_limits) {
+    return h_server_start_args(s, rtm2_bin, port, cert, notice_secs, rate_limits, NULL);
+}
+
+int h_server_start_args(h_server *s, const char *rtm2_bin, int port, int cert, int notice_secs, int rate_limits,
+                        const char *const *extra) {
     memset(s, 0, sizeof *s);
     int fds[2];
     if (pipe(fds) != 0) return -1;
     char listen_addr[64], notice[32];
     snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
     snprintf(notice, sizeof notice, "%d", notice_secs);
-    const char *argv[16];
+    const char *argv[48];
     int n = 0;
     argv[n++] = rtm2_bin;
     argv[n++] = "serve";
@@ -476,6 +789,7 @@ int h_server_start(h_server *s, const char *rtm2_bin, int port, int cert, int no
         argv[n++] = notice;
     }
     if (!rate_limits) argv[n++] = "--no-rate-limits";
+    for (int i = 0; extra && extra[i] && n < 47; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -590,4 +904,230 @@ rtm2_client *h_new_client(const char *user, const char *endpoint, h_recorder *re
     CHECK(c != NULL);
     rtm2_config_free(cfg);
     return c;
+}
+
+/* ---- ghosts ---- */
+
+static void *h_ghost_drain(void *arg) {
+    h_ghost *g = (h_ghost *)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(g->err_fd, buf, sizeof buf)) > 0) {
+        if (getenv("RTM2_TEST_VERBOSE")) fwrite(buf, 1, (size_t)n, stderr);
+    }
+    return NULL;
+}
+
+int h_ghost_start(h_ghost *g, const char *rtm2_bin, const char *endpoint, const char *user, const char *channel,
+                  const char *lock, const char *token) {
+    memset(g, 0, sizeof *g);
+    g->err_fd = -1;
+    char lock_spec[256];
+    const char *argv[20];
+    int n = 0;
+    argv[n++] = rtm2_bin;
+    argv[n++] = "subscribe";
+    argv[n++] = "--endpoint";
+    argv[n++] = endpoint;
+    argv[n++] = "--app-id";
+    argv[n++] = H_APP_ID;
+    argv[n++] = "--user-id";
+    argv[n++] = user;
+    argv[n++] = "--presence-timeout";
+    argv[n++] = "5";
+    if (token && *token) {
+        argv[n++] = "--token";
+        argv[n++] = token;
+    }
+    if (lock) {
+        snprintf(lock_spec, sizeof lock_spec, "%s:%s", channel, lock);
+        argv[n++] = "--acquire-lock";
+        argv[n++] = lock_spec;
+    }
+    argv[n++] = channel;
+    argv[n] = NULL;
+    g->pid = h_spawn(argv, &g->err_fd);
+    if (g->pid < 0) return -1;
+    char line[4096], want[256];
+    size_t len = 0;
+    line[0] = 0;
+    int64_t deadline = h_now_ms() + H_WAIT_MS;
+    snprintf(want, sizeof want, "subscribed to %s", channel);
+    int ok = h_read_until(g->err_fd, want, deadline, line, sizeof line, &len);
+    if (ok && lock) {
+        snprintf(want, sizeof want, "acquired lock %s", lock);
+        ok = h_read_until(g->err_fd, want, deadline, line, sizeof line, &len);
+    }
+    if (!ok) {
+        fprintf(stderr, "ghost %s did not start: %s\n", user, line);
+        h_ghost_kill(g);
+        return -1;
+    }
+    if (pthread_create(&g->drain, NULL, h_ghost_drain, g) == 0) g->drain_started = 1;
+    return 0;
+}
+
+void h_ghost_kill(h_ghost *g) {
+    if (g->pid > 0) {
+        kill(g->pid, SIGKILL);
+        waitpid(g->pid, NULL, 0);
+        h_track_pid(g->pid, 0);
+        g->pid = 0;
+    }
+    if (g->drain_started) {
+        pthread_join(g->drain, NULL);
+        g->drain_started = 0;
+    }
+    if (g->err_fd >= 0) {
+        close(g->err_fd);
+        g->err_fd = -1;
+    }
+}
+
+/* ---- proxy ---- */
+
+static int h_connect_local(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void h_proxy_close_pair(h_proxy *p, int i) {
+    for (int j = 0; j < 2; j++) {
+        if (p->pairs[i][j] >= 0) {
+            shutdown(p->pairs[i][j], SHUT_RDWR);
+            close(p->pairs[i][j]);
+        }
+        p->pairs[i][j] = -1;
+    }
+}
+
+static int h_write_all(int fd, const char *buf, ssize_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, buf, (size_t)n);
+        if (w <= 0) return -1;
+        buf += w;
+        n -= w;
+    }
+    return 0;
+}
+
+static void *h_proxy_run(void *arg) {
+    h_proxy *p = (h_proxy *)arg;
+    char buf[65536];
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int stop = p->stop, cut = p->cut_requested, refusing = p->refusing;
+        p->cut_requested = 0;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) break;
+        if (cut)
+            for (int i = 0; i < H_PROXY_MAX_PAIRS; i++) h_proxy_close_pair(p, i);
+        struct pollfd fds[2 + 2 * H_PROXY_MAX_PAIRS];
+        int idx[2 + 2 * H_PROXY_MAX_PAIRS][2];
+        int n = 0;
+        fds[n].fd = p->listen_fd;
+        fds[n].events = POLLIN;
+        n++;
+        fds[n].fd = p->wake[0];
+        fds[n].events = POLLIN;
+        n++;
+        for (int i = 0; i < H_PROXY_MAX_PAIRS; i++) {
+            if (p->pairs[i][0] < 0) continue;
+            for (int j = 0; j < 2; j++) {
+                fds[n].fd = p->pairs[i][j];
+                fds[n].events = POLLIN;
+                idx[n][0] = i;
+                idx[n][1] = j;
+                n++;
+            }
+        }
+        if (poll(fds, (nfds_t)n, 1000) < 0) continue;
+        if (fds[1].revents) {
+            char drain[64];
+            if (read(p->wake[0], drain, sizeof drain) < 0) { /* nothing to do */
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept(p->listen_fd, NULL, NULL);
+            if (c >= 0) {
+                int slot = -1;
+                for (int i = 0; i < H_PROXY_MAX_PAIRS && slot < 0; i++)
+                    if (p->pairs[i][0] < 0) slot = i;
+                int s = (refusing || slot < 0) ? -1 : h_connect_local(p->target_port);
+                if (s < 0) {
+                    close(c);
+                } else {
+                    p->pairs[slot][0] = c;
+                    p->pairs[slot][1] = s;
+                }
+            }
+        }
+        for (int k = 2; k < n; k++) {
+            if (!fds[k].revents) continue;
+            int i = idx[k][0], j = idx[k][1];
+            if (p->pairs[i][0] < 0) continue;
+            ssize_t r = read(p->pairs[i][j], buf, sizeof buf);
+            if (r <= 0 || h_write_all(p->pairs[i][1 - j], buf, r) != 0) h_proxy_close_pair(p, i);
+        }
+    }
+    for (int i = 0; i < H_PROXY_MAX_PAIRS; i++) h_proxy_close_pair(p, i);
+    return NULL;
+}
+
+int h_proxy_start(h_proxy *p, int target_port) {
+    memset(p, 0, sizeof *p);
+    for (int i = 0; i < H_PROXY_MAX_PAIRS; i++) p->pairs[i][0] = p->pairs[i][1] = -1;
+    p->target_port = target_port;
+    pthread_mutex_init(&p->mu, NULL);
+    if (pipe(p->wake) != 0) return -1;
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (p->listen_fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(p->listen_fd, 16) != 0 ||
+        getsockname(p->listen_fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    p->port = ntohs(a.sin_port);
+    snprintf(p->endpoint, sizeof p->endpoint, "127.0.0.1:%d", p->port);
+    return pthread_create(&p->thread, NULL, h_proxy_run, p) == 0 ? 0 : -1;
+}
+
+static void h_proxy_set(h_proxy *p, int refusing, int cut, int stop) {
+    pthread_mutex_lock(&p->mu);
+    p->refusing = refusing;
+    p->cut_requested |= cut;
+    p->stop |= stop;
+    pthread_mutex_unlock(&p->mu);
+    if (write(p->wake[1], "x", 1) < 0) { /* the thread polls again within a second anyway */
+    }
+}
+
+void h_proxy_cut(h_proxy *p) {
+    h_proxy_set(p, 1, 1, 0);
+}
+
+void h_proxy_restore(h_proxy *p) {
+    h_proxy_set(p, 0, 0, 0);
+}
+
+void h_proxy_stop(h_proxy *p) {
+    h_proxy_set(p, 1, 1, 1);
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+    close(p->wake[0]);
+    close(p->wake[1]);
+    pthread_mutex_destroy(&p->mu);
 }

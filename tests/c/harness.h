@@ -81,6 +81,25 @@ typedef struct h_call {
     char succeeded[2048];      /* "a,b" */
     char failed[2048];         /* "u:code,..." */
     char users[2048];          /* "a,b" */
+    /* Presence, storage and lock results (heap strings, "" when absent; lists "a,b"). */
+    int has_online_users, has_user_channels, has_user_state, has_metadata_write, has_metadata, has_locks;
+    char *online_users;        /* "a,b" */
+    char *online_states;       /* "a{k:v;k2:v2},b{}" */
+    uint32_t total_occupancy;
+    char *next_page;
+    char *user_channels;       /* "MESSAGE:lobby,STREAM:lobby" */
+    char *state_user;          /* user_state->user_id */
+    char *states;              /* "k:v,k2:v2" */
+    int64_t write_major;
+    uint32_t write_total;
+    int64_t meta_major;
+    size_t meta_count;
+    char *meta_items;          /* "k:v,..." */
+    char *meta_revisions;      /* "k:rev,..." */
+    char *meta_authors;        /* "k:author,..." */
+    char *meta_stamped;        /* keys with updated_ms != 0 */
+    char *locks;               /* "name:owner,..." */
+    char *lock_ttls;           /* "name:ttl,..." */
     /* Runs inside the callback (on the dispatcher thread) before the waiter is woken. */
     void (*hook)(struct h_call *call);
     void *hook_data;
@@ -101,7 +120,9 @@ int32_t h_wait_call(const char *file, int line, h_call *c, int timeout_ms);
 
 /* ---- events ---- */
 
-typedef enum h_kind { H_EV_MESSAGE, H_EV_TOPIC, H_EV_LINK, H_EV_TOKEN, H_EV_OVERFLOW } h_kind;
+typedef enum h_kind {
+    H_EV_MESSAGE, H_EV_TOPIC, H_EV_LINK, H_EV_TOKEN, H_EV_OVERFLOW, H_EV_PRESENCE, H_EV_STORAGE, H_EV_LOCK
+} h_kind;
 
 typedef struct h_event {
     h_kind kind;
@@ -124,6 +145,18 @@ typedef struct h_event {
     int token_is_login;
     /* overflow */
     uint64_t dropped;
+    /* presence / storage / lock: event_type; channel (or storage target), channel_type and
+     * publisher above; heap strings ("" when empty; lists "a,b", pairs "k:v") */
+    uint32_t event_type, storage_type, ttl_s, total;
+    int has_interval;
+    int64_t major;
+    size_t count;              /* presence snapshot / storage items / lock snapshot entries */
+    char lock_name[128], owner[128];
+    char *states;              /* presence: the publisher's state "k:v,..." */
+    char *snapshot;            /* presence: "a,b"; lock: "name:owner,..." */
+    char *snapshot_states;     /* presence: "a{k:v;...},b{}" */
+    char *joined, *left, *timed_out, *changed, *changed_states; /* presence INTERVAL */
+    char *items, *revisions, *authors, *stamped;               /* storage data */
 } h_event;
 
 typedef struct h_recorder {
@@ -158,6 +191,9 @@ int h_match_any(const h_event *e, const void *arg);
 int h_match_text(const h_event *e, const void *text);        /* message payload == text */
 int h_match_link_state(const h_event *e, const void *state);  /* MESSAGE link, current == *(uint32_t*) */
 int h_match_topic_type(const h_event *e, const void *type);   /* topic event type == *(uint32_t*) */
+int h_match_event_type(const h_event *e, const void *type); /* presence/storage/lock type == *(uint32_t*) */
+/* Whether two comma-separated lists hold the same items in any order ("" = empty). */
+int h_same_set(const char *a, const char *b);
 /* Waits until destroy ran (bounded). */
 void h_wait_destroyed(h_recorder *r, int timeout_ms);
 
@@ -176,9 +212,50 @@ typedef struct h_server {
  * certificate with the given token notice; without `rate_limits` the server runs with
  * --no-rate-limits. Returns 0 on success. */
 int h_server_start(h_server *s, const char *rtm2_bin, int port, int cert, int notice_secs, int rate_limits);
+/* The same with more `rtm2 serve` arguments (NULL-terminated list; NULL = none). */
+int h_server_start_args(h_server *s, const char *rtm2_bin, int port, int cert, int notice_secs, int rate_limits,
+                        const char *const *extra);
 void h_server_stop(h_server *s);
+
+/* ---- a user in another process ("ghost") ---- */
+
+typedef struct h_ghost {
+    pid_t pid;
+    int err_fd;
+    pthread_t drain;
+    int drain_started;
+} h_ghost;
+
+/* Runs `rtm2 subscribe --endpoint ENDPOINT --app-id H_APP_ID --user-id USER --presence-timeout 5
+ * [--token TOKEN] [--acquire-lock CHANNEL:LOCK] CHANNEL` and waits (bounded) until it says it
+ * subscribed (and acquired the lock). Returns 0 on success. */
+int h_ghost_start(h_ghost *g, const char *rtm2_bin, const char *endpoint, const char *user, const char *channel,
+                  const char *lock, const char *token);
+/* SIGKILL: the user vanishes without logging out. */
+void h_ghost_kill(h_ghost *g);
 /* A loopback port on which nothing listens (connections are refused). */
 int h_unused_port(void);
+
+/* ---- a TCP proxy whose connections can be cut ---- */
+
+#define H_PROXY_MAX_PAIRS 8
+typedef struct h_proxy {
+    int listen_fd, target_port, port;
+    char endpoint[64]; /* "127.0.0.1:PORT" of the proxy */
+    int wake[2];
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int stop, refusing, cut_requested;
+    int pairs[H_PROXY_MAX_PAIRS][2]; /* client side, server side; -1 = free */
+} h_proxy;
+
+/* Relays 127.0.0.1:<any> to 127.0.0.1:target_port. Returns 0 on success. */
+int h_proxy_start(h_proxy *p, int target_port);
+/* Closes every relayed connection and refuses new ones (accepted, then closed at once). */
+void h_proxy_cut(h_proxy *p);
+/* Relays new connections again. */
+void h_proxy_restore(h_proxy *p);
+void h_proxy_stop(h_proxy *p);
 
 /* ---- misc ---- */
 rtm2_client *h_new_client(const char *user, const char *endpoint, h_recorder *rec);
@@ -186,5 +263,9 @@ int64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 /* Appends to a fixed buffer, truncating. */
 void h_append(char *buf, size_t cap, const char *fmt, ...) H_PRINTF(3, 4);
+/* Appends to a heap string (*buf NULL = empty), growing it. */
+void h_sappend(char **buf, const char *fmt, ...) H_PRINTF(2, 3);
+/* The heap string or "" when NULL. */
+const char *h_s(const char *s);
 
 #endif

@@ -2,6 +2,7 @@
  * message, configuration, NULL / invalid UTF-8 / out-of-range arguments (each gets its status
  * and the callback never runs), option structs with struct_size, tokens, log routing, and the
  * lifetime of a client that never logs in. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,145 @@ TEST(null_and_invalid_arguments_never_start_an_operation) {
     h_recorder_destroy(&rec);
 }
 
+TEST(service_arguments_are_checked_before_starting) {
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = h_new_client("svc-args", NULL, &rec);
+    h_call k;
+    h_call_init(&k);
+    uint64_t req = 777;
+    const uint32_t M = RTM2_CHANNEL_TYPE_MESSAGE;
+    const char *keys_with_null[] = {"a", NULL};
+    const char *keys_bad_utf8[] = {"a", BAD_UTF8};
+    rtm2_state_item st_null_value[] = {{"a", "1"}, {"b", NULL}};
+    rtm2_state_item st_bad_key[] = {{BAD_UTF8, "1"}};
+    rtm2_metadata_item mi_null_key[] = {{"a", "1", -1, 0, NULL}, {NULL, "2", -1, 0, NULL}};
+    rtm2_metadata_item mi_bad_value[] = {{"a", BAD_UTF8, -1, 0, NULL}};
+
+    /* Option structs: defaults, and struct_size checks. */
+    rtm2_get_online_users_options wo;
+    memset(&wo, 0xff, sizeof wo);
+    rtm2_get_online_users_options_init(&wo);
+    CHECK_INT(wo.struct_size, sizeof wo);
+    CHECK(wo.include_user_id);
+    CHECK(!wo.include_state);
+    CHECK(wo.page == NULL);
+    rtm2_get_online_users_options_init(NULL);
+    rtm2_metadata_options mo;
+    memset(&mo, 0xff, sizeof mo);
+    rtm2_metadata_options_init(&mo);
+    CHECK_INT(mo.struct_size, sizeof mo);
+    CHECK_INT(mo.major_revision, -1);
+    CHECK(mo.lock_name == NULL);
+    CHECK(!mo.record_ts);
+    CHECK(!mo.record_author);
+    rtm2_metadata_options_init(NULL);
+    wo.struct_size = 3;
+    CHECK_STATUS(rtm2_presence_get_online_users(c, "room", M, &wo, h_complete, &k, &req), RTM2_ERR_INVALID_PARAMETER);
+    rtm2_get_online_users_options_init(&wo);
+    wo.page = BAD_UTF8;
+    CHECK_STATUS(rtm2_presence_get_online_users(c, "room", M, &wo, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    mo.struct_size = 8;
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(c, "room", M, NULL, 0, &mo, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_PARAMETER);
+    rtm2_metadata_options_init(&mo);
+    mo.lock_name = BAD_UTF8;
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(c, "room", M, NULL, 0, &mo, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_UTF8);
+
+    /* Presence. */
+    CHECK_STATUS(rtm2_presence_get_online_users(NULL, "room", M, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_get_online_users(c, NULL, M, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_who_now(c, BAD_UTF8, M, NULL, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_presence_who_now(c, "room", 42, NULL, h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_presence_get_user_channels(NULL, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_where_now(c, BAD_UTF8, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_presence_set_state(c, "room", M, NULL, 2, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_set_state(c, "room", M, st_null_value, 2, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "states[1].value") != NULL);
+    CHECK_STATUS(rtm2_presence_set_state(c, "room", M, st_bad_key, 1, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_presence_set_state(c, "room", 9, st_bad_key, 0, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_presence_get_state(c, "room", M, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_get_state(c, NULL, M, "bob", h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_remove_state(c, "room", M, NULL, 1, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_remove_state(c, "room", M, keys_with_null, 2, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_presence_remove_state(c, "room", M, keys_bad_utf8, 2, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_UTF8);
+
+    /* Storage. */
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(NULL, "room", M, NULL, 0, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(c, NULL, M, NULL, 0, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(c, "room", M, NULL, 1, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_update_channel_metadata(c, "room", M, mi_null_key, 2, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "items[1].key") != NULL);
+    CHECK_STATUS(rtm2_storage_remove_channel_metadata(c, "room", M, mi_bad_value, 1, NULL, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_storage_set_channel_metadata(c, "room", 5, NULL, 0, NULL, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_storage_get_channel_metadata(c, "room", 5, h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_storage_get_channel_metadata(c, NULL, M, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_set_user_metadata(c, BAD_UTF8, NULL, 0, NULL, h_complete, &k, &req),
+                 RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_storage_update_user_metadata(NULL, NULL, NULL, 0, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_remove_user_metadata(c, NULL, mi_null_key, 2, NULL, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_get_user_metadata(c, BAD_UTF8, h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_storage_subscribe_user_metadata(c, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_storage_unsubscribe_user_metadata(c, NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+
+    /* Locks. */
+    CHECK_STATUS(rtm2_lock_set(NULL, "room", M, "door", 10, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_lock_set(c, "room", M, NULL, 10, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_lock_set(c, "room", 4, "door", 10, h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_lock_remove(c, BAD_UTF8, M, "door", h_complete, &k, &req), RTM2_ERR_INVALID_UTF8);
+    CHECK_STATUS(rtm2_lock_acquire(c, "room", M, NULL, true, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_lock_release(c, "room", 77, "door", h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_lock_revoke(c, "room", M, "door", NULL, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_lock_get_locks(c, NULL, M, h_complete, &k, &req), RTM2_ERR_NULL_PARAMETER);
+
+    CHECK_INT(req, 777); /* no request id was handed out */
+    rtm2_client_free(c);
+    CHECK_INT(k.count, 0);
+    CHECK_INT(rec.destroyed, 1);
+    h_call_destroy(&k);
+    h_recorder_destroy(&rec);
+}
+
+TEST(listener_of_an_older_header_is_accepted) {
+    /* A listener compiled before on_presence/on_storage/on_lock existed: struct_size ends at
+     * on_overflow; the fields after it (garbage here) are not read. */
+    rtm2_listener l;
+    memset(&l, 0xab, sizeof l);
+    l.struct_size = offsetof(rtm2_listener, on_presence);
+    l.user_data = NULL;
+    l.destroy = NULL;
+    l.on_message = NULL;
+    l.on_topic = NULL;
+    l.on_link_state = NULL;
+    l.on_token_will_expire = NULL;
+    l.on_overflow = NULL;
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new(H_APP_ID, "old-listener", &cfg));
+    rtm2_client *c = NULL;
+    CHECK_OK(rtm2_client_new(cfg, &l, &c));
+    rtm2_config_free(cfg);
+    rtm2_client_free(c);
+    l.struct_size = offsetof(rtm2_listener, on_overflow); /* shorter than version 1 */
+    CHECK_OK(rtm2_config_new(H_APP_ID, "old-listener", &cfg));
+    c = (rtm2_client *)0x1;
+    CHECK_STATUS(rtm2_client_new(cfg, &l, &c), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(c == (rtm2_client *)0x1);
+    rtm2_config_free(cfg);
+}
+
 TEST(tokens) {
     char *t = (char *)0x1;
     CHECK_OK(rtm2_token_build(H_APP_ID, H_APP_CERT, "alice", 600, &t));
@@ -307,6 +447,8 @@ int main(void) {
     RUN(config_setters_validate);
     RUN(client_new_checks_ids_and_listener);
     RUN(null_and_invalid_arguments_never_start_an_operation);
+    RUN(service_arguments_are_checked_before_starting);
+    RUN(listener_of_an_older_header_is_accepted);
     RUN(tokens);
     RUN(log_callback_levels);
     return h_finish("test_api", passed);

@@ -780,9 +780,51 @@ static void short_scenario(void) {
     rtm2_client *b = login_client("short-bob", &rb);
     h_call k;
     h_call_init(&k);
-    CHECK_INT(subscribe(b, "room", &k), RTM2_OK);
+    CHECK_INT(OP(k, rtm2_client_subscribe(b, "room", RTM2_SUBSCRIBE_DEFAULT | RTM2_SUBSCRIBE_WITH_METADATA |
+                                                          RTM2_SUBSCRIBE_WITH_LOCK,
+                                          h_complete, &k, NULL)),
+              RTM2_OK);
+    /* Presence, storage and locks: one of each result and event. */
+    uint32_t snapshot = RTM2_PRESENCE_EVENT_TYPE_SNAPSHOT, update = RTM2_STORAGE_EVENT_TYPE_UPDATE,
+             acquired = RTM2_LOCK_EVENT_TYPE_ACQUIRED;
+    h_event_free(h_expect(&rb, H_EV_PRESENCE, h_match_event_type, &snapshot));
     CHECK_INT(publish_text(a, "room", "hello", &k), RTM2_OK);
     h_event_free(h_expect(&rb, H_EV_MESSAGE, h_match_text, "hello"));
+    rtm2_state_item st[] = {{"k", "v"}};
+    CHECK_INT(OP(k, rtm2_presence_set_state(b, "room", RTM2_CHANNEL_TYPE_MESSAGE, st, 1, h_complete, &k, NULL)),
+              RTM2_OK);
+    rtm2_get_online_users_options wo;
+    rtm2_get_online_users_options_init(&wo);
+    wo.include_state = true;
+    CHECK_INT(OP(k, rtm2_presence_who_now(a, "room", RTM2_CHANNEL_TYPE_MESSAGE, &wo, h_complete, &k, NULL)), RTM2_OK);
+    CHECK(k.has_online_users);
+    char bob[96];
+    uid(bob, sizeof bob, "short-bob");
+    CHECK_INT(OP(k, rtm2_presence_get_state(a, "room", RTM2_CHANNEL_TYPE_MESSAGE, bob, h_complete, &k, NULL)), RTM2_OK);
+    CHECK_STR(k.states, "k:v");
+    CHECK_INT(OP(k, rtm2_presence_where_now(a, bob, h_complete, &k, NULL)), RTM2_OK);
+    CHECK_STR(k.user_channels, "MESSAGE:room");
+    rtm2_metadata_item mi[] = {{"topic", "c", -1, 0, NULL}};
+    rtm2_metadata_options mo;
+    rtm2_metadata_options_init(&mo);
+    mo.record_author = true;
+    CHECK_INT(OP(k, rtm2_storage_set_channel_metadata(a, "room", RTM2_CHANNEL_TYPE_MESSAGE, mi, 1, &mo, h_complete,
+                                                      &k, NULL)),
+              RTM2_OK);
+    h_event *se = h_expect(&rb, H_EV_STORAGE, h_match_event_type, &update);
+    CHECK_STR(se->items, "topic:c");
+    h_event_free(se);
+    CHECK_INT(OP(k, rtm2_storage_get_channel_metadata(b, "room", RTM2_CHANNEL_TYPE_MESSAGE, h_complete, &k, NULL)),
+              RTM2_OK);
+    CHECK_STR(k.meta_items, "topic:c");
+    CHECK_INT(OP(k, rtm2_lock_set(a, "room", RTM2_CHANNEL_TYPE_MESSAGE, "door", 0, h_complete, &k, NULL)), RTM2_OK);
+    CHECK_INT(OP(k, rtm2_lock_acquire(a, "room", RTM2_CHANNEL_TYPE_MESSAGE, "door", false, h_complete, &k, NULL)),
+              RTM2_OK);
+    h_event_free(h_expect(&rb, H_EV_LOCK, h_match_event_type, &acquired));
+    CHECK_INT(OP(k, rtm2_lock_get_locks(b, "room", RTM2_CHANNEL_TYPE_MESSAGE, h_complete, &k, NULL)), RTM2_OK);
+    CHECK(k.has_locks);
+    /* b waits for the lock when it is freed, with the wait in flight. */
+    CHECK_OK(rtm2_lock_acquire(b, "room", RTM2_CHANNEL_TYPE_MESSAGE, "door", true, NULL, NULL, NULL));
     rtm2_stream_channel *sa = NULL, *sb = NULL;
     CHECK_OK(rtm2_client_create_stream_channel(a, "stage", &sa));
     CHECK_OK(rtm2_client_create_stream_channel(b, "stage", &sb));
