@@ -852,7 +852,14 @@ impl Inner {
             s.abort();
         }
         if let Some(l) = link {
-            l.close("client dropped");
+            if crate::runtime::forked() {
+                l.close("client dropped");
+            } else {
+                // A dropped client is gone for good: log out (briefly, in the background) so
+                // the server ends the session now — others see it leave, its lock waits end —
+                // instead of keeping it for a resume that will not come.
+                runtime().spawn(async move { l.logout().await });
+            }
         }
         self.slot.send_replace(Slot::Down(Error::new(
             ErrorCode::INSTANCE_ALREADY_RELEASED,

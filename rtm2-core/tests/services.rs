@@ -565,3 +565,58 @@ async fn state_before_login_is_refused_and_only_waiting_states_count() {
     let e = c.presence().set_state("later100", ChannelType::MESSAGE, [("k", "v")]).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::PRESENCE_CACHED_TOO_MANY_STATES);
 }
+
+/// A dropped client logs out: others see it leave at once and its waiting acquisition ends; a
+/// waiter whose connection is down when the lock frees gets it only as an away owner (freed
+/// after the ttl unless it comes back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_disconnected_waiters_do_not_keep_a_lock() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let proxy = Proxy::start(addr).await;
+    let (alice, mut arx) = client(addr, "alice").await;
+    alice.subscribe("room", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
+    let locks = alice.lock();
+    locks.set_lock("room", ChannelType::MESSAGE, "door", 10).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
+
+    // carol waits, then her client is dropped: she leaves at once (no presence timeout).
+    let (carol, _) = client(addr, "carol").await;
+    carol.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let waiting = carol.lock().acquire_lock("room", ChannelType::MESSAGE, "door", true);
+    let pending = tokio::spawn(waiting);
+    carol.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap(); // the acquire was sent
+    drop(carol);
+    expect_event(&mut arx, "carol leaves", |e| presence(e, PresenceEventType::REMOTE_LEAVE, "carol")).await;
+    let _ = pending.await;
+
+    // dave waits behind a proxy that then goes down: he gets the lock while away and loses it
+    // after its 10-unit ttl (his session itself would live for his 300-unit presence timeout).
+    let mut cfg = ClientConfig::new(APP_ID, "dave").endpoint(Endpoint::Tcp(proxy.addr.to_string()));
+    cfg.presence_timeout_s = 300;
+    let dave = Client::new(cfg).unwrap();
+    dave.login("").await.unwrap();
+    let waiting = dave.lock().acquire_lock("room", ChannelType::MESSAGE, "door", true);
+    let _dave_waits = tokio::spawn(waiting);
+    dave.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap();
+    proxy.refuse(true);
+    proxy.cut_all();
+    // Give the server time to see dave's connection end, so that the lock is granted to a
+    // session that is already detached (not one that detaches afterwards).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    locks.release_lock("room", ChannelType::MESSAGE, "door").await.unwrap();
+    let ev = expect_event(
+        &mut arx,
+        "the next owner",
+        |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::ACQUIRED && l.owner != "alice"),
+    )
+    .await;
+    let Event::Lock(l) = ev else { unreachable!() };
+    assert_eq!(l.owner, "dave", "the dropped client was granted the lock");
+    expect_event(
+        &mut arx,
+        "dave's away lock freed",
+        |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::RELEASED && l.owner == "dave"),
+    )
+    .await;
+    assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "");
+}

@@ -56,6 +56,8 @@ pub(crate) struct MsgChannel {
 /// Everything that belongs to one app id; apps never see each other.
 pub(crate) struct App {
     pub id: String,
+    /// One second of lock ttls (`ServerConfig::ttl_unit`).
+    pub ttl_unit: std::time::Duration,
     pub certificates: Vec<String>,
     users: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     channels: DashMap<String, Arc<MsgChannel>>,
@@ -112,7 +114,7 @@ impl Engine {
         let apps = config
             .apps
             .iter()
-            .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone())))
+            .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit)))
             .collect();
         Ok(Arc::new(Engine {
             config: Arc::new(config),
@@ -143,7 +145,7 @@ impl Engine {
             return Ok(app.clone());
         }
         if self.config.dev_mode() {
-            let app = App::new(app_id.to_string(), Vec::new());
+            let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit);
             apps.insert(app_id.to_string(), app.clone());
             return Ok(app);
         }
@@ -286,7 +288,7 @@ impl Engine {
             crate::scope::exit(self, session, &key, ending);
         }
         crate::storage::drop_user_subscriptions(session);
-        crate::locks::owner_away(self.config.ttl_unit, app, &session.user_id);
+        crate::locks::owner_away(app, &session.user_id);
         let channels: Vec<String> = session.subscriptions.lock().unwrap().drain().map(|(k, _)| k).collect();
         for ch in channels {
             app.remove_subscriber(&ch, session.id);
@@ -366,9 +368,10 @@ impl Engine {
 }
 
 impl App {
-    fn new(id: String, certificates: Vec<String>) -> Arc<App> {
+    fn new(id: String, certificates: Vec<String>, ttl_unit: std::time::Duration) -> Arc<App> {
         Arc::new(App {
             id,
+            ttl_unit,
             certificates,
             users: Mutex::new(HashMap::new()),
             channels: DashMap::new(),

@@ -9,8 +9,8 @@
 //! server (answered when granted, in queue order).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rtm2_proto::enums::LockEventType;
 use rtm2_proto::pb;
@@ -105,8 +105,10 @@ fn index_remove(app: &App, user: &str, key: &ScopeKey, name: &str) {
     }
 }
 
-/// Frees a held lock and hands it to the first waiter whose session is still alive.
-fn free_and_grant(app: &App, scope: &mut Scope, key: &ScopeKey, name: &str) {
+/// Frees a held lock and hands it to the first waiter whose session is still alive. A waiter
+/// whose connection is down gets it as an owner that is away (freed after the ttl unless it
+/// comes back).
+fn free_and_grant(app: &Arc<App>, scope: &mut Scope, key: &ScopeKey, name: &str) {
     let Some(lock) = scope.locks.get_mut(name) else { return };
     if let Some(prev) = lock.owner.take() {
         index_remove(app, &prev, key, name);
@@ -120,10 +122,25 @@ fn free_and_grant(app: &App, scope: &mut Scope, key: &ScopeKey, name: &str) {
         lock.owner = Some(user.clone());
         index_add(app, &user, key, name);
         w.session.send(response(w.request_id, Ok(None)));
+        if !w.session.is_attached() {
+            start_away(app, lock, key, name, &user);
+        }
         let ev = event(key, LockEventType::ACQUIRED, name, Some(lock), &user, &user);
         notify(scope, ev);
         return;
     }
+}
+
+/// Marks `lock` (owned by `user`) as away and frees it after its ttl unless the user is back.
+fn start_away(app: &Arc<App>, lock: &mut Lock, key: &ScopeKey, name: &str, user: &Arc<str>) {
+    let token = AWAY_TOKENS.fetch_add(1, Ordering::Relaxed);
+    lock.away = Some(token);
+    let ttl = app.ttl_unit * lock.ttl_s;
+    let (app, key, name, user) = (app.clone(), key.clone(), name.to_string(), user.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(ttl).await;
+        expire(&app, &key, &name, &user, token);
+    });
 }
 
 pub(crate) fn set(session: &Arc<Session>, r: pb::SetLock) -> Reply {
@@ -280,7 +297,7 @@ fn owned(app: &App, user: &str) -> Vec<LockRef> {
 
 /// The user's connection dropped or its session ended: each lock it owns is freed after its
 /// ttl unless the user is back by then.
-pub(crate) fn owner_away(ttl_unit: std::time::Duration, app: &Arc<App>, user: &Arc<str>) {
+pub(crate) fn owner_away(app: &Arc<App>, user: &Arc<str>) {
     if app.user(user).is_some_and(|s| s.is_attached()) {
         return; // another session of the user is connected (a takeover)
     }
@@ -291,18 +308,12 @@ pub(crate) fn owner_away(ttl_unit: std::time::Duration, app: &Arc<App>, user: &A
         if lock.owner.as_deref() != Some(&**user) || lock.away.is_some() {
             continue;
         }
-        let token = AWAY_TOKENS.fetch_add(1, Ordering::Relaxed);
-        lock.away = Some(token);
-        let ttl = ttl_unit * lock.ttl_s;
-        let (app, user, scope_arc) = (app.clone(), user.clone(), scope_arc.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(ttl).await;
-            expire(&app, &scope_arc, &key, &name, &user, token);
-        });
+        start_away(app, lock, &key, &name, user);
     }
 }
 
-fn expire(app: &Arc<App>, scope_arc: &Arc<Mutex<Scope>>, key: &ScopeKey, name: &str, user: &str, token: u64) {
+fn expire(app: &Arc<App>, key: &ScopeKey, name: &str, user: &str, token: u64) {
+    let Some(scope_arc) = app.scopes.get(key).map(|s| s.clone()) else { return };
     let mut scope = scope_arc.lock().unwrap();
     let Some(lock) = scope.locks.get(name) else { return };
     if lock.owner.as_deref() != Some(user) || lock.away != Some(token) {

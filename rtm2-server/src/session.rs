@@ -593,7 +593,7 @@ where
                 // Ended elsewhere (takeover, token expiry): nothing to keep.
             } else if let Some(generation) = session.detach(&conn) {
                 engine.keep_detached(session.clone(), generation);
-                crate::locks::owner_away(engine.config.ttl_unit, &session.app, &session.user_id);
+                crate::locks::owner_away(&session.app, &session.user_id);
             }
         }
     }
