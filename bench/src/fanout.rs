@@ -49,18 +49,31 @@ pub struct FanoutArgs {
     pub max_seconds: f64,
 }
 
-struct Shared {
-    received: Vec<AtomicU64>,
+pub(crate) struct Shared {
+    pub(crate) received: Vec<AtomicU64>,
     /// ns since the base instant of the last delivery, per subscriber.
     last_rx: Vec<AtomicU64>,
-    published: AtomicU64,
+    pub(crate) published: AtomicU64,
     dropped: AtomicU64,
     bad: AtomicU64,
-    notify: tokio::sync::Notify,
-    stop: AtomicBool,
+    pub(crate) notify: tokio::sync::Notify,
+    pub(crate) stop: AtomicBool,
 }
 
 impl Shared {
+    /// The state of a run with `n` subscribers.
+    pub(crate) fn new(n: usize) -> Shared {
+        Shared {
+            received: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            last_rx: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            published: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            notify: tokio::sync::Notify::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn min_received(&self) -> u64 {
         // No subscribers (publish only): no window.
         self.received.iter().map(|a| a.load(Ordering::Acquire)).min().unwrap_or(u64::MAX)
@@ -94,15 +107,15 @@ fn note(out: &mut PubOutcome, e: String) {
     out.first_error.get_or_insert(e);
 }
 
-struct PubOutcome {
-    published: u64,
-    errors: u64,
-    first_error: Option<String>,
+pub(crate) struct PubOutcome {
+    pub(crate) published: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
     /// ns since base when the last publish was issued / acknowledged.
-    done_ns: u64,
+    pub(crate) done_ns: u64,
 }
 
-async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) -> (PubOutcome, Publisher) {
+pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) -> (PubOutcome, Publisher) {
     let payload = Bytes::from(vec![b'x'; a.payload]);
     let mut out = PubOutcome { published: 0, errors: 0, first_error: None, done_ns: 0 };
     let mut min_seen = 0;
@@ -216,15 +229,7 @@ pub fn run(target: &Target, a: &FanoutArgs, rt: &tokio::runtime::Runtime) -> Res
     })?;
     let setup_s = setup_t0.elapsed().as_secs_f64();
 
-    let sh = Arc::new(Shared {
-        received: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        last_rx: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        published: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        bad: AtomicU64::new(0),
-        notify: tokio::sync::Notify::new(),
-        stop: AtomicBool::new(false),
-    });
+    let sh = Arc::new(Shared::new(n));
     let meter = Meter::start(target);
     let t0_ns = since_base(meter.t0());
     let mut tasks = Vec::new();

@@ -6,6 +6,7 @@
 //! rtm2-bench fanout  --system rtm2|rtm2-standalone|nats|redis --subscribers 10 --messages 200000
 //! rtm2-bench latency --system nats --rate 10000 --samples 50000
 //! rtm2-bench idle    --system rtm2-standalone --connections 10000
+//! rtm2-bench lang    --system nats --lang py --messages 200000   # into Python / Node code
 //! ```
 //!
 //! The whole comparison (interleaved repetitions, one markdown table): `rtm2-bench suite
@@ -14,6 +15,7 @@
 mod clients;
 mod fanout;
 mod idle;
+mod lang;
 mod latency;
 mod suite;
 mod sys;
@@ -78,6 +80,13 @@ enum Cmd {
         #[command(flatten)]
         args: idle::IdleArgs,
     },
+    /// Delivery into Python or Node.js user code (rtm2's binding vs the NATS client), 1 → 1.
+    Lang {
+        #[arg(long, value_enum)]
+        system: System,
+        #[command(flatten)]
+        args: lang::LangArgs,
+    },
     /// Every workload against every system, interleaved and repeated; prints one markdown table.
     Suite(suite::SuiteArgs),
 }
@@ -91,6 +100,7 @@ fn main() -> ExitCode {
         Cmd::Fanout { system, .. } => (*system, "fanout"),
         Cmd::Latency { system, .. } => (*system, "latency"),
         Cmd::Idle { system, .. } => (*system, "idle"),
+        Cmd::Lang { system, .. } => (*system, "lang"),
     };
     let fail = |e: String| -> ! {
         println!("{}", json!({ "workload": workload, "system": system.name(), "error": e }));
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Fanout { args, .. } => fanout::run(&target, args, &rt),
         Cmd::Latency { args, .. } => latency::run(&target, args, &rt),
+        Cmd::Lang { args, .. } => lang::run(&target, args, &rt),
         Cmd::Idle { args, .. } => idle::run(&target, args, &rt).map(|(v, k)| {
             keep = k;
             v

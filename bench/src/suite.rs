@@ -20,9 +20,13 @@ pub struct SuiteArgs {
     /// Repetitions of each configuration (default 3; 1 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
-    /// Only these workloads (comma-separated ids: pub, f1, f10, f100, t10, lat, idle).
+    /// Only these workloads (comma-separated ids: pub, f1, f10, f100, t10, lat, idle, py, node;
+    /// and, only when named, py-iter, node-iter).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Leave these workloads out (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
     /// Only these systems (comma-separated: rtm2, rtm2-standalone, nats, redis).
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
@@ -58,6 +62,8 @@ struct Case {
     rows: Vec<Row>,
     /// A measurement taking longer than this is killed.
     timeout: Duration,
+    /// Run only when named in `--only`.
+    optional: bool,
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -83,6 +89,7 @@ fn cases(quick: bool) -> Vec<Case> {
         systems,
         rows: fanout_rows(),
         timeout: Duration::from_secs(200),
+        optional: false,
     };
     let mut publish_only =
         fan("pub", "publish only, no subscriber", "channel", "0", q(1_000_000, 300_000), all.clone());
@@ -116,6 +123,7 @@ fn cases(quick: bool) -> Vec<Case> {
                 Row { label: "server CPU µs/msg", pointer: "/server_cpu_us_per_msg", fmt: Fmt::CpuMicros },
             ],
             timeout: Duration::from_secs(120),
+            optional: false,
         },
         Case {
             id: "idle",
@@ -127,8 +135,36 @@ fn cases(quick: bool) -> Vec<Case> {
                 Row { label: "connects (+login)/s", pointer: "/connects_per_s", fmt: Fmt::Rate },
             ],
             timeout: Duration::from_secs(200),
+            optional: false,
         },
+        lang("py", "delivery into Python code, 1→1 (callback)", "py", "callback", q(500_000, 200_000), false),
+        lang("node", "delivery into Node.js code, 1→1 (callback)", "node", "callback", q(1_000_000, 300_000), false),
+        lang("py-iter", "delivery into Python code, 1→1 (async for)", "py", "iter", q(200_000, 100_000), true),
+        lang("node-iter", "delivery into Node.js code, 1→1 (for await)", "node", "iter", q(1_000_000, 300_000), true),
     ]
+}
+
+/// Delivery into Python / Node user code: rtm2's binding against the NATS client of that
+/// language (nats-py, nats.js); the publisher is the Rust client of each system.
+fn lang(id: &'static str, title: &str, lang: &str, api: &str, msgs: String, optional: bool) -> Case {
+    Case {
+        id,
+        title: title.to_string(),
+        args: [s(&["lang", "--lang", lang, "--api", api, "--messages"]), vec![msgs]].concat(),
+        systems: vec![System::Rtm2Standalone, System::Nats],
+        rows: vec![
+            Row { label: "delivered msg/s into user code", pointer: "/delivered_per_s", fmt: Fmt::Rate },
+            Row {
+                label: "subscriber process CPU µs/msg",
+                pointer: "/subscriber_cpu_us_per_delivery",
+                fmt: Fmt::CpuMicros,
+            },
+            Row { label: "server CPU µs/msg", pointer: "/server_cpu_us_per_delivery", fmt: Fmt::CpuMicros },
+            Row { label: "publisher (Rust) CPU µs/msg", pointer: "/publisher_cpu_us_per_msg", fmt: Fmt::CpuMicros },
+        ],
+        timeout: Duration::from_secs(200),
+        optional,
+    }
 }
 
 fn passthrough(bins: &Binaries, client_threads: usize) -> Vec<String> {
@@ -329,15 +365,16 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
         v
     };
     let all_cases = cases(a.quick);
-    for id in &a.only {
+    for id in a.only.iter().chain(&a.skip) {
         if !all_cases.iter().any(|c| c.id == id) {
-            eprintln!("unknown workload {id:?} (pub, f1, f10, f100, t10, lat, idle)");
+            eprintln!("unknown workload {id:?} (pub, f1, f10, f100, t10, lat, idle, py, node, py-iter, node-iter)");
             return ExitCode::FAILURE;
         }
     }
     let cases: Vec<Case> = all_cases
         .into_iter()
-        .filter(|c| a.only.is_empty() || a.only.iter().any(|o| o == c.id))
+        .filter(|c| if a.only.is_empty() { !c.optional } else { a.only.iter().any(|o| o == c.id) })
+        .filter(|c| !a.skip.iter().any(|o| o == c.id))
         .map(|mut c| {
             c.systems.retain(|s| wanted_systems.contains(s));
             c
@@ -439,10 +476,6 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
     }
-    let mut todo = vec!["bindings".to_string(), "delivery into Python / Node code".to_string()];
-    todo.push("TODO: bindings not yet available in this harness".into());
-    todo.resize(header.len(), String::new());
-    out.push_str(&format!("| {} |\n", todo.join(" | ")));
     out.push('\n');
     out.push_str(&format!(
         "Cells: median [min..max] over runs. Ratios: median of the per-run ratios ({} / peer; above 1 is better for msg/s and connects/s, below 1 is better for µs, CPU and KB). \

@@ -299,7 +299,7 @@ fn clk_tck() -> f64 {
 }
 
 /// utime + stime of a /proc/.../stat file, seconds.
-fn proc_stat_cpu(path: &str) -> f64 {
+pub(crate) fn proc_stat_cpu(path: &str) -> f64 {
     let Ok(s) = std::fs::read_to_string(path) else { return 0.0 };
     let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else { return 0.0 };
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -384,6 +384,8 @@ pub struct Metered {
     /// Interrupt and softirq time during the interval (mostly the loopback network), in cores.
     pub irq_cores: f64,
     pub steal_cores: f64,
+    /// Wall time from the start of the interval until the counters were read, seconds.
+    pub wall_s: f64,
 }
 
 impl Meter {
@@ -414,6 +416,7 @@ impl Meter {
             foreign_cores: foreign,
             irq_cores: (m1.irq - self.machine0.irq).max(0.0) / wall,
             steal_cores: (m1.steal - self.machine0.steal).max(0.0) / wall,
+            wall_s: wall,
         }
     }
 }

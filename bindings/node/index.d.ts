@@ -37,6 +37,11 @@ export declare class NativeClient {
    */
   startEvents(callback: (batch: Array<NativeEvent>) => void, maxBatch?: number | undefined | null): void
   /**
+   * `startEvents`, with each batch packed in columns (a `NativePackedBatch`: what the JS
+   * layer uses; it builds the event objects itself, which is much cheaper per message).
+   */
+  startPackedEvents(callback: (batch: NativePackedBatch) => void, maxBatch?: number | undefined | null): void
+  /**
    * Stops the pump after it delivered what is queued now; the event loop is no longer kept
    * alive by it. Events that arrive later wait (bounded) for the next `startEvents`.
    */
@@ -183,6 +188,11 @@ export declare class NativeSubscription {
    * logout, close).
    */
   nextBatch(max?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<NativeEvent> | null>
+  /**
+   * `nextBatch`, packed: resolves with a [`NativePackedBatch`], or `null` once the
+   * subscription ended.
+   */
+  nextPackedBatch(max?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativePackedBatch | null>
   /**
    * Stops local delivery (the server subscription stays until `unsubscribe`); a pending
    * `nextBatch` resolves with `null`.
@@ -432,6 +442,27 @@ export interface NativeMetadataOptions {
   addTimeStamp?: boolean
   /** Stamp the written items with this user id (`authorUid`). */
   addUserId?: boolean
+}
+
+/** A batch of events in columns (see the module comment); lib/index.js `unpack` reads it. */
+export interface NativePackedBatch {
+  /**
+   * 8 numbers per event: the kind (0 BINARY message, 1 STRING message, 2 another event:
+   * the next of `others`); for messages the indices in `strings` of channelType,
+   * channelName, topicName, messageType, customType and publisher; then the end offset of
+   * the payload in `data` (a BINARY payload starts where the previous one ended).
+   */
+  rows: Uint32Array
+  /** Per event: the server time of a message (ms since the epoch), else 0. */
+  timestamps: Float64Array
+  /** The distinct strings of the batch. */
+  strings: Array<string>
+  /** The BINARY payloads, back to back. */
+  data: Uint8Array
+  /** The STRING payloads, in order. */
+  texts: Array<string>
+  /** The events that are not messages, in order. */
+  others: Array<NativeEvent>
 }
 
 export interface NativePublishOptions {

@@ -12,6 +12,52 @@ const { RTMPresence, RTMStorage, RTMLock } = require('./services.js')
 const kOverflow = Symbol('rtm2.overflow')
 
 // ---------------------------------------------------------------------------------------------
+// Event batches
+
+// The layout of a native packed batch (src/events.rs, NativePackedBatch): 8 numbers per event.
+const STRIDE = 8
+const KIND_BINARY = 0
+const KIND_STRING = 1
+
+/**
+ * Calls `onMessage(message)` for every message of a packed batch and `onOther(nativeEvent)`
+ * for every other event, in order. Message objects are built here: much cheaper than
+ * building them through napi. A BINARY message is a Uint8Array view of the batch's buffer.
+ */
+function unpack(batch, onMessage, onOther) {
+  const { rows, timestamps, strings, data, texts, others } = batch
+  const n = timestamps.length
+  let start = 0
+  let t = 0
+  let o = 0
+  for (let i = 0, r = 0; i < n; i++, r += STRIDE) {
+    const kind = rows[r]
+    if (kind > KIND_STRING) {
+      onOther(others[o++])
+      continue
+    }
+    let message
+    if (kind === KIND_BINARY) {
+      const end = rows[r + 7]
+      message = data.subarray(start, end)
+      start = end
+    } else {
+      message = texts[t++]
+    }
+    onMessage({
+      channelType: strings[rows[r + 1]],
+      channelName: strings[rows[r + 2]],
+      topicName: strings[rows[r + 3]],
+      messageType: strings[rows[r + 4]],
+      message,
+      customType: strings[rows[r + 5]],
+      publisher: strings[rows[r + 6]],
+      timestamp: timestamps[i],
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Iteration
 
 /** A bounded async queue for `rtm.messages()`; the producer is the event dispatcher. */
@@ -92,16 +138,20 @@ class RTMSubscription {
 
   /** The channel's messages; `signal` ends the iteration by rejecting with its reason. */
   async *messages(opts = {}) {
+    const messages = []
+    const onMessage = (m) => messages.push(m)
+    const onOther = (ev) => {
+      if (ev.kind === 'overflow') {
+        this.#rtm[kOverflow]({ dropped: ev.dropped, source: 'subscription', channelName: this.channelName })
+      }
+    }
     try {
       for (;;) {
-        const batch = await runOp({ signal: opts.signal }, (_t, tok) => this.#native.nextBatch(null, tok))
+        const batch = await runOp({ signal: opts.signal }, (_t, tok) => this.#native.nextPackedBatch(null, tok))
         if (batch === null) return
-        for (const ev of batch) {
-          if (ev.kind === 'message') yield ev.message
-          else if (ev.kind === 'overflow') {
-            this.#rtm[kOverflow]({ dropped: ev.dropped, source: 'subscription', channelName: this.channelName })
-          }
-        }
+        messages.length = 0
+        unpack(batch, onMessage, onOther)
+        for (let i = 0; i < messages.length; i++) yield messages[i]
       }
     } finally {
       this.#native.close()
@@ -349,56 +399,67 @@ class RTM extends EventEmitter {
     }
   }
 
-  #dispatch(batch) {
-    let dropped = 0
-    let failed = false
-    for (const ev of batch) {
-      switch (ev.kind) {
-        case 'message': {
-          const m = ev.message
-          for (const it of this.#iterators) {
-            if ((it.channel === undefined || it.channel === m.channelName) && !it.q.push(m)) dropped++
-          }
-          this.#emit('message', m)
-          break
-        }
-        case 'linkState':
-          if (ev.linkState.serviceType === 'MESSAGE' && ev.linkState.currentState === 'FAILED') failed = true
-          this.#emit('linkState', ev.linkState)
-          break
-        case 'topic':
-          this.#emit('topic', ev.topic)
-          break
-        case 'presence': {
-          const p = ev.presence
-          if (p.interval === undefined) p.interval = null
-          this.#emit('presence', p)
-          break
-        }
-        case 'storage':
-          this.#emit('storage', ev.storage)
-          break
-        case 'lock':
-          this.#emit('lock', ev.lock)
-          break
-        case 'tokenPrivilegeWillExpire':
-          this.#emit('tokenPrivilegeWillExpire', ev.channelName)
-          break
-        case 'overflow':
-          this.#emit('overflow', { dropped: ev.dropped, source: 'client' })
-          break
+  // Per batch: messages the iterators dropped, and whether the client failed.
+  #batchDropped = 0
+  #batchFailed = false
+
+  #onMessage = (m) => {
+    if (this.#iterators.size > 0) {
+      for (const it of this.#iterators) {
+        if ((it.channel === undefined || it.channel === m.channelName) && !it.q.push(m)) this.#batchDropped++
       }
     }
+    this.#emit('message', m)
+  }
+
+  #onOther = (ev) => {
+    switch (ev.kind) {
+      case 'message':
+        this.#onMessage(ev.message)
+        break
+      case 'linkState':
+        if (ev.linkState.serviceType === 'MESSAGE' && ev.linkState.currentState === 'FAILED') this.#batchFailed = true
+        this.#emit('linkState', ev.linkState)
+        break
+      case 'topic':
+        this.#emit('topic', ev.topic)
+        break
+      case 'presence': {
+        const p = ev.presence
+        if (p.interval === undefined) p.interval = null
+        this.#emit('presence', p)
+        break
+      }
+      case 'storage':
+        this.#emit('storage', ev.storage)
+        break
+      case 'lock':
+        this.#emit('lock', ev.lock)
+        break
+      case 'tokenPrivilegeWillExpire':
+        this.#emit('tokenPrivilegeWillExpire', ev.channelName)
+        break
+      case 'overflow':
+        this.#emit('overflow', { dropped: ev.dropped, source: 'client' })
+        break
+    }
+  }
+
+  #dispatch(batch) {
+    this.#batchDropped = 0
+    this.#batchFailed = false
+    unpack(batch, this.#onMessage, this.#onOther)
+    const dropped = this.#batchDropped
     if (dropped > 0) this.#emit('overflow', { dropped, source: 'iterator' })
     // A failed client (e.g. taken over by the same user id) no longer keeps the process alive.
-    if (failed && this.#native.linkState() === 'FAILED') this.#stopPump()
+    if (this.#batchFailed && this.#native.linkState() === 'FAILED') this.#stopPump()
   }
 
   // The pump delivers event batches while logged in and keeps the event loop alive meanwhile.
   #startPump() {
     if (this.#pumping) return
     this.#pumping = true
-    this.#native.startEvents((batch) => {
+    this.#native.startPackedEvents((batch) => {
       this.#dispatch(batch)
     })
   }

@@ -2,10 +2,18 @@
 //! are built in their service modules), the batch pump (one threadsafe
 //! function call per batch) and per-channel subscriptions (async iteration, one Promise per
 //! batch).
+//!
+//! Batches cross to JavaScript in one of two shapes. `Array<NativeEvent>` is one object per
+//! event (`startEvents`, `nextBatch`). A [`NativePackedBatch`] (`startPackedEvents`,
+//! `nextPackedBatch`, what lib/ uses) carries messages as columns: every distinct string of the
+//! batch once, the BINARY payloads in one buffer, numbers in typed arrays. The JS layer then
+//! builds each message object itself (lib/index.js `unpack`), which costs far less than
+//! building it through napi property by property, one string and one external buffer at a time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Either, Object, Uint8Array};
+use napi::bindgen_prelude::{Either, Float64Array, Object, ToNapiValue, Uint8Array, Uint32Array};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -210,18 +218,152 @@ pub(crate) fn convert_batch(batch: Vec<Event>) -> Vec<NativeEvent> {
     batch.into_iter().map(convert).collect()
 }
 
+/// Numbers per event in [`NativePackedBatch::rows`].
+pub(crate) const PACKED_STRIDE: usize = 8;
+/// Row kinds: a BINARY message, a STRING message, another event (the next of `others`).
+const KIND_BINARY: u32 = 0;
+const KIND_STRING: u32 = 1;
+const KIND_OTHER: u32 = 2;
+
+/// A batch of events in columns (see the module comment); lib/index.js `unpack` reads it.
+#[napi(object)]
+pub struct NativePackedBatch {
+    /// 8 numbers per event: the kind (0 BINARY message, 1 STRING message, 2 another event:
+    /// the next of `others`); for messages the indices in `strings` of channelType,
+    /// channelName, topicName, messageType, customType and publisher; then the end offset of
+    /// the payload in `data` (a BINARY payload starts where the previous one ended).
+    pub rows: Uint32Array,
+    /// Per event: the server time of a message (ms since the epoch), else 0.
+    pub timestamps: Float64Array,
+    /// The distinct strings of the batch.
+    pub strings: Vec<String>,
+    /// The BINARY payloads, back to back.
+    pub data: Uint8Array,
+    /// The STRING payloads, in order.
+    pub texts: Vec<String>,
+    /// The events that are not messages, in order.
+    pub others: Vec<NativeEvent>,
+}
+
+/// The distinct strings of a batch, with the last index of each column as a fast path (the
+/// fields of consecutive messages are mostly the same).
+struct Strings {
+    list: Vec<String>,
+    index: HashMap<String, u32>,
+    last: [u32; 6],
+}
+
+impl Strings {
+    fn new() -> Self {
+        Strings { list: Vec::new(), index: HashMap::new(), last: [u32::MAX; 6] }
+    }
+
+    fn get(&mut self, column: usize, s: &str) -> u32 {
+        let last = self.last[column];
+        if last != u32::MAX && same(&self.list[last as usize], s) {
+            return last;
+        }
+        let i = match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                let i = self.list.len() as u32;
+                self.list.push(s.to_owned());
+                self.index.insert(s.to_owned(), i);
+                i
+            }
+        };
+        self.last[column] = i;
+        i
+    }
+}
+
+/// `a == b`, byte by byte: these strings are short, and glibc's vectorised memcmp with its
+/// masked loads showed up as the most expensive part of packing in profiles.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for i in 0..a.len() {
+        diff |= a[i] ^ b[i];
+    }
+    diff == 0
+}
+
+pub(crate) fn pack_batch(batch: Vec<Event>) -> NativePackedBatch {
+    let n = batch.len();
+    let data_len: usize = batch
+        .iter()
+        .map(|ev| match ev {
+            Event::Message(m) if m.message_type == MessageType::BINARY => m.payload.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut rows: Vec<u32> = Vec::with_capacity(n * PACKED_STRIDE);
+    let mut timestamps: Vec<f64> = Vec::with_capacity(n);
+    let mut data: Vec<u8> = Vec::with_capacity(data_len);
+    let mut strings = Strings::new();
+    let mut texts = Vec::new();
+    let mut others = Vec::new();
+    for ev in batch {
+        match ev {
+            Event::Message(m) => {
+                let kind = match m.message_type {
+                    MessageType::STRING => {
+                        texts.push(String::from_utf8_lossy(&m.payload).into_owned());
+                        KIND_STRING
+                    }
+                    MessageType::BINARY => {
+                        data.extend_from_slice(&m.payload);
+                        KIND_BINARY
+                    }
+                };
+                rows.extend_from_slice(&[
+                    kind,
+                    strings.get(0, m.channel_type.name()),
+                    strings.get(1, &m.channel),
+                    strings.get(2, &m.topic),
+                    strings.get(3, m.message_type.name()),
+                    strings.get(4, &m.custom_type),
+                    strings.get(5, &m.publisher),
+                    data.len() as u32,
+                ]);
+                timestamps.push(m.timestamp_ms as f64);
+            }
+            other => {
+                rows.extend_from_slice(&[KIND_OTHER, 0, 0, 0, 0, 0, 0, data.len() as u32]);
+                timestamps.push(0.0);
+                others.push(convert(other));
+            }
+        }
+    }
+    NativePackedBatch {
+        rows: Uint32Array::new(rows),
+        timestamps: Float64Array::new(timestamps),
+        strings: strings.list,
+        data: Uint8Array::new(data),
+        texts,
+        others,
+    }
+}
+
 /// The JS function that receives each batch; a strong reference (it keeps the event loop
 /// alive while the pump runs, i.e. while logged in).
 pub(crate) type BatchFn = ThreadsafeFunction<Vec<NativeEvent>, (), Vec<NativeEvent>, Status, false>;
+/// The same for packed batches.
+pub(crate) type PackedBatchFn = ThreadsafeFunction<NativePackedBatch, (), NativePackedBatch, Status, false>;
 
 /// Runs until `stop` is cancelled (then delivers what is queued at that moment and ends) or
 /// the client is gone. One batch is in flight at a time: the next is taken from the SDK's
 /// bounded queue only after JavaScript handled the previous one, so a slow consumer makes the
 /// SDK queue fill up and report an overflow rather than buffering without bound here.
-pub(crate) fn start_pump(
+pub(crate) fn start_pump<T: ToNapiValue + Send + 'static>(
     rx: Arc<tokio::sync::Mutex<EventReceiver>>,
-    callback: BatchFn,
+    callback: ThreadsafeFunction<T, (), T, Status, false>,
     max: usize,
+    convert_batch: fn(Vec<Event>) -> T,
 ) -> Arc<crate::op::Cancel> {
     let stop = Arc::new(crate::op::Cancel::default());
     let stop2 = stop.clone();
@@ -273,6 +415,20 @@ impl NativeSubscription {
         self.channel.clone()
     }
 
+    /// The next batch of up to `max` events, or `None` once the subscription ended.
+    fn next_raw(&self, max: Option<u32>) -> impl std::future::Future<Output = Option<Vec<rtm2_core::Event>>> + use<> {
+        let (inner, closed) = (self.inner.clone(), self.closed.clone());
+        let max = max.map(|m| m as usize).unwrap_or(DEFAULT_BATCH);
+        async move {
+            let mut guard = inner.lock().await;
+            let sub = guard.as_mut()?;
+            tokio::select! {
+                b = sub.recv_batch(max) => b,
+                _ = closed.cancelled() => None,
+            }
+        }
+    }
+
     /// Waits for messages and returns up to `max` of them (an `overflow` entry first if this
     /// subscription's queue dropped some), or `null` once the subscription ended (unsubscribe,
     /// logout, close).
@@ -283,18 +439,21 @@ impl NativeSubscription {
         max: Option<u32>,
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
-        let inner = self.inner.clone();
-        let closed = self.closed.clone();
-        let max = max.map(|m| m as usize).unwrap_or(DEFAULT_BATCH);
-        op::promise(env, cancel, async move {
-            let mut guard = inner.lock().await;
-            let Some(sub) = guard.as_mut() else { return Ok(None) };
-            let batch = tokio::select! {
-                b = sub.recv_batch(max) => b,
-                _ = closed.cancelled() => None,
-            };
-            Ok(batch.map(convert_batch))
-        })
+        let next = self.next_raw(max);
+        op::promise(env, cancel, async move { Ok(next.await.map(convert_batch)) })
+    }
+
+    /// `nextBatch`, packed: resolves with a [`NativePackedBatch`], or `null` once the
+    /// subscription ended.
+    #[napi(ts_return_type = "Promise<NativePackedBatch | null>")]
+    pub fn next_packed_batch<'e>(
+        &self,
+        env: &'e Env,
+        max: Option<u32>,
+        cancel: Option<&CancelToken>,
+    ) -> napi::Result<Object<'e>> {
+        let next = self.next_raw(max);
+        op::promise(env, cancel, async move { Ok(next.await.map(pack_batch)) })
     }
 
     /// Stops local delivery (the server subscription stays until `unsubscribe`); a pending

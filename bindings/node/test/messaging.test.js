@@ -361,6 +361,68 @@ test('AbortSignal rejects with its reason; timeoutMs is validated', async () => 
   await assert.rejects(a.publish('c', 'x', { timeoutMs: -1 }), TypeError)
 })
 
+test('batched delivery keeps order and fields: channels, STRING and BINARY payloads, custom types', async () => {
+  // Messages cross from Rust in packed batches (strings once per batch, BINARY payloads in one
+  // buffer); every message must come out as if it had been converted on its own.
+  const a = client('packA')
+  const b = client('packB')
+  await a.login()
+  await b.login()
+  const [c1, c2] = [uniq('pack1'), uniq('pack2')]
+  const sub = await b.subscribe(c1, { withPresence: false })
+  await b.subscribe(c2, { withPresence: false })
+  const sent = []
+  for (let i = 0; i < 300; i++) {
+    const channelName = i % 3 === 0 ? c2 : c1
+    const message = i % 2 ? `s${i} é` : new Uint8Array(Array.from({ length: 1 + (i % 7) }, (_, k) => (i + k) & 255))
+    sent.push({ channelName, message, customType: i % 5 === 0 ? `t${i % 2}` : '' })
+  }
+  const got = collect(b, 'message', sent.length, (m) => m.channelName === c1 || m.channelName === c2)
+  const iterated = (async () => {
+    const out = []
+    for await (const m of sub) {
+      out.push(m)
+      if (out.length === sent.filter((x) => x.channelName === c1).length) break
+    }
+    return out
+  })()
+  for (const m of sent) await a.publish(m.channelName, m.message, { customType: m.customType })
+  const received = await got
+  const check = (m, e) => {
+    assert.equal(m.channelName, e.channelName)
+    assert.equal(m.channelType, 'MESSAGE')
+    assert.equal(m.topicName, '')
+    assert.equal(m.publisher, a.userId)
+    assert.equal(m.customType, e.customType)
+    assert.ok(m.timestamp > 1.6e12)
+    if (typeof e.message === 'string') {
+      assert.equal(m.messageType, 'STRING')
+      assert.equal(m.message, e.message)
+    } else {
+      assert.equal(m.messageType, 'BINARY')
+      assert.ok(m.message instanceof Uint8Array)
+      assert.deepEqual([...m.message], [...e.message])
+    }
+  }
+  assert.equal(received.length, sent.length)
+  received.forEach((m, i) => check(m, sent[i]))
+  const onC1 = await within(iterated)
+  const sentC1 = sent.filter((x) => x.channelName === c1)
+  assert.equal(onC1.length, sentC1.length)
+  onC1.forEach((m, i) => check(m, sentC1[i]))
+  // The same message objects' fields are plain values: spreading and JSON work as before.
+  assert.deepEqual(Object.keys(received[1]), [
+    'channelType',
+    'channelName',
+    'topicName',
+    'messageType',
+    'message',
+    'customType',
+    'publisher',
+    'timestamp',
+  ])
+})
+
 test('events cross from Rust in batches', async () => {
   const native = require('rtm2/native')
   const c = new native.NativeClient(APP_ID, uniq('batch'))
@@ -383,6 +445,50 @@ test('events cross from Rust in batches', async () => {
   assert.ok(batches.length < 500, `expected batching, got ${batches.length} calls`)
   assert.ok(Math.max(...batches) > 1)
   assert.ok(Math.max(...batches) <= 256)
+  await c.logout()
+  c.stopEvents()
+  c.close()
+})
+
+test('packed batches from the native layer: columns, strings once, payloads in one buffer', async () => {
+  const native = require('rtm2/native')
+  const c = new native.NativeClient(APP_ID, uniq('packed'))
+  const channel = uniq('packed')
+  const rows = []
+  let done
+  const all = new Promise((resolve) => {
+    done = resolve
+  })
+  let messages = 0
+  c.startPackedEvents((b) => {
+    assert.ok(b.rows instanceof Uint32Array)
+    assert.ok(b.timestamps instanceof Float64Array)
+    assert.equal(b.rows.length, 8 * b.timestamps.length)
+    assert.equal(new Set(b.strings).size, b.strings.length, 'each string once per batch')
+    for (let i = 0; i < b.timestamps.length; i++) {
+      if (b.rows[8 * i] < 2) {
+        messages++
+        rows.push({ kind: b.rows[8 * i], channel: b.strings[b.rows[8 * i + 2]] })
+      }
+    }
+    if (messages >= 4) done()
+  })
+  await c.login('')
+  await c.subscribe(channel)
+  await c.publish(channel, new Uint8Array([1, 2, 3]))
+  await c.publish(channel, 'text')
+  await c.publish(channel, new Uint8Array([4, 5]))
+  await c.publish(channel, 'more')
+  await within(all, undefined, '4 messages')
+  assert.deepEqual(
+    rows.map((r) => [r.kind, r.channel]),
+    [
+      [0, channel],
+      [1, channel],
+      [0, channel],
+      [1, channel],
+    ],
+  )
   await c.logout()
   c.stopEvents()
   c.close()

@@ -98,11 +98,9 @@ impl<R: Source> Rx<R> {
             let n = p.len().min(max.max(1));
             p.drain(..n).collect()
         };
-        let list = PyList::empty(py);
-        for ev in &batch {
-            list.append(types::event(py, ev)?)?;
-        }
-        Ok(list)
+        let mut strings = types::BatchStrings::default();
+        let items = batch.iter().map(|ev| types::event(py, ev, &mut strings)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
     }
 
     fn close(&self) {

@@ -128,7 +128,47 @@ fn topics(py: Python<'_>, ts: &[rtm2_core::TopicInfo]) -> PyResult<Py<PyAny>> {
     tuple(py, v)
 }
 
-pub fn message_event(py: Python<'_>, m: &rtm2_core::MessageEvent) -> PyResult<Py<PyAny>> {
+/// The string fields of the messages of one batch: consecutive messages mostly share their
+/// channel, publisher, topic, types, so each is converted once and the `str` object is shared
+/// (strings are immutable) instead of allocating six new ones per message.
+#[derive(Default)]
+pub struct BatchStrings<'a> {
+    last: [Option<(&'a str, Py<PyAny>)>; 6],
+}
+
+impl<'a> BatchStrings<'a> {
+    fn get(&mut self, py: Python<'_>, column: usize, v: &'a str) -> Py<PyAny> {
+        if let Some((prev, obj)) = &self.last[column]
+            && same(prev, v)
+        {
+            return obj.clone_ref(py);
+        }
+        let obj = s(py, v);
+        self.last[column] = Some((v, obj.clone_ref(py)));
+        obj
+    }
+}
+
+/// `a == b` byte by byte: these strings are short, and glibc's vectorised memcmp (masked loads)
+/// was measured to cost far more than the comparison itself on the benchmark machine.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for i in 0..a.len() {
+        diff |= a[i] ^ b[i];
+    }
+    diff == 0
+}
+
+pub fn message_event<'a>(
+    py: Python<'_>,
+    m: &'a rtm2_core::MessageEvent,
+    strings: &mut BatchStrings<'a>,
+) -> PyResult<Py<PyAny>> {
     // STRING messages are str; BINARY ones (and a STRING that is not valid UTF-8) are bytes.
     let message = match m.text() {
         Some(t) => s(py, t),
@@ -137,22 +177,22 @@ pub fn message_event(py: Python<'_>, m: &rtm2_core::MessageEvent) -> PyResult<Py
     any(
         py,
         MessageEvent {
-            channel_type: s(py, m.channel_type.name()),
-            channel: s(py, &m.channel),
-            topic: s(py, &m.topic),
-            publisher: s(py, &m.publisher),
-            message_type: s(py, m.message_type.name()),
+            channel_type: strings.get(py, 0, m.channel_type.name()),
+            channel: strings.get(py, 1, &m.channel),
+            topic: strings.get(py, 2, &m.topic),
+            publisher: strings.get(py, 3, &m.publisher),
+            message_type: strings.get(py, 4, m.message_type.name()),
             message,
-            custom_type: s(py, &m.custom_type),
+            custom_type: strings.get(py, 5, &m.custom_type),
             timestamp: any(py, m.timestamp_ms)?,
         },
     )
 }
 
-/// Converts one core event.
-pub fn event(py: Python<'_>, ev: &Event) -> PyResult<Py<PyAny>> {
+/// Converts one core event (`strings`: shared by the events of one batch).
+pub fn event<'a>(py: Python<'_>, ev: &'a Event, strings: &mut BatchStrings<'a>) -> PyResult<Py<PyAny>> {
     match ev {
-        Event::Message(m) => message_event(py, m),
+        Event::Message(m) => message_event(py, m, strings),
         Event::Topic(t) => any(
             py,
             TopicEvent {

@@ -240,3 +240,57 @@ async def test_service_events_reach_handlers_and_filtered_streams(make_client) -
     await bob.subscribe(room, with_lock=True)
     await asyncio.wait_for(answered.wait(), WAIT)
     assert [d.name for d in answers[0]] == ["l"]
+
+
+async def test_batched_messages_keep_their_fields_and_handlers_change_safely(make_client) -> None:
+    # Events cross in batches whose string fields are shared between consecutive messages:
+    # every message must still carry its own channel, type and payload. A handler that
+    # removes itself or adds another while a batch is dispatched affects later events only.
+    a, b = make_client(), make_client()
+    await a.login()
+    await b.login()
+    c1, c2 = uid("mix1"), uid("mix2")
+    await b.subscribe(c1, with_presence=False)
+    sub2 = await b.subscribe(c2, with_presence=False)
+    sent = []
+    for i in range(200):
+        channel = c2 if i % 3 == 0 else c1
+        message: Any = f"s{i} é" if i % 2 else bytes((i + k) & 255 for k in range(1 + i % 7))
+        sent.append((channel, message, "five" if i % 5 == 0 else ""))
+    got: List[Any] = []
+    late: List[Any] = []
+    done = asyncio.Event()
+
+    def on_message(ev: rtm2.MessageEvent) -> None:
+        if ev.channel in (c1, c2):
+            got.append(ev)
+            if len(got) == 100:
+                # Swapped while a batch may be in flight: later messages go to `late` only.
+                b.off("message", on_message)
+                b.on("message", on_late)
+            if len(got) + len(late) == len(sent):
+                done.set()
+
+    def on_late(ev: rtm2.MessageEvent) -> None:
+        if ev.channel in (c1, c2):
+            late.append(ev)
+            if len(got) + len(late) == len(sent):
+                done.set()
+
+    b.on("message", on_message)
+    for channel, message, custom_type in sent:
+        await a.publish(channel, message, custom_type=custom_type)
+    await asyncio.wait_for(done.wait(), WAIT)
+    assert len(got) == 100
+    for ev, (channel, message, custom_type) in zip(got + late, sent):
+        assert (ev.channel, ev.message, ev.custom_type) == (channel, message, custom_type)
+        assert ev.message_type == ("STRING" if isinstance(message, str) else "BINARY")
+        assert (ev.channel_type, ev.topic, ev.publisher) == ("MESSAGE", "", a.user_id)
+    # The subscription of c2 saw its messages in order, through its own iterator.
+    mine = [m for m in sent if m[0] == c2]
+    seen = []
+    async for m in sub2:
+        seen.append((m.channel, m.message, m.custom_type))
+        if len(seen) == len(mine):
+            break
+    assert seen == mine

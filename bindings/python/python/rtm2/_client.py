@@ -151,10 +151,21 @@ class Subscription(_Batches):
         return self
 
     async def __anext__(self) -> MessageEvent:
+        # Fast path: a message already taken from the SDK (one coroutine per message, not three).
+        buf = self._buf
+        while buf:
+            ev = buf.popleft()
+            if type(ev) is MessageEvent or not isinstance(ev, OverflowEvent):
+                return ev  # type: ignore[no-any-return]
+            self._overflowed(ev)
         msg = await self.recv()
         if msg is None:
             raise StopAsyncIteration
         return msg
+
+    def _overflowed(self, ev: OverflowEvent) -> None:
+        self.dropped += ev.dropped
+        logger.warning("subscription %r: %d messages dropped (the queue was full)", self.channel, ev.dropped)
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[MessageEvent]:
         """The next message, or None once the subscription has ended. With ``timeout``
@@ -166,8 +177,7 @@ class Subscription(_Batches):
             if ev is None:
                 return None
             if isinstance(ev, OverflowEvent):
-                self.dropped += ev.dropped
-                logger.warning("subscription %r: %d messages dropped (the queue was full)", self.channel, ev.dropped)
+                self._overflowed(ev)
                 continue
             return ev  # type: ignore[no-any-return]
 
@@ -191,6 +201,12 @@ class EventStream(_Batches):
         return self
 
     async def __anext__(self) -> Event:
+        # Fast path: an event already taken from the SDK.
+        buf, kinds = self._buf, self._kinds
+        while buf:
+            ev = buf.popleft()
+            if not kinds or isinstance(ev, kinds):
+                return ev  # type: ignore[no-any-return]
         ev = await self.recv()
         if ev is None:
             raise StopAsyncIteration
@@ -507,7 +523,8 @@ class Client:
         def register(fn: H) -> H:
             if not callable(fn):
                 raise TypeError(f"the {name!r} handler must be callable, got {fn!r}")
-            self._handlers[name].append(fn)
+            # Copy on write: the dispatcher iterates the current list without copying it.
+            self._handlers[name] = self._handlers[name] + [fn]
             self._ensure_dispatcher()
             return fn
 
@@ -515,9 +532,12 @@ class Client:
 
     def off(self, event: EventName, handler: Handler) -> None:
         """Removes a handler registered with :meth:`on`."""
-        handlers = self._handlers[_event_name(event)]
+        name = _event_name(event)
+        handlers = self._handlers[name]
         if handler in handlers:
+            handlers = list(handlers)
             handlers.remove(handler)
+            self._handlers[name] = handlers  # copy on write (see on())
 
     def _ensure_dispatcher(self) -> None:
         if self._closed or not any(self._handlers.values()):
@@ -533,10 +553,22 @@ class Client:
             self._dispatcher = loop.create_task(self._dispatch(self._rx))
 
     async def _dispatch(self, rx: Any) -> None:
+        # The per-event work of _deliver, inlined: this loop runs once per event.
+        handlers, name_of = self._handlers, _NAME_OF
         try:
             while await rx.wait(BATCH):
                 for ev in rx.take(BATCH):
-                    self._deliver(ev)
+                    name = name_of.get(type(ev))
+                    if name is None:
+                        continue
+                    # The handler lists are copied on write: iterating one needs no snapshot.
+                    for fn in handlers[name]:
+                        try:
+                            result = fn(ev)
+                            if result is not None and inspect.isawaitable(result):
+                                self._start_handler_task(result)
+                        except Exception:
+                            logger.exception("a %r handler of client %r raised", name, self._user_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -546,15 +578,18 @@ class Client:
         name = _NAME_OF.get(type(ev))
         if name is None:
             return
-        for fn in tuple(self._handlers[name]):
+        for fn in self._handlers[name]:
             try:
                 result = fn(ev)
-                if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._handler_done)
+                if result is not None and inspect.isawaitable(result):
+                    self._start_handler_task(result)
             except Exception:
                 logger.exception("a %r handler of client %r raised", name, self._user_id)
+
+    def _start_handler_task(self, awaitable: Any) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: "asyncio.Future[Any]") -> None:
         self._tasks.discard(task)
