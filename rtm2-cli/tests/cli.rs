@@ -127,6 +127,11 @@ fn demo_runs_on_the_embedded_server() {
     assert!(text.contains("alice got  (direct) bob: hi alice"), "{text}");
     assert!(text.contains("CHANNEL_RECEIVER_OFFLINE (11033)"), "{text}");
     assert!(text.contains("bob got    stage/slides alice: slide 1"), "{text}");
+    assert!(text.contains("bob saw    alice in lobby with state {\"mood\": \"excited\"}"), "{text}");
+    assert!(text.contains("who is in lobby: [\"alice\", \"bob\"]"), "{text}");
+    assert!(text.contains("bob got    lobby metadata topic = \"rtm2 demo\" (revision 1)"), "{text}");
+    assert!(text.contains("STORAGE_OUTDATED_REVISION (12014)"), "{text}");
+    assert!(text.contains("bob waited for the microphone and got it"), "{text}");
 }
 
 #[test]
