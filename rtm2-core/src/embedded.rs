@@ -2,17 +2,36 @@
 
 use std::sync::OnceLock;
 
-use rtm2_server::{RateLimits, Server, ServerConfig};
+use rtm2_server::{MetadataStore, RateLimits, Server, ServerConfig};
 
 static EMBEDDED: OnceLock<Server> = OnceLock::new();
 
+/// Environment variable naming a directory where the embedded server keeps metadata (a
+/// crash-safe database, as `rtm2 serve --data-dir`); unset: in memory.
+pub const DATA_DIR_ENV: &str = "RTM2_EMBEDDED_DATA_DIR";
+
 /// The process's embedded server (development mode: tokens are not checked; no rate limits,
 /// since its only clients are this process's own), started on the SDK runtime the first time
-/// a client uses the embedded endpoint.
+/// a client uses the embedded endpoint. Metadata is kept in memory, or in the directory named
+/// by `RTM2_EMBEDDED_DATA_DIR`.
 pub fn server() -> &'static Server {
     EMBEDDED.get_or_init(|| {
         let _guard = crate::runtime::runtime().enter();
         tracing::info!("starting the embedded rtm2 server (development mode)");
-        Server::start(ServerConfig { rate_limits: RateLimits::unlimited(), ..Default::default() })
+        let config = ServerConfig { rate_limits: RateLimits::unlimited(), ..Default::default() };
+        let dir = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty());
+        if let Some(dir) = dir {
+            let durable =
+                ServerConfig { metadata_store: MetadataStore::Directory(dir.clone().into()), ..config.clone() };
+            match Server::try_start(durable) {
+                Ok(s) => return s,
+                Err(e) => tracing::error!(
+                    dir = %std::path::Path::new(&dir).display(),
+                    error = %e,
+                    "the embedded server cannot use its data directory; keeping metadata in memory"
+                ),
+            }
+        }
+        Server::start(config)
     })
 }
