@@ -45,6 +45,9 @@ impl Lock {
     }
 }
 
+/// Users without a session for whom EXPIRED notices are kept, at most (beyond: not kept).
+const MAX_EXPIRED_NOTICE_USERS: usize = 10_000;
+
 /// A lock: its channel and its name.
 pub(crate) type LockRef = (ScopeKey, String);
 
@@ -329,10 +332,13 @@ fn expire(app: &Arc<App>, key: &ScopeKey, name: &str, user: &str, token: u64) {
     match app.user(user) {
         Some(s) => s.send(body),
         None => {
+            // Bounded: at most 32 notices per user, for at most MAX_EXPIRED_NOTICE_USERS users.
             let mut pending = app.expired_locks.lock().unwrap();
-            let list = pending.entry(Arc::from(user)).or_default();
-            if list.len() < limits::MAX_LOCKS_PER_CHANNEL {
-                list.push(body);
+            if pending.len() < MAX_EXPIRED_NOTICE_USERS || pending.contains_key(user) {
+                let list = pending.entry(Arc::from(user)).or_default();
+                if list.len() < limits::MAX_LOCKS_PER_CHANNEL {
+                    list.push(body);
+                }
             }
         }
     }
