@@ -107,8 +107,7 @@ const RETRY_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn check(op: &'static str, channel: &str, channel_type: ChannelType, name: &str) -> Result<()> {
     let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
-    v(validate::scope_channel_type(channel_type as u32).map(|_| ()))?;
-    v(validate::channel_name(channel))?;
+    v(validate::scope(channel, channel_type as u32).map(|_| ()))?;
     v(validate::lock_name(name))
 }
 
@@ -214,8 +213,7 @@ impl Locks {
     pub fn get_locks(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Vec<LockDetail>>> {
         let op = "get_locks";
         let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
-        try_op!(v(validate::scope_channel_type(channel_type as u32).map(|_| ())));
-        try_op!(v(validate::channel_name(channel)));
+        try_op!(v(validate::scope(channel, channel_type as u32).map(|_| ())));
         let body = client_frame::Body::GetLocks(pb::GetLocks {
             channel: channel.to_string(),
             channel_type: channel_type as u32,

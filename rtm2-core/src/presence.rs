@@ -143,8 +143,7 @@ fn v(op: &'static str, r: std::result::Result<(), validate::Violation>) -> Resul
 }
 
 fn scope(op: &'static str, channel: &str, channel_type: ChannelType) -> Result<()> {
-    v(op, validate::scope_channel_type(channel_type as u32).map(|_| ()))?;
-    v(op, validate::channel_name(channel))
+    v(op, validate::scope(channel, channel_type as u32).map(|_| ()))
 }
 
 impl Presence {

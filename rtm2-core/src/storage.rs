@@ -169,8 +169,7 @@ impl Storage {
     }
 
     fn channel(op: &'static str, channel: &str, channel_type: ChannelType) -> Result<Target> {
-        v(op, validate::scope_channel_type(channel_type as u32).map(|_| ()))?;
-        v(op, validate::channel_name(channel))?;
+        v(op, validate::scope(channel, channel_type as u32).map(|_| ()))?;
         Ok(Target(StorageType::CHANNEL, channel.to_string(), channel_type))
     }
 

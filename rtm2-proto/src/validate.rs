@@ -161,6 +161,14 @@ pub fn scope_channel_type(channel_type: u32) -> Result<crate::enums::ChannelType
     }
 }
 
+/// The channel of a presence, storage or lock call: its type (MESSAGE or STREAM, 10019) and
+/// its name (10008).
+pub fn scope(channel: &str, channel_type: u32) -> Result<crate::enums::ChannelType, Violation> {
+    let t = scope_channel_type(channel_type)?;
+    channel_name(channel)?;
+    Ok(t)
+}
+
 /// Presence state items of one setState call: keys valid, unique, sizes within limits. (The
 /// merged count is checked where the existing state is known.)
 pub fn state_items<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Check {

@@ -54,8 +54,7 @@ pub(crate) type LockRef = (ScopeKey, String);
 static AWAY_TOKENS: AtomicU64 = AtomicU64::new(1);
 
 fn key_of(channel: &str, channel_type: u32, name: &str) -> Result<ScopeKey, Violation> {
-    let t = validate::scope_channel_type(channel_type)?;
-    validate::channel_name(channel)?;
+    let t = validate::scope(channel, channel_type)?;
     validate::lock_name(name)?;
     Ok((t, channel.to_string()))
 }
@@ -277,8 +276,7 @@ pub(crate) fn revoke(session: &Arc<Session>, r: pb::RevokeLock) -> Reply {
 }
 
 pub(crate) fn get(session: &Arc<Session>, r: pb::GetLocks) -> Reply {
-    let t = validate::scope_channel_type(r.channel_type)?;
-    validate::channel_name(&r.channel)?;
+    let t = validate::scope(&r.channel, r.channel_type)?;
     let locks = match session.app.scopes.get(&(t, r.channel)).map(|s| s.clone()) {
         Some(scope) => scope.lock().unwrap().lock_snapshot(),
         None => Vec::new(),

@@ -320,9 +320,7 @@ pub(crate) fn exit(engine: &Engine, session: &Arc<Session>, key: &ScopeKey, endi
 }
 
 fn key_of(channel: &str, channel_type: u32) -> Result<ScopeKey, Violation> {
-    let t = validate::scope_channel_type(channel_type)?;
-    validate::channel_name(channel)?;
-    Ok((t, channel.to_string()))
+    Ok((validate::scope(channel, channel_type)?, channel.to_string()))
 }
 
 fn not_present(key: &ScopeKey) -> Violation {

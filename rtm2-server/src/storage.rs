@@ -112,9 +112,7 @@ impl Target {
     fn parse(storage_type: u32, target: &str, channel_type: u32) -> Result<Target, Violation> {
         match StorageType::from_u32(storage_type) {
             Some(StorageType::CHANNEL) => {
-                let t = validate::scope_channel_type(channel_type)?;
-                validate::channel_name(target)?;
-                Ok(Target::Channel((t, target.to_string())))
+                Ok(Target::Channel((validate::scope(target, channel_type)?, target.to_string())))
             }
             Some(StorageType::USER) => {
                 validate::user_id(target)?;
