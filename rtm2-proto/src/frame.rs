@@ -57,8 +57,9 @@ impl FrameDecoder {
         len > self.max_len || buf.len() >= LEN_PREFIX + len
     }
 
-    /// Takes one complete frame body off the front of `buf`, if there is one.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    /// The body length of the complete frame at the front of `buf`, without taking it off (the
+    /// body is `buf[LEN_PREFIX..LEN_PREFIX + len]`), so a caller can read it in place.
+    pub fn peek(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         if buf.len() < LEN_PREFIX {
             return Ok(None);
         }
@@ -66,11 +67,19 @@ impl FrameDecoder {
         if len > self.max_len {
             return Err(FrameError::TooLarge { len, max: self.max_len });
         }
-        if buf.len() < LEN_PREFIX + len {
-            // Reserve only what the announced (already bounded) frame needs.
-            buf.reserve(LEN_PREFIX + len - buf.len());
+        Ok((buf.len() >= LEN_PREFIX + len).then_some(len))
+    }
+
+    /// Takes one complete frame body off the front of `buf`, if there is one.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.peek(buf)? else {
+            if buf.len() >= LEN_PREFIX {
+                // Reserve only what the announced (already bounded) frame needs.
+                let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                buf.reserve(LEN_PREFIX + len - buf.len());
+            }
             return Ok(None);
-        }
+        };
         buf.advance(LEN_PREFIX);
         Ok(Some(buf.split_to(len).freeze()))
     }

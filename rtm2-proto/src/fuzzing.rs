@@ -20,6 +20,7 @@ pub fn frame_decoder(data: &[u8]) {
         loop {
             match dec.decode(&mut buf) {
                 Ok(Some(body)) => {
+                    fast_publish_agrees(&body);
                     if let Ok(f) = frame::decode_client(body.clone()) {
                         let again = frame::encode_client(&f);
                         let mut b = BytesMut::from(&again[..]);
@@ -33,6 +34,16 @@ pub fn frame_decoder(data: &[u8]) {
             }
         }
     }
+}
+
+/// Whatever the borrowed `Publish` decoder accepts, prost decodes to the same values (the
+/// server relies on it to take the fast path without changing behaviour).
+fn fast_publish_agrees(body: &[u8]) {
+    let Some((request_id, fast)) = crate::fastpath::decode_publish_frame(body) else { return };
+    let f =
+        frame::decode_client(bytes::Bytes::copy_from_slice(body)).expect("prost decodes what the fast path accepts");
+    let Some(pb::client_frame::Body::Publish(p)) = &f.body else { panic!("fast path accepted a non-publish: {f:?}") };
+    assert_eq!((request_id, fast), (f.request_id, crate::fastpath::PublishRef::from(p)));
 }
 
 /// Decodes `data` as a server frame body; what decodes must survive an encode/decode round

@@ -5,6 +5,7 @@
 
 pub mod enums;
 pub mod error_code;
+pub mod fastpath;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
