@@ -11,6 +11,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 
 use rtm2_proto::enums::{ChannelType, LinkStateChangeReason};
+use rtm2_proto::fastpath::{self, MessageEventRef, PublishRef};
 use rtm2_proto::frame;
 use rtm2_proto::pb::{self, client_frame, server_frame};
 use rtm2_proto::token::{self, TokenError};
@@ -310,7 +311,7 @@ impl Engine {
             B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
             B::Subscribe(r) => self.subscribe(session, r),
             B::Unsubscribe(r) => self.unsubscribe(session, r),
-            B::Publish(r) => publish(session, r),
+            B::Publish(r) => publish(session, PublishRef::from(&r), now_ms()),
             B::RenewToken(r) => self.renew_token(session, r),
             B::StreamJoin(r) => crate::stream::join(self, session, r),
             B::StreamLeave(r) => crate::stream::leave_request(self, session, r),
@@ -452,14 +453,17 @@ impl Engine {
     }
 }
 
-fn publish(session: &Arc<Session>, r: pb::Publish) -> Reply {
+/// A message-channel or user-channel publish, borrowed either from a prost-decoded request or
+/// straight from the frame bytes (the session's fast path): one set of checks for both.
+/// `now_ms` is the message's timestamp.
+pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
     if r.store_in_history {
         return Err(Violation::new(
             ErrorCode::HISTORY_NOT_AVAILABLE,
             "message history is not available on this server",
         ));
     }
-    validate::message(&r.payload, r.message_type, &r.custom_type)?;
+    validate::message(r.payload, r.message_type, r.custom_type)?;
     let channel_type = match ChannelType::from_u32(r.channel_type) {
         Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) => ChannelType::MESSAGE,
         Some(ChannelType::USER) => ChannelType::USER,
@@ -471,21 +475,21 @@ fn publish(session: &Arc<Session>, r: pb::Publish) -> Reply {
         }
     };
     if channel_type == ChannelType::USER {
-        validate::user_id(&r.channel)?;
-        let Some(target) = session.app.user(&r.channel) else {
+        validate::user_id(r.channel)?;
+        let Some(target) = session.app.user(r.channel) else {
             return Err(Violation::new(
                 ErrorCode::CHANNEL_RECEIVER_OFFLINE,
                 format!("user {:?} is not online", r.channel),
             ));
         };
-        target.send(message_body(session, ChannelType::USER, r));
+        target.send(message_body(session, ChannelType::USER, &r, now_ms));
         return Ok(None);
     }
-    validate::channel_name(&r.channel)?;
-    let Some(ch) = session.app.channels.get(&r.channel).map(|c| c.clone()) else {
+    validate::channel_name(r.channel)?;
+    let Some(ch) = session.app.channels.get(r.channel).map(|c| c.clone()) else {
         return Ok(None);
     };
-    let body = message_body(session, ChannelType::MESSAGE, r);
+    let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
     for s in ch.subs.read().unwrap().iter() {
         if s.opts.with_message && (s.session.receive_own || s.session.id != session.id) {
             s.session.send(body.clone());
@@ -494,17 +498,18 @@ fn publish(session: &Arc<Session>, r: pb::Publish) -> Reply {
     Ok(None)
 }
 
-fn message_body(session: &Session, channel_type: ChannelType, r: pb::Publish) -> Bytes {
-    frame::encode_server_body(&server_frame::Body::Message(pb::MessageEvent {
+/// The delivered `MessageEvent`, encoded once for every receiver.
+fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64) -> Bytes {
+    fastpath::encode_message_body(&MessageEventRef {
         channel_type: channel_type as u32,
         channel: r.channel,
-        topic: String::new(),
-        publisher: session.user_id.to_string(),
+        topic: "",
+        publisher: &session.user_id,
         message_type: r.message_type,
         payload: r.payload,
         custom_type: r.custom_type,
-        timestamp_ms: now_ms(),
-    }))
+        timestamp_ms: now_ms,
+    })
 }
 
 /// Sends "will expire" notices and ends what expired, for one session.

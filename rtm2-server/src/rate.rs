@@ -80,13 +80,20 @@ impl Limiter {
 
     /// Takes a token for `body`; on refusal returns the limit that was hit, per second.
     pub(crate) fn admit(&mut self, body: &Body) -> Result<(), (&'static str, usize)> {
-        let (bucket, what) = match body {
-            Body::Publish(_) => (&mut self.publish, "publishes"),
-            Body::PublishTopic(_) => (&mut self.topic, "topic publishes"),
-            _ => (&mut self.calls, "calls"),
-        };
-        let rate = bucket.rate;
-        if bucket.take() { Ok(()) } else { Err((what, rate)) }
+        match body {
+            Body::Publish(_) => self.admit_publish(),
+            Body::PublishTopic(_) => Self::take(&mut self.topic, "topic publishes"),
+            _ => Self::take(&mut self.calls, "calls"),
+        }
+    }
+
+    /// [`admit`](Self::admit) for a message-channel or user-channel publish.
+    pub(crate) fn admit_publish(&mut self) -> Result<(), (&'static str, usize)> {
+        Self::take(&mut self.publish, "publishes")
+    }
+
+    fn take(bucket: &mut Bucket, what: &'static str) -> Result<(), (&'static str, usize)> {
+        if bucket.take() { Ok(()) } else { Err((what, bucket.rate)) }
     }
 }
 
@@ -103,6 +110,7 @@ mod tests {
             assert!(l.admit(&publish).is_ok());
         }
         assert_eq!(l.admit(&publish), Err(("publishes", 3)));
+        assert_eq!(l.admit_publish(), Err(("publishes", 3)));
         // Unlimited topic publishes; one call per second.
         for _ in 0..1000 {
             assert!(l.admit(&Body::PublishTopic(pb::PublishTopic::default())).is_ok());

@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
 use rtm2_proto::enums::LinkStateChangeReason;
+use rtm2_proto::fastpath::{self, PublishRef};
 use rtm2_proto::frame::{self, FrameDecoder};
 use rtm2_proto::pb::{self, client_frame, server_frame};
 use rtm2_proto::{ErrorCode, limits, now_ms};
@@ -377,20 +378,26 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, B
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
 }
 
-/// Reads the next frame body, or `Err(reason)` when the connection is over.
+/// Reads until `buf` starts with a complete frame and returns its body length (the frame stays
+/// in `buf`; see [`FrameDecoder::peek`]), or `Err(reason)` when the connection is over.
 async fn next_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     dec: &FrameDecoder,
-) -> Result<Bytes, Option<Goodbye>> {
+) -> Result<usize, Option<Goodbye>> {
     loop {
-        match dec.decode(buf) {
-            Ok(Some(body)) => return Ok(body),
+        match dec.peek(buf) {
+            Ok(Some(len)) => return Ok(len),
             Ok(None) => {}
             Err(e) => return Err(Some(protocol_error(e))),
         }
         if buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
             *buf = BytesMut::new(); // a burst is over: give the memory back
+        }
+        if let Some(p) = buf.get(..frame::LEN_PREFIX) {
+            // Room for the rest of the announced frame (already bounded by `peek`).
+            let len = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize;
+            buf.reserve(frame::LEN_PREFIX + len - buf.len());
         }
         let room = (buf.capacity() - buf.len()).clamp(MIN_READ_CHUNK, MAX_READ_CHUNK);
         buf.reserve(room);
@@ -401,6 +408,12 @@ async fn next_frame<R: AsyncRead + Unpin>(
             Ok(_) => {}
         }
     }
+}
+
+/// Takes the frame of body length `len` (from [`next_frame`]) off the front of `buf`.
+fn take_frame(buf: &mut BytesMut, len: usize) -> Bytes {
+    buf.advance(frame::LEN_PREFIX);
+    buf.split_to(len).freeze()
 }
 
 fn protocol_error(msg: impl std::fmt::Display) -> Goodbye {
@@ -428,6 +441,111 @@ enum End {
     Final(Option<Goodbye>),
     /// Only the connection is over: keep the session for a resume.
     Transient(Option<Goodbye>),
+}
+
+/// A request read from a logged-in connection.
+enum Request<'a> {
+    /// A plain `Publish`, borrowed from the read buffer (see `rtm2_proto::fastpath`).
+    Publish(PublishRef<'a>),
+    /// Any frame, decoded by prost.
+    Frame(client_frame::Body),
+}
+
+/// The request side of one logged-in connection.
+struct Requests<'a> {
+    engine: &'a Arc<Engine>,
+    session: &'a Arc<Session>,
+    conn: &'a Arc<Conn>,
+    batch_acks: bool,
+    /// Highest successful publish not answered yet (answered by one PublishAck per read batch).
+    ack_upto: u64,
+    /// The timestamp of this read batch's messages: one clock read per batch, not per message.
+    batch_ms: Option<u64>,
+}
+
+impl Requests<'_> {
+    /// Called when the frames read so far are handled: answers the batch's publishes.
+    fn end_batch(&mut self) {
+        if self.ack_upto != 0 {
+            self.session.send(publish_ack(self.ack_upto));
+            self.ack_upto = 0;
+        }
+        self.batch_ms = None;
+    }
+
+    /// Handles one request; `Some` when the connection is over.
+    fn handle(&mut self, request_id: u64, request: Request<'_>) -> Option<End> {
+        let session = self.session;
+        match request {
+            Request::Frame(client_frame::Body::Ping(p)) => {
+                self.conn.send_unsequenced(pong(p));
+                return None;
+            }
+            _ if request_id == 0 => return Some(End::Final(Some(protocol_error("request without a request_id")))),
+            // Resent after a resume but already processed: its response is in the replay.
+            _ if request_id <= session.last_request_id.load(Ordering::Relaxed) => return None,
+            _ => session.last_request_id.store(request_id, Ordering::Relaxed),
+        }
+        let body = match request {
+            Request::Publish(p) => {
+                self.publish(request_id, p);
+                return None;
+            }
+            Request::Frame(body) => body,
+        };
+        match body {
+            client_frame::Body::Logout(_) => {
+                self.end_batch();
+                // Gone for everyone else before the client hears that it logged out.
+                self.engine.end_session(session, crate::engine::Ending::Leave);
+                self.conn.send_unsequenced(response(request_id, Ok(None)));
+                return Some(End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out"))));
+            }
+            client_frame::Body::Hello(_) | client_frame::Body::Login(_) => {
+                let v = rtm2_proto::validate::Violation::new(
+                    ErrorCode::DUPLICATE_OPERATION,
+                    "this connection is already logged in",
+                );
+                session.send(response(request_id, Err(v)));
+            }
+            client_frame::Body::Publish(p) => self.publish(request_id, PublishRef::from(&p)),
+            body => {
+                let is_publish = matches!(body, client_frame::Body::PublishTopic(_));
+                let admitted = session.limiter.lock().unwrap().admit(&body);
+                let reply = match admitted {
+                    Ok(()) => self.engine.handle(session, request_id, body),
+                    Err((what, rate)) => Some(Err(rate_refusal(what, rate))),
+                };
+                self.answer(request_id, reply, is_publish);
+            }
+        }
+        None
+    }
+
+    fn publish(&mut self, request_id: u64, p: PublishRef<'_>) {
+        let admitted = self.session.limiter.lock().unwrap().admit_publish();
+        let reply = match admitted {
+            Ok(()) => crate::engine::publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
+            Err((what, rate)) => Err(rate_refusal(what, rate)),
+        };
+        self.answer(request_id, Some(reply), true);
+    }
+
+    fn answer(&mut self, request_id: u64, reply: Option<Reply>, is_publish: bool) {
+        match reply {
+            Some(Ok(None)) if is_publish && self.batch_acks => self.ack_upto = request_id,
+            Some(reply) => self.session.send(response(request_id, reply)),
+            // The handler answers later (a queued lock acquisition).
+            None => {}
+        }
+    }
+}
+
+fn rate_refusal(what: &str, rate: usize) -> rtm2_proto::validate::Violation {
+    rtm2_proto::validate::Violation::new(
+        ErrorCode::OPERATION_RATE_EXCEED_LIMITATION,
+        format!("more than {rate} {what} per second; slow down"),
+    )
 }
 
 /// Serves one connection until it ends.
@@ -483,9 +601,14 @@ where
 
     // Phase 2: requests until the connection ends.
     let keepalive = Duration::from_secs(session.heartbeat_s as u64) + engine.config.keepalive_grace;
-    let batch_acks = features & rtm2_proto::FEATURE_PUBLISH_ACK != 0;
-    // Highest successful publish not answered yet (answered by one PublishAck per read batch).
-    let mut ack_upto = 0u64;
+    let mut requests = Requests {
+        engine: &engine,
+        session: &session,
+        conn: &conn,
+        batch_acks: features & rtm2_proto::FEATURE_PUBLISH_ACK != 0,
+        ack_upto: 0,
+        batch_ms: None,
+    };
     // Silence is measured in ticks of a quarter of the keepalive (no timer per frame): a tick
     // with no frame since the previous one adds its length.
     let tick_len = (keepalive / 4).max(Duration::from_millis(50));
@@ -493,9 +616,8 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut frames, mut frames_at_tick, mut silent) = (0u64, 0u64, Duration::ZERO);
     let end = loop {
-        if ack_upto != 0 && !dec.has_frame(&buf) {
-            session.send(publish_ack(ack_upto));
-            ack_upto = 0;
+        if !dec.has_frame(&buf) {
+            requests.end_batch();
         }
         let next = tokio::select! {
             biased;
@@ -516,68 +638,34 @@ where
             r = next_frame(&mut rd, &mut buf, &dec) => r,
         };
         frames += 1;
-        let body = match next {
+        let len = match next {
             Err(Some(g)) => break End::Final(Some(g)),
             Err(None) => break End::Transient(None),
-            Ok(body) => body,
+            Ok(len) => len,
         };
-        let frame = match frame::decode_client(body) {
-            Ok(f) => f,
-            Err(e) => break End::Final(Some(protocol_error(e))),
-        };
-        let request_id = frame.request_id;
-        match frame.body {
-            Some(client_frame::Body::Ping(p)) => conn.send_unsequenced(pong(p)),
-            Some(_) if request_id == 0 => break End::Final(Some(protocol_error("request without a request_id"))),
-            // Resent after a resume but already processed: its response is in the replay.
-            Some(_) if request_id <= session.last_request_id.load(Ordering::Relaxed) => {}
-            Some(body) => {
-                session.last_request_id.store(request_id, Ordering::Relaxed);
-                match body {
-                    client_frame::Body::Logout(_) => {
-                        if ack_upto != 0 {
-                            session.send(publish_ack(ack_upto));
-                            ack_upto = 0;
-                        }
-                        // Gone for everyone else before the client hears that it logged out.
-                        engine.end_session(&session, crate::engine::Ending::Leave);
-                        conn.send_unsequenced(response(request_id, Ok(None)));
-                        break End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out")));
-                    }
-                    client_frame::Body::Hello(_) | client_frame::Body::Login(_) => {
-                        let v = rtm2_proto::validate::Violation::new(
-                            ErrorCode::DUPLICATE_OPERATION,
-                            "this connection is already logged in",
-                        );
-                        session.send(response(request_id, Err(v)));
-                    }
-                    body => {
-                        let is_publish =
-                            matches!(body, client_frame::Body::Publish(_) | client_frame::Body::PublishTopic(_));
-                        let admitted = session.limiter.lock().unwrap().admit(&body);
-                        let reply = match admitted {
-                            Ok(()) => engine.handle(&session, request_id, body),
-                            Err((what, rate)) => Some(Err(rtm2_proto::validate::Violation::new(
-                                ErrorCode::OPERATION_RATE_EXCEED_LIMITATION,
-                                format!("more than {rate} {what} per second; slow down"),
-                            ))),
-                        };
-                        match reply {
-                            Some(Ok(None)) if is_publish && batch_acks => ack_upto = request_id,
-                            Some(reply) => session.send(response(request_id, reply)),
-                            // The handler answers later (a queued lock acquisition).
-                            None => {}
-                        }
-                    }
-                }
+        // The hottest request, a plain Publish, is read in place without allocating; anything
+        // else (or any unusual encoding of a publish) goes through prost.
+        let body = &buf[frame::LEN_PREFIX..frame::LEN_PREFIX + len];
+        let fast = fastpath::decode_publish_frame(body).map(|(id, p)| requests.handle(id, Request::Publish(p)));
+        let step = match fast {
+            Some(step) => {
+                buf.advance(frame::LEN_PREFIX + len);
+                step
             }
-            None => break End::Final(Some(protocol_error("frame has no body"))),
+            None => match frame::decode_client(take_frame(&mut buf, len)) {
+                Ok(f) => match f.body {
+                    Some(body) => requests.handle(f.request_id, Request::Frame(body)),
+                    None => Some(End::Final(Some(protocol_error("frame has no body")))),
+                },
+                Err(e) => Some(End::Final(Some(protocol_error(e)))),
+            },
+        };
+        if let Some(end) = step {
+            break end;
         }
     };
-    if ack_upto != 0 {
-        // Those publishes ran: their answer belongs to the session (replayed on a resume).
-        session.send(publish_ack(ack_upto));
-    }
+    // Publishes that ran: their answer belongs to the session (replayed on a resume).
+    requests.end_batch();
     match end {
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
@@ -609,8 +697,8 @@ async fn handshake<R: AsyncRead + Unpin>(
     conn: &Arc<Conn>,
 ) -> Result<(Arc<Session>, Option<u64>, u64), Option<Goodbye>> {
     // Hello.
-    let body = next_frame(rd, buf, dec).await?;
-    let hello = match frame::decode_client(body).map_err(|e| Some(protocol_error(e)))?.body {
+    let len = next_frame(rd, buf, dec).await?;
+    let hello = match frame::decode_client(take_frame(buf, len)).map_err(|e| Some(protocol_error(e)))?.body {
         Some(client_frame::Body::Hello(h)) => h,
         _ => return Err(Some(protocol_error("the first frame must be Hello"))),
     };
@@ -637,8 +725,8 @@ async fn handshake<R: AsyncRead + Unpin>(
 
     // Login (repeatable until one succeeds; each failure is answered).
     loop {
-        let body = next_frame(rd, buf, dec).await?;
-        let frame = frame::decode_client(body).map_err(|e| Some(protocol_error(e)))?;
+        let len = next_frame(rd, buf, dec).await?;
+        let frame = frame::decode_client(take_frame(buf, len)).map_err(|e| Some(protocol_error(e)))?;
         let request_id = frame.request_id;
         match frame.body {
             Some(client_frame::Body::Login(login)) => match engine.login(login) {
