@@ -396,8 +396,7 @@ impl Client {
             custom_type: options.custom_type,
             store_in_history: options.store_in_history,
         });
-        let reply = self.inner.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout());
-        Op::lazy(async move { reply.await.map(|_| ()) })
+        self.inner.publish(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout())
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an
@@ -526,6 +525,34 @@ impl Inner {
             Ok(()) => Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
             Err(e) => Either::Right(std::future::ready(Err(e))),
         }
+    }
+
+    /// Sends a publish (or topic publish) and returns the wait for its acknowledgement. When the
+    /// link is up and nothing is queued it goes straight to the connection and is awaited on
+    /// the session's acknowledgements (no channel or task per publish); otherwise it takes the
+    /// queue like any request.
+    pub(crate) fn publish(
+        &self,
+        op: &'static str,
+        timeout_code: ErrorCode,
+        body: client_frame::Body,
+        timeout: Duration,
+    ) -> Op<Result<()>> {
+        if crate::runtime::forked() {
+            return Op::ready(Err(crate::runtime::forked_error(op)));
+        }
+        let mut body = body;
+        if self.queued.load(Ordering::Acquire) == 0
+            && let Slot::Up(link) = &*self.slot.borrow()
+        {
+            let deadline = tokio::time::Instant::now() + timeout;
+            match link.try_publish(op, body, timeout_code, timeout, deadline) {
+                Ok(wait) => return Op::published(wait),
+                Err(back) => body = back,
+            }
+        }
+        let reply = self.submit(op, timeout_code, body, timeout);
+        Op::lazy(async move { reply.await.map(|_| ()) })
     }
 
     /// Sends a request at once if the link is up and no earlier request is waiting.

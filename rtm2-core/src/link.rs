@@ -1,14 +1,16 @@
 //! One live connection to the server: handshake, login, request/response matching, keepalive,
 //! a batching writer and a reader that routes events.
 
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use rtm2_proto::enums::LinkStateChangeReason;
 use rtm2_proto::frame::{self, FrameDecoder};
@@ -21,9 +23,10 @@ use crate::error::{Error, Result};
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// Frames queued to the writer, at most (a publisher waits beyond this).
-const WRITE_QUEUE_FRAMES: usize = 8 * 1024;
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Bytes queued to the writer, at most (a sender waits, or takes the slow path, beyond this).
+const OUT_QUEUE_BYTES: usize = 1024 * 1024;
+/// A writer buffer grown above this is released after the write.
+const WRITER_KEEP_BYTES: usize = 256 * 1024;
 
 /// Why a link ended.
 #[derive(Debug, Clone)]
@@ -58,6 +61,32 @@ struct Pending {
     publish: bool,
 }
 
+/// A publish sent on the fast path: its caller waits on a [`PubWait`] (no channel per publish),
+/// and its body is kept to be resent after a resume.
+struct PendingPub {
+    id: u64,
+    body: client_frame::Body,
+    /// The caller dropped its [`PubWait`] before the outcome: nobody to tell.
+    abandoned: bool,
+}
+
+/// Requests awaiting their answer.
+#[derive(Default)]
+struct PendingSet {
+    /// Requests answered by a Response, and publishes sent through the queue (with a reply
+    /// channel); by id.
+    map: std::collections::BTreeMap<u64, Pending>,
+    /// How many entries of `map` are publishes (an ack scans `map` only when there are some).
+    map_publishes: usize,
+    /// Fast-path publishes, in id order.
+    pubs: VecDeque<PendingPub>,
+    /// Outcomes of fast-path publishes answered by their own Response (failures, mostly) or
+    /// failed by a reset, until their waiter takes them.
+    answered: HashMap<u64, Result<()>>,
+    /// Wakers of fast-path publishes being awaited.
+    waiters: Vec<(u64, Waker)>,
+}
+
 /// The client's view of its server session. It outlives connections: requests stay pending
 /// across a drop and are resent (same ids, so the server runs each once) when the session is
 /// resumed, and `last_seq` tells the server where to resume.
@@ -68,67 +97,295 @@ pub(crate) struct SessionState {
     /// Sequence number of the last event received.
     pub last_seq: AtomicU64,
     next_id: AtomicU64,
-    pending: Mutex<std::collections::BTreeMap<u64, Pending>>,
+    /// Every fast-path publish with an id up to this one is answered: acknowledged, unless its
+    /// id is in `PendingSet::answered`.
+    pubs_answered: AtomicU64,
+    /// `PendingSet::answered` is not empty (the fast check then takes the lock).
+    any_answered: AtomicBool,
+    pending: Mutex<PendingSet>,
 }
 
 impl SessionState {
-    fn register(&self, op: &'static str, body: client_frame::Body, reply: Reply) -> Bytes {
+    fn next_request_id(&self) -> u64 {
         // Request id 1 is the login, which is not part of the session.
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 2;
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 2
+    }
+
+    /// Encodes a request into `out` and registers it (the caller holds the queue lock, so ids
+    /// reach the server in increasing order).
+    fn register_into(&self, out: &mut BytesMut, op: &'static str, body: client_frame::Body, reply: Reply) {
+        let id = self.next_request_id();
         let publish = matches!(body, client_frame::Body::Publish(_) | client_frame::Body::PublishTopic(_));
-        let frame = frame::encode_client(&pb::ClientFrame { request_id: id, body: Some(body) });
-        self.pending.lock().unwrap().insert(id, Pending { op, reply, frame: frame.clone(), publish });
-        frame
+        let start = out.len();
+        frame::write_client_frame(out, &pb::ClientFrame { request_id: id, body: Some(body) });
+        let frame = Bytes::copy_from_slice(&out[start..]);
+        let mut p = self.pending.lock().unwrap();
+        p.map_publishes += publish as usize;
+        p.map.insert(id, Pending { op, reply, frame, publish });
+    }
+
+    /// Registers a request that cannot be sent now (the link is down): it is resent after a
+    /// resume, or failed by `reset`.
+    fn register_unsent(&self, op: &'static str, body: client_frame::Body, reply: Reply) {
+        let mut scratch = BytesMut::new();
+        self.register_into(&mut scratch, op, body, reply);
+    }
+
+    /// Encodes a fast-path publish into `out` and registers it; returns its id.
+    fn register_pub_into(&self, out: &mut BytesMut, body: client_frame::Body) -> u64 {
+        let id = self.next_request_id();
+        let mut f = pb::ClientFrame { request_id: id, body: Some(body) };
+        frame::write_client_frame(out, &f);
+        let body = f.body.take().expect("set above");
+        self.pending.lock().unwrap().pubs.push_back(PendingPub { id, body, abandoned: false });
+        id
     }
 
     /// Completes every pending publish with an id up to `up_to` (successful: failures were
     /// answered by their own Response before).
     fn ack_publishes(&self, up_to: u64) {
-        let done: Vec<Pending> = {
-            let mut pending = self.pending.lock().unwrap();
-            let ids: Vec<u64> = pending.range(..=up_to).filter(|(_, p)| p.publish).map(|(id, _)| *id).collect();
-            ids.iter().filter_map(|id| pending.remove(id)).collect()
-        };
-        for p in done {
-            let _ = p.reply.send(Ok(pb::Response::default()));
+        let mut done: Vec<Pending> = Vec::new();
+        let mut wake: Vec<Waker> = Vec::new();
+        {
+            let mut p = self.pending.lock().unwrap();
+            while p.pubs.front().is_some_and(|f| f.id <= up_to) {
+                p.pubs.pop_front();
+            }
+            if up_to > self.pubs_answered.load(Ordering::Relaxed) {
+                self.pubs_answered.store(up_to, Ordering::Release);
+            }
+            if !p.waiters.is_empty() {
+                p.waiters.retain(|(id, w)| {
+                    if *id <= up_to {
+                        wake.push(w.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            if p.map_publishes > 0 {
+                let ids: Vec<u64> = p.map.range(..=up_to).filter(|(_, e)| e.publish).map(|(id, _)| *id).collect();
+                for id in ids {
+                    if let Some(e) = p.map.remove(&id) {
+                        done.push(e);
+                    }
+                }
+                p.map_publishes -= done.len();
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+        for e in done {
+            let _ = e.reply.send(Ok(pb::Response::default()));
         }
     }
 
     fn complete(&self, r: pb::Response) {
-        let Some(p) = self.pending.lock().unwrap().remove(&r.request_id) else { return };
-        let outcome = if r.code == 0 {
-            Ok(r)
-        } else {
-            let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
-            Err(Error::new(code, p.op, r.reason))
+        let mut p = self.pending.lock().unwrap();
+        if let Some(e) = p.map.remove(&r.request_id) {
+            p.map_publishes -= e.publish as usize;
+            drop(p);
+            let outcome = if r.code == 0 {
+                Ok(r)
+            } else {
+                let code = ErrorCode::from_u32(r.code).unwrap_or(ErrorCode::INVALID_PARAMETER);
+                Err(Error::new(code, e.op, r.reason))
+            };
+            let _ = e.reply.send(outcome);
+            return;
+        }
+        // A fast-path publish answered on its own: a failure (a success would come as an ack).
+        let Ok(i) = p.pubs.binary_search_by_key(&r.request_id, |e| e.id) else { return };
+        let e = p.pubs.remove(i).expect("found above");
+        let op = match e.body {
+            client_frame::Body::PublishTopic(_) => "publish_topic",
+            _ => "publish",
         };
-        let _ = p.reply.send(outcome);
+        if !e.abandoned {
+            // (A success comes this way only from a server that does not batch publish acks.)
+            let outcome = match r.code {
+                0 => Ok(()),
+                c => Err(Error::new(ErrorCode::from_u32(c).unwrap_or(ErrorCode::INVALID_PARAMETER), op, r.reason)),
+            };
+            p.answered.insert(e.id, outcome);
+            self.any_answered.store(true, Ordering::Release);
+        }
+        let wake = take_waiter(&mut p.waiters, e.id);
+        drop(p);
+        if let Some(w) = wake {
+            w.wake();
+        }
     }
 
-    /// Frames of the requests still awaited, in order (requests whose caller gave up are
+    /// Frames of the requests still awaited, in id order (requests whose caller gave up are
     /// dropped instead).
     pub(crate) fn unanswered(&self) -> Vec<Bytes> {
-        let mut pending = self.pending.lock().unwrap();
-        pending.retain(|_, p| !p.reply.is_closed());
-        pending.values().map(|p| p.frame.clone()).collect()
+        let mut p = self.pending.lock().unwrap();
+        let mut dropped_publishes = 0;
+        p.map.retain(|_, e| {
+            let keep = !e.reply.is_closed();
+            dropped_publishes += (!keep && e.publish) as usize;
+            keep
+        });
+        p.map_publishes -= dropped_publishes;
+        p.pubs.retain(|e| !e.abandoned);
+        let mut frames: Vec<(u64, Bytes)> = p.map.iter().map(|(id, e)| (*id, e.frame.clone())).collect();
+        for e in &p.pubs {
+            let f = pb::ClientFrame { request_id: e.id, body: Some(e.body.clone()) };
+            frames.push((e.id, frame::encode_client(&f)));
+        }
+        frames.sort_by_key(|(id, _)| *id);
+        frames.into_iter().map(|(_, f)| f).collect()
     }
 
     /// Fails every pending request and forgets the session (it cannot be resumed).
     pub(crate) fn reset(&self, detail: &str) {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
-        for p in pending.into_values() {
-            let _ = p.reply.send(Err(lost(p.op, detail)));
+        let (map, wake) = {
+            let mut p = self.pending.lock().unwrap();
+            let map = std::mem::take(&mut p.map);
+            p.map_publishes = 0;
+            let pubs = std::mem::take(&mut p.pubs);
+            for e in pubs.into_iter().filter(|e| !e.abandoned) {
+                let op = match e.body {
+                    client_frame::Body::PublishTopic(_) => "publish_topic",
+                    _ => "publish",
+                };
+                p.answered.insert(e.id, Err(lost(op, detail)));
+            }
+            if !p.answered.is_empty() {
+                self.any_answered.store(true, Ordering::Release);
+            }
+            (map, std::mem::take(&mut p.waiters))
+        };
+        for (_, w) in wake {
+            w.wake();
+        }
+        for e in map.into_values() {
+            let _ = e.reply.send(Err(lost(e.op, detail)));
         }
         self.id.store(0, Ordering::Relaxed);
         self.last_seq.store(0, Ordering::Relaxed);
     }
+
+    /// The outcome of fast-path publish `id`, if it has one; otherwise registers `waker`.
+    fn pub_outcome(&self, id: u64, waker: Option<&Waker>) -> Option<Result<()>> {
+        if !self.any_answered.load(Ordering::Acquire) && self.pubs_answered.load(Ordering::Acquire) >= id {
+            return Some(Ok(()));
+        }
+        let mut p = self.pending.lock().unwrap();
+        if let Some(outcome) = p.answered.remove(&id) {
+            if p.answered.is_empty() {
+                self.any_answered.store(false, Ordering::Release);
+            }
+            take_waiter(&mut p.waiters, id);
+            return Some(outcome);
+        }
+        if self.pubs_answered.load(Ordering::Acquire) >= id {
+            take_waiter(&mut p.waiters, id);
+            return Some(Ok(()));
+        }
+        if let Some(w) = waker {
+            match p.waiters.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, old)) => old.clone_from(w),
+                None => p.waiters.push((id, w.clone())),
+            }
+        }
+        None
+    }
+
+    /// The waiter of publish `id` went away before its outcome.
+    fn abandon_pub(&self, id: u64) {
+        let mut p = self.pending.lock().unwrap();
+        take_waiter(&mut p.waiters, id);
+        if p.answered.remove(&id).is_some() && p.answered.is_empty() {
+            self.any_answered.store(false, Ordering::Release);
+        }
+        if let Ok(i) = p.pubs.binary_search_by_key(&id, |e| e.id) {
+            p.pubs[i].abandoned = true;
+        }
+    }
+}
+
+fn take_waiter(waiters: &mut Vec<(u64, Waker)>, id: u64) -> Option<Waker> {
+    let i = waiters.iter().position(|(w, _)| *w == id)?;
+    Some(waiters.swap_remove(i).1)
+}
+
+/// The outcome of a publish sent on the fast path: acknowledged (by a `PublishAck` covering its
+/// id), failed (its own Response, or the session was lost), or timed out.
+pub(crate) struct PubWait {
+    session: Arc<SessionState>,
+    id: u64,
+    op: &'static str,
+    timeout_code: ErrorCode,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
+}
+
+impl Future for PubWait {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = &mut *self;
+        if this.done {
+            panic!("PubWait polled after completion");
+        }
+        if let Some(r) = this.session.pub_outcome(this.id, Some(cx.waker())) {
+            this.done = true;
+            return Poll::Ready(r);
+        }
+        let deadline = this.deadline;
+        let sleep = this.sleep.get_or_insert_with(|| {
+            // The timer needs a runtime context: the caller's, or the SDK's.
+            let _guard = tokio::runtime::Handle::try_current().is_err().then(|| crate::runtime::runtime().enter());
+            Box::pin(tokio::time::sleep_until(deadline))
+        });
+        if sleep.as_mut().poll(cx).is_ready() {
+            // The outcome may have landed just now.
+            if let Some(r) = this.session.pub_outcome(this.id, None) {
+                this.done = true;
+                return Poll::Ready(r);
+            }
+            this.done = true;
+            this.session.abandon_pub(this.id);
+            return Poll::Ready(Err(Error::timeout(
+                this.timeout_code,
+                this.op,
+                format!("no reply within {} ms", this.timeout.as_millis()),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PubWait {
+    fn drop(&mut self) {
+        if !self.done {
+            self.session.abandon_pub(self.id);
+        }
+    }
+}
+
+/// Encoded frames waiting for the connection's writer task.
+#[derive(Default)]
+struct OutQueue {
+    buf: BytesMut,
+    /// The writer found nothing to send and waits for `Link::out_ready`.
+    writer_idle: bool,
+    /// Someone waits for room (`Link::out_room`).
+    room_wanted: bool,
 }
 
 pub(crate) struct Link {
-    writer: mpsc::Sender<Bytes>,
-    /// Held while a request id is assigned and its frame queued, so that ids reach the server
-    /// in increasing order (it skips an id not above the last one it processed).
-    send_lock: Mutex<()>,
+    /// Frames for the writer. Request ids are assigned under this lock, so they reach the
+    /// server in increasing order (it skips an id not above the last one it processed).
+    out: Mutex<OutQueue>,
+    out_ready: Notify,
+    out_room: Notify,
     session: Arc<SessionState>,
     end: watch::Sender<Option<LinkEnd>>,
     pub login: pb::LoginResult,
@@ -143,19 +400,50 @@ fn lost(op: &'static str, detail: &str) -> Error {
 pub(crate) type Reply = oneshot::Sender<Result<pb::Response>>;
 
 impl Link {
+    /// Appends under the queue lock if there is room (an empty queue always takes a frame),
+    /// then wakes the writer if it was idle. `None` when full.
+    fn push<R>(&self, write: impl FnOnce(&mut BytesMut) -> R) -> Option<R> {
+        let mut q = self.out.lock().unwrap();
+        if q.buf.len() >= OUT_QUEUE_BYTES {
+            q.room_wanted = true;
+            return None;
+        }
+        let r = write(&mut q.buf);
+        let wake = std::mem::take(&mut q.writer_idle);
+        drop(q);
+        if wake {
+            self.out_ready.notify_one();
+        }
+        Some(r)
+    }
+
     /// Registers a request and queues its frame (waiting only for room in the writer queue).
     /// The outcome — the response (non-zero codes mapped to errors) or a lost-link error —
     /// goes to `reply` exactly once.
     pub(crate) async fn submit(&self, op: &'static str, body: client_frame::Body, reply: Reply) {
-        match self.writer.reserve().await {
-            Ok(permit) => {
-                let _order = self.send_lock.lock().unwrap();
-                permit.send(self.session.register(op, body, reply));
+        let mut job = Some((body, reply));
+        loop {
+            let room = self.out_room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_ended() {
+                // The request stays pending: it is resent when the session is resumed, or
+                // failed when it cannot be.
+                let (body, reply) = job.take().expect("still ours");
+                self.session.register_unsent(op, body, reply);
+                return;
             }
-            // The link is down: the request stays pending; it is resent when the session is
-            // resumed, or failed when it cannot be.
-            Err(_) => {
-                self.session.register(op, body, reply);
+            let session = &self.session;
+            let pushed = self.push(|buf| {
+                let (body, reply) = job.take().expect("still ours");
+                session.register_into(buf, op, body, reply)
+            });
+            if pushed.is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = room => {}
+                _ = self.ended() => {}
             }
         }
     }
@@ -172,21 +460,60 @@ impl Link {
         if self.is_ended() {
             return Err((body, reply));
         }
-        match self.writer.try_reserve() {
-            Ok(permit) => {
-                let _order = self.send_lock.lock().unwrap();
-                permit.send(self.session.register(op, body, reply));
-                Ok(())
-            }
-            Err(_) => Err((body, reply)),
+        let mut job = Some((body, reply));
+        let session = &self.session;
+        self.push(|buf| {
+            let (body, reply) = job.take().expect("still ours");
+            session.register_into(buf, op, body, reply)
+        })
+        .ok_or_else(|| job.take().expect("not taken when full"))
+    }
+
+    /// Sends a publish if there is room right now (its outcome is awaited with the returned
+    /// [`PubWait`]); otherwise hands it back.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_publish(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+        timeout_code: ErrorCode,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<PubWait, client_frame::Body> {
+        if self.is_ended() {
+            return Err(body);
+        }
+        let mut job = Some(body);
+        let session = &self.session;
+        match self.push(|buf| session.register_pub_into(buf, job.take().expect("still ours"))) {
+            Some(id) => Ok(PubWait {
+                session: self.session.clone(),
+                id,
+                op,
+                timeout_code,
+                timeout,
+                deadline,
+                sleep: None,
+                done: false,
+            }),
+            None => Err(job.take().expect("not taken when full")),
         }
     }
 
     /// Queues already-encoded frames (requests resent after a resume) in order.
     pub(crate) async fn resend(&self, frames: Vec<Bytes>) {
         for f in frames {
-            if self.writer.send(f).await.is_err() {
-                return;
+            loop {
+                let room = self.out_room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if self.is_ended() || self.push(|buf| buf.extend_from_slice(&f)).is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = room => {}
+                    _ = self.ended() => {}
+                }
             }
         }
     }
@@ -198,10 +525,10 @@ impl Link {
         rx.await.unwrap_or_else(|_| Err(lost(op, "link closed")))
     }
 
-    /// Sends a frame without a reply.
+    /// Sends a frame without a reply (dropped when the queue is full).
     fn send_nowait(&self, body: client_frame::Body) {
-        let bytes = frame::encode_client(&pb::ClientFrame { request_id: 0, body: Some(body) });
-        let _ = self.writer.try_send(bytes);
+        let f = pb::ClientFrame { request_id: 0, body: Some(body) };
+        let _ = self.push(|buf| frame::write_client_frame(buf, &f));
     }
 
     /// Resolves when the link ended, with why.
@@ -423,11 +750,11 @@ pub(crate) async fn establish(
         session.reset("the connection was lost and the session could not be resumed");
     }
     session.id.store(login.session_id, Ordering::Relaxed);
-    let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
     let (end, _) = watch::channel(None);
     let link = Arc::new(Link {
-        writer: writer_tx,
-        send_lock: Mutex::new(()),
+        out: Mutex::new(OutQueue::default()),
+        out_ready: Notify::new(),
+        out_room: Notify::new(),
         session,
         end,
         login,
@@ -435,7 +762,7 @@ pub(crate) async fn establish(
     });
     // Frames received so far; the keepalive watches it change (no clock read per frame).
     let last_rx = Arc::new(AtomicU64::new(0));
-    let w = tokio::spawn(writer(wr, writer_rx, link.clone()));
+    let w = tokio::spawn(writer(wr, link.clone()));
     let r = tokio::spawn(reader(rd, buf, dec, link.clone(), inbound, last_rx.clone()));
     let k = tokio::spawn(keepalive(
         link.clone(),
@@ -463,23 +790,39 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Bytes>, link: Arc<Link>) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    while let Some(first) = rx.recv().await {
-        buf.extend_from_slice(&first);
-        while buf.len() < WRITE_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(_) => break,
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, link: Arc<Link>) {
+    let mut local = BytesMut::new();
+    loop {
+        let room_wanted = {
+            let mut q = link.out.lock().unwrap();
+            if q.buf.is_empty() {
+                q.writer_idle = true;
+                false
+            } else {
+                // Take everything queued; callers go on filling the other buffer meanwhile.
+                std::mem::swap(&mut q.buf, &mut local);
+                std::mem::take(&mut q.room_wanted)
             }
+        };
+        if local.is_empty() {
+            // `notify_one` keeps a permit if it comes before this wait: no lost wake-up.
+            link.out_ready.notified().await;
+            continue;
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        if room_wanted {
+            link.out_room.notify_waiters();
+        }
+        if let Err(e) = wr.write_all(&local).await {
             link.finish(LinkEnd { goodbye: None, detail: format!("write failed: {e}"), keepalive_timeout: false });
+            link.out_room.notify_waiters();
             return;
         }
-        buf.clear();
+        if local.capacity() > WRITER_KEEP_BYTES {
+            local = BytesMut::new();
+        } else {
+            local.clear();
+        }
     }
-    let _ = wr.shutdown().await;
 }
 
 async fn reader<R: AsyncRead + Unpin>(
@@ -584,5 +927,141 @@ async fn keepalive(link: Arc<Link>, interval: Duration, pong_timeout: Duration, 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish_body(n: u32) -> client_frame::Body {
+        client_frame::Body::Publish(pb::Publish {
+            channel: "c".into(),
+            channel_type: 1,
+            payload: Bytes::from(n.to_string()),
+            ..Default::default()
+        })
+    }
+
+    fn ids_in(mut wire: BytesMut) -> Vec<u64> {
+        let dec = FrameDecoder::new(limits::MAX_CLIENT_FRAME_LEN);
+        let mut ids = Vec::new();
+        while let Some(body) = dec.decode(&mut wire).unwrap() {
+            ids.push(frame::decode_client(body).unwrap().request_id);
+        }
+        assert!(wire.is_empty(), "a partial frame was left");
+        ids
+    }
+
+    fn failure(id: u64, code: ErrorCode) -> pb::Response {
+        pb::Response { request_id: id, code: code.code(), reason: "refused".into(), ..Default::default() }
+    }
+
+    fn is_clean(s: &SessionState) -> bool {
+        let p = s.pending.lock().unwrap();
+        p.pubs.is_empty() && p.answered.is_empty() && p.waiters.is_empty() && !s.any_answered.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn fast_publishes_are_acked_or_failed_each_once_and_leave_nothing_behind() {
+        let s = SessionState::default();
+        let mut out = BytesMut::new();
+        let ids: Vec<u64> = (0..3).map(|n| s.register_pub_into(&mut out, publish_body(n))).collect();
+        assert_eq!(ids_in(out), ids, "frames carry their ids, in order");
+        assert!(s.pub_outcome(ids[0], None).is_none(), "nothing answered yet");
+
+        s.complete(failure(ids[1], ErrorCode::CHANNEL_RECEIVER_OFFLINE));
+        assert!(s.pub_outcome(ids[0], None).is_none(), "a failure of a later publish answers only that one");
+        s.ack_publishes(ids[2]);
+        assert!(matches!(s.pub_outcome(ids[0], None), Some(Ok(()))));
+        let e = s.pub_outcome(ids[1], None).unwrap().unwrap_err();
+        assert_eq!((e.code, e.operation), (ErrorCode::CHANNEL_RECEIVER_OFFLINE, "publish"));
+        assert!(matches!(s.pub_outcome(ids[2], None), Some(Ok(()))));
+        assert!(is_clean(&s));
+    }
+
+    #[test]
+    fn a_lost_session_fails_waiting_publishes_and_forgets_abandoned_ones() {
+        let s = SessionState::default();
+        let mut out = BytesMut::new();
+        let gone = s.register_pub_into(&mut out, publish_body(0));
+        let kept = s.register_pub_into(&mut out, publish_body(1));
+        s.abandon_pub(gone);
+        s.reset("server restarted");
+        let e = s.pub_outcome(kept, None).unwrap().unwrap_err();
+        assert_eq!(e.code, ErrorCode::NOT_CONNECTED);
+        assert!(e.reason.contains("server restarted"), "{}", e.reason);
+        assert!(is_clean(&s), "no outcome kept for a publish nobody waits for");
+
+        // A failure answered but never collected is dropped with its waiter.
+        let later = s.register_pub_into(&mut out, publish_body(2));
+        s.complete(failure(later, ErrorCode::CHANNEL_INVALID_MESSAGE));
+        s.abandon_pub(later);
+        assert!(is_clean(&s));
+
+        // A server without batched acks answers each publish: a success counts at once.
+        let answered = s.register_pub_into(&mut out, publish_body(3));
+        s.complete(pb::Response { request_id: answered, ..Default::default() });
+        assert!(matches!(s.pub_outcome(answered, None), Some(Ok(()))));
+        assert!(is_clean(&s));
+    }
+
+    #[test]
+    fn resent_frames_are_the_awaited_requests_in_id_order() {
+        let s = SessionState::default();
+        let mut out = BytesMut::new();
+        let p1 = s.register_pub_into(&mut out, publish_body(1));
+        let (tx, _rx) = oneshot::channel();
+        s.register_into(
+            &mut out,
+            "subscribe",
+            client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: "c".into() }),
+            tx,
+        );
+        let (gone_tx, gone_rx) = oneshot::channel();
+        s.register_into(
+            &mut out,
+            "subscribe",
+            client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: "d".into() }),
+            gone_tx,
+        );
+        drop(gone_rx);
+        let p2 = s.register_pub_into(&mut out, publish_body(2));
+        let p3 = s.register_pub_into(&mut out, publish_body(3));
+        s.abandon_pub(p2);
+        let all = ids_in(out);
+        let mut wire = BytesMut::new();
+        for f in s.unanswered() {
+            wire.extend_from_slice(&f);
+        }
+        assert_eq!(ids_in(wire), vec![p1, all[1], p3], "the given-up request and publish are not resent");
+    }
+
+    #[tokio::test]
+    async fn a_publish_wait_wakes_on_the_ack_or_times_out() {
+        let s = Arc::new(SessionState::default());
+        let mut out = BytesMut::new();
+        let wait = |id, ms| PubWait {
+            session: s.clone(),
+            id,
+            op: "publish",
+            timeout_code: ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT,
+            timeout: Duration::from_millis(ms),
+            deadline: tokio::time::Instant::now() + Duration::from_millis(ms),
+            sleep: None,
+            done: false,
+        };
+        let acked = s.register_pub_into(&mut out, publish_body(1));
+        let task = tokio::spawn(wait(acked, 10_000));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!task.is_finished());
+        s.ack_publishes(acked);
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("woken by the ack").unwrap().unwrap();
+
+        let silent = s.register_pub_into(&mut out, publish_body(2));
+        let e = wait(silent, 50).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT);
+        assert!(s.pending.lock().unwrap().waiters.is_empty());
+        assert!(s.unanswered().is_empty(), "a timed-out publish is not resent");
     }
 }

@@ -98,6 +98,16 @@ enum OpState<T> {
     /// runtime (no task, no cross-thread wake-up), else it is spawned on the SDK runtime.
     Lazy(Option<BoxFuture<T>>),
     Direct(BoxFuture<T>),
+    /// A publish sent on the fast path: waits on the session's acknowledgements in place (no
+    /// task, no box); the function maps its outcome to `T`.
+    Published(crate::link::PubWait, fn(crate::Result<()>) -> T),
+}
+
+impl Op<crate::Result<()>> {
+    /// Waits for the outcome of a publish already sent.
+    pub(crate) fn published(wait: crate::link::PubWait) -> Self {
+        Op { state: OpState::Published(wait, std::convert::identity) }
+    }
 }
 
 impl<T: Send + 'static> Op<T> {
@@ -142,6 +152,7 @@ impl<T: Send + 'static> Future for Op<T> {
         match &mut this.state {
             OpState::Lazy(_) => unreachable!("decided above"),
             OpState::Direct(fut) => fut.as_mut().poll(cx),
+            OpState::Published(wait, map) => std::pin::Pin::new(wait).poll(cx).map(*map),
             OpState::Ready(v) => Poll::Ready(v.take().expect("Op polled after completion")),
             OpState::Running { handle, .. } => match std::pin::Pin::new(handle).poll(cx) {
                 Poll::Pending => Poll::Pending,

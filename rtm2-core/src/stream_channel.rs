@@ -248,8 +248,7 @@ impl StreamChannel {
             custom_type: options.custom_type,
             send_ts: options.send_ts,
         });
-        let reply = client.submit(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client));
-        Op::lazy(async move { reply.await.map(|_| ()) })
+        client.publish(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client))
     }
 
     /// Subscribes to publishers of `topic`: the given users, or (empty) every current
