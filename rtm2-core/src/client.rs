@@ -901,7 +901,7 @@ impl Inner {
 
     fn on_inbound(self: &Arc<Self>, ev: Inbound) {
         match ev {
-            Inbound::Message(m) => self.emit(Event::Message(Arc::new(MessageEvent::from_pb(m)))),
+            Inbound::Message(m) => self.emit(Event::Message(Arc::new(m))),
             Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
                 event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
                 channel: t.channel,

@@ -41,7 +41,7 @@ pub(crate) struct LinkEnd {
 
 /// Frames the reader hands to the client (everything but responses and pongs).
 pub(crate) enum Inbound {
-    Message(pb::MessageEvent),
+    Message(crate::types::MessageEvent),
     Topic(pb::TopicEvent),
     TokenWillExpire(pb::TokenWillExpire),
     StreamClosed(pb::StreamChannelClosed),
@@ -106,6 +106,23 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
+    /// Records event `seq` as received; false if it was received before (resent after a
+    /// resume). Unsequenced frames (0) are always accepted.
+    fn accept_seq(&self, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if seq <= last {
+            return false;
+        }
+        if seq != last + 1 {
+            tracing::warn!(expected = last + 1, got = seq, "gap in the server's sequence numbers");
+        }
+        self.last_seq.store(seq, Ordering::Relaxed);
+        true
+    }
+
     fn next_request_id(&self) -> u64 {
         // Request id 1 is the login, which is not part of the session.
         self.next_id.fetch_add(1, Ordering::Relaxed) + 2
@@ -841,6 +858,13 @@ async fn reader<R: AsyncRead + Unpin>(
             }
         };
         last_rx.fetch_add(1, Ordering::Relaxed);
+        // Messages, the bulk of the traffic, are read in place (no intermediate structs).
+        if let Some((seq, m)) = rtm2_proto::fastpath_rx::decode_message_frame(&body) {
+            if link.session.accept_seq(seq) {
+                inbound(Inbound::Message(crate::types::MessageEvent::from_ref(&body, m)));
+            }
+            continue;
+        }
         let f = match frame::decode_server(body) {
             Ok(f) => f,
             Err(e) => {
@@ -851,21 +875,14 @@ async fn reader<R: AsyncRead + Unpin>(
                 };
             }
         };
-        if f.seq != 0 {
-            let last = link.session.last_seq.load(Ordering::Relaxed);
-            if f.seq <= last {
-                continue; // already received before a resume
-            }
-            if f.seq != last + 1 {
-                tracing::warn!(expected = last + 1, got = f.seq, "gap in the server's sequence numbers");
-            }
-            link.session.last_seq.store(f.seq, Ordering::Relaxed);
+        if !link.session.accept_seq(f.seq) {
+            continue; // already received before a resume
         }
         match f.body {
             Some(server_frame::Body::Response(r)) => link.session.complete(r),
             Some(server_frame::Body::PublishAck(a)) => link.session.ack_publishes(a.up_to),
             Some(server_frame::Body::Message(m)) => {
-                inbound(Inbound::Message(m));
+                inbound(Inbound::Message(crate::types::MessageEvent::from_pb(m)));
             }
             Some(server_frame::Body::TopicEvent(t)) => {
                 inbound(Inbound::Topic(t));

@@ -242,6 +242,20 @@ impl MessageEvent {
         }
     }
 
+    /// From an event read in place from `frame` (the payload stays a slice of it).
+    pub(crate) fn from_ref(frame: &Bytes, m: rtm2_proto::fastpath_rx::MessageEventRef<'_>) -> Self {
+        MessageEvent {
+            channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),
+            channel: m.channel.to_owned(),
+            topic: m.topic.to_owned(),
+            publisher: m.publisher.to_owned(),
+            message_type: MessageType::from_u32(m.message_type).unwrap_or(MessageType::BINARY),
+            payload: if m.payload.is_empty() { Bytes::new() } else { frame.slice_ref(m.payload) },
+            custom_type: m.custom_type.to_owned(),
+            timestamp_ms: m.timestamp_ms,
+        }
+    }
+
     pub(crate) fn from_pb(m: pb::MessageEvent) -> Self {
         MessageEvent {
             channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),

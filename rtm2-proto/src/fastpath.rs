@@ -52,7 +52,7 @@ const KEY_CUSTOM_TYPE: u64 = 5 << 3 | 2;
 const KEY_STORE: u64 = 6 << 3;
 
 /// A varint at `*pos`, as prost reads it (at most 10 bytes, the last one at most 1).
-fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..10 {
         let b = *buf.get(*pos + i)?;
@@ -68,7 +68,7 @@ fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-fn delimited<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+pub(crate) fn delimited<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     let len = usize::try_from(varint(buf, pos)?).ok()?;
     let end = pos.checked_add(len).filter(|&e| e <= buf.len())?;
     let s = &buf[*pos..end];
@@ -76,12 +76,12 @@ fn delimited<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     Some(s)
 }
 
-fn u32_field(buf: &[u8], pos: &mut usize) -> Option<u32> {
+pub(crate) fn u32_field(buf: &[u8], pos: &mut usize) -> Option<u32> {
     u32::try_from(varint(buf, pos)?).ok()
 }
 
 /// Marks field `bit` seen; `None` if it was seen before (prost would merge: leave that to it).
-fn once(seen: &mut u8, bit: u8) -> Option<()> {
+pub(crate) fn once(seen: &mut u8, bit: u8) -> Option<()> {
     if *seen & bit != 0 {
         return None;
     }

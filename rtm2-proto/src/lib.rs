@@ -6,6 +6,7 @@
 pub mod enums;
 pub mod error_code;
 pub mod fastpath;
+pub mod fastpath_rx;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
