@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use rtm2_proto::enums::LinkStateChangeReason;
 use rtm2_proto::fastpath::{self, PublishRef};
@@ -28,6 +28,11 @@ use crate::engine::{App, Engine, Reply, SubscribeOpts};
 
 /// Bytes gathered before a write is issued, at most.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Bytes a frame adds to its body on the wire at most: length prefix, `seq` key and varint.
+const MAX_FRAME_OVERHEAD: usize = frame::LEN_PREFIX + 1 + 10;
+/// Outbound queue slots (40 bytes each) a connection keeps while idle; a burst's larger
+/// queue is released (memory per connection).
+const IDLE_QUEUE_FRAMES: usize = 256;
 /// Room made for a `read()` while traffic is light; it doubles while reads fill it, up to
 /// `MAX_READ_CHUNK`. Idle connections keep small buffers (memory per connection).
 const MIN_READ_CHUNK: usize = 2 * 1024;
@@ -60,22 +65,97 @@ impl Goodbye {
 
 /// One connection's outbound side: a bounded queue of (seq, frame body) to its writer.
 pub(crate) struct Conn {
-    tx: mpsc::Sender<(u64, Bytes)>,
+    out: Mutex<Outbox>,
+    /// Frames that may wait in `out` (the writer takes them a write batch at a time).
+    cap: usize,
+    /// Wakes the writer when it waits for frames.
+    ready: Notify,
     closing: AtomicBool,
     goodbye: Mutex<Option<Goodbye>>,
     kill: Notify,
 }
 
+/// What waits for a connection's writer. A plain queue under a mutex rather than a channel:
+/// one short lock per frame, and a wake only when the writer is waiting, not per frame.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<(u64, Bytes)>,
+    /// Body bytes in `queue`, to take a write batch without walking it.
+    bytes: usize,
+    /// The writer found the queue empty and waits for `ready`.
+    writer_waiting: bool,
+    /// The writer has ended: nothing queued now would be sent.
+    writer_gone: bool,
+}
+
 impl Conn {
-    fn new(cap: usize) -> (Arc<Conn>, mpsc::Receiver<(u64, Bytes)>) {
-        let (tx, rx) = mpsc::channel(cap.max(16));
-        (Arc::new(Conn { tx, closing: AtomicBool::new(false), goodbye: Mutex::new(None), kill: Notify::new() }), rx)
+    fn new(cap: usize) -> Arc<Conn> {
+        Arc::new(Conn {
+            out: Mutex::default(),
+            cap: cap.max(16),
+            ready: Notify::new(),
+            closing: AtomicBool::new(false),
+            goodbye: Mutex::new(None),
+            kill: Notify::new(),
+        })
+    }
+
+    /// Queues a frame for the writer; `false` if `cap` frames wait already (or the writer ended).
+    fn push(&self, seq: u64, body: Bytes) -> bool {
+        let mut o = self.out.lock().unwrap();
+        if o.writer_gone || o.queue.len() >= self.cap {
+            return false;
+        }
+        o.bytes += body.len();
+        o.queue.push_back((seq, body));
+        let wake = std::mem::take(&mut o.writer_waiting);
+        drop(o);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Moves the frames of one write batch (about `WRITE_BATCH_BYTES`, at least one frame) into
+    /// the empty `batch`. With nothing queued it returns `false` and marks the writer waiting
+    /// (the next [`Conn::push`] wakes it).
+    fn take_batch(&self, batch: &mut VecDeque<(u64, Bytes)>) -> bool {
+        let mut o = self.out.lock().unwrap();
+        if o.queue.is_empty() {
+            o.writer_waiting = true;
+            if o.queue.capacity() > IDLE_QUEUE_FRAMES {
+                o.queue = VecDeque::new(); // a burst is over: give the memory back
+            }
+            return false;
+        }
+        if o.bytes + o.queue.len() * MAX_FRAME_OVERHEAD <= WRITE_BATCH_BYTES {
+            std::mem::swap(&mut o.queue, batch);
+            o.bytes = 0;
+        } else {
+            let mut size = 0;
+            while size < WRITE_BATCH_BYTES
+                && let Some((seq, body)) = o.queue.pop_front()
+            {
+                size += body.len() + MAX_FRAME_OVERHEAD;
+                o.bytes -= body.len();
+                batch.push_back((seq, body));
+            }
+        }
+        true
+    }
+
+    /// Everything queued, for the last write after a close; no frame is accepted afterwards.
+    fn take_rest(&self, gone: bool) -> VecDeque<(u64, Bytes)> {
+        let mut o = self.out.lock().unwrap();
+        o.writer_gone |= gone;
+        o.bytes = 0;
+        std::mem::take(&mut o.queue)
     }
 
     /// Queues a connection-level frame (seq 0).
     pub(crate) fn send_unsequenced(&self, body: Bytes) {
-        if !self.closing.load(Ordering::Relaxed) && self.tx.try_send((0, body)).is_err() {
-            self.close(slow_consumer(self.tx.max_capacity()));
+        if !self.closing.load(Ordering::Relaxed) && !self.push(0, body) {
+            self.close(slow_consumer(self.cap));
         }
     }
 
@@ -210,11 +290,11 @@ impl Session {
             }
         }
         let full = match &o.conn {
-            Some(c) => c.tx.try_send((seq, body)).is_err(),
+            Some(c) => !c.push(seq, body),
             None => false,
         };
         if full && let Some(c) = o.conn.take() {
-            c.close(slow_consumer(c.tx.max_capacity()));
+            c.close(slow_consumer(c.cap));
         }
     }
 
@@ -229,8 +309,8 @@ impl Session {
     pub(crate) fn attach(&self, conn: Arc<Conn>, after_seq: u64) {
         let mut o = self.out.lock().unwrap();
         for (seq, body) in o.replay.iter() {
-            if *seq > after_seq && conn.tx.try_send((*seq, body.clone())).is_err() {
-                conn.close(slow_consumer(conn.tx.max_capacity()));
+            if *seq > after_seq && !conn.push(*seq, body.clone()) {
+                conn.close(slow_consumer(conn.cap));
                 return;
             }
         }
@@ -331,24 +411,28 @@ async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Co
     Ok(pos)
 }
 
-async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, Bytes)>, conn: Arc<Conn>) {
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
     let mut buf = BytesMut::new();
+    let mut batch = VecDeque::new();
     loop {
-        if buf.capacity() > KEEP_IDLE_BUFFER && rx.is_empty() {
-            buf = BytesMut::new(); // nothing queued: do not hold a burst's buffer while idle
+        if conn.closing.load(Ordering::Acquire) {
+            break;
         }
-        let first = tokio::select! {
-            biased;
-            _ = conn.killed() => None,
-            m = rx.recv() => m,
-        };
-        let Some((seq, body)) = first else { break };
-        frame::write_server_frame(&mut buf, seq, &body);
-        while buf.len() < WRITE_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok((seq, body)) => frame::write_server_frame(&mut buf, seq, &body),
-                Err(_) => break,
+        if !conn.take_batch(&mut batch) {
+            if buf.capacity() > KEEP_IDLE_BUFFER {
+                buf = BytesMut::new(); // nothing queued: do not hold a burst's buffer while idle
             }
+            if batch.capacity() > IDLE_QUEUE_FRAMES {
+                batch = VecDeque::new();
+            }
+            tokio::select! {
+                biased;
+                _ = conn.killed() => break,
+                _ = conn.ready.notified() => continue,
+            }
+        }
+        for (seq, body) in batch.drain(..) {
+            frame::write_server_frame(&mut buf, seq, &body);
         }
         match write_killable(&mut wr, &buf, &conn).await {
             Ok(n) if n == buf.len() => buf.clear(),
@@ -359,6 +443,7 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, B
             }
             Err(_) => {
                 conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "write failed"));
+                conn.take_rest(true);
                 return;
             }
         }
@@ -367,7 +452,7 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, B
     // goodbye, with a bounded wait for a peer that does not read.
     let goodbye = conn.goodbye.lock().unwrap().take();
     if let Some(g) = goodbye {
-        while let Ok((seq, body)) = rx.try_recv() {
+        for (seq, body) in conn.take_rest(false) {
             frame::write_server_frame(&mut buf, seq, &body);
         }
         frame::write_server_frame(&mut buf, 0, &g.encode());
@@ -376,6 +461,7 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<(u64, B
         let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&buf)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
+    conn.take_rest(true);
 }
 
 /// Reads until `buf` starts with a complete frame and returns its body length (the frame stays
@@ -554,7 +640,7 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (conn, rx) = Conn::new(engine.config.outbound_queue_frames);
+    let conn = Conn::new(engine.config.outbound_queue_frames);
     // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
         Some(slot) => slot,
@@ -564,11 +650,11 @@ where
                 LinkStateChangeReason::LOGIN_REJECTED,
                 format!("the server has reached its limit of {} connections", engine.config.max_connections),
             ));
-            writer(wr, rx, conn).await;
+            writer(wr, conn).await;
             return;
         }
     };
-    let writer_task = tokio::spawn(writer(wr, rx, conn.clone()));
+    let writer_task = tokio::spawn(writer(wr, conn.clone()));
     let dec = FrameDecoder::new(engine.config.max_frame_len);
     let mut buf = BytesMut::new();
 
@@ -743,5 +829,112 @@ async fn handshake<R: AsyncRead + Unpin>(
             }
             None => return Err(Some(protocol_error("frame has no body"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtm2_proto::pb::ServerFrame;
+
+    fn body(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    #[test]
+    fn the_queue_holds_cap_frames_and_batches_stay_near_the_write_size() {
+        let conn = Conn::new(16);
+        for seq in 1..=16 {
+            assert!(conn.push(seq, body(100 * 1024)));
+        }
+        // Full: the 17th frame is refused (a slow consumer), nothing was dropped silently.
+        assert!(!conn.push(17, body(1)));
+        let mut batch = VecDeque::new();
+        let mut taken = Vec::new();
+        while conn.take_batch(&mut batch) {
+            // 100 KiB frames: a batch stops at the first frame that reaches 256 KiB.
+            assert_eq!(batch.len(), if taken.len() < 18 { 3 } else { 1 });
+            taken.extend(batch.drain(..).map(|(seq, _)| seq));
+            if taken.len() == 3 {
+                // Frames taken by the writer free their slots.
+                for seq in 17..=19 {
+                    assert!(conn.push(seq, body(100 * 1024)));
+                }
+                assert!(!conn.push(20, body(1)));
+            }
+        }
+        assert_eq!(taken, (1..=19).collect::<Vec<_>>());
+        // Small frames go in one batch (the queue is swapped, not walked).
+        let conn = Conn::new(1000);
+        for seq in 1..=1000 {
+            assert!(conn.push(seq, body(10)));
+        }
+        assert!(conn.take_batch(&mut batch));
+        assert_eq!(batch.len(), 1000);
+        assert!(batch.iter().map(|f| f.0).eq(1..=1000));
+        // Empty: the writer is marked waiting, and the next push wakes it exactly then.
+        batch.clear();
+        assert!(!conn.take_batch(&mut batch));
+        assert!(conn.out.lock().unwrap().writer_waiting);
+        assert!(conn.push(1, body(1)));
+        assert!(!conn.out.lock().unwrap().writer_waiting);
+        // After the writer ended nothing is accepted.
+        conn.take_rest(true);
+        assert!(!conn.push(2, body(1)));
+    }
+
+    #[test]
+    fn an_unsequenced_frame_into_a_full_queue_closes_as_slow_consumer() {
+        let conn = Conn::new(16);
+        for _ in 0..16 {
+            conn.send_unsequenced(body(1));
+        }
+        assert!(!conn.closing.load(Ordering::Acquire));
+        conn.send_unsequenced(body(1));
+        assert!(conn.closing.load(Ordering::Acquire));
+        let g = conn.goodbye.lock().unwrap().clone().unwrap();
+        assert!(g.reason.contains("slow consumer: 16 frames"), "{}", g.reason);
+    }
+
+    /// The writer sends every frame in order, through a pipe far smaller than the traffic and
+    /// with a producer racing it, and after a close the queued frames and then the goodbye.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_keeps_order_and_ends_with_the_goodbye() {
+        let (client, server) = tokio::io::duplex(4096);
+        let conn = Conn::new(1 << 20);
+        let writer = tokio::spawn(writer(server, conn.clone()));
+        const N: u64 = 20_000;
+        let producer = {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                for seq in 1..=N {
+                    let b = frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to: seq }));
+                    assert!(conn.push(seq, b));
+                    if seq % 1000 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                conn.close(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "bye"));
+            })
+        };
+        let mut rd = client;
+        let mut wire = Vec::new();
+        // (A lost wake-up would leave the writer waiting: fail instead of hanging.)
+        tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut wire)).await.unwrap().unwrap();
+        producer.await.unwrap();
+        writer.await.unwrap();
+        let dec = FrameDecoder::new(1 << 20);
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut frames = Vec::new();
+        while let Some(b) = dec.decode(&mut buf).unwrap() {
+            frames.push(frame::decode_server(b).unwrap());
+        }
+        assert!(buf.is_empty());
+        let (last, events) = frames.split_last().unwrap();
+        assert!(matches!(&last.body, Some(server_frame::Body::Goodbye(g)) if g.reason == "bye"));
+        let seqs: Vec<u64> = events.iter().map(|f: &ServerFrame| f.seq).collect();
+        // Everything pushed before the close is written, in order, before the goodbye.
+        assert_eq!(seqs, (1..=N).collect::<Vec<_>>());
+        assert!(!conn.push(N + 1, body(1)), "the writer ended");
     }
 }
