@@ -705,23 +705,33 @@ where
         if !dec.has_frame(&buf) {
             requests.end_batch();
         }
-        let next = tokio::select! {
-            biased;
-            _ = conn.killed() => break End::Transient(None),
-            _ = ticks.tick() => {
-                silent = if frames == frames_at_tick { silent + tick_len } else { Duration::ZERO };
-                frames_at_tick = frames;
-                if silent >= keepalive {
-                    break End::Transient(Some(Goodbye::new(
-                        ErrorCode::NOT_CONNECTED.code(),
-                        LinkStateChangeReason::KEEP_ALIVE_TIMEOUT,
-                        format!("no frame from the client for {} ms", silent.as_millis()),
-                    )));
+        // A frame already in the buffer is taken at once: no select per frame (each would
+        // register and remove a waiter on the kill notification and poll the tick timer).
+        let buffered = match conn.closing.load(Ordering::Acquire) {
+            false => dec.peek(&buf).ok().flatten(),
+            true => None,
+        };
+        let next = if let Some(len) = buffered {
+            Ok(len)
+        } else {
+            tokio::select! {
+                biased;
+                _ = conn.killed() => break End::Transient(None),
+                _ = ticks.tick() => {
+                    silent = if frames == frames_at_tick { silent + tick_len } else { Duration::ZERO };
+                    frames_at_tick = frames;
+                    if silent >= keepalive {
+                        break End::Transient(Some(Goodbye::new(
+                            ErrorCode::NOT_CONNECTED.code(),
+                            LinkStateChangeReason::KEEP_ALIVE_TIMEOUT,
+                            format!("no frame from the client for {} ms", silent.as_millis()),
+                        )));
+                    }
+                    continue;
                 }
-                continue;
+                // (Cancel-safe: bytes read stay in `buf`.)
+                r = next_frame(&mut rd, &mut buf, &dec) => r,
             }
-            // (Cancel-safe: bytes read stay in `buf`.)
-            r = next_frame(&mut rd, &mut buf, &dec) => r,
         };
         frames += 1;
         let len = match next {
