@@ -588,6 +588,17 @@ impl Inner {
         }
     }
 
+    /// Emits events in order (see `emit`).
+    pub(crate) fn emit_batch(&self, evs: Vec<Event>) {
+        if self.holding.load(Ordering::Acquire) {
+            for ev in evs {
+                self.emit(ev);
+            }
+        } else {
+            self.hub.emit_batch(&evs);
+        }
+    }
+
     /// Emits an event, or holds it while a restore is in progress.
     pub(crate) fn emit(&self, ev: Event) {
         if !self.holding.load(Ordering::Acquire) {
@@ -902,6 +913,7 @@ impl Inner {
     fn on_inbound(self: &Arc<Self>, ev: Inbound) {
         match ev {
             Inbound::Message(m) => self.emit(Event::Message(Arc::new(m))),
+            Inbound::Messages(ms) => self.emit_batch(ms.into_iter().map(|m| Event::Message(Arc::new(m))).collect()),
             Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
                 event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
                 channel: t.channel,

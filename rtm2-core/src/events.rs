@@ -62,6 +62,32 @@ impl EventQueue {
         }
     }
 
+    /// Pushes events in order under one lock, with one wake-up.
+    pub(crate) fn push_many<'a>(&self, evs: impl IntoIterator<Item = &'a Event>) {
+        let blocked = {
+            let mut st = self.state.lock().unwrap();
+            if st.closed {
+                return;
+            }
+            let mut dropped = 0;
+            for ev in evs {
+                if st.items.len() >= self.cap {
+                    dropped += 1;
+                } else {
+                    st.items.push_back(ev.clone());
+                }
+            }
+            if dropped > 0 {
+                self.dropped.fetch_add(dropped, Ordering::Relaxed);
+            }
+            st.blocked > 0
+        };
+        self.notify.notify_one();
+        if blocked {
+            self.cond.notify_one();
+        }
+    }
+
     pub(crate) fn close(&self) {
         self.state.lock().unwrap().closed = true;
         self.notify.notify_one();
@@ -267,6 +293,40 @@ impl EventHub {
         }
     }
 
+    /// Emits events in order, as `emit` does one by one, but with one lock and one wake-up
+    /// per receiving queue and run of messages of one channel.
+    pub(crate) fn emit_batch(&self, evs: &[Event]) {
+        {
+            let channels = self.channels.read().unwrap();
+            let mut rest = evs;
+            while let Some(first) = rest.first() {
+                let key = match first {
+                    Event::Message(m) if m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE => Some(&m.channel),
+                    _ => None,
+                };
+                let run = rest
+                    .iter()
+                    .position(|e| match (e, key) {
+                        (Event::Message(m), Some(k)) => {
+                            m.channel_type != rtm2_proto::enums::ChannelType::MESSAGE || &m.channel != k
+                        }
+                        _ => true,
+                    })
+                    .unwrap_or(rest.len())
+                    .max(1);
+                if let Some(v) = key.and_then(|k| channels.get(k)) {
+                    for q in v {
+                        q.push_many(&rest[..run]);
+                    }
+                }
+                rest = &rest[run..];
+            }
+        }
+        for q in self.listeners.read().unwrap().iter() {
+            q.push_many(evs);
+        }
+    }
+
     pub(crate) fn emit(&self, ev: Event) {
         if let Event::Message(m) = &ev
             && m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE
@@ -285,6 +345,63 @@ impl EventHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(channel_type: rtm2_proto::enums::ChannelType, channel: &str, i: u32) -> Event {
+        Event::Message(Arc::new(MessageEvent {
+            channel_type,
+            channel: channel.into(),
+            topic: String::new(),
+            publisher: "p".into(),
+            message_type: rtm2_proto::enums::MessageType::STRING,
+            payload: bytes::Bytes::from(i.to_string()),
+            custom_type: String::new(),
+            timestamp_ms: 0,
+        }))
+    }
+
+    /// What each receiver got: (listener, channel a, channel b).
+    fn received(all: &mut EventReceiver, a: &mut Subscription, b: &mut Subscription) -> [Vec<Event>; 3] {
+        let t = Duration::from_millis(1);
+        [all.try_recv_batch(100), a.blocking_recv_batch(100, t).unwrap(), b.blocking_recv_batch(100, t).unwrap()]
+    }
+
+    #[test]
+    fn a_batch_is_delivered_exactly_as_the_same_events_one_by_one() {
+        use rtm2_proto::enums::ChannelType;
+        let evs = vec![
+            message(ChannelType::MESSAGE, "a", 0),
+            message(ChannelType::MESSAGE, "a", 1),
+            message(ChannelType::MESSAGE, "b", 2),
+            message(ChannelType::USER, "a", 3),
+            message(ChannelType::MESSAGE, "a", 4),
+            Event::TokenPrivilegeWillExpire(None),
+            message(ChannelType::MESSAGE, "a", 5),
+            message(ChannelType::MESSAGE, "a", 6),
+            message(ChannelType::MESSAGE, "b", 7),
+        ];
+        let mut outcomes = Vec::new();
+        for batched in [false, true] {
+            let hub = Arc::new(EventHub::default());
+            let mut all = hub.listener(100);
+            // Room for 3 of channel a's 5 messages: the rest is counted as dropped.
+            let mut a = hub.subscription("a", 3);
+            let mut b = hub.subscription("b", 100);
+            if batched {
+                hub.emit_batch(&evs);
+            } else {
+                for ev in evs.clone() {
+                    hub.emit(ev);
+                }
+            }
+            outcomes.push(received(&mut all, &mut a, &mut b));
+        }
+        let [all, a, b] = &outcomes[1];
+        assert_eq!(all, &evs, "the listener gets everything, in order");
+        // The overflow notice comes first in the next receive.
+        assert_eq!(a, &vec![Event::Overflow { dropped: 2 }, evs[0].clone(), evs[1].clone(), evs[4].clone()]);
+        assert_eq!(b, &vec![evs[2].clone(), evs[8].clone()]);
+        assert_eq!(outcomes[0], outcomes[1]);
+    }
 
     #[test]
     fn overflow_is_reported_with_the_count() {

@@ -42,6 +42,8 @@ pub(crate) struct LinkEnd {
 /// Frames the reader hands to the client (everything but responses and pongs).
 pub(crate) enum Inbound {
     Message(crate::types::MessageEvent),
+    /// Consecutive messages that arrived together (handed over as one batch).
+    Messages(Vec<crate::types::MessageEvent>),
     Topic(pb::TopicEvent),
     TokenWillExpire(pb::TokenWillExpire),
     StreamClosed(pb::StreamChannelClosed),
@@ -850,7 +852,13 @@ async fn reader<R: AsyncRead + Unpin>(
     inbound: OnInbound,
     last_rx: Arc<AtomicU64>,
 ) {
+    // Messages that arrived together are handed over as one batch: it goes out before anything
+    // else is handled, and before the reader waits for more bytes.
+    let mut batch: Vec<crate::types::MessageEvent> = Vec::new();
     let end = loop {
+        if !batch.is_empty() && (batch.len() >= MESSAGE_BATCH || !dec.has_frame(&buf)) {
+            flush_messages(&inbound, &mut batch);
+        }
         let body = match read_frame(&mut rd, &mut buf, &dec).await {
             Ok(b) => b,
             Err(e) => {
@@ -861,10 +869,11 @@ async fn reader<R: AsyncRead + Unpin>(
         // Messages, the bulk of the traffic, are read in place (no intermediate structs).
         if let Some((seq, m)) = rtm2_proto::fastpath_rx::decode_message_frame(&body) {
             if link.session.accept_seq(seq) {
-                inbound(Inbound::Message(crate::types::MessageEvent::from_ref(&body, m)));
+                batch.push(crate::types::MessageEvent::from_ref(&body, m));
             }
             continue;
         }
+        flush_messages(&inbound, &mut batch);
         let f = match frame::decode_server(body) {
             Ok(f) => f,
             Err(e) => {
@@ -907,7 +916,20 @@ async fn reader<R: AsyncRead + Unpin>(
             Some(server_frame::Body::Pong(_)) | Some(server_frame::Body::HelloAck(_)) | None => {}
         }
     };
+    // What arrived before the end is delivered (it counts as received for a resume).
+    flush_messages(&inbound, &mut batch);
     link.close_with(end);
+}
+
+/// Most messages handed over in one batch.
+const MESSAGE_BATCH: usize = 256;
+
+fn flush_messages(inbound: &OnInbound, batch: &mut Vec<crate::types::MessageEvent>) {
+    match batch.len() {
+        0 => {}
+        1 => inbound(Inbound::Message(batch.pop().expect("one"))),
+        _ => inbound(Inbound::Messages(std::mem::take(batch))),
+    }
 }
 
 impl Link {
