@@ -9,6 +9,7 @@ use futures::future::Either;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use rtm2_proto::enums::*;
+use rtm2_proto::fastpath::PublishRef;
 use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, limits, now_ms, validate};
 
@@ -388,15 +389,32 @@ impl Client {
             }
         }
         try_op!(v(validate::message(&payload.data, payload.message_type as u32, &options.custom_type)));
-        let body = client_frame::Body::Publish(pb::Publish {
-            channel: channel.to_string(),
+        let parts = PublishRef {
+            channel,
             channel_type: options.channel_type as u32,
             message_type: payload.message_type as u32,
-            payload: payload.data,
-            custom_type: options.custom_type,
+            payload: &payload.data,
+            custom_type: &options.custom_type,
+            store_in_history: options.store_in_history,
+        };
+        let code = ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT;
+        let timeout = self.timeout();
+        if let Some(wait) = self.inner.try_publish_now(
+            op,
+            |link, deadline| link.try_publish_ref(op, &parts, code, timeout, deadline),
+            timeout,
+        ) {
+            return wait;
+        }
+        let body = client_frame::Body::Publish(pb::Publish {
+            channel: channel.to_string(),
+            channel_type: parts.channel_type,
+            message_type: parts.message_type,
+            payload: payload.data.clone(),
+            custom_type: options.custom_type.clone(),
             store_in_history: options.store_in_history,
         });
-        self.inner.publish(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout())
+        self.inner.publish(op, code, body, timeout)
     }
 
     /// The stream channel of this name; the same handle for the same name. 10008 for an
@@ -538,21 +556,42 @@ impl Inner {
         body: client_frame::Body,
         timeout: Duration,
     ) -> Op<Result<()>> {
-        if crate::runtime::forked() {
-            return Op::ready(Err(crate::runtime::forked_error(op)));
+        let mut body = Some(body);
+        let fast = self.try_publish_now(
+            op,
+            |link, deadline| match link.try_publish(op, body.take().expect("once"), timeout_code, timeout, deadline) {
+                Ok(wait) => Some(wait),
+                Err(back) => {
+                    body = Some(back);
+                    None
+                }
+            },
+            timeout,
+        );
+        if let Some(op) = fast {
+            return op;
         }
-        let mut body = body;
-        if self.queued.load(Ordering::Acquire) == 0
-            && let Slot::Up(link) = &*self.slot.borrow()
-        {
-            let deadline = tokio::time::Instant::now() + timeout;
-            match link.try_publish(op, body, timeout_code, timeout, deadline) {
-                Ok(wait) => return Op::published(wait),
-                Err(back) => body = back,
-            }
-        }
-        let reply = self.submit(op, timeout_code, body, timeout);
+        let reply = self.submit(op, timeout_code, body.take().expect("handed back"), timeout);
         Op::lazy(async move { reply.await.map(|_| ()) })
+    }
+
+    /// Runs `send` on the link if it is up and nothing is queued before it; the wait for the
+    /// acknowledgement of what it sent, if it sent it. A forked child gets its error at once.
+    pub(crate) fn try_publish_now(
+        &self,
+        op: &'static str,
+        send: impl FnOnce(&Link, tokio::time::Instant) -> Option<link::PubWait>,
+        timeout: Duration,
+    ) -> Option<Op<Result<()>>> {
+        if crate::runtime::forked() {
+            return Some(Op::ready(Err(crate::runtime::forked_error(op))));
+        }
+        if self.queued.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let slot = self.slot.borrow();
+        let Slot::Up(link) = &*slot else { return None };
+        send(link, tokio::time::Instant::now() + timeout).map(Op::published)
     }
 
     /// Sends a request at once if the link is up and no earlier request is waiting.

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot, watch};
 
 use rtm2_proto::enums::LinkStateChangeReason;
+use rtm2_proto::fastpath::PublishRef;
 use rtm2_proto::frame::{self, FrameDecoder};
 use rtm2_proto::pb::{self, client_frame, server_frame};
 use rtm2_proto::{ErrorCode, limits, now_ms};
@@ -64,12 +65,15 @@ struct Pending {
 }
 
 /// A publish sent on the fast path: its caller waits on a [`PubWait`] (no channel per publish),
-/// and its body is kept to be resent after a resume.
+/// and its frame is kept in `PendingSet::replay` to be resent after a resume.
 struct PendingPub {
     id: u64,
-    body: client_frame::Body,
-    /// The caller dropped its [`PubWait`] before the outcome: nobody to tell.
-    abandoned: bool,
+    /// Bytes of its frame in `PendingSet::replay` (frames are kept in id order).
+    len: u32,
+    topic: bool,
+    /// Nobody waits for it any more (the caller gave up, or it was answered on its own): not
+    /// resent; its bytes stay until the ack watermark passes it.
+    gone: bool,
 }
 
 /// Requests awaiting their answer.
@@ -82,6 +86,8 @@ struct PendingSet {
     map_publishes: usize,
     /// Fast-path publishes, in id order.
     pubs: VecDeque<PendingPub>,
+    /// Their frames, back to back, in the same order.
+    replay: BytesMut,
     /// Outcomes of fast-path publishes answered by their own Response (failures, mostly) or
     /// failed by a reset, until their waiter takes them.
     answered: HashMap<u64, Result<()>>,
@@ -151,12 +157,27 @@ impl SessionState {
     }
 
     /// Encodes a fast-path publish into `out` and registers it; returns its id.
-    fn register_pub_into(&self, out: &mut BytesMut, body: client_frame::Body) -> u64 {
+    fn register_pub_into(&self, out: &mut BytesMut, body: &client_frame::Body) -> u64 {
+        let topic = matches!(body, client_frame::Body::PublishTopic(_));
+        self.register_pub_with(out, topic, |out, request_id| frame::write_client_frame_parts(out, request_id, body))
+    }
+
+    /// Writes a publish to a message or user channel straight from its parts (no `pb::Publish`
+    /// built) and registers it; returns its id.
+    fn register_pub_ref_into(&self, out: &mut BytesMut, p: &PublishRef<'_>) -> u64 {
+        self.register_pub_with(out, false, |out, request_id| {
+            rtm2_proto::fastpath_client::write_publish_frame(out, request_id, p)
+        })
+    }
+
+    fn register_pub_with(&self, out: &mut BytesMut, topic: bool, write: impl FnOnce(&mut BytesMut, u64)) -> u64 {
         let id = self.next_request_id();
-        let mut f = pb::ClientFrame { request_id: id, body: Some(body) };
-        frame::write_client_frame(out, &f);
-        let body = f.body.take().expect("set above");
-        self.pending.lock().unwrap().pubs.push_back(PendingPub { id, body, abandoned: false });
+        let start = out.len();
+        write(out, id);
+        let frame = &out[start..];
+        let mut p = self.pending.lock().unwrap();
+        p.replay.extend_from_slice(frame);
+        p.pubs.push_back(PendingPub { id, len: frame.len() as u32, topic, gone: false });
         id
     }
 
@@ -167,8 +188,14 @@ impl SessionState {
         let mut wake: Vec<Waker> = Vec::new();
         {
             let mut p = self.pending.lock().unwrap();
+            let mut acked_bytes = 0;
             while p.pubs.front().is_some_and(|f| f.id <= up_to) {
-                p.pubs.pop_front();
+                acked_bytes += p.pubs.pop_front().expect("checked").len as usize;
+            }
+            if p.pubs.is_empty() {
+                p.replay.clear();
+            } else {
+                p.replay.advance(acked_bytes);
             }
             if up_to > self.pubs_answered.load(Ordering::Relaxed) {
                 self.pubs_answered.store(up_to, Ordering::Release);
@@ -217,21 +244,19 @@ impl SessionState {
         }
         // A fast-path publish answered on its own: a failure (a success would come as an ack).
         let Ok(i) = p.pubs.binary_search_by_key(&r.request_id, |e| e.id) else { return };
-        let e = p.pubs.remove(i).expect("found above");
-        let op = match e.body {
-            client_frame::Body::PublishTopic(_) => "publish_topic",
-            _ => "publish",
-        };
-        if !e.abandoned {
+        let e = &mut p.pubs[i];
+        let (id, was_gone, op) = (e.id, e.gone, if e.topic { "publish_topic" } else { "publish" });
+        e.gone = true;
+        if !was_gone {
             // (A success comes this way only from a server that does not batch publish acks.)
             let outcome = match r.code {
                 0 => Ok(()),
                 c => Err(Error::new(ErrorCode::from_u32(c).unwrap_or(ErrorCode::INVALID_PARAMETER), op, r.reason)),
             };
-            p.answered.insert(e.id, outcome);
+            p.answered.insert(id, outcome);
             self.any_answered.store(true, Ordering::Release);
         }
-        let wake = take_waiter(&mut p.waiters, e.id);
+        let wake = take_waiter(&mut p.waiters, id);
         drop(p);
         if let Some(w) = wake {
             w.wake();
@@ -249,11 +274,14 @@ impl SessionState {
             keep
         });
         p.map_publishes -= dropped_publishes;
-        p.pubs.retain(|e| !e.abandoned);
         let mut frames: Vec<(u64, Bytes)> = p.map.iter().map(|(id, e)| (*id, e.frame.clone())).collect();
+        let mut at = 0;
         for e in &p.pubs {
-            let f = pb::ClientFrame { request_id: e.id, body: Some(e.body.clone()) };
-            frames.push((e.id, frame::encode_client(&f)));
+            let end = at + e.len as usize;
+            if !e.gone {
+                frames.push((e.id, Bytes::copy_from_slice(&p.replay[at..end])));
+            }
+            at = end;
         }
         frames.sort_by_key(|(id, _)| *id);
         frames.into_iter().map(|(_, f)| f).collect()
@@ -266,11 +294,9 @@ impl SessionState {
             let map = std::mem::take(&mut p.map);
             p.map_publishes = 0;
             let pubs = std::mem::take(&mut p.pubs);
-            for e in pubs.into_iter().filter(|e| !e.abandoned) {
-                let op = match e.body {
-                    client_frame::Body::PublishTopic(_) => "publish_topic",
-                    _ => "publish",
-                };
+            p.replay = BytesMut::new();
+            for e in pubs.into_iter().filter(|e| !e.gone) {
+                let op = if e.topic { "publish_topic" } else { "publish" };
                 p.answered.insert(e.id, Err(lost(op, detail)));
             }
             if !p.answered.is_empty() {
@@ -322,7 +348,7 @@ impl SessionState {
             self.any_answered.store(false, Ordering::Release);
         }
         if let Ok(i) = p.pubs.binary_search_by_key(&id, |e| e.id) {
-            p.pubs[i].abandoned = true;
+            p.pubs[i].gone = true;
         }
     }
 }
@@ -502,9 +528,8 @@ impl Link {
         if self.is_ended() {
             return Err(body);
         }
-        let mut job = Some(body);
         let session = &self.session;
-        match self.push(|buf| session.register_pub_into(buf, job.take().expect("still ours"))) {
+        match self.push(|buf| session.register_pub_into(buf, &body)) {
             Some(id) => Ok(PubWait {
                 session: self.session.clone(),
                 id,
@@ -515,8 +540,35 @@ impl Link {
                 sleep: None,
                 done: false,
             }),
-            None => Err(job.take().expect("not taken when full")),
+            None => Err(body),
         }
+    }
+
+    /// Sends a publish to a message or user channel, written from its parts, if there is room
+    /// right now; `None` otherwise (nothing was sent).
+    pub(crate) fn try_publish_ref(
+        &self,
+        op: &'static str,
+        p: &PublishRef<'_>,
+        timeout_code: ErrorCode,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Option<PubWait> {
+        if self.is_ended() {
+            return None;
+        }
+        let session = &self.session;
+        let id = self.push(|buf| session.register_pub_ref_into(buf, p))?;
+        Some(PubWait {
+            session: self.session.clone(),
+            id,
+            op,
+            timeout_code,
+            timeout,
+            deadline,
+            sleep: None,
+            done: false,
+        })
     }
 
     /// Queues already-encoded frames (requests resent after a resume) in order.
@@ -867,7 +919,7 @@ async fn reader<R: AsyncRead + Unpin>(
         };
         last_rx.fetch_add(1, Ordering::Relaxed);
         // Messages, the bulk of the traffic, are read in place (no intermediate structs).
-        if let Some((seq, m)) = rtm2_proto::fastpath_rx::decode_message_frame(&body) {
+        if let Some((seq, m)) = rtm2_proto::fastpath_client::decode_message_frame(&body) {
             if link.session.accept_seq(seq) {
                 batch.push(crate::types::MessageEvent::from_ref(&body, m));
             }
@@ -996,16 +1048,26 @@ mod tests {
         pb::Response { request_id: id, code: code.code(), reason: "refused".into(), ..Default::default() }
     }
 
+    /// Nothing is kept for anyone: no outcome, no waiter, no publish to resend (answered ones
+    /// may stay as tombstones until the ack watermark passes them).
     fn is_clean(s: &SessionState) -> bool {
         let p = s.pending.lock().unwrap();
-        p.pubs.is_empty() && p.answered.is_empty() && p.waiters.is_empty() && !s.any_answered.load(Ordering::Relaxed)
+        p.pubs.iter().all(|e| e.gone)
+            && p.answered.is_empty()
+            && p.waiters.is_empty()
+            && !s.any_answered.load(Ordering::Relaxed)
+    }
+
+    fn is_empty(s: &SessionState) -> bool {
+        let p = s.pending.lock().unwrap();
+        p.pubs.is_empty() && p.replay.is_empty()
     }
 
     #[test]
     fn fast_publishes_are_acked_or_failed_each_once_and_leave_nothing_behind() {
         let s = SessionState::default();
         let mut out = BytesMut::new();
-        let ids: Vec<u64> = (0..3).map(|n| s.register_pub_into(&mut out, publish_body(n))).collect();
+        let ids: Vec<u64> = (0..3).map(|n| s.register_pub_into(&mut out, &publish_body(n))).collect();
         assert_eq!(ids_in(out), ids, "frames carry their ids, in order");
         assert!(s.pub_outcome(ids[0], None).is_none(), "nothing answered yet");
 
@@ -1016,15 +1078,15 @@ mod tests {
         let e = s.pub_outcome(ids[1], None).unwrap().unwrap_err();
         assert_eq!((e.code, e.operation), (ErrorCode::CHANNEL_RECEIVER_OFFLINE, "publish"));
         assert!(matches!(s.pub_outcome(ids[2], None), Some(Ok(()))));
-        assert!(is_clean(&s));
+        assert!(is_clean(&s) && is_empty(&s));
     }
 
     #[test]
     fn a_lost_session_fails_waiting_publishes_and_forgets_abandoned_ones() {
         let s = SessionState::default();
         let mut out = BytesMut::new();
-        let gone = s.register_pub_into(&mut out, publish_body(0));
-        let kept = s.register_pub_into(&mut out, publish_body(1));
+        let gone = s.register_pub_into(&mut out, &publish_body(0));
+        let kept = s.register_pub_into(&mut out, &publish_body(1));
         s.abandon_pub(gone);
         s.reset("server restarted");
         let e = s.pub_outcome(kept, None).unwrap().unwrap_err();
@@ -1033,23 +1095,27 @@ mod tests {
         assert!(is_clean(&s), "no outcome kept for a publish nobody waits for");
 
         // A failure answered but never collected is dropped with its waiter.
-        let later = s.register_pub_into(&mut out, publish_body(2));
+        let later = s.register_pub_into(&mut out, &publish_body(2));
         s.complete(failure(later, ErrorCode::CHANNEL_INVALID_MESSAGE));
         s.abandon_pub(later);
         assert!(is_clean(&s));
 
         // A server without batched acks answers each publish: a success counts at once.
-        let answered = s.register_pub_into(&mut out, publish_body(3));
+        let answered = s.register_pub_into(&mut out, &publish_body(3));
         s.complete(pb::Response { request_id: answered, ..Default::default() });
         assert!(matches!(s.pub_outcome(answered, None), Some(Ok(()))));
         assert!(is_clean(&s));
+        assert!(s.unanswered().is_empty(), "answered publishes are not resent");
+        // The next ack watermark releases the tombstones and their bytes.
+        s.ack_publishes(answered);
+        assert!(is_empty(&s));
     }
 
     #[test]
     fn resent_frames_are_the_awaited_requests_in_id_order() {
         let s = SessionState::default();
         let mut out = BytesMut::new();
-        let p1 = s.register_pub_into(&mut out, publish_body(1));
+        let p1 = s.register_pub_into(&mut out, &publish_body(1));
         let (tx, _rx) = oneshot::channel();
         s.register_into(
             &mut out,
@@ -1065,15 +1131,23 @@ mod tests {
             gone_tx,
         );
         drop(gone_rx);
-        let p2 = s.register_pub_into(&mut out, publish_body(2));
-        let p3 = s.register_pub_into(&mut out, publish_body(3));
+        let p2 = s.register_pub_into(&mut out, &publish_body(2));
+        let three = match publish_body(3) {
+            client_frame::Body::Publish(p) => p,
+            _ => unreachable!(),
+        };
+        let p3 = s.register_pub_ref_into(&mut out, &PublishRef::from(&three));
         s.abandon_pub(p2);
         let all = ids_in(out);
         let mut wire = BytesMut::new();
         for f in s.unanswered() {
             wire.extend_from_slice(&f);
         }
-        assert_eq!(ids_in(wire), vec![p1, all[1], p3], "the given-up request and publish are not resent");
+        assert_eq!(ids_in(wire.clone()), vec![p1, all[1], p3], "the given-up request and publish are not resent");
+        // The resent publish is the one written from its parts.
+        let dec = FrameDecoder::new(limits::MAX_CLIENT_FRAME_LEN);
+        let last = std::iter::from_fn(|| dec.decode(&mut wire).unwrap()).last().unwrap();
+        assert_eq!(frame::decode_client(last).unwrap().body, Some(client_frame::Body::Publish(three)));
     }
 
     #[tokio::test]
@@ -1090,14 +1164,14 @@ mod tests {
             sleep: None,
             done: false,
         };
-        let acked = s.register_pub_into(&mut out, publish_body(1));
+        let acked = s.register_pub_into(&mut out, &publish_body(1));
         let task = tokio::spawn(wait(acked, 10_000));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!task.is_finished());
         s.ack_publishes(acked);
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("woken by the ack").unwrap().unwrap();
 
-        let silent = s.register_pub_into(&mut out, publish_body(2));
+        let silent = s.register_pub_into(&mut out, &publish_body(2));
         let e = wait(silent, 50).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT);
         assert!(s.pending.lock().unwrap().waiters.is_empty());

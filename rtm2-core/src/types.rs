@@ -243,7 +243,7 @@ impl MessageEvent {
     }
 
     /// From an event read in place from `frame` (the payload stays a slice of it).
-    pub(crate) fn from_ref(frame: &Bytes, m: rtm2_proto::fastpath_rx::MessageEventRef<'_>) -> Self {
+    pub(crate) fn from_ref(frame: &Bytes, m: rtm2_proto::fastpath_client::MessageEventRef<'_>) -> Self {
         MessageEvent {
             channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),
             channel: m.channel.to_owned(),

@@ -102,6 +102,19 @@ pub fn write_client_frame(buf: &mut BytesMut, frame: &ClientFrame) {
     frame.encode_raw(buf);
 }
 
+/// Writes `ClientFrame { request_id, body }` with its length prefix, as [`write_client_frame`]
+/// does, from a borrowed body.
+pub fn write_client_frame_parts(buf: &mut BytesMut, request_id: u64, body: &crate::pb::client_frame::Body) {
+    let id_len = if request_id == 0 { 0 } else { 1 + prost::encoding::encoded_len_varint(request_id) };
+    let len = id_len + body.encoded_len();
+    buf.reserve(LEN_PREFIX + len);
+    buf.put_u32_le(len as u32);
+    if request_id != 0 {
+        prost::encoding::uint64::encode(1, &request_id, buf);
+    }
+    body.encode(buf);
+}
+
 /// Decodes a client frame body (length prefix already removed).
 pub fn decode_client(body: Bytes) -> Result<ClientFrame, FrameError> {
     let frame = ClientFrame::decode(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
@@ -148,6 +161,28 @@ pub fn decode_server(body: Bytes) -> Result<ServerFrame, FrameError> {
 mod tests {
     use super::*;
     use crate::pb::{self, client_frame};
+
+    #[test]
+    fn a_frame_written_from_a_borrowed_body_is_the_same_frame() {
+        let bodies = [
+            client_frame::Body::PublishTopic(pb::PublishTopic {
+                channel: "s".into(),
+                topic: "t".into(),
+                payload: bytes::Bytes::from_static(b"hello"),
+                ..Default::default()
+            }),
+            client_frame::Body::Logout(pb::Logout {}),
+        ];
+        for body in bodies {
+            for request_id in [0, 1, 300, u64::MAX] {
+                let mut parts = BytesMut::new();
+                write_client_frame_parts(&mut parts, request_id, &body);
+                let mut whole = BytesMut::new();
+                write_client_frame(&mut whole, &ClientFrame { request_id, body: Some(body.clone()) });
+                assert_eq!(parts, whole);
+            }
+        }
+    }
 
     #[test]
     fn client_frames_round_trip_when_split_anywhere() {

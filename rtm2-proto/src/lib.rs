@@ -6,7 +6,7 @@
 pub mod enums;
 pub mod error_code;
 pub mod fastpath;
-pub mod fastpath_rx;
+pub mod fastpath_client;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,12 +1,67 @@
-//! The hottest frame the SDK receives, a `ServerFrame` carrying a `MessageEvent`, read in place.
+//! The SDK's hottest frames: the `Publish` it sends, written straight from borrowed parts, and
+//! the `MessageEvent` it receives, read in place.
 //!
-//! Like [`crate::fastpath`], this accepts only the plain shape the server writes (each known
+//! The writer produces the bytes prost produces for the same frame. Like [`crate::fastpath`],
+//! the reader accepts only the plain shape the server writes (each known
 //! field at most once, with its declared wire type, valid UTF-8, in-range scalars) and says
 //! `None` for anything else, so that the caller decodes with prost instead and every input
 //! behaves exactly as before. When it says `Some`, prost decodes the same bytes to the same
 //! values (tested below).
 
-use crate::fastpath::{delimited, once, u32_field, varint};
+use bytes::{BufMut, BytesMut};
+use prost::encoding::{encode_varint, encoded_len_varint};
+
+use crate::fastpath::{PublishRef, delimited, once, u32_field, varint};
+use crate::frame::LEN_PREFIX;
+
+/// Key of `ClientFrame.publish` (field 22, length-delimited), as a varint.
+const KEY_PUBLISH: u64 = 22 << 3 | 2;
+
+fn varint_field_len(v: u64) -> usize {
+    if v == 0 { 0 } else { 1 + encoded_len_varint(v) }
+}
+
+fn bytes_field_len(b: &[u8]) -> usize {
+    if b.is_empty() { 0 } else { 1 + encoded_len_varint(b.len() as u64) + b.len() }
+}
+
+fn put_varint_field(buf: &mut BytesMut, key: u8, v: u64) {
+    if v != 0 {
+        buf.put_u8(key);
+        encode_varint(v, buf);
+    }
+}
+
+fn put_bytes_field(buf: &mut BytesMut, key: u8, b: &[u8]) {
+    if !b.is_empty() {
+        buf.put_u8(key);
+        encode_varint(b.len() as u64, buf);
+        buf.put_slice(b);
+    }
+}
+
+/// Appends a length-prefixed `ClientFrame { request_id, publish: p }` to `buf`: the bytes
+/// [`crate::frame::write_client_frame`] writes for the same frame, without building it.
+pub fn write_publish_frame(buf: &mut BytesMut, request_id: u64, p: &PublishRef<'_>) {
+    let inner = bytes_field_len(p.channel.as_bytes())
+        + varint_field_len(p.channel_type.into())
+        + varint_field_len(p.message_type.into())
+        + bytes_field_len(p.payload)
+        + bytes_field_len(p.custom_type.as_bytes())
+        + varint_field_len(p.store_in_history.into());
+    let len = varint_field_len(request_id) + encoded_len_varint(KEY_PUBLISH) + encoded_len_varint(inner as u64) + inner;
+    buf.reserve(LEN_PREFIX + len);
+    buf.put_u32_le(len as u32);
+    put_varint_field(buf, 0x08, request_id);
+    encode_varint(KEY_PUBLISH, buf);
+    encode_varint(inner as u64, buf);
+    put_bytes_field(buf, 0x0a, p.channel.as_bytes());
+    put_varint_field(buf, 0x10, p.channel_type.into());
+    put_varint_field(buf, 0x18, p.message_type.into());
+    put_bytes_field(buf, 0x22, p.payload);
+    put_bytes_field(buf, 0x2a, p.custom_type.as_bytes());
+    put_varint_field(buf, 0x30, p.store_in_history.into());
+}
 
 /// A `MessageEvent` borrowed from the bytes of its frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,6 +204,38 @@ mod tests {
         match f.body {
             Some(server_frame::Body::Message(m)) => Some((f.seq, m)),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn writes_a_publish_as_prost_does() {
+        let payloads = [vec![], vec![7u8; 1], vec![1u8; 200], vec![2u8; 70_000]];
+        for (i, payload) in payloads.iter().enumerate() {
+            for request_id in [0u64, 1, 127, 128, 1 << 40] {
+                for store_in_history in [false, true] {
+                    let p = PublishRef {
+                        channel: if i == 1 { "" } else { "chännel" },
+                        channel_type: [0, 1, 3, 300][i],
+                        message_type: (i % 2) as u32,
+                        payload,
+                        custom_type: if i == 2 { "type" } else { "" },
+                        store_in_history,
+                    };
+                    let mut ours = BytesMut::from(&b"xy"[..]);
+                    write_publish_frame(&mut ours, request_id, &p);
+                    let mut prost = BytesMut::from(&b"xy"[..]);
+                    let body = pb::client_frame::Body::Publish(pb::Publish {
+                        channel: p.channel.into(),
+                        channel_type: p.channel_type,
+                        message_type: p.message_type,
+                        payload: Bytes::copy_from_slice(payload),
+                        custom_type: p.custom_type.into(),
+                        store_in_history,
+                    });
+                    frame::write_client_frame(&mut prost, &pb::ClientFrame { request_id, body: Some(body) });
+                    assert_eq!(ours, prost, "payload {i}, request {request_id}, history {store_in_history}");
+                }
+            }
         }
     }
 
