@@ -395,3 +395,34 @@ async fn successful_publishes_are_acknowledged_together() {
     assert_eq!(codes, vec![1, 20, 51], "only the login, the failed publish and the subscribe get responses");
     assert_eq!(responses[1].1, ErrorCode::INVALID_CHANNEL_NAME.code());
 }
+
+/// Sparse publishes are written to the socket by the calling thread, dense ones by the
+/// connection's writer in batches: mixed, every message arrives once, in order, acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparse_and_dense_publishes_keep_their_order_over_tcp() {
+    let (_server, ep) = setup(Transport::Tcp).await;
+    let alice = client(&ep, "alice");
+    let bob = client(&ep, "bob");
+    alice.login("").await.unwrap();
+    bob.login("").await.unwrap();
+    let mut room = bob.subscribe("mixed", SubscribeOptions::default()).await.unwrap();
+    let mut ops = Vec::new();
+    let mut n = 0;
+    for round in 0..40 {
+        // A lone publish after a pause, then a burst.
+        ops.push(alice.publish("mixed", format!("{n}"), PublishOptions::default()));
+        n += 1;
+        for _ in 0..round % 7 * 20 {
+            ops.push(alice.publish("mixed", format!("{n}"), PublishOptions::default()));
+            n += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(200 + round * 37)).await;
+    }
+    for op in ops {
+        op.await.unwrap();
+    }
+    for i in 0..n {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), next_message(&mut room)).await.unwrap();
+        assert_eq!(m.text(), Some(i.to_string().as_str()), "message {i} of {n}");
+    }
+}
