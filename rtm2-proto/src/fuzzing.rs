@@ -21,6 +21,7 @@ pub fn frame_decoder(data: &[u8]) {
             match dec.decode(&mut buf) {
                 Ok(Some(body)) => {
                     fast_publish_agrees(&body);
+                    fast_message_agrees(&body);
                     if let Ok(f) = frame::decode_client(body.clone()) {
                         let again = frame::encode_client(&f);
                         let mut b = BytesMut::from(&again[..]);
@@ -44,6 +45,38 @@ fn fast_publish_agrees(body: &[u8]) {
         frame::decode_client(bytes::Bytes::copy_from_slice(body)).expect("prost decodes what the fast path accepts");
     let Some(pb::client_frame::Body::Publish(p)) = &f.body else { panic!("fast path accepted a non-publish: {f:?}") };
     assert_eq!((request_id, fast), (f.request_id, crate::fastpath::PublishRef::from(p)));
+}
+
+/// Whatever the SDK's borrowed `MessageEvent` reader accepts, prost decodes to the same values,
+/// and a `Publish` it accepts is written back by the SDK's publish writer to the same bytes
+/// prost writes.
+fn fast_message_agrees(body: &[u8]) {
+    use crate::fastpath_client::{decode_message_frame, write_publish_frame};
+    if let Some((seq, m)) = decode_message_frame(body) {
+        let f =
+            frame::decode_server(bytes::Bytes::copy_from_slice(body)).expect("prost decodes what the reader accepts");
+        let Some(pb::server_frame::Body::Message(e)) = &f.body else { panic!("reader accepted a non-message: {f:?}") };
+        assert_eq!(seq, f.seq);
+        assert_eq!(
+            (m.channel_type, m.channel, m.topic, m.publisher, m.message_type, m.payload, m.custom_type, m.timestamp_ms),
+            (
+                e.channel_type,
+                e.channel.as_str(),
+                e.topic.as_str(),
+                e.publisher.as_str(),
+                e.message_type,
+                &e.payload[..],
+                e.custom_type.as_str(),
+                e.timestamp_ms
+            )
+        );
+    }
+    if let Some((request_id, p)) = crate::fastpath::decode_publish_frame(body) {
+        let mut ours = BytesMut::new();
+        write_publish_frame(&mut ours, request_id, &p);
+        let f = frame::decode_client(bytes::Bytes::copy_from_slice(body)).expect("prost decodes it");
+        assert_eq!(ours, frame::encode_client(&f), "the publish writer differs from prost");
+    }
 }
 
 /// Decodes `data` as a server frame body; what decodes must survive an encode/decode round
