@@ -271,7 +271,7 @@ fn describe(m: &MessageEvent) -> String {
     let place = match m.channel_type {
         ChannelType::USER => "(direct)".to_string(),
         ChannelType::STREAM => format!("{}/{}", m.channel, m.topic),
-        _ => m.channel.clone(),
+        _ => m.channel.to_string(),
     };
     let ct = if m.custom_type.is_empty() { String::new() } else { format!(" [{}]", m.custom_type) };
     format!("{place} {}{ct}: {body}", m.publisher)

@@ -314,7 +314,7 @@ impl EventHub {
                     })
                     .unwrap_or(rest.len())
                     .max(1);
-                if let Some(v) = key.and_then(|k| channels.get(k)) {
+                if let Some(v) = key.and_then(|k| channels.get(k.as_str())) {
                     for q in v {
                         q.push_many(&rest[..run]);
                     }
@@ -330,7 +330,7 @@ impl EventHub {
     pub(crate) fn emit(&self, ev: Event) {
         if let Event::Message(m) = &ev
             && m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE
-            && let Some(v) = self.channels.read().unwrap().get(&m.channel)
+            && let Some(v) = self.channels.read().unwrap().get(m.channel.as_str())
         {
             for q in v {
                 q.push(ev.clone());
@@ -350,11 +350,11 @@ mod tests {
         Event::Message(Arc::new(MessageEvent {
             channel_type,
             channel: channel.into(),
-            topic: String::new(),
+            topic: Default::default(),
             publisher: "p".into(),
             message_type: rtm2_proto::enums::MessageType::STRING,
             payload: bytes::Bytes::from(i.to_string()),
-            custom_type: String::new(),
+            custom_type: Default::default(),
             timestamp_ms: 0,
         }))
     }

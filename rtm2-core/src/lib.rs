@@ -24,6 +24,7 @@ mod lock;
 pub mod logging;
 mod presence;
 mod runtime;
+mod shared_str;
 mod storage;
 mod stream_channel;
 mod types;
@@ -61,6 +62,7 @@ pub use presence::{
     ChannelInfo, GetOnlineUsersOptions, OnlineUsers, Presence, PresenceEvent, PresenceInterval, States, UserState,
 };
 pub use runtime::{Op, block_on, runtime};
+pub use shared_str::SharedStr;
 pub use storage::{Metadata, MetadataItem, MetadataOptions, MetadataWrite, Storage, StorageEvent};
 pub use stream_channel::StreamChannel;
 pub use types::*;

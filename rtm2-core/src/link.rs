@@ -992,6 +992,7 @@ async fn reader<R: AsyncRead + Unpin>(
     // Messages that arrived together are handed over as one batch: it goes out before anything
     // else is handled, and before the reader waits for more bytes.
     let mut batch: Vec<crate::types::MessageEvent> = Vec::new();
+    let mut last_strings = crate::types::LastStrings::default();
     let end = loop {
         if !batch.is_empty() && (batch.len() >= MESSAGE_BATCH || !dec.has_frame(&buf)) {
             flush_messages(&inbound, &mut batch);
@@ -1006,7 +1007,7 @@ async fn reader<R: AsyncRead + Unpin>(
         // Messages, the bulk of the traffic, are read in place (no intermediate structs).
         if let Some((seq, m)) = rtm2_proto::fastpath_client::decode_message_frame(&body) {
             if link.session.accept_seq(seq) {
-                batch.push(crate::types::MessageEvent::from_ref(&body, m));
+                batch.push(crate::types::MessageEvent::from_ref(&body, m, &mut last_strings));
             }
             continue;
         }

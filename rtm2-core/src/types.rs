@@ -1,5 +1,6 @@
 //! Options, results and events of the SDK.
 
+use crate::shared_str::SharedStr;
 use bytes::Bytes;
 use rtm2_proto::enums::*;
 use rtm2_proto::pb;
@@ -212,23 +213,32 @@ pub struct SubscribeTopicResult {
     pub failed: Vec<FailedUser>,
 }
 
+/// The strings of the previous message a connection received (see [`SharedStr`]).
+#[derive(Default)]
+pub(crate) struct LastStrings {
+    channel: crate::shared_str::LastStr,
+    topic: crate::shared_str::LastStr,
+    publisher: crate::shared_str::LastStr,
+    custom_type: crate::shared_str::LastStr,
+}
+
 /// A received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEvent {
     /// MESSAGE, STREAM or USER.
     pub channel_type: ChannelType,
     /// The channel; for USER messages the receiving user's id (as the reference SDK does).
-    pub channel: String,
+    pub channel: SharedStr,
     /// The topic (STREAM only).
-    pub topic: String,
+    pub topic: SharedStr,
     /// Who published it.
-    pub publisher: String,
+    pub publisher: SharedStr,
     /// STRING or BINARY.
     pub message_type: MessageType,
     /// The payload.
     pub payload: Bytes,
     /// Application-defined type.
-    pub custom_type: String,
+    pub custom_type: SharedStr,
     /// Server time of receipt, ms since the epoch.
     pub timestamp_ms: u64,
 }
@@ -242,16 +252,21 @@ impl MessageEvent {
         }
     }
 
-    /// From an event read in place from `frame` (the payload stays a slice of it).
-    pub(crate) fn from_ref(frame: &Bytes, m: rtm2_proto::fastpath_client::MessageEventRef<'_>) -> Self {
+    /// From an event read in place from `frame` (the payload stays a slice of it); strings
+    /// equal to the previous message's share its allocation.
+    pub(crate) fn from_ref(
+        frame: &Bytes,
+        m: rtm2_proto::fastpath_client::MessageEventRef<'_>,
+        last: &mut LastStrings,
+    ) -> Self {
         MessageEvent {
             channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),
-            channel: m.channel.to_owned(),
-            topic: m.topic.to_owned(),
-            publisher: m.publisher.to_owned(),
+            channel: last.channel.get(m.channel),
+            topic: last.topic.get(m.topic),
+            publisher: last.publisher.get(m.publisher),
             message_type: MessageType::from_u32(m.message_type).unwrap_or(MessageType::BINARY),
             payload: if m.payload.is_empty() { Bytes::new() } else { frame.slice_ref(m.payload) },
-            custom_type: m.custom_type.to_owned(),
+            custom_type: last.custom_type.get(m.custom_type),
             timestamp_ms: m.timestamp_ms,
         }
     }
@@ -259,12 +274,12 @@ impl MessageEvent {
     pub(crate) fn from_pb(m: pb::MessageEvent) -> Self {
         MessageEvent {
             channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),
-            channel: m.channel,
-            topic: m.topic,
-            publisher: m.publisher,
+            channel: m.channel.into(),
+            topic: m.topic.into(),
+            publisher: m.publisher.into(),
             message_type: MessageType::from_u32(m.message_type).unwrap_or(MessageType::BINARY),
             payload: m.payload,
-            custom_type: m.custom_type,
+            custom_type: m.custom_type.into(),
             timestamp_ms: m.timestamp_ms,
         }
     }

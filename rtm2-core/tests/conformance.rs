@@ -228,13 +228,13 @@ fn fields(ev: &Event, kind: &str, line: usize) -> Option<BTreeMap<&'static str, 
     match (ev, kind) {
         (Event::Message(m), "message") => {
             got.insert("channel_type", m.channel_type.name().into());
-            got.insert("channel", m.channel.clone());
-            got.insert("topic", m.topic.clone());
-            got.insert("publisher", m.publisher.clone());
+            got.insert("channel", m.channel.to_string());
+            got.insert("topic", m.topic.to_string());
+            got.insert("publisher", m.publisher.to_string());
             got.insert("text", m.text().unwrap_or_default().to_string());
             got.insert("hex", hex(&m.payload));
             got.insert("message_type", m.message_type.name().into());
-            got.insert("custom_type", m.custom_type.clone());
+            got.insert("custom_type", m.custom_type.to_string());
         }
         (Event::Topic(t), "topic_event") => {
             got.insert("type", t.event_type.name().into());

@@ -124,12 +124,12 @@ fn message(m: &rtm2_core::MessageEvent) -> MessageEvent {
     };
     MessageEvent {
         channel_type: m.channel_type.name().to_string(),
-        channel_name: m.channel.clone(),
-        topic_name: m.topic.clone(),
+        channel_name: m.channel.to_string(),
+        topic_name: m.topic.to_string(),
         message_type: m.message_type.name().to_string(),
         message,
-        custom_type: m.custom_type.clone(),
-        publisher: m.publisher.clone(),
+        custom_type: m.custom_type.to_string(),
+        publisher: m.publisher.to_string(),
         timestamp: m.timestamp_ms as f64,
     }
 }
