@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rtm2_proto::enums::{ChannelType, LinkStateChangeReason, TopicEventType, topic_user_code};
-use rtm2_proto::frame;
 use rtm2_proto::pb::{self, server_frame};
 use rtm2_proto::token;
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
+use rtm2_proto::{fastpath, frame};
 
 use crate::engine::Reply;
 use crate::session::Session;
@@ -252,24 +252,24 @@ pub(crate) fn leave_topic(session: &Arc<Session>, r: pb::LeaveTopic) -> Reply {
 pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Reply {
     validate::topic_name(&r.topic)?;
     validate::topic_message(&r.payload, r.message_type, &r.custom_type)?;
-    let channel = r.channel.clone();
-    with_member(session, &channel, |ch, user| {
+    with_member(session, &r.channel, |ch, user| {
         if !ch.members[user].topics.contains_key(&r.topic) {
             return Err(Violation::new(
                 ErrorCode::CHANNEL_TOPIC_NOT_JOINED,
                 format!("topic {:?} is not joined; join it before publishing", r.topic),
             ));
         }
-        let body = frame::encode_server_body(&server_frame::Body::Message(pb::MessageEvent {
+        // Encoded from the request's parts (no owned MessageEvent), once for every subscriber.
+        let body = fastpath::encode_message_body(&fastpath::MessageEventRef {
             channel_type: ChannelType::STREAM as u32,
-            channel: r.channel,
-            topic: r.topic.clone(),
-            publisher: user.to_string(),
+            channel: &r.channel,
+            topic: &r.topic,
+            publisher: user,
             message_type: r.message_type,
-            payload: r.payload,
-            custom_type: r.custom_type,
+            payload: &r.payload,
+            custom_type: &r.custom_type,
             timestamp_ms: now_ms(),
-        }));
+        });
         for m in ch.members.values() {
             if m.subscriptions.get(&r.topic).is_some_and(|p| p.contains(user)) {
                 m.session.send(body.clone());
