@@ -105,14 +105,21 @@ impl PartialEq<SharedStr> for str {
 /// Reuses the previous value when the next one is equal (consecutive messages of a connection
 /// mostly repeat their channel and publisher).
 #[derive(Default)]
-pub(crate) struct LastStr(SharedStr);
+pub(crate) struct LastStr {
+    /// A private copy to compare with: the shared value's memory is also written by the threads
+    /// that drop their clones (reference counts), so reading it would wait for their cache.
+    text: String,
+    shared: SharedStr,
+}
 
 impl LastStr {
     pub(crate) fn get(&mut self, s: &str) -> SharedStr {
-        if *self.0 != *s {
-            self.0 = SharedStr::from(s);
+        if self.text != s {
+            self.text.clear();
+            self.text.push_str(s);
+            self.shared = SharedStr::from(s);
         }
-        self.0.clone()
+        self.shared.clone()
     }
 }
 
@@ -140,6 +147,8 @@ mod tests {
         let a = last.get("alice");
         let b = last.get("alice");
         assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(last.get(""), "");
+        let a = last.get("alice");
         let c = last.get("bob");
         assert_eq!(c, "bob");
         assert!(!Arc::ptr_eq(&a.0, &c.0));
