@@ -399,11 +399,7 @@ impl Client {
         };
         let code = ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT;
         let timeout = self.timeout();
-        if let Some(wait) = self.inner.try_publish_now(
-            op,
-            |link, deadline| link.try_publish_ref(op, &parts, code, timeout, deadline),
-            timeout,
-        ) {
+        if let Some(wait) = self.inner.try_publish_now(op, |link| link.try_publish_ref(op, &parts, code, timeout)) {
             return wait;
         }
         let body = client_frame::Body::Publish(pb::Publish {
@@ -557,17 +553,15 @@ impl Inner {
         timeout: Duration,
     ) -> Op<Result<()>> {
         let mut body = Some(body);
-        let fast = self.try_publish_now(
-            op,
-            |link, deadline| match link.try_publish(op, body.take().expect("once"), timeout_code, timeout, deadline) {
+        let fast = self.try_publish_now(op, |link| {
+            match link.try_publish(op, body.take().expect("once"), timeout_code, timeout) {
                 Ok(wait) => Some(wait),
                 Err(back) => {
                     body = Some(back);
                     None
                 }
-            },
-            timeout,
-        );
+            }
+        });
         if let Some(op) = fast {
             return op;
         }
@@ -580,8 +574,7 @@ impl Inner {
     pub(crate) fn try_publish_now(
         &self,
         op: &'static str,
-        send: impl FnOnce(&Link, tokio::time::Instant) -> Option<link::PubWait>,
-        timeout: Duration,
+        send: impl FnOnce(&Link) -> Option<link::PubWait>,
     ) -> Option<Op<Result<()>>> {
         if crate::runtime::forked() {
             return Some(Op::ready(Err(crate::runtime::forked_error(op))));
@@ -591,7 +584,7 @@ impl Inner {
         }
         let slot = self.slot.borrow();
         let Slot::Up(link) = &*slot else { return None };
-        send(link, tokio::time::Instant::now() + timeout).map(Op::published)
+        send(link).map(Op::published)
     }
 
     /// Sends a request at once if the link is up and no earlier request is waiting.

@@ -366,7 +366,6 @@ pub(crate) struct PubWait {
     op: &'static str,
     timeout_code: ErrorCode,
     timeout: Duration,
-    deadline: tokio::time::Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
 }
@@ -383,11 +382,13 @@ impl Future for PubWait {
             this.done = true;
             return Poll::Ready(r);
         }
-        let deadline = this.deadline;
+        let timeout = this.timeout;
         let sleep = this.sleep.get_or_insert_with(|| {
-            // The timer needs a runtime context: the caller's, or the SDK's.
+            // The timeout runs from the first wait (the clock is not read per publish: most are
+            // answered before anyone waits). The timer needs a runtime context: the caller's,
+            // or the SDK's.
             let _guard = tokio::runtime::Handle::try_current().is_err().then(|| crate::runtime::runtime().enter());
-            Box::pin(tokio::time::sleep_until(deadline))
+            Box::pin(tokio::time::sleep(timeout))
         });
         if sleep.as_mut().poll(cx).is_ready() {
             // The outcome may have landed just now.
@@ -506,12 +507,12 @@ impl Link {
     /// Appends under the queue lock if there is room (an empty queue always takes a frame),
     /// then wakes the writer if it was idle. `None` when full.
     fn push<R>(&self, write: impl FnOnce(&mut BytesMut) -> R) -> Option<R> {
-        self.push_at(None, write)
+        self.push_at(false, write)
     }
 
-    /// `push`, for a caller that knows the time: a sparse frame (see `DIRECT_WRITE_GAP`) that
-    /// finds the writer asleep is written to the socket here, without waking it.
-    fn push_at<R>(&self, now: Option<tokio::time::Instant>, write: impl FnOnce(&mut BytesMut) -> R) -> Option<R> {
+    /// `push`, where a sparse frame (see `DIRECT_WRITE_GAP`) that finds the writer asleep may be
+    /// written to the socket here, without waking it (`direct`).
+    fn push_at<R>(&self, direct: bool, write: impl FnOnce(&mut BytesMut) -> R) -> Option<R> {
         let mut q = self.out.lock().unwrap();
         if q.buf.len() >= OUT_QUEUE_BYTES {
             q.room_wanted = true;
@@ -522,8 +523,9 @@ impl Link {
             return Some(r);
         }
         // The writer is asleep, so nothing else writes to the socket while this lock is held.
-        if let (Some(now), Some(d)) = (now, &self.direct)
+        if let (true, Some(d)) = (direct, &self.direct)
             && q.buf.len() <= DIRECT_WRITE_MAX
+            && let now = tokio::time::Instant::now()
             && q.last_direct.is_none_or(|t| now.saturating_duration_since(t) >= DIRECT_WRITE_GAP)
         {
             q.last_direct = Some(now);
@@ -601,23 +603,15 @@ impl Link {
         body: client_frame::Body,
         timeout_code: ErrorCode,
         timeout: Duration,
-        deadline: tokio::time::Instant,
     ) -> std::result::Result<PubWait, client_frame::Body> {
         if self.is_ended() {
             return Err(body);
         }
         let session = &self.session;
-        match self.push_at(deadline.checked_sub(timeout), |buf| session.register_pub_into(buf, &body)) {
-            Some(id) => Ok(PubWait {
-                session: self.session.clone(),
-                id,
-                op,
-                timeout_code,
-                timeout,
-                deadline,
-                sleep: None,
-                done: false,
-            }),
+        match self.push_at(true, |buf| session.register_pub_into(buf, &body)) {
+            Some(id) => {
+                Ok(PubWait { session: self.session.clone(), id, op, timeout_code, timeout, sleep: None, done: false })
+            }
             None => Err(body),
         }
     }
@@ -630,23 +624,13 @@ impl Link {
         p: &PublishRef<'_>,
         timeout_code: ErrorCode,
         timeout: Duration,
-        deadline: tokio::time::Instant,
     ) -> Option<PubWait> {
         if self.is_ended() {
             return None;
         }
         let session = &self.session;
-        let id = self.push_at(deadline.checked_sub(timeout), |buf| session.register_pub_ref_into(buf, p))?;
-        Some(PubWait {
-            session: self.session.clone(),
-            id,
-            op,
-            timeout_code,
-            timeout,
-            deadline,
-            sleep: None,
-            done: false,
-        })
+        let id = self.push_at(true, |buf| session.register_pub_ref_into(buf, p))?;
+        Some(PubWait { session: self.session.clone(), id, op, timeout_code, timeout, sleep: None, done: false })
     }
 
     /// Queues already-encoded frames (requests resent after a resume) in order.
@@ -1246,7 +1230,6 @@ mod tests {
             op: "publish",
             timeout_code: ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT,
             timeout: Duration::from_millis(ms),
-            deadline: tokio::time::Instant::now() + Duration::from_millis(ms),
             sleep: None,
             done: false,
         };
