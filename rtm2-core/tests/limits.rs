@@ -57,7 +57,7 @@ async fn drain(io: &mut tokio::io::DuplexStream) -> Option<String> {
 async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
     // Every connection may queue 512 frames: the subscriber that reads keeps up easily (the
     // publisher keeps at most 100 messages in flight); the one that never reads cannot.
-    let config = ServerConfig { outbound_queue_frames: 512, ..dev_config() };
+    let config = ServerConfig { outbound_queue_frames: 512, resume_window: Duration::from_millis(300), ..dev_config() };
     let server = Server::start(config);
     let mut stuck = raw_login(&server, "stuck", "flood").await;
     let good = client_on(&server, "good");
@@ -94,6 +94,12 @@ async fn a_slow_consumer_is_cut_off_and_nobody_else_waits() {
     // The stuck peer was disconnected with an explicit reason (readable once it reads).
     let reason = drain(&mut stuck).await;
     assert!(reason.as_deref().is_some_and(|r| r.contains("slow consumer")), "{reason:?}");
+    // Its session is kept for a resume, then ended when none comes (it does not stay online).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.session_count() > 2 {
+        assert!(std::time::Instant::now() < deadline, "the cut-off session was never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -289,11 +289,11 @@ impl Session {
                 None => break,
             }
         }
-        let full = match &o.conn {
-            Some(c) => !c.push(seq, body),
-            None => false,
-        };
-        if full && let Some(c) = o.conn.take() {
+        if let Some(c) = &o.conn
+            && !c.push(seq, body)
+        {
+            // The connection stays attached until its read loop ends and detaches it, so that
+            // the session is then kept for a resume and ended when none comes.
             c.close(slow_consumer(c.cap));
         }
     }
@@ -311,9 +311,10 @@ impl Session {
         for (seq, body) in o.replay.iter() {
             if *seq > after_seq && !conn.push(*seq, body.clone()) {
                 conn.close(slow_consumer(conn.cap));
-                return;
+                break;
             }
         }
+        // Attached even when cut off: its read loop's detach then keeps (and ends) the session.
         o.conn = Some(conn);
     }
 
