@@ -8,7 +8,7 @@ async fn next_message(events: &mut EventReceiver) -> Result<MessageEvent> {
     let wait = std::time::Duration::from_secs(10);
     loop {
         match tokio::time::timeout(wait, events.recv()).await {
-            Ok(Some(Event::Message(m))) => return Ok((*m).clone()),
+            Ok(Some(Event::Message(m))) => return Ok(m),
             Ok(Some(_)) => continue,
             _ => return Err(Error::new(ErrorCode::NOT_CONNECTED, "demo", "no message arrived")),
         }

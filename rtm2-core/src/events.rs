@@ -208,7 +208,7 @@ impl Subscription {
 
     /// The next message, or `None` when the subscription ended. An overflow of this
     /// subscription's queue is reported as an `Err(dropped)`.
-    pub async fn recv(&mut self) -> Option<Result<Arc<MessageEvent>, u64>> {
+    pub async fn recv(&mut self) -> Option<Result<MessageEvent, u64>> {
         let mut batch = self.queue.recv_batch(1).await?;
         match batch.pop()? {
             Event::Message(m) => Some(Ok(m)),
@@ -347,7 +347,7 @@ mod tests {
     use super::*;
 
     fn message(channel_type: rtm2_proto::enums::ChannelType, channel: &str, i: u32) -> Event {
-        Event::Message(Arc::new(MessageEvent {
+        Event::Message(MessageEvent {
             channel_type,
             channel: channel.into(),
             topic: Default::default(),
@@ -356,7 +356,7 @@ mod tests {
             payload: bytes::Bytes::from(i.to_string()),
             custom_type: Default::default(),
             timestamp_ms: 0,
-        }))
+        })
     }
 
     /// What each receiver got: (listener, channel a, channel b).

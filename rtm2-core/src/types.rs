@@ -333,7 +333,7 @@ pub struct LinkStateEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A message (message channel, user channel, or topic).
-    Message(std::sync::Arc<MessageEvent>),
+    Message(MessageEvent),
     /// A topic event.
     Topic(std::sync::Arc<TopicEvent>),
     /// A presence event.

@@ -51,7 +51,7 @@ pub fn is_link(ev: &Event, state: LinkState) -> bool {
     matches!(ev, Event::LinkState(l) if l.current == state && l.service_type == ServiceType::MESSAGE)
 }
 
-pub async fn next_message(sub: &mut Subscription) -> std::sync::Arc<MessageEvent> {
+pub async fn next_message(sub: &mut Subscription) -> MessageEvent {
     match tokio::time::timeout(WAIT, sub.recv()).await {
         Ok(Some(Ok(m))) => m,
         other => panic!("expected a message, got {other:?}"),
@@ -59,10 +59,7 @@ pub async fn next_message(sub: &mut Subscription) -> std::sync::Arc<MessageEvent
 }
 
 /// Receives messages until one matching `pred` (skipping others), bounded by WAIT.
-pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(
-    rx: &mut EventReceiver,
-    mut pred: F,
-) -> std::sync::Arc<MessageEvent> {
+pub async fn expect_message<F: FnMut(&MessageEvent) -> bool>(rx: &mut EventReceiver, mut pred: F) -> MessageEvent {
     match expect_event(rx, "a message", |e| matches!(e, Event::Message(m) if pred(m))).await {
         Event::Message(m) => m,
         _ => unreachable!(),
