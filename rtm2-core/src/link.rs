@@ -981,6 +981,30 @@ async fn reader<R: AsyncRead + Unpin>(
         if !batch.is_empty() && (batch.len() >= MESSAGE_BATCH || !dec.has_frame(&buf)) {
             flush_messages(&inbound, &mut batch);
         }
+        // A message is read where it lies; only its payload is split off the read buffer (one
+        // reference count update, not one for the frame and one for the payload).
+        if let Ok(Some(len)) = dec.peek(&buf)
+            && let Some((seq, m)) =
+                rtm2_proto::fastpath_client::decode_message_frame(&buf[frame::LEN_PREFIX..frame::LEN_PREFIX + len])
+        {
+            last_rx.fetch_add(1, Ordering::Relaxed);
+            let frame_len = frame::LEN_PREFIX + len;
+            if !link.session.accept_seq(seq) {
+                buf.advance(frame_len);
+                continue;
+            }
+            let (start, payload_len) = (m.payload.as_ptr() as usize - buf.as_ptr() as usize, m.payload.len());
+            let mut ev = crate::types::MessageEvent::from_ref(m, Bytes::new(), &mut last_strings);
+            if payload_len > 0 {
+                buf.advance(start);
+                ev.payload = buf.split_to(payload_len).freeze();
+                buf.advance(frame_len - start - payload_len);
+            } else {
+                buf.advance(frame_len);
+            }
+            batch.push(ev);
+            continue;
+        }
         let body = match read_frame(&mut rd, &mut buf, &dec).await {
             Ok(b) => b,
             Err(e) => {
@@ -991,7 +1015,8 @@ async fn reader<R: AsyncRead + Unpin>(
         // Messages, the bulk of the traffic, are read in place (no intermediate structs).
         if let Some((seq, m)) = rtm2_proto::fastpath_client::decode_message_frame(&body) {
             if link.session.accept_seq(seq) {
-                batch.push(crate::types::MessageEvent::from_ref(&body, m, &mut last_strings));
+                let payload = if m.payload.is_empty() { Bytes::new() } else { body.slice_ref(m.payload) };
+                batch.push(crate::types::MessageEvent::from_ref(m, payload, &mut last_strings));
             }
             continue;
         }

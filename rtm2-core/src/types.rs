@@ -252,11 +252,11 @@ impl MessageEvent {
         }
     }
 
-    /// From an event read in place from `frame` (the payload stays a slice of it); strings
-    /// equal to the previous message's share its allocation.
+    /// From an event read in place, with its payload; strings equal to the previous message's
+    /// share its allocation.
     pub(crate) fn from_ref(
-        frame: &Bytes,
         m: rtm2_proto::fastpath_client::MessageEventRef<'_>,
+        payload: Bytes,
         last: &mut LastStrings,
     ) -> Self {
         MessageEvent {
@@ -265,7 +265,7 @@ impl MessageEvent {
             topic: last.topic.get(m.topic),
             publisher: last.publisher.get(m.publisher),
             message_type: MessageType::from_u32(m.message_type).unwrap_or(MessageType::BINARY),
-            payload: if m.payload.is_empty() { Bytes::new() } else { frame.slice_ref(m.payload) },
+            payload,
             custom_type: last.custom_type.get(m.custom_type),
             timestamp_ms: m.timestamp_ms,
         }
