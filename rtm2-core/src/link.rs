@@ -424,7 +424,7 @@ struct OutQueue {
     writer_idle: bool,
     /// Someone waits for room (`Link::out_room`).
     room_wanted: bool,
-    /// When a caller last wrote to the socket itself (see `DirectSocket`).
+    /// When a caller last wrote to the connection itself (see `Link::push_at`).
     last_direct: Option<tokio::time::Instant>,
 }
 
@@ -436,51 +436,20 @@ const DIRECT_WRITE_GAP: Duration = Duration::from_micros(50);
 /// Largest queue a caller writes itself.
 const DIRECT_WRITE_MAX: usize = 16 * 1024;
 
-/// The connection's socket, for callers that write to it themselves (plain TCP on Unix). A
-/// duplicate descriptor: it cannot be closed and reused under a writing caller; `finish`
-/// shuts the connection down so the duplicate does not keep it open.
-#[cfg(unix)]
-struct DirectSocket(std::os::fd::OwnedFd);
+/// The connection's write half. The writer task holds the lock while it writes; a caller that
+/// finds the writer asleep (so the lock free) may write a sparse frame itself.
+type SharedWriter = Arc<tokio::sync::Mutex<tokio::io::WriteHalf<Pin<Box<dyn Io>>>>>;
 
-#[cfg(unix)]
-impl DirectSocket {
-    fn of(s: &tokio::net::TcpStream) -> Option<DirectSocket> {
-        use std::os::fd::AsFd;
-        s.as_fd().try_clone_to_owned().ok().map(DirectSocket)
+/// Bytes `w` takes now without waiting (0 when it would wait or failed: the writer retries
+/// and reports errors). A would-wait leaves no waker of ours behind that matters: the writer,
+/// asleep, registers its own when it next writes.
+fn write_now(w: &SharedWriter, b: &[u8]) -> usize {
+    let Ok(mut w) = w.try_lock() else { return 0 };
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut *w).poll_write(&mut cx, b) {
+        Poll::Ready(Ok(n)) => n,
+        _ => 0,
     }
-
-    /// Bytes sent without blocking (0 when the socket is full or failed: the writer retries
-    /// and reports errors).
-    fn send(&self, b: &[u8]) -> usize {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor we own and a valid buffer of `b.len()` bytes.
-        let n = unsafe {
-            libc::send(self.0.as_raw_fd(), b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        };
-        n.max(0) as usize
-    }
-
-    fn shutdown(&self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor we own.
-        unsafe {
-            libc::shutdown(self.0.as_raw_fd(), libc::SHUT_RDWR);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-struct DirectSocket;
-
-#[cfg(not(unix))]
-impl DirectSocket {
-    fn of(_: &tokio::net::TcpStream) -> Option<DirectSocket> {
-        None
-    }
-    fn send(&self, _: &[u8]) -> usize {
-        0
-    }
-    fn shutdown(&self) {}
 }
 
 pub(crate) struct Link {
@@ -489,7 +458,9 @@ pub(crate) struct Link {
     out: Mutex<OutQueue>,
     out_ready: Notify,
     out_room: Notify,
-    direct: Option<DirectSocket>,
+    /// The write half, for callers' direct writes (plain TCP and in-memory connections: TLS
+    /// buffers inside its stream and needs the writer to flush).
+    direct: Option<SharedWriter>,
     session: Arc<SessionState>,
     end: watch::Sender<Option<LinkEnd>>,
     pub login: pb::LoginResult,
@@ -529,7 +500,7 @@ impl Link {
             && q.last_direct.is_none_or(|t| now.saturating_duration_since(t) >= DIRECT_WRITE_GAP)
         {
             q.last_direct = Some(now);
-            let sent = d.send(&q.buf);
+            let sent = write_now(d, &q.buf);
             if sent == q.buf.len() {
                 q.buf.clear();
                 return Some(r);
@@ -689,9 +660,6 @@ impl Link {
         });
         if first {
             tracing::debug!(detail = %end.detail, "link ended");
-            if let Some(d) = &self.direct {
-                d.shutdown();
-            }
         }
     }
 
@@ -741,8 +709,8 @@ fn tls_connector(config: &ClientConfig) -> std::io::Result<tokio_rustls::TlsConn
     Ok(tokio_rustls::TlsConnector::from(Arc::new(tls)))
 }
 
-/// Connects; for plain TCP also the socket for direct writes.
-async fn open(config: &ClientConfig) -> std::io::Result<(Pin<Box<dyn Io>>, Option<DirectSocket>)> {
+/// Connects; also whether callers may write to the connection directly (not through TLS).
+async fn open(config: &ClientConfig) -> std::io::Result<(Pin<Box<dyn Io>>, bool)> {
     let endpoint = &config.endpoint;
     Ok(match endpoint {
         Endpoint::Tls(addr) => {
@@ -753,15 +721,14 @@ async fn open(config: &ClientConfig) -> std::io::Result<(Pin<Box<dyn Io>>, Optio
             })?;
             let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
             s.set_nodelay(true)?;
-            (Box::pin(connector.connect(name, s).await?), None)
+            (Box::pin(connector.connect(name, s).await?), false)
         }
-        Endpoint::Embedded => (Box::pin(crate::embedded::server().connect_in_memory()), None),
-        Endpoint::Server(s) => (Box::pin(s.connect_in_memory()), None),
+        Endpoint::Embedded => (Box::pin(crate::embedded::server().connect_in_memory()), true),
+        Endpoint::Server(s) => (Box::pin(s.connect_in_memory()), true),
         Endpoint::Tcp(addr) => {
             let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
             s.set_nodelay(true)?;
-            let direct = DirectSocket::of(&s);
-            (Box::pin(s), direct)
+            (Box::pin(s), true)
         }
     })
 }
@@ -803,7 +770,7 @@ pub(crate) async fn establish(
         0 => None,
         id => Some(pb::Resume { session_id: id, last_seq: session.last_seq.load(Ordering::Relaxed) }),
     };
-    let (io, direct) = open(config).await.map_err(|e| match e.kind() {
+    let (io, direct_ok) = open(config).await.map_err(|e| match e.kind() {
         // A certificate that does not verify, or a bad TLS configuration, will not fix itself.
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => ConnectError {
             error: Error::new(
@@ -889,11 +856,12 @@ pub(crate) async fn establish(
     }
     session.id.store(login.session_id, Ordering::Relaxed);
     let (end, _) = watch::channel(None);
+    let wr: SharedWriter = Arc::new(tokio::sync::Mutex::new(wr));
     let link = Arc::new(Link {
         out: Mutex::new(OutQueue::default()),
         out_ready: Notify::new(),
         out_room: Notify::new(),
-        direct,
+        direct: direct_ok.then(|| wr.clone()),
         session,
         end,
         login,
@@ -929,7 +897,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-async fn writer<W: AsyncWrite + Unpin>(mut wr: W, link: Arc<Link>) {
+async fn writer(wr: SharedWriter, link: Arc<Link>) {
     let mut local = BytesMut::new();
     loop {
         let room_wanted = {
@@ -952,7 +920,9 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, link: Arc<Link>) {
         if room_wanted {
             link.out_room.notify_waiters();
         }
-        if let Err(e) = wr.write_all(&local).await {
+        // Locked while writing: a caller may write itself only while the writer is asleep.
+        let written = wr.lock().await.write_all(&local).await;
+        if let Err(e) = written {
             link.finish(LinkEnd { goodbye: None, detail: format!("write failed: {e}"), keepalive_timeout: false });
             link.out_room.notify_waiters();
             return;
