@@ -70,8 +70,16 @@ pub fn run(target: &Target, a: &IdleArgs, rt: &tokio::runtime::Runtime) -> Resul
     std::thread::sleep(Duration::from_millis(a.settle_ms));
     let rss_after = proc_rss(pid);
     let n = keep.len().max(1) as f64;
-    Ok((
-        json!({
+    // A connection that failed, or a server whose memory cannot be read (gone, or this process
+    // out of descriptors), makes the measurement a failure rather than a number.
+    let error = if failed > 0 {
+        Some(format!("{failed} of {} connections failed: {}", a.connections, first_error.as_deref().unwrap_or("?")))
+    } else if rss_after == 0 || rss_before == 0 {
+        Some("the server's memory could not be read (/proc/PID/status)".to_string())
+    } else {
+        None
+    };
+    let mut v = json!({
             "workload": "idle",
             "system": target.system.name(),
             "connections": a.connections,
@@ -84,7 +92,9 @@ pub fn run(target: &Target, a: &IdleArgs, rt: &tokio::runtime::Runtime) -> Resul
             "connect_s": connect_s,
             "connects_per_s": keep.len() as f64 / connect_s,
             "load1": loadavg(),
-        }),
-        keep,
-    ))
+    });
+    if let Some(e) = error {
+        v["error"] = e.into();
+    }
+    Ok((v, keep))
 }
