@@ -402,6 +402,9 @@ class RTM extends EventEmitter {
   // Per batch: messages the iterators dropped, and whether the client failed.
   #batchDropped = 0
   #batchFailed = false
+  // Logins started and not finished: a FAILED state delivered meanwhile belongs to an earlier
+  // attempt (the native login changes the state on the SDK's thread, later than the call).
+  #loginsInFlight = 0
 
   #onMessage = (m) => {
     if (this.#iterators.size > 0) {
@@ -452,7 +455,7 @@ class RTM extends EventEmitter {
     const dropped = this.#batchDropped
     if (dropped > 0) this.#emit('overflow', { dropped, source: 'iterator' })
     // A failed client (e.g. taken over by the same user id) no longer keeps the process alive.
-    if (this.#batchFailed && this.#native.linkState() === 'FAILED') this.#stopPump()
+    if (this.#batchFailed && this.#loginsInFlight === 0 && this.#native.linkState() === 'FAILED') this.#stopPump()
   }
 
   // The pump delivers event batches while logged in and keeps the event loop alive meanwhile.
@@ -480,12 +483,15 @@ class RTM extends EventEmitter {
   async login(options = {}) {
     const token = options.token ?? this.#token ?? ''
     this.#startPump()
+    this.#loginsInFlight++
     try {
       await runOp(options, (t, tok) => this.#native.login(token, t, tok))
     } catch (e) {
       const state = this.#native.linkState()
-      if (state === 'FAILED' || state === 'IDLE') this.#stopPump()
+      if (this.#loginsInFlight === 1 && (state === 'FAILED' || state === 'IDLE')) this.#stopPump()
       throw e
+    } finally {
+      this.#loginsInFlight--
     }
   }
 

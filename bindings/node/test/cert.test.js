@@ -45,6 +45,23 @@ test('bad tokens are rejected with 10005', async () => {
   await withConfigToken.logout()
 })
 
+test('events keep flowing when a good login follows a failed one at once', async () => {
+  // The failed login's FAILED state reaches JavaScript in the event pump's next batch, which can
+  // run while the next login is still starting: it must not stop the pump of the new session.
+  for (let i = 0; i < 25; i++) {
+    const user = uniq('again')
+    const a = client(user)
+    await rejectsWithCode(assert, a.login({ token: 'garbage' }), ErrorCode.INVALID_TOKEN, 'login')
+    await a.login({ token: buildToken(APP_ID, CERT, user, 600) })
+    const channel = uniq('pump')
+    await a.subscribe(channel)
+    const got = waitFor(a, 'message', (m) => m.channelName === channel, WAIT_MS, `message ${i} after a failed login`)
+    await a.publish(channel, `round ${i}`)
+    assert.equal((await got).message, `round ${i}`)
+    await a.close()
+  }
+})
+
 test('stream channels need their own token', async () => {
   const user = uniq('carol')
   const a = client(user)
