@@ -43,25 +43,6 @@ impl EventQueue {
         })
     }
 
-    pub(crate) fn push(&self, ev: Event) {
-        let blocked = {
-            let mut st = self.state.lock().unwrap();
-            if st.closed {
-                return;
-            }
-            if st.items.len() >= self.cap {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            st.items.push_back(ev);
-            st.blocked > 0
-        };
-        self.notify.notify_one();
-        if blocked {
-            self.cond.notify_one();
-        }
-    }
-
     /// Pushes events in order under one lock, with one wake-up.
     pub(crate) fn push_many<'a>(&self, evs: impl IntoIterator<Item = &'a Event>) {
         let blocked = {
@@ -293,8 +274,8 @@ impl EventHub {
         }
     }
 
-    /// Emits events in order, as `emit` does one by one, but with one lock and one wake-up
-    /// per receiving queue and run of messages of one channel.
+    /// Emits events in order, with one lock and one wake-up per receiving queue and run of
+    /// messages of one channel.
     pub(crate) fn emit_batch(&self, evs: &[Event]) {
         {
             let channels = self.channels.read().unwrap();
@@ -327,18 +308,10 @@ impl EventHub {
         }
     }
 
+    /// Emits one event: to its channel's subscriptions (a MESSAGE-channel message) and to every
+    /// listener.
     pub(crate) fn emit(&self, ev: Event) {
-        if let Event::Message(m) = &ev
-            && m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE
-            && let Some(v) = self.channels.read().unwrap().get(m.channel.as_str())
-        {
-            for q in v {
-                q.push(ev.clone());
-            }
-        }
-        for q in self.listeners.read().unwrap().iter() {
-            q.push(ev.clone());
-        }
+        self.emit_batch(std::slice::from_ref(&ev));
     }
 }
 

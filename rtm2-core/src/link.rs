@@ -370,6 +370,12 @@ pub(crate) struct PubWait {
     done: bool,
 }
 
+impl PubWait {
+    fn new(session: &Arc<SessionState>, id: u64, op: &'static str, timeout_code: ErrorCode, timeout: Duration) -> Self {
+        PubWait { session: session.clone(), id, op, timeout_code, timeout, sleep: None, done: false }
+    }
+}
+
 impl Future for PubWait {
     type Output = Result<()>;
 
@@ -580,9 +586,7 @@ impl Link {
         }
         let session = &self.session;
         match self.push_at(true, |buf| session.register_pub_into(buf, &body)) {
-            Some(id) => {
-                Ok(PubWait { session: self.session.clone(), id, op, timeout_code, timeout, sleep: None, done: false })
-            }
+            Some(id) => Ok(PubWait::new(&self.session, id, op, timeout_code, timeout)),
             None => Err(body),
         }
     }
@@ -601,7 +605,7 @@ impl Link {
         }
         let session = &self.session;
         let id = self.push_at(true, |buf| session.register_pub_ref_into(buf, p))?;
-        Some(PubWait { session: self.session.clone(), id, op, timeout_code, timeout, sleep: None, done: false })
+        Some(PubWait::new(&self.session, id, op, timeout_code, timeout))
     }
 
     /// Queues already-encoded frames (requests resent after a resume) in order.
@@ -964,7 +968,7 @@ async fn reader<R: AsyncRead + Unpin>(
                 continue;
             }
             let (start, payload_len) = (m.payload.as_ptr() as usize - buf.as_ptr() as usize, m.payload.len());
-            let mut ev = crate::types::MessageEvent::from_ref(m, Bytes::new(), &mut last_strings);
+            let mut ev = crate::types::MessageEvent::from_ref(m, &mut last_strings);
             if payload_len > 0 {
                 buf.advance(start);
                 ev.payload = buf.split_to(payload_len).freeze();
@@ -975,21 +979,26 @@ async fn reader<R: AsyncRead + Unpin>(
             batch.push(ev);
             continue;
         }
-        let body = match read_frame(&mut rd, &mut buf, &dec).await {
-            Ok(b) => b,
-            Err(e) => {
-                break LinkEnd { goodbye: None, detail: format!("connection closed: {e}"), keepalive_timeout: false };
+        // Any other frame is decoded; without a complete frame, more bytes are read (the batch
+        // went out above).
+        let closed = |e: &dyn std::fmt::Display| LinkEnd {
+            goodbye: None,
+            detail: format!("connection closed: {e}"),
+            keepalive_timeout: false,
+        };
+        let body = match dec.decode(&mut buf) {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                buf.reserve(64 * 1024);
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) => break closed(&std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                    Ok(_) => continue,
+                    Err(e) => break closed(&e),
+                }
             }
+            Err(e) => break closed(&e),
         };
         last_rx.fetch_add(1, Ordering::Relaxed);
-        // Messages, the bulk of the traffic, are read in place (no intermediate structs).
-        if let Some((seq, m)) = rtm2_proto::fastpath_client::decode_message_frame(&body) {
-            if link.session.accept_seq(seq) {
-                let payload = if m.payload.is_empty() { Bytes::new() } else { body.slice_ref(m.payload) };
-                batch.push(crate::types::MessageEvent::from_ref(m, payload, &mut last_strings));
-            }
-            continue;
-        }
         flush_messages(&inbound, &mut batch);
         let f = match frame::decode_server(body) {
             Ok(f) => f,
@@ -1219,14 +1228,8 @@ mod tests {
     async fn a_publish_wait_wakes_on_the_ack_or_times_out() {
         let s = Arc::new(SessionState::default());
         let mut out = BytesMut::new();
-        let wait = |id, ms| PubWait {
-            session: s.clone(),
-            id,
-            op: "publish",
-            timeout_code: ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT,
-            timeout: Duration::from_millis(ms),
-            sleep: None,
-            done: false,
+        let wait = |id, ms| {
+            PubWait::new(&s, id, "publish", ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, Duration::from_millis(ms))
         };
         let acked = s.register_pub_into(&mut out, &publish_body(1));
         let task = tokio::spawn(wait(acked, 10_000));

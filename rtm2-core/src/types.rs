@@ -252,20 +252,17 @@ impl MessageEvent {
         }
     }
 
-    /// From an event read in place, with its payload; strings equal to the previous message's
-    /// share its allocation.
-    pub(crate) fn from_ref(
-        m: rtm2_proto::fastpath_client::MessageEventRef<'_>,
-        payload: Bytes,
-        last: &mut LastStrings,
-    ) -> Self {
+    /// From an event read in place, without its payload (the caller splits that off the read
+    /// buffer once the event no longer borrows it); strings equal to the previous message's share
+    /// its allocation.
+    pub(crate) fn from_ref(m: rtm2_proto::fastpath_client::MessageEventRef<'_>, last: &mut LastStrings) -> Self {
         MessageEvent {
             channel_type: ChannelType::from_u32(m.channel_type).unwrap_or(ChannelType::NONE),
             channel: last.channel.get(m.channel),
             topic: last.topic.get(m.topic),
             publisher: last.publisher.get(m.publisher),
             message_type: MessageType::from_u32(m.message_type).unwrap_or(MessageType::BINARY),
-            payload,
+            payload: Bytes::new(),
             custom_type: last.custom_type.get(m.custom_type),
             timestamp_ms: m.timestamp_ms,
         }
