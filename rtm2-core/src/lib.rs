@@ -57,7 +57,7 @@ pub use client::Client;
 pub use config::{ClientConfig, Endpoint};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
-pub use lock::{LockDetail, LockEvent, Locks};
+pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};
 pub use presence::{
     ChannelInfo, GetOnlineUsersOptions, OnlineUsers, Presence, PresenceEvent, PresenceInterval, States, UserState,
 };

@@ -1,11 +1,12 @@
 //! Locks, scoped to a channel (name + type).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rtm2_proto::enums::{ChannelType, LockEventType};
 use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, validate};
+use tokio::sync::watch;
 
 use crate::client::{Client, Inner, try_op};
 use crate::error::{Error, Result};
@@ -67,31 +68,108 @@ impl From<pb::LockEvent> for LockEvent {
     }
 }
 
-/// Sends a release for an acquisition its caller stopped waiting for (the server withdraws a
-/// queued acquisition on release; one granted meanwhile is released).
-struct Withdraw {
+/// The withdrawal of an acquisition with `retry` whose caller stopped waiting: a release, sent
+/// once (the server withdraws a queued acquisition on release; one granted meanwhile is
+/// released). Shared by the operation (which withdraws when it times out or is dropped) and the
+/// caller's [`Withdrawal`] handle (which can wait until the server has it).
+struct WithdrawState {
     inner: Arc<Inner>,
     channel: String,
     channel_type: ChannelType,
     name: String,
-    armed: bool,
+    step: Mutex<Step>,
+    /// Becomes true when the release is answered (or cannot be sent).
+    settled: watch::Sender<bool>,
 }
 
-impl Drop for Withdraw {
-    fn drop(&mut self) {
-        if !self.armed || crate::runtime::forked() {
-            return;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The acquisition may still be waiting: a withdrawal would send the release.
+    Armed,
+    /// The release was sent.
+    Sent,
+    /// The acquisition ended by itself (granted or refused): nothing to withdraw.
+    Disarmed,
+}
+
+impl WithdrawState {
+    /// Sends the release unless it was sent or the acquisition ended; returns whether there is
+    /// a withdrawal to wait for.
+    fn send(self: &Arc<Self>) -> bool {
+        {
+            let mut step = self.step.lock().unwrap();
+            match *step {
+                Step::Disarmed => return false,
+                Step::Sent => return true,
+                Step::Armed => *step = Step::Sent,
+            }
+        }
+        if crate::runtime::forked() {
+            self.settled.send_replace(true);
+            return true;
         }
         let body = client_frame::Body::ReleaseLock(pb::ReleaseLock {
-            channel: std::mem::take(&mut self.channel),
+            channel: self.channel.clone(),
             channel_type: self.channel_type as u32,
-            name: std::mem::take(&mut self.name),
+            name: self.name.clone(),
         });
         let timeout = self.inner.request_timeout();
+        // Queued now, in this client's request order; answered on the SDK runtime.
         let done = self.inner.submit("release_lock", ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
+        let state = self.clone();
         crate::runtime::runtime().spawn(async move {
-            let _ = done.await;
+            let _ = done.await; // 14006 (nothing to withdraw any more) is as good as success
+            state.settled.send_replace(true);
         });
+        true
+    }
+
+    /// Sends the withdrawal if needed and waits until the server has answered it.
+    async fn settle(self: Arc<Self>) {
+        if self.send() {
+            let mut rx = self.settled.subscribe();
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
+
+    fn disarm(&self) {
+        let mut step = self.step.lock().unwrap();
+        if *step == Step::Armed {
+            *step = Step::Disarmed;
+        }
+    }
+}
+
+/// Withdraws the acquisition when the operation is dropped while it waits.
+struct WithdrawOnDrop(Arc<WithdrawState>);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        self.0.send();
+    }
+}
+
+/// The handle of an acquisition with `retry` ([`Locks::acquire_lock_withdrawable`]): withdraws
+/// it and waits until the server has done so, after which the lock can no longer be granted
+/// to it (if it had been granted meanwhile, it was released).
+#[derive(Clone)]
+pub struct Withdrawal(Option<Arc<WithdrawState>>);
+
+impl Withdrawal {
+    /// Withdraws the acquisition (once, however often it is called, and not at all if it already
+    /// ended by being granted or refused) and completes when the server has answered. Dropping
+    /// the acquisition's operation withdraws it too, without a way to wait for it.
+    pub fn withdraw(&self) -> Op<()> {
+        match &self.0 {
+            Some(state) => Op::lazy(state.clone().settle()),
+            None => Op::ready(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Withdrawal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Withdrawal").field("retry", &self.0.is_some()).finish()
     }
 }
 
@@ -148,10 +226,28 @@ impl Locks {
 
     /// Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
     /// server's queue until it is granted (in queue order) — with no time limit unless this
-    /// handle has one (`Client::with_timeout`).
+    /// handle has one (`Client::with_timeout`). A waiting acquisition that times out is
+    /// withdrawn before the timeout is reported; one whose operation is dropped is withdrawn
+    /// in the background (see [`Locks::acquire_lock_withdrawable`] to wait for that).
     pub fn acquire_lock(&self, channel: &str, channel_type: ChannelType, name: &str, retry: bool) -> Op<Result<()>> {
+        self.acquire_lock_withdrawable(channel, channel_type, name, retry).0
+    }
+
+    /// [`Locks::acquire_lock`] with a handle that withdraws the acquisition and waits until the
+    /// server has done so: after that the lock can no longer be granted to this acquisition.
+    /// For callers that cancel a waiting acquisition and must know when it is gone (e.g. before
+    /// telling another party to release the lock).
+    pub fn acquire_lock_withdrawable(
+        &self,
+        channel: &str,
+        channel_type: ChannelType,
+        name: &str,
+        retry: bool,
+    ) -> (Op<Result<()>>, Withdrawal) {
         let op = "acquire_lock";
-        try_op!(check(op, channel, channel_type, name));
+        if let Err(e) = check(op, channel, channel_type, name) {
+            return (Op::ready(Err(e)), Withdrawal(None));
+        }
         let body = client_frame::Body::AcquireLock(pb::AcquireLock {
             channel: channel.to_string(),
             channel_type: channel_type as u32,
@@ -163,24 +259,31 @@ impl Locks {
             _ => self.client.timeout(),
         };
         if !retry {
-            return self.call(op, body, timeout);
+            return (self.call(op, body, timeout), Withdrawal(None));
         }
         // A waiting acquisition whose caller gives up (timeout, or the operation dropped) is
         // withdrawn, so that the lock is never granted to a caller that no longer waits.
         let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
-        let withdraw = Withdraw {
+        let state = Arc::new(WithdrawState {
             inner: self.inner().clone(),
             channel: channel.to_string(),
             channel_type,
             name: name.to_string(),
-            armed: true,
-        };
-        Op::lazy(async move {
-            let mut withdraw = withdraw; // the whole guard lives in the operation
+            step: Mutex::new(Step::Armed),
+            settled: watch::Sender::new(false),
+        });
+        let guard = WithdrawOnDrop(state.clone());
+        let op = Op::lazy(async move {
+            let guard = guard; // the whole guard lives in the operation
             let r = reply.await;
-            withdraw.armed = r.as_ref().is_err_and(|e| e.is_timeout());
+            match &r {
+                // The timeout is reported once the server has withdrawn the acquisition.
+                Err(e) if e.is_timeout() => guard.0.clone().settle().await,
+                _ => guard.0.disarm(),
+            }
             r.map(|_| ())
-        })
+        });
+        (op, Withdrawal(Some(state)))
     }
 
     /// Releases a lock this client holds (14006 otherwise); the next waiter gets it.

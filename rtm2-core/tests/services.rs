@@ -544,6 +544,53 @@ async fn a_given_up_acquisition_is_withdrawn() {
     assert_eq!(now[0].owner, "", "granted to a client that gave up: {now:?}");
 }
 
+/// A timed-out acquisition reports its timeout, and a [`Withdrawal`] completes, only once the
+/// server has withdrawn it: a release right after cannot hand the lock to it. Bob's requests
+/// reach the server 150 ms late, so a withdrawal sent without waiting would arrive after
+/// alice's release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_is_on_the_server_when_it_completes() {
+    let (_server, addr) = tcp_server(dev_config()).await;
+    let proxy = Proxy::start(addr).await;
+    let (alice, _) = client(addr, "alice").await;
+    let (bob, _) = client(proxy.addr, "bob").await;
+    let locks = alice.lock();
+    locks.set_lock("room", ChannelType::MESSAGE, "key", 0).await.unwrap();
+    proxy.delay_up(150);
+    let free = || async { locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner.is_empty() };
+
+    // The SDK's timeout.
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    let short = bob.with_timeout(Duration::from_millis(400));
+    let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOCK_OPERATION_TIMEOUT);
+    locks.release_lock("room", ChannelType::MESSAGE, "key").await.unwrap();
+    assert!(free().await, "granted to an acquisition that had timed out");
+
+    // The caller's withdrawal, with the operation dropped first (its drop sends the release; the
+    // handle waits for that one rather than sending another).
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    let (waiting, withdrawal) = bob.lock().acquire_lock_withdrawable("room", ChannelType::MESSAGE, "key", true);
+    assert!(tokio::time::timeout(Duration::from_millis(300), waiting).await.is_err());
+    withdrawal.withdraw().await;
+    locks.release_lock("room", ChannelType::MESSAGE, "key").await.unwrap();
+    assert!(free().await, "granted to a withdrawn acquisition");
+    proxy.delay_up(0);
+    // Bob sent exactly one release per acquisition: he can still take the lock and keep it.
+    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    withdrawal.withdraw().await; // once withdrawn, withdrawing again sends nothing
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "bob");
+
+    // An acquisition that was granted has nothing to withdraw.
+    bob.lock().release_lock("room", ChannelType::MESSAGE, "key").await.unwrap();
+    let (granted, withdrawal) = bob.lock().acquire_lock_withdrawable("room", ChannelType::MESSAGE, "key", true);
+    granted.await.unwrap();
+    withdrawal.withdraw().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "bob");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_before_login_is_refused_and_only_waiting_states_count() {
     let (_server, addr) = tcp_server(dev_config()).await;

@@ -82,7 +82,7 @@ function timeoutArg(timeoutMs) {
  * `timeoutMs` goes to the core (the error then has the operation's RTM timeout code); an
  * AbortSignal rejects with `signal.reason` and cancels the native operation.
  */
-async function runOp(opts, start) {
+async function runOp(opts, start, settleOnAbort = false) {
   const signal = opts?.signal
   const timeoutMs = timeoutArg(opts?.timeoutMs)
   if (signal == null) {
@@ -100,6 +100,7 @@ async function runOp(opts, start) {
   } catch (e) {
     throw fromNative(e)
   }
+  if (settleOnAbort) return settleAfterAbort(signal, token, p)
   let onAbort
   const aborted = new Promise((_, reject) => {
     onAbort = () => {
@@ -112,6 +113,27 @@ async function runOp(opts, start) {
   try {
     return await Promise.race([p, aborted])
   } catch (e) {
+    throw fromNative(e)
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+// For operations whose abort has work to do on the server (a waiting lock acquisition is
+// withdrawn): on abort the native side drops the operation, does that work and only then
+// settles `p`; the call rejects with the signal's reason at that point, or keeps its outcome if
+// it completed before the abort reached the native side (the lock was granted: it is held).
+async function settleAfterAbort(signal, token, p) {
+  let aborted = false
+  const onAbort = () => {
+    aborted = true
+    token.cancel()
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await p
+  } catch (e) {
+    if (aborted && e?.code === 'Cancelled') throw signal.reason
     throw fromNative(e)
   } finally {
     signal.removeEventListener('abort', onAbort)

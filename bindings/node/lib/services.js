@@ -200,8 +200,8 @@ class RTMLock {
     this.#native = nativeLock
   }
 
-  async #call(options, channelName, channelType, lockName, start) {
-    await runOp(options, start)
+  async #call(options, channelName, channelType, lockName, start, settleOnAbort = false) {
+    await runOp(options, start, settleOnAbort)
     return { channelName, channelType: typeOf(channelType), lockName }
   }
 
@@ -227,12 +227,20 @@ class RTMLock {
 
   /**
    * Takes a lock. Held by another user: fails with 14007, or with `options.retry` waits in the
-   * server's queue until granted (no time limit unless `timeoutMs`; `signal` abandons the wait,
-   * and the core withdraws the queued acquisition).
+   * server's queue until granted (no time limit unless `timeoutMs`). `signal` abandons the
+   * wait: the promise rejects with its reason once the server has withdrawn the acquisition, so
+   * that from then on the lock cannot be granted to it — or resolves if the lock was granted
+   * before the abort reached the SDK (you hold it). A `timeoutMs` expiry is likewise reported
+   * after the withdrawal.
    */
   acquireLock(channelName, channelType, lockName, options = {}) {
-    return this.#call(options, channelName, channelType, lockName, (t, tok) =>
-      this.#native.acquireLock(channelName, channelType, lockName, options.retry, t, tok),
+    return this.#call(
+      options,
+      channelName,
+      channelType,
+      lockName,
+      (t, tok) => this.#native.acquireLock(channelName, channelType, lockName, options.retry, t, tok),
+      true,
     )
   }
 

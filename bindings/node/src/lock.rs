@@ -140,7 +140,12 @@ impl NativeLock {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("acquire_lock", channel_type.as_deref(), timeout_ms) {
-            Ok((l, t)) => op::promise(env, cancel, l.acquire_lock(&channel, t, &lock_name, retry.unwrap_or(false))),
+            Ok((l, t)) => {
+                // Aborted while it waits: the promise settles once the server has withdrawn it.
+                let (acquired, withdrawal) =
+                    l.acquire_lock_withdrawable(&channel, t, &lock_name, retry.unwrap_or(false));
+                op::promise_then(env, cancel, acquired, async move { withdrawal.withdraw().await })
+            }
             Err(e) => op::rejected(env, e),
         }
     }

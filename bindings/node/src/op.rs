@@ -67,20 +67,47 @@ pub(crate) fn timeout(ms: Option<u32>) -> Option<Duration> {
 
 /// Runs `fut` on the SDK runtime and returns a Promise of its result. An SDK error rejects the
 /// promise with a JS error carrying the RTM code; a cancelled operation rejects with a plain
-/// "aborted" error (the JS layer has already rejected with the signal's reason).
+/// "aborted" error once its future is dropped (the JS layer then rejects with the signal's
+/// reason).
 pub(crate) fn promise<'e, T, F>(env: &'e Env, cancel: Option<&CancelToken>, fut: F) -> napi::Result<Object<'e>>
 where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = rtm2_core::Result<T>> + Send + 'static,
 {
+    promise_then(env, cancel, fut, async {})
+}
+
+/// [`promise`] whose cancellation first runs `on_cancel` (after dropping `fut`) and settles the
+/// promise only when it has completed: e.g. the withdrawal of a lock acquisition, so that an
+/// aborted acquisition can no longer be granted once its promise has settled.
+pub(crate) fn promise_then<'e, T, F, C>(
+    env: &'e Env,
+    cancel: Option<&CancelToken>,
+    fut: F,
+    on_cancel: C,
+) -> napi::Result<Object<'e>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = rtm2_core::Result<T>> + Send + 'static,
+    C: Future<Output = ()> + Send + 'static,
+{
     let (deferred, promise) = env.create_deferred()?;
     let cancel = cancel.map(|c| c.inner.clone());
     rtm2_core::runtime().spawn(async move {
         let res = match cancel {
-            Some(c) => tokio::select! {
-                r = fut => r.map_err(Some),
-                _ = c.cancelled() => Err(None),
-            },
+            Some(c) => {
+                let cancelled = tokio::select! {
+                    r = fut => Some(r),
+                    _ = c.cancelled() => None,
+                };
+                match cancelled {
+                    Some(r) => r.map_err(Some),
+                    None => {
+                        on_cancel.await;
+                        Err(None)
+                    }
+                }
+            }
             None => fut.await.map_err(Some),
         };
         deferred.resolve(move |env: Env| match res {

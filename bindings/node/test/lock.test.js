@@ -330,6 +330,32 @@ test('an abandoned retrying acquisition (signal or timeoutMs) is withdrawn, neve
   assert.equal(acquiredBy.at(-1), dave.userId)
 })
 
+test('an aborted or timed-out acquisition has been withdrawn when its promise settles', async () => {
+  const alice = await loggedIn('alice')
+  const bob = await loggedIn('bob')
+  const ch = uniq('settled')
+  await alice.lock.setLock(ch, 'MESSAGE', 'door')
+  for (let round = 0; round < 10; round++) {
+    await alice.lock.acquireLock(ch, 'MESSAGE', 'door')
+    if (round % 2 === 0) {
+      const ac = new AbortController()
+      const aborted = bob.lock.acquireLock(ch, 'MESSAGE', 'door', { retry: true, signal: ac.signal })
+      await owners(bob, ch) // queued on the server
+      ac.abort()
+      await assert.rejects(within(aborted), (e) => e.name === 'AbortError')
+    } else {
+      await rejectsWithCode(
+        assert,
+        bob.lock.acquireLock(ch, 'MESSAGE', 'door', { retry: true, timeoutMs: 100 }),
+        ErrorCode.LOCK_OPERATION_TIMEOUT,
+      )
+    }
+    // No fence through bob's connection: the withdrawal is already on the server.
+    await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
+    assert.deepEqual(await owners(alice, ch), ['door:'], `round ${round}`)
+  }
+})
+
 test.describe('owners that vanish: rtm2 serve --ttl-unit-ms 100', () => {
   let server
   test.before(async () => {

@@ -92,6 +92,7 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<presence::NativePresence>()?;
     m.add_class::<storage::NativeStorage>()?;
     m.add_class::<lock::NativeLock>()?;
+    m.add_class::<lock::NativeWithdrawal>()?;
     m.add_class::<receivers::NativeEventReceiver>()?;
     m.add_class::<receivers::NativeSubscription>()?;
     m.add_class::<types::MessageEvent>()?;

@@ -4,13 +4,31 @@
 //! it is an asyncio future like every other call, so it never blocks the event loop, and
 //! cancelling it (task.cancel(), asyncio.wait_for, a `timeout=`) drops the operation.
 
+use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 
-use rtm2_core::Locks;
+use rtm2_core::{Locks, Withdrawal};
 
 use crate::bridge::future;
 use crate::client::{NativeClient, channel_type};
 use crate::services::Out;
+
+/// Withdraws one acquisition (`acquire_lock` returns it with the acquisition's future): the
+/// Python layer awaits `withdraw()` when the acquisition is cancelled, so that the cancellation
+/// completes only once the server can no longer grant the lock to it.
+#[pyclass(module = "rtm2._rtm2", frozen)]
+pub struct NativeWithdrawal(Withdrawal);
+
+#[pymethods]
+impl NativeWithdrawal {
+    fn withdraw<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let done = self.0.withdraw();
+        future(py, async move {
+            done.await;
+            Ok(())
+        })
+    }
+}
 
 /// The lock service of a client (fails with 10018 once the client is closed).
 #[pyclass(module = "rtm2._rtm2", frozen)]
@@ -71,7 +89,10 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "acquire_lock";
         let l = self.service(op, timeout)?;
-        future(py, l.acquire_lock(channel, channel_type(op, channel_type_name)?, name, retry))
+        let (acquired, withdrawal) =
+            l.acquire_lock_withdrawable(channel, channel_type(op, channel_type_name)?, name, retry);
+        let acquired = future(py, acquired)?;
+        (acquired, NativeWithdrawal(withdrawal)).into_bound_py_any(py)
     }
 
     #[pyo3(signature = (channel, channel_type_name, name, timeout=None))]

@@ -81,6 +81,7 @@ pub struct Proxy {
     pub addr: std::net::SocketAddr,
     refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
     mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    delay_up_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
     cut: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -93,7 +94,8 @@ impl Proxy {
         let mute = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cut = std::sync::Arc::new(tokio::sync::Notify::new());
-        let (m, c, r) = (mute.clone(), cut.clone(), refuse.clone());
+        let delay_up_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (m, c, r, d) = (mute.clone(), cut.clone(), refuse.clone(), delay_up_ms.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if r.load(Ordering::SeqCst) {
@@ -103,11 +105,15 @@ impl Proxy {
                 let Ok(server) = tokio::net::TcpStream::connect(target).await else { continue };
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
-                let (m, c) = (m.clone(), c.clone());
+                let (m, c, d) = (m.clone(), c.clone(), d.clone());
                 tokio::spawn(async move {
                     let up = async {
                         let mut b = vec![0u8; 64 * 1024];
                         while let Ok(n) = cr.read(&mut b).await {
+                            let delay = d.load(Ordering::SeqCst);
+                            if delay > 0 && n > 0 {
+                                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                            }
                             if n == 0 || sw.write_all(&b[..n]).await.is_err() {
                                 break;
                             }
@@ -128,7 +134,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, refuse, mute, cut }
+        Proxy { addr, refuse, mute, delay_up_ms, cut }
     }
 
     /// While on, new connections are closed at once (the server seems unreachable).
@@ -139,6 +145,11 @@ impl Proxy {
     /// Stops (or resumes) forwarding server-to-client bytes.
     pub fn mute(&self, on: bool) {
         self.mute.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds client-to-server bytes back for `ms` before forwarding them (0 = none).
+    pub fn delay_up(&self, ms: u64) {
+        self.delay_up_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes every proxied connection.

@@ -9,6 +9,7 @@ separate channel with its own presence, metadata and locks.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Iterable, List, Literal, Mapping, Optional, Tuple, Union
 
 from ._enums import ChannelType
@@ -352,7 +353,14 @@ class Locks:
         in the server's queue until it is granted — without a time limit unless ``timeout`` is
         given (then 14002). The wait never blocks the event loop; cancel it like any awaitable."""
         self._client._ensure_dispatcher()
-        await self._native.acquire_lock(channel, channel_type, name, retry, timeout)
+        acquired, withdrawal = self._native.acquire_lock(channel, channel_type, name, retry, timeout)
+        try:
+            await acquired
+        except asyncio.CancelledError:
+            # The cancellation completes once the server has withdrawn the acquisition: from
+            # then on the lock cannot be granted to it (one granted meanwhile was released).
+            await withdrawal.withdraw()
+            raise
 
     async def release_lock(
         self, channel: str, name: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
