@@ -28,10 +28,11 @@ pub struct FanoutArgs {
     /// Most messages the publisher may be ahead of the slowest subscriber.
     #[arg(long, default_value_t = 32 * 1024)]
     pub window: u64,
-    /// rtm2: publish operations in flight at most (await the oldest beyond). Redis: pipelines
-    /// in flight at most.
-    #[arg(long, default_value_t = 1024)]
-    pub inflight: usize,
+    /// rtm2: publish operations in flight at most (await the oldest beyond); by default the
+    /// window, so that like a NATS publisher it is bounded only by the slowest subscriber.
+    /// Redis: pipelines in flight at most (default 64).
+    #[arg(long)]
+    pub inflight: Option<usize>,
     /// Redis: PUBLISH commands per pipeline.
     #[arg(long, default_value_t = 100)]
     pub pipeline: usize,
@@ -121,7 +122,8 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
     let mut min_seen = 0;
     match &p {
         Publisher::Rtm2(_) | Publisher::Rtm2Topic(..) => {
-            let mut ops = VecDeque::with_capacity(a.inflight);
+            let max_inflight = a.inflight.unwrap_or(a.window as usize).max(1);
+            let mut ops = VecDeque::with_capacity(max_inflight);
             for i in 0..a.messages {
                 if !wait_window(&sh, i + 1, a.window, &mut min_seen).await {
                     break;
@@ -138,7 +140,7 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
                 ops.push_back(op);
                 out.published += 1;
                 sh.published.store(out.published, Ordering::Relaxed);
-                if ops.len() >= a.inflight.max(1)
+                if ops.len() >= max_inflight
                     && let Err(e) = ops.pop_front().expect("not empty").await
                 {
                     note(&mut out, e.to_string());
@@ -195,7 +197,7 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
                 i += n;
                 out.published += n;
                 sh.published.store(out.published, Ordering::Relaxed);
-                if inflight.len() >= a.inflight.clamp(1, 64)
+                if inflight.len() >= a.inflight.unwrap_or(64).max(1)
                     && let Some(Err(e)) = inflight.next().await
                 {
                     note(&mut out, e.to_string());

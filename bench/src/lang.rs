@@ -77,9 +77,9 @@ pub struct LangArgs {
     /// The subscriber reports its count every this many messages.
     #[arg(long, default_value_t = 4096)]
     pub ack: u64,
-    /// rtm2: publish operations in flight at most.
-    #[arg(long, default_value_t = 1024)]
-    pub inflight: usize,
+    /// rtm2: publish operations in flight at most (default: the window).
+    #[arg(long)]
+    pub inflight: Option<usize>,
     /// Payload bytes.
     #[arg(long, default_value_t = 128)]
     pub payload: usize,

@@ -26,6 +26,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Bytes queued to the writer, at most (a sender waits, or takes the slow path, beyond this).
 const OUT_QUEUE_BYTES: usize = 1024 * 1024;
+/// The same for publishes on the fast path. Larger: a publisher that outruns the connection
+/// would otherwise move onto the queued path, which holds as much (up to
+/// `max_queued_requests` requests) at several times the CPU per publish.
+const PUBLISH_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// A writer buffer grown above this is released after the write.
 const WRITER_KEEP_BYTES: usize = 256 * 1024;
 
@@ -487,11 +491,12 @@ impl Link {
         self.push_at(false, write)
     }
 
-    /// `push`, where a sparse frame (see `DIRECT_WRITE_GAP`) that finds the writer asleep may be
-    /// written to the socket here, without waking it (`direct`).
+    /// `push` for a publish (`direct`): its queue limit is `PUBLISH_QUEUE_BYTES`, and a sparse
+    /// frame (see `DIRECT_WRITE_GAP`) that finds the writer asleep may be written to the socket
+    /// here, without waking it.
     fn push_at<R>(&self, direct: bool, write: impl FnOnce(&mut BytesMut) -> R) -> Option<R> {
         let mut q = self.out.lock().unwrap();
-        if q.buf.len() >= OUT_QUEUE_BYTES {
+        if q.buf.len() >= if direct { PUBLISH_QUEUE_BYTES } else { OUT_QUEUE_BYTES } {
             q.room_wanted = true;
             return None;
         }
