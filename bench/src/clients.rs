@@ -95,7 +95,7 @@ fn payloads_of(batch: Vec<Event>) -> Delivery {
     let mut dropped = 0;
     for ev in batch {
         match ev {
-            Event::Message(m) => out.push(m.payload.clone()),
+            Event::Message(m) => out.push(m.payload),
             Event::Overflow { dropped: d } => dropped += d,
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! The client: login state machine, reconnect with restore, and message-channel operations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -90,8 +90,14 @@ pub(crate) struct State {
     pub cache: Cache,
 }
 
+fn duration_us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 pub(crate) struct Inner {
     pub config: Mutex<ClientConfig>,
+    /// `config.request_timeout` in µs, read without the lock (every publish needs it).
+    request_timeout_us: AtomicU64,
     pub hub: Arc<EventHub>,
     pub state: Mutex<State>,
     slot: watch::Sender<Slot>,
@@ -193,6 +199,7 @@ impl Client {
         let queued = Arc::new(AtomicUsize::new(0));
         runtime().spawn(pump(outbox_rx, slot.subscribe(), queued.clone()));
         let inner = Arc::new(Inner {
+            request_timeout_us: AtomicU64::new(duration_us(config.request_timeout)),
             config: Mutex::new(config),
             hub: Arc::new(EventHub::default()),
             state: Mutex::new(State {
@@ -265,6 +272,7 @@ impl Client {
     pub fn set_parameters(&self, json: &str) -> Result<()> {
         let mut config = self.inner.config.lock().unwrap();
         config.set_parameters(json)?;
+        self.inner.request_timeout_us.store(duration_us(config.request_timeout), Ordering::Relaxed);
         crate::logging::init(&config);
         Ok(())
     }
@@ -496,7 +504,7 @@ fn classify(end: LinkEnd) -> EndKind {
 
 impl Inner {
     pub(crate) fn request_timeout(&self) -> Duration {
-        self.config.lock().unwrap().request_timeout
+        Duration::from_micros(self.request_timeout_us.load(Ordering::Relaxed))
     }
 
     /// Queues a request now (so requests go out in call order) and returns the future of its

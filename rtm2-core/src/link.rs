@@ -30,6 +30,8 @@ const OUT_QUEUE_BYTES: usize = 1024 * 1024;
 /// would otherwise move onto the queued path, which holds as much (up to
 /// `max_queued_requests` requests) at several times the CPU per publish.
 const PUBLISH_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// The writer lets other ready tasks run before taking less than this (see `writer`).
+const WRITER_COALESCE_BYTES: usize = 32 * 1024;
 /// A writer buffer grown above this is released after the write.
 const WRITER_KEEP_BYTES: usize = 256 * 1024;
 
@@ -909,6 +911,11 @@ async fn read_frame<R: AsyncRead + Unpin>(
 async fn writer(wr: SharedWriter, link: Arc<Link>) {
     let mut local = BytesMut::new();
     loop {
+        // Let the tasks that are ready on this thread run before taking a small batch: callers
+        // on other threads go on queueing meanwhile, so the next write is larger.
+        if link.out.lock().unwrap().buf.len() < WRITER_COALESCE_BYTES {
+            tokio::task::yield_now().await;
+        }
         let room_wanted = {
             let mut q = link.out.lock().unwrap();
             if q.buf.is_empty() {

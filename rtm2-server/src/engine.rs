@@ -54,6 +54,10 @@ pub(crate) struct MsgChannel {
     subs: RwLock<Vec<Subscriber>>,
 }
 
+/// The hasher of the channel maps, looked up on every publish: randomly seeded per process (names
+/// come from clients) and several times cheaper than SipHash for short names.
+type Hasher = foldhash::quality::RandomState;
+
 /// Everything that belongs to one app id; apps never see each other.
 pub(crate) struct App {
     pub id: String,
@@ -61,10 +65,10 @@ pub(crate) struct App {
     pub ttl_unit: std::time::Duration,
     pub certificates: Vec<String>,
     users: Mutex<HashMap<Arc<str>, Arc<Session>>>,
-    channels: DashMap<String, Arc<MsgChannel>>,
-    pub(crate) streams: DashMap<String, Arc<Mutex<StreamChannel>>>,
+    channels: DashMap<String, Arc<MsgChannel>, Hasher>,
+    pub(crate) streams: DashMap<String, Arc<Mutex<StreamChannel>>, Hasher>,
     /// Presence, metadata-event and lock state per (channel type, channel).
-    pub(crate) scopes: DashMap<crate::scope::ScopeKey, Arc<Mutex<crate::scope::Scope>>>,
+    pub(crate) scopes: DashMap<crate::scope::ScopeKey, Arc<Mutex<crate::scope::Scope>>, Hasher>,
     /// user id -> sessions subscribed to that user's metadata.
     pub(crate) user_meta_subs: Mutex<HashMap<String, Vec<Arc<Session>>>>,
     /// user id -> the locks it owns, as (scope, lock name).
@@ -375,9 +379,9 @@ impl App {
             ttl_unit,
             certificates,
             users: Mutex::new(HashMap::new()),
-            channels: DashMap::new(),
-            streams: DashMap::new(),
-            scopes: DashMap::new(),
+            channels: DashMap::with_hasher(Hasher::default()),
+            streams: DashMap::with_hasher(Hasher::default()),
+            scopes: DashMap::with_hasher(Hasher::default()),
             user_meta_subs: Mutex::new(HashMap::new()),
             lock_owners: Mutex::new(HashMap::new()),
             expired_locks: Mutex::new(HashMap::new()),
