@@ -52,9 +52,16 @@ const KEY_CUSTOM_TYPE: u64 = 5 << 3 | 2;
 const KEY_STORE: u64 = 6 << 3;
 
 /// A varint at `*pos`, as prost reads it (at most 10 bytes, the last one at most 1).
+#[inline]
 pub(crate) fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
+    // Most varints of these frames (keys, lengths, types) are one byte.
+    let b = *buf.get(*pos)?;
+    if b < 0x80 {
+        *pos += 1;
+        return Some(u64::from(b));
+    }
+    let mut v = u64::from(b & 0x7f);
+    for i in 1..10 {
         let b = *buf.get(*pos + i)?;
         if i == 9 && b > 1 {
             return None;
@@ -172,30 +179,54 @@ pub struct MessageEventRef<'a> {
     pub timestamp_ms: u64,
 }
 
-fn varint_len(v: u64) -> usize {
-    prost::encoding::encoded_len_varint(v)
+/// The encoded size of varint `v`.
+#[inline]
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Appends varint `v` (one capacity check, unlike a byte-by-byte `BufMut` loop).
+#[inline]
+pub(crate) fn put_varint(buf: &mut BytesMut, mut v: u64) {
+    if v < 0x80 {
+        buf.put_u8(v as u8);
+        return;
+    }
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        tmp[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    tmp[n] = v as u8;
+    buf.extend_from_slice(&tmp[..=n]);
 }
 
 // Proto3 leaves default values out; these give a field's encoded size (key of one byte).
-fn scalar_len(v: u64) -> usize {
+#[inline]
+pub(crate) fn scalar_len(v: u64) -> usize {
     if v == 0 { 0 } else { 1 + varint_len(v) }
 }
 
-fn bytes_len(b: &[u8]) -> usize {
+#[inline]
+pub(crate) fn bytes_len(b: &[u8]) -> usize {
     if b.is_empty() { 0 } else { 1 + varint_len(b.len() as u64) + b.len() }
 }
 
-fn put_scalar(buf: &mut BytesMut, key: u8, v: u64) {
+#[inline]
+pub(crate) fn put_scalar(buf: &mut BytesMut, key: u8, v: u64) {
     if v != 0 {
         buf.put_u8(key);
-        prost::encoding::encode_varint(v, buf);
+        put_varint(buf, v);
     }
 }
 
-fn put_bytes(buf: &mut BytesMut, key: u8, b: &[u8]) {
+#[inline]
+pub(crate) fn put_bytes(buf: &mut BytesMut, key: u8, b: &[u8]) {
     if !b.is_empty() {
         buf.put_u8(key);
-        prost::encoding::encode_varint(b.len() as u64, buf);
+        put_varint(buf, b.len() as u64);
         buf.put_slice(b);
     }
 }
@@ -213,8 +244,8 @@ pub fn encode_message_body(m: &MessageEventRef<'_>) -> Bytes {
         + scalar_len(m.timestamp_ms);
     let mut buf = BytesMut::with_capacity(2 + varint_len(inner as u64) + inner);
     // ServerFrame.message: field 20, length-delimited (a two-byte key).
-    prost::encoding::encode_varint(20 << 3 | 2, &mut buf);
-    prost::encoding::encode_varint(inner as u64, &mut buf);
+    put_varint(&mut buf, 20 << 3 | 2);
+    put_varint(&mut buf, inner as u64);
     put_scalar(&mut buf, 1 << 3, m.channel_type.into());
     put_bytes(&mut buf, 2 << 3 | 2, m.channel.as_bytes());
     put_bytes(&mut buf, 3 << 3 | 2, m.topic.as_bytes());
@@ -242,6 +273,30 @@ mod tests {
             Ok(ClientFrame { request_id, body: Some(client_frame::Body::Publish(p)) }) => Some((request_id, p)),
             _ => None,
         }
+    }
+
+    #[test]
+    fn varints_are_written_and_read_as_prost_does() {
+        let mut values: Vec<u64> =
+            vec![0, 1, 127, 128, 255, 300, 16383, 16384, u32::MAX as u64, u64::MAX - 1, u64::MAX];
+        values.extend((1..64).flat_map(|b| [(1u64 << b) - 1, 1u64 << b, (1u64 << b) + 1]));
+        for v in values {
+            let mut ours = BytesMut::new();
+            put_varint(&mut ours, v);
+            let mut theirs = BytesMut::new();
+            prost::encoding::encode_varint(v, &mut theirs);
+            assert_eq!(ours, theirs, "{v}");
+            assert_eq!(varint_len(v), theirs.len(), "{v}");
+            let mut pos = 0;
+            assert_eq!(varint(&ours, &mut pos), Some(v));
+            assert_eq!(pos, ours.len());
+            for cut in 0..ours.len() {
+                assert_eq!(varint(&ours[..cut], &mut 0), None, "{v} cut at {cut}");
+            }
+        }
+        // Ten bytes whose last one is above 1 overflow u64: prost refuses them, so do we.
+        assert_eq!(varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], &mut 0), None);
+        assert_eq!(varint(&[0x80; 11], &mut 0), None);
     }
 
     /// The property: whatever the fast decoder accepts, prost decodes to the same values.

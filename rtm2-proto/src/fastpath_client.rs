@@ -9,58 +9,37 @@
 //! values (tested below).
 
 use bytes::{BufMut, BytesMut};
-use prost::encoding::{encode_varint, encoded_len_varint};
 
-use crate::fastpath::{PublishRef, delimited, once, u32_field, varint};
+use crate::fastpath::{
+    PublishRef, bytes_len, delimited, once, put_bytes, put_scalar, put_varint, scalar_len, u32_field, varint,
+    varint_len,
+};
 use crate::frame::LEN_PREFIX;
 
 /// Key of `ClientFrame.publish` (field 22, length-delimited), as a varint.
 const KEY_PUBLISH: u64 = 22 << 3 | 2;
 
-fn varint_field_len(v: u64) -> usize {
-    if v == 0 { 0 } else { 1 + encoded_len_varint(v) }
-}
-
-fn bytes_field_len(b: &[u8]) -> usize {
-    if b.is_empty() { 0 } else { 1 + encoded_len_varint(b.len() as u64) + b.len() }
-}
-
-fn put_varint_field(buf: &mut BytesMut, key: u8, v: u64) {
-    if v != 0 {
-        buf.put_u8(key);
-        encode_varint(v, buf);
-    }
-}
-
-fn put_bytes_field(buf: &mut BytesMut, key: u8, b: &[u8]) {
-    if !b.is_empty() {
-        buf.put_u8(key);
-        encode_varint(b.len() as u64, buf);
-        buf.put_slice(b);
-    }
-}
-
 /// Appends a length-prefixed `ClientFrame { request_id, publish: p }` to `buf`: the bytes
 /// [`crate::frame::write_client_frame`] writes for the same frame, without building it.
 pub fn write_publish_frame(buf: &mut BytesMut, request_id: u64, p: &PublishRef<'_>) {
-    let inner = bytes_field_len(p.channel.as_bytes())
-        + varint_field_len(p.channel_type.into())
-        + varint_field_len(p.message_type.into())
-        + bytes_field_len(p.payload)
-        + bytes_field_len(p.custom_type.as_bytes())
-        + varint_field_len(p.store_in_history.into());
-    let len = varint_field_len(request_id) + encoded_len_varint(KEY_PUBLISH) + encoded_len_varint(inner as u64) + inner;
+    let inner = bytes_len(p.channel.as_bytes())
+        + scalar_len(p.channel_type.into())
+        + scalar_len(p.message_type.into())
+        + bytes_len(p.payload)
+        + bytes_len(p.custom_type.as_bytes())
+        + scalar_len(p.store_in_history.into());
+    let len = scalar_len(request_id) + varint_len(KEY_PUBLISH) + varint_len(inner as u64) + inner;
     buf.reserve(LEN_PREFIX + len);
     buf.put_u32_le(len as u32);
-    put_varint_field(buf, 0x08, request_id);
-    encode_varint(KEY_PUBLISH, buf);
-    encode_varint(inner as u64, buf);
-    put_bytes_field(buf, 0x0a, p.channel.as_bytes());
-    put_varint_field(buf, 0x10, p.channel_type.into());
-    put_varint_field(buf, 0x18, p.message_type.into());
-    put_bytes_field(buf, 0x22, p.payload);
-    put_bytes_field(buf, 0x2a, p.custom_type.as_bytes());
-    put_varint_field(buf, 0x30, p.store_in_history.into());
+    put_scalar(buf, 0x08, request_id);
+    put_varint(buf, KEY_PUBLISH);
+    put_varint(buf, inner as u64);
+    put_bytes(buf, 0x0a, p.channel.as_bytes());
+    put_scalar(buf, 0x10, p.channel_type.into());
+    put_scalar(buf, 0x18, p.message_type.into());
+    put_bytes(buf, 0x22, p.payload);
+    put_bytes(buf, 0x2a, p.custom_type.as_bytes());
+    put_scalar(buf, 0x30, p.store_in_history.into());
 }
 
 /// A `MessageEvent` borrowed from the bytes of its frame.

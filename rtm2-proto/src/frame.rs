@@ -11,6 +11,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 
+use crate::fastpath::varint_len;
 use crate::pb::{ClientFrame, ServerFrame, server_frame};
 
 /// Bytes of the length prefix.
@@ -105,7 +106,7 @@ pub fn write_client_frame(buf: &mut BytesMut, frame: &ClientFrame) {
 /// Writes `ClientFrame { request_id, body }` with its length prefix, as [`write_client_frame`]
 /// does, from a borrowed body.
 pub fn write_client_frame_parts(buf: &mut BytesMut, request_id: u64, body: &crate::pb::client_frame::Body) {
-    let id_len = if request_id == 0 { 0 } else { 1 + prost::encoding::encoded_len_varint(request_id) };
+    let id_len = crate::fastpath::scalar_len(request_id);
     let len = id_len + body.encoded_len();
     buf.reserve(LEN_PREFIX + len);
     buf.put_u32_le(len as u32);
@@ -131,10 +132,6 @@ pub fn encode_server_body(body: &server_frame::Body) -> Bytes {
     buf.freeze()
 }
 
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros()).div_ceil(7) as usize
-}
-
 /// Appends one complete server frame: length prefix, `seq` (field 1), then the shared body.
 pub fn write_server_frame(buf: &mut BytesMut, seq: u64, body: &[u8]) {
     let seq_len = if seq == 0 { 0 } else { 1 + varint_len(seq) };
@@ -143,7 +140,7 @@ pub fn write_server_frame(buf: &mut BytesMut, seq: u64, body: &[u8]) {
     buf.put_u32_le(len as u32);
     if seq != 0 {
         buf.put_u8(0x08); // field 1, wire type varint
-        prost::encoding::encode_varint(seq, buf);
+        crate::fastpath::put_varint(buf, seq);
     }
     buf.put_slice(body);
 }

@@ -490,7 +490,9 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         return Ok(None);
     }
     validate::channel_name(r.channel)?;
-    let Some(ch) = session.app.channels.get(r.channel).map(|c| c.clone()) else {
+    // The map's read guard is held while fanning out (no reference count taken per publish):
+    // it only keeps the channel from being removed meanwhile.
+    let Some(ch) = session.app.channels.get(r.channel) else {
         return Ok(None);
     };
     let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
