@@ -973,7 +973,6 @@ async fn reader<R: AsyncRead + Unpin>(
             && let Some((seq, m)) =
                 rtm2_proto::fastpath_client::decode_message_frame(&buf[frame::LEN_PREFIX..frame::LEN_PREFIX + len])
         {
-            last_rx.fetch_add(1, Ordering::Relaxed);
             let frame_len = frame::LEN_PREFIX + len;
             if !link.session.accept_seq(seq) {
                 buf.advance(frame_len);
@@ -1004,13 +1003,17 @@ async fn reader<R: AsyncRead + Unpin>(
                 buf.reserve(64 * 1024);
                 match rd.read_buf(&mut buf).await {
                     Ok(0) => break closed(&std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
-                    Ok(_) => continue,
+                    Ok(_) => {
+                        // Bytes arrived: the connection is alive (for the keepalive; counted
+                        // per read, not per frame).
+                        last_rx.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     Err(e) => break closed(&e),
                 }
             }
             Err(e) => break closed(&e),
         };
-        last_rx.fetch_add(1, Ordering::Relaxed);
         flush_messages(&inbound, &mut batch);
         let f = match frame::decode_server(body) {
             Ok(f) => f,
