@@ -232,6 +232,8 @@ pub(crate) struct Session {
     replay_max_frames: usize,
     replay_max_bytes: usize,
     pub limiter: Mutex<crate::rate::Limiter>,
+    /// Message-channel publishes are rate-limited (otherwise the limiter is not consulted).
+    publishes_limited: bool,
 }
 
 pub(crate) struct SessionParams {
@@ -268,6 +270,7 @@ impl Session {
             replay_max_frames: p.replay_max_frames.max(1),
             replay_max_bytes: p.replay_max_bytes,
             limiter: Mutex::new(crate::rate::Limiter::new(p.rate_limits)),
+            publishes_limited: p.rate_limits.publish_per_s != 0,
         })
     }
 
@@ -610,7 +613,10 @@ impl Requests<'_> {
     }
 
     fn publish(&mut self, request_id: u64, p: PublishRef<'_>) {
-        let admitted = self.session.limiter.lock().unwrap().admit_publish();
+        let admitted = match self.session.publishes_limited {
+            true => self.session.limiter.lock().unwrap().admit_publish(),
+            false => Ok(()),
+        };
         let reply = match admitted {
             Ok(()) => crate::engine::publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
             Err((what, rate)) => Err(rate_refusal(what, rate)),
