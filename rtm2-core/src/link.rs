@@ -82,6 +82,76 @@ struct PendingPub {
     gone: bool,
 }
 
+/// The frames of unacknowledged fast-path publishes, in order, in fixed-size blocks: appending
+/// never moves what is there (a single growing buffer would be copied each time it is
+/// compacted or grown, which with tens of thousands of publishes in flight meant megabytes),
+/// and an acknowledged block is reused. A frame never spans two blocks.
+#[derive(Default)]
+struct Replay {
+    blocks: VecDeque<BytesMut>,
+    /// Bytes of the first block already acknowledged.
+    front: usize,
+    /// An emptied block kept for the next one needed.
+    spare: Option<BytesMut>,
+}
+
+const REPLAY_BLOCK: usize = 64 * 1024;
+
+impl Replay {
+    fn push(&mut self, frame: &[u8]) {
+        if let Some(b) = self.blocks.back_mut()
+            && b.capacity() - b.len() >= frame.len()
+        {
+            b.extend_from_slice(frame);
+            return;
+        }
+        let mut b = match self.spare.take() {
+            Some(b) if b.capacity() >= frame.len() => b,
+            _ => BytesMut::with_capacity(REPLAY_BLOCK.max(frame.len())),
+        };
+        b.extend_from_slice(frame);
+        self.blocks.push_back(b);
+    }
+
+    /// Drops the first `len` bytes (whole frames).
+    fn advance(&mut self, mut len: usize) {
+        while len > 0 {
+            let Some(first) = self.blocks.front() else { return };
+            let left = first.len() - self.front;
+            if len < left {
+                self.front += len;
+                return;
+            }
+            len -= left;
+            let mut b = self.blocks.pop_front().expect("checked");
+            self.front = 0;
+            if b.capacity() == REPLAY_BLOCK {
+                b.clear();
+                self.spare = Some(b);
+            }
+        }
+    }
+
+    /// The frames, given their lengths in order.
+    fn frames<'a>(&'a self, lens: impl Iterator<Item = usize> + 'a) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (mut block, mut at) = (0, self.front);
+        lens.map(move |len| {
+            if at >= self.blocks[block].len() {
+                block += 1;
+                at = 0;
+            }
+            let f = &self.blocks[block][at..at + len];
+            at += len;
+            f
+        })
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.blocks.iter().enumerate().all(|(i, b)| b.len() == if i == 0 { self.front } else { 0 })
+    }
+}
+
 /// Requests awaiting their answer.
 #[derive(Default)]
 struct PendingSet {
@@ -92,8 +162,8 @@ struct PendingSet {
     map_publishes: usize,
     /// Fast-path publishes, in id order.
     pubs: VecDeque<PendingPub>,
-    /// Their frames, back to back, in the same order.
-    replay: BytesMut,
+    /// Their frames, in the same order.
+    replay: Replay,
     /// Outcomes of fast-path publishes answered by their own Response (failures, mostly) or
     /// failed by a reset, until their waiter takes them.
     answered: HashMap<u64, Result<()>>,
@@ -182,7 +252,7 @@ impl SessionState {
         write(out, id);
         let frame = &out[start..];
         let mut p = self.pending.lock().unwrap();
-        p.replay.extend_from_slice(frame);
+        p.replay.push(frame);
         p.pubs.push_back(PendingPub { id, len: frame.len() as u32, topic, gone: false });
         id
     }
@@ -198,11 +268,7 @@ impl SessionState {
             while p.pubs.front().is_some_and(|f| f.id <= up_to) {
                 acked_bytes += p.pubs.pop_front().expect("checked").len as usize;
             }
-            if p.pubs.is_empty() {
-                p.replay.clear();
-            } else {
-                p.replay.advance(acked_bytes);
-            }
+            p.replay.advance(acked_bytes);
             if up_to > self.pubs_answered.load(Ordering::Relaxed) {
                 self.pubs_answered.store(up_to, Ordering::Release);
             }
@@ -281,13 +347,11 @@ impl SessionState {
         });
         p.map_publishes -= dropped_publishes;
         let mut frames: Vec<(u64, Bytes)> = p.map.iter().map(|(id, e)| (*id, e.frame.clone())).collect();
-        let mut at = 0;
-        for e in &p.pubs {
-            let end = at + e.len as usize;
+        let lens = p.pubs.iter().map(|e| e.len as usize);
+        for (e, f) in p.pubs.iter().zip(p.replay.frames(lens)) {
             if !e.gone {
-                frames.push((e.id, Bytes::copy_from_slice(&p.replay[at..end])));
+                frames.push((e.id, Bytes::copy_from_slice(f)));
             }
-            at = end;
         }
         frames.sort_by_key(|(id, _)| *id);
         frames.into_iter().map(|(_, f)| f).collect()
@@ -300,7 +364,7 @@ impl SessionState {
             let map = std::mem::take(&mut p.map);
             p.map_publishes = 0;
             let pubs = std::mem::take(&mut p.pubs);
-            p.replay = BytesMut::new();
+            p.replay = Replay::default();
             for e in pubs.into_iter().filter(|e| !e.gone) {
                 let op = if e.topic { "publish_topic" } else { "publish" };
                 p.answered.insert(e.id, Err(lost(op, detail)));
@@ -1198,6 +1262,39 @@ mod tests {
         // The next ack watermark releases the tombstones and their bytes.
         s.ack_publishes(answered);
         assert!(is_empty(&s));
+    }
+
+    /// The replay keeps every frame intact across block boundaries, drops acknowledged ones in
+    /// order, and reuses emptied blocks.
+    #[test]
+    fn the_replay_returns_what_it_kept_in_order() {
+        let mut r = Replay::default();
+        let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut n = 0u32;
+        let mut next = |len: usize| {
+            n += 1;
+            (0..len).map(|i| (n as usize * 31 + i) as u8).collect::<Vec<u8>>()
+        };
+        for round in 0..40 {
+            for len in [1, 170, 3000, REPLAY_BLOCK - 5, 64, REPLAY_BLOCK + 10, 170] {
+                let f = next(len);
+                r.push(&f);
+                kept.push_back(f);
+            }
+            // Acknowledge a varying number of the oldest frames.
+            for _ in 0..(round % 5 + 3).min(kept.len()) {
+                let f = kept.pop_front().unwrap();
+                r.advance(f.len());
+            }
+            let got: Vec<&[u8]> = r.frames(kept.iter().map(Vec::len)).collect();
+            assert_eq!(got.len(), kept.len());
+            assert!(got.iter().zip(&kept).all(|(a, b)| a == &b.as_slice()), "round {round}");
+        }
+        while let Some(f) = kept.pop_front() {
+            r.advance(f.len());
+        }
+        assert!(r.is_empty() && r.blocks.is_empty());
+        assert!(r.spare.as_ref().is_some_and(|b| b.capacity() == REPLAY_BLOCK), "a block is kept for reuse");
     }
 
     #[test]
