@@ -635,7 +635,7 @@ impl Inner {
                 self.emit(ev);
             }
         } else {
-            self.hub.emit_batch(&evs);
+            self.hub.emit_batch_owned(evs);
         }
     }
 

@@ -69,6 +69,27 @@ impl EventQueue {
         }
     }
 
+    /// `push_many` of events the caller gives away: moved into the queue, not cloned.
+    pub(crate) fn push_owned(&self, mut evs: Vec<Event>) {
+        let blocked = {
+            let mut st = self.state.lock().unwrap();
+            if st.closed {
+                return;
+            }
+            let room = self.cap.saturating_sub(st.items.len());
+            if evs.len() > room {
+                self.dropped.fetch_add((evs.len() - room) as u64, Ordering::Relaxed);
+                evs.truncate(room);
+            }
+            st.items.extend(evs);
+            st.blocked > 0
+        };
+        self.notify.notify_one();
+        if blocked {
+            self.cond.notify_one();
+        }
+    }
+
     pub(crate) fn close(&self) {
         self.state.lock().unwrap().closed = true;
         self.notify.notify_one();
@@ -308,6 +329,39 @@ impl EventHub {
         }
     }
 
+    /// [`EventHub::emit_batch`] of events the caller gives away. When they all go to one queue
+    /// (one subscription of their channel and no listener, or one listener and no subscription:
+    /// the usual case) they are moved there rather than cloned.
+    pub(crate) fn emit_batch_owned(&self, evs: Vec<Event>) {
+        {
+            let channels = self.channels.read().unwrap();
+            let listeners = self.listeners.read().unwrap();
+            let channel_of = |e: &Event| match e {
+                Event::Message(m) if m.channel_type == rtm2_proto::enums::ChannelType::MESSAGE => {
+                    channels.get(m.channel.as_str()).filter(|v| !v.is_empty())
+                }
+                _ => None,
+            };
+            let sole = match (listeners.len(), evs.first()) {
+                (0, Some(Event::Message(first))) => match channel_of(&evs[0]) {
+                    Some(v) if v.len() == 1
+                        && evs.iter().all(|e| matches!(e, Event::Message(m) if m.channel_type == first.channel_type && m.channel == first.channel)) =>
+                    {
+                        Some(&v[0])
+                    }
+                    _ => None,
+                },
+                (1, Some(_)) if evs.iter().all(|e| channel_of(e).is_none()) => Some(&listeners[0]),
+                _ => None,
+            };
+            if let Some(q) = sole {
+                q.push_owned(evs);
+                return;
+            }
+        }
+        self.emit_batch(&evs);
+    }
+
     /// Emits one event: to its channel's subscriptions (a MESSAGE-channel message) and to every
     /// listener.
     pub(crate) fn emit(&self, ev: Event) {
@@ -374,6 +428,46 @@ mod tests {
         assert_eq!(a, &vec![Event::Overflow { dropped: 2 }, evs[0].clone(), evs[1].clone(), evs[4].clone()]);
         assert_eq!(b, &vec![evs[2].clone(), evs[8].clone()]);
         assert_eq!(outcomes[0], outcomes[1]);
+    }
+
+    /// Events given away reach the queues exactly as borrowed ones do, whether they can be
+    /// moved (one queue in all) or must be cloned.
+    #[test]
+    fn owned_batches_are_delivered_as_borrowed_ones() {
+        use rtm2_proto::enums::ChannelType;
+        let only_a: Vec<Event> = (0..5).map(|i| message(ChannelType::MESSAGE, "a", i)).collect();
+        let mixed = vec![
+            message(ChannelType::MESSAGE, "a", 0),
+            message(ChannelType::MESSAGE, "b", 1),
+            message(ChannelType::USER, "a", 2),
+            Event::TokenPrivilegeWillExpire(None),
+        ];
+        // (listeners, subscriptions to "a", to "b")
+        for (listeners, subs_a, subs_b) in [(0, 1, 0), (1, 0, 0), (0, 2, 0), (1, 1, 0), (0, 1, 1), (2, 0, 0)] {
+            for evs in [&only_a, &mixed] {
+                let mut outcomes = Vec::new();
+                for owned in [false, true] {
+                    let hub = Arc::new(EventHub::default());
+                    let mut ls: Vec<_> = (0..listeners).map(|_| hub.listener(3)).collect();
+                    let mut a: Vec<_> = (0..subs_a).map(|_| hub.subscription("a", 3)).collect();
+                    let mut b: Vec<_> = (0..subs_b).map(|_| hub.subscription("b", 3)).collect();
+                    if owned {
+                        hub.emit_batch_owned(evs.clone());
+                    } else {
+                        hub.emit_batch(evs);
+                    }
+                    let got: Vec<Vec<Event>> = ls
+                        .iter_mut()
+                        .map(|r| r.try_recv_batch(100))
+                        .chain(a.iter_mut().map(|s| s.queue.try_recv_batch(100)))
+                        .chain(b.iter_mut().map(|s| s.queue.try_recv_batch(100)))
+                        .collect();
+                    outcomes.push(got);
+                }
+                assert_eq!(outcomes[0], outcomes[1], "{listeners} listeners, {subs_a}+{subs_b} subscriptions");
+                assert!(outcomes[1].iter().any(|q| !q.is_empty()), "something was delivered");
+            }
+        }
     }
 
     #[test]
