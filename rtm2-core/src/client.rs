@@ -953,7 +953,7 @@ impl Inner {
     fn on_inbound(self: &Arc<Self>, ev: Inbound) {
         match ev {
             Inbound::Message(m) => self.emit(Event::Message(m)),
-            Inbound::Messages(ms) => self.emit_batch(ms.into_iter().map(Event::Message).collect()),
+            Inbound::Messages(evs) => self.emit_batch(evs),
             Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
                 event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
                 channel: t.channel,

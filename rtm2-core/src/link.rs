@@ -49,8 +49,9 @@ pub(crate) struct LinkEnd {
 /// Frames the reader hands to the client (everything but responses and pongs).
 pub(crate) enum Inbound {
     Message(crate::types::MessageEvent),
-    /// Consecutive messages that arrived together (handed over as one batch).
-    Messages(Vec<crate::types::MessageEvent>),
+    /// Consecutive messages that arrived together (each an `Event::Message`), handed over as
+    /// one batch.
+    Messages(Vec<crate::Event>),
     Topic(pb::TopicEvent),
     TokenWillExpire(pb::TokenWillExpire),
     StreamClosed(pb::StreamChannelClosed),
@@ -1025,7 +1026,7 @@ async fn reader<R: AsyncRead + Unpin>(
 ) {
     // Messages that arrived together are handed over as one batch: it goes out before anything
     // else is handled, and before the reader waits for more bytes.
-    let mut batch: Vec<crate::types::MessageEvent> = Vec::new();
+    let mut batch: Vec<crate::Event> = Vec::new();
     let mut last_strings = crate::types::LastStrings::default();
     let end = loop {
         if !batch.is_empty() && (batch.len() >= MESSAGE_BATCH || !dec.has_frame(&buf)) {
@@ -1051,7 +1052,7 @@ async fn reader<R: AsyncRead + Unpin>(
             } else {
                 buf.advance(frame_len);
             }
-            batch.push(ev);
+            batch.push(crate::Event::Message(ev));
             continue;
         }
         // Any other frame is decoded; without a complete frame, more bytes are read (the batch
@@ -1129,11 +1130,9 @@ async fn reader<R: AsyncRead + Unpin>(
 /// Most messages handed over in one batch.
 const MESSAGE_BATCH: usize = 256;
 
-fn flush_messages(inbound: &OnInbound, batch: &mut Vec<crate::types::MessageEvent>) {
-    match batch.len() {
-        0 => {}
-        1 => inbound(Inbound::Message(batch.pop().expect("one"))),
-        _ => inbound(Inbound::Messages(std::mem::take(batch))),
+fn flush_messages(inbound: &OnInbound, batch: &mut Vec<crate::Event>) {
+    if !batch.is_empty() {
+        inbound(Inbound::Messages(std::mem::take(batch)));
     }
 }
 
