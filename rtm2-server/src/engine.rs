@@ -496,10 +496,16 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         return Ok(None);
     };
     let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
-    for s in ch.subs.read().unwrap().iter() {
-        if s.opts.with_message && (s.session.receive_own || s.session.id != session.id) {
+    let subs = ch.subs.read().unwrap();
+    let mut receivers =
+        subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
+    // The last receiver gets the body itself, the others a reference each.
+    if let Some(mut s) = receivers.next() {
+        for next in receivers {
             s.session.send(body.clone());
+            s = next;
         }
+        s.session.send(body);
     }
     Ok(None)
 }
