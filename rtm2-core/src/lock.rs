@@ -277,8 +277,11 @@ impl Locks {
             let guard = guard; // the whole guard lives in the operation
             let r = reply.await;
             match &r {
-                // The timeout is reported once the server has withdrawn the acquisition.
-                Err(e) if e.is_timeout() => guard.0.clone().settle().await,
+                // The timeout is reported once the server has withdrawn the acquisition (waiting
+                // for that at most as long again, e.g. while the connection is down).
+                Err(e) if e.is_timeout() => {
+                    let _ = tokio::time::timeout(timeout, guard.0.clone().settle()).await;
+                }
                 _ => guard.0.disarm(),
             }
             r.map(|_| ())

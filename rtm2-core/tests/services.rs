@@ -589,6 +589,17 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
     withdrawal.withdraw().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "bob");
+
+    // When the withdrawal cannot get through (bob's requests held for 3 s), the timeout is still
+    // reported after at most twice the acquisition's own timeout.
+    let (carol, _) = client(proxy.addr, "carol").await;
+    proxy.delay_up(3000);
+    let started = std::time::Instant::now();
+    let e =
+        carol.with_timeout(Duration::from_millis(300)).lock().acquire_lock("room", ChannelType::MESSAGE, "key", true);
+    assert_eq!(e.await.unwrap_err().code, ErrorCode::LOCK_OPERATION_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    proxy.delay_up(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
