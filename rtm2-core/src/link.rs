@@ -1128,7 +1128,7 @@ async fn reader<R: AsyncRead + Unpin>(
 }
 
 /// Most messages handed over in one batch.
-const MESSAGE_BATCH: usize = 256;
+const MESSAGE_BATCH: usize = 1024;
 
 fn flush_messages(inbound: &OnInbound, batch: &mut Vec<crate::Event>) {
     if !batch.is_empty() {
