@@ -42,7 +42,7 @@ impl<'a> From<&'a pb::Publish> for PublishRef<'a> {
 }
 
 // Keys (field number << 3 | wire type) of the fields read here.
-const KEY_REQUEST_ID: u64 = 1 << 3; // ClientFrame.request_id, varint
+const KEY_REQUEST_ID: u64 = 1 << 3; // field 1, varint: ClientFrame.request_id (ServerFrame.seq too)
 const KEY_PUBLISH: u64 = 22 << 3 | 2; // ClientFrame.publish, length-delimited
 const KEY_CHANNEL: u64 = 1 << 3 | 2;
 const KEY_CHANNEL_TYPE: u64 = 2 << 3;
@@ -100,23 +100,36 @@ pub(crate) fn once(seen: &mut u8, bit: u8) -> Option<()> {
 /// `request_id` and the borrowed publish. `None` when the frame is anything else or not in the
 /// plain shape (see the module doc): decode it with [`crate::frame::decode_client`] then.
 pub fn decode_publish_frame(body: &[u8]) -> Option<(u64, PublishRef<'_>)> {
+    let (request_id, publish) = envelope(body, KEY_PUBLISH)?;
+    Some((request_id, decode_publish(publish)?))
+}
+
+/// The plain shape of both frame envelopes: field 1 (`request_id` or `seq`, a varint) and the
+/// length-delimited body under `body_key`, each at most once, nothing else. Returns field 1
+/// (0 when absent) and the body's bytes.
+pub(crate) fn envelope(body: &[u8], body_key: u64) -> Option<(u64, &[u8])> {
     let (mut pos, mut seen) = (0usize, 0u8);
-    let mut request_id = 0;
-    let mut publish = None;
+    let mut first = 0;
+    let mut inner = None;
     while pos < body.len() {
         match varint(body, &mut pos)? {
             KEY_REQUEST_ID => {
                 once(&mut seen, 1)?;
-                request_id = varint(body, &mut pos)?;
+                first = varint(body, &mut pos)?;
             }
-            KEY_PUBLISH => {
+            k if k == body_key => {
                 once(&mut seen, 2)?;
-                publish = Some(decode_publish(delimited(body, &mut pos)?)?);
+                inner = Some(delimited(body, &mut pos)?);
             }
             _ => return None,
         }
     }
-    Some((request_id, publish?))
+    Some((first, inner?))
+}
+
+/// A length-delimited field holding valid UTF-8.
+pub(crate) fn text<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a str> {
+    std::str::from_utf8(delimited(buf, pos)?).ok()
 }
 
 fn decode_publish(buf: &[u8]) -> Option<PublishRef<'_>> {
@@ -126,7 +139,7 @@ fn decode_publish(buf: &[u8]) -> Option<PublishRef<'_>> {
         match varint(buf, &mut pos)? {
             KEY_CHANNEL => {
                 once(&mut seen, 1)?;
-                p.channel = std::str::from_utf8(delimited(buf, &mut pos)?).ok()?;
+                p.channel = text(buf, &mut pos)?;
             }
             KEY_CHANNEL_TYPE => {
                 once(&mut seen, 2)?;
@@ -142,7 +155,7 @@ fn decode_publish(buf: &[u8]) -> Option<PublishRef<'_>> {
             }
             KEY_CUSTOM_TYPE => {
                 once(&mut seen, 16)?;
-                p.custom_type = std::str::from_utf8(delimited(buf, &mut pos)?).ok()?;
+                p.custom_type = text(buf, &mut pos)?;
             }
             KEY_STORE => {
                 once(&mut seen, 32)?;

@@ -11,8 +11,8 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::fastpath::{
-    PublishRef, bytes_len, delimited, once, put_bytes, put_scalar, put_varint, scalar_len, u32_field, varint,
-    varint_len,
+    PublishRef, bytes_len, delimited, envelope, once, put_bytes, put_scalar, put_varint, scalar_len, text, u32_field,
+    varint, varint_len,
 };
 use crate::frame::LEN_PREFIX;
 
@@ -63,34 +63,14 @@ pub struct MessageEventRef<'a> {
     pub timestamp_ms: u64,
 }
 
-const KEY_SEQ: u64 = 1 << 3; // ServerFrame.seq, varint
 const KEY_MESSAGE: u64 = 20 << 3 | 2; // ServerFrame.message, length-delimited
 
 /// Reads a `ServerFrame` body (length prefix removed) whose body is a `MessageEvent`: its `seq`
 /// and the borrowed event. `None` for any other frame or shape: use
 /// [`crate::frame::decode_server`] then.
 pub fn decode_message_frame(body: &[u8]) -> Option<(u64, MessageEventRef<'_>)> {
-    let (mut pos, mut seen) = (0usize, 0u8);
-    let mut seq = 0;
-    let mut message = None;
-    while pos < body.len() {
-        match varint(body, &mut pos)? {
-            KEY_SEQ => {
-                once(&mut seen, 1)?;
-                seq = varint(body, &mut pos)?;
-            }
-            KEY_MESSAGE => {
-                once(&mut seen, 2)?;
-                message = Some(decode_message(delimited(body, &mut pos)?)?);
-            }
-            _ => return None,
-        }
-    }
-    Some((seq, message?))
-}
-
-fn text<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a str> {
-    std::str::from_utf8(delimited(buf, pos)?).ok()
+    let (seq, message) = envelope(body, KEY_MESSAGE)?;
+    Some((seq, decode_message(message)?))
 }
 
 fn decode_message(buf: &[u8]) -> Option<MessageEventRef<'_>> {
