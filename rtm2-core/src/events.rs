@@ -81,7 +81,13 @@ impl EventQueue {
                 self.dropped.fetch_add((evs.len() - room) as u64, Ordering::Relaxed);
                 evs.truncate(room);
             }
-            st.items.extend(evs);
+            if st.items.is_empty() {
+                // The batch becomes the queue: no event is copied (a Vec turns into a VecDeque
+                // in place), and `take` can hand it on the same way.
+                st.items = VecDeque::from(evs);
+            } else {
+                st.items.extend(evs);
+            }
             st.blocked > 0
         };
         self.notify.notify_one();
@@ -101,6 +107,11 @@ impl EventQueue {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             out.push(Event::Overflow { dropped });
+        } else if out.is_empty() && st.items.len() <= max {
+            // Everything queued fits: hand the queue's storage over instead of moving each
+            // event (in place when the queue came from one batch of `push_owned`).
+            *out = Vec::from(std::mem::take(&mut st.items));
+            return !out.is_empty();
         }
         while out.len() < max {
             match st.items.pop_front() {
@@ -468,6 +479,35 @@ mod tests {
                 assert!(outcomes[1].iter().any(|q| !q.is_empty()), "something was delivered");
             }
         }
+    }
+
+    /// A batch given to one queue is not copied event by event on its way to the receiver:
+    /// the receiver gets the very storage the batch was built in. Batches that meet in the
+    /// queue, and takes smaller than what is queued, keep the order.
+    #[test]
+    fn a_sole_batch_reaches_its_receiver_in_its_own_storage() {
+        use rtm2_proto::enums::ChannelType;
+        let hub = Arc::new(EventHub::default());
+        let a = hub.subscription("a", 100);
+        let batch: Vec<Event> = (0..8).map(|i| message(ChannelType::MESSAGE, "a", i)).collect();
+        let expected = batch.clone();
+        let storage = batch.as_ptr();
+        hub.emit_batch_owned(batch);
+        let got = a.queue.try_recv_batch(100);
+        assert_eq!(got, expected);
+        assert_eq!(got.as_ptr(), storage, "the batch's storage was handed over");
+
+        // Two batches queued before a take, then taken in two parts.
+        let first: Vec<Event> = (0..5).map(|i| message(ChannelType::MESSAGE, "a", i)).collect();
+        let second: Vec<Event> = (5..9).map(|i| message(ChannelType::MESSAGE, "a", i)).collect();
+        let all: Vec<Event> = first.iter().chain(&second).cloned().collect();
+        hub.emit_batch_owned(first);
+        hub.emit_batch_owned(second);
+        let head = a.queue.try_recv_batch(3);
+        let tail = a.queue.try_recv_batch(100);
+        assert_eq!(head, all[..3]);
+        assert_eq!(tail, all[3..]);
+        assert!(a.queue.try_recv_batch(100).is_empty());
     }
 
     #[test]
