@@ -38,8 +38,12 @@ const IDLE_QUEUE_FRAMES: usize = 256;
 const MIN_READ_CHUNK: usize = 2 * 1024;
 /// See [`MIN_READ_CHUNK`].
 const MAX_READ_CHUNK: usize = 64 * 1024;
-/// Buffers larger than this are released when their connection goes quiet.
+/// Buffers larger than this are released when their connection goes quiet: its reader saw no
+/// frame for a keepalive tick, or its writer had nothing to write for `WRITER_IDLE_RELEASE`.
+/// Not as soon as a buffer is empty: within a burst a buffer empties between reads or writes
+/// all the time, and one released then is regrown (copied, its pages faulted in anew) at once.
 const KEEP_IDLE_BUFFER: usize = 16 * 1024;
+const WRITER_IDLE_RELEASE: Duration = Duration::from_millis(500);
 
 /// Why a connection ends, sent to the client as a Goodbye frame.
 #[derive(Debug, Clone)]
@@ -123,9 +127,6 @@ impl Conn {
         let mut o = self.out.lock().unwrap();
         if o.queue.is_empty() {
             o.writer_waiting = true;
-            if o.queue.capacity() > IDLE_QUEUE_FRAMES {
-                o.queue = VecDeque::new(); // a burst is over: give the memory back
-            }
             return false;
         }
         if o.bytes + o.queue.len() * MAX_FRAME_OVERHEAD <= WRITE_BATCH_BYTES {
@@ -142,6 +143,18 @@ impl Conn {
             }
         }
         true
+    }
+
+    /// Releases a burst's queue if nothing is queued (the writer has been idle a while).
+    fn release_idle_queue(&self) {
+        let mut o = self.out.lock().unwrap();
+        if o.queue.is_empty() && o.queue.capacity() > IDLE_QUEUE_FRAMES {
+            o.queue = VecDeque::new();
+        }
+    }
+
+    fn queue_capacity(&self) -> usize {
+        self.out.lock().unwrap().queue.capacity()
     }
 
     /// Everything queued, for the last write after a close; no frame is accepted afterwards.
@@ -423,16 +436,25 @@ async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
             break;
         }
         if !conn.take_batch(&mut batch) {
-            if buf.capacity() > KEEP_IDLE_BUFFER {
-                buf = BytesMut::new(); // nothing queued: do not hold a burst's buffer while idle
-            }
-            if batch.capacity() > IDLE_QUEUE_FRAMES {
-                batch = VecDeque::new();
-            }
+            let big = buf.capacity() > KEEP_IDLE_BUFFER
+                || batch.capacity() > IDLE_QUEUE_FRAMES
+                || conn.queue_capacity() > IDLE_QUEUE_FRAMES;
+            // Only a connection that grew its buffers arms a timer to give them back.
+            let release = async {
+                if big { tokio::time::sleep(WRITER_IDLE_RELEASE).await } else { std::future::pending().await }
+            };
             tokio::select! {
                 biased;
                 _ = conn.killed() => break,
                 _ = conn.ready.notified() => continue,
+                _ = release => {
+                    // Idle since the burst that grew them: give the memory back.
+                    buf = BytesMut::new();
+                    batch = VecDeque::new();
+                    conn.release_idle_queue();
+                    // `notified()` was not waited on above: look at the queue again.
+                    continue;
+                }
             }
         }
         for (seq, body) in batch.drain(..) {
@@ -480,9 +502,6 @@ async fn next_frame<R: AsyncRead + Unpin>(
             Ok(Some(len)) => return Ok(len),
             Ok(None) => {}
             Err(e) => return Err(Some(protocol_error(e))),
-        }
-        if buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
-            *buf = BytesMut::new(); // a burst is over: give the memory back
         }
         if let Some(p) = buf.get(..frame::LEN_PREFIX) {
             // Room for the rest of the announced frame (already bounded by `peek`).
@@ -727,6 +746,9 @@ where
                 _ = ticks.tick() => {
                     silent = if frames == frames_at_tick { silent + tick_len } else { Duration::ZERO };
                     frames_at_tick = frames;
+                    if silent > Duration::ZERO && buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
+                        buf = BytesMut::new(); // quiet for a tick: give a burst's buffer back
+                    }
                     if silent >= keepalive {
                         break End::Transient(Some(Goodbye::new(
                             ErrorCode::NOT_CONNECTED.code(),
