@@ -976,4 +976,40 @@ mod tests {
         assert_eq!(seqs, (1..=N).collect::<Vec<_>>());
         assert!(!conn.push(N + 1, body(1)), "the writer ended");
     }
+
+    /// A queue grown by a burst is kept while the writer merely catches up (it empties again
+    /// and again within a burst; releasing it each time meant regrowing it, copies and fresh
+    /// pages, at full speed) and given back once the writer has been idle a while.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_queue_is_kept_while_draining_and_released_when_idle() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let conn = Conn::new(1 << 20);
+        // More than one write batch, so that the queue itself is walked (not swapped).
+        const N: u64 = 40_000;
+        let varint_len = |v: u64| (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;
+        let frame_len = |seq: u64| frame::LEN_PREFIX + 1 + varint_len(seq) + 10;
+        let total: usize = (1..=N).map(frame_len).sum();
+        for seq in 1..=N {
+            assert!(conn.push(seq, body(10)));
+        }
+        assert!(conn.queue_capacity() >= N as usize);
+        let writer = tokio::spawn(writer(server, conn.clone()));
+        let mut wire = vec![0u8; total];
+        tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut wire)).await.unwrap().unwrap();
+        // Everything was written; the writer waits for more with the queue it grew.
+        let start = std::time::Instant::now();
+        while !conn.out.lock().unwrap().writer_waiting {
+            assert!(start.elapsed() < Duration::from_secs(5), "the writer did not finish");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(conn.queue_capacity() > IDLE_QUEUE_FRAMES, "released as soon as it was drained");
+        tokio::time::sleep(WRITER_IDLE_RELEASE + Duration::from_millis(300)).await;
+        assert!(conn.queue_capacity() <= IDLE_QUEUE_FRAMES, "not released after {WRITER_IDLE_RELEASE:?} idle");
+        // It still writes what comes next.
+        assert!(conn.push(N + 1, body(10)));
+        let mut more = vec![0u8; frame_len(N + 1)];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut more)).await.unwrap().unwrap();
+        conn.close(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "bye"));
+        writer.await.unwrap();
+    }
 }
