@@ -461,22 +461,10 @@ impl Engine {
 /// straight from the frame bytes (the session's fast path): one set of checks for both.
 /// `now_ms` is the message's timestamp.
 pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
-    if r.store_in_history {
-        return Err(Violation::new(
-            ErrorCode::HISTORY_NOT_AVAILABLE,
-            "message history is not available on this server",
-        ));
-    }
-    validate::message(r.payload, r.message_type, r.custom_type)?;
+    check_publish(&r)?;
     let channel_type = match ChannelType::from_u32(r.channel_type) {
-        Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) => ChannelType::MESSAGE,
         Some(ChannelType::USER) => ChannelType::USER,
-        _ => {
-            return Err(Violation::new(
-                ErrorCode::INVALID_CHANNEL_TYPE,
-                format!("publish takes channel type MESSAGE (1) or USER (3), not {}", r.channel_type),
-            ));
-        }
+        _ => ChannelType::MESSAGE,
     };
     if channel_type == ChannelType::USER {
         validate::user_id(r.channel)?;
@@ -508,6 +496,88 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         s.session.send(body);
     }
     Ok(None)
+}
+
+/// Publishes of one connection's read batch to one message channel, delivered together: the
+/// channel is looked up once per run, and each receiver's session and connection are locked
+/// once per run instead of once per message. A run ends (is delivered) when a publish to
+/// another channel or to a user comes, before any other request or reply of the connection,
+/// and at the end of the read batch, before the batch's publishes are acknowledged.
+///
+/// The receivers are the channel's subscribers when the run is delivered, a few microseconds
+/// after its first publish: as with publishes of separate connections racing a subscribe,
+/// which of them a new subscriber gets is not defined; a connection's own subscribe comes
+/// after its earlier publishes' delivery.
+#[derive(Default)]
+pub(crate) struct PublishRun {
+    channel: String,
+    /// The channel, when it had subscribers at the run's first publish (else the run's
+    /// messages have nobody to go to and are not even encoded).
+    target: Option<Arc<MsgChannel>>,
+    bodies: Vec<Bytes>,
+}
+
+impl PublishRun {
+    /// `publish`, with delivery to a message channel left to `deliver`.
+    pub(crate) fn publish(&mut self, session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
+        if r.channel_type == ChannelType::USER as u32 {
+            self.deliver(session);
+            return publish(session, r, now_ms);
+        }
+        check_publish(&r)?;
+        validate::channel_name(r.channel)?;
+        if r.channel != self.channel {
+            self.deliver(session);
+            self.channel.clear();
+            self.channel.push_str(r.channel);
+            self.target = session.app.channels.get(r.channel).map(|c| c.clone());
+        }
+        if self.target.is_some() {
+            self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms));
+        }
+        Ok(None)
+    }
+
+    /// Delivers the run's messages, in order, to every receiver.
+    pub(crate) fn deliver(&mut self, session: &Session) {
+        self.channel.clear();
+        let Some(ch) = self.target.take() else { return };
+        if self.bodies.is_empty() {
+            return;
+        }
+        {
+            let subs = ch.subs.read().unwrap();
+            let mut receivers =
+                subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
+            // The last receiver gets the bodies themselves, the others a reference each.
+            if let Some(mut s) = receivers.next() {
+                for next in receivers {
+                    s.session.send_many(self.bodies.iter().cloned());
+                    s = next;
+                }
+                s.session.send_many(self.bodies.drain(..));
+            }
+        }
+        self.bodies.clear();
+    }
+}
+
+/// The checks of a publish that do not depend on where it goes.
+fn check_publish(r: &PublishRef<'_>) -> Result<(), Violation> {
+    if r.store_in_history {
+        return Err(Violation::new(
+            ErrorCode::HISTORY_NOT_AVAILABLE,
+            "message history is not available on this server",
+        ));
+    }
+    validate::message(r.payload, r.message_type, r.custom_type)?;
+    match ChannelType::from_u32(r.channel_type) {
+        Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) | Some(ChannelType::USER) => Ok(()),
+        _ => Err(Violation::new(
+            ErrorCode::INVALID_CHANNEL_TYPE,
+            format!("publish takes channel type MESSAGE (1) or USER (3), not {}", r.channel_type),
+        )),
+    }
 }
 
 /// The delivered `MessageEvent`, encoded once for every receiver.

@@ -107,16 +107,25 @@ impl Conn {
     /// Queues a frame for the writer; `false` if `cap` frames wait already (or the writer ended).
     fn push(&self, seq: u64, body: Bytes) -> bool {
         let mut o = self.out.lock().unwrap();
-        if o.writer_gone || o.queue.len() >= self.cap {
+        if !self.push_locked(&mut o, seq, body) {
             return false;
         }
-        o.bytes += body.len();
-        o.queue.push_back((seq, body));
         let wake = std::mem::take(&mut o.writer_waiting);
         drop(o);
         if wake {
             self.ready.notify_one();
         }
+        true
+    }
+
+    /// `push` under the caller's lock of `out`, without waking the writer (the caller does,
+    /// if `writer_waiting`).
+    fn push_locked(&self, o: &mut Outbox, seq: u64, body: Bytes) -> bool {
+        if o.writer_gone || o.queue.len() >= self.cap {
+            return false;
+        }
+        o.bytes += body.len();
+        o.queue.push_back((seq, body));
         true
     }
 
@@ -291,26 +300,46 @@ impl Session {
     /// connection if there is one. A full connection queue closes that connection (slow
     /// consumer); the session itself lives on for a resume.
     pub(crate) fn send(&self, body: Bytes) {
+        self.send_many(std::iter::once(body));
+    }
+
+    /// `send` for several frames, in order, under one lock of the session and one of its
+    /// connection (a run of messages delivered together).
+    pub(crate) fn send_many(&self, bodies: impl Iterator<Item = Bytes>) {
         if self.ended.load(Ordering::Relaxed) {
             return;
         }
         let mut o = self.out.lock().unwrap();
-        o.seq += 1;
-        let seq = o.seq;
-        o.replay_bytes += body.len();
-        o.replay.push_back((seq, body.clone()));
-        while o.replay.len() > self.replay_max_frames || o.replay_bytes > self.replay_max_bytes {
-            match o.replay.pop_front() {
-                Some((_, b)) => o.replay_bytes -= b.len(),
-                None => break,
+        let SessionOut { seq, replay, replay_bytes, conn, .. } = &mut *o;
+        let mut q = conn.as_ref().map(|c| (c, c.out.lock().unwrap()));
+        let mut full = false;
+        for body in bodies {
+            *seq += 1;
+            *replay_bytes += body.len();
+            replay.push_back((*seq, body.clone()));
+            while replay.len() > self.replay_max_frames || *replay_bytes > self.replay_max_bytes {
+                match replay.pop_front() {
+                    Some((_, b)) => *replay_bytes -= b.len(),
+                    None => break,
+                }
+            }
+            if let Some((c, q)) = &mut q
+                && !full
+            {
+                full = !c.push_locked(q, *seq, body);
             }
         }
-        if let Some(c) = &o.conn
-            && !c.push(seq, body)
-        {
-            // The connection stays attached until its read loop ends and detaches it, so that
-            // the session is then kept for a resume and ended when none comes.
-            c.close(slow_consumer(c.cap));
+        if let Some((c, mut q)) = q {
+            let wake = std::mem::take(&mut q.writer_waiting);
+            drop(q);
+            if wake {
+                c.ready.notify_one();
+            }
+            if full {
+                // The connection stays attached until its read loop ends and detaches it, so
+                // that the session is then kept for a resume and ended when none comes.
+                c.close(slow_consumer(c.cap));
+            }
         }
     }
 
@@ -570,11 +599,15 @@ struct Requests<'a> {
     ack_upto: u64,
     /// The timestamp of this read batch's messages: one clock read per batch, not per message.
     batch_ms: Option<u64>,
+    /// Publishes to one message channel not delivered yet (see `PublishRun`).
+    run: crate::engine::PublishRun,
 }
 
 impl Requests<'_> {
     /// Called when the frames read so far are handled: answers the batch's publishes.
     fn end_batch(&mut self) {
+        // Delivered before they are acknowledged.
+        self.run.deliver(self.session);
         if self.ack_upto != 0 {
             self.session.send(publish_ack(self.ack_upto));
             self.ack_upto = 0;
@@ -600,8 +633,14 @@ impl Requests<'_> {
                 self.publish(request_id, p);
                 return None;
             }
+            Request::Frame(client_frame::Body::Publish(p)) => {
+                self.publish(request_id, PublishRef::from(&p));
+                return None;
+            }
             Request::Frame(body) => body,
         };
+        // Anything else comes after the delivery of the publishes before it.
+        self.run.deliver(session);
         match body {
             client_frame::Body::Logout(_) => {
                 self.end_batch();
@@ -617,7 +656,6 @@ impl Requests<'_> {
                 );
                 session.send(response(request_id, Err(v)));
             }
-            client_frame::Body::Publish(p) => self.publish(request_id, PublishRef::from(&p)),
             body => {
                 let is_publish = matches!(body, client_frame::Body::PublishTopic(_));
                 let admitted = session.limiter.lock().unwrap().admit(&body);
@@ -637,7 +675,7 @@ impl Requests<'_> {
             false => Ok(()),
         };
         let reply = match admitted {
-            Ok(()) => crate::engine::publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
+            Ok(()) => self.run.publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
             Err((what, rate)) => Err(rate_refusal(what, rate)),
         };
         self.answer(request_id, Some(reply), true);
@@ -646,7 +684,11 @@ impl Requests<'_> {
     fn answer(&mut self, request_id: u64, reply: Option<Reply>, is_publish: bool) {
         match reply {
             Some(Ok(None)) if is_publish && self.batch_acks => self.ack_upto = request_id,
-            Some(reply) => self.session.send(response(request_id, reply)),
+            Some(reply) => {
+                // After the delivery of the publishes before it.
+                self.run.deliver(self.session);
+                self.session.send(response(request_id, reply));
+            }
             // The handler answers later (a queued lock acquisition).
             None => {}
         }
@@ -720,6 +762,7 @@ where
         batch_acks: features & rtm2_proto::FEATURE_PUBLISH_ACK != 0,
         ack_upto: 0,
         batch_ms: None,
+        run: Default::default(),
     };
     // Silence is measured in ticks of a quarter of the keepalive (no timer per frame): a tick
     // with no frame since the previous one adds its length.

@@ -24,12 +24,17 @@ struct Raw {
 
 impl Raw {
     async fn login(server: &Server, user: &str) -> Raw {
+        // Every publish answered by its own Response.
+        Raw::login_with(server, user, 0).await
+    }
+
+    async fn login_with(server: &Server, user: &str, features: u64) -> Raw {
         let mut raw = Raw { io: server.connect_in_memory(), buf: BytesMut::new(), dec: FrameDecoder::new(1 << 20) };
         raw.send(
             0,
             client_frame::Body::Hello(pb::Hello {
                 protocol_version: limits::PROTOCOL_VERSION,
-                features: 0, // every publish answered by its own Response
+                features,
                 client_name: "publish_paths".into(),
             }),
         )
@@ -198,6 +203,86 @@ async fn both_paths_answer_and_deliver_alike() {
         publisher.send(0, client_frame::Body::Ping(pb::Ping { client_time_ms: 5 })).await;
         assert!(matches!(publisher.next().await.body, Some(server_frame::Body::Pong(_))));
     }
+}
+
+/// Publishes read together are delivered together per channel, but never out of order: each
+/// receiver gets them in publish order across channels, the user channel and both decoding
+/// paths, and the publisher's own stream keeps a refusal between the messages published before
+/// and after it, with the acknowledgement after all of them.
+#[tokio::test]
+async fn publishes_read_together_keep_their_order_everywhere() {
+    let server = Server::start(unlimited());
+    let features = rtm2_proto::FEATURE_PUBLISH_ACK;
+    let mut publisher = Raw::login_with(&server, "pub", features).await;
+    let mut sub = Raw::login_with(&server, "sub", features).await;
+    for (who, request_id, channel) in [(0, 2, "a"), (0, 3, "b"), (1, 2, "a")] {
+        let raw = if who == 0 { &mut sub } else { &mut publisher };
+        raw.send(
+            request_id,
+            client_frame::Body::Subscribe(pb::Subscribe {
+                channel: channel.into(),
+                with_message: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+        assert_eq!(raw.response().await.0, 0);
+    }
+    // One write: runs of publishes to "a" and "b", a user-channel message, a refused publish
+    // (unknown message type) and both encodings.
+    let plan: Vec<(&str, u32, u32, bool)> = vec![
+        ("a", 1, 1, true),
+        ("a", 1, 1, false),
+        ("a", 1, 1, true),
+        ("b", 1, 1, true),
+        ("b", 1, 1, false),
+        ("sub", 3, 1, true),
+        ("a", 1, 1, true),
+        ("a", 1, 7, true), // refused: message type 7
+        ("a", 1, 1, false),
+        ("b", 1, 1, true),
+        ("a", 1, 1, true),
+    ];
+    let mut wire = Vec::new();
+    for (i, (channel, channel_type, message_type, fast)) in plan.iter().enumerate() {
+        let p = publish(channel, *channel_type, *message_type, format!("m{i}").as_bytes(), "");
+        let (plain, unusual) = encodings(100 + i as u64, &p);
+        let body = if *fast { plain } else { unusual };
+        wire.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        wire.extend_from_slice(&body);
+    }
+    publisher.io.write_all(&wire).await.unwrap();
+
+    let payload = |m: &pb::MessageEvent| String::from_utf8(m.payload.to_vec()).unwrap();
+    let delivered: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].2 != 7).collect();
+    let mut got = Vec::new();
+    while got.len() < delivered.len() {
+        match sub.next().await.body {
+            Some(server_frame::Body::Message(m)) => got.push(payload(&m)),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    let want: Vec<String> = delivered.iter().map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want, "the subscriber's messages in publish order");
+
+    // The publisher receives its own messages to "a": those before the refusal, the refusal,
+    // those after it, then one acknowledgement of everything.
+    let mut seen = Vec::new();
+    loop {
+        match publisher.next().await.body {
+            Some(server_frame::Body::Message(m)) => seen.push(payload(&m)),
+            Some(server_frame::Body::Response(r)) => {
+                assert_eq!((r.request_id, r.code), (107, ErrorCode::CHANNEL_UNSUPPORTED_MESSAGE_TYPE.code()), "{r:?}");
+                seen.push("refused".into());
+            }
+            Some(server_frame::Body::PublishAck(a)) => {
+                assert_eq!(a.up_to, 100 + plan.len() as u64 - 1);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["m0", "m1", "m2", "m6", "refused", "m8", "m10"]);
 }
 
 #[tokio::test]
