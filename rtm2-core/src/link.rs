@@ -569,6 +569,8 @@ pub(crate) struct Link {
     direct: Option<SharedWriter>,
     session: Arc<SessionState>,
     end: watch::Sender<Option<LinkEnd>>,
+    /// `end` is set (set before it, so that whoever sees `end` set sees this too).
+    ended: AtomicBool,
     pub login: pb::LoginResult,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// `WRITER_HOLD_MAX` (longer in tests, to tell a hold from its end).
@@ -758,10 +760,13 @@ impl Link {
     }
 
     pub(crate) fn is_ended(&self) -> bool {
-        self.end.borrow().is_some()
+        // A plain load: this is asked on every publish, and a read lock of `end` writes to
+        // memory that other threads read too.
+        self.ended.load(Ordering::Acquire)
     }
 
     fn finish(&self, end: LinkEnd) {
+        self.ended.store(true, Ordering::Release);
         let first = self.end.send_if_modified(|e| {
             if e.is_none() {
                 *e = Some(end.clone());
@@ -976,6 +981,7 @@ pub(crate) async fn establish(
         direct: direct_ok.then(|| wr.clone()),
         session,
         end,
+        ended: AtomicBool::new(false),
         login,
         tasks: Mutex::new(Vec::new()),
         hold_max: WRITER_HOLD_MAX,
@@ -1525,6 +1531,7 @@ mod tests {
             direct: None,
             session: Arc::new(SessionState::default()),
             end: watch::channel(None).0,
+            ended: AtomicBool::new(false),
             login: pb::LoginResult::default(),
             tasks: Mutex::new(Vec::new()),
             hold_max,
