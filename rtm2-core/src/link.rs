@@ -34,8 +34,8 @@ const PUBLISH_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// burst it waits for this much (see `WRITER_BURST_BYTES`).
 const WRITER_COALESCE_BYTES: usize = 64 * 1024;
 /// Bytes queued while the writer was writing that make a burst: the writer then waits for
-/// `WRITER_COALESCE_BYTES` (or for a caller waiting on a reply, or `WRITER_HOLD_MAX`) before
-/// the next write. A write costs the same system call and loopback/network processing whether
+/// `WRITER_COALESCE_BYTES` (or for a caller waiting on a publish's reply, a request other than
+/// a publish, or `WRITER_HOLD_MAX`) before the next write. A write costs the same system call and loopback/network processing whether
 /// it carries 10 KB or 60 KB: at millions of publishes a second, writing as fast as the writer
 /// can go meant 13 KB writes and three times the system calls of full ones. Slower streams
 /// never queue this much during one write and are written at once, as before.
@@ -602,7 +602,9 @@ impl Link {
         }
         let r = write(&mut q.buf);
         if !q.writer_idle {
-            if q.writer_holding && q.buf.len() >= WRITER_COALESCE_BYTES {
+            // A full batch ends a burst's hold, and so does any other request (a subscribe, a
+            // lock...): those are not to wait behind a burst of publishes.
+            if q.writer_holding && (q.buf.len() >= WRITER_COALESCE_BYTES || !direct) {
                 q.writer_holding = false;
                 drop(q);
                 self.out_ready.notify_one();
@@ -1563,7 +1565,8 @@ mod tests {
     /// Frames queued while the writer was writing make a burst: the writer then waits for a
     /// full batch instead of writing each few kilobytes as they come (one system call and one
     /// round of network processing per write). A caller that awaits a publish does not wait
-    /// for the batch to fill: what is held is written at once.
+    /// for the batch to fill, nor does any request other than a publish: what is held is
+    /// written at once.
     #[tokio::test]
     async fn a_burst_is_written_in_full_batches_and_an_awaited_publish_is_not_held() {
         let sink = GatedSink::default();
@@ -1599,6 +1602,21 @@ mod tests {
         sink.until("the held frames after the await", |s| s.writes().len() == 4).await;
         assert!(sink.writes()[3] >= 2 * WRITER_BURST_BYTES, "writes {:?}", sink.writes());
         waited.abort();
+
+        // Held once more; a request other than a publish is not held behind the burst.
+        sink.set_open(false);
+        let before = sink.blocked_attempts.load(Ordering::SeqCst);
+        drop(publish_bytes(&link, &mut n, 1));
+        sink.until("a write", |s| s.blocked_attempts.load(Ordering::SeqCst) > before).await;
+        drop(publish_bytes(&link, &mut n, 2 * WRITER_BURST_BYTES));
+        sink.set_open(true);
+        sink.until("that write to complete", |s| s.writes().len() >= 5).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sink.writes().len(), 5, "held");
+        let (reply, _answer) = oneshot::channel();
+        let subscribe = client_frame::Body::Subscribe(pb::Subscribe { channel: "c".into(), ..Default::default() });
+        assert!(link.try_submit("subscribe", subscribe, reply).is_ok());
+        sink.until("the held frames with the request", |s| s.writes().len() == 6).await;
         link.close("test over");
     }
 }
