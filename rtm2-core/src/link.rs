@@ -35,10 +35,11 @@ const PUBLISH_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 const WRITER_COALESCE_BYTES: usize = 64 * 1024;
 /// Bytes queued while the writer was writing that make a burst: the writer then waits for
 /// `WRITER_COALESCE_BYTES` (or for a caller waiting on a publish's reply, a request other than
-/// a publish, or `WRITER_HOLD_MAX`) before the next write. A write costs the same system call and loopback/network processing whether
-/// it carries 10 KB or 60 KB: at millions of publishes a second, writing as fast as the writer
-/// can go meant 13 KB writes and three times the system calls of full ones. Slower streams
-/// never queue this much during one write and are written at once, as before.
+/// a publish, or `WRITER_HOLD_MAX`) before the next write. A write costs the same system call
+/// and loopback/network processing whether it carries 10 KB or 60 KB: at millions of publishes
+/// a second, writing as fast as the writer can go meant 13 KB writes and three times the
+/// system calls of full ones. Slower streams never queue this much during one write and are
+/// written at once, as before.
 const WRITER_BURST_BYTES: usize = 4 * 1024;
 /// The longest a burst's last frames wait for more to come (when nobody waits for their reply:
 /// a caller that awaits a publish has it written at once).
@@ -430,8 +431,10 @@ impl SessionState {
                 None => p.waiters.push((id, w.clone())),
             }
             drop(p);
-            // Its caller waits: frames held back for a fuller write go out now.
-            if self.writer_holding.load(Ordering::Acquire) {
+            // Its caller waits: frames held back for a fuller write go out now. (The waiter is
+            // registered before this check, and the writer checks for waiters after raising the
+            // flag: one of the two sees the other.)
+            if self.writer_holding.load(Ordering::SeqCst) {
                 self.flush_wanted.notify_one();
             }
         }
@@ -1082,15 +1085,21 @@ async fn writer(wr: SharedWriter, link: Arc<Link>) {
 /// In a burst: waits until `WRITER_COALESCE_BYTES` are queued, a caller waits for the reply to
 /// a publish (`SessionState::flush_wanted`), or `WRITER_HOLD_MAX` has passed.
 async fn hold_for_batch(link: &Link) {
+    let session = &link.session;
     {
         let mut q = link.out.lock().unwrap();
         if q.buf.len() >= WRITER_COALESCE_BYTES {
             return;
         }
         q.writer_holding = true;
+        session.writer_holding.store(true, Ordering::SeqCst);
     }
-    let session = &link.session;
-    session.writer_holding.store(true, Ordering::Release);
+    // A caller that began waiting for a publish before the flag was up saw no hold to end.
+    if !session.pending.lock().unwrap().waiters.is_empty() {
+        session.writer_holding.store(false, Ordering::SeqCst);
+        link.out.lock().unwrap().writer_holding = false;
+        return;
+    }
     // A wake-up that came before these waits is kept as a permit by `notify_one`: not lost.
     tokio::select! {
         _ = link.out_ready.notified() => {}
@@ -1098,7 +1107,7 @@ async fn hold_for_batch(link: &Link) {
         _ = tokio::time::sleep(link.hold_max) => {}
         _ = link.ended() => {}
     }
-    session.writer_holding.store(false, Ordering::Release);
+    session.writer_holding.store(false, Ordering::SeqCst);
     link.out.lock().unwrap().writer_holding = false;
 }
 

@@ -538,6 +538,13 @@ impl PublishRun {
         Ok(None)
     }
 
+    /// Gives back the memory of a long run (the connection has been quiet).
+    pub(crate) fn release_idle(&mut self) {
+        if self.bodies.is_empty() && self.bodies.capacity() > 64 {
+            self.bodies = Vec::new();
+        }
+    }
+
     /// Delivers the run's messages, in order, to every receiver.
     pub(crate) fn deliver(&mut self, session: &Session) {
         self.channel.clear();

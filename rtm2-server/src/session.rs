@@ -789,8 +789,12 @@ where
                 _ = ticks.tick() => {
                     silent = if frames == frames_at_tick { silent + tick_len } else { Duration::ZERO };
                     frames_at_tick = frames;
-                    if silent > Duration::ZERO && buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
-                        buf = BytesMut::new(); // quiet for a tick: give a burst's buffer back
+                    if silent > Duration::ZERO {
+                        // Quiet for a tick: give a burst's memory back.
+                        if buf.is_empty() && buf.capacity() > KEEP_IDLE_BUFFER {
+                            buf = BytesMut::new();
+                        }
+                        requests.run.release_idle();
                     }
                     if silent >= keepalive {
                         break End::Transient(Some(Goodbye::new(
