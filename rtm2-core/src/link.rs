@@ -208,7 +208,9 @@ pub(crate) struct SessionState {
     any_answered: AtomicBool,
     pending: Mutex<PendingSet>,
     /// The connection's writer holds a burst's frames back for a fuller write (see
-    /// `hold_for_batch`); a publish whose caller waits for its reply then has them written.
+    /// `hold_for_batch`): the push that fills a batch or is not a publish ends the hold, and so
+    /// does a publish whose caller waits for its reply. Raised and lowered under the link's
+    /// queue lock, which orders it against pushes.
     writer_holding: AtomicBool,
     flush_wanted: Notify,
 }
@@ -529,8 +531,6 @@ struct OutQueue {
     buf: BytesMut,
     /// The writer found nothing to send and waits for `Link::out_ready`.
     writer_idle: bool,
-    /// The writer waits for `WRITER_COALESCE_BYTES` (a burst): the push that reaches it wakes it.
-    writer_holding: bool,
     /// Someone waits for room (`Link::out_room`).
     room_wanted: bool,
     /// When a caller last wrote to the connection itself (see `Link::push_at`).
@@ -607,8 +607,8 @@ impl Link {
         if !q.writer_idle {
             // A full batch ends a burst's hold, and so does any other request (a subscribe, a
             // lock...): those are not to wait behind a burst of publishes.
-            if q.writer_holding && (q.buf.len() >= WRITER_COALESCE_BYTES || !direct) {
-                q.writer_holding = false;
+            if (q.buf.len() >= WRITER_COALESCE_BYTES || !direct) && self.session.writer_holding.load(Ordering::SeqCst) {
+                self.session.writer_holding.store(false, Ordering::SeqCst);
                 drop(q);
                 self.out_ready.notify_one();
             }
@@ -1087,17 +1087,19 @@ async fn writer(wr: SharedWriter, link: Arc<Link>) {
 async fn hold_for_batch(link: &Link) {
     let session = &link.session;
     {
-        let mut q = link.out.lock().unwrap();
+        let q = link.out.lock().unwrap();
         if q.buf.len() >= WRITER_COALESCE_BYTES {
             return;
         }
-        q.writer_holding = true;
         session.writer_holding.store(true, Ordering::SeqCst);
     }
+    let end_hold = || {
+        let _q = link.out.lock().unwrap();
+        session.writer_holding.store(false, Ordering::SeqCst);
+    };
     // A caller that began waiting for a publish before the flag was up saw no hold to end.
     if !session.pending.lock().unwrap().waiters.is_empty() {
-        session.writer_holding.store(false, Ordering::SeqCst);
-        link.out.lock().unwrap().writer_holding = false;
+        end_hold();
         return;
     }
     // A wake-up that came before these waits is kept as a permit by `notify_one`: not lost.
@@ -1107,8 +1109,7 @@ async fn hold_for_batch(link: &Link) {
         _ = tokio::time::sleep(link.hold_max) => {}
         _ = link.ended() => {}
     }
-    session.writer_holding.store(false, Ordering::SeqCst);
-    link.out.lock().unwrap().writer_holding = false;
+    end_hold();
 }
 
 /// Whether the link keeps memory a burst grew: a large queue buffer, or spare replay blocks.
