@@ -219,7 +219,7 @@ pub unsafe extern "C" fn rtm2_client_login(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let token = unsafe { borrow_opt_str(token, "token") }?.unwrap_or("").to_string();
-        c.start("login", cb, user_data, out_request_id, |cl| async move { cl.login(&token).await })
+        c.start("login", cb, user_data, out_request_id, |cl| cl.login(&token))
     })
 }
 
@@ -238,7 +238,7 @@ pub unsafe extern "C" fn rtm2_client_logout(
 ) -> i32 {
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
-        c.start("logout", cb, user_data, out_request_id, |cl| async move { cl.logout().await })
+        c.start("logout", cb, user_data, out_request_id, |cl| cl.logout())
     })
 }
 
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn rtm2_client_renew_token(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let token = unsafe { borrow_str(token, "token") }?.to_string();
-        c.start("renew_token", cb, user_data, out_request_id, |cl| async move { cl.renew_token(&token).await })
+        c.start("renew_token", cb, user_data, out_request_id, |cl| cl.renew_token(&token))
     })
 }
 
@@ -300,13 +300,10 @@ pub unsafe extern "C" fn rtm2_client_subscribe(
             be_quiet: flags & RTM2_SUBSCRIBE_BE_QUIET != 0,
         };
         // Messages are delivered through the listener, so the per-channel stream is not kept.
-        c.start(
-            "subscribe",
-            cb,
-            user_data,
-            out_request_id,
-            |cl| async move { cl.subscribe(&channel, opts).await.map(drop) },
-        )
+        c.start("subscribe", cb, user_data, out_request_id, |cl| {
+            let started = cl.subscribe(&channel, opts);
+            async move { started.await.map(drop) }
+        })
     })
 }
 
@@ -327,7 +324,7 @@ pub unsafe extern "C" fn rtm2_client_unsubscribe(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let channel = unsafe { borrow_str(channel, "channel") }?.to_string();
-        c.start("unsubscribe", cb, user_data, out_request_id, |cl| async move { cl.unsubscribe(&channel).await })
+        c.start("unsubscribe", cb, user_data, out_request_id, |cl| cl.unsubscribe(&channel))
     })
 }
 
@@ -382,7 +379,7 @@ pub unsafe extern "C" fn rtm2_client_publish(
         let bytes = unsafe { borrow_bytes(payload, payload_len, "payload") }?;
         let (opts, message_type) = publish_options(unsafe { read_sized(options, "options") }?)?;
         let p = make_payload(bytes, message_type);
-        c.start("publish", cb, user_data, out_request_id, |cl| async move { cl.publish(&channel, p, opts).await })
+        c.start("publish", cb, user_data, out_request_id, |cl| cl.publish(&channel, p, opts))
     })
 }
 

@@ -197,7 +197,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_join(
             with_lock: flags & RTM2_JOIN_WITH_LOCK != 0,
             be_quiet: flags & RTM2_JOIN_BE_QUIET != 0,
         };
-        sc.start("join", cb, user_data, out_request_id, |s| async move { s.join(opts).await }, ResultData::Join)
+        sc.start("join", cb, user_data, out_request_id, |s| s.join(opts), ResultData::Join)
     })
 }
 
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_leave(
 ) -> i32 {
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
-        sc.start("leave", cb, user_data, out_request_id, |s| async move { s.leave().await }, none)
+        sc.start("leave", cb, user_data, out_request_id, |s| s.leave(), none)
     })
 }
 
@@ -252,7 +252,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_join_topic(
                 }
             }
         };
-        sc.start("join_topic", cb, user_data, out_request_id, |s| async move { s.join_topic(&topic, opts).await }, none)
+        sc.start("join_topic", cb, user_data, out_request_id, |s| s.join_topic(&topic, opts), none)
     })
 }
 
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_leave_topic(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let topic = unsafe { borrow_str(topic, "topic") }?.to_string();
-        sc.start("leave_topic", cb, user_data, out_request_id, |s| async move { s.leave_topic(&topic).await }, none)
+        sc.start("leave_topic", cb, user_data, out_request_id, |s| s.leave_topic(&topic), none)
     })
 }
 
@@ -320,14 +320,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_publish_topic(
             ),
         };
         let p = make_payload(bytes, message_type);
-        sc.start(
-            "publish_topic",
-            cb,
-            user_data,
-            out_request_id,
-            |s| async move { s.publish_topic(&topic, p, opts).await },
-            none,
-        )
+        sc.start("publish_topic", cb, user_data, out_request_id, |s| s.publish_topic(&topic, p, opts), none)
     })
 }
 
@@ -360,9 +353,9 @@ pub unsafe extern "C" fn rtm2_stream_channel_subscribe_topic(
             cb,
             user_data,
             out_request_id,
-            |s| async move {
+            |s| {
                 let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-                s.subscribe_topic(&topic, &refs).await
+                s.subscribe_topic(&topic, &refs)
             },
             ResultData::SubscribeTopic,
         )
@@ -394,9 +387,9 @@ pub unsafe extern "C" fn rtm2_stream_channel_unsubscribe_topic(
             cb,
             user_data,
             out_request_id,
-            |s| async move {
+            |s| {
                 let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-                s.unsubscribe_topic(&topic, &refs).await
+                s.unsubscribe_topic(&topic, &refs)
             },
             none,
         )
@@ -448,7 +441,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_renew_token(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let token = unsafe { borrow_str(token, "token") }?.to_string();
-        sc.start("renew_token", cb, user_data, out_request_id, |s| async move { s.renew_token(&token).await }, none)
+        sc.start("renew_token", cb, user_data, out_request_id, |s| s.renew_token(&token), none)
     })
 }
 

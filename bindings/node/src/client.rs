@@ -186,7 +186,7 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("login", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, async move { c.login(&token).await }),
+            Ok(c) => op::promise(env, cancel, c.login(&token)),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -195,9 +195,10 @@ impl NativeClient {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn logout<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let c = self.client.current();
+        let started = c.map(|c| c.logout());
         op::promise(env, None, async move {
-            match c {
-                Some(c) => c.logout().await,
+            match started {
+                Some(op) => op.await,
                 None => Ok(()),
             }
         })
@@ -213,7 +214,7 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("renew_token", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, async move { c.renew_token(&token).await }),
+            Ok(c) => op::promise(env, cancel, c.renew_token(&token)),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -243,7 +244,9 @@ impl NativeClient {
             Ok((c, po))
         };
         match prep() {
-            Ok((c, po)) => op::promise(env, cancel, async move { c.publish(&channel, payload, po).await }),
+            // Started here, not in the spawned task: publishes (and every request) go out in
+            // call order.
+            Ok((c, po)) => op::promise(env, cancel, c.publish(&channel, payload, po)),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -268,7 +271,8 @@ impl NativeClient {
         }
         match self.client("subscribe", timeout_ms) {
             Ok(c) => {
-                op::promise(env, cancel, async move { c.subscribe(&channel, so).await.map(NativeSubscription::new) })
+                let started = c.subscribe(&channel, so);
+                op::promise(env, cancel, async move { started.await.map(NativeSubscription::new) })
             }
             Err(e) => op::rejected(env, e),
         }
@@ -284,7 +288,7 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("unsubscribe", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, async move { c.unsubscribe(&channel).await }),
+            Ok(c) => op::promise(env, cancel, c.unsubscribe(&channel)),
             Err(e) => op::rejected(env, e),
         }
     }

@@ -120,8 +120,9 @@ impl NativeStreamChannel {
             jo.be_quiet = o.be_quiet.unwrap_or(jo.be_quiet);
         }
         let sc = self.view(timeout_ms);
+        let started = sc.join(jo);
         op::promise(env, cancel, async move {
-            let r = sc.join(jo).await?;
+            let r = started.await?;
             Ok(JoinResult { channel_name: r.channel, topic_infos: r.topics.iter().map(topic_info).collect() })
         })
     }
@@ -134,7 +135,7 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, async move { sc.leave().await })
+        op::promise(env, cancel, sc.leave())
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -160,7 +161,7 @@ impl NativeStreamChannel {
         match prep() {
             Ok(jo) => {
                 let sc = self.view(timeout_ms);
-                op::promise(env, cancel, async move { sc.join_topic(&topic, jo).await })
+                op::promise(env, cancel, sc.join_topic(&topic, jo))
             }
             Err(e) => op::rejected(env, e),
         }
@@ -175,7 +176,7 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, async move { sc.leave_topic(&topic).await })
+        op::promise(env, cancel, sc.leave_topic(&topic))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -195,7 +196,7 @@ impl NativeStreamChannel {
             to.send_ts = o.send_ts.map(|t| t.max(0.0) as u64).unwrap_or(0);
         }
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, async move { sc.publish_topic(&topic, payload, to).await })
+        op::promise(env, cancel, sc.publish_topic(&topic, payload, to))
     }
 
     #[napi(ts_return_type = "Promise<SubscribeTopicResult>")]
@@ -209,9 +210,10 @@ impl NativeStreamChannel {
     ) -> napi::Result<Object<'e>> {
         let users = self::users(users);
         let sc = self.view(timeout_ms);
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        let started = sc.subscribe_topic(&topic, &refs);
         op::promise(env, cancel, async move {
-            let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-            let r = sc.subscribe_topic(&topic, &refs).await?;
+            let r = started.await?;
             Ok(SubscribeTopicResult {
                 succeed_users: r.succeeded,
                 failed_users: r
@@ -234,10 +236,8 @@ impl NativeStreamChannel {
     ) -> napi::Result<Object<'e>> {
         let users = self::users(users);
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, async move {
-            let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-            sc.unsubscribe_topic(&topic, &refs).await
-        })
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        op::promise(env, cancel, sc.unsubscribe_topic(&topic, &refs))
     }
 
     /// The publishers this client subscribed to in `topic` (11013 if not subscribed).
@@ -255,6 +255,6 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, async move { sc.renew_token(&token).await })
+        op::promise(env, cancel, sc.renew_token(&token))
     }
 }

@@ -104,18 +104,18 @@ impl NativeClient {
     #[pyo3(signature = (token, timeout=None))]
     fn login<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("login", timeout)?;
-        future(py, async move { c.login(&token).await })
+        future(py, c.login(&token))
     }
 
     fn logout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.client("logout")?;
-        future(py, async move { c.logout().await })
+        future(py, c.logout())
     }
 
     #[pyo3(signature = (token, timeout=None))]
     fn renew_token<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("renew_token", timeout)?;
-        future(py, async move { c.renew_token(&token).await })
+        future(py, c.renew_token(&token))
     }
 
     #[pyo3(signature = (channel, message, channel_type="MESSAGE", custom_type=String::new(), store_in_history=false, timeout=None))]
@@ -141,7 +141,8 @@ impl NativeClient {
             )
         })?;
         let options = PublishOptions { channel_type, custom_type, store_in_history };
-        future(py, async move { c.publish(&channel, payload, options).await })
+        // Started here, not in the spawned task: publishes (and every request) go out in call order.
+        future(py, c.publish(&channel, payload, options))
     }
 
     #[pyo3(signature = (channel, with_message=true, with_presence=true, with_metadata=false, with_lock=false, be_quiet=false, timeout=None))]
@@ -159,13 +160,14 @@ impl NativeClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("subscribe", timeout)?;
         let options = SubscribeOptions { with_message, with_presence, with_metadata, with_lock, be_quiet };
-        future(py, async move { c.subscribe(&channel, options).await.map(NativeSubscription::new) })
+        let started = c.subscribe(&channel, options);
+        future(py, async move { started.await.map(NativeSubscription::new) })
     }
 
     #[pyo3(signature = (channel, timeout=None))]
     fn unsubscribe<'py>(&self, py: Python<'py>, channel: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("unsubscribe", timeout)?;
-        future(py, async move { c.unsubscribe(&channel).await })
+        future(py, c.unsubscribe(&channel))
     }
 
     /// The stream channel of this name (10008 for an invalid name).

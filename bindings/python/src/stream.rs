@@ -56,13 +56,14 @@ impl NativeStreamChannel {
     ) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("join", timeout)?;
         let options = JoinOptions { token, with_presence, with_metadata, with_lock, be_quiet };
-        future(py, async move { sc.join(options).await.map(JoinOut) })
+        let started = sc.join(options);
+        future(py, async move { started.await.map(JoinOut) })
     }
 
     #[pyo3(signature = (timeout=None))]
     fn leave<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("leave", timeout)?;
-        future(py, async move { sc.leave().await })
+        future(py, sc.leave())
     }
 
     #[pyo3(signature = (topic, qos="UNORDERED", priority="NORMAL", meta=String::new(), sync_with_media=false, timeout=None))]
@@ -94,13 +95,13 @@ impl NativeStreamChannel {
             )
         })?;
         let options = JoinTopicOptions { qos, priority, meta, sync_with_media };
-        future(py, async move { sc.join_topic(&topic, options).await })
+        future(py, sc.join_topic(&topic, options))
     }
 
     #[pyo3(signature = (topic, timeout=None))]
     fn leave_topic<'py>(&self, py: Python<'py>, topic: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("leave_topic", timeout)?;
-        future(py, async move { sc.leave_topic(&topic).await })
+        future(py, sc.leave_topic(&topic))
     }
 
     #[pyo3(signature = (topic, message, custom_type=String::new(), send_ts=0, timeout=None))]
@@ -117,7 +118,7 @@ impl NativeStreamChannel {
         let sc = self.timed(op, timeout)?;
         let payload = payload(op, message)?;
         let options = TopicMessageOptions { custom_type, send_ts };
-        future(py, async move { sc.publish_topic(&topic, payload, options).await })
+        future(py, sc.publish_topic(&topic, payload, options))
     }
 
     #[pyo3(signature = (topic, users=Vec::new(), timeout=None))]
@@ -129,7 +130,8 @@ impl NativeStreamChannel {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("subscribe_topic", timeout)?;
-        future(py, async move { sc.subscribe_topic(&topic, &users_ref(&users)).await.map(SubscribeTopicOut) })
+        let started = sc.subscribe_topic(&topic, &users_ref(&users));
+        future(py, async move { started.await.map(SubscribeTopicOut) })
     }
 
     #[pyo3(signature = (topic, users=Vec::new(), timeout=None))]
@@ -141,7 +143,7 @@ impl NativeStreamChannel {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("unsubscribe_topic", timeout)?;
-        future(py, async move { sc.unsubscribe_topic(&topic, &users_ref(&users)).await })
+        future(py, sc.unsubscribe_topic(&topic, &users_ref(&users)))
     }
 
     fn subscribed_users(&self, topic: &str) -> PyResult<Vec<String>> {
@@ -162,6 +164,6 @@ impl NativeStreamChannel {
     #[pyo3(signature = (token, timeout=None))]
     fn renew_token<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("renew_token", timeout)?;
-        future(py, async move { sc.renew_token(&token).await })
+        future(py, sc.renew_token(&token))
     }
 }
