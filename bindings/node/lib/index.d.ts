@@ -648,7 +648,7 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
 
   addEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void
   removeEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void
-  /** Every message (or those of `channel`) until logout/close, `break` or `signal`. */
+  /** Every message (or those of `channel`) until logout/close, the client failing (FAILED), `break` or `signal`. */
   messages(opts?: MessagesOptions): AsyncIterableIterator<MessageEvent>
 
   login(options?: LoginOptions): Promise<void>

@@ -354,7 +354,8 @@ class RTM extends EventEmitter {
 
   /**
    * Every message (all channels, users and topics), or those of `channel`, as an async
-   * iterator. It ends on logout/close or `break`; `signal` ends it by rejecting with the
+   * iterator. It ends on logout/close, when the client fails (FAILED: e.g. the same user id
+   * logged in elsewhere, or the token expired), or on `break`; `signal` ends it by rejecting with the
    * signal's reason. At most `config.iteratorQueueLimit` messages wait; more are dropped and
    * reported by an `overflow` event.
    */
@@ -454,8 +455,12 @@ class RTM extends EventEmitter {
     unpack(batch, this.#onMessage, this.#onOther)
     const dropped = this.#batchDropped
     if (dropped > 0) this.#emit('overflow', { dropped, source: 'iterator' })
-    // A failed client (e.g. taken over by the same user id) no longer keeps the process alive.
-    if (this.#batchFailed && this.#loginsInFlight === 0 && this.#native.linkState() === 'FAILED') this.#stopPump()
+    // A failed client (e.g. taken over by the same user id) no longer keeps the process alive,
+    // and its message iterators end (as its subscriptions' do): nothing more will arrive.
+    if (this.#batchFailed && this.#loginsInFlight === 0 && this.#native.linkState() === 'FAILED') {
+      this.#stopPump()
+      this.#endIterators()
+    }
   }
 
   // The pump delivers event batches while logged in and keeps the event loop alive meanwhile.

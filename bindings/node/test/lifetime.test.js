@@ -53,6 +53,18 @@ test('rtm2 serve: the process exits on its own after logout, close and a takeove
   }
 })
 
+test('rtm.messages() ends when the client fails (taken over), so code after a top-level for-await runs', async (t) => {
+  const r = await run('iterating-when-taken-over')
+  assert.equal(r.timedOut, false, `did not exit within ${WAIT_MS} ms: ${r.stderr}`)
+  assert.equal(r.code, 0, `exit code ${r.code}: ${r.stderr}`)
+  assert.match(r.stdout, /after the loop/)
+  const server = await startServer()
+  t.after(() => server.stop())
+  const s = await run('iterating-when-taken-over', { RTM2_TEST_ENDPOINT: server.endpoint })
+  assert.equal(s.code, 0, `rtm2 serve: exit code ${s.code}: ${s.stderr}`)
+  assert.match(s.stdout, /after the loop/)
+})
+
 test('a logged-in client keeps the process alive', async () => {
   const r = await run('stay-logged-in', {}, 1500)
   assert.match(r.stdout, /ready/, r.stderr)
