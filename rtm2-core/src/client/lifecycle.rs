@@ -1,0 +1,464 @@
+//! The login state machine: login, the supervisor that connects, reconnects and restores
+//! (deciding between DISCONNECTED and FAILED), logout and shutdown.
+
+use super::*;
+
+enum EndKind {
+    Fatal(LinkStateChangeReason, String),
+    Transient(LinkOperation, LinkStateChangeReason, String),
+}
+
+fn classify(end: LinkEnd) -> EndKind {
+    match end.goodbye {
+        Some((_, reason, text)) => match reason {
+            LinkStateChangeReason::CONNECTION_ERROR
+            | LinkStateChangeReason::KEEP_ALIVE_TIMEOUT
+            | LinkStateChangeReason::UNKNOWN => EndKind::Transient(LinkOperation::SERVER_REJECT, reason, text),
+            _ => EndKind::Fatal(reason, text),
+        },
+        None if end.keepalive_timeout => {
+            EndKind::Transient(LinkOperation::HEARTBEAT_TIMEOUT, LinkStateChangeReason::KEEP_ALIVE_TIMEOUT, end.detail)
+        }
+        None => EndKind::Transient(LinkOperation::NETWORK_CHANGE, LinkStateChangeReason::CONNECTION_ERROR, end.detail),
+    }
+}
+
+impl Inner {
+    /// Starts a login at call time, so that operations issued right after `login()` wait for
+    /// it instead of failing with NOT_LOGIN.
+    pub(super) fn begin_login(self: &Arc<Self>, token: String) -> Result<(u64, oneshot::Receiver<Result<()>>)> {
+        let op = "login";
+        if crate::runtime::forked() {
+            return Err(crate::runtime::forked_error(op));
+        }
+        if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
+            return Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long"));
+        }
+        let (tx, rx) = oneshot::channel();
+        let generation = {
+            let mut st = self.state.lock().unwrap();
+            match st.link_state {
+                LinkState::CONNECTED | LinkState::DISCONNECTED | LinkState::SUSPENDED => {
+                    return Err(Error::new(
+                        ErrorCode::DUPLICATE_OPERATION,
+                        op,
+                        "already logged in; call logout before logging in again",
+                    ));
+                }
+                _ => {}
+            }
+            // A login in progress is cancelled (its caller gets LOGIN_CANCELED).
+            if let Some(s) = st.supervisor.take() {
+                s.abort();
+            }
+            if let Some(l) = st.link.take() {
+                l.close("login cancelled");
+            }
+            st.generation += 1;
+            st.token = token;
+            st.cache = Cache::default();
+            // A new login starts a new session: nothing of an earlier one is resumed.
+            self.session.reset("a new login started");
+            st.generation
+        };
+        self.slot.send_replace(Slot::Connecting);
+        self.emit_link_state(
+            Some(generation),
+            LinkState::CONNECTING,
+            LinkOperation::LOGIN,
+            LinkStateChangeReason::LOGIN,
+            String::new(),
+            vec![],
+        );
+        let mut st = self.state.lock().unwrap();
+        if st.generation == generation {
+            let handle = runtime().spawn(supervise(self.clone(), generation, tx));
+            st.supervisor = Some(handle.abort_handle());
+        }
+        Ok((generation, rx))
+    }
+
+    pub(super) async fn finish_login(
+        self: Arc<Self>,
+        generation: u64,
+        rx: oneshot::Receiver<Result<()>>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let op = "login";
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => {
+                Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login"))
+            }
+            Err(_) => {
+                let current = {
+                    let mut st = self.state.lock().unwrap();
+                    if st.generation == generation {
+                        if let Some(s) = st.supervisor.take() {
+                            s.abort();
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                };
+                let e = Error::timeout(
+                    ErrorCode::LOGIN_TIMEOUT,
+                    op,
+                    format!("not connected within {} ms", timeout.as_millis()),
+                );
+                if current {
+                    self.fail(
+                        Some(generation),
+                        LinkStateChangeReason::LOGIN_TIMEOUT,
+                        LinkOperation::LOGIN,
+                        e.reason.clone(),
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Enters FAILED for login `generation` (None: whatever login is current): no more
+    /// reconnects; operations fail with NOT_LOGIN until the next login. Does nothing if a newer
+    /// login began meanwhile. The check and the state change happen under one lock, so an old
+    /// supervisor finishing late cannot fail a newer login.
+    fn fail(&self, generation: Option<u64>, reason: LinkStateChangeReason, operation: LinkOperation, text: String) {
+        let (previous, affected) = {
+            let mut st = self.state.lock().unwrap();
+            if generation.is_some_and(|g| g != st.generation) {
+                return;
+            }
+            st.supervisor = None;
+            if let Some(l) = st.link.take() {
+                l.close("failed");
+            }
+            let previous = st.link_state;
+            st.link_state = LinkState::FAILED;
+            self.slot.send_replace(Slot::Down(Error::new(
+                ErrorCode::NOT_LOGIN,
+                "request",
+                format!("the client is not logged in (link failed: {}: {text})", reason.name()),
+            )));
+            let affected = st.cache.channels.keys().chain(st.cache.streams.keys()).cloned().collect();
+            (previous, affected)
+        };
+        self.session.reset("the client is not logged in");
+        self.hub.emit(Event::LinkState(Arc::new(LinkStateEvent {
+            current: LinkState::FAILED,
+            previous,
+            service_type: ServiceType::MESSAGE,
+            operation,
+            reason,
+            reason_text: text,
+            channel: String::new(),
+            affected_channels: affected,
+            unrestored_channels: Vec::new(),
+            is_resumed: false,
+            timestamp_ms: now_ms(),
+        })));
+        self.release();
+        self.hub.close_all_channels();
+    }
+
+    pub(super) async fn logout(self: Arc<Self>) -> Result<()> {
+        let (supervisor, link, was) = {
+            let mut st = self.state.lock().unwrap();
+            st.generation += 1;
+            st.cache = Cache::default();
+            (st.supervisor.take(), st.link.take(), st.link_state)
+        };
+        if let Some(s) = supervisor {
+            s.abort();
+        }
+        self.slot.send_replace(Slot::Down(not_logged_in("logged out")));
+        if let Some(link) = link {
+            link.logout().await;
+        }
+        self.session.reset("logged out");
+        self.release();
+        self.hub.close_all_channels();
+        if was != LinkState::IDLE {
+            self.emit_link_state(
+                None,
+                LinkState::IDLE,
+                LinkOperation::LOGOUT,
+                LinkStateChangeReason::LOGOUT,
+                String::new(),
+                vec![],
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&self) {
+        let (supervisor, link) = {
+            let mut st = self.state.lock().unwrap();
+            st.generation += 1;
+            (st.supervisor.take(), st.link.take())
+        };
+        if let Some(s) = supervisor {
+            s.abort();
+        }
+        if let Some(l) = link {
+            if crate::runtime::forked() {
+                l.close("client dropped");
+            } else {
+                // A dropped client is gone for good: log out (briefly, in the background) so
+                // the server ends the session now — others see it leave, its lock waits end —
+                // instead of keeping it for a resume that will not come.
+                runtime().spawn(async move { l.logout().await });
+            }
+        }
+        self.slot.send_replace(Slot::Down(Error::new(
+            ErrorCode::INSTANCE_ALREADY_RELEASED,
+            "request",
+            "the client was dropped",
+        )));
+        self.session.reset("the client was dropped");
+        self.release();
+        self.hub.close_all_channels();
+        self.hub.close_listeners();
+    }
+
+    fn on_inbound(self: &Arc<Self>, ev: Inbound) {
+        match ev {
+            Inbound::Message(m) => self.emit(Event::Message(m)),
+            Inbound::Messages(evs) => self.emit_batch(evs),
+            Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
+                event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
+                channel: t.channel,
+                publisher: t.publisher,
+                topics: t.topics.into_iter().map(Into::into).collect(),
+                timestamp_ms: t.timestamp_ms,
+            }))),
+            Inbound::Presence(p) => self.emit(Event::Presence(Arc::new(p.into()))),
+            Inbound::Storage(e) => self.emit(Event::Storage(Arc::new(e.into()))),
+            Inbound::Lock(e) => self.emit(Event::Lock(Arc::new(e.into()))),
+            Inbound::TokenWillExpire(t) => self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() {
+                None
+            } else {
+                Some(t.channel)
+            })),
+            Inbound::StreamClosed(c) => {
+                self.state.lock().unwrap().cache.streams.remove(&c.channel);
+                let reason = LinkStateChangeReason::from_u32(c.link_reason).unwrap_or(LinkStateChangeReason::UNKNOWN);
+                self.emit_stream_state(
+                    &c.channel,
+                    LinkState::FAILED,
+                    LinkState::CONNECTED,
+                    LinkOperation::SERVER_REJECT,
+                    reason,
+                    c.reason,
+                );
+            }
+        }
+    }
+
+    /// Re-subscribes, re-joins and re-subscribes topics after a reconnect; returns what failed.
+    async fn restore(self: &Arc<Self>, link: &Link) -> Vec<String> {
+        let timeout = self.request_timeout();
+        let req = |op: &'static str, body| async move {
+            match tokio::time::timeout(timeout, link.request(op, body)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(ErrorCode::NOT_CONNECTED, op, "no reply while restoring")),
+            }
+        };
+        let cache = self.state.lock().unwrap().cache.clone();
+        let mut unrestored = Vec::new();
+        for (ch, o) in &cache.channels {
+            let states = cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), o.with_presence);
+            if let Err(e) = req("subscribe", subscribe_body(ch, o, states)).await {
+                tracing::warn!(channel = %ch, error = %e, "could not restore a subscription");
+                unrestored.push(ch.clone());
+                self.state.lock().unwrap().cache.channels.remove(ch);
+                self.hub.close_channel(ch);
+            }
+        }
+        for user in &cache.user_metadata {
+            if let Err(e) = req("subscribe_user_metadata", crate::storage::subscribe_user_body(user)).await {
+                tracing::warn!(user = %user, error = %e, "could not restore a user-metadata subscription");
+                unrestored.push(format!("user-metadata/{user}"));
+                self.state.lock().unwrap().cache.user_metadata.remove(user);
+            }
+        }
+        for (name, sc) in &cache.streams {
+            let states = cache.entry_states(&(ChannelType::STREAM, name.clone()), sc.opts.with_presence);
+            match req("join", join_body(name, &sc.opts, states)).await {
+                Ok(resp) => {
+                    if let Some(pb::response::Result::StreamJoin(j)) = resp.result {
+                        self.emit_snapshot(name, j.topics);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %name, error = %e, "could not rejoin a stream channel");
+                    unrestored.push(name.clone());
+                    self.state.lock().unwrap().cache.streams.remove(name);
+                    self.emit_stream_state(
+                        name,
+                        LinkState::FAILED,
+                        LinkState::CONNECTED,
+                        LinkOperation::AUTO_RECONNECT,
+                        LinkStateChangeReason::JOIN_FAILED,
+                        e.reason,
+                    );
+                    continue;
+                }
+            }
+            for (topic, o) in &sc.topics {
+                if req("join_topic", join_topic_body(name, topic, o)).await.is_err() {
+                    unrestored.push(format!("{name}/{topic}"));
+                    if let Some(s) = self.state.lock().unwrap().cache.streams.get_mut(name) {
+                        s.topics.remove(topic);
+                    }
+                }
+            }
+            for (topic, users) in &sc.subscriptions {
+                let body = subscribe_topic_body(name, topic, users.iter().cloned().collect());
+                if req("subscribe_topic", body).await.is_err() {
+                    unrestored.push(format!("{name}/{topic}"));
+                    if let Some(s) = self.state.lock().unwrap().cache.streams.get_mut(name) {
+                        s.subscriptions.remove(topic);
+                    }
+                }
+            }
+        }
+        unrestored
+    }
+}
+
+fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
+    let base = config.reconnect_initial_backoff.as_millis() as u64;
+    let max = config.reconnect_max_backoff.as_millis() as u64;
+    let ms = base.saturating_mul(1u64 << attempt.min(20)).min(max.max(base));
+    // Up to 20% jitter so that many clients do not reconnect in lockstep.
+    let jitter = (now_ms() % 1000) * ms / 5000;
+    Duration::from_millis(ms + jitter)
+}
+
+/// Owns the connection of one login: connects, restores after reconnects, and decides
+/// between DISCONNECTED (retry) and FAILED (stop).
+pub(super) async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<()>>) {
+    let mut waiter = Some(waiter);
+    let mut attempt: u32 = 0;
+    let mut reconnecting = false;
+    let weak: Weak<Inner> = Arc::downgrade(&inner);
+    let on_inbound: link::OnInbound = Arc::new(move |ev| {
+        if let Some(inner) = weak.upgrade() {
+            inner.on_inbound(ev);
+        }
+    });
+    loop {
+        let (config, token) = {
+            let cfg = inner.config.lock().unwrap().clone();
+            let st = inner.state.lock().unwrap();
+            if st.generation != generation {
+                return;
+            }
+            (cfg, st.token.clone())
+        };
+        if reconnecting {
+            inner.hold();
+        }
+        match link::establish(&config, &token, on_inbound.clone(), inner.session.clone()).await {
+            Ok(link) => {
+                {
+                    let mut st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        link.close("superseded");
+                        return;
+                    }
+                    st.link = Some(link.clone());
+                }
+                tracing::debug!(
+                    session = link.login.session_id,
+                    dev_mode = link.login.dev_mode,
+                    reconnecting,
+                    "logged in"
+                );
+                let resumed = reconnecting && link.login.resumed;
+                let unrestored = if resumed {
+                    // The server kept the session: resend what it may not have received (it
+                    // runs each request once), then carry on where the stream stopped.
+                    link.resend(inner.session.unanswered()).await;
+                    Vec::new()
+                } else if reconnecting {
+                    inner.restore(&link).await
+                } else {
+                    Vec::new()
+                };
+                {
+                    let st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        link.close("superseded");
+                        return;
+                    }
+                    inner.slot.send_replace(Slot::Up(link.clone()));
+                }
+                if reconnecting {
+                    // When not resumed, this event says (before anything newer is delivered)
+                    // that messages of `affected_channels` may have been missed.
+                    inner.emit_link_state_ex(
+                        Some(generation),
+                        LinkState::CONNECTED,
+                        LinkOperation::RECONNECTED,
+                        LinkStateChangeReason::RECONNECT_SUCCESS,
+                        if resumed { String::new() } else { "the session could not be resumed".into() },
+                        unrestored,
+                        resumed,
+                    );
+                    inner.release();
+                } else {
+                    inner.emit_link_state(
+                        Some(generation),
+                        LinkState::CONNECTED,
+                        LinkOperation::LOGIN,
+                        LinkStateChangeReason::LOGIN_SUCCESS,
+                        String::new(),
+                        unrestored,
+                    );
+                }
+                if let Some(w) = waiter.take() {
+                    let _ = w.send(Ok(()));
+                }
+                attempt = 0;
+                let end = link.ended().await;
+                {
+                    let mut st = inner.state.lock().unwrap();
+                    if st.generation != generation {
+                        return;
+                    }
+                    st.link = None;
+                }
+                inner.slot.send_replace(Slot::Connecting);
+                match classify(end) {
+                    EndKind::Fatal(reason, text) => {
+                        tracing::info!(?reason, %text, "the server ended the session");
+                        inner.fail(Some(generation), reason, LinkOperation::SERVER_REJECT, text);
+                        return;
+                    }
+                    EndKind::Transient(op, reason, text) => {
+                        tracing::info!(?reason, %text, "connection lost; reconnecting");
+                        inner.emit_link_state(Some(generation), LinkState::DISCONNECTED, op, reason, text, vec![]);
+                        reconnecting = true;
+                    }
+                }
+            }
+            Err(ce) if ce.fatal => {
+                // FAILED first, then the login's answer: whoever reacts to the answer (e.g. by
+                // logging in again) sees the state that answer left.
+                inner.fail(Some(generation), ce.reason, LinkOperation::SERVER_REJECT, ce.error.reason.clone());
+                if let Some(w) = waiter.take() {
+                    let _ = w.send(Err(ce.error));
+                }
+                return;
+            }
+            Err(ce) => {
+                tracing::debug!(error = %ce.error, attempt, "connect attempt failed");
+            }
+        }
+        tokio::time::sleep(backoff(&config, attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
