@@ -22,8 +22,11 @@ use crate::runtime::{Op, runtime};
 use crate::stream_channel::{StreamChannel, StreamInner};
 use crate::types::*;
 
+mod late;
 mod lifecycle;
 mod requests;
+
+pub(crate) use late::{Late, Target};
 
 use requests::{Outgoing, pump};
 
@@ -116,6 +119,8 @@ pub(crate) struct Inner {
     holding: AtomicBool,
     /// Requests queued in `outbox` and not yet taken by the pump.
     queued: Arc<AtomicUsize>,
+    /// Requests with lasting server-side state in flight, per target (see `late.rs`).
+    in_flight: Mutex<HashMap<Target, usize>>,
 }
 
 struct DropGuard(Arc<Inner>);
@@ -176,6 +181,7 @@ impl Client {
             held: Mutex::new(None),
             holding: AtomicBool::new(false),
             queued,
+            in_flight: Mutex::new(HashMap::new()),
         });
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
@@ -303,11 +309,36 @@ impl Client {
             .unwrap()
             .cache
             .entry_states(&(ChannelType::MESSAGE, channel.to_string()), options.with_presence);
-        let reply = self.inner.submit(
+        let ch = channel.to_string();
+        // Carried out after the caller stopped waiting: undone (or the earlier options put back).
+        let late = Late::new(Target::Channel(ch.clone()), move |inner, _, superseded| {
+            if superseded {
+                return; // a newer subscribe or unsubscribe of this channel decides
+            }
+            let st = inner.state.lock().unwrap();
+            match st.cache.channels.get(&ch) {
+                Some(before) => {
+                    let body = subscribe_body(
+                        &ch,
+                        before,
+                        st.cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), before.with_presence),
+                    );
+                    drop(st);
+                    inner.send_corrective("subscribe", ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body);
+                }
+                None => {
+                    drop(st);
+                    let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: ch });
+                    inner.send_corrective("unsubscribe", ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body);
+                }
+            }
+        });
+        let reply = self.inner.submit_stateful(
             op,
             ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT,
             subscribe_body(channel, &options, states),
             self.timeout(),
+            late,
         );
         let (inner, ch) = (self.inner.clone(), channel.to_string());
         Op::spawn(async move {
@@ -322,17 +353,19 @@ impl Client {
         let op = "unsubscribe";
         try_op!(validate::channel_name(channel).map_err(|v| Error::from_violation(op, v)));
         let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: channel.to_string() });
-        let reply = self.inner.submit(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout());
+        let ch = channel.to_string();
+        // Carried out after the caller stopped waiting: the client is unsubscribed too.
+        let late = Late::new(Target::Channel(ch.clone()), move |inner, _, superseded| {
+            if !superseded {
+                inner.forget_channel(&ch);
+            }
+        });
+        let reply = self.inner.submit_stateful(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout(), late);
         let (inner, ch) = (self.inner.clone(), channel.to_string());
         Op::spawn(async move {
             let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
-                let mut st = inner.state.lock().unwrap();
-                st.cache.channels.remove(&ch);
-                // Leaving a channel deletes this user's state there (reference behaviour).
-                st.cache.states.remove(&(ChannelType::MESSAGE, ch.clone()));
-                drop(st);
-                inner.hub.close_channel(&ch);
+                inner.forget_channel(&ch);
             }
             r.map(|_| ())
         })
@@ -568,6 +601,17 @@ impl Inner {
             is_resumed: false,
             timestamp_ms: now_ms(),
         })));
+    }
+
+    /// Drops a message channel from the client's state and ends its streams (after an
+    /// unsubscribe).
+    pub(crate) fn forget_channel(&self, ch: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.cache.channels.remove(ch);
+        // Leaving a channel deletes this user's state there (reference behaviour).
+        st.cache.states.remove(&(ChannelType::MESSAGE, ch.to_string()));
+        drop(st);
+        self.hub.close_channel(ch);
     }
 
     pub(crate) fn emit_snapshot(&self, channel: &str, topics: Vec<pb::TopicInfo>) {

@@ -6,7 +6,7 @@ use rtm2_proto::enums::{ChannelType, MetadataOp, StorageEventType, StorageType};
 use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, limits, validate};
 
-use crate::client::{Client, Inner, try_op};
+use crate::client::{Client, Inner, Late, Target as LateTarget, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
 
@@ -362,7 +362,23 @@ impl Storage {
                 )));
             }
         }
-        let reply = self.request(op, subscribe_user_body(user_id));
+        let user = user_id.to_string();
+        // Carried out after the caller stopped waiting: undone, unless subscribed before or a
+        // newer (un)subscribe of this user decides.
+        let late = Late::new(LateTarget::UserMetadata(user.clone()), move |inner, _, superseded| {
+            if superseded || inner.state.lock().unwrap().cache.user_metadata.contains(&user) {
+                return;
+            }
+            let body = client_frame::Body::UnsubscribeUserMetadata(pb::UnsubscribeUserMetadata { user_id: user });
+            inner.send_corrective("unsubscribe_user_metadata", ErrorCode::STORAGE_OPERATION_TIMEOUT, body);
+        });
+        let reply = self.inner().submit_stateful(
+            op,
+            ErrorCode::STORAGE_OPERATION_TIMEOUT,
+            subscribe_user_body(user_id),
+            self.client.timeout(),
+            late,
+        );
         let (inner, user) = (self.inner().clone(), user_id.to_string());
         Op::lazy(async move {
             reply.await?;
@@ -375,9 +391,19 @@ impl Storage {
     pub fn unsubscribe_user_metadata(&self, user_id: &str) -> Op<Result<()>> {
         let op = "unsubscribe_user_metadata";
         try_op!(v(op, validate::user_id(user_id)));
-        let reply = self.request(
+        let user = user_id.to_string();
+        // Carried out after the caller stopped waiting: the client is unsubscribed too.
+        let late = Late::new(LateTarget::UserMetadata(user.clone()), move |inner, _, superseded| {
+            if !superseded {
+                inner.state.lock().unwrap().cache.user_metadata.remove(&user);
+            }
+        });
+        let reply = self.inner().submit_stateful(
             op,
+            ErrorCode::STORAGE_OPERATION_TIMEOUT,
             client_frame::Body::UnsubscribeUserMetadata(pb::UnsubscribeUserMetadata { user_id: user_id.to_string() }),
+            self.client.timeout(),
+            late,
         );
         let (inner, user) = (self.inner().clone(), user_id.to_string());
         Op::lazy(async move {

@@ -8,7 +8,7 @@ use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::{ErrorCode, limits, validate};
 
 use crate::client::try_op;
-use crate::client::{Inner, StreamCache, join_body, join_topic_body, subscribe_topic_body};
+use crate::client::{Inner, Late, StreamCache, Target, join_body, join_topic_body, subscribe_topic_body};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
 use crate::types::*;
@@ -95,31 +95,22 @@ impl StreamChannel {
             .unwrap()
             .cache
             .entry_states(&(ChannelType::STREAM, name.clone()), options.with_presence);
-        let reply = client.submit(
+        // Carried out after the caller stopped waiting: adopted (the server refuses a second
+        // join while this one stands), and said with the CONNECTED event.
+        let (late_name, late_options) = (name.clone(), options.clone());
+        let late = Late::new(Target::Stream(name.clone()), move |client, resp, _| {
+            adopt_join(client, &late_name, late_options, resp);
+        });
+        let reply = client.submit_stateful(
             op,
             ErrorCode::CHANNEL_JOIN_FAILED,
             join_body(&name, &options, states),
             self.timeout(&client),
+            late,
         );
         Op::spawn(async move {
             let resp = reply.await?;
-            let topics = match resp.result {
-                Some(pb::response::Result::StreamJoin(j)) => j.topics,
-                _ => Vec::new(),
-            };
-            client.state.lock().unwrap().cache.streams.insert(
-                name.clone(),
-                StreamCache { opts: options, topics: BTreeMap::new(), subscriptions: BTreeMap::new() },
-            );
-            client.emit_stream_state(
-                &name,
-                LinkState::CONNECTED,
-                LinkState::IDLE,
-                LinkOperation::JOIN,
-                LinkStateChangeReason::JOIN_SUCCESS,
-                String::new(),
-            );
-            client.emit_snapshot(&name, topics.clone());
+            let topics = adopt_join(&client, &name, options, resp);
             Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect() })
         })
     }
@@ -131,23 +122,13 @@ impl StreamChannel {
         try_op!(self.with_cache(&client, op, |_| Ok(())));
         let name = self.inner.name.clone();
         let body = client_frame::Body::StreamLeave(pb::StreamLeave { channel: name.clone() });
-        let reply = client.submit(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client));
+        let late_name = name.clone();
+        let late = Late::new(Target::Stream(name.clone()), move |client, _, _| adopt_leave(client, &late_name));
+        let reply = client.submit_stateful(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
             let r = reply.await;
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
-                {
-                    let mut st = client.state.lock().unwrap();
-                    st.cache.streams.remove(&name);
-                    st.cache.states.remove(&(ChannelType::STREAM, name.clone()));
-                }
-                client.emit_stream_state(
-                    &name,
-                    LinkState::IDLE,
-                    LinkState::CONNECTED,
-                    LinkOperation::LEAVE,
-                    LinkStateChangeReason::LEAVE,
-                    String::new(),
-                );
+                adopt_leave(&client, &name);
             }
             r.map(|_| ())
         })
@@ -178,7 +159,13 @@ impl StreamChannel {
         }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let body = join_topic_body(&name, &topic, &options);
-        let reply = client.submit(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, body, self.timeout(&client));
+        let (late_name, late_topic, late_options) = (name.clone(), topic.clone(), options.clone());
+        let late = Late::new(Target::Topic(name.clone(), topic.clone()), move |client, _, _| {
+            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&late_name) {
+                c.topics.insert(late_topic, late_options);
+            }
+        });
+        let reply = client.submit_stateful(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
             reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
@@ -205,7 +192,13 @@ impl StreamChannel {
         }));
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let body = client_frame::Body::LeaveTopic(pb::LeaveTopic { channel: name.clone(), topic: topic.clone() });
-        let reply = client.submit(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client));
+        let (late_name, late_topic) = (name.clone(), topic.clone());
+        let late = Late::new(Target::Topic(name.clone(), topic.clone()), move |client, _, _| {
+            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&late_name) {
+                c.topics.remove(&late_topic);
+            }
+        });
+        let reply = client.submit_stateful(op, ErrorCode::CHANNEL_LEAVE_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
             let r = reply.await;
             if (r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_TOPIC_NOT_JOINED))
@@ -270,18 +263,15 @@ impl StreamChannel {
         let (name, topic) = (self.inner.name.clone(), topic.to_string());
         let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
         let body = subscribe_topic_body(&name, &topic, users);
-        let reply = client.submit(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body, self.timeout(&client));
+        // Carried out after the caller stopped waiting: the publishers subscribed are adopted.
+        let (late_name, late_topic) = (name.clone(), topic.clone());
+        let late = Late::new(Target::TopicUsers(name.clone(), topic.clone()), move |client, resp, _| {
+            adopt_topic_subscription(client, &late_name, late_topic, resp);
+        });
+        let reply = client.submit_stateful(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body, self.timeout(&client), late);
         Op::spawn(async move {
             let resp = reply.await?;
-            let r = match resp.result {
-                Some(pb::response::Result::SubscribeTopic(r)) => r,
-                _ => pb::SubscribeTopicResult::default(),
-            };
-            if !r.succeeded.is_empty()
-                && let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name)
-            {
-                c.subscriptions.entry(topic).or_default().extend(r.succeeded.iter().cloned());
-            }
+            let r = adopt_topic_subscription(&client, &name, topic, resp);
             Ok(SubscribeTopicResult {
                 succeeded: r.succeeded,
                 failed: r
@@ -316,21 +306,15 @@ impl StreamChannel {
             topic: topic.clone(),
             users: users.clone(),
         });
-        let reply = client.submit(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout(&client));
+        let (late_name, late_topic, late_users) = (name.clone(), topic.clone(), users.clone());
+        let late = Late::new(Target::TopicUsers(name.clone(), topic.clone()), move |client, _, _| {
+            forget_topic_users(client, &late_name, &late_topic, &late_users);
+        });
+        let reply =
+            client.submit_stateful(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
             reply.await?;
-            if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
-                if users.is_empty() {
-                    c.subscriptions.remove(&topic);
-                } else if let Some(set) = c.subscriptions.get_mut(&topic) {
-                    for u in &users {
-                        set.remove(u);
-                    }
-                    if set.is_empty() {
-                        c.subscriptions.remove(&topic);
-                    }
-                }
-            }
+            forget_topic_users(&client, &name, &topic, &users);
             Ok(())
         })
     }
@@ -389,3 +373,81 @@ impl PartialEq for StreamChannel {
 }
 
 impl Eq for StreamChannel {}
+
+/// Makes a join's outcome the client's state: the channel joined, its CONNECTED event and
+/// topic snapshot; the topics present.
+fn adopt_join(client: &Inner, name: &str, options: JoinOptions, resp: pb::Response) -> Vec<pb::TopicInfo> {
+    let topics = match resp.result {
+        Some(pb::response::Result::StreamJoin(j)) => j.topics,
+        _ => Vec::new(),
+    };
+    {
+        let mut st = client.state.lock().unwrap();
+        if st.cache.streams.contains_key(name) {
+            return topics;
+        }
+        st.cache.streams.insert(
+            name.to_string(),
+            StreamCache { opts: options, topics: BTreeMap::new(), subscriptions: BTreeMap::new() },
+        );
+    }
+    client.emit_stream_state(
+        name,
+        LinkState::CONNECTED,
+        LinkState::IDLE,
+        LinkOperation::JOIN,
+        LinkStateChangeReason::JOIN_SUCCESS,
+        String::new(),
+    );
+    client.emit_snapshot(name, topics.clone());
+    topics
+}
+
+/// Makes a leave the client's state: the channel, its topics and state forgotten; IDLE.
+fn adopt_leave(client: &Inner, name: &str) {
+    {
+        let mut st = client.state.lock().unwrap();
+        if st.cache.streams.remove(name).is_none() {
+            return;
+        }
+        st.cache.states.remove(&(ChannelType::STREAM, name.to_string()));
+    }
+    client.emit_stream_state(
+        name,
+        LinkState::IDLE,
+        LinkState::CONNECTED,
+        LinkOperation::LEAVE,
+        LinkStateChangeReason::LEAVE,
+        String::new(),
+    );
+}
+
+/// Adds the publishers a topic subscription succeeded for to the client's state.
+fn adopt_topic_subscription(client: &Inner, name: &str, topic: String, resp: pb::Response) -> pb::SubscribeTopicResult {
+    let r = match resp.result {
+        Some(pb::response::Result::SubscribeTopic(r)) => r,
+        _ => pb::SubscribeTopicResult::default(),
+    };
+    if !r.succeeded.is_empty()
+        && let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(name)
+    {
+        c.subscriptions.entry(topic).or_default().extend(r.succeeded.iter().cloned());
+    }
+    r
+}
+
+/// Removes unsubscribed publishers (none given: the whole topic) from the client's state.
+fn forget_topic_users(client: &Inner, name: &str, topic: &str, users: &[String]) {
+    if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(name) {
+        if users.is_empty() {
+            c.subscriptions.remove(topic);
+        } else if let Some(set) = c.subscriptions.get_mut(topic) {
+            for u in users {
+                set.remove(u);
+            }
+            if set.is_empty() {
+                c.subscriptions.remove(topic);
+            }
+        }
+    }
+}

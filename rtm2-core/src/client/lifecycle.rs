@@ -339,7 +339,7 @@ fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
 
 /// Owns the connection of one login: connects, restores after reconnects, and decides
 /// between DISCONNECTED (retry) and FAILED (stop).
-pub(super) async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<()>>) {
+async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<()>>) {
     let mut waiter = Some(waiter);
     let mut attempt: u32 = 0;
     let mut reconnecting = false;

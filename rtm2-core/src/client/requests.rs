@@ -1,6 +1,7 @@
 //! Sending requests: the queue that keeps call order while (re)connecting, the fast paths
 //! that skip it when the link is up, and the wait for a reply within the request timeout.
 
+use super::late::{Counted, Late, LateWatch};
 use super::*;
 
 /// A request waiting to be sent, in call order.
@@ -20,8 +21,8 @@ pub(super) async fn pump(
     while let Some(out) = rx.recv().await {
         // Counted as waiting until it is handed to a link (or given up), not just dequeued.
         let _waiting = Dequeued(&queued);
-        if out.reply.is_closed() {
-            continue; // the caller gave up
+        if out.reply.is_closed() || tokio::time::Instant::now() >= out.deadline {
+            continue; // the caller gave up, or timed out: it must not be carried out now
         }
         loop {
             let current = slot.borrow_and_update().clone();
@@ -65,36 +66,67 @@ impl Inner {
         body: client_frame::Body,
         timeout: Duration,
     ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+        match self.enqueue(op, body, timeout) {
+            Ok((rx, deadline)) => Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
+    }
+
+    /// `submit` for a request that leaves state on the server: if it succeeds after its caller
+    /// stopped waiting (timeout or cancellation), `late` withdraws or adopts it (see `late.rs`).
+    pub(crate) fn submit_stateful(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout_code: ErrorCode,
+        body: client_frame::Body,
+        timeout: Duration,
+        late: Late,
+    ) -> impl Future<Output = Result<pb::Response>> + Send + 'static {
+        // Counted before it is queued: a newer request on the same target is counted after it.
+        let counted = Counted::new(self, &late);
+        match self.enqueue(op, body, timeout) {
+            Ok((rx, deadline)) => {
+                let watch = LateWatch::new(counted, op, rx, late);
+                Either::Left(Self::await_watched(op, timeout_code, timeout, deadline, watch))
+            }
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        }
+    }
+
+    /// Queues a request (or sends it at once when nothing waits before it); the receiver of
+    /// its outcome and its deadline.
+    fn enqueue(
+        &self,
+        op: &'static str,
+        body: client_frame::Body,
+        timeout: Duration,
+    ) -> Result<(oneshot::Receiver<Result<pb::Response>>, tokio::time::Instant)> {
         if crate::runtime::forked() {
-            return Either::Right(std::future::ready(Err(crate::runtime::forked_error(op))));
+            return Err(crate::runtime::forked_error(op));
         }
         let (reply, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
         // Fast path: connected and nothing waiting in the queue, so sending now keeps the call
         // order; otherwise the request joins the queue behind the others.
         let (body, reply) = match self.send_now(op, body, reply) {
-            Ok(()) => return Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
+            Ok(()) => return Ok((rx, deadline)),
             Err(back) => back,
         };
         let max = self.config.lock().unwrap().max_queued_requests;
         let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
-        let queued = if waiting >= max {
+        if waiting >= max {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(Error::new(
+            return Err(Error::new(
                 ErrorCode::NOT_CONNECTED,
                 op,
                 format!("{waiting} requests are already waiting to be sent (the limit is {max}); not connected?"),
-            ))
-        } else if self.outbox.send(Outgoing { op, body, reply, deadline }).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"))
-        } else {
-            Ok(())
-        };
-        match queued {
-            Ok(()) => Either::Left(Self::await_reply(op, timeout_code, timeout, deadline, rx)),
-            Err(e) => Either::Right(std::future::ready(Err(e))),
+            ));
         }
+        if self.outbox.send(Outgoing { op, body, reply, deadline }).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::new(ErrorCode::INSTANCE_ALREADY_RELEASED, op, "the client was dropped"));
+        }
+        Ok((rx, deadline))
     }
 
     /// Sends a publish (or topic publish) and returns the wait for its acknowledgement. When the
@@ -160,6 +192,27 @@ impl Inner {
             _ => return Err((body, reply)),
         };
         link.try_submit(op, body, reply)
+    }
+
+    async fn await_watched(
+        op: &'static str,
+        timeout_code: ErrorCode,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+        mut watch: LateWatch,
+    ) -> Result<pb::Response> {
+        match tokio::time::timeout_at(deadline, watch.rx()).await {
+            Ok(Ok(outcome)) => {
+                watch.disarm();
+                outcome
+            }
+            Ok(Err(_)) => {
+                watch.disarm();
+                Err(Error::new(ErrorCode::NOT_CONNECTED, op, "the request was dropped before it was sent"))
+            }
+            // Dropping `watch` hands the wait for a late reply to a task.
+            Err(_) => Err(Error::timeout(timeout_code, op, format!("no reply within {} ms", timeout.as_millis()))),
+        }
     }
 
     async fn await_reply(
