@@ -78,3 +78,81 @@ async def test_pipelined_publishes_arrive_in_call_order(make_client, endpoint: O
             f"{mode}: {inversions(got)} inversions, "
             f"first out of place at {next(i for i, v in enumerate(got) if v != i)}"
         )
+
+
+class CuttingProxy:
+    """A TCP proxy to `rtm2 serve` whose connections the test cuts (both sides aborted)."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.transports: List[asyncio.BaseTransport] = []
+        self.cuts = 0
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(*self.upstream)
+        self.transports += [writer.transport, up_w.transport]
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                w.transport.abort()
+
+        await asyncio.gather(pump(reader, up_w), pump(up_r, writer))
+
+    def cut(self) -> None:
+        for t in self.transports:
+            t.abort()
+        self.transports.clear()
+        self.cuts += 1
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+async def test_pipelined_publishes_keep_call_order_across_connection_cuts(make_client, dev_server: Any) -> None:
+    proxy = CuttingProxy(dev_server.address)
+    via = await proxy.start()
+    try:
+        pub = make_client(uid("pub"), via, reconnect_initial_backoff_ms=20)
+        sub = make_client(uid("sub"), dev_server.address)
+        room = uid("room")
+        await pub.login()
+        await sub.login()
+        links = pub.events("link_state")
+        stream = await sub.subscribe(room)
+        n = 1500
+        started: List["asyncio.Future[None]"] = []
+        for i in range(n):
+            if i and i % 500 == 0:
+                proxy.cut()
+            started.append(asyncio.ensure_future(pub.publish(room, str(i))))
+            await asyncio.sleep(0.001)
+        # Every publish succeeds (resent on resume, run at most once) ...
+        await asyncio.wait_for(asyncio.gather(*started), 60)
+        # ... and the subscriber gets each exactly once, in call order.
+        got: List[int] = []
+        while len(got) < n:
+            m = await stream.recv(timeout=WAIT)
+            assert m is not None
+            got.append(int(m.message))
+        assert got == list(range(n)), f"{inversions(got)} inversions"
+        # The publisher really lost its connection each time.
+        states = []
+        while (ev := await links.recv(timeout=0.2)) is not None:
+            states.append(ev.current)
+            if states.count("DISCONNECTED") == proxy.cuts:
+                break
+        assert states.count("DISCONNECTED") == proxy.cuts == 2, states
+    finally:
+        await proxy.close()
