@@ -26,6 +26,10 @@ mod late;
 mod lifecycle;
 mod requests;
 
+/// The log target of the client and its submodules: one logger name
+/// (`rtm2.core.client` in Python) however the code is split.
+const LOG_TARGET: &str = "rtm2_core::client";
+
 pub(crate) use late::{Late, Target};
 
 use requests::{Outgoing, pump};

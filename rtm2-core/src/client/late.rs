@@ -115,7 +115,7 @@ impl Drop for LateWatch {
             let Ok(Ok(resp)) = rx.await else { return };
             let Some(inner) = counted.inner.upgrade() else { return };
             let superseded = counted.superseded(&inner);
-            tracing::warn!(
+            tracing::warn!(target: LOG_TARGET,
                 op,
                 target = ?late.target,
                 superseded,
@@ -133,8 +133,8 @@ impl Inner {
         let reply = self.submit(op, timeout_code, body, self.request_timeout());
         runtime().spawn(async move {
             match reply.await {
-                Ok(_) => tracing::info!(op, "corrected the state left by a late reply"),
-                Err(e) => tracing::warn!(op, error = %e, "could not correct the state left by a late reply"),
+                Ok(_) => tracing::info!(target: LOG_TARGET, op, "corrected the state left by a late reply"),
+                Err(e) => tracing::warn!(target: LOG_TARGET, op, error = %e, "could not correct the state left by a late reply"),
             }
         });
     }

@@ -270,7 +270,7 @@ impl Inner {
         for (ch, o) in &cache.channels {
             let states = cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), o.with_presence);
             if let Err(e) = req("subscribe", subscribe_body(ch, o, states)).await {
-                tracing::warn!(channel = %ch, error = %e, "could not restore a subscription");
+                tracing::warn!(target: LOG_TARGET, channel = %ch, error = %e, "could not restore a subscription");
                 unrestored.push(ch.clone());
                 self.state.lock().unwrap().cache.channels.remove(ch);
                 self.hub.close_channel(ch);
@@ -278,7 +278,7 @@ impl Inner {
         }
         for user in &cache.user_metadata {
             if let Err(e) = req("subscribe_user_metadata", crate::storage::subscribe_user_body(user)).await {
-                tracing::warn!(user = %user, error = %e, "could not restore a user-metadata subscription");
+                tracing::warn!(target: LOG_TARGET, user = %user, error = %e, "could not restore a user-metadata subscription");
                 unrestored.push(format!("user-metadata/{user}"));
                 self.state.lock().unwrap().cache.user_metadata.remove(user);
             }
@@ -292,7 +292,7 @@ impl Inner {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(channel = %name, error = %e, "could not rejoin a stream channel");
+                    tracing::warn!(target: LOG_TARGET, channel = %name, error = %e, "could not rejoin a stream channel");
                     unrestored.push(name.clone());
                     self.state.lock().unwrap().cache.streams.remove(name);
                     self.emit_stream_state(
@@ -371,7 +371,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     }
                     st.link = Some(link.clone());
                 }
-                tracing::debug!(
+                tracing::debug!(target: LOG_TARGET,
                     session = link.login.session_id,
                     dev_mode = link.login.dev_mode,
                     reconnecting,
@@ -434,12 +434,12 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 inner.slot.send_replace(Slot::Connecting);
                 match classify(end) {
                     EndKind::Fatal(reason, text) => {
-                        tracing::info!(?reason, %text, "the server ended the session");
+                        tracing::info!(target: LOG_TARGET, ?reason, %text, "the server ended the session");
                         inner.fail(Some(generation), reason, LinkOperation::SERVER_REJECT, text);
                         return;
                     }
                     EndKind::Transient(op, reason, text) => {
-                        tracing::info!(?reason, %text, "connection lost; reconnecting");
+                        tracing::info!(target: LOG_TARGET, ?reason, %text, "connection lost; reconnecting");
                         inner.emit_link_state(Some(generation), LinkState::DISCONNECTED, op, reason, text, vec![]);
                         reconnecting = true;
                     }
@@ -455,7 +455,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 return;
             }
             Err(ce) => {
-                tracing::debug!(error = %ce.error, attempt, "connect attempt failed");
+                tracing::debug!(target: LOG_TARGET, error = %ce.error, attempt, "connect attempt failed");
             }
         }
         tokio::time::sleep(backoff(&config, attempt)).await;
