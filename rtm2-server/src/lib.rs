@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod conn;
 mod engine;
 mod locks;
 mod rate;
