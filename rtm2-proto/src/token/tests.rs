@@ -139,9 +139,28 @@ fn hmac_intermediates_match_spec() {
 fn wrong_certificate_is_bad_signature() {
     let r = verify_rtm_token(REFERENCE, APP_ID, &[OTHER_CERT], USER, 1_111_200);
     assert_eq!(r, Err(TokenError::BadSignature));
-    // Bad signature wins even when every other field is wrong too.
-    let r = verify_rtm_token(REFERENCE, "x", &[OTHER_CERT], "nobody", u64::MAX);
+    // Bad signature wins over every field checked after the app id.
+    let r = verify_rtm_token(REFERENCE, APP_ID, &[OTHER_CERT], "nobody", u64::MAX);
     assert_eq!(r, Err(TokenError::BadSignature));
+}
+
+/// The app id is checked before the signature: another app's token is an app id mismatch
+/// (10016) whichever certificate signed it, its own or ours (issue #14 item 10).
+#[test]
+fn another_apps_token_is_app_id_mismatch_whatever_signed_it() {
+    const OTHER_APP: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for signer in [OTHER_CERT, CERT] {
+        let rtm = build_rtm_token_with(OTHER_APP, signer, USER, EXPIRE, ISSUE_TS, SALT).unwrap();
+        assert_eq!(verify_rtm_token(&rtm, APP_ID, &[CERT], USER, 1_111_200), Err(TokenError::AppIdMismatch));
+        let stream = build_stream_token_with(OTHER_APP, signer, "room", USER, EXPIRE, ISSUE_TS, SALT).unwrap();
+        assert_eq!(
+            verify_stream_token(&stream, APP_ID, &[CERT], "room", USER, 1_111_200),
+            Err(TokenError::AppIdMismatch)
+        );
+    }
+    // Even with everything else wrong too (user, time): the app id is the first answer.
+    let rtm = build_rtm_token_with(OTHER_APP, OTHER_CERT, USER, EXPIRE, ISSUE_TS, SALT).unwrap();
+    assert_eq!(verify_rtm_token(&rtm, APP_ID, &[CERT], "nobody", u64::MAX), Err(TokenError::AppIdMismatch));
 }
 
 #[test]
@@ -363,8 +382,15 @@ fn flipped_body_bits_are_rejected() {
                 ),
                 // App id text: the high bit makes it invalid UTF-8.
                 36..=67 if bit == 7 => assert!(matches!(r, Err(TokenError::Malformed(_))), "{byte}/{bit}: {r:?}"),
-                // Signature bytes, app id text, integers: signature fails.
-                2..=33 | 36..=79 => {
+                // App id length prefix: a different (or unreadable) app id.
+                34 | 35 => assert!(
+                    matches!(r, Err(TokenError::Malformed(_) | TokenError::AppIdMismatch)),
+                    "{byte}/{bit}: {r:?}"
+                ),
+                // App id text: checked before the signature, so another app's id.
+                36..=67 => assert_eq!(r, Err(TokenError::AppIdMismatch), "{byte}/{bit}"),
+                // Signature bytes, integers: signature fails.
+                2..=33 | 68..=79 => {
                     assert_eq!(r, Err(TokenError::BadSignature), "{byte}/{bit}")
                 }
                 _ => assert!(

@@ -6,12 +6,21 @@ use hmac::Mac;
 use super::codec::parse;
 use super::*;
 
-/// Parse, then check the signature (constant time, any certificate) and the
-/// App ID. Nothing else in the token is trusted before this returns `Ok`.
+/// Parse, then check the App ID, then the signature (constant time, any certificate).
+/// Nothing else in the token is trusted before this returns `Ok`.
+///
+/// The App ID comes first (as Agora's servers and SDKs do: 10016 INCONSISTENT_APPID): a
+/// token of another app cannot carry a signature made with this app's certificates, so
+/// checking the signature first would report any other app's token as a bad signature
+/// (10005) and hide the actual mistake. The App ID is not secret: answering it first tells
+/// a caller nothing the token does not already say.
 pub(super) fn verify_common(token: &str, app_id: &str, certificates: &[&str]) -> Result<ParsedToken, TokenError> {
     let parsed = parse(token)?;
     if certificates.is_empty() {
         return Err(TokenError::InvalidInput("no certificate configured".into()));
+    }
+    if parsed.app_id != app_id {
+        return Err(TokenError::AppIdMismatch);
     }
     if parsed.signature.len() != SIGNATURE_LEN {
         return Err(TokenError::BadSignature);
@@ -28,9 +37,6 @@ pub(super) fn verify_common(token: &str, app_id: &str, certificates: &[&str]) ->
     }
     if !valid {
         return Err(TokenError::BadSignature);
-    }
-    if parsed.app_id != app_id {
-        return Err(TokenError::AppIdMismatch);
     }
     Ok(parsed)
 }
@@ -66,9 +72,10 @@ pub(super) fn check_time(parsed: &ParsedToken, privilege_values: &[u32], now: u6
 
 /// Verify an RTM login token for `user_id` at Unix time `now`.
 ///
-/// Steps: size guard, version, parse, HMAC over the raw signed bytes checked in
-/// constant time against each of `certificates` (primary, secondary, ...),
-/// exact App ID match, an RTM service whose user id equals `user_id` exactly
+/// Steps: size guard, version, parse, exact App ID match
+/// ([`TokenError::AppIdMismatch`], whichever certificate signed the token), HMAC
+/// over the raw signed bytes checked in constant time against each of
+/// `certificates` (primary, secondary, ...), an RTM service whose user id equals `user_id` exactly
 /// ([`TokenError::NoRtmService`] if there is no RTM service,
 /// [`TokenError::UserMismatch`] if none matches), login privilege present
 /// ([`TokenError::NoLoginPrivilege`]), then time: `issue_ts` more than
