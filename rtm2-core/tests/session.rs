@@ -68,8 +68,7 @@ async fn tokens_are_verified() {
     let e =
         sc.join(JoinOptions { token: stream_token("other", "alice", 600), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::INVALID_TOKEN);
-    let foreign_stream =
-        rtm2_proto::token::build_stream_token(other_app, OTHER_CERT, "secure", "alice", 600).unwrap();
+    let foreign_stream = rtm2_proto::token::build_stream_token(other_app, OTHER_CERT, "secure", "alice", 600).unwrap();
     let e = sc.join(JoinOptions { token: foreign_stream, ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::INCONSISTENT_APPID);
     sc.join(JoinOptions { token: stream_token("secure", "alice", 600), ..Default::default() }).await.unwrap();
