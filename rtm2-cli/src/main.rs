@@ -52,9 +52,13 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     token_notice_secs: u64,
     /// Turn the per-client rate limits off (they default to the reference: 60 publishes/s,
-    /// 200 topic publishes/s, 20 other calls/s).
+    /// 200 topic publishes/s, 20 other calls/s, 2 subscribes of one channel per 5 s).
     #[arg(long)]
     no_rate_limits: bool,
+    /// Subscribes of one message channel per client within 5 s; the next fails with 11020
+    /// CHANNEL_SUBSCRIBE_TOO_FREQUENT (0 = unlimited; default 2, or 0 with --no-rate-limits).
+    #[arg(long, env = "RTM2_CHANNEL_SUBSCRIBES_PER_5S")]
+    channel_subscribes_per_5s: Option<u32>,
     /// Publishes per second per client (0 = unlimited).
     #[arg(long)]
     publish_rate: Option<u32>,
@@ -208,6 +212,9 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     }
     if let Some(r) = a.call_rate {
         config.rate_limits.calls_per_s = r;
+    }
+    if let Some(n) = a.channel_subscribes_per_5s {
+        config.rate_limits.channel_subscribes_per_window = n;
     }
     if let Some(dir) = &a.data_dir {
         config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());

@@ -145,3 +145,76 @@ async fn rate_limits_answer_10021_and_recover() {
     }
     a.publish("r", "again", PublishOptions::default()).await.unwrap();
 }
+
+/// Reference §5/§6: a third subscribe of the same channel within 5 s fails with 11020
+/// CHANNEL_SUBSCRIBE_TOO_FREQUENT; other channels are not affected.
+#[tokio::test]
+async fn a_third_subscribe_of_one_channel_within_5_s_is_11020() {
+    let server = Server::start(ServerConfig::default()); // reference limits
+    let a = client_on(&server, "a");
+    a.login("").await.unwrap();
+    for _ in 0..2 {
+        a.subscribe("busy", SubscribeOptions::default()).await.unwrap();
+        a.unsubscribe("busy").await.unwrap();
+    }
+    let e = a.subscribe("busy", SubscribeOptions::default()).await.err().expect("a third subscribe within 5 s");
+    assert_eq!(e.code, ErrorCode::CHANNEL_SUBSCRIBE_TOO_FREQUENT);
+    assert!(e.reason.contains("2 times within 5 s"), "{}", e.reason);
+    assert!(a.subscribed_channels().is_empty());
+    // Per channel, per client.
+    a.subscribe("calm", SubscribeOptions::default()).await.unwrap();
+    let b = client_on(&server, "b");
+    b.login("").await.unwrap();
+    b.subscribe("busy", SubscribeOptions::default()).await.unwrap();
+    // Off with the rate limits (`rtm2 serve --no-rate-limits`).
+    let off = Server::start(dev_config());
+    let c = client_on(&off, "c");
+    c.login("").await.unwrap();
+    for _ in 0..3 {
+        c.subscribe("busy", SubscribeOptions::default()).await.unwrap();
+        c.unsubscribe("busy").await.unwrap();
+    }
+}
+
+/// The embedded server (the SDK's default endpoint) turns throughput limits off but keeps the
+/// reference's 11020, so that an application sees the same answers as against `rtm2 serve`.
+#[tokio::test]
+async fn the_embedded_server_answers_11020_too() {
+    let user = format!("embedded-{}", std::process::id());
+    let a = Client::new(ClientConfig::new(APP_ID, &user)).unwrap();
+    a.login("").await.unwrap();
+    let channel = format!("busy-{}", std::process::id());
+    for _ in 0..2 {
+        a.subscribe(&channel, SubscribeOptions::default()).await.unwrap();
+        a.unsubscribe(&channel).await.unwrap();
+    }
+    let e = a.subscribe(&channel, SubscribeOptions::default()).await.err().expect("a third subscribe within 5 s");
+    assert_eq!(e.code, ErrorCode::CHANNEL_SUBSCRIBE_TOO_FREQUENT);
+    a.logout().await.unwrap();
+}
+
+/// The subscribes a reconnect's restore sends (to a new session, the old one could not be
+/// resumed) never trip 11020, even right after the application used up the window.
+#[tokio::test]
+async fn a_restore_after_two_subscribes_is_not_too_frequent() {
+    // A session is not kept after its connection drops: every reconnect restores.
+    let config = ServerConfig { resume_window: Duration::ZERO, ..ServerConfig::default() };
+    let server = Server::start(config);
+    let mut cfg = ClientConfig::new(APP_ID, "a").endpoint(rtm2_core::Endpoint::Server(server.clone()));
+    fast(&mut cfg);
+    let a = Client::new(cfg).unwrap();
+    a.login("").await.unwrap();
+    a.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    a.unsubscribe("room").await.unwrap();
+    let mut sub = a.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let mut events = a.events();
+    server.drop_all_connections();
+    let ev = expect_event(&mut events, "the reconnect", |e| is_link(e, LinkState::CONNECTED)).await;
+    let Event::LinkState(l) = ev else { unreachable!() };
+    assert!(!l.is_resumed, "the session was resumed: nothing was restored");
+    assert!(l.unrestored_channels.is_empty(), "not restored: {:?}", l.unrestored_channels);
+    let b = client_on(&server, "b");
+    b.login("").await.unwrap();
+    b.publish("room", "after the restore", PublishOptions::default()).await.unwrap();
+    assert_eq!(next_message(&mut sub).await.text(), Some("after the restore"));
+}

@@ -404,10 +404,20 @@ impl Requests<'_> {
             }
             body => {
                 let is_publish = matches!(body, client_frame::Body::PublishTopic(_));
-                let admitted = session.limiter.lock().unwrap().admit(&body);
+                let admitted = {
+                    let mut limiter = session.limiter.lock().unwrap();
+                    match limiter.admit(&body) {
+                        Ok(()) => match &body {
+                            // Every subscribe attempt counts (11020 on too many per channel).
+                            client_frame::Body::Subscribe(r) => limiter.admit_subscribe(&r.channel),
+                            _ => Ok(()),
+                        },
+                        Err((what, rate)) => Err(rate_refusal(what, rate)),
+                    }
+                };
                 let reply = match admitted {
                     Ok(()) => self.engine.handle(session, request_id, body),
-                    Err((what, rate)) => Some(Err(rate_refusal(what, rate))),
+                    Err(v) => Some(Err(v)),
                 };
                 self.answer(request_id, reply, is_publish);
             }
