@@ -65,6 +65,13 @@ struct ServeArgs {
     /// Other calls per second per client (0 = unlimited).
     #[arg(long)]
     call_rate: Option<u32>,
+    /// Bytes that may wait in one connection's outbound queue; a client that lets more pile up
+    /// (it does not read) is cut off as a slow consumer, with that reason.
+    #[arg(long, env = "RTM2_OUTBOUND_QUEUE_BYTES", default_value_t = rtm2_server::DEFAULT_OUTBOUND_QUEUE_BYTES)]
+    outbound_queue_bytes: usize,
+    /// Frames that may wait in one connection's outbound queue (see --outbound-queue-bytes).
+    #[arg(long, env = "RTM2_OUTBOUND_QUEUE_FRAMES", default_value_t = rtm2_server::DEFAULT_OUTBOUND_QUEUE_FRAMES)]
+    outbound_queue_frames: usize,
     /// Also serve TLS on this address (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_listen: Option<String>,
@@ -216,6 +223,8 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     if let Some(n) = a.channel_subscribes_per_5s {
         config.rate_limits.channel_subscribes_per_window = n;
     }
+    config.outbound_queue_bytes = a.outbound_queue_bytes;
+    config.outbound_queue_frames = a.outbound_queue_frames;
     if let Some(dir) = &a.data_dir {
         config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());
     }

@@ -5,7 +5,7 @@
 //! that fills up marks a slow consumer: the connection is closed with a [`Goodbye`] saying so.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ const IDLE_QUEUE_FRAMES: usize = 256;
 /// all the time, and one released then is regrown (copied, its pages faulted in anew) at once.
 pub(crate) const KEEP_IDLE_BUFFER: usize = 16 * 1024;
 const WRITER_IDLE_RELEASE: Duration = Duration::from_millis(500);
+/// How long a closing connection's last write (the goodbye) and its shutdown may each wait
+/// for a peer that does not read.
+pub(crate) const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a connection ends, sent to the client as a Goodbye frame.
 #[derive(Debug, Clone)]
@@ -54,11 +57,29 @@ impl Goodbye {
     }
 }
 
+/// What a slow consumer had queued when it was cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlowCut {
+    pub frames: usize,
+    pub bytes: usize,
+    /// The goodbye's reason text.
+    pub reason: String,
+}
+
 /// One connection's outbound side: a bounded queue of (seq, frame body) to its writer.
 pub(crate) struct Conn {
     pub(crate) out: Mutex<Outbox>,
     /// Frames that may wait in `out` (the writer takes them a write batch at a time).
     pub(crate) cap: usize,
+    /// Body bytes that may wait in `out` (a frame is accepted into an empty queue whatever its
+    /// size).
+    pub(crate) cap_bytes: usize,
+    /// Set when the connection was cut off as a slow consumer.
+    slow_cut: Mutex<Option<SlowCut>>,
+    /// The cut was noted by the session (logged, remembered for the next login).
+    cut_noted: AtomicBool,
+    /// The server's count of slow-consumer cuts.
+    cuts: Arc<AtomicU64>,
     /// Wakes the writer when it waits for frames.
     pub(crate) ready: Notify,
     pub(crate) closing: AtomicBool,
@@ -77,13 +98,23 @@ pub(crate) struct Outbox {
     pub(crate) writer_waiting: bool,
     /// The writer has ended: nothing queued now would be sent.
     writer_gone: bool,
+    /// Room beyond the caps for a resume's replay (see [`Conn::push_replay`]), in frames and
+    /// bytes; it shrinks as the writer takes frames.
+    grace_frames: usize,
+    grace_bytes: usize,
 }
 
 impl Conn {
-    pub(crate) fn new(cap: usize) -> Arc<Conn> {
+    /// A connection queueing at most `cap` frames and `cap_bytes` bytes; its slow-consumer
+    /// cut adds one to `cuts`.
+    pub(crate) fn new(cap: usize, cap_bytes: usize, cuts: Arc<AtomicU64>) -> Arc<Conn> {
         Arc::new(Conn {
             out: Mutex::default(),
             cap: cap.max(16),
+            cap_bytes,
+            slow_cut: Mutex::new(None),
+            cut_noted: AtomicBool::new(false),
+            cuts,
             ready: Notify::new(),
             closing: AtomicBool::new(false),
             goodbye: Mutex::new(None),
@@ -91,7 +122,8 @@ impl Conn {
         })
     }
 
-    /// Queues a frame for the writer; `false` if `cap` frames wait already (or the writer ended).
+    /// Queues a frame for the writer; `false` if `cap` frames or `cap_bytes` bytes wait already
+    /// (or the writer ended).
     pub(crate) fn push(&self, seq: u64, body: Bytes) -> bool {
         let mut o = self.out.lock().unwrap();
         if !self.push_locked(&mut o, seq, body) {
@@ -108,11 +140,37 @@ impl Conn {
     /// `push` under the caller's lock of `out`, without waking the writer (the caller does,
     /// if `writer_waiting`).
     pub(crate) fn push_locked(&self, o: &mut Outbox, seq: u64, body: Bytes) -> bool {
-        if o.writer_gone || o.queue.len() >= self.cap {
+        if o.writer_gone
+            || o.queue.len() >= self.cap + o.grace_frames
+            || (!o.queue.is_empty() && o.bytes + body.len() > self.cap_bytes + o.grace_bytes)
+        {
             return false;
         }
         o.bytes += body.len();
         o.queue.push_back((seq, body));
+        true
+    }
+
+    /// Queues the frames a resume replays (already bounded by the session's replay window)
+    /// whatever the caps, and makes that much extra room: a client resuming a large backlog is
+    /// not cut off for it, while one that stalls again is, once the caps' worth of new frames
+    /// waits on top of what is left of the backlog. `false` if the writer ended.
+    pub(crate) fn push_replay<'a>(&self, frames: impl Iterator<Item = (u64, &'a Bytes)>) -> bool {
+        let mut o = self.out.lock().unwrap();
+        if o.writer_gone {
+            return false;
+        }
+        for (seq, body) in frames {
+            o.grace_frames += 1;
+            o.grace_bytes += body.len();
+            o.bytes += body.len();
+            o.queue.push_back((seq, body.clone()));
+        }
+        let wake = std::mem::take(&mut o.writer_waiting);
+        drop(o);
+        if wake {
+            self.ready.notify_one();
+        }
         true
     }
 
@@ -125,22 +183,44 @@ impl Conn {
             o.writer_waiting = true;
             return false;
         }
+        if o.grace_frames != 0 {
+            // Whatever is taken shrinks the replay's extra room first.
+            let (frames, bytes) = o.take_batch_from(batch);
+            o.grace_frames = o.grace_frames.saturating_sub(frames);
+            o.grace_bytes = o.grace_bytes.saturating_sub(bytes);
+            return true;
+        }
+        o.take_batch_from(batch);
+        true
+    }
+}
+
+impl Outbox {
+    /// `Conn::take_batch` without the lock; returns the frames and body bytes taken.
+    fn take_batch_from(&mut self, batch: &mut VecDeque<(u64, Bytes)>) -> (usize, usize) {
+        let o = self;
         if o.bytes + o.queue.len() * MAX_FRAME_OVERHEAD <= WRITE_BATCH_BYTES {
             std::mem::swap(&mut o.queue, batch);
+            let taken = (batch.len(), o.bytes);
             o.bytes = 0;
+            taken
         } else {
             let mut size = 0;
+            let mut bytes = 0;
             while size < WRITE_BATCH_BYTES
                 && let Some((seq, body)) = o.queue.pop_front()
             {
                 size += body.len() + MAX_FRAME_OVERHEAD;
+                bytes += body.len();
                 o.bytes -= body.len();
                 batch.push_back((seq, body));
             }
+            (batch.len(), bytes)
         }
-        true
     }
+}
 
+impl Conn {
     /// Releases a burst's queue if nothing is queued (the writer has been idle a while).
     fn release_idle_queue(&self) {
         let mut o = self.out.lock().unwrap();
@@ -164,8 +244,52 @@ impl Conn {
     /// Queues a connection-level frame (seq 0).
     pub(crate) fn send_unsequenced(&self, body: Bytes) {
         if !self.closing.load(Ordering::Relaxed) && !self.push(0, body) {
-            self.close(slow_consumer(self.cap));
+            self.cut_slow_consumer();
         }
+    }
+
+    /// Cuts the connection off as a slow consumer (its queue is full): the frames not yet
+    /// taken by the writer are dropped (events stay in the session's replay window for a
+    /// resume), so that the goodbye saying why follows at once instead of queueing behind
+    /// megabytes the client is not reading. First caller wins, as for [`Conn::close`].
+    pub(crate) fn cut_slow_consumer(&self) {
+        // (Held throughout: one cut, and the first one's counts.)
+        let mut cut = self.slow_cut.lock().unwrap();
+        if cut.is_some() || self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let (frames, bytes) = {
+            let mut o = self.out.lock().unwrap();
+            let queued = (o.queue.len(), o.bytes);
+            // Connection-level frames (seq 0: a login reply, pongs) are kept: they are not in
+            // the replay window, and a client must not miss its login reply.
+            o.queue.retain(|(seq, _)| *seq == 0);
+            o.bytes = o.queue.iter().map(|(_, body)| body.len()).sum();
+            (o.grace_frames, o.grace_bytes) = (0, 0);
+            // Nothing queued from now on would be sent before the goodbye.
+            o.writer_gone = true;
+            queued
+        };
+        let reason = format!(
+            "slow consumer: {frames} frames ({bytes} bytes) were waiting to be sent (at most {} frames or {} bytes \
+             may wait); the connection was closed",
+            self.cap, self.cap_bytes
+        );
+        *cut = Some(SlowCut { frames, bytes, reason: reason.clone() });
+        drop(cut);
+        self.cuts.fetch_add(1, Ordering::Relaxed);
+        self.close(Goodbye::new(ErrorCode::NOT_CONNECTED.code(), LinkStateChangeReason::CONNECTION_ERROR, reason));
+    }
+
+    /// What was queued when the connection was cut off as a slow consumer, if it was.
+    pub(crate) fn slow_cut(&self) -> Option<SlowCut> {
+        self.slow_cut.lock().unwrap().clone()
+    }
+
+    /// [`Conn::slow_cut`], once: for whoever notes the cut (logs it, remembers it).
+    pub(crate) fn take_cut_note(&self) -> Option<SlowCut> {
+        let cut = self.slow_cut()?;
+        (!self.cut_noted.swap(true, Ordering::AcqRel)).then_some(cut)
     }
 
     /// Closes the connection after sending `goodbye` (first caller wins).
@@ -189,13 +313,6 @@ impl Conn {
     }
 }
 
-pub(crate) fn slow_consumer(frames: usize) -> Goodbye {
-    Goodbye::new(
-        ErrorCode::NOT_CONNECTED.code(),
-        LinkStateChangeReason::CONNECTION_ERROR,
-        format!("slow consumer: {frames} frames were waiting to be sent; the connection was closed"),
-    )
-}
 
 /// Writes all of `buf` unless the connection is killed first; returns how much was written.
 /// (A `write` that is cancelled while pending has written nothing, so no frame is torn.)
@@ -216,6 +333,8 @@ async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Co
 pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
     let mut buf = BytesMut::new();
     let mut batch = VecDeque::new();
+    // Where each frame of `buf` ends.
+    let mut ends = Vec::new();
     loop {
         if conn.closing.load(Ordering::Acquire) {
             break;
@@ -242,13 +361,21 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
                 }
             }
         }
+        ends.clear();
         for (seq, body) in batch.drain(..) {
             frame::write_server_frame(&mut buf, seq, &body);
+            ends.push(buf.len());
         }
         match write_killable(&mut wr, &buf, &conn).await {
             Ok(n) if n == buf.len() => buf.clear(),
-            // Killed mid-write (e.g. a slow consumer): keep the rest for a last attempt.
+            // Killed mid-write: keep the rest for a last attempt. A slow consumer gets only the
+            // rest of the frame being written (so the goodbye follows a whole frame): the
+            // frames not begun stay in the session's replay window.
             Ok(n) => {
+                if conn.slow_cut.lock().unwrap().is_some() {
+                    let end = if n == 0 { 0 } else { ends.iter().copied().find(|&e| e >= n).unwrap_or(buf.len()) };
+                    buf.truncate(end);
+                }
                 let _ = buf.split_to(n);
                 break;
             }
@@ -269,9 +396,11 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
         frame::write_server_frame(&mut buf, 0, &g.encode());
     }
     if !buf.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&buf)).await;
+        let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, wr.write_all(&buf)).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
+    // A FIN after the goodbye (the reader side keeps reading meanwhile, see
+    // `session::linger`, so that the close is not a reset that would destroy it in flight).
+    let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, wr.shutdown()).await;
     conn.take_rest(true);
 }
 
@@ -288,7 +417,7 @@ mod tests {
 
     #[test]
     fn the_queue_holds_cap_frames_and_batches_stay_near_the_write_size() {
-        let conn = Conn::new(16);
+        let conn = Conn::new(16, usize::MAX, Arc::default());
         for seq in 1..=16 {
             assert!(conn.push(seq, body(100 * 1024)));
         }
@@ -310,7 +439,7 @@ mod tests {
         }
         assert_eq!(taken, (1..=19).collect::<Vec<_>>());
         // Small frames go in one batch (the queue is swapped, not walked).
-        let conn = Conn::new(1000);
+        let conn = Conn::new(1000, usize::MAX, Arc::default());
         for seq in 1..=1000 {
             assert!(conn.push(seq, body(10)));
         }
@@ -330,7 +459,7 @@ mod tests {
 
     #[test]
     fn an_unsequenced_frame_into_a_full_queue_closes_as_slow_consumer() {
-        let conn = Conn::new(16);
+        let conn = Conn::new(16, usize::MAX, Arc::default());
         for _ in 0..16 {
             conn.send_unsequenced(body(1));
         }
@@ -346,7 +475,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_keeps_order_and_ends_with_the_goodbye() {
         let (client, server) = tokio::io::duplex(4096);
-        let conn = Conn::new(1 << 20);
+        let conn = Conn::new(1 << 20, usize::MAX, Arc::default());
         let writer = tokio::spawn(writer(server, conn.clone()));
         const N: u64 = 20_000;
         let producer = {
@@ -389,7 +518,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_queue_is_kept_while_draining_and_released_when_idle() {
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let conn = Conn::new(1 << 20);
+        let conn = Conn::new(1 << 20, usize::MAX, Arc::default());
         // More than one write batch, so that the queue itself is walked (not swapped).
         const N: u64 = 40_000;
         let varint_len = |v: u64| (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;

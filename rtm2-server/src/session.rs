@@ -25,7 +25,7 @@ use rtm2_proto::pb::{self, client_frame, server_frame};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
 pub(crate) use crate::conn::Goodbye;
-use crate::conn::{Conn, KEEP_IDLE_BUFFER, slow_consumer, writer};
+use crate::conn::{Conn, KEEP_IDLE_BUFFER, writer};
 use crate::engine::{App, Engine, Reply, SubscribeOpts};
 
 /// Room made for a `read()` while traffic is light; it doubles while reads fill it, up to
@@ -80,6 +80,9 @@ pub(crate) struct Session {
     pub limiter: Mutex<crate::rate::Limiter>,
     /// Message-channel publishes are rate-limited (otherwise the limiter is not consulted).
     publishes_limited: bool,
+    /// Why the server cut this session's last connection off (a slow consumer), until the
+    /// client's next login reports it (`LoginResult.cut_reason`).
+    cut_reason: Mutex<Option<String>>,
 }
 
 pub(crate) struct SessionParams {
@@ -117,6 +120,7 @@ impl Session {
             replay_max_bytes: p.replay_max_bytes,
             limiter: Mutex::new(crate::rate::Limiter::new(p.rate_limits)),
             publishes_limited: p.rate_limits.publish_per_s != 0,
+            cut_reason: Mutex::new(None),
         })
     }
 
@@ -162,9 +166,31 @@ impl Session {
             if full {
                 // The connection stays attached until its read loop ends and detaches it, so
                 // that the session is then kept for a resume and ended when none comes.
-                c.close(slow_consumer(c.cap));
+                c.cut_slow_consumer();
+                self.note_cut(c);
             }
         }
+    }
+
+    /// Logs a slow-consumer cut of `conn` (once) and remembers its reason for the client's
+    /// next login: a client that was not reading cannot have read the goodbye.
+    pub(crate) fn note_cut(&self, conn: &Conn) {
+        if let Some(cut) = conn.take_cut_note() {
+            tracing::warn!(
+                app = %self.app.id,
+                user = %self.user_id,
+                session = self.id,
+                frames = cut.frames,
+                bytes = cut.bytes,
+                "slow consumer cut off: its outbound queue was full (the session is kept for a resume)"
+            );
+            *self.cut_reason.lock().unwrap() = Some(cut.reason);
+        }
+    }
+
+    /// The reason of the last slow-consumer cut not reported yet (see `note_cut`).
+    pub(crate) fn take_cut_reason(&self) -> Option<String> {
+        self.cut_reason.lock().unwrap().take()
     }
 
     /// Whether a client that received everything up to `last_seq` can resume without a gap.
@@ -177,13 +203,9 @@ impl Session {
     /// Attaches a connection and queues every kept event after `after_seq` to it, in order.
     pub(crate) fn attach(&self, conn: Arc<Conn>, after_seq: u64) {
         let mut o = self.out.lock().unwrap();
-        for (seq, body) in o.replay.iter() {
-            if *seq > after_seq && !conn.push(*seq, body.clone()) {
-                conn.close(slow_consumer(conn.cap));
-                break;
-            }
-        }
-        // Attached even when cut off: its read loop's detach then keeps (and ends) the session.
+        // The replay is queued whatever the connection's caps (it is bounded by the replay
+        // window): a resume of a large backlog is not a slow consumer.
+        conn.push_replay(o.replay.iter().filter(|(seq, _)| *seq > after_seq).map(|(seq, body)| (*seq, body)));
         o.conn = Some(conn);
     }
 
@@ -464,7 +486,11 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let conn = Conn::new(engine.config.outbound_queue_frames);
+    let conn = Conn::new(
+        engine.config.outbound_queue_frames,
+        engine.config.outbound_queue_bytes,
+        engine.slow_consumer_cuts.clone(),
+    );
     // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
         Some(slot) => slot,
@@ -489,7 +515,7 @@ where
         Ok(Ok(v)) => v,
         Ok(Err(goodbye)) => {
             conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
-            let _ = writer_task.await;
+            linger(&mut rd, writer_task).await;
             return;
         }
         Err(_) => {
@@ -498,7 +524,7 @@ where
                 LinkStateChangeReason::LOGIN_TIMEOUT,
                 "no login within the pre-login timeout",
             ));
-            let _ = writer_task.await;
+            linger(&mut rd, writer_task).await;
             return;
         }
     };
@@ -594,6 +620,8 @@ where
     };
     // Publishes that ran: their answer belongs to the session (replayed on a resume).
     requests.end_batch();
+    // A cut by a connection-level frame (a pong into a full queue) is noted here.
+    session.note_cut(&conn);
     match end {
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
@@ -614,7 +642,30 @@ where
         }
     }
     drop(session);
-    let _ = writer_task.await;
+    linger(&mut rd, writer_task).await;
+}
+
+/// Longest a closing connection is kept to deliver its goodbye: the writer's last write and
+/// shutdown ([`crate::conn::CLOSE_WRITE_WAIT`] each), then the client's close.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Ends a connection: waits (at most [`CLOSE_LINGER`]) for the writer to send the goodbye and
+/// shut its side down and for the client to close its side, reading and discarding whatever
+/// the client still sends meanwhile. A socket closed with unread input is reset, and a reset
+/// destroys the goodbye in flight: the client would see "connection reset" instead of why.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R, writer_task: tokio::task::JoinHandle<()>) {
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let _ = tokio::join!(writer_task, drain);
+    })
+    .await;
 }
 
 async fn handshake<R: AsyncRead + Unpin>(
