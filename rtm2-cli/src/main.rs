@@ -52,15 +52,26 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     token_notice_secs: u64,
     /// Turn the per-client rate limits off (they default to the reference: 60 publishes/s,
-    /// 200 topic publishes/s, 20 other calls/s).
+    /// 200 topic publishes/s, 20 other calls/s, 2 subscribes of one channel per 5 s).
     #[arg(long)]
     no_rate_limits: bool,
+    /// Subscribes of one message channel per client within 5 s; the next fails with 11020
+    /// CHANNEL_SUBSCRIBE_TOO_FREQUENT (0 = unlimited; default 2, or 0 with --no-rate-limits).
+    #[arg(long, env = "RTM2_CHANNEL_SUBSCRIBES_PER_5S")]
+    channel_subscribes_per_5s: Option<u32>,
     /// Publishes per second per client (0 = unlimited).
     #[arg(long)]
     publish_rate: Option<u32>,
     /// Other calls per second per client (0 = unlimited).
     #[arg(long)]
     call_rate: Option<u32>,
+    /// Bytes that may wait in one connection's outbound queue; a client that lets more pile up
+    /// (it does not read) is cut off as a slow consumer, with that reason.
+    #[arg(long, env = "RTM2_OUTBOUND_QUEUE_BYTES", default_value_t = rtm2_server::DEFAULT_OUTBOUND_QUEUE_BYTES)]
+    outbound_queue_bytes: usize,
+    /// Frames that may wait in one connection's outbound queue (see --outbound-queue-bytes).
+    #[arg(long, env = "RTM2_OUTBOUND_QUEUE_FRAMES", default_value_t = rtm2_server::DEFAULT_OUTBOUND_QUEUE_FRAMES)]
+    outbound_queue_frames: usize,
     /// Also serve TLS on this address (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_listen: Option<String>,
@@ -209,6 +220,11 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     if let Some(r) = a.call_rate {
         config.rate_limits.calls_per_s = r;
     }
+    if let Some(n) = a.channel_subscribes_per_5s {
+        config.rate_limits.channel_subscribes_per_window = n;
+    }
+    config.outbound_queue_bytes = a.outbound_queue_bytes;
+    config.outbound_queue_frames = a.outbound_queue_frames;
     if let Some(dir) = &a.data_dir {
         config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());
     }

@@ -27,6 +27,9 @@ fn client(ep: &Endpoint, user: &str) -> Client {
     Client::new(cfg).unwrap()
 }
 
+/// A second app's certificate (signs tokens of `other_app` in the tests below).
+const OTHER_CERT: &str = "0123456789abcdef0123456789abcdef";
+
 #[tokio::test]
 async fn tokens_are_verified() {
     let (_server, ep) = cert_server(Duration::from_secs(30)).await;
@@ -45,6 +48,10 @@ async fn tokens_are_verified() {
     let other_app = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let foreign = rtm2_proto::token::build_rtm_token(other_app, CERT, "alice", 600).unwrap();
     assert_eq!(code(a.login(&foreign).await), ErrorCode::INCONSISTENT_APPID);
+    // Another app's token signed with that app's own certificate: the app id is checked
+    // before the signature, so this is 10016 too (not 10005).
+    let foreign_signed = rtm2_proto::token::build_rtm_token(other_app, OTHER_CERT, "alice", 600).unwrap();
+    assert_eq!(code(a.login(&foreign_signed).await), ErrorCode::INCONSISTENT_APPID);
     assert_eq!(code(a.login(&"007x".repeat(2000)).await), ErrorCode::INVALID_TOKEN);
     assert_eq!(code(a.login("006garbage").await), ErrorCode::INVALID_TOKEN);
 
@@ -61,6 +68,9 @@ async fn tokens_are_verified() {
     let e =
         sc.join(JoinOptions { token: stream_token("other", "alice", 600), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::INVALID_TOKEN);
+    let foreign_stream = rtm2_proto::token::build_stream_token(other_app, OTHER_CERT, "secure", "alice", 600).unwrap();
+    let e = sc.join(JoinOptions { token: foreign_stream, ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::INCONSISTENT_APPID);
     sc.join(JoinOptions { token: stream_token("secure", "alice", 600), ..Default::default() }).await.unwrap();
 }
 

@@ -72,6 +72,12 @@ pub const MAX_PUBLISH_PER_SECOND: u32 = 60;
 pub const MAX_TOPIC_PUBLISH_PER_SECOND: u32 = 200;
 /// Per-client rate of every other call, per second (reference: 20).
 pub const MAX_CALLS_PER_SECOND: u32 = 20;
+/// Subscribes of one message channel a client may make within
+/// [`CHANNEL_SUBSCRIBE_WINDOW_MS`]; the next one fails with 11020
+/// CHANNEL_SUBSCRIBE_TOO_FREQUENT (reference: "> 2 subscribes of the same channel per 5 s").
+pub const MAX_CHANNEL_SUBSCRIBES_PER_WINDOW: u32 = 2;
+/// The sliding window of [`MAX_CHANNEL_SUBSCRIBES_PER_WINDOW`], ms (reference: 5 s).
+pub const CHANNEL_SUBSCRIBE_WINDOW_MS: u64 = 5_000;
 
 /// Longest a dropped session is kept for a loss-free resume, seconds. A session is kept for its
 /// presence timeout (5–300 s), at most this long.

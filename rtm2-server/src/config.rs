@@ -7,6 +7,11 @@ use rtm2_proto::limits;
 
 use crate::rate::RateLimits;
 
+/// Default of [`ServerConfig::outbound_queue_frames`]: 65,536.
+pub const DEFAULT_OUTBOUND_QUEUE_FRAMES: usize = 64 * 1024;
+/// Default of [`ServerConfig::outbound_queue_bytes`]: 8 MiB.
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Credentials of one app the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCredentials {
@@ -31,9 +36,19 @@ pub struct ServerConfig {
     /// Extra silence tolerated on top of the client's heartbeat interval before the server
     /// drops a session (reference: heartbeat + 10 s).
     pub keepalive_grace: Duration,
-    /// Frames that may wait in one session's outbound queue; a session whose queue is full is
-    /// a slow consumer and is disconnected with an explicit reason.
+    /// Frames that may wait in one connection's outbound queue; a connection whose queue is
+    /// full is a slow consumer and is disconnected with an explicit reason.
     pub outbound_queue_frames: usize,
+    /// Bytes (frame bodies) that may wait in one connection's outbound queue, enforced
+    /// together with `outbound_queue_frames`: whichever is reached first makes a slow consumer.
+    ///
+    /// Default 8 MiB: 256 messages of the 32 KiB maximum, or thousands of ordinary ones — a
+    /// burst a reading client absorbs — while a stalled one costs the server at most this much
+    /// (not 64 Ki frames × 32 KiB = 2 GiB). It is half of `resume_max_bytes` (16 MiB), so the
+    /// frames queued when a slow consumer is cut are still in its session's replay window and
+    /// a client that reconnects promptly resumes without loss. (A frame is accepted into an
+    /// empty queue whatever its size.)
+    pub outbound_queue_bytes: usize,
     /// Largest client frame accepted, bytes.
     pub max_frame_len: usize,
     /// Connections served at once, at most; more are refused with 10010 (a user has at most
@@ -85,7 +100,8 @@ impl Default for ServerConfig {
             token_will_expire_notice: Duration::from_secs(limits::TOKEN_WILL_EXPIRE_NOTICE_S),
             prelogin_timeout: Duration::from_millis(limits::DEFAULT_PRELOGIN_TIMEOUT_MS),
             keepalive_grace: Duration::from_secs(limits::KEEPALIVE_GRACE_S as u64),
-            outbound_queue_frames: 64 * 1024,
+            outbound_queue_frames: DEFAULT_OUTBOUND_QUEUE_FRAMES,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_frame_len: limits::MAX_CLIENT_FRAME_LEN,
             max_connections: 100_000,
             resume_window: Duration::from_secs(limits::DEFAULT_RESUME_WINDOW_S),

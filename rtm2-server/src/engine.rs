@@ -75,7 +75,13 @@ pub(crate) struct App {
     pub(crate) lock_owners: Mutex<HashMap<Arc<str>, std::collections::BTreeSet<crate::locks::LockRef>>>,
     /// EXPIRED lock events for users that had no session when their lock expired.
     pub(crate) expired_locks: Mutex<HashMap<Arc<str>, Vec<bytes::Bytes>>>,
+    /// Cut reasons of sessions that ended before their client logged in again, as (session
+    /// id, user id, reason), the newest last; at most `MAX_REMEMBERED_CUTS`.
+    recent_cuts: Mutex<std::collections::VecDeque<(u64, Arc<str>, String)>>,
 }
+
+/// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
+const MAX_REMEMBERED_CUTS: usize = 1024;
 
 /// A counted connection; dropping it frees the slot.
 pub(crate) struct ConnectionSlot(Arc<std::sync::atomic::AtomicUsize>);
@@ -98,6 +104,8 @@ pub(crate) struct Engine {
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
     /// revisions advance one write at a time and no subscriber misses an update.
     pub(crate) meta_lock: Mutex<()>,
+    /// Connections cut off as slow consumers since the start.
+    pub(crate) slow_consumer_cuts: Arc<AtomicU64>,
 }
 
 fn token_violation(e: TokenError) -> Violation {
@@ -129,6 +137,7 @@ impl Engine {
             sessions: Mutex::new(HashMap::new()),
             store,
             meta_lock: Mutex::new(()),
+            slow_consumer_cuts: Arc::default(),
         }))
     }
 
@@ -184,6 +193,10 @@ impl Engine {
         } else {
             login.presence_timeout_s.clamp(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)
         };
+        // Why the server cut the connection this client wants to resume, if it did: reported
+        // whether or not the session can be resumed.
+        let cut_reason =
+            login.resume.as_ref().and_then(|r| self.take_cut_reason(&app, &login.user_id, r.session_id)).unwrap_or_default();
         if let Some(r) = &login.resume
             && let Some(s) = self.resumable(&app, &login.user_id, r)
         {
@@ -202,6 +215,7 @@ impl Engine {
                 token_expires_at_s: expires_at.unwrap_or(0),
                 dev_mode,
                 resumed: true,
+                cut_reason,
             };
             return Ok((s, result, Some(r.last_seq)));
         }
@@ -238,9 +252,25 @@ impl Engine {
                 token_expires_at_s: expires_at.unwrap_or(0),
                 dev_mode,
                 resumed: false,
+                cut_reason,
             },
             None,
         ))
+    }
+
+    /// The unreported cut reason of session `session_id` of this user (live, or ended).
+    fn take_cut_reason(&self, app: &Arc<App>, user_id: &str, session_id: u64) -> Option<String> {
+        let live = self.sessions.lock().unwrap().get(&session_id).cloned();
+        if let Some(s) = live
+            && Arc::ptr_eq(&s.app, app)
+            && &*s.user_id == user_id
+            && let Some(reason) = s.take_cut_reason()
+        {
+            return Some(reason);
+        }
+        let mut cuts = app.recent_cuts.lock().unwrap();
+        let i = cuts.iter().position(|(id, user, _)| *id == session_id && &**user == user_id)?;
+        cuts.remove(i).map(|(_, _, reason)| reason)
     }
 
     /// The session `r` names, if it belongs to this user, is still the user's current session
@@ -305,6 +335,14 @@ impl Engine {
         session.deadlines.lock().unwrap().clear();
         session.deadlines_changed.notify_one();
         self.sessions.lock().unwrap().remove(&session.id);
+        // Kept for the client's next login (it may come after the resume window).
+        if let Some(reason) = session.take_cut_reason() {
+            let mut cuts = app.recent_cuts.lock().unwrap();
+            if cuts.len() >= MAX_REMEMBERED_CUTS {
+                cuts.pop_front();
+            }
+            cuts.push_back((session.id, session.user_id.clone(), reason));
+        }
     }
 
     /// Handles one request of a logged-in session. `None`: the handler answers `request_id`
@@ -385,6 +423,7 @@ impl App {
             user_meta_subs: Mutex::new(HashMap::new()),
             lock_owners: Mutex::new(HashMap::new()),
             expired_locks: Mutex::new(HashMap::new()),
+            recent_cuts: Mutex::default(),
         })
     }
 

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod conn;
 mod engine;
 mod locks;
 mod rate;
@@ -30,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 
-pub use config::{AppCredentials, MetadataStore, ServerConfig};
+pub use config::{AppCredentials, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_FRAMES, MetadataStore, ServerConfig};
 use engine::Engine;
 pub use rate::RateLimits;
 use rtm2_proto::ErrorCode;
@@ -189,6 +190,11 @@ impl Server {
     /// Number of sessions (connected, or detached and waiting for a resume).
     pub fn session_count(&self) -> usize {
         self.engine.sessions.lock().unwrap().len()
+    }
+
+    /// Connections cut off as slow consumers (their outbound queue was full) since the start.
+    pub fn slow_consumer_cuts(&self) -> u64 {
+        self.engine.slow_consumer_cuts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Closes every session as if the network had failed (clients reconnect). For operations

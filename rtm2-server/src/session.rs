@@ -1,13 +1,13 @@
-//! Sessions and connections.
+//! Sessions and the serving of one connection.
 //!
-//! A [`Session`] is a logged-in user; a [`Conn`] is one connection. Every event a session
+//! A [`Session`] is a logged-in user; a [`Conn`] (see `conn.rs`) is one connection. Every event a session
 //! sends gets the next sequence number and is kept in a bounded replay buffer, so that when the
 //! connection drops the session can live on (detached) for the resume window and a client that
 //! reconnects with `Login.resume` gets exactly the frames it missed. Connection-level frames
 //! (handshake, login reply, pong, goodbye) carry seq 0.
 //!
-//! Each connection has one writer task that drains its queue into a buffer and writes in
-//! batches, so a burst of small frames costs few `write()` calls.
+//! [`serve`] runs one connection: the handshake, then the read loop that hands requests to the
+//! engine, while the connection's writer task (`conn.rs`) sends what the session queues.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Notify;
 
 use rtm2_proto::enums::LinkStateChangeReason;
@@ -24,191 +24,15 @@ use rtm2_proto::frame::{self, FrameDecoder};
 use rtm2_proto::pb::{self, client_frame, server_frame};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
+pub(crate) use crate::conn::Goodbye;
+use crate::conn::{Conn, KEEP_IDLE_BUFFER, writer};
 use crate::engine::{App, Engine, Reply, SubscribeOpts};
 
-/// Bytes gathered before a write is issued, at most.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Bytes a frame adds to its body on the wire at most: length prefix, `seq` key and varint.
-const MAX_FRAME_OVERHEAD: usize = frame::LEN_PREFIX + 1 + 10;
-/// Outbound queue slots (40 bytes each) a connection keeps while idle; a burst's larger
-/// queue is released (memory per connection).
-const IDLE_QUEUE_FRAMES: usize = 256;
 /// Room made for a `read()` while traffic is light; it doubles while reads fill it, up to
 /// `MAX_READ_CHUNK`. Idle connections keep small buffers (memory per connection).
 const MIN_READ_CHUNK: usize = 2 * 1024;
 /// See [`MIN_READ_CHUNK`].
 const MAX_READ_CHUNK: usize = 64 * 1024;
-/// Buffers larger than this are released when their connection goes quiet: its reader saw no
-/// frame for a keepalive tick, or its writer had nothing to write for `WRITER_IDLE_RELEASE`.
-/// Not as soon as a buffer is empty: within a burst a buffer empties between reads or writes
-/// all the time, and one released then is regrown (copied, its pages faulted in anew) at once.
-const KEEP_IDLE_BUFFER: usize = 16 * 1024;
-const WRITER_IDLE_RELEASE: Duration = Duration::from_millis(500);
-
-/// Why a connection ends, sent to the client as a Goodbye frame.
-#[derive(Debug, Clone)]
-pub(crate) struct Goodbye {
-    pub code: u32,
-    pub link_reason: LinkStateChangeReason,
-    pub reason: String,
-}
-
-impl Goodbye {
-    pub(crate) fn new(code: u32, link_reason: LinkStateChangeReason, reason: impl Into<String>) -> Self {
-        Goodbye { code, link_reason, reason: reason.into() }
-    }
-
-    fn encode(&self) -> Bytes {
-        frame::encode_server_body(&server_frame::Body::Goodbye(pb::Goodbye {
-            code: self.code,
-            link_reason: self.link_reason as u32,
-            reason: self.reason.clone(),
-        }))
-    }
-}
-
-/// One connection's outbound side: a bounded queue of (seq, frame body) to its writer.
-pub(crate) struct Conn {
-    out: Mutex<Outbox>,
-    /// Frames that may wait in `out` (the writer takes them a write batch at a time).
-    cap: usize,
-    /// Wakes the writer when it waits for frames.
-    ready: Notify,
-    closing: AtomicBool,
-    goodbye: Mutex<Option<Goodbye>>,
-    kill: Notify,
-}
-
-/// What waits for a connection's writer. A plain queue under a mutex rather than a channel:
-/// one short lock per frame, and a wake only when the writer is waiting, not per frame.
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<(u64, Bytes)>,
-    /// Body bytes in `queue`, to take a write batch without walking it.
-    bytes: usize,
-    /// The writer found the queue empty and waits for `ready`.
-    writer_waiting: bool,
-    /// The writer has ended: nothing queued now would be sent.
-    writer_gone: bool,
-}
-
-impl Conn {
-    fn new(cap: usize) -> Arc<Conn> {
-        Arc::new(Conn {
-            out: Mutex::default(),
-            cap: cap.max(16),
-            ready: Notify::new(),
-            closing: AtomicBool::new(false),
-            goodbye: Mutex::new(None),
-            kill: Notify::new(),
-        })
-    }
-
-    /// Queues a frame for the writer; `false` if `cap` frames wait already (or the writer ended).
-    fn push(&self, seq: u64, body: Bytes) -> bool {
-        let mut o = self.out.lock().unwrap();
-        if !self.push_locked(&mut o, seq, body) {
-            return false;
-        }
-        let wake = std::mem::take(&mut o.writer_waiting);
-        drop(o);
-        if wake {
-            self.ready.notify_one();
-        }
-        true
-    }
-
-    /// `push` under the caller's lock of `out`, without waking the writer (the caller does,
-    /// if `writer_waiting`).
-    fn push_locked(&self, o: &mut Outbox, seq: u64, body: Bytes) -> bool {
-        if o.writer_gone || o.queue.len() >= self.cap {
-            return false;
-        }
-        o.bytes += body.len();
-        o.queue.push_back((seq, body));
-        true
-    }
-
-    /// Moves the frames of one write batch (about `WRITE_BATCH_BYTES`, at least one frame) into
-    /// the empty `batch`. With nothing queued it returns `false` and marks the writer waiting
-    /// (the next [`Conn::push`] wakes it).
-    fn take_batch(&self, batch: &mut VecDeque<(u64, Bytes)>) -> bool {
-        let mut o = self.out.lock().unwrap();
-        if o.queue.is_empty() {
-            o.writer_waiting = true;
-            return false;
-        }
-        if o.bytes + o.queue.len() * MAX_FRAME_OVERHEAD <= WRITE_BATCH_BYTES {
-            std::mem::swap(&mut o.queue, batch);
-            o.bytes = 0;
-        } else {
-            let mut size = 0;
-            while size < WRITE_BATCH_BYTES
-                && let Some((seq, body)) = o.queue.pop_front()
-            {
-                size += body.len() + MAX_FRAME_OVERHEAD;
-                o.bytes -= body.len();
-                batch.push_back((seq, body));
-            }
-        }
-        true
-    }
-
-    /// Releases a burst's queue if nothing is queued (the writer has been idle a while).
-    fn release_idle_queue(&self) {
-        let mut o = self.out.lock().unwrap();
-        if o.queue.is_empty() && o.queue.capacity() > IDLE_QUEUE_FRAMES {
-            o.queue = VecDeque::new();
-        }
-    }
-
-    fn queue_capacity(&self) -> usize {
-        self.out.lock().unwrap().queue.capacity()
-    }
-
-    /// Everything queued, for the last write after a close; no frame is accepted afterwards.
-    fn take_rest(&self, gone: bool) -> VecDeque<(u64, Bytes)> {
-        let mut o = self.out.lock().unwrap();
-        o.writer_gone |= gone;
-        o.bytes = 0;
-        std::mem::take(&mut o.queue)
-    }
-
-    /// Queues a connection-level frame (seq 0).
-    pub(crate) fn send_unsequenced(&self, body: Bytes) {
-        if !self.closing.load(Ordering::Relaxed) && !self.push(0, body) {
-            self.close(slow_consumer(self.cap));
-        }
-    }
-
-    /// Closes the connection after sending `goodbye` (first caller wins).
-    pub(crate) fn close(&self, goodbye: Goodbye) {
-        if self.closing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        *self.goodbye.lock().unwrap() = Some(goodbye);
-        self.kill.notify_waiters();
-    }
-
-    /// Resolves once `close` was called.
-    pub(crate) async fn killed(&self) {
-        let notified = self.kill.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.closing.load(Ordering::Acquire) {
-            return;
-        }
-        notified.await;
-    }
-}
-
-fn slow_consumer(frames: usize) -> Goodbye {
-    Goodbye::new(
-        ErrorCode::NOT_CONNECTED.code(),
-        LinkStateChangeReason::CONNECTION_ERROR,
-        format!("slow consumer: {frames} frames were waiting to be sent; the connection was closed"),
-    )
-}
 
 /// Token expiry bookkeeping of a session: "" is the login token, else a stream channel.
 #[derive(Debug, Clone, Copy)]
@@ -256,6 +80,9 @@ pub(crate) struct Session {
     pub limiter: Mutex<crate::rate::Limiter>,
     /// Message-channel publishes are rate-limited (otherwise the limiter is not consulted).
     publishes_limited: bool,
+    /// Why the server cut this session's last connection off (a slow consumer), until the
+    /// client's next login reports it (`LoginResult.cut_reason`).
+    cut_reason: Mutex<Option<String>>,
 }
 
 pub(crate) struct SessionParams {
@@ -293,6 +120,7 @@ impl Session {
             replay_max_bytes: p.replay_max_bytes,
             limiter: Mutex::new(crate::rate::Limiter::new(p.rate_limits)),
             publishes_limited: p.rate_limits.publish_per_s != 0,
+            cut_reason: Mutex::new(None),
         })
     }
 
@@ -338,9 +166,31 @@ impl Session {
             if full {
                 // The connection stays attached until its read loop ends and detaches it, so
                 // that the session is then kept for a resume and ended when none comes.
-                c.close(slow_consumer(c.cap));
+                c.cut_slow_consumer();
+                self.note_cut(c);
             }
         }
+    }
+
+    /// Logs a slow-consumer cut of `conn` (once) and remembers its reason for the client's
+    /// next login: a client that was not reading cannot have read the goodbye.
+    pub(crate) fn note_cut(&self, conn: &Conn) {
+        if let Some(cut) = conn.take_cut_note() {
+            tracing::warn!(
+                app = %self.app.id,
+                user = %self.user_id,
+                session = self.id,
+                frames = cut.frames,
+                bytes = cut.bytes,
+                "slow consumer cut off: its outbound queue was full (the session is kept for a resume)"
+            );
+            *self.cut_reason.lock().unwrap() = Some(cut.reason);
+        }
+    }
+
+    /// The reason of the last slow-consumer cut not reported yet (see `note_cut`).
+    pub(crate) fn take_cut_reason(&self) -> Option<String> {
+        self.cut_reason.lock().unwrap().take()
     }
 
     /// Whether a client that received everything up to `last_seq` can resume without a gap.
@@ -353,13 +203,9 @@ impl Session {
     /// Attaches a connection and queues every kept event after `after_seq` to it, in order.
     pub(crate) fn attach(&self, conn: Arc<Conn>, after_seq: u64) {
         let mut o = self.out.lock().unwrap();
-        for (seq, body) in o.replay.iter() {
-            if *seq > after_seq && !conn.push(*seq, body.clone()) {
-                conn.close(slow_consumer(conn.cap));
-                break;
-            }
-        }
-        // Attached even when cut off: its read loop's detach then keeps (and ends) the session.
+        // The replay is queued whatever the connection's caps (it is bounded by the replay
+        // window): a resume of a large backlog is not a slow consumer.
+        conn.push_replay(o.replay.iter().filter(|(seq, _)| *seq > after_seq).map(|(seq, body)| (*seq, body)));
         o.conn = Some(conn);
     }
 
@@ -439,84 +285,6 @@ pub(crate) fn response(request_id: u64, reply: Reply) -> Bytes {
         server_time_ms: now_ms(),
         result,
     }))
-}
-
-/// Writes all of `buf` unless the connection is killed first; returns how much was written.
-/// (A `write` that is cancelled while pending has written nothing, so no frame is torn.)
-async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Conn) -> std::io::Result<usize> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        tokio::select! {
-            r = wr.write(&buf[pos..]) => match r? {
-                0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                n => pos += n,
-            },
-            _ = conn.killed() => return Ok(pos),
-        }
-    }
-    Ok(pos)
-}
-
-async fn writer<W: AsyncWrite + Unpin>(mut wr: W, conn: Arc<Conn>) {
-    let mut buf = BytesMut::new();
-    let mut batch = VecDeque::new();
-    loop {
-        if conn.closing.load(Ordering::Acquire) {
-            break;
-        }
-        if !conn.take_batch(&mut batch) {
-            let big = buf.capacity() > KEEP_IDLE_BUFFER
-                || batch.capacity() > IDLE_QUEUE_FRAMES
-                || conn.queue_capacity() > IDLE_QUEUE_FRAMES;
-            // Only a connection that grew its buffers arms a timer to give them back.
-            let release = async {
-                if big { tokio::time::sleep(WRITER_IDLE_RELEASE).await } else { std::future::pending().await }
-            };
-            tokio::select! {
-                biased;
-                _ = conn.killed() => break,
-                _ = conn.ready.notified() => continue,
-                _ = release => {
-                    // Idle since the burst that grew them: give the memory back.
-                    buf = BytesMut::new();
-                    batch = VecDeque::new();
-                    conn.release_idle_queue();
-                    // `notified()` was not waited on above: look at the queue again.
-                    continue;
-                }
-            }
-        }
-        for (seq, body) in batch.drain(..) {
-            frame::write_server_frame(&mut buf, seq, &body);
-        }
-        match write_killable(&mut wr, &buf, &conn).await {
-            Ok(n) if n == buf.len() => buf.clear(),
-            // Killed mid-write (e.g. a slow consumer): keep the rest for a last attempt.
-            Ok(n) => {
-                let _ = buf.split_to(n);
-                break;
-            }
-            Err(_) => {
-                conn.close(Goodbye::new(0, LinkStateChangeReason::CONNECTION_ERROR, "write failed"));
-                conn.take_rest(true);
-                return;
-            }
-        }
-    }
-    // Closed: frames queued before the goodbye (e.g. a logout reply) go first, then the
-    // goodbye, with a bounded wait for a peer that does not read.
-    let goodbye = conn.goodbye.lock().unwrap().take();
-    if let Some(g) = goodbye {
-        for (seq, body) in conn.take_rest(false) {
-            frame::write_server_frame(&mut buf, seq, &body);
-        }
-        frame::write_server_frame(&mut buf, 0, &g.encode());
-    }
-    if !buf.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&buf)).await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
-    conn.take_rest(true);
 }
 
 /// Reads until `buf` starts with a complete frame and returns its body length (the frame stays
@@ -658,10 +426,20 @@ impl Requests<'_> {
             }
             body => {
                 let is_publish = matches!(body, client_frame::Body::PublishTopic(_));
-                let admitted = session.limiter.lock().unwrap().admit(&body);
+                let admitted = {
+                    let mut limiter = session.limiter.lock().unwrap();
+                    match limiter.admit(&body) {
+                        Ok(()) => match &body {
+                            // Every subscribe attempt counts (11020 on too many per channel).
+                            client_frame::Body::Subscribe(r) => limiter.admit_subscribe(&r.channel),
+                            _ => Ok(()),
+                        },
+                        Err((what, rate)) => Err(rate_refusal(what, rate)),
+                    }
+                };
                 let reply = match admitted {
                     Ok(()) => self.engine.handle(session, request_id, body),
-                    Err((what, rate)) => Some(Err(rate_refusal(what, rate))),
+                    Err(v) => Some(Err(v)),
                 };
                 self.answer(request_id, reply, is_publish);
             }
@@ -708,7 +486,11 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let conn = Conn::new(engine.config.outbound_queue_frames);
+    let conn = Conn::new(
+        engine.config.outbound_queue_frames,
+        engine.config.outbound_queue_bytes,
+        engine.slow_consumer_cuts.clone(),
+    );
     // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
         Some(slot) => slot,
@@ -733,7 +515,7 @@ where
         Ok(Ok(v)) => v,
         Ok(Err(goodbye)) => {
             conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));
-            let _ = writer_task.await;
+            linger(&mut rd, writer_task).await;
             return;
         }
         Err(_) => {
@@ -742,7 +524,7 @@ where
                 LinkStateChangeReason::LOGIN_TIMEOUT,
                 "no login within the pre-login timeout",
             ));
-            let _ = writer_task.await;
+            linger(&mut rd, writer_task).await;
             return;
         }
     };
@@ -838,6 +620,8 @@ where
     };
     // Publishes that ran: their answer belongs to the session (replayed on a resume).
     requests.end_batch();
+    // A cut by a connection-level frame (a pong into a full queue) is noted here.
+    session.note_cut(&conn);
     match end {
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
@@ -858,7 +642,30 @@ where
         }
     }
     drop(session);
-    let _ = writer_task.await;
+    linger(&mut rd, writer_task).await;
+}
+
+/// Longest a closing connection is kept to deliver its goodbye: the writer's last write and
+/// shutdown ([`crate::conn::CLOSE_WRITE_WAIT`] each), then the client's close.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Ends a connection: waits (at most [`CLOSE_LINGER`]) for the writer to send the goodbye and
+/// shut its side down and for the client to close its side, reading and discarding whatever
+/// the client still sends meanwhile. A socket closed with unread input is reset, and a reset
+/// destroys the goodbye in flight: the client would see "connection reset" instead of why.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R, writer_task: tokio::task::JoinHandle<()>) {
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let _ = tokio::join!(writer_task, drain);
+    })
+    .await;
 }
 
 async fn handshake<R: AsyncRead + Unpin>(
@@ -915,148 +722,5 @@ async fn handshake<R: AsyncRead + Unpin>(
             }
             None => return Err(Some(protocol_error("frame has no body"))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rtm2_proto::pb::ServerFrame;
-
-    fn body(n: usize) -> Bytes {
-        Bytes::from(vec![b'x'; n])
-    }
-
-    #[test]
-    fn the_queue_holds_cap_frames_and_batches_stay_near_the_write_size() {
-        let conn = Conn::new(16);
-        for seq in 1..=16 {
-            assert!(conn.push(seq, body(100 * 1024)));
-        }
-        // Full: the 17th frame is refused (a slow consumer), nothing was dropped silently.
-        assert!(!conn.push(17, body(1)));
-        let mut batch = VecDeque::new();
-        let mut taken = Vec::new();
-        while conn.take_batch(&mut batch) {
-            // 100 KiB frames: a batch stops at the first frame that reaches 256 KiB.
-            assert_eq!(batch.len(), if taken.len() < 18 { 3 } else { 1 });
-            taken.extend(batch.drain(..).map(|(seq, _)| seq));
-            if taken.len() == 3 {
-                // Frames taken by the writer free their slots.
-                for seq in 17..=19 {
-                    assert!(conn.push(seq, body(100 * 1024)));
-                }
-                assert!(!conn.push(20, body(1)));
-            }
-        }
-        assert_eq!(taken, (1..=19).collect::<Vec<_>>());
-        // Small frames go in one batch (the queue is swapped, not walked).
-        let conn = Conn::new(1000);
-        for seq in 1..=1000 {
-            assert!(conn.push(seq, body(10)));
-        }
-        assert!(conn.take_batch(&mut batch));
-        assert_eq!(batch.len(), 1000);
-        assert!(batch.iter().map(|f| f.0).eq(1..=1000));
-        // Empty: the writer is marked waiting, and the next push wakes it exactly then.
-        batch.clear();
-        assert!(!conn.take_batch(&mut batch));
-        assert!(conn.out.lock().unwrap().writer_waiting);
-        assert!(conn.push(1, body(1)));
-        assert!(!conn.out.lock().unwrap().writer_waiting);
-        // After the writer ended nothing is accepted.
-        conn.take_rest(true);
-        assert!(!conn.push(2, body(1)));
-    }
-
-    #[test]
-    fn an_unsequenced_frame_into_a_full_queue_closes_as_slow_consumer() {
-        let conn = Conn::new(16);
-        for _ in 0..16 {
-            conn.send_unsequenced(body(1));
-        }
-        assert!(!conn.closing.load(Ordering::Acquire));
-        conn.send_unsequenced(body(1));
-        assert!(conn.closing.load(Ordering::Acquire));
-        let g = conn.goodbye.lock().unwrap().clone().unwrap();
-        assert!(g.reason.contains("slow consumer: 16 frames"), "{}", g.reason);
-    }
-
-    /// The writer sends every frame in order, through a pipe far smaller than the traffic and
-    /// with a producer racing it, and after a close the queued frames and then the goodbye.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_writer_keeps_order_and_ends_with_the_goodbye() {
-        let (client, server) = tokio::io::duplex(4096);
-        let conn = Conn::new(1 << 20);
-        let writer = tokio::spawn(writer(server, conn.clone()));
-        const N: u64 = 20_000;
-        let producer = {
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                for seq in 1..=N {
-                    let b = frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to: seq }));
-                    assert!(conn.push(seq, b));
-                    if seq % 1000 == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                }
-                conn.close(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "bye"));
-            })
-        };
-        let mut rd = client;
-        let mut wire = Vec::new();
-        // (A lost wake-up would leave the writer waiting: fail instead of hanging.)
-        tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut wire)).await.unwrap().unwrap();
-        producer.await.unwrap();
-        writer.await.unwrap();
-        let dec = FrameDecoder::new(1 << 20);
-        let mut buf = BytesMut::from(&wire[..]);
-        let mut frames = Vec::new();
-        while let Some(b) = dec.decode(&mut buf).unwrap() {
-            frames.push(frame::decode_server(b).unwrap());
-        }
-        assert!(buf.is_empty());
-        let (last, events) = frames.split_last().unwrap();
-        assert!(matches!(&last.body, Some(server_frame::Body::Goodbye(g)) if g.reason == "bye"));
-        let seqs: Vec<u64> = events.iter().map(|f: &ServerFrame| f.seq).collect();
-        // Everything pushed before the close is written, in order, before the goodbye.
-        assert_eq!(seqs, (1..=N).collect::<Vec<_>>());
-        assert!(!conn.push(N + 1, body(1)), "the writer ended");
-    }
-
-    /// A queue grown by a burst is kept while the writer merely catches up (it empties again
-    /// and again within a burst; releasing it each time meant regrowing it, copies and fresh
-    /// pages, at full speed) and given back once the writer has been idle a while.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_burst_queue_is_kept_while_draining_and_released_when_idle() {
-        let (mut client, server) = tokio::io::duplex(1 << 16);
-        let conn = Conn::new(1 << 20);
-        // More than one write batch, so that the queue itself is walked (not swapped).
-        const N: u64 = 40_000;
-        let varint_len = |v: u64| (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;
-        let frame_len = |seq: u64| frame::LEN_PREFIX + 1 + varint_len(seq) + 10;
-        let total: usize = (1..=N).map(frame_len).sum();
-        for seq in 1..=N {
-            assert!(conn.push(seq, body(10)));
-        }
-        assert!(conn.queue_capacity() >= N as usize);
-        let writer = tokio::spawn(writer(server, conn.clone()));
-        let mut wire = vec![0u8; total];
-        tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut wire)).await.unwrap().unwrap();
-        // Everything was written; the writer waits for more with the queue it grew.
-        let start = std::time::Instant::now();
-        while !conn.out.lock().unwrap().writer_waiting {
-            assert!(start.elapsed() < Duration::from_secs(5), "the writer did not finish");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert!(conn.queue_capacity() > IDLE_QUEUE_FRAMES, "released as soon as it was drained");
-        tokio::time::sleep(WRITER_IDLE_RELEASE + Duration::from_millis(300)).await;
-        assert!(conn.queue_capacity() <= IDLE_QUEUE_FRAMES, "not released after {WRITER_IDLE_RELEASE:?} idle");
-        // It still writes what comes next.
-        assert!(conn.push(N + 1, body(10)));
-        let mut more = vec![0u8; frame_len(N + 1)];
-        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut more)).await.unwrap().unwrap();
-        conn.close(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "bye"));
-        writer.await.unwrap();
     }
 }

@@ -527,3 +527,35 @@ test('setLogHandler validates the level and routes SDK log records to JavaScript
     setLogHandler('debug', null)
   }
 })
+
+// Reference §5/§6: a third subscribe of one channel within 5 s fails with 11020
+// CHANNEL_SUBSCRIBE_TOO_FREQUENT. The embedded server keeps this rule (its throughput limits
+// are off); `rtm2 serve` has it with its reference rate limits.
+for (const where of ['embedded', 'rtm2 serve']) {
+  test(`a third subscribe of one channel within 5 s is 11020 (${where})`, async () => {
+    const { startServer } = require('./helpers')
+    const server = where === 'embedded' ? null : await startServer([], { rateLimits: true })
+    try {
+      const config = server ? { endpoint: server.endpoint } : undefined
+      const alice = client('alice', config)
+      const bob = client('bob', config)
+      await alice.login()
+      await bob.login()
+      const busy = uniq('busy.')
+      for (let i = 0; i < 2; i++) {
+        await alice.subscribe(busy)
+        await alice.unsubscribe(busy)
+      }
+      const e = await rejectsWithCode(assert, alice.subscribe(busy), ErrorCode.CHANNEL_SUBSCRIBE_TOO_FREQUENT, 'subscribe')
+      assert.equal(e.codeName, 'CHANNEL_SUBSCRIBE_TOO_FREQUENT')
+      assert.match(e.reason, /2 times within 5 s/)
+      assert.deepEqual(alice.subscribedChannels(), [])
+      // Per channel and per client.
+      await alice.subscribe(uniq('calm.'))
+      await bob.subscribe(busy)
+    } finally {
+      await closeAll()
+      if (server) await server.stop()
+    }
+  })
+}

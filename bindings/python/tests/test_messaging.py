@@ -215,3 +215,34 @@ async def test_rate_limits_of_a_default_server(make_client) -> None:
         assert i >= 59, f"limited after only {i} publishes"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def reference_server():
+    """`rtm2 serve` with the reference rate limits (the shared servers turn them off)."""
+    from conftest import Server
+
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("where", ["embedded", "serve"])
+async def test_a_third_subscribe_of_one_channel_within_5_s_is_11020(make_client, reference_server, where) -> None:
+    # The embedded server keeps this reference rule though its throughput limits are off.
+    endpoint = None if where == "embedded" else str(reference_server.address)
+    alice = make_client(uid("alice"), endpoint)
+    bob = make_client(uid("bob"), endpoint)
+    await alice.login()
+    await bob.login()
+    busy = uid("busy")
+    for _ in range(2):
+        await alice.subscribe(busy)
+        await alice.unsubscribe(busy)
+    err = await raises(E.CHANNEL_SUBSCRIBE_TOO_FREQUENT, alice.subscribe(busy), rtm2.ChannelError)
+    assert err.operation == "subscribe"
+    assert "2 times within 5 s" in err.reason, err.reason
+    assert alice.subscribed_channels == []
+    # Per channel and per client.
+    await alice.subscribe(uid("calm"))
+    await bob.subscribe(busy)

@@ -27,6 +27,8 @@ async def test_bad_tokens_are_refused(make_client, cert_server) -> None:
     await raises(E.INVALID_TOKEN, c.login("006garbage"))
     other_app = "a" * 32
     await raises(E.INCONSISTENT_APPID, c.login(rtm2.build_token(other_app, CERT, user, 600)))
+    # Another app's token signed with that app's own certificate: the app id is checked first.
+    await raises(E.INCONSISTENT_APPID, c.login(rtm2.build_token(other_app, "b" * 32, user, 600)))
     await c.login(rtm2.build_token(APP_ID, CERT, user, 600))
     assert c.link_state == "CONNECTED"
 
@@ -35,6 +37,7 @@ async def test_bad_tokens_are_refused(make_client, cert_server) -> None:
     sc = c.stream_channel(name)
     await raises(E.INVALID_TOKEN, sc.join())
     await raises(E.INVALID_TOKEN, sc.join(rtm2.build_stream_token(APP_ID, CERT, "other", user, 600)))
+    await raises(E.INCONSISTENT_APPID, sc.join(rtm2.build_stream_token(other_app, "b" * 32, name, user, 600)))
     await sc.join(rtm2.build_stream_token(APP_ID, CERT, name, user, 600))
     assert sc.is_joined
 

@@ -328,6 +328,19 @@ impl Inner {
     }
 }
 
+/// The text of a RECONNECTED link-state event: why the server had closed the connection (if
+/// it said, e.g. "slow consumer: ..."), and whether the session could not be resumed.
+fn reconnected_text(resumed: bool, cut_reason: &str) -> String {
+    match (resumed, cut_reason.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => "the session could not be resumed".into(),
+        (true, false) => format!("the server had closed the connection: {cut_reason}"),
+        (false, false) => {
+            format!("the server had closed the connection: {cut_reason}; the session could not be resumed")
+        }
+    }
+}
+
 fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
     let base = config.reconnect_initial_backoff.as_millis() as u64;
     let max = config.reconnect_max_backoff.as_millis() as u64;
@@ -398,13 +411,15 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 }
                 if reconnecting {
                     // When not resumed, this event says (before anything newer is delivered)
-                    // that messages of `affected_channels` may have been missed.
+                    // that messages of `affected_channels` may have been missed. Why the server
+                    // had cut the connection off (a slow consumer) is said here too: a client
+                    // that was not reading may never have read the goodbye.
                     inner.emit_link_state_ex(
                         Some(generation),
                         LinkState::CONNECTED,
                         LinkOperation::RECONNECTED,
                         LinkStateChangeReason::RECONNECT_SUCCESS,
-                        if resumed { String::new() } else { "the session could not be resumed".into() },
+                        reconnected_text(resumed, &link.login.cut_reason),
                         unrestored,
                         resumed,
                     );

@@ -81,6 +81,7 @@ pub struct Proxy {
     pub addr: std::net::SocketAddr,
     refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
     mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stall: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     delay_up_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
     cut: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -95,7 +96,9 @@ impl Proxy {
         let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cut = std::sync::Arc::new(tokio::sync::Notify::new());
         let delay_up_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stall = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
         let (m, c, r, d) = (mute.clone(), cut.clone(), refuse.clone(), delay_up_ms.clone());
+        let st = stall.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if r.load(Ordering::SeqCst) {
@@ -106,6 +109,7 @@ impl Proxy {
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
                 let (m, c, d) = (m.clone(), c.clone(), d.clone());
+                let mut stalled = st.subscribe();
                 tokio::spawn(async move {
                     let up = async {
                         let mut b = vec![0u8; 64 * 1024];
@@ -121,7 +125,12 @@ impl Proxy {
                     };
                     let down = async {
                         let mut b = vec![0u8; 64 * 1024];
-                        while let Ok(n) = sr.read(&mut b).await {
+                        loop {
+                            // While stalled nothing is read: the server's socket fills up.
+                            if stalled.wait_for(|s| !*s).await.is_err() {
+                                break;
+                            }
+                            let Ok(n) = sr.read(&mut b).await else { break };
                             if n == 0 {
                                 break;
                             }
@@ -134,7 +143,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, refuse, mute, delay_up_ms, cut }
+        Proxy { addr, refuse, mute, stall, delay_up_ms, cut }
     }
 
     /// While on, new connections are closed at once (the server seems unreachable).
@@ -145,6 +154,12 @@ impl Proxy {
     /// Stops (or resumes) forwarding server-to-client bytes.
     pub fn mute(&self, on: bool) {
         self.mute.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops (or resumes) reading what the server sends: unlike `mute`, nothing is consumed,
+    /// so the server's socket and then its outbound queue fill up (a stalled client).
+    pub fn stall(&self, on: bool) {
+        self.stall.send_replace(on);
     }
 
     /// Holds client-to-server bytes back for `ms` before forwarding them (0 = none).
