@@ -94,7 +94,7 @@ pub(crate) struct Engine {
     next_session: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Session>>>,
     /// Where metadata lives.
-    pub(crate) store: Box<dyn crate::storage::Store>,
+    pub(crate) store: Arc<dyn crate::store::Store>,
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
     /// revisions advance one write at a time and no subscriber misses an update.
     pub(crate) meta_lock: Mutex<()>,
@@ -115,7 +115,8 @@ fn now_s() -> u64 {
 
 impl Engine {
     pub(crate) fn new(config: ServerConfig) -> std::io::Result<Arc<Engine>> {
-        let store = crate::storage::open(&config.metadata_store)?;
+        let store: Arc<dyn crate::store::Store> =
+            crate::store::open(&config.metadata_store, config.create_new_store)?.into();
         let apps = config
             .apps
             .iter()
