@@ -75,6 +75,9 @@ pub(crate) struct App {
     pub(crate) lock_owners: Mutex<HashMap<Arc<str>, std::collections::BTreeSet<crate::locks::LockRef>>>,
     /// EXPIRED lock events for users that had no session when their lock expired.
     pub(crate) expired_locks: Mutex<HashMap<Arc<str>, Vec<bytes::Bytes>>>,
+    /// Lock persistence and the fencing counter (the server's, shared by every app; weak, so
+    /// that lock timers outliving the server do not keep its store open).
+    pub(crate) lock_store: std::sync::Weak<crate::locks::LockStore>,
 }
 
 /// A counted connection; dropping it frees the slot.
@@ -98,6 +101,9 @@ pub(crate) struct Engine {
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
     /// revisions advance one write at a time and no subscriber misses an update.
     pub(crate) meta_lock: Mutex<()>,
+    lock_store: Arc<crate::locks::LockStore>,
+    /// Locks persisted by an earlier run, by app id, put back when the app is first used.
+    stored_locks: Mutex<HashMap<String, Vec<crate::store::StoredLock>>>,
 }
 
 fn token_violation(e: TokenError) -> Violation {
@@ -117,10 +123,20 @@ impl Engine {
     pub(crate) fn new(config: ServerConfig) -> std::io::Result<Arc<Engine>> {
         let store: Arc<dyn crate::store::Store> =
             crate::store::open(&config.metadata_store, config.create_new_store)?.into();
+        let mut stored_locks: HashMap<String, Vec<crate::store::StoredLock>> = HashMap::new();
+        let mut highest = store.fencing_mark()?;
+        for l in store.load_locks()? {
+            highest = highest.max(l.fencing_token);
+            stored_locks.entry(l.app.clone()).or_default().push(l);
+        }
+        let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
         let apps = config
             .apps
             .iter()
-            .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit)))
+            .map(|a| {
+                let app = App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit, lock_store.clone());
+                (a.app_id.clone(), app)
+            })
             .collect();
         Ok(Arc::new(Engine {
             config: Arc::new(config),
@@ -130,6 +146,8 @@ impl Engine {
             sessions: Mutex::new(HashMap::new()),
             store,
             meta_lock: Mutex::new(()),
+            lock_store,
+            stored_locks: Mutex::new(stored_locks),
         }))
     }
 
@@ -147,15 +165,21 @@ impl Engine {
 
     fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {
         let mut apps = self.apps.lock().unwrap();
-        if let Some(app) = apps.get(app_id) {
-            return Ok(app.clone());
+        let app = match apps.get(app_id) {
+            Some(app) => app.clone(),
+            None if self.config.dev_mode() => {
+                let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit, self.lock_store.clone());
+                apps.insert(app_id.to_string(), app.clone());
+                app
+            }
+            None => return Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id")),
+        };
+        // The app's persisted locks are back before its first session (under the apps lock, so
+        // no login of the app gets ahead of them).
+        if let Some(locks) = self.stored_locks.lock().unwrap().remove(app_id) {
+            crate::locks::restore(&app, locks);
         }
-        if self.config.dev_mode() {
-            let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit);
-            apps.insert(app_id.to_string(), app.clone());
-            return Ok(app);
-        }
-        Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id"))
+        Ok(app)
     }
 
     /// Verifies a login. With `resume` naming a live session of this user that still has
@@ -374,7 +398,12 @@ impl Engine {
 }
 
 impl App {
-    fn new(id: String, certificates: Vec<String>, ttl_unit: std::time::Duration) -> Arc<App> {
+    fn new(
+        id: String,
+        certificates: Vec<String>,
+        ttl_unit: std::time::Duration,
+        lock_store: Arc<crate::locks::LockStore>,
+    ) -> Arc<App> {
         Arc::new(App {
             id,
             ttl_unit,
@@ -386,6 +415,7 @@ impl App {
             user_meta_subs: Mutex::new(HashMap::new()),
             lock_owners: Mutex::new(HashMap::new()),
             expired_locks: Mutex::new(HashMap::new()),
+            lock_store: Arc::downgrade(&lock_store),
         })
     }
 

@@ -184,17 +184,38 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadat
         }
         validate::lock_name(&r.lock_name)
             .map_err(|v| Violation::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, v.reason))?;
+    } else if r.fencing_token != 0 {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_INVALID_ARGUMENT,
+            "a fencing token needs the lock name it belongs to",
+        ));
     }
     let app = &session.app;
     let key = store_key(&app.id, &target);
     let _guard = engine.meta_lock.lock().unwrap();
-    if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target)
-        && !crate::locks::holds(app, scope_key, &r.lock_name, &session.user_id)
-    {
-        return Err(Violation::new(
-            ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
-            format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
-        ));
+    if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target) {
+        match crate::locks::held_token(app, scope_key, &r.lock_name, &session.user_id) {
+            None => {
+                return Err(Violation::new(
+                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+                    format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
+                ));
+            }
+            // A token of an earlier grant: the writer's hold ended since (even if it was
+            // granted the lock again), so what it is about to write may rest on stale reads.
+            Some(current) if r.fencing_token != 0 && r.fencing_token != current => {
+                return Err(Violation::new(
+                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+                    format!(
+                        "fencing token {} of lock {:?} of {} is stale: the current grant has token {current}",
+                        r.fencing_token,
+                        r.lock_name,
+                        target.describe()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
     }
     let current = load(engine, &key)?;
     let next = apply(&current, &r, op, &session.user_id)?;
