@@ -96,9 +96,10 @@ export declare class NativeLock {
    * Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
    * server's queue until granted — without a time limit unless `timeoutMs` is given. Never
    * blocks the event loop; the cancel token abandons the wait (the core then withdraws the
-   * queued acquisition).
+   * queued acquisition). Resolves with the grant's fencing token (a number: tokens stay
+   * far below 2^53).
    */
-  acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */
   releaseLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
   /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */
@@ -293,6 +294,8 @@ export interface LockDetail {
   owner: string
   /** Seconds an owner keeps it after disconnecting. */
   ttl: number
+  /** The fencing token of the owner's grant (0 when free). */
+  fencingToken: number
 }
 
 /** A lock event (`lock` event). */
@@ -314,6 +317,11 @@ export interface LockEvent {
   snapshot: Array<LockDetail>
   /** Server time, ms since the epoch. */
   timestamp: number
+  /**
+   * ACQUIRED: the new grant's fencing token; RELEASED, EXPIRED, REMOVED: the ended grant's
+   * (0 if the lock was free); 0 for SET and SNAPSHOT.
+   */
+  fencingToken: number
 }
 
 /** A received message (`message` event). */
@@ -442,6 +450,11 @@ export interface NativeMetadataOptions {
   addTimeStamp?: boolean
   /** Stamp the written items with this user id (`authorUid`). */
   addUserId?: boolean
+  /**
+   * With `lockName`: the fencing token of this client's grant (from `acquireLock`); the
+   * write is refused (12008) unless it is the lock's current grant. 0 / none: not checked.
+   */
+  fencingToken?: number
 }
 
 /** A batch of events in columns (see the module comment); lib/index.js `unpack` reads it. */

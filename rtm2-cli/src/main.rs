@@ -81,11 +81,19 @@ struct ServeArgs {
     /// PEM private key for TLS.
     #[arg(long)]
     tls_key: Option<std::path::PathBuf>,
-    /// Keep channel and user metadata in a crash-safe database in this directory (created if
-    /// missing; every acknowledged write is on disk). Without it, metadata is kept in memory
-    /// and lost when the server stops.
+    /// Keep channel and user metadata and locks in a crash-safe database in this directory
+    /// (created if missing; every acknowledged write is on disk). Without it, they are kept in
+    /// memory and lost when the server stops. A directory that held a store is never
+    /// re-initialised silently: if its database file is missing, empty or from another store,
+    /// the server refuses to start (see --create-new-store).
     #[arg(long, env = "RTM2_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Start a new, empty store in --data-dir even though the directory held one whose
+    /// database is missing, empty, foreign or whose manifest is damaged: every earlier
+    /// metadata write and lock is gone. The old database file is moved aside
+    /// (metadata.redb.replaced-<ms>), not deleted. Not needed for a new directory.
+    #[arg(long, requires = "data_dir")]
+    create_new_store: bool,
     /// Above this many present users in a channel, presence events are aggregated into one
     /// INTERVAL event per --presence-interval-ms.
     #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_ANNOUNCE_MAX)]
@@ -227,6 +235,7 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     config.outbound_queue_frames = a.outbound_queue_frames;
     if let Some(dir) = &a.data_dir {
         config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());
+        config.create_new_store = a.create_new_store;
     }
     config.presence_announce_max = a.presence_announce_max;
     config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));

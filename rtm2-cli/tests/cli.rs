@@ -266,3 +266,118 @@ fn acknowledged_metadata_survives_kill_9() {
     eprintln!("{} writes acknowledged of {total} sent; revision {} after the restart", acked.len(), m.major_revision);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs `rtm2 serve --data-dir DIR` expecting it to refuse to start; returns what it printed.
+/// Fails (does not hang) if it starts serving instead.
+fn serve_refused(dir: &std::path::Path) -> String {
+    let mut server = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let srv = lines(server.0.stderr.take().unwrap());
+    let mut printed = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match srv.recv_timeout(left) {
+            Ok(l) => {
+                assert!(!l.contains("listening on"), "the server started on a damaged data directory: {printed}{l}");
+                printed.push_str(&l);
+                printed.push('\n');
+            }
+            // stderr closed: the process ended.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the server neither started nor exited: {printed}"),
+        }
+    }
+    let status = server.0.wait().unwrap();
+    assert!(!status.success(), "refused, yet exit status {status}: {printed}");
+    printed
+}
+
+/// A data directory that held a store is never silently re-initialised: a zero-byte or missing
+/// database file (or one of another store) makes `rtm2 serve` refuse to start with a clear
+/// message; `--create-new-store` starts a new empty store (moving the old file aside).
+#[test]
+fn a_store_that_was_emptied_or_removed_is_refused_not_reinitialised() {
+    use rtm2_core::{ChannelType, Client, ClientConfig, Endpoint, MetadataItem, MetadataOptions};
+    let dir = std::env::temp_dir().join(format!("rtm2-empty-{}-{}", std::process::id(), rtm2_proto::now_ms()));
+    let connect = |addr: &str| {
+        let mut cfg = ClientConfig::new(APP, "writer").endpoint(Endpoint::parse(addr).unwrap());
+        cfg.request_timeout = Duration::from_secs(5);
+        let c = Client::new(cfg).unwrap();
+        rtm2_core::block_on(c.login("")).unwrap();
+        c
+    };
+    // First run: an empty directory is initialised without any flag.
+    {
+        let (_server, addr) = serve_on(&dir);
+        let c = connect(&addr);
+        let item = MetadataItem::new("k", "acknowledged");
+        let op =
+            c.storage().set_channel_metadata("durable", ChannelType::MESSAGE, vec![item], MetadataOptions::default());
+        assert_eq!(rtm2_core::block_on(op).unwrap().major_revision, 1);
+    }
+    let db = dir.join("metadata.redb");
+
+    // Zero bytes (e.g. `truncate -s0`): refused.
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::File::create(&db).unwrap(); // truncates to 0 bytes
+    let out = serve_refused(&dir);
+    assert!(out.contains("metadata.redb is empty (0 bytes)") && out.contains("--create-new-store"), "{out}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the refused start changed the file");
+
+    // Missing: refused.
+    std::fs::remove_file(&db).unwrap();
+    let out = serve_refused(&dir);
+    assert!(out.contains("metadata.redb is missing") && out.contains("--create-new-store"), "{out}");
+    assert!(!db.exists(), "the refused start created a store");
+
+    // A store of another directory: refused.
+    let other = dir.with_extension("other");
+    drop(serve_on(&other));
+    std::fs::copy(other.join("metadata.redb"), &db).unwrap();
+    let out = serve_refused(&dir);
+    assert!(out.contains("belongs to another store"), "{out}");
+
+    // The original file back: served, with its data.
+    std::fs::write(&db, &saved).unwrap();
+    {
+        let (_server, addr) = serve_on(&dir);
+        let c = connect(&addr);
+        let m = rtm2_core::block_on(c.storage().get_channel_metadata("durable", ChannelType::MESSAGE)).unwrap();
+        assert_eq!(m.major_revision, 1);
+        assert_eq!(m.items[0].value, "acknowledged");
+    }
+
+    // The explicit flag starts a new empty store and keeps the old file aside.
+    std::fs::File::create(&db).unwrap();
+    let mut server = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--create-new-store", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let srv = lines(server.0.stderr.take().unwrap());
+    let addr = wait_line(&srv, "listening on").split_whitespace().nth(4).unwrap().to_string();
+    let c = connect(&addr);
+    let m = rtm2_core::block_on(c.storage().get_channel_metadata("durable", ChannelType::MESSAGE)).unwrap();
+    assert_eq!(m.major_revision, 0, "a new store is empty");
+    let kept = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("metadata.redb.replaced-"));
+    assert!(kept, "the old store file was not kept");
+    drop(c);
+    drop(server);
+    // And it is a store like any other from then on: restarting without the flag serves it.
+    drop(serve_on(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}

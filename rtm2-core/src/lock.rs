@@ -21,11 +21,13 @@ pub struct LockDetail {
     pub owner: String,
     /// Seconds an owner keeps it after disconnecting.
     pub ttl_s: u32,
+    /// The fencing token of the owner's grant (0 when free).
+    pub fencing_token: u64,
 }
 
 impl From<pb::LockDetail> for LockDetail {
     fn from(d: pb::LockDetail) -> Self {
-        LockDetail { name: d.name, owner: d.owner, ttl_s: d.ttl_s }
+        LockDetail { name: d.name, owner: d.owner, ttl_s: d.ttl_s, fencing_token: d.fencing_token }
     }
 }
 
@@ -50,6 +52,9 @@ pub struct LockEvent {
     pub snapshot: Vec<LockDetail>,
     /// Server time, ms.
     pub timestamp_ms: u64,
+    /// ACQUIRED: the new grant's fencing token; RELEASED, EXPIRED, REMOVED: the token of the
+    /// grant that ended (0 if the lock was free); 0 for SET and SNAPSHOT.
+    pub fencing_token: u64,
 }
 
 impl From<pb::LockEvent> for LockEvent {
@@ -64,6 +69,7 @@ impl From<pb::LockEvent> for LockEvent {
             publisher: e.publisher,
             snapshot: e.snapshot.into_iter().map(Into::into).collect(),
             timestamp_ms: e.timestamp_ms,
+            fencing_token: e.fencing_token,
         }
     }
 }
@@ -174,6 +180,14 @@ impl std::fmt::Debug for Withdrawal {
 }
 
 /// The lock service of a client (`Client::lock`). Works without subscribing or joining.
+///
+/// Every grant carries a **fencing token** (`acquire_lock`'s result, also in ACQUIRED events
+/// and `get_locks`): one counter per server, so tokens strictly increase across grants (also
+/// across a restart with a data directory, where the token is durable before the grant is
+/// answered). An owner that was paused may still believe it holds a lock that was freed and
+/// granted to someone else; give the token with every write to a resource the lock guards, and
+/// have the resource reject a token lower than the highest it has seen. Metadata writes take
+/// it as `MetadataOptions::fencing_token` (with `lock_name`).
 #[derive(Clone)]
 pub struct Locks {
     pub(crate) client: Client,
@@ -182,6 +196,14 @@ pub struct Locks {
 /// How long an acquisition with `retry` may wait in the server's queue: unbounded in the
 /// reference; a year here (cancel it by dropping the operation, or with `with_timeout`).
 const RETRY_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The fencing token of a granted acquisition (0 from a server that issues none).
+fn fencing_token(r: &pb::Response) -> u64 {
+    match &r.result {
+        Some(pb::response::Result::LockGrant(g)) => g.fencing_token,
+        _ => 0,
+    }
+}
 
 fn check(op: &'static str, channel: &str, channel_type: ChannelType, name: &str) -> Result<()> {
     let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
@@ -229,7 +251,9 @@ impl Locks {
     /// handle has one (`Client::with_timeout`). A waiting acquisition that times out is
     /// withdrawn before the timeout is reported; one whose operation is dropped is withdrawn
     /// in the background (see [`Locks::acquire_lock_withdrawable`] to wait for that).
-    pub fn acquire_lock(&self, channel: &str, channel_type: ChannelType, name: &str, retry: bool) -> Op<Result<()>> {
+    ///
+    /// Returns the grant's fencing token (an owner acquiring again gets its grant's token).
+    pub fn acquire_lock(&self, channel: &str, channel_type: ChannelType, name: &str, retry: bool) -> Op<Result<u64>> {
         self.acquire_lock_withdrawable(channel, channel_type, name, retry).0
     }
 
@@ -243,7 +267,7 @@ impl Locks {
         channel_type: ChannelType,
         name: &str,
         retry: bool,
-    ) -> (Op<Result<()>>, Withdrawal) {
+    ) -> (Op<Result<u64>>, Withdrawal) {
         let op = "acquire_lock";
         if let Err(e) = check(op, channel, channel_type, name) {
             return (Op::ready(Err(e)), Withdrawal(None));
@@ -259,7 +283,8 @@ impl Locks {
             _ => self.client.timeout(),
         };
         if !retry {
-            return (self.call(op, body, timeout), Withdrawal(None));
+            let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
+            return (Op::lazy(async move { reply.await.map(|r| fencing_token(&r)) }), Withdrawal(None));
         }
         // A waiting acquisition whose caller gives up (timeout, or the operation dropped) is
         // withdrawn, so that the lock is never granted to a caller that no longer waits.
@@ -284,7 +309,7 @@ impl Locks {
                 }
                 _ => guard.0.disarm(),
             }
-            r.map(|_| ())
+            r.map(|r| fencing_token(&r))
         });
         (op, Withdrawal(Some(state)))
     }

@@ -87,6 +87,11 @@ pub struct MetadataOptions {
     pub major_revision: i64,
     /// Channel metadata only: write only if this client holds this lock of the channel (12008).
     pub lock_name: String,
+    /// With `lock_name`: the fencing token of the grant this client holds (from
+    /// `acquire_lock`); the write is refused with 12008 unless it is the lock's current grant,
+    /// so a writer whose hold ended (even if it got the lock again since) cannot write on
+    /// stale reads. 0 (default) = not checked.
+    pub fencing_token: u64,
     /// Stamp the written items with the server time.
     pub record_ts: bool,
     /// Stamp the written items with this user id.
@@ -95,7 +100,13 @@ pub struct MetadataOptions {
 
 impl Default for MetadataOptions {
     fn default() -> Self {
-        MetadataOptions { major_revision: -1, lock_name: String::new(), record_ts: false, record_author: false }
+        MetadataOptions {
+            major_revision: -1,
+            lock_name: String::new(),
+            fencing_token: 0,
+            record_ts: false,
+            record_author: false,
+        }
     }
 }
 
@@ -214,6 +225,12 @@ impl Storage {
                 op,
                 e.reason
             )));
+        } else if options.fencing_token != 0 {
+            return Op::ready(Err(Error::new(
+                ErrorCode::STORAGE_INVALID_ARGUMENT,
+                op,
+                "a fencing token needs the lock name it belongs to",
+            )));
         }
         let body = client_frame::Body::WriteMetadata(pb::WriteMetadata {
             storage_type: storage_type as u32,
@@ -232,6 +249,7 @@ impl Storage {
                 })
                 .collect(),
             lock_name: options.lock_name,
+            fencing_token: options.fencing_token,
             record_ts: options.record_ts,
             record_author: options.record_author,
         });

@@ -166,6 +166,7 @@ fn metadata_options(o: &BTreeMap<String, String>) -> MetadataOptions {
     MetadataOptions {
         major_revision: o.get("major").map_or(-1, |v| v.parse().unwrap()),
         lock_name: o.get("lock").cloned().unwrap_or_default(),
+        fencing_token: 0,
         record_ts: flag(o, "record_ts", false),
         record_author: flag(o, "record_author", false),
     }
@@ -538,7 +539,9 @@ impl Runner {
                 client.lock().set_lock(&a(0), channel_type(o), &a(1), ttl).await
             }
             "remove_lock" => client.lock().remove_lock(&a(0), channel_type(o), &a(1)).await,
-            "acquire_lock" => client.lock().acquire_lock(&a(0), channel_type(o), &a(1), flag(o, "retry", false)).await,
+            "acquire_lock" => {
+                client.lock().acquire_lock(&a(0), channel_type(o), &a(1), flag(o, "retry", false)).await.map(|_| ())
+            }
             "release_lock" => client.lock().release_lock(&a(0), channel_type(o), &a(1)).await,
             "revoke_lock" => client.lock().revoke_lock(&a(0), channel_type(o), &a(1), &a(2)).await,
             "get_locks" => {

@@ -678,3 +678,180 @@ async fn dropped_and_disconnected_waiters_do_not_keep_a_lock() {
     .await;
     assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "");
 }
+
+fn lock_event(e: &Event, t: LockEventType, name: &str) -> Option<Arc<LockEvent>> {
+    match e {
+        Event::Lock(l) if l.event_type == t && l.lock_name == name => Some(l.clone()),
+        _ => None,
+    }
+}
+
+async fn expect_lock(rx: &mut EventReceiver, t: LockEventType, name: &str) -> Arc<LockEvent> {
+    let ev = expect_event(rx, &format!("{t:?} of {name}"), |e| lock_event(e, t, name).is_some()).await;
+    lock_event(&ev, t, name).unwrap()
+}
+
+fn guarded(lock: &str, fencing_token: u64) -> MetadataOptions {
+    MetadataOptions { lock_name: lock.to_string(), fencing_token, ..Default::default() }
+}
+
+/// Every grant carries a fencing token, strictly increasing from grant to grant, returned by
+/// acquire_lock and carried in ACQUIRED / RELEASED events and get_locks; a metadata write that
+/// names a token of an earlier grant is refused with 12008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_tokens_strictly_increase_and_a_stale_token_is_refused() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let (alice, mut arx) = client(addr, "alice").await;
+    let (bob, _) = client(addr, "bob").await;
+    alice.subscribe("bank", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
+    let (a, b) = (alice.lock(), bob.lock());
+    a.set_lock("bank", ChannelType::MESSAGE, "vault", 30).await.unwrap();
+    a.set_lock("bank", ChannelType::MESSAGE, "other", 30).await.unwrap();
+
+    let t1 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap();
+    assert!(t1 > 0, "a grant has a token");
+    assert_eq!(expect_lock(&mut arx, LockEventType::ACQUIRED, "vault").await.fencing_token, t1);
+    assert_eq!(a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap(), t1, "the same grant");
+    let listed = a.get_locks("bank", ChannelType::MESSAGE).await.unwrap();
+    let vault = listed.iter().find(|l| l.name == "vault").unwrap();
+    assert_eq!((vault.owner.as_str(), vault.fencing_token), ("alice", t1));
+    assert_eq!(listed.iter().find(|l| l.name == "other").unwrap().fencing_token, 0, "free: no token");
+
+    // Tokens come from one counter: another lock's grant is higher too.
+    let other = b.acquire_lock("bank", ChannelType::MESSAGE, "other", false).await.unwrap();
+    assert!(other > t1);
+
+    // bob waits; alice releases: bob's grant is higher, and so is alice's next one.
+    let waiting = tokio::spawn(b.acquire_lock("bank", ChannelType::MESSAGE, "vault", true));
+    b.get_locks("bank", ChannelType::MESSAGE).await.unwrap(); // the acquire was sent
+    a.release_lock("bank", ChannelType::MESSAGE, "vault").await.unwrap();
+    assert_eq!(expect_lock(&mut arx, LockEventType::RELEASED, "vault").await.fencing_token, t1);
+    let t2 = waiting.await.unwrap().unwrap();
+    assert!(t2 > other, "{t2} after {other}");
+    assert_eq!(expect_lock(&mut arx, LockEventType::ACQUIRED, "vault").await.fencing_token, t2);
+    b.release_lock("bank", ChannelType::MESSAGE, "vault").await.unwrap();
+    let t3 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap();
+    assert!(t3 > t2, "{t3} after {t2}");
+
+    // alice holds the lock again, but a write resting on her first grant is refused.
+    let storage = alice.storage();
+    let item = || vec![MetadataItem::new("balance", "100")];
+    let e = storage.set_channel_metadata("bank", ChannelType::MESSAGE, item(), guarded("vault", t1)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::STORAGE_LOCK_NOT_ACQUIRED);
+    assert!(e.reason.contains("stale"), "{}", e.reason);
+    storage.set_channel_metadata("bank", ChannelType::MESSAGE, item(), guarded("vault", t3)).await.unwrap();
+    storage.set_channel_metadata("bank", ChannelType::MESSAGE, item(), guarded("vault", 0)).await.unwrap();
+    // bob holds no grant of it: refused whatever token he names.
+    let e = bob.storage().set_channel_metadata("bank", ChannelType::MESSAGE, item(), guarded("vault", t3)).await;
+    assert_eq!(e.unwrap_err().code, ErrorCode::STORAGE_LOCK_NOT_ACQUIRED);
+    // A token without its lock name is a caller mistake.
+    let e = storage.set_channel_metadata("bank", ChannelType::MESSAGE, item(), guarded("", t3)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::STORAGE_INVALID_ARGUMENT);
+}
+
+/// Restarts a server on the same port with `config`.
+async fn restart(server: Server, addr: std::net::SocketAddr, config: &ServerConfig) -> Server {
+    server.shutdown();
+    drop(server);
+    for _ in 0..200 {
+        match Server::try_start(config.clone()) {
+            Ok(s) if s.listen_tcp(addr).await.is_ok() => return s,
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    panic!("not restarted on the same port");
+}
+
+/// With a data directory, locks persist across a restart with their ttl running on: an owner
+/// back within the ttl keeps its lock (same fencing token, a lock-guarded write still works),
+/// one that is not back loses it (RELEASED); fencing tokens keep increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_and_fencing_tokens_survive_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!("rtm2-locks-{}-{}", std::process::id(), rtm2_proto::now_ms()));
+    let config = ServerConfig { metadata_store: rtm2_server::MetadataStore::Directory(dir.clone()), ..fast_config() };
+    let (server, addr) = tcp_server(config.clone()).await;
+    let (alice, mut arx) = client(addr, "alice").await;
+    alice.subscribe("ops", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
+    let a = alice.lock();
+    a.set_lock("ops", ChannelType::MESSAGE, "deploy", 100).await.unwrap(); // 10 s
+    a.set_lock("ops", ChannelType::MESSAGE, "gate", 10).await.unwrap(); // 1 s
+    let t1 = a.acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    {
+        let (bob, _) = client(addr, "bob").await;
+        bob.lock().acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+        bob.logout().await.unwrap(); // bob's session ends: gate is kept for its ttl only
+    }
+    let server = restart(server, addr, &config).await;
+
+    // alice comes back by herself, within the ttl: she still holds deploy with the same token.
+    expect_event(&mut arx, "back", |e| is_link(e, LinkState::CONNECTED)).await;
+    let locks = a.get_locks("ops", ChannelType::MESSAGE).await.unwrap();
+    let deploy = locks.iter().find(|l| l.name == "deploy").expect("the lock survived the restart");
+    assert_eq!((deploy.owner.as_str(), deploy.fencing_token), ("alice", t1));
+    alice
+        .storage()
+        .set_channel_metadata("ops", ChannelType::MESSAGE, vec![MetadataItem::new("v", "2")], guarded("deploy", t1))
+        .await
+        .expect("a lock-guarded write after the restart");
+    // bob is not back: gate is freed after its ttl.
+    let released = expect_lock(&mut arx, LockEventType::RELEASED, "gate").await;
+    assert_eq!(released.owner, "bob");
+    let t2 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+    assert!(t2 > t1, "tokens keep increasing across the restart: {t2} after {t1}");
+
+    // Once more, after a second restart: the counter does not go back.
+    a.release_lock("ops", ChannelType::MESSAGE, "gate").await.unwrap();
+    let _server = restart(server, addr, &config).await;
+    expect_event(&mut arx, "back again", |e| is_link(e, LinkState::CONNECTED)).await;
+    let t3 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+    assert!(t3 > t2, "{t3} after {t2}");
+    drop(alice);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Locks follow channel membership (reference §2.7, §7.2): an owner that leaves the channel
+/// but stays online loses the lock ttl after it left, unless it enters again in time; a
+/// retrying acquisition is withdrawn when its session leaves the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is_withdrawn() {
+    let (_server, addr) = tcp_server(fast_config()).await;
+    let (watcher, mut wrx) = client(addr, "watcher").await;
+    let opts = SubscribeOptions { with_lock: true, ..Default::default() };
+    watcher.subscribe("room", opts).await.unwrap();
+    watcher.subscribe("hall", opts).await.unwrap();
+    let w = watcher.lock();
+    w.set_lock("room", ChannelType::MESSAGE, "door", 20).await.unwrap(); // 2 s
+    w.set_lock("hall", ChannelType::MESSAGE, "keep", 10).await.unwrap(); // 1 s
+    w.set_lock("room", ChannelType::MESSAGE, "gate", 10).await.unwrap();
+
+    let (alice, mut arx) = client(addr, "alice").await;
+    alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    alice.subscribe("hall", SubscribeOptions::default()).await.unwrap();
+    let a = alice.lock();
+    a.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
+    a.acquire_lock("hall", ChannelType::MESSAGE, "keep", false).await.unwrap();
+    // alice leaves both channels, and comes back to hall at once.
+    alice.unsubscribe("room").await.unwrap();
+    alice.unsubscribe("hall").await.unwrap();
+    alice.subscribe("hall", SubscribeOptions::default()).await.unwrap();
+    let released = expect_lock(&mut wrx, LockEventType::RELEASED, "door").await;
+    assert_eq!(released.owner, "alice");
+    expect_lock(&mut arx, LockEventType::EXPIRED, "door").await;
+    assert_eq!(w.get_locks("room", ChannelType::MESSAGE).await.unwrap().iter().find(|l| l.name == "door").unwrap().owner, "");
+    // keep's 1 s ttl passed before door's 2 s: alice, back in hall within it, still holds it.
+    assert_eq!(w.get_locks("hall", ChannelType::MESSAGE).await.unwrap()[0].owner, "alice");
+
+    // A waiter that leaves the channel is withdrawn, and not granted the lock later.
+    let (carol, _) = client(addr, "carol").await;
+    carol.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", false).await.unwrap(); // never subscribed
+    let (bob, _) = client(addr, "bob").await;
+    bob.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let waiting = tokio::spawn(bob.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", true));
+    bob.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap(); // the acquire was sent
+    bob.unsubscribe("room").await.unwrap();
+    let e = tokio::time::timeout(WAIT, waiting).await.expect("withdrawn").unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::LOCK_OPERATION_FAILED);
+    carol.lock().release_lock("room", ChannelType::MESSAGE, "gate").await.unwrap();
+    let gate = w.get_locks("room", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!(gate.iter().find(|l| l.name == "gate").unwrap().owner, "", "not granted to the waiter that left");
+}

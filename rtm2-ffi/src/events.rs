@@ -182,6 +182,9 @@ pub struct rtm2_lock_event {
     pub snapshot_count: usize,
     /// Server time, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// ACQUIRED: the new grant's fencing token; RELEASED, EXPIRED, REMOVED: the token of the
+    /// grant that ended (0 if the lock was free); 0 for SET and SNAPSHOT.
+    pub fencing_token: u64,
 }
 
 pub(crate) fn with_message(m: &MessageEvent, f: impl FnOnce(&rtm2_message_event)) {
@@ -299,6 +302,7 @@ pub(crate) fn with_lock(l: &LockEvent, f: impl FnOnce(&rtm2_lock_event)) {
         snapshot: snapshot.ptr(),
         snapshot_count: snapshot.len(),
         timestamp_ms: l.timestamp_ms,
+        fencing_token: l.fencing_token,
     };
     f(&ev)
 }

@@ -24,6 +24,8 @@ pub struct rtm2_lock_detail {
     pub owner: *const c_char,
     /// Seconds an owner keeps it after its connection drops or it logs out.
     pub ttl_s: u32,
+    /// The fencing token of the owner's grant (0 when free); see `rtm2_lock_acquire`.
+    pub fencing_token: u64,
 }
 
 /// Result of `rtm2_lock_get_locks`. Borrowed: valid only during the completion callback.
@@ -46,7 +48,12 @@ impl CLocks {
         let mut strings = Strings::default();
         let details = locks
             .iter()
-            .map(|l| rtm2_lock_detail { name: strings.add(&l.name), owner: strings.add(&l.owner), ttl_s: l.ttl_s })
+            .map(|l| rtm2_lock_detail {
+                name: strings.add(&l.name),
+                owner: strings.add(&l.owner),
+                ttl_s: l.ttl_s,
+                fencing_token: l.fencing_token,
+            })
             .collect();
         CLocks { _strings: strings, details }
     }
@@ -117,6 +124,14 @@ pub unsafe extern "C" fn rtm2_lock_remove(
 /// it already), 14007 LOCK_ACQUIRE_FAILED (held by another user, without `retry`), 14008
 /// LOCK_NOT_EXIST, 14005, 10019, 14002, ….
 ///
+/// On success `result->fencing_token` is the grant's fencing token (an owner acquiring again
+/// gets its grant's token). Tokens strictly increase from grant to grant (one counter per
+/// server, durable before the grant is answered when the server has a data directory). An
+/// owner that was paused may still believe it holds a lock that was freed and granted to
+/// another client: pass the token with every write to a resource the lock guards, and have
+/// the resource reject tokens lower than the highest it has seen. Metadata writes take it as
+/// `rtm2_metadata_options.fencing_token` (with `lock_name`).
+///
 /// With `retry`, an acquisition of a lock held by another user waits in the server's queue
 /// and completes with `RTM2_OK` when the lock is granted — however long that takes (the
 /// request timeout does not apply) — or with 14008 when the lock is removed. The call itself
@@ -144,7 +159,14 @@ pub unsafe extern "C" fn rtm2_lock_acquire(
         let channel = unsafe { borrow_str(channel, "channel") }?;
         let t = channel_type_arg(channel_type)?;
         let name = unsafe { borrow_str(name, "name") }?;
-        c.start("acquire_lock", cb, user_data, out_request_id, |cl| cl.lock().acquire_lock(channel, t, name, retry))
+        c.start_map(
+            "acquire_lock",
+            cb,
+            user_data,
+            out_request_id,
+            |cl| cl.lock().acquire_lock(channel, t, name, retry),
+            ResultData::LockGrant,
+        )
     })
 }
 

@@ -122,6 +122,9 @@ pub struct rtm2_result {
     pub metadata: *const rtm2_metadata,
     /// `get_locks` on success: the channel's locks; NULL otherwise.
     pub locks: *const rtm2_lock_list,
+    /// `acquire_lock` on success: the grant's fencing token (see `rtm2_lock_acquire`); 0
+    /// otherwise.
+    pub fencing_token: u64,
 }
 
 impl rtm2_result {
@@ -139,6 +142,7 @@ impl rtm2_result {
             metadata_write: ptr::null(),
             metadata: ptr::null(),
             locks: ptr::null(),
+            fencing_token: 0,
         }
     }
 }
@@ -155,6 +159,8 @@ pub(crate) enum ResultData {
     MetadataWrite(MetadataWrite),
     Metadata(Metadata),
     Locks(Vec<LockDetail>),
+    /// A lock grant's fencing token.
+    LockGrant(u64),
 }
 
 /// Owned C strings whose addresses stay put (a `CString`'s buffer does not move with it).
@@ -298,6 +304,10 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             let locks = CLocks::new(l);
             let v = rtm2_lock_list { locks: locks.ptr(), count: locks.len() };
             result.locks = &v;
+            f(&result)
+        }
+        ResultData::LockGrant(token) => {
+            result.fencing_token = *token;
             f(&result)
         }
     }

@@ -75,6 +75,11 @@ pub struct rtm2_metadata_options {
     pub record_ts: bool,
     /// Stamp the written items with this user id (`author`).
     pub record_author: bool,
+    /// With `lock_name`: the fencing token of this client's grant of that lock (the
+    /// `fencing_token` of `rtm2_lock_acquire`'s result); the write is refused with 12008 unless
+    /// it is the lock's current grant. 0 (default) = not checked; without `lock_name`: 12004.
+    /// A caller compiled before this field existed (a smaller `struct_size`) gets 0.
+    pub fencing_token: u64,
 }
 
 // SAFETY: integers, a pointer and bools.
@@ -98,6 +103,7 @@ pub unsafe extern "C" fn rtm2_metadata_options_init(options: *mut rtm2_metadata_
                 lock_name: std::ptr::null(),
                 record_ts: false,
                 record_author: false,
+                fencing_token: 0,
             })
         }
     }
@@ -162,6 +168,7 @@ fn read_options(o: Option<rtm2_metadata_options>) -> FfiResult<MetadataOptions> 
     Ok(MetadataOptions {
         major_revision: o.major_revision,
         lock_name: unsafe { borrow_opt_str(o.lock_name, "options.lock_name") }?.unwrap_or("").to_string(),
+        fencing_token: o.fencing_token,
         record_ts: o.record_ts,
         record_author: o.record_author,
     })

@@ -66,8 +66,13 @@ pub struct ServerConfig {
     pub resume_max_bytes: usize,
     /// Requests per second each session may make; beyond them requests fail with 10021.
     pub rate_limits: RateLimits,
-    /// Where channel and user metadata are kept.
+    /// Where channel and user metadata (and locks) are kept.
     pub metadata_store: MetadataStore,
+    /// With [`MetadataStore::Directory`]: create a new, empty store even though the directory
+    /// held one whose database file is missing, empty, foreign or whose manifest is damaged
+    /// (without it the server refuses to start then). The old database file is moved aside
+    /// (`metadata.redb.replaced-<ms>`), never deleted. A directory without a store needs no flag.
+    pub create_new_store: bool,
     /// Users per page of `getOnlineUsers`.
     pub presence_page_size: usize,
     /// Above this many present users in a channel, per-user presence events (join, leave,
@@ -88,7 +93,8 @@ pub enum MetadataStore {
     /// In memory: lost when the server stops (the embedded default).
     Memory,
     /// In a crash-safe database file in this directory (created if missing): every
-    /// acknowledged write is on disk.
+    /// acknowledged write is on disk. A directory that held a store is never re-initialised
+    /// silently: see [`ServerConfig::create_new_store`].
     Directory(PathBuf),
 }
 
@@ -109,6 +115,7 @@ impl Default for ServerConfig {
             resume_max_bytes: 16 * 1024 * 1024,
             rate_limits: RateLimits::reference(),
             metadata_store: MetadataStore::Memory,
+            create_new_store: false,
             presence_page_size: limits::DEFAULT_PRESENCE_PAGE_SIZE,
             presence_announce_max: limits::DEFAULT_PRESENCE_ANNOUNCE_MAX,
             presence_interval: Duration::from_secs(limits::DEFAULT_PRESENCE_INTERVAL_S),

@@ -78,6 +78,9 @@ pub(crate) struct App {
     /// Cut reasons of sessions that ended before their client logged in again, as (session
     /// id, user id, reason), the newest last; at most `MAX_REMEMBERED_CUTS`.
     recent_cuts: Mutex<std::collections::VecDeque<(u64, Arc<str>, String)>>,
+    /// Lock persistence and the fencing counter (the server's, shared by every app; weak, so
+    /// that lock timers outliving the server do not keep its store open).
+    pub(crate) lock_store: std::sync::Weak<crate::locks::LockStore>,
 }
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
@@ -100,12 +103,15 @@ pub(crate) struct Engine {
     next_session: AtomicU64,
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Session>>>,
     /// Where metadata lives.
-    pub(crate) store: Box<dyn crate::storage::Store>,
+    pub(crate) store: Arc<dyn crate::store::Store>,
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
     /// revisions advance one write at a time and no subscriber misses an update.
     pub(crate) meta_lock: Mutex<()>,
     /// Connections cut off as slow consumers since the start.
     pub(crate) slow_consumer_cuts: Arc<AtomicU64>,
+    lock_store: Arc<crate::locks::LockStore>,
+    /// Locks persisted by an earlier run, by app id, put back when the app is first used.
+    stored_locks: Mutex<HashMap<String, Vec<crate::store::StoredLock>>>,
 }
 
 fn token_violation(e: TokenError) -> Violation {
@@ -123,11 +129,22 @@ fn now_s() -> u64 {
 
 impl Engine {
     pub(crate) fn new(config: ServerConfig) -> std::io::Result<Arc<Engine>> {
-        let store = crate::storage::open(&config.metadata_store)?;
+        let store: Arc<dyn crate::store::Store> =
+            crate::store::open(&config.metadata_store, config.create_new_store)?.into();
+        let mut stored_locks: HashMap<String, Vec<crate::store::StoredLock>> = HashMap::new();
+        let mut highest = store.fencing_mark()?;
+        for l in store.load_locks()? {
+            highest = highest.max(l.fencing_token);
+            stored_locks.entry(l.app.clone()).or_default().push(l);
+        }
+        let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
         let apps = config
             .apps
             .iter()
-            .map(|a| (a.app_id.clone(), App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit)))
+            .map(|a| {
+                let app = App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit, lock_store.clone());
+                (a.app_id.clone(), app)
+            })
             .collect();
         Ok(Arc::new(Engine {
             config: Arc::new(config),
@@ -138,6 +155,8 @@ impl Engine {
             store,
             meta_lock: Mutex::new(()),
             slow_consumer_cuts: Arc::default(),
+            lock_store,
+            stored_locks: Mutex::new(stored_locks),
         }))
     }
 
@@ -155,15 +174,21 @@ impl Engine {
 
     fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {
         let mut apps = self.apps.lock().unwrap();
-        if let Some(app) = apps.get(app_id) {
-            return Ok(app.clone());
+        let app = match apps.get(app_id) {
+            Some(app) => app.clone(),
+            None if self.config.dev_mode() => {
+                let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit, self.lock_store.clone());
+                apps.insert(app_id.to_string(), app.clone());
+                app
+            }
+            None => return Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id")),
+        };
+        // The app's persisted locks are back before its first session (under the apps lock, so
+        // no login of the app gets ahead of them).
+        if let Some(locks) = self.stored_locks.lock().unwrap().remove(app_id) {
+            crate::locks::restore(&app, locks);
         }
-        if self.config.dev_mode() {
-            let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit);
-            apps.insert(app_id.to_string(), app.clone());
-            return Ok(app);
-        }
-        Err(Violation::new(ErrorCode::INVALID_APP_ID, "this server does not serve that app id"))
+        Ok(app)
     }
 
     /// Verifies a login. With `resume` naming a live session of this user that still has
@@ -411,7 +436,12 @@ impl Engine {
 }
 
 impl App {
-    fn new(id: String, certificates: Vec<String>, ttl_unit: std::time::Duration) -> Arc<App> {
+    fn new(
+        id: String,
+        certificates: Vec<String>,
+        ttl_unit: std::time::Duration,
+        lock_store: Arc<crate::locks::LockStore>,
+    ) -> Arc<App> {
         Arc::new(App {
             id,
             ttl_unit,
@@ -424,6 +454,7 @@ impl App {
             lock_owners: Mutex::new(HashMap::new()),
             expired_locks: Mutex::new(HashMap::new()),
             recent_cuts: Mutex::default(),
+            lock_store: Arc::downgrade(&lock_store),
         })
     }
 

@@ -21,6 +21,7 @@ mod rate;
 mod scope;
 mod session;
 mod storage;
+mod store;
 mod stream;
 pub mod tls;
 

@@ -256,6 +256,7 @@ pub(crate) fn enter(
         let listed = entry.listed();
         let has_state = !entry.states.is_empty();
         scope.entries.insert(user.clone(), entry);
+        crate::locks::owner_entered(scope, &user);
         if opts.with_presence {
             let snapshot = scope
                 .entries
@@ -308,6 +309,10 @@ pub(crate) fn exit(engine: &Engine, session: &Arc<Session>, key: &ScopeKey, endi
             return;
         }
         let entry = scope.entries.remove(&*session.user_id).expect("checked above");
+        // Left while staying online (an ending session's locks are handled as it goes away).
+        if !session.ended.load(std::sync::atomic::Ordering::Acquire) {
+            crate::locks::owner_left(session, &mut scope, key);
+        }
         if entry.listed() {
             let change = match ending {
                 Ending::Leave => Change::Leave,

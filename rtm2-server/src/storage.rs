@@ -6,11 +6,11 @@
 //! check, in order: the major revision (absent/-1 no check, 0 the set must be empty, N it must
 //! be N), then each item's revision (absent/-1 no check, 0 create only, N it must be N),
 //! failing with 12014 on a mismatch. Sets live in a [`Store`]: memory, or a crash-safe redb
-//! database whose commits are on disk before the write is acknowledged.
+//! database whose commits are on disk before the write is acknowledged (`store.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -20,80 +20,9 @@ use rtm2_proto::pb::{self, server_frame};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
-use crate::config::MetadataStore;
 use crate::engine::{Engine, Reply};
 use crate::scope::ScopeKey;
 use crate::session::Session;
-
-/// Where metadata sets are kept, as encoded `pb::Metadata` by key.
-pub(crate) trait Store: Send + Sync {
-    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
-    /// Durable when it returns.
-    fn save(&self, key: &str, value: &[u8]) -> io::Result<()>;
-}
-
-#[derive(Default)]
-struct MemStore(Mutex<HashMap<String, Vec<u8>>>);
-
-impl Store for MemStore {
-    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
-        self.0.lock().unwrap().insert(key.to_string(), value.to_vec());
-        Ok(())
-    }
-}
-
-const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("metadata");
-
-struct FileStore(redb::Database);
-
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
-impl Store for FileStore {
-    fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        use redb::ReadableDatabase;
-        let tx = self.0.begin_read().map_err(io_err)?;
-        let table = match tx.open_table(TABLE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io_err(e)),
-        };
-        Ok(table.get(key).map_err(io_err)?.map(|v| v.value().to_vec()))
-    }
-    fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
-        // The default durability: the commit is fsynced before it returns.
-        let tx = self.0.begin_write().map_err(io_err)?;
-        {
-            let mut table = tx.open_table(TABLE).map_err(io_err)?;
-            table.insert(key, value).map_err(io_err)?;
-        }
-        tx.commit().map_err(io_err)
-    }
-}
-
-/// Opens the configured store.
-pub(crate) fn open(config: &MetadataStore) -> io::Result<Box<dyn Store>> {
-    match config {
-        MetadataStore::Memory => Ok(Box::<MemStore>::default()),
-        MetadataStore::Directory(dir) => {
-            std::fs::create_dir_all(dir)?;
-            let path = dir.join("metadata.redb");
-            let db = redb::Database::create(&path).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => io::Error::new(
-                    io::ErrorKind::ResourceBusy,
-                    format!("{} is already open in another server", path.display()),
-                ),
-                e => io::Error::other(format!("{}: {e}", path.display())),
-            })?;
-            tracing::info!(path = %path.display(), "metadata store opened");
-            Ok(Box::new(FileStore(db)))
-        }
-    }
-}
 
 /// The store key of a channel's or user's set (the app id has a fixed length and no '/').
 fn store_key(app: &str, target: &Target) -> String {
@@ -255,17 +184,38 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadat
         }
         validate::lock_name(&r.lock_name)
             .map_err(|v| Violation::new(ErrorCode::STORAGE_INVALID_LOCK_NAME, v.reason))?;
+    } else if r.fencing_token != 0 {
+        return Err(Violation::new(
+            ErrorCode::STORAGE_INVALID_ARGUMENT,
+            "a fencing token needs the lock name it belongs to",
+        ));
     }
     let app = &session.app;
     let key = store_key(&app.id, &target);
     let _guard = engine.meta_lock.lock().unwrap();
-    if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target)
-        && !crate::locks::holds(app, scope_key, &r.lock_name, &session.user_id)
-    {
-        return Err(Violation::new(
-            ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
-            format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
-        ));
+    if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target) {
+        match crate::locks::held_token(app, scope_key, &r.lock_name, &session.user_id) {
+            None => {
+                return Err(Violation::new(
+                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+                    format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
+                ));
+            }
+            // A token of an earlier grant: the writer's hold ended since (even if it was
+            // granted the lock again), so what it is about to write may rest on stale reads.
+            Some(current) if r.fencing_token != 0 && r.fencing_token != current => {
+                return Err(Violation::new(
+                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+                    format!(
+                        "fencing token {} of lock {:?} of {} is stale: the current grant has token {current}",
+                        r.fencing_token,
+                        r.lock_name,
+                        target.describe()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
     }
     let current = load(engine, &key)?;
     let next = apply(&current, &r, op, &session.user_id)?;

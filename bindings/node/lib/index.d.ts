@@ -223,6 +223,11 @@ export interface MetadataOptions extends OperationOptions {
   addTimeStamp?: boolean
   /** Stamp the written items with this user id (`authorUid`). */
   addUserId?: boolean
+  /**
+   * With `lockName`: the fencing token of your grant (`acquireLock`'s `fencingToken`); the write
+   * is refused (12008) unless it is the lock's current grant. 0 / none: not checked.
+   */
+  fencingToken?: number
 }
 
 export interface RemoveChannelMetadataOptions extends MetadataOptions {
@@ -409,6 +414,8 @@ export interface LockDetail {
   owner: string
   /** Seconds an owner keeps it after disconnecting. */
   ttl: number
+  /** The fencing token of the owner's grant (0 when free). */
+  fencingToken: number
 }
 
 /** A lock event (subscribers / joiners with `withLock`; EXPIRED also to the former owner). */
@@ -426,6 +433,8 @@ export interface LockEvent {
   /** SNAPSHOT: every lock of the channel (else empty). */
   snapshot: LockDetail[]
   timestamp: number
+  /** ACQUIRED: the new grant's fencing token; RELEASED / EXPIRED / REMOVED: the ended grant's (0 if free); 0 for SET and SNAPSHOT. */
+  fencingToken: number
 }
 
 /** Events were dropped because a bounded queue was full. */
@@ -542,6 +551,15 @@ export interface LockResponse {
   lockName: string
 }
 
+export interface AcquireLockResponse extends LockResponse {
+  /**
+   * The grant's fencing token: strictly increasing from grant to grant (also across a server
+   * restart with a data directory). Send it with every write to a resource the lock guards and
+   * have the resource reject a token lower than the highest it has seen.
+   */
+  fencingToken: number
+}
+
 export interface GetLockResponse {
   channelName: string
   channelType: ChannelType
@@ -600,7 +618,7 @@ export declare class RTMLock {
   /** Removes a lock (14008 if missing); waiting acquisitions fail with 14008. */
   removeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
   /** Takes a lock: 14007 if held by another user, unless `retry` (then waits in the server's queue). */
-  acquireLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: AcquireLockOptions): Promise<LockResponse>
+  acquireLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: AcquireLockOptions): Promise<AcquireLockResponse>
   /** Releases a lock this client holds (14006 otherwise). */
   releaseLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
   /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */

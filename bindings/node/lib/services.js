@@ -32,6 +32,7 @@ function metadataOptions(options) {
     lockName: options.lockName,
     addTimeStamp: options.addTimeStamp,
     addUserId: options.addUserId,
+    fencingToken: options.fencingToken,
   }
 }
 
@@ -212,7 +213,7 @@ class RTMLock {
     )
   }
 
-  /** Every lock of a channel: `{ totalLocks, lockDetails: [{ lockName, owner, ttl }] }`. */
+  /** Every lock of a channel: `{ totalLocks, lockDetails: [{ lockName, owner, ttl, fencingToken }] }`. */
   async getLock(channelName, channelType, options = {}) {
     const lockDetails = await runOp(options, (t, tok) => this.#native.getLocks(channelName, channelType, t, tok))
     return { channelName, channelType: typeOf(channelType), totalLocks: lockDetails.length, lockDetails }
@@ -231,17 +232,17 @@ class RTMLock {
    * wait: the promise rejects with its reason once the server has withdrawn the acquisition, so
    * that from then on the lock cannot be granted to it — or resolves if the lock was granted
    * before the abort reached the SDK (you hold it). A `timeoutMs` expiry is likewise reported
-   * after the withdrawal.
+   * after the withdrawal. Resolves with `fencingToken`, the grant's fencing token: strictly
+   * increasing from grant to grant; send it with writes to what the lock guards and reject
+   * tokens lower than the highest seen (metadata writes take it as `options.fencingToken`).
    */
-  acquireLock(channelName, channelType, lockName, options = {}) {
-    return this.#call(
+  async acquireLock(channelName, channelType, lockName, options = {}) {
+    const fencingToken = await runOp(
       options,
-      channelName,
-      channelType,
-      lockName,
       (t, tok) => this.#native.acquireLock(channelName, channelType, lockName, options.retry, t, tok),
       true,
     )
+    return { channelName, channelType: typeOf(channelType), lockName, fencingToken }
   }
 
   /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */

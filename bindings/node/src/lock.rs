@@ -19,6 +19,8 @@ pub struct LockDetail {
     pub owner: String,
     /// Seconds an owner keeps it after disconnecting.
     pub ttl: u32,
+    /// The fencing token of the owner's grant (0 when free).
+    pub fencing_token: f64,
 }
 
 /// A lock event (`lock` event).
@@ -41,10 +43,18 @@ pub struct LockEvent {
     pub snapshot: Vec<LockDetail>,
     /// Server time, ms since the epoch.
     pub timestamp: f64,
+    /// ACQUIRED: the new grant's fencing token; RELEASED, EXPIRED, REMOVED: the ended grant's
+    /// (0 if the lock was free); 0 for SET and SNAPSHOT.
+    pub fencing_token: f64,
 }
 
 fn detail(d: &rtm2_core::LockDetail) -> LockDetail {
-    LockDetail { lock_name: d.name.clone(), owner: d.owner.clone(), ttl: d.ttl_s }
+    LockDetail {
+        lock_name: d.name.clone(),
+        owner: d.owner.clone(),
+        ttl: d.ttl_s,
+        fencing_token: d.fencing_token as f64,
+    }
 }
 
 pub(crate) fn event(e: &rtm2_core::LockEvent) -> LockEvent {
@@ -58,6 +68,7 @@ pub(crate) fn event(e: &rtm2_core::LockEvent) -> LockEvent {
         publisher: e.publisher.clone(),
         snapshot: e.snapshot.iter().map(detail).collect(),
         timestamp: e.timestamp_ms as f64,
+        fencing_token: e.fencing_token as f64,
     }
 }
 
@@ -126,8 +137,9 @@ impl NativeLock {
     /// Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
     /// server's queue until granted — without a time limit unless `timeoutMs` is given. Never
     /// blocks the event loop; the cancel token abandons the wait (the core then withdraws the
-    /// queued acquisition).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// queued acquisition). Resolves with the grant's fencing token (a number: tokens stay
+    /// far below 2^53).
+    #[napi(ts_return_type = "Promise<number>")]
     #[allow(clippy::too_many_arguments)]
     pub fn acquire_lock<'e>(
         &self,
@@ -144,6 +156,7 @@ impl NativeLock {
                 // Aborted while it waits: the promise settles once the server has withdrawn it.
                 let (acquired, withdrawal) =
                     l.acquire_lock_withdrawable(&channel, t, &lock_name, retry.unwrap_or(false));
+                let acquired = async move { acquired.await.map(|token| token as f64) };
                 op::promise_then(env, cancel, acquired, async move { withdrawal.withdraw().await })
             }
             Err(e) => op::rejected(env, e),

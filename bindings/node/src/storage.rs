@@ -35,6 +35,9 @@ pub struct NativeMetadataOptions {
     pub add_time_stamp: Option<bool>,
     /// Stamp the written items with this user id (`authorUid`).
     pub add_user_id: Option<bool>,
+    /// With `lockName`: the fencing token of this client's grant (from `acquireLock`); the
+    /// write is refused (12008) unless it is the lock's current grant. 0 / none: not checked.
+    pub fencing_token: Option<f64>,
 }
 
 /// One item of a metadata set, by key in `metadata`.
@@ -133,6 +136,9 @@ fn options(o: Option<NativeMetadataOptions>) -> MetadataOptions {
         mo.lock_name = o.lock_name.unwrap_or_default();
         mo.record_ts = o.add_time_stamp.unwrap_or(false);
         mo.record_author = o.add_user_id.unwrap_or(false);
+        // A JS number: negative, fractional or NaN values are no token a server ever issued;
+        // they saturate to 0 (not checked) or to an integer the server refuses as stale.
+        mo.fencing_token = o.fencing_token.unwrap_or(0.0) as u64;
     }
     mo
 }

@@ -57,6 +57,7 @@ test('set, get, acquire, release, remove, with their events', async () => {
     publisher: '',
     snapshot: [],
     timestamp: 0,
+    fencingToken: 0,
   })
   assert.ok(s.timestamp > 0)
 
@@ -75,19 +76,23 @@ test('set, get, acquire, release, remove, with their events', async () => {
   assert.deepEqual(
     all.lockDetails.slice().sort((x, y) => (x.lockName < y.lockName ? -1 : 1)),
     [
-      { lockName: 'dflt', owner: '', ttl: 10 },
-      { lockName: 'door', owner: '', ttl: 30 },
-      { lockName: 'huge', owner: '', ttl: 300 },
-      { lockName: 'tiny', owner: '', ttl: 10 },
+      { lockName: 'dflt', owner: '', ttl: 10, fencingToken: 0 },
+      { lockName: 'door', owner: '', ttl: 30, fencingToken: 0 },
+      { lockName: 'huge', owner: '', ttl: 300, fencingToken: 0 },
+      { lockName: 'tiny', owner: '', ttl: 10, fencingToken: 0 },
     ],
   )
   assert.deepEqual(await bob.lock.getLock(ch), all, 'the channel type defaults to MESSAGE')
 
   ev = waitFor(carol, 'lock', isLock('ACQUIRED', ch, 'door'))
-  assert.deepEqual(await alice.lock.acquireLock(ch, 'MESSAGE', 'door'), { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  const granted = await alice.lock.acquireLock(ch, 'MESSAGE', 'door')
+  const token = granted.fencingToken
+  assert.ok(Number.isInteger(token) && token > 0, `a fencing token: ${token}`)
+  assert.deepEqual(granted, { channelName: ch, channelType: 'MESSAGE', lockName: 'door', fencingToken: token })
   const acq = await ev
-  assert.deepEqual([acq.owner, acq.publisher, acq.ttl], [alice.userId, alice.userId, 30])
-  await alice.lock.acquireLock(ch, 'MESSAGE', 'door') // the owner again: fine
+  assert.deepEqual([acq.owner, acq.publisher, acq.ttl, acq.fencingToken], [alice.userId, alice.userId, 30, token])
+  // The owner again: fine, the same grant.
+  assert.equal((await alice.lock.acquireLock(ch, 'MESSAGE', 'door')).fencingToken, token)
   await rejectsWithCode(assert, bob.lock.acquireLock(ch, 'MESSAGE', 'door'), ErrorCode.LOCK_ACQUIRE_FAILED, 'acquire_lock')
   await rejectsWithCode(assert, bob.lock.releaseLock(ch, 'MESSAGE', 'door'), ErrorCode.LOCK_NOT_ACQUIRED, 'release_lock')
   assert.deepEqual(await owners(bob, ch), ['dflt:', `door:${alice.userId}`, 'huge:', 'tiny:'])
@@ -97,7 +102,7 @@ test('set, get, acquire, release, remove, with their events', async () => {
   const dSnap = waitFor(dave, 'lock', isLock('SNAPSHOT', ch))
   await dave.subscribe(ch, { withLock: true })
   const ds = (await dSnap).snapshot.find((d) => d.lockName === 'door')
-  assert.deepEqual(ds, { lockName: 'door', owner: alice.userId, ttl: 30 })
+  assert.deepEqual(ds, { lockName: 'door', owner: alice.userId, ttl: 30, fencingToken: token })
 
   ev = waitFor(carol, 'lock', isLock('RELEASED', ch, 'door'))
   await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
@@ -417,4 +422,37 @@ test.describe('owners that vanish: rtm2 serve --ttl-unit-ms 100', () => {
     assert.deepEqual(await owners(alice, ch), [`door:${alice.userId}`])
     await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
   })
+})
+
+test('fencing tokens: strictly increasing grants, a stale token refused by a metadata write', async () => {
+  const alice = await loggedIn('alice')
+  const bob = await loggedIn('bob')
+  const ch = uniq('bank')
+  await alice.lock.setLock(ch, 'MESSAGE', 'vault')
+  const t1 = (await alice.lock.acquireLock(ch, 'MESSAGE', 'vault')).fencingToken
+  assert.ok(t1 > 0)
+  const waiting = bob.lock.acquireLock(ch, 'MESSAGE', 'vault', { retry: true })
+  await bob.lock.getLock(ch, 'MESSAGE') // the acquisition was sent
+  await alice.lock.releaseLock(ch, 'MESSAGE', 'vault')
+  const t2 = (await waiting).fencingToken
+  assert.ok(t2 > t1, `${t2} after ${t1}`)
+  const { lockDetails } = await alice.lock.getLock(ch, 'MESSAGE')
+  assert.deepEqual(lockDetails, [{ lockName: 'vault', owner: bob.userId, ttl: 10, fencingToken: t2 }])
+  await bob.lock.releaseLock(ch, 'MESSAGE', 'vault')
+  const t3 = (await alice.lock.acquireLock(ch, 'MESSAGE', 'vault')).fencingToken
+  assert.ok(t3 > t2, `${t3} after ${t2}`)
+
+  const data = [{ key: 'balance', value: '100' }]
+  await rejectsWithCode(
+    assert,
+    alice.storage.setChannelMetadata(ch, 'MESSAGE', data, { lockName: 'vault', fencingToken: t1 }),
+    ErrorCode.STORAGE_LOCK_NOT_ACQUIRED,
+  )
+  const w = await alice.storage.setChannelMetadata(ch, 'MESSAGE', data, { lockName: 'vault', fencingToken: t3 })
+  assert.equal(w.majorRevision, 1)
+  await rejectsWithCode(
+    assert,
+    alice.storage.setChannelMetadata(ch, 'MESSAGE', data, { fencingToken: t3 }),
+    ErrorCode.STORAGE_INVALID_ARGUMENT,
+  )
 })

@@ -75,12 +75,14 @@ record!(
     StorageEvent { event_type, storage_type, channel_type, target, publisher, data, timestamp }
 );
 record!(
-    /// A lock of a channel: its name, its owner ("" = free) and its ttl in seconds.
-    LockDetail { name, owner, ttl }
+    /// A lock of a channel: its name, its owner ("" = free), its ttl in seconds and the
+    /// fencing token of the owner's grant (0 when free).
+    LockDetail { name, owner, ttl, fencing_token }
 );
 record!(
     /// A lock event: SNAPSHOT, SET, REMOVED, ACQUIRED, RELEASED or EXPIRED.
-    LockEvent { event_type, channel_type, channel, lock_name, ttl, owner, publisher, snapshot, timestamp }
+    /// `fencing_token`: ACQUIRED the new grant's, RELEASED / EXPIRED / REMOVED the ended grant's.
+    LockEvent { event_type, channel_type, channel, lock_name, ttl, owner, publisher, snapshot, timestamp, fencing_token }
 );
 
 fn states(py: Python<'_>, st: &BTreeMap<String, String>) -> PyResult<Py<PyAny>> {
@@ -123,7 +125,15 @@ fn metadata(py: Python<'_>, m: &rtm2_core::Metadata) -> PyResult<Py<PyAny>> {
 }
 
 fn lock_detail(py: Python<'_>, d: &rtm2_core::LockDetail) -> PyResult<Py<PyAny>> {
-    any(py, LockDetail { name: s(py, &d.name), owner: s(py, &d.owner), ttl: any(py, d.ttl_s)? })
+    any(
+        py,
+        LockDetail {
+            name: s(py, &d.name),
+            owner: s(py, &d.owner),
+            ttl: any(py, d.ttl_s)?,
+            fencing_token: any(py, d.fencing_token)?,
+        },
+    )
 }
 
 pub fn presence_event(py: Python<'_>, e: &rtm2_core::PresenceEvent) -> PyResult<Py<PyAny>> {
@@ -184,6 +194,7 @@ pub fn lock_event(py: Python<'_>, e: &rtm2_core::LockEvent) -> PyResult<Py<PyAny
             publisher: s(py, &e.publisher),
             snapshot: tuple(py, snapshot)?,
             timestamp: any(py, e.timestamp_ms)?,
+            fencing_token: any(py, e.fencing_token)?,
         },
     )
 }

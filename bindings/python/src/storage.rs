@@ -22,7 +22,7 @@ fn items(items: Items) -> Vec<MetadataItem> {
 }
 
 fn options(major_revision: i64, lock_name: String, record_ts: bool, record_author: bool) -> MetadataOptions {
-    MetadataOptions { major_revision, lock_name, record_ts, record_author }
+    MetadataOptions { major_revision, lock_name, record_ts, record_author, fencing_token: 0 }
 }
 
 /// Which write of a set.
@@ -96,7 +96,7 @@ impl NativeStorage {
 
 #[pymethods]
 impl NativeStorage {
-    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None))]
+    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None, fencing_token=0))]
     #[allow(clippy::too_many_arguments)]
     fn set_channel_metadata<'py>(
         &self,
@@ -109,12 +109,13 @@ impl NativeStorage {
         record_ts: bool,
         record_author: bool,
         timeout: Option<f64>,
+        fencing_token: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = options(major_revision, lock_name, record_ts, record_author);
+        let o = MetadataOptions { fencing_token, ..options(major_revision, lock_name, record_ts, record_author) };
         self.channel_write(py, Write::Set, channel, channel_type_name, items, o, timeout)
     }
 
-    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None))]
+    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None, fencing_token=0))]
     #[allow(clippy::too_many_arguments)]
     fn update_channel_metadata<'py>(
         &self,
@@ -127,12 +128,13 @@ impl NativeStorage {
         record_ts: bool,
         record_author: bool,
         timeout: Option<f64>,
+        fencing_token: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = options(major_revision, lock_name, record_ts, record_author);
+        let o = MetadataOptions { fencing_token, ..options(major_revision, lock_name, record_ts, record_author) };
         self.channel_write(py, Write::Update, channel, channel_type_name, items, o, timeout)
     }
 
-    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None))]
+    #[pyo3(signature = (channel, channel_type_name, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None, fencing_token=0))]
     #[allow(clippy::too_many_arguments)]
     fn remove_channel_metadata<'py>(
         &self,
@@ -145,8 +147,9 @@ impl NativeStorage {
         record_ts: bool,
         record_author: bool,
         timeout: Option<f64>,
+        fencing_token: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = options(major_revision, lock_name, record_ts, record_author);
+        let o = MetadataOptions { fencing_token, ..options(major_revision, lock_name, record_ts, record_author) };
         self.channel_write(py, Write::Remove, channel, channel_type_name, items, o, timeout)
     }
 

@@ -270,3 +270,40 @@ async def test_lock_errors_and_arguments(make_client, endpoint: Optional[str]) -
     assert "32" in err.reason
     await c.close()
     await raises(E.INSTANCE_ALREADY_RELEASED, lk.get_locks(room))
+
+
+async def test_fencing_tokens(make_client, endpoint: Optional[str]) -> None:
+    """Every grant returns a fencing token, strictly increasing; it is in ACQUIRED events and
+    get_locks; a metadata write naming a stale token is refused with 12008."""
+    alice = make_client(uid("alice"), endpoint)
+    bob = make_client(uid("bob"), endpoint)
+    for c in (alice, bob):
+        await c.login()
+    events = alice.events("lock")
+    room = uid("room")
+    await alice.subscribe(room, with_message=False, with_presence=False, with_lock=True)
+    await alice.lock.set_lock(room, "vault")
+
+    t1 = await alice.lock.acquire_lock(room, "vault")
+    assert isinstance(t1, int) and t1 > 0
+    assert (await expect(events, "ACQUIRED", lock_event("ACQUIRED", "vault"))).fencing_token == t1
+    assert await alice.lock.acquire_lock(room, "vault") == t1  # the same grant
+    [detail] = await bob.lock.get_locks(room)
+    assert (detail.owner, detail.fencing_token) == (alice.user_id, t1)
+
+    waiting = asyncio.ensure_future(bob.lock.acquire_lock(room, "vault", retry=True))
+    await bob.lock.get_locks(room)  # the acquisition was sent
+    await alice.lock.release_lock(room, "vault")
+    assert (await expect(events, "RELEASED", lock_event("RELEASED", "vault"))).fencing_token == t1
+    t2 = await asyncio.wait_for(waiting, WAIT)
+    assert t2 > t1
+    await bob.lock.release_lock(room, "vault")
+    t3 = await alice.lock.acquire_lock(room, "vault")
+    assert t3 > t2
+
+    st = alice.storage
+    err = await raises(E.STORAGE_LOCK_NOT_ACQUIRED, st.set_channel_metadata(room, {"k": "v"}, lock_name="vault", fencing_token=t1))
+    assert "stale" in str(err)
+    w = await st.set_channel_metadata(room, {"k": "v"}, lock_name="vault", fencing_token=t3)
+    assert w.major_revision == 1
+    await raises(E.STORAGE_INVALID_ARGUMENT, st.set_channel_metadata(room, {"k": "v"}, fencing_token=t3))

@@ -433,12 +433,14 @@ unsafe fn service_call(input: &mut Input<'_>, c: *mut rtm2_client, ud: *mut c_vo
         lock_name: ptr::null(),
         record_ts: false,
         record_author: false,
+        fencing_token: 0,
     };
     unsafe { rtm2_metadata_options_init(&mut mo) };
     mo.major_revision = revision;
     mo.lock_name = if which & 0x40 != 0 { cptr(&b) } else { ptr::null() };
     mo.record_ts = which & 0x80 != 0;
     mo.record_author = which & 0x20 != 0;
+    mo.fencing_token = if which & 0x08 != 0 { u64::from(which) } else { 0 };
     let mo_ptr: *const rtm2_metadata_options = if which & 0x10 != 0 { &mo } else { ptr::null() };
     let mut wo = rtm2_get_online_users_options {
         struct_size: 0,

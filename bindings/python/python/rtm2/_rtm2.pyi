@@ -303,6 +303,9 @@ class LockDetail(_Record):
     @property
     def ttl(self) -> int:
         """Seconds an owner keeps the lock after its connection drops."""
+    @property
+    def fencing_token(self) -> int:
+        """The fencing token of the owner's grant (0 when free)."""
 
 class LockEvent(_Record):
     """A lock event of a channel entered with with_lock=True (EXPIRED also reaches the owner)."""
@@ -327,6 +330,10 @@ class LockEvent(_Record):
     @property
     def snapshot(self) -> Tuple[LockDetail, ...]:
         """SNAPSHOT: every lock of the channel."""
+    @property
+    def fencing_token(self) -> int:
+        """ACQUIRED: the new grant's token; RELEASED, EXPIRED, REMOVED: the ended grant's (0 if
+        the lock was free); 0 for SET and SNAPSHOT."""
     @property
     def timestamp(self) -> int: ...
 
@@ -435,6 +442,7 @@ class NativeStorage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> asyncio.Future[MetadataWrite]: ...
     def update_channel_metadata(
         self,
@@ -446,6 +454,7 @@ class NativeStorage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> asyncio.Future[MetadataWrite]: ...
     def remove_channel_metadata(
         self,
@@ -457,6 +466,7 @@ class NativeStorage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> asyncio.Future[MetadataWrite]: ...
     def get_channel_metadata(
         self, channel: str, channel_type_name: str, timeout: Optional[float] = None
@@ -507,7 +517,7 @@ class NativeLock:
     ) -> asyncio.Future[None]: ...
     def acquire_lock(
         self, channel: str, channel_type_name: str, name: str, retry: bool = False, timeout: Optional[float] = None
-    ) -> Tuple[asyncio.Future[None], NativeWithdrawal]: ...
+    ) -> Tuple[asyncio.Future[int], NativeWithdrawal]: ...
     def release_lock(
         self, channel: str, channel_type_name: str, name: str, timeout: Optional[float] = None
     ) -> asyncio.Future[None]: ...

@@ -160,7 +160,10 @@ class Storage:
     -1 (default) no check, 0 the set must be empty (set only), N the set's major revision must
     be N; an item's ``revision`` likewise (-1, 0 = create only, N) — a failed condition is 12014.
     ``record_ts`` / ``record_author`` stamp the written items with the server time / your user
-    id. ``lock_name`` (channel metadata): write only while you hold that lock (12008).
+    id. ``lock_name`` (channel metadata): write only while you hold that lock (12008);
+    ``fencing_token`` (with ``lock_name``): the token :meth:`Locks.acquire_lock` returned — the
+    write is refused (12008) unless it is the lock's current grant, so a holder whose lock was
+    freed and granted again meanwhile cannot write on stale reads (0 = not checked).
 
     Events: ``"storage"`` (:class:`rtm2.StorageEvent`, the whole set): for channels subscribed or
     joined with ``with_metadata=True``, and for users after :meth:`subscribe_user_metadata`.
@@ -183,11 +186,20 @@ class Storage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> MetadataWrite:
         """Adds or overwrites items of a channel's metadata (at most 32 per call)."""
         self._client._ensure_dispatcher()
         return await self._native.set_channel_metadata(  # type: ignore[no-any-return]
-            channel, channel_type, _items(items), major_revision, lock_name, record_ts, record_author, timeout
+            channel,
+            channel_type,
+            _items(items),
+            major_revision,
+            lock_name,
+            record_ts,
+            record_author,
+            timeout,
+            fencing_token,
         )
 
     async def update_channel_metadata(
@@ -201,11 +213,20 @@ class Storage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> MetadataWrite:
         """Changes existing items of a channel's metadata (12014 if one does not exist)."""
         self._client._ensure_dispatcher()
         return await self._native.update_channel_metadata(  # type: ignore[no-any-return]
-            channel, channel_type, _items(items), major_revision, lock_name, record_ts, record_author, timeout
+            channel,
+            channel_type,
+            _items(items),
+            major_revision,
+            lock_name,
+            record_ts,
+            record_author,
+            timeout,
+            fencing_token,
         )
 
     async def remove_channel_metadata(
@@ -219,12 +240,21 @@ class Storage:
         record_ts: bool = False,
         record_author: bool = False,
         timeout: Optional[float] = None,
+        fencing_token: int = 0,
     ) -> MetadataWrite:
         """Removes items (keys, or items with a revision condition) of a channel's metadata;
         no items: the whole set."""
         self._client._ensure_dispatcher()
         return await self._native.remove_channel_metadata(  # type: ignore[no-any-return]
-            channel, channel_type, _items(items), major_revision, lock_name, record_ts, record_author, timeout
+            channel,
+            channel_type,
+            _items(items),
+            major_revision,
+            lock_name,
+            record_ts,
+            record_author,
+            timeout,
+            fencing_token,
         )
 
     async def get_channel_metadata(
@@ -311,9 +341,15 @@ class Locks:
     """Locks of a channel (``client.lock``). No need to be in the channel.
 
     ``set_lock`` defines a lock (name + ttl), ``acquire_lock`` takes it. ``ttl`` (seconds,
-    clamped to 10…300) is how long an owner whose connection drops keeps the lock; after that it
-    is released. Events: ``"lock"`` (:class:`rtm2.LockEvent`) for channels subscribed or joined
-    with ``with_lock=True``.
+    clamped to 10…300) is how long an owner whose connection drops (or who leaves the channel)
+    keeps the lock; after that it is released. Events: ``"lock"`` (:class:`rtm2.LockEvent`) for
+    channels subscribed or joined with ``with_lock=True``.
+
+    Every grant has a **fencing token** (returned by :meth:`acquire_lock`, also in ACQUIRED
+    events and :meth:`get_locks`), strictly increasing from grant to grant. A paused owner may
+    believe it still holds a lock that was freed and granted to another client: send the token
+    with every write to a resource the lock guards, and have the resource reject a token lower
+    than the highest it has seen. Metadata writes take it as ``fencing_token=``.
     """
 
     def __init__(self, client: "Client", native: Any) -> None:
@@ -348,14 +384,15 @@ class Locks:
         channel_type: ChannelTypeName = "MESSAGE",
         retry: bool = False,
         timeout: Optional[float] = None,
-    ) -> None:
-        """Takes a lock. If another user holds it: fails with 14007, or with ``retry=True`` waits
-        in the server's queue until it is granted — without a time limit unless ``timeout`` is
-        given (then 14002). The wait never blocks the event loop; cancel it like any awaitable."""
+    ) -> int:
+        """Takes a lock and returns the grant's fencing token. If another user holds it: fails
+        with 14007, or with ``retry=True`` waits in the server's queue until it is granted —
+        without a time limit unless ``timeout`` is given (then 14002). The wait never blocks the
+        event loop; cancel it like any awaitable. Acquiring a lock you hold returns its token."""
         self._client._ensure_dispatcher()
         acquired, withdrawal = self._native.acquire_lock(channel, channel_type, name, retry, timeout)
         try:
-            await acquired
+            return int(await acquired)
         except asyncio.CancelledError:
             # The cancellation completes once the server has withdrawn the acquisition: from
             # then on the lock cannot be granted to it (one granted meanwhile was released).
