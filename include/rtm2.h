@@ -1519,7 +1519,10 @@ int32_t rtm2_config_new(const char *app_id, const char *user_id, struct rtm2_con
 void rtm2_config_free(struct rtm2_config *config);
 
 // Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-// default), `"tcp://host:port"` or `"host:port"`. 10014 INVALID_PARAMETER for anything else.
+// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`. The port must be
+// 1..=65535 and the host an IPv4 address, an IPv6 address in brackets (`[::1]:9696`) or a
+// host name. 10014 INVALID_PARAMETER for anything else (e.g. `"tcp://127.0.0.1:99999"`),
+// and the config is unchanged.
 //
 // # Safety
 // `config` is a live config; `endpoint` a NUL-terminated string (borrowed).
@@ -1534,14 +1537,16 @@ int32_t rtm2_config_set_endpoint(struct rtm2_config *config, const char *endpoin
 int32_t rtm2_config_set_request_timeout_ms(struct rtm2_config *config, uint64_t timeout_ms);
 
 // Sets how long (seconds, 5..=300, default 300) this user stays present after an unexpected
-// disconnect. 10014 when out of range.
+// disconnect. A value out of the range is clamped into it (4 → 5, 301 → 300), as the server
+// does; `rtm2_client_get_parameters` shows the value in effect.
 //
 // # Safety
 // `config` is a live config.
 int32_t rtm2_config_set_presence_timeout_s(struct rtm2_config *config, uint32_t seconds);
 
-// Sets the interval between keep-alive pings (seconds, 1..=1800, default 5). 10014 when out
-// of range.
+// Sets the interval between keep-alive pings (seconds, 5..=1800, default 5). A value out of
+// the range is clamped into it (0 or 4 → 5, 1801 → 1800), as the server does;
+// `rtm2_client_get_parameters` shows the value in effect.
 //
 // # Safety
 // `config` is a live config.
@@ -1566,7 +1571,9 @@ int32_t rtm2_config_set_event_queue_capacity(struct rtm2_config *config, uint64_
 // `request_timeout_ms`, `heartbeat_interval_s`, `presence_timeout_s`, `pong_timeout_ms`,
 // `reconnect_initial_backoff_ms`, `reconnect_max_backoff_ms`, `event_queue_capacity`,
 // `receive_own_messages`. An unknown key, a wrong type or a value out of range fails with
-// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing.
+// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing — except
+// `presence_timeout_s` (5..=300) and `heartbeat_interval_s` (5..=1800), whose integers ≥ 0
+// are clamped into their range.
 //
 // # Safety
 // `config` is a live config; `json` a NUL-terminated string (borrowed).
