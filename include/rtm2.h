@@ -1454,7 +1454,8 @@ int32_t rtm2_client_unsubscribe(struct rtm2_client *client,
 // or a STRING that is not UTF-8), 11010 CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION (payload +
 // custom type over 32 KiB), 11029 CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, 11033
 // CHANNEL_RECEIVER_OFFLINE, 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
-// before the call returns.
+// before the call returns. A `payload_len` over 32 KiB completes with 11010 without the
+// payload being read (the length is checked before anything else is read).
 //
 // # Safety
 // `client` is a live client; `channel` a NUL-terminated string; `payload` NULL (with
@@ -1779,7 +1780,8 @@ int32_t rtm2_presence_where_now(struct rtm2_client *client,
 // (logged-in) client subscribes to / joins the channel with presence, the state is kept
 // locally (for at most 100 channels) and set when it does. Completes with `RTM2_OK`, 10002
 // NOT_LOGIN, 10019, 13003 (no pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
-// than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
+// than 32 keys with the existing ones; a `state_count` over 32 completes with it before
+// `states` is read), 13006 / 13007 invalid key / value, 13008 / 13009 key
 // over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
 //
 // # Safety
@@ -1811,7 +1813,7 @@ int32_t rtm2_presence_get_state(struct rtm2_client *client,
 
 // Removes `key_count` keys of this client's state in a channel (`key_count` 0: all of
 // them); the others present get a REMOTE_STATE_CHANGED event. Completes with `RTM2_OK`,
-// 10019, 13006, 13012, ….
+// 10019, 13005 (a `key_count` over 32, `keys` unread), 13006, 13012, ….
 //
 // # Safety
 // `client` is a live client; `channel` a NUL-terminated string; `keys` NULL (with count 0)
@@ -1858,7 +1860,8 @@ void rtm2_metadata_options_init(struct rtm2_metadata_options *options);
 // success `result->metadata_write` holds the new major revision and item count; subscribers
 // with `WITH_METADATA` get an UPDATE storage event with the whole set. `options` may be NULL
 // (no conditions). Completes with `RTM2_OK`, 10002, 10008, 10019, 12002 (more than 32
-// items), 12005 STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
+// items; an `item_count` over 32 completes with it before `items` is read), 12005
+// STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
 // (lock name invalid / not held), 12009 / 12010 invalid key / value, 12011 / 12012 key over
 // 32 bytes / value over 16 KiB, 12013 STORAGE_DUPLICATE_KEY, 12014
 // STORAGE_OUTDATED_REVISION (a revision condition failed), 12018 STORAGE_OPERATION_TIMEOUT,
@@ -2083,7 +2086,7 @@ int32_t rtm2_stream_channel_leave_topic(struct rtm2_stream_channel *channel,
 // 11010). Delivered to the members that subscribed to this publisher in this topic, in
 // order. `options` may be NULL (binary, no custom type). Completes with `RTM2_OK`, 11016
 // CHANNEL_TOPIC_NOT_JOINED, 11009, 11010, 11029, …. The payload is copied before the call
-// returns.
+// returns. A `payload_len` over 1 KiB completes with 11010 without the payload being read.
 //
 // # Safety
 // `channel` is a live handle; `topic` a NUL-terminated string; `payload` NULL (with length
@@ -2099,7 +2102,9 @@ int32_t rtm2_stream_channel_publish_topic(struct rtm2_stream_channel *channel,
                                           uint64_t *out_request_id);
 
 // Subscribes to publishers of `topic`: the `user_count` users in `users`, or (with
-// `user_count` 0) every current publisher, up to 64. Incremental. On success
+// `user_count` 0) every current publisher, up to 64 (a `user_count` over 128, the most a stream
+// channel holds, completes with 11011 CHANNEL_INVALID_USER_LIST, `users` unread). Incremental.
+// On success
 // `result->subscribe_topic` lists the users subscribed and those that failed (with a per-user
 // code). Completes with `RTM2_OK`, 11001, 11008, 11014 (more than 50 topics), 11017
 // CHANNEL_TOPIC_NOT_EXIST, ….
@@ -2116,7 +2121,8 @@ int32_t rtm2_stream_channel_subscribe_topic(struct rtm2_stream_channel *channel,
                                             uint64_t *out_request_id);
 
 // Unsubscribes the given publishers of `topic`, or (with `user_count` 0) the whole topic.
-// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, ….
+// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, 11011 (a
+// `user_count` over 128, `users` unread), ….
 //
 // # Safety
 // As `rtm2_stream_channel_subscribe_topic`.

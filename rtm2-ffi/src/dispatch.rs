@@ -254,6 +254,22 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Refuses an operation whose length or count alone breaks a limit (`check`, one of the
+    /// size checks of `rtm2_proto::validate`), before the memory behind it is read: a wrong
+    /// length must not make the SDK read past the caller's buffer. The operation then completes
+    /// at once with the limit's code, as the core would have completed it. True when refused.
+    pub(crate) fn refuse_size(
+        &self,
+        op: &'static str,
+        completion: Completion,
+        out: Option<Out<u64>>,
+        check: rtm2_proto::validate::Check,
+    ) -> FfiResult<bool> {
+        let Err(v) = check else { return Ok(false) };
+        self.complete_now(op, completion, out, Err(rtm2_core::Error::new(v.code, op, v.reason)))?;
+        Ok(true)
+    }
+
     /// Stops the dispatcher: no new operations; every pending one is completed with 10018
     /// INSTANCE_ALREADY_RELEASED; queued events are discarded; the dispatcher thread delivers
     /// the remaining completions, calls the listener's destroy and ends. Returns the tasks to

@@ -527,6 +527,107 @@ TEST(overflow_is_reported_with_the_count) {
 
 /* ---- lifecycle: exactly once on timeout, logout, free ---- */
 
+/* ---- lengths and counts are checked before the memory behind them is read ---- */
+
+TEST(sizes_are_checked_before_anything_is_read) {
+    /* Each call passes a small heap buffer with a length or count far beyond it: the SDK must
+     * refuse the size (with the limit's code, as a completion) without reading past the
+     * buffer — under AddressSanitizer any such read fails the run, and a length of 2^40 used
+     * to abort the process in the allocator. */
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = login_client("sizes", &rec);
+    h_call k;
+    h_call_init(&k);
+    char *buf16 = (char *)malloc(16);
+    memset(buf16, 'p', 16);
+    const size_t huge = (size_t)1 << 40;
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, huge, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "publish");
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, 64 * 1024, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, 16, NULL, h_complete, &k, NULL)), RTM2_OK);
+
+    rtm2_stream_channel *sc = NULL;
+    CHECK_OK(rtm2_client_create_stream_channel(c, "sizes", &sc));
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, huge, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "publish_topic");
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, 1025, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    /* Within the limit the usual checks apply (not joined). */
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, 16, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_NOT_JOINED);
+
+    const char **one_user = (const char **)malloc(sizeof *one_user);
+    one_user[0] = "alice";
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 1000, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 129, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_unsubscribe_topic(sc, "t", one_user, 100000, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 1, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_NOT_JOINED);
+
+    CHECK_INT(OP(k, rtm2_client_subscribe(c, "sizes", RTM2_SUBSCRIBE_DEFAULT, h_complete, &k, NULL)), RTM2_OK);
+    rtm2_state_item *one_state = (rtm2_state_item *)malloc(sizeof *one_state);
+    one_state[0].key = "mood";
+    one_state[0].value = "ok";
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 1000, h_complete, &k,
+                                            NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 33, h_complete, &k,
+                                            NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 1, h_complete, &k,
+                                            NULL)),
+              RTM2_OK);
+    const char **one_key = (const char **)malloc(sizeof *one_key);
+    one_key[0] = "mood";
+    CHECK_INT(OP(k, rtm2_presence_remove_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_key, 1000, h_complete, &k,
+                                               NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_remove_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_key, 1, h_complete, &k,
+                                               NULL)),
+              RTM2_OK);
+
+    rtm2_metadata_item *one_item = (rtm2_metadata_item *)calloc(1, sizeof *one_item);
+    one_item[0].key = "k";
+    one_item[0].value = "v";
+    one_item[0].revision = -1;
+    CHECK_INT(OP(k, rtm2_storage_set_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 100000, NULL,
+                                                      h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "set_channel_metadata");
+    CHECK_INT(OP(k, rtm2_storage_update_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 33, NULL,
+                                                         h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_remove_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 1000, NULL,
+                                                         h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_set_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "set_user_metadata");
+    CHECK_INT(OP(k, rtm2_storage_update_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_remove_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_set_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 1, NULL,
+                                                      h_complete, &k, NULL)),
+              RTM2_OK);
+
+    free(buf16);
+    free(one_user);
+    free(one_state);
+    free(one_key);
+    free(one_item);
+    rtm2_stream_channel_free(sc);
+    h_call_destroy(&k);
+    free_client(c, &rec);
+}
+
 static rtm2_client *unreachable_client(const char *name, h_recorder *rec, uint64_t timeout_ms) {
     char u[96], ep[64];
     snprintf(ep, sizeof ep, "127.0.0.1:%d", h_unused_port());
@@ -880,6 +981,7 @@ int main(int argc, char **argv) {
         RUN(callbacks_may_call_back_into_the_sdk);
         RUN(stream_channel_quick_start_with_result_structs);
         RUN(errors_have_exact_codes);
+        RUN(sizes_are_checked_before_anything_is_read);
         RUN(overflow_is_reported_with_the_count);
         RUN(timeouts_complete_with_the_operation_code);
         RUN(logout_completes_pending_operations);

@@ -292,13 +292,14 @@ class StreamChannel:
     async def subscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
     ) -> SubscribeTopicResult:
-        """Subscribes to these publishers of ``topic`` (empty: every current one, up to 64)."""
+        """Subscribes to these publishers of ``topic`` (empty: every current one, up to 64; a
+        list of more than 128 users raises 11011 CHANNEL_INVALID_USER_LIST)."""
         return await self._native.subscribe_topic(topic, _users(users), timeout)  # type: ignore[no-any-return]
 
     async def unsubscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
     ) -> None:
-        """Unsubscribes these publishers of ``topic`` (empty: the whole topic)."""
+        """Unsubscribes these publishers of ``topic`` (empty: the whole topic; more than 128: 11011)."""
         await self._native.unsubscribe_topic(topic, _users(users), timeout)
 
     def subscribed_users(self, topic: str) -> List[str]:
