@@ -182,10 +182,16 @@ pub unsafe extern "C" fn rtm2_client_new(
 /// `rtm2_client_logout` first for a clean leave); the listener's `destroy` runs as the last
 /// callback; the dispatcher thread ends.
 ///
-/// Called from any thread except inside a callback of this client, it returns after all of
-/// that: no callback of the client runs after it returns. Called from inside a callback of
-/// this client (on its dispatcher thread), it returns at once and the rest (completions with
-/// 10018, `destroy`) runs right after the current callback returns.
+/// Called from a thread of the application (outside every rtm2 callback), it returns after
+/// all of that: no callback of the client runs after it returns.
+///
+/// Called from inside a callback — of this client or of ANY other client (on any rtm2
+/// dispatcher thread) — it never waits for a dispatcher thread: it returns at once, and the
+/// freed client's dispatcher delivers the rest (every pending completion exactly once, with
+/// 10018; then `destroy`) on its own thread, right after the callback it may be running
+/// returns. So two clients whose callbacks free each other do not deadlock. In that case keep
+/// what the freed client's `user_data` pointers point to alive until its listener's `destroy`
+/// has run (or, without a listener, until its pending completions have run).
 ///
 /// The handle is invalid afterwards. Stream channel handles made from it stay valid (free
 /// them with `rtm2_stream_channel_free`) but every call on them returns 10018.
@@ -202,7 +208,7 @@ pub unsafe extern "C" fn rtm2_client_free(client: *mut rtm2_client) {
             task.abort();
         }
         drop(client);
-        threads.join(&dispatcher);
+        threads.join();
     })
 }
 
