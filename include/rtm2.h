@@ -1361,10 +1361,16 @@ int32_t rtm2_client_new(const struct rtm2_config *config,
 // `rtm2_client_logout` first for a clean leave); the listener's `destroy` runs as the last
 // callback; the dispatcher thread ends.
 //
-// Called from any thread except inside a callback of this client, it returns after all of
-// that: no callback of the client runs after it returns. Called from inside a callback of
-// this client (on its dispatcher thread), it returns at once and the rest (completions with
-// 10018, `destroy`) runs right after the current callback returns.
+// Called from a thread of the application (outside every rtm2 callback), it returns after
+// all of that: no callback of the client runs after it returns.
+//
+// Called from inside a callback — of this client or of ANY other client (on any rtm2
+// dispatcher thread) — it never waits for a dispatcher thread: it returns at once, and the
+// freed client's dispatcher delivers the rest (every pending completion exactly once, with
+// 10018; then `destroy`) on its own thread, right after the callback it may be running
+// returns. So two clients whose callbacks free each other do not deadlock. In that case keep
+// what the freed client's `user_data` pointers point to alive until its listener's `destroy`
+// has run (or, without a listener, until its pending completions have run).
 //
 // The handle is invalid afterwards. Stream channel handles made from it stay valid (free
 // them with `rtm2_stream_channel_free`) but every call on them returns 10018.
@@ -1454,7 +1460,8 @@ int32_t rtm2_client_unsubscribe(struct rtm2_client *client,
 // or a STRING that is not UTF-8), 11010 CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION (payload +
 // custom type over 32 KiB), 11029 CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, 11033
 // CHANNEL_RECEIVER_OFFLINE, 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
-// before the call returns.
+// before the call returns. A `payload_len` over 32 KiB completes with 11010 without the
+// payload being read (the length is checked before anything else is read).
 //
 // # Safety
 // `client` is a live client; `channel` a NUL-terminated string; `payload` NULL (with
@@ -1519,7 +1526,10 @@ int32_t rtm2_config_new(const char *app_id, const char *user_id, struct rtm2_con
 void rtm2_config_free(struct rtm2_config *config);
 
 // Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-// default), `"tcp://host:port"` or `"host:port"`. 10014 INVALID_PARAMETER for anything else.
+// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`. The port must be
+// 1..=65535 and the host an IPv4 address, an IPv6 address in brackets (`[::1]:9696`) or a
+// host name. 10014 INVALID_PARAMETER for anything else (e.g. `"tcp://127.0.0.1:99999"`),
+// and the config is unchanged.
 //
 // # Safety
 // `config` is a live config; `endpoint` a NUL-terminated string (borrowed).
@@ -1534,14 +1544,16 @@ int32_t rtm2_config_set_endpoint(struct rtm2_config *config, const char *endpoin
 int32_t rtm2_config_set_request_timeout_ms(struct rtm2_config *config, uint64_t timeout_ms);
 
 // Sets how long (seconds, 5..=300, default 300) this user stays present after an unexpected
-// disconnect. 10014 when out of range.
+// disconnect. A value out of the range is clamped into it (4 → 5, 301 → 300), as the server
+// does; `rtm2_client_get_parameters` shows the value in effect.
 //
 // # Safety
 // `config` is a live config.
 int32_t rtm2_config_set_presence_timeout_s(struct rtm2_config *config, uint32_t seconds);
 
-// Sets the interval between keep-alive pings (seconds, 1..=1800, default 5). 10014 when out
-// of range.
+// Sets the interval between keep-alive pings (seconds, 5..=1800, default 5). A value out of
+// the range is clamped into it (0 or 4 → 5, 1801 → 1800), as the server does;
+// `rtm2_client_get_parameters` shows the value in effect.
 //
 // # Safety
 // `config` is a live config.
@@ -1566,7 +1578,9 @@ int32_t rtm2_config_set_event_queue_capacity(struct rtm2_config *config, uint64_
 // `request_timeout_ms`, `heartbeat_interval_s`, `presence_timeout_s`, `pong_timeout_ms`,
 // `reconnect_initial_backoff_ms`, `reconnect_max_backoff_ms`, `event_queue_capacity`,
 // `receive_own_messages`. An unknown key, a wrong type or a value out of range fails with
-// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing.
+// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing — except
+// `presence_timeout_s` (5..=300) and `heartbeat_interval_s` (5..=1800), whose integers ≥ 0
+// are clamped into their range.
 //
 // # Safety
 // `config` is a live config; `json` a NUL-terminated string (borrowed).
@@ -1772,7 +1786,8 @@ int32_t rtm2_presence_where_now(struct rtm2_client *client,
 // (logged-in) client subscribes to / joins the channel with presence, the state is kept
 // locally (for at most 100 channels) and set when it does. Completes with `RTM2_OK`, 10002
 // NOT_LOGIN, 10019, 13003 (no pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
-// than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
+// than 32 keys with the existing ones; a `state_count` over 32 completes with it before
+// `states` is read), 13006 / 13007 invalid key / value, 13008 / 13009 key
 // over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
 //
 // # Safety
@@ -1804,7 +1819,7 @@ int32_t rtm2_presence_get_state(struct rtm2_client *client,
 
 // Removes `key_count` keys of this client's state in a channel (`key_count` 0: all of
 // them); the others present get a REMOTE_STATE_CHANGED event. Completes with `RTM2_OK`,
-// 10019, 13006, 13012, ….
+// 10019, 13005 (a `key_count` over 32, `keys` unread), 13006, 13012, ….
 //
 // # Safety
 // `client` is a live client; `channel` a NUL-terminated string; `keys` NULL (with count 0)
@@ -1851,7 +1866,8 @@ void rtm2_metadata_options_init(struct rtm2_metadata_options *options);
 // success `result->metadata_write` holds the new major revision and item count; subscribers
 // with `WITH_METADATA` get an UPDATE storage event with the whole set. `options` may be NULL
 // (no conditions). Completes with `RTM2_OK`, 10002, 10008, 10019, 12002 (more than 32
-// items), 12005 STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
+// items; an `item_count` over 32 completes with it before `items` is read), 12005
+// STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
 // (lock name invalid / not held), 12009 / 12010 invalid key / value, 12011 / 12012 key over
 // 32 bytes / value over 16 KiB, 12013 STORAGE_DUPLICATE_KEY, 12014
 // STORAGE_OUTDATED_REVISION (a revision condition failed), 12018 STORAGE_OPERATION_TIMEOUT,
@@ -2076,7 +2092,7 @@ int32_t rtm2_stream_channel_leave_topic(struct rtm2_stream_channel *channel,
 // 11010). Delivered to the members that subscribed to this publisher in this topic, in
 // order. `options` may be NULL (binary, no custom type). Completes with `RTM2_OK`, 11016
 // CHANNEL_TOPIC_NOT_JOINED, 11009, 11010, 11029, …. The payload is copied before the call
-// returns.
+// returns. A `payload_len` over 1 KiB completes with 11010 without the payload being read.
 //
 // # Safety
 // `channel` is a live handle; `topic` a NUL-terminated string; `payload` NULL (with length
@@ -2092,7 +2108,9 @@ int32_t rtm2_stream_channel_publish_topic(struct rtm2_stream_channel *channel,
                                           uint64_t *out_request_id);
 
 // Subscribes to publishers of `topic`: the `user_count` users in `users`, or (with
-// `user_count` 0) every current publisher, up to 64. Incremental. On success
+// `user_count` 0) every current publisher, up to 64 (a `user_count` over 128, the most a stream
+// channel holds, completes with 11011 CHANNEL_INVALID_USER_LIST, `users` unread). Incremental.
+// On success
 // `result->subscribe_topic` lists the users subscribed and those that failed (with a per-user
 // code). Completes with `RTM2_OK`, 11001, 11008, 11014 (more than 50 topics), 11017
 // CHANNEL_TOPIC_NOT_EXIST, ….
@@ -2109,7 +2127,8 @@ int32_t rtm2_stream_channel_subscribe_topic(struct rtm2_stream_channel *channel,
                                             uint64_t *out_request_id);
 
 // Unsubscribes the given publishers of `topic`, or (with `user_count` 0) the whole topic.
-// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, ….
+// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, 11011 (a
+// `user_count` over 128, `users` unread), ….
 //
 // # Safety
 // As `rtm2_stream_channel_subscribe_topic`.

@@ -38,7 +38,10 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// Parses `""`/`"embedded"` (embedded), `"tcp://host:port"`, `"host:port"` or
-    /// `"tls://host:port"`.
+    /// `"tls://host:port"`. The port must be 1..=65535; the host an IPv4 address, an IPv6
+    /// address in brackets (`[::1]:9696`) or a DNS name (labels of `[A-Za-z0-9_-]`, at most 63
+    /// bytes each, 253 in all). Anything else fails with 10014 INVALID_PARAMETER, here rather
+    /// than at connect time.
     pub fn parse(s: &str) -> Result<Endpoint> {
         let s = s.trim();
         if s.is_empty() || s == "embedded" {
@@ -48,17 +51,38 @@ impl Endpoint {
             Some(a) => (true, a),
             None => (false, s.strip_prefix("tcp://").unwrap_or(s)),
         };
+        let bad = |why: String| Error::new(ErrorCode::INVALID_PARAMETER, "config", format!("endpoint {s:?}: {why}"));
         if addr.contains("://") || !addr.contains(':') {
-            return Err(Error::new(
-                ErrorCode::INVALID_PARAMETER,
-                "config",
-                format!(
-                    "endpoint {s:?} is not \"embedded\", \"tcp://host:port\", \"host:port\" or \"tls://host:port\""
-                ),
-            ));
+            return Err(bad("not \"embedded\", \"tcp://host:port\", \"host:port\" or \"tls://host:port\"".into()));
         }
+        check_host_port(addr).map_err(bad)?;
         Ok(if tls { Endpoint::Tls(addr.to_string()) } else { Endpoint::Tcp(addr.to_string()) })
     }
+}
+
+/// Checks `host:port` (see [`Endpoint::parse`]); the reason when it is malformed.
+fn check_host_port(addr: &str) -> std::result::Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else { return Err("no port".into()) };
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
+        _ => return Err(format!("port {port:?} is not a number in 1..=65535")),
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().map(drop).map_err(|_| format!("{inner:?} is not an IPv6 address"));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(format!("host {host:?} is not an IPv4 address, a bracketed IPv6 address or a host name"));
+    }
+    Ok(())
 }
 
 /// Configuration of a [`Client`](crate::Client).
@@ -72,9 +96,11 @@ pub struct ClientConfig {
     pub endpoint: Endpoint,
     /// Timeout of every operation (reference default 10 s).
     pub request_timeout: Duration,
-    /// Seconds this user stays present after an unexpected disconnect (clamped to 5..=300).
+    /// Seconds this user stays present after an unexpected disconnect (5..=300, default 300;
+    /// `set_parameters` clamps into the range, as the server does).
     pub presence_timeout_s: u32,
-    /// Seconds between pings (1..=1800, default 5).
+    /// Seconds between pings (5..=1800, default 5; `set_parameters` clamps into the range, as
+    /// the server does).
     pub heartbeat_interval_s: u32,
     /// The link counts as lost after this long without a frame from the server.
     pub pong_timeout: Duration,
@@ -152,8 +178,8 @@ impl ClientConfig {
     /// | key | range | takes effect |
     /// |---|---|---|
     /// | `request_timeout_ms` | 100..=600000 | next operation |
-    /// | `heartbeat_interval_s` | 1..=1800 | next login |
-    /// | `presence_timeout_s` | 5..=300 | next login |
+    /// | `heartbeat_interval_s` | 5..=1800, clamped | next login |
+    /// | `presence_timeout_s` | 5..=300, clamped | next login |
     /// | `pong_timeout_ms` | 100..=600000 | next connection |
     /// | `reconnect_initial_backoff_ms` | 10..=600000 | next reconnect |
     /// | `reconnect_max_backoff_ms` | 10..=600000 | next reconnect |
@@ -164,7 +190,10 @@ impl ClientConfig {
     /// | `log_file` | path, `""` = none | at once |
     /// | `log_level` | `trace`..`error` | with `log_file` |
     ///
-    /// An unknown key, a value of the wrong type or out of range fails with 10014.
+    /// An unknown key, a value of the wrong type or out of range fails with 10014 — except the
+    /// two clamped keys: like the server (and the reference SDKs), any integer ≥ 0 is accepted
+    /// and moved into the range (4 → 5, 301 → 300); [`ClientConfig::parameters`] then reads back
+    /// the value in effect.
     pub fn set_parameters(&mut self, json: &str) -> Result<()> {
         let bad = |r: String| Error::new(ErrorCode::INVALID_PARAMETER, "set_parameters", r);
         let v: Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
@@ -177,15 +206,21 @@ impl ClientConfig {
                     _ => Err(bad(format!("{k} must be an integer in {lo}..={hi}, got {v}"))),
                 }
             };
+            // Any integer ≥ 0, moved into lo..=hi (the server's rule for the same values).
+            let clamped = |lo: u32, hi: u32| -> Result<u32> {
+                match v.as_u64() {
+                    Some(n) => Ok(n.clamp(lo as u64, hi as u64) as u32),
+                    None => Err(bad(format!("{k} must be an integer ≥ 0 (clamped to {lo}..={hi}), got {v}"))),
+                }
+            };
             match k.as_str() {
                 "request_timeout_ms" => next.request_timeout = Duration::from_millis(int(100, 600_000)?),
                 "heartbeat_interval_s" => {
                     next.heartbeat_interval_s =
-                        int(limits::MIN_HEARTBEAT_INTERVAL_S as u64, limits::MAX_HEARTBEAT_INTERVAL_S as u64)? as u32
+                        clamped(limits::MIN_HEARTBEAT_INTERVAL_S, limits::MAX_HEARTBEAT_INTERVAL_S)?
                 }
                 "presence_timeout_s" => {
-                    next.presence_timeout_s =
-                        int(limits::MIN_PRESENCE_TIMEOUT_S as u64, limits::MAX_PRESENCE_TIMEOUT_S as u64)? as u32
+                    next.presence_timeout_s = clamped(limits::MIN_PRESENCE_TIMEOUT_S, limits::MAX_PRESENCE_TIMEOUT_S)?
                 }
                 "pong_timeout_ms" => next.pong_timeout = Duration::from_millis(int(100, 600_000)?),
                 "reconnect_initial_backoff_ms" => {
@@ -219,5 +254,90 @@ impl ClientConfig {
         }
         *self = next;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(c: &ClientConfig, k: &str) -> u64 {
+        c.parameters()[k].as_u64().unwrap()
+    }
+
+    #[test]
+    fn presence_timeout_is_clamped_like_the_server_does() {
+        let mut c = ClientConfig::new("a", "u");
+        for (given, effective) in [(4, 5), (0, 5), (5, 5), (30, 30), (300, 300), (301, 300), (1u64 << 40, 300)] {
+            c.set_parameters(&format!(r#"{{"presence_timeout_s": {given}}}"#)).unwrap();
+            assert_eq!(c.presence_timeout_s, effective as u32, "presence_timeout_s {given}");
+            assert_eq!(param(&c, "presence_timeout_s"), effective, "read back for {given}");
+        }
+        for bad in ["-1", "4.5", "\"30\"", "null"] {
+            let e = c.set_parameters(&format!(r#"{{"presence_timeout_s": {bad}}}"#)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::INVALID_PARAMETER, "presence_timeout_s {bad}");
+        }
+    }
+
+    #[test]
+    fn heartbeat_interval_is_clamped_to_the_reference_range() {
+        let mut c = ClientConfig::new("a", "u");
+        assert_eq!(param(&c, "heartbeat_interval_s"), limits::DEFAULT_HEARTBEAT_INTERVAL_S as u64);
+        for (given, effective) in [(0, 5), (1, 5), (4, 5), (5, 5), (60, 60), (1800, 1800), (1801, 1800)] {
+            c.set_parameters(&format!(r#"{{"heartbeat_interval_s": {given}}}"#)).unwrap();
+            assert_eq!(c.heartbeat_interval_s, effective, "heartbeat_interval_s {given}");
+            assert_eq!(param(&c, "heartbeat_interval_s"), effective as u64, "read back for {given}");
+        }
+        let e = c.set_parameters(r#"{"heartbeat_interval_s": -5}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMETER);
+        // All or nothing still: a bad key next to a clamped one changes nothing.
+        let e = c.set_parameters(r#"{"heartbeat_interval_s": 1, "nope": 1}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMETER);
+        assert_eq!(c.heartbeat_interval_s, 1800);
+    }
+
+    #[test]
+    fn endpoints_are_validated_when_parsed() {
+        for ok in [
+            "",
+            "embedded",
+            "127.0.0.1:9696",
+            "tcp://127.0.0.1:1",
+            "tcp://127.0.0.1:65535",
+            "tls://example.com:443",
+            "localhost:9696",
+            "rtm2-node_1.internal:9696",
+            "[::1]:9696",
+            "tcp://[2001:db8::1]:80",
+        ] {
+            assert!(Endpoint::parse(ok).is_ok(), "{ok:?} should parse");
+        }
+        for bad in [
+            "tcp://127.0.0.1:99999",
+            "tcp://127.0.0.1:0",
+            "127.0.0.1:65536",
+            "127.0.0.1:",
+            "127.0.0.1:+80",
+            "127.0.0.1:80a",
+            ":9696",
+            "tcp://:9696",
+            "::1:9696",
+            "[::1:9696",
+            "[nope]:9696",
+            "bad host:9696",
+            "a/b:9696",
+            "user@host:9696",
+            "-host:9696",
+            "a..b:9696",
+            "http://example",
+            "nohostport",
+            "tls://",
+        ] {
+            let e = Endpoint::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} should be refused"));
+            assert_eq!(e.code, ErrorCode::INVALID_PARAMETER, "{bad:?}");
+        }
+        let long = format!("{}:1", vec!["a".repeat(63); 5].join("."));
+        assert!(Endpoint::parse(&long).is_err(), "a host over 253 bytes");
+        assert!(Endpoint::parse(&format!("{}.com:1", "a".repeat(64))).is_err(), "a label over 63 bytes");
     }
 }

@@ -323,10 +323,12 @@ impl Presence {
         })
     }
 
-    /// Removes keys of this client's state in a channel (`keys` empty: all of them).
+    /// Removes keys of this client's state in a channel (`keys` empty: all of them; more than 32:
+    /// 13005, a state never has more).
     pub fn remove_state(&self, channel: &str, channel_type: ChannelType, keys: Vec<String>) -> Op<Result<()>> {
         let op = "remove_state";
         try_op!(scope(op, channel, channel_type));
+        try_op!(v(op, validate::state_key_count(keys.len())));
         for k in &keys {
             try_op!(v(
                 op,

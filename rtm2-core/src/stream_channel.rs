@@ -244,11 +244,13 @@ impl StreamChannel {
         client.publish(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client))
     }
 
-    /// Subscribes to publishers of `topic`: the given users, or (empty) every current
-    /// publisher up to 64. Incremental; reports per-user success and failure.
+    /// Subscribes to publishers of `topic`: the given users (a list of more than 128, the most a
+    /// stream channel holds: 11011), or (empty) every current publisher up to 64. Incremental;
+    /// reports per-user success and failure.
     pub fn subscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<SubscribeTopicResult>> {
         let op = "subscribe_topic";
         try_op!(v(op, validate::topic_name(topic)));
+        try_op!(v(op, validate::topic_user_count(users.len())));
         let client = try_op!(self.client(op));
         try_op!(self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) && c.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
@@ -283,11 +285,12 @@ impl StreamChannel {
         })
     }
 
-    /// Unsubscribes the given users of `topic`, or (empty) the whole topic. 11013 when the
-    /// topic is not subscribed.
+    /// Unsubscribes the given users of `topic` (more than 128: 11011), or (empty) the whole topic.
+    /// 11013 when the topic is not subscribed.
     pub fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<()>> {
         let op = "unsubscribe_topic";
         try_op!(v(op, validate::topic_name(topic)));
+        try_op!(v(op, validate::topic_user_count(users.len())));
         let client = try_op!(self.client(op));
         try_op!(self.with_cache(&client, op, |c| {
             if !c.subscriptions.contains_key(topic) {

@@ -353,7 +353,8 @@ async fn silent_connections_are_dropped() {
     let mut raw = Raw::new(&server);
     let g = raw.goodbye().await;
     assert_eq!(g.code, ErrorCode::LOGIN_TIMEOUT.code());
-    // Logs in with a 1 s heartbeat, then goes silent.
+    // Logs in asking for a 1 s heartbeat (the server clamps it to the 5 s minimum), then goes
+    // silent.
     let mut raw = Raw::new(&server);
     raw.login("silent").await;
     let g = raw.goodbye().await;
@@ -428,7 +429,8 @@ async fn a_silent_server_is_detected_by_the_client_keepalive() {
     let proxy = Proxy::start(addr).await;
     let mut cfg = ClientConfig::new(APP_ID, "alice").endpoint(Endpoint::Tcp(proxy.addr.to_string()));
     fast(&mut cfg);
-    cfg.set_parameters(r#"{"heartbeat_interval_s": 1, "pong_timeout_ms": 300}"#).unwrap();
+    // The shortest heartbeat (5 s; less is clamped to it) and a short pong timeout.
+    cfg.set_parameters(r#"{"heartbeat_interval_s": 5, "pong_timeout_ms": 300}"#).unwrap();
     let a = Client::new(cfg).unwrap();
     let mut events = a.events();
     a.login("").await.unwrap();

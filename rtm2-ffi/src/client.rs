@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use rtm2_core::{ChannelType, Client, ErrorCode, MessageType, Payload, PublishOptions, SubscribeOptions};
+use rtm2_proto::validate;
 
 use crate::config::{borrow_config, rtm2_config};
 use crate::constants::*;
@@ -111,6 +112,19 @@ impl rtm2_client {
         self.start_map(op, cb, user_data, out, work, |_| ResultData::None)
     }
 
+    /// See `Dispatcher::refuse_size`: true when the operation was refused (and completes with
+    /// the limit's code) because of a length or count, before anything behind it was read.
+    pub(crate) fn refused(
+        &self,
+        op: &'static str,
+        cb: rtm2_completion_cb,
+        user_data: *mut c_void,
+        out: *mut u64,
+        check: rtm2_proto::validate::Check,
+    ) -> FfiResult<bool> {
+        self.dispatcher.refuse_size(op, Completion::new(cb, user_data), Out::optional(out), check)
+    }
+
     /// Starts an operation of the core (`work` calls it; its request is queued before this
     /// returns) whose success value `map` turns into the data of the completion's result.
     pub(crate) fn start_map<T, F>(
@@ -168,10 +182,16 @@ pub unsafe extern "C" fn rtm2_client_new(
 /// `rtm2_client_logout` first for a clean leave); the listener's `destroy` runs as the last
 /// callback; the dispatcher thread ends.
 ///
-/// Called from any thread except inside a callback of this client, it returns after all of
-/// that: no callback of the client runs after it returns. Called from inside a callback of
-/// this client (on its dispatcher thread), it returns at once and the rest (completions with
-/// 10018, `destroy`) runs right after the current callback returns.
+/// Called from a thread of the application (outside every rtm2 callback), it returns after
+/// all of that: no callback of the client runs after it returns.
+///
+/// Called from inside a callback — of this client or of ANY other client (on any rtm2
+/// dispatcher thread) — it never waits for a dispatcher thread: it returns at once, and the
+/// freed client's dispatcher delivers the rest (every pending completion exactly once, with
+/// 10018; then `destroy`) on its own thread, right after the callback it may be running
+/// returns. So two clients whose callbacks free each other do not deadlock. In that case keep
+/// what the freed client's `user_data` pointers point to alive until its listener's `destroy`
+/// has run (or, without a listener, until its pending completions have run).
 ///
 /// The handle is invalid afterwards. Stream channel handles made from it stay valid (free
 /// them with `rtm2_stream_channel_free`) but every call on them returns 10018.
@@ -188,7 +208,7 @@ pub unsafe extern "C" fn rtm2_client_free(client: *mut rtm2_client) {
             task.abort();
         }
         drop(client);
-        threads.join(&dispatcher);
+        threads.join();
     })
 }
 
@@ -356,7 +376,8 @@ pub(crate) fn make_payload(bytes: &[u8], message_type: MessageType) -> Payload {
 /// or a STRING that is not UTF-8), 11010 CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION (payload +
 /// custom type over 32 KiB), 11029 CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, 11033
 /// CHANNEL_RECEIVER_OFFLINE, 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
-/// before the call returns.
+/// before the call returns. A `payload_len` over 32 KiB completes with 11010 without the
+/// payload being read (the length is checked before anything else is read).
 ///
 /// # Safety
 /// `client` is a live client; `channel` a NUL-terminated string; `payload` NULL (with
@@ -376,6 +397,10 @@ pub unsafe extern "C" fn rtm2_client_publish(
     ffi_status(|| {
         let c = unsafe { client_ref(client) }?;
         let channel = unsafe { borrow_str(channel, "channel") }?.to_string();
+        // The length first: a wrong one must not make us read past the caller's buffer.
+        if c.refused("publish", cb, user_data, out_request_id, validate::message_len(payload_len))? {
+            return Ok(());
+        }
         let bytes = unsafe { borrow_bytes(payload, payload_len, "payload") }?;
         let (opts, message_type) = publish_options(unsafe { read_sized(options, "options") }?)?;
         let p = make_payload(bytes, message_type);

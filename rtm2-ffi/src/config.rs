@@ -70,7 +70,10 @@ pub unsafe extern "C" fn rtm2_config_free(config: *mut rtm2_config) {
 }
 
 /// Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-/// default), `"tcp://host:port"` or `"host:port"`. 10014 INVALID_PARAMETER for anything else.
+/// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`. The port must be
+/// 1..=65535 and the host an IPv4 address, an IPv6 address in brackets (`[::1]:9696`) or a
+/// host name. 10014 INVALID_PARAMETER for anything else (e.g. `"tcp://127.0.0.1:99999"`),
+/// and the config is unchanged.
 ///
 /// # Safety
 /// `config` is a live config; `endpoint` a NUL-terminated string (borrowed).
@@ -95,7 +98,8 @@ pub unsafe extern "C" fn rtm2_config_set_request_timeout_ms(config: *mut rtm2_co
 }
 
 /// Sets how long (seconds, 5..=300, default 300) this user stays present after an unexpected
-/// disconnect. 10014 when out of range.
+/// disconnect. A value out of the range is clamped into it (4 → 5, 301 → 300), as the server
+/// does; `rtm2_client_get_parameters` shows the value in effect.
 ///
 /// # Safety
 /// `config` is a live config.
@@ -104,8 +108,9 @@ pub unsafe extern "C" fn rtm2_config_set_presence_timeout_s(config: *mut rtm2_co
     set_param(config, "presence_timeout_s", seconds.to_string())
 }
 
-/// Sets the interval between keep-alive pings (seconds, 1..=1800, default 5). 10014 when out
-/// of range.
+/// Sets the interval between keep-alive pings (seconds, 5..=1800, default 5). A value out of
+/// the range is clamped into it (0 or 4 → 5, 1801 → 1800), as the server does;
+/// `rtm2_client_get_parameters` shows the value in effect.
 ///
 /// # Safety
 /// `config` is a live config.
@@ -139,7 +144,9 @@ pub unsafe extern "C" fn rtm2_config_set_event_queue_capacity(config: *mut rtm2_
 /// `request_timeout_ms`, `heartbeat_interval_s`, `presence_timeout_s`, `pong_timeout_ms`,
 /// `reconnect_initial_backoff_ms`, `reconnect_max_backoff_ms`, `event_queue_capacity`,
 /// `receive_own_messages`. An unknown key, a wrong type or a value out of range fails with
-/// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing.
+/// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing — except
+/// `presence_timeout_s` (5..=300) and `heartbeat_interval_s` (5..=1800), whose integers ≥ 0
+/// are clamped into their range.
 ///
 /// # Safety
 /// `config` is a live config; `json` a NUL-terminated string (borrowed).

@@ -19,8 +19,8 @@ use std::ffi::c_void;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -45,6 +45,16 @@ const PUMP_BATCH: usize = 256;
 const PUMP_POLL: Duration = Duration::from_millis(100);
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Set on every dispatcher thread (of any client) for its whole life.
+    static ON_A_DISPATCHER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the caller runs on a dispatcher thread of some client (inside a callback).
+fn on_a_dispatcher_thread() -> bool {
+    ON_A_DISPATCHER.with(|f| f.get())
+}
 
 /// A completion callback and its user data.
 #[derive(Clone, Copy)]
@@ -115,7 +125,6 @@ pub(crate) struct Dispatcher {
     wake: Condvar,
     space: Condvar,
     closed: AtomicBool,
-    thread: OnceLock<ThreadId>,
 }
 
 /// The threads of a dispatcher, owned by the client handle.
@@ -132,7 +141,6 @@ impl Dispatcher {
             wake: Condvar::new(),
             space: Condvar::new(),
             closed: AtomicBool::new(false),
-            thread: OnceLock::new(),
         });
         let spawn_err = |e: std::io::Error| FfiError::new(RTM2_ERR_INTERNAL, format!("cannot start a thread: {e}"));
         let pump = match events {
@@ -254,6 +262,22 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Refuses an operation whose length or count alone breaks a limit (`check`, one of the
+    /// size checks of `rtm2_proto::validate`), before the memory behind it is read: a wrong
+    /// length must not make the SDK read past the caller's buffer. The operation then completes
+    /// at once with the limit's code, as the core would have completed it. True when refused.
+    pub(crate) fn refuse_size(
+        &self,
+        op: &'static str,
+        completion: Completion,
+        out: Option<Out<u64>>,
+        check: rtm2_proto::validate::Check,
+    ) -> FfiResult<bool> {
+        let Err(v) = check else { return Ok(false) };
+        self.complete_now(op, completion, out, Err(rtm2_core::Error::new(v.code, op, v.reason)))?;
+        Ok(true)
+    }
+
     /// Stops the dispatcher: no new operations; every pending one is completed with 10018
     /// INSTANCE_ALREADY_RELEASED; queued events are discarded; the dispatcher thread delivers
     /// the remaining completions, calls the listener's destroy and ends. Returns the tasks to
@@ -281,11 +305,6 @@ impl Dispatcher {
         self.wake.notify_all();
         self.space.notify_all();
         aborts
-    }
-
-    /// Whether the caller runs on this dispatcher's thread (inside one of its callbacks).
-    pub(crate) fn on_dispatcher_thread(&self) -> bool {
-        self.thread.get() == Some(&std::thread::current().id())
     }
 
     /// Hands a batch of events to the dispatcher, waiting while it is behind. False once the
@@ -321,7 +340,7 @@ impl Dispatcher {
     }
 
     fn run(&self, listener: Option<Listener>) {
-        let _ = self.thread.set(std::thread::current().id());
+        ON_A_DISPATCHER.with(|f| f.set(true));
         loop {
             let items = {
                 let mut st = self.lock();
@@ -353,16 +372,22 @@ impl Dispatcher {
 }
 
 impl Threads {
-    /// Waits for the threads to end after `Dispatcher::close` — except the dispatcher thread
-    /// when called on it (from inside a callback): that one finishes by itself right after the
-    /// current callback returns.
-    pub(crate) fn join(mut self, d: &Dispatcher) {
+    /// Waits for the threads to end after `Dispatcher::close` — unless called on a dispatcher
+    /// thread (from inside a callback of this client or of any other): then it waits for
+    /// nothing and lets them finish by themselves. Waiting there could deadlock: the thread
+    /// waited for may itself be in a callback that frees the caller's client and waits for the
+    /// caller's thread. A closed dispatcher still delivers every queued completion (10018 for
+    /// those in flight) and then calls the listener's destroy, right after its current
+    /// callback returns; the pump ends within `PUMP_POLL` once it sees the close.
+    pub(crate) fn join(mut self) {
+        if on_a_dispatcher_thread() {
+            // Dropping the handles detaches the threads.
+            return;
+        }
         if let Some(p) = self.pump.take() {
             let _ = p.join();
         }
-        if let Some(t) = self.dispatcher.take()
-            && !d.on_dispatcher_thread()
-        {
+        if let Some(t) = self.dispatcher.take() {
             let _ = t.join();
         }
     }

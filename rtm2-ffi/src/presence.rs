@@ -13,6 +13,7 @@ use crate::dispatch::rtm2_completion_cb;
 use crate::error::{FfiResult, ffi_status};
 use crate::ptr::{Out, ZeroInit, borrow_opt_str, borrow_slice, borrow_str, borrow_str_array, read_sized};
 use crate::results::{ResultData, Strings, array_ptr};
+use rtm2_proto::validate;
 
 /// One key/value pair of a user's presence state. As input (`rtm2_presence_set_state`) both
 /// strings are borrowed for the call; in results and events they are borrowed for the
@@ -295,7 +296,8 @@ pub unsafe extern "C" fn rtm2_presence_where_now(
 /// (logged-in) client subscribes to / joins the channel with presence, the state is kept
 /// locally (for at most 100 channels) and set when it does. Completes with `RTM2_OK`, 10002
 /// NOT_LOGIN, 10019, 13003 (no pairs), 13004 PRESENCE_CACHED_TOO_MANY_STATES, 13005 PRESENCE_STATE_COUNT_OVERFLOW (more
-/// than 32 keys with the existing ones), 13006 / 13007 invalid key / value, 13008 / 13009 key
+/// than 32 keys with the existing ones; a `state_count` over 32 completes with it before
+/// `states` is read), 13006 / 13007 invalid key / value, 13008 / 13009 key
 /// over 32 bytes / value over 16 KiB, 13010 PRESENCE_STATE_DUPLICATE_KEY, 13012, ….
 ///
 /// # Safety
@@ -316,6 +318,10 @@ pub unsafe extern "C" fn rtm2_presence_set_state(
         let c = unsafe { client_ref(client) }?;
         let channel = unsafe { borrow_str(channel, "channel") }?;
         let channel_type = channel_type_arg(channel_type)?;
+        // The count first: a wrong one must not make us read past the caller's array.
+        if c.refused("set_state", cb, user_data, out_request_id, validate::state_count(state_count))? {
+            return Ok(());
+        }
         let pairs = unsafe { borrow_slice(states, state_count, "states") }?
             .iter()
             .enumerate()
@@ -364,7 +370,7 @@ pub unsafe extern "C" fn rtm2_presence_get_state(
 
 /// Removes `key_count` keys of this client's state in a channel (`key_count` 0: all of
 /// them); the others present get a REMOTE_STATE_CHANGED event. Completes with `RTM2_OK`,
-/// 10019, 13006, 13012, ….
+/// 10019, 13005 (a `key_count` over 32, `keys` unread), 13006, 13012, ….
 ///
 /// # Safety
 /// `client` is a live client; `channel` a NUL-terminated string; `keys` NULL (with count 0)
@@ -384,6 +390,9 @@ pub unsafe extern "C" fn rtm2_presence_remove_state(
         let c = unsafe { client_ref(client) }?;
         let channel = unsafe { borrow_str(channel, "channel") }?;
         let channel_type = channel_type_arg(channel_type)?;
+        if c.refused("remove_state", cb, user_data, out_request_id, validate::state_key_count(key_count))? {
+            return Ok(());
+        }
         let keys: Vec<String> =
             unsafe { borrow_str_array(keys, key_count, "keys") }?.into_iter().map(String::from).collect();
         c.start("remove_state", cb, user_data, out_request_id, |cl| {

@@ -13,6 +13,7 @@ use crate::dispatch::rtm2_completion_cb;
 use crate::error::{FfiResult, ffi_status};
 use crate::ptr::{Out, ZeroInit, borrow_opt_str, borrow_slice, borrow_str, read_sized};
 use crate::results::{ResultData, Strings, array_ptr};
+use rtm2_proto::validate;
 
 /// One metadata item.
 ///
@@ -204,17 +205,24 @@ unsafe fn write(
     out_request_id: *mut u64,
 ) -> FfiResult<()> {
     let c = unsafe { client_ref(client) }?;
+    let op = match (&target, kind) {
+        (Target::Channel(..), Write::Set) => "set_channel_metadata",
+        (Target::Channel(..), Write::Update) => "update_channel_metadata",
+        (Target::Channel(..), Write::Remove) => "remove_channel_metadata",
+        (Target::User(_), Write::Set) => "set_user_metadata",
+        (Target::User(_), Write::Update) => "update_user_metadata",
+        (Target::User(_), Write::Remove) => "remove_user_metadata",
+    };
+    // The count first: a wrong one must not make us read past the caller's array.
+    if c.refused(op, cb, user_data, out_request_id, validate::metadata_item_count(item_count))? {
+        return Ok(());
+    }
     let items = unsafe { read_items(items, item_count) }?;
     let opts = read_options(unsafe { read_sized(options, "options") }?)?;
     let map = |w: MetadataWrite| ResultData::MetadataWrite(w);
     match target {
         Target::Channel(channel, channel_type) => {
             let t = channel_type_arg(channel_type)?;
-            let op = match kind {
-                Write::Set => "set_channel_metadata",
-                Write::Update => "update_channel_metadata",
-                Write::Remove => "remove_channel_metadata",
-            };
             c.start_map(
                 op,
                 cb,
@@ -231,28 +239,21 @@ unsafe fn write(
                 map,
             )
         }
-        Target::User(user) => {
-            let op = match kind {
-                Write::Set => "set_user_metadata",
-                Write::Update => "update_user_metadata",
-                Write::Remove => "remove_user_metadata",
-            };
-            c.start_map(
-                op,
-                cb,
-                user_data,
-                out_request_id,
-                |cl| {
-                    let s = cl.storage();
-                    match kind {
-                        Write::Set => s.set_user_metadata(user, items, opts),
-                        Write::Update => s.update_user_metadata(user, items, opts),
-                        Write::Remove => s.remove_user_metadata(user, items, opts),
-                    }
-                },
-                map,
-            )
-        }
+        Target::User(user) => c.start_map(
+            op,
+            cb,
+            user_data,
+            out_request_id,
+            |cl| {
+                let s = cl.storage();
+                match kind {
+                    Write::Set => s.set_user_metadata(user, items, opts),
+                    Write::Update => s.update_user_metadata(user, items, opts),
+                    Write::Remove => s.remove_user_metadata(user, items, opts),
+                }
+            },
+            map,
+        ),
     }
 }
 
@@ -261,7 +262,8 @@ unsafe fn write(
 /// success `result->metadata_write` holds the new major revision and item count; subscribers
 /// with `WITH_METADATA` get an UPDATE storage event with the whole set. `options` may be NULL
 /// (no conditions). Completes with `RTM2_OK`, 10002, 10008, 10019, 12002 (more than 32
-/// items), 12005 STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
+/// items; an `item_count` over 32 completes with it before `items` is read), 12005
+/// STORAGE_INVALID_REVISION, 12006 (the set would pass 16 KiB), 12007 / 12008
 /// (lock name invalid / not held), 12009 / 12010 invalid key / value, 12011 / 12012 key over
 /// 32 bytes / value over 16 KiB, 12013 STORAGE_DUPLICATE_KEY, 12014
 /// STORAGE_OUTDATED_REVISION (a revision condition failed), 12018 STORAGE_OPERATION_TIMEOUT,

@@ -18,6 +18,7 @@ use crate::ptr::{
     read_sized,
 };
 use crate::results::ResultData;
+use rtm2_proto::validate;
 
 /// A stream channel handle (opaque). Made by `rtm2_client_create_stream_channel`, freed by
 /// `rtm2_stream_channel_free` (freeing does not leave the channel). Usable from any thread.
@@ -132,6 +133,18 @@ unsafe fn channel_ref<'a>(sc: *mut rtm2_stream_channel) -> FfiResult<&'a rtm2_st
 }
 
 impl rtm2_stream_channel {
+    /// See `Dispatcher::refuse_size`.
+    fn refused(
+        &self,
+        op: &'static str,
+        cb: rtm2_completion_cb,
+        user_data: *mut c_void,
+        out: *mut u64,
+        check: rtm2_proto::validate::Check,
+    ) -> FfiResult<bool> {
+        self.dispatcher.refuse_size(op, Completion::new(cb, user_data), Out::optional(out), check)
+    }
+
     fn start<T, F>(
         &self,
         op: &'static str,
@@ -281,7 +294,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_leave_topic(
 /// 11010). Delivered to the members that subscribed to this publisher in this topic, in
 /// order. `options` may be NULL (binary, no custom type). Completes with `RTM2_OK`, 11016
 /// CHANNEL_TOPIC_NOT_JOINED, 11009, 11010, 11029, …. The payload is copied before the call
-/// returns.
+/// returns. A `payload_len` over 1 KiB completes with 11010 without the payload being read.
 ///
 /// # Safety
 /// `channel` is a live handle; `topic` a NUL-terminated string; `payload` NULL (with length
@@ -301,6 +314,10 @@ pub unsafe extern "C" fn rtm2_stream_channel_publish_topic(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let topic = unsafe { borrow_str(topic, "topic") }?.to_string();
+        // The length first: a wrong one must not make us read past the caller's buffer.
+        if sc.refused("publish_topic", cb, user_data, out_request_id, validate::topic_message_len(payload_len))? {
+            return Ok(());
+        }
         let bytes = unsafe { borrow_bytes(payload, payload_len, "payload") }?;
         let (message_type, opts) = match unsafe { read_sized(options, "options") }? {
             None => (MessageType::BINARY, TopicMessageOptions::default()),
@@ -325,7 +342,9 @@ pub unsafe extern "C" fn rtm2_stream_channel_publish_topic(
 }
 
 /// Subscribes to publishers of `topic`: the `user_count` users in `users`, or (with
-/// `user_count` 0) every current publisher, up to 64. Incremental. On success
+/// `user_count` 0) every current publisher, up to 64 (a `user_count` over 128, the most a stream
+/// channel holds, completes with 11011 CHANNEL_INVALID_USER_LIST, `users` unread). Incremental.
+/// On success
 /// `result->subscribe_topic` lists the users subscribed and those that failed (with a per-user
 /// code). Completes with `RTM2_OK`, 11001, 11008, 11014 (more than 50 topics), 11017
 /// CHANNEL_TOPIC_NOT_EXIST, ….
@@ -346,6 +365,9 @@ pub unsafe extern "C" fn rtm2_stream_channel_subscribe_topic(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let topic = unsafe { borrow_str(topic, "topic") }?.to_string();
+        if sc.refused("subscribe_topic", cb, user_data, out_request_id, validate::topic_user_count(user_count))? {
+            return Ok(());
+        }
         let users: Vec<String> =
             unsafe { borrow_str_array(users, user_count, "users") }?.into_iter().map(String::from).collect();
         sc.start(
@@ -363,7 +385,8 @@ pub unsafe extern "C" fn rtm2_stream_channel_subscribe_topic(
 }
 
 /// Unsubscribes the given publishers of `topic`, or (with `user_count` 0) the whole topic.
-/// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, ….
+/// Completes with `RTM2_OK`, 11013 CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001, 11011 (a
+/// `user_count` over 128, `users` unread), ….
 ///
 /// # Safety
 /// As `rtm2_stream_channel_subscribe_topic`.
@@ -380,6 +403,9 @@ pub unsafe extern "C" fn rtm2_stream_channel_unsubscribe_topic(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let topic = unsafe { borrow_str(topic, "topic") }?.to_string();
+        if sc.refused("unsubscribe_topic", cb, user_data, out_request_id, validate::topic_user_count(user_count))? {
+            return Ok(());
+        }
         let users: Vec<String> =
             unsafe { borrow_str_array(users, user_count, "users") }?.into_iter().map(String::from).collect();
         sc.start(

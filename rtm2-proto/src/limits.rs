@@ -49,8 +49,9 @@ pub const MIN_PRESENCE_TIMEOUT_S: u32 = 5;
 pub const MAX_PRESENCE_TIMEOUT_S: u32 = 300;
 /// See [`MIN_PRESENCE_TIMEOUT_S`].
 pub const DEFAULT_PRESENCE_TIMEOUT_S: u32 = 300;
-/// Heartbeat interval range and default, seconds (reference: [5,1800], default 5).
-pub const MIN_HEARTBEAT_INTERVAL_S: u32 = 1;
+/// Heartbeat interval range and default, seconds (reference: [5,1800], default 5; the SDK and
+/// the server clamp a value out of the range into it, as for the presence timeout).
+pub const MIN_HEARTBEAT_INTERVAL_S: u32 = 5;
 /// See [`MIN_HEARTBEAT_INTERVAL_S`].
 pub const MAX_HEARTBEAT_INTERVAL_S: u32 = 1800;
 /// See [`MIN_HEARTBEAT_INTERVAL_S`].

@@ -127,6 +127,52 @@ pub fn topic_message(data: &[u8], message_type: u32, custom: &str) -> Check {
     payload(data, message_type, custom, MAX_TOPIC_MESSAGE_LEN)
 }
 
+// ---- sizes alone ----
+//
+// For callers that hold a length or a count before the data (the C boundary, where a wrong
+// length would make the SDK read past the caller's buffer): each refuses, with the code of the
+// full check, what that check would refuse for the size alone — so checking the size first
+// changes no result, only what is read.
+
+fn too_many(code: ErrorCode, n: usize, max: usize, what: &str) -> Check {
+    if n > max {
+        return Err(Violation::new(code, format!("{n} {what}; at most {max} are allowed")));
+    }
+    Ok(())
+}
+
+/// A message-channel / user-channel payload of `len` bytes (11010 over 32 KiB).
+pub fn message_len(len: usize) -> Check {
+    too_many(ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION, len, MAX_MESSAGE_LEN, "payload bytes")
+}
+
+/// A topic-message payload of `len` bytes (11010 over 1 KiB).
+pub fn topic_message_len(len: usize) -> Check {
+    too_many(ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION, len, MAX_TOPIC_MESSAGE_LEN, "payload bytes")
+}
+
+/// `n` presence state pairs in one setState call (13005 over 32).
+pub fn state_count(n: usize) -> Check {
+    too_many(ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW, n, MAX_STATE_ITEMS, "state pairs")
+}
+
+/// `n` state keys in one removeState call (13005 over 32: a state never has more keys).
+pub fn state_key_count(n: usize) -> Check {
+    too_many(ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW, n, MAX_STATE_ITEMS, "state keys")
+}
+
+/// `n` metadata items in one write (12002 over 32).
+pub fn metadata_item_count(n: usize) -> Check {
+    too_many(ErrorCode::STORAGE_METADATA_ITEM_EXCEED_LIMITATION, n, MAX_METADATA_ITEMS_PER_CALL, "metadata items")
+}
+
+/// `n` publishers named in one subscribeTopic / unsubscribeTopic call (11011
+/// CHANNEL_INVALID_USER_LIST over 128: more than a stream channel can hold. Up to that, users
+/// beyond the 64 publishers of a topic fail one by one in the result).
+pub fn topic_user_count(n: usize) -> Check {
+    too_many(ErrorCode::CHANNEL_INVALID_USER_LIST, n, MAX_STREAM_CHANNEL_USERS, "users in the list")
+}
+
 /// Topic meta (≤ 256 bytes, 11018).
 pub fn topic_meta(meta: &str) -> Check {
     if meta.len() > MAX_TOPIC_META_LEN {
@@ -278,6 +324,31 @@ pub fn lock_name(value: &str) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_alone_agree_with_the_full_checks() {
+        assert!(message_len(MAX_MESSAGE_LEN).is_ok());
+        let code = |c: Check| c.unwrap_err().code;
+        assert_eq!(code(message_len(MAX_MESSAGE_LEN + 1)), code(message(&vec![1; MAX_MESSAGE_LEN + 1], 0, "")));
+        assert_eq!(code(message_len(1 << 40)), ErrorCode::CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+        assert!(topic_message_len(MAX_TOPIC_MESSAGE_LEN).is_ok());
+        assert_eq!(
+            code(topic_message_len(MAX_TOPIC_MESSAGE_LEN + 1)),
+            code(topic_message(&vec![1; MAX_TOPIC_MESSAGE_LEN + 1], 0, ""))
+        );
+        let pairs: Vec<(String, String)> = (0..=MAX_STATE_ITEMS).map(|i| (format!("k{i}"), "v".into())).collect();
+        let full = state_items(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        assert!(state_count(MAX_STATE_ITEMS).is_ok());
+        assert_eq!(code(state_count(MAX_STATE_ITEMS + 1)), code(full));
+        assert!(state_key_count(MAX_STATE_ITEMS).is_ok());
+        assert_eq!(code(state_key_count(usize::MAX)), ErrorCode::PRESENCE_STATE_COUNT_OVERFLOW);
+        let full =
+            metadata_items(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str(), None)), crate::enums::MetadataOp::SET);
+        assert!(metadata_item_count(MAX_METADATA_ITEMS_PER_CALL).is_ok());
+        assert_eq!(code(metadata_item_count(MAX_METADATA_ITEMS_PER_CALL + 1)), code(full));
+        assert!(topic_user_count(MAX_STREAM_CHANNEL_USERS).is_ok());
+        assert_eq!(code(topic_user_count(MAX_STREAM_CHANNEL_USERS + 1)), ErrorCode::CHANNEL_INVALID_USER_LIST);
+    }
 
     #[test]
     fn names_follow_the_rule() {

@@ -86,14 +86,23 @@ TEST(config_setters_validate) {
     CHECK_OK(rtm2_config_set_endpoint(cfg, "127.0.0.1:9696"));
     CHECK_STATUS(rtm2_config_set_endpoint(cfg, "http://example"), RTM2_ERR_INVALID_PARAMETER);
     CHECK_STATUS(rtm2_config_set_endpoint(cfg, "nohostport"), RTM2_ERR_INVALID_PARAMETER);
+    /* Ports and hosts are checked by the setter, not at connect time. */
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "tcp://127.0.0.1:65535"));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "tls://rtm2.example.com:443"));
+    CHECK_OK(rtm2_config_set_endpoint(cfg, "[::1]:9696"));
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "tcp://127.0.0.1:99999"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "99999") != NULL);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "tcp://127.0.0.1:0"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "127.0.0.1:http"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "tcp://:9696"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "bad host:9696"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_endpoint(cfg, "::1:9696"), RTM2_ERR_INVALID_PARAMETER);
     CHECK_STATUS(rtm2_config_set_endpoint(cfg, BAD_UTF8), RTM2_ERR_INVALID_UTF8);
     CHECK_STATUS(rtm2_config_set_endpoint(cfg, NULL), RTM2_ERR_NULL_PARAMETER);
     CHECK_OK(rtm2_config_set_request_timeout_ms(cfg, 5000));
     CHECK_STATUS(rtm2_config_set_request_timeout_ms(cfg, 5), RTM2_ERR_INVALID_PARAMETER);
     CHECK_OK(rtm2_config_set_presence_timeout_s(cfg, 30));
-    CHECK_STATUS(rtm2_config_set_presence_timeout_s(cfg, 1), RTM2_ERR_INVALID_PARAMETER);
     CHECK_OK(rtm2_config_set_heartbeat_interval_s(cfg, 5));
-    CHECK_STATUS(rtm2_config_set_heartbeat_interval_s(cfg, 0), RTM2_ERR_INVALID_PARAMETER);
     CHECK_OK(rtm2_config_set_receive_own_messages(cfg, false));
     CHECK_OK(rtm2_config_set_event_queue_capacity(cfg, 16));
     CHECK_STATUS(rtm2_config_set_event_queue_capacity(cfg, 0), RTM2_ERR_INVALID_PARAMETER);
@@ -110,6 +119,58 @@ TEST(config_setters_validate) {
     CHECK_STATUS(rtm2_config_new(H_APP_ID, "x", NULL), RTM2_ERR_NULL_PARAMETER);
     rtm2_config_free(cfg);
     rtm2_config_free(NULL);
+}
+
+/* Writes the client's parameter `key` (an integer) to *out; 0 when it is missing. */
+static int param_of(rtm2_client *c, const char *key, long long *out) {
+    char *json = NULL;
+    CHECK_OK(rtm2_client_get_parameters(c, &json));
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *at = strstr(json, pat);
+    int found = at != NULL;
+    if (found) *out = strtoll(at + strlen(pat), NULL, 10);
+    rtm2_string_free(json);
+    return found;
+}
+
+TEST(presence_timeout_and_heartbeat_are_clamped) {
+    /* Like the server (and every binding, through the core): out-of-range values are moved
+     * into [5, 300] and [5, 1800]; the value in effect is read back. */
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new(H_APP_ID, "clamp-user", &cfg));
+    CHECK_OK(rtm2_config_set_presence_timeout_s(cfg, 4));
+    CHECK_OK(rtm2_config_set_heartbeat_interval_s(cfg, 1));
+    rtm2_client *c = NULL;
+    CHECK_OK(rtm2_client_new(cfg, NULL, &c));
+    long long v = -1;
+    CHECK(param_of(c, "presence_timeout_s", &v));
+    CHECK_INT(v, 5);
+    CHECK(param_of(c, "heartbeat_interval_s", &v));
+    CHECK_INT(v, 5);
+    rtm2_client_free(c);
+    CHECK_OK(rtm2_config_set_presence_timeout_s(cfg, 301));
+    CHECK_OK(rtm2_config_set_heartbeat_interval_s(cfg, 0));
+    CHECK_OK(rtm2_client_new(cfg, NULL, &c));
+    CHECK(param_of(c, "presence_timeout_s", &v));
+    CHECK_INT(v, 300);
+    CHECK(param_of(c, "heartbeat_interval_s", &v));
+    CHECK_INT(v, 5);
+    CHECK_OK(rtm2_client_set_parameters(c, "{\"presence_timeout_s\": 0, \"heartbeat_interval_s\": 1801}"));
+    CHECK(param_of(c, "presence_timeout_s", &v));
+    CHECK_INT(v, 5);
+    CHECK(param_of(c, "heartbeat_interval_s", &v));
+    CHECK_INT(v, 1800);
+    CHECK_OK(rtm2_client_set_parameters(c, "{\"presence_timeout_s\": 42}"));
+    CHECK(param_of(c, "presence_timeout_s", &v));
+    CHECK_INT(v, 42);
+    /* Not a count of seconds at all: still 10014, and nothing changes. */
+    CHECK_STATUS(rtm2_client_set_parameters(c, "{\"presence_timeout_s\": -1}"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(rtm2_config_set_parameters(cfg, "{\"heartbeat_interval_s\": \"5\"}"), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(param_of(c, "presence_timeout_s", &v));
+    CHECK_INT(v, 42);
+    rtm2_client_free(c);
+    rtm2_config_free(cfg);
 }
 
 TEST(client_new_checks_ids_and_listener) {
@@ -445,6 +506,7 @@ int main(void) {
     RUN(status_names_and_messages);
     RUN(last_error_message_is_per_thread_and_detailed);
     RUN(config_setters_validate);
+    RUN(presence_timeout_and_heartbeat_are_clamped);
     RUN(client_new_checks_ids_and_listener);
     RUN(null_and_invalid_arguments_never_start_an_operation);
     RUN(service_arguments_are_checked_before_starting);

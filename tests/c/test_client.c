@@ -6,9 +6,12 @@
  * logout and free —, free from inside callbacks, stream channels outliving their client.
  *
  *   test_client [--rtm2 PATH] [--short]     (--short: the brief scenario used under valgrind) */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -527,6 +530,107 @@ TEST(overflow_is_reported_with_the_count) {
 
 /* ---- lifecycle: exactly once on timeout, logout, free ---- */
 
+/* ---- lengths and counts are checked before the memory behind them is read ---- */
+
+TEST(sizes_are_checked_before_anything_is_read) {
+    /* Each call passes a small heap buffer with a length or count far beyond it: the SDK must
+     * refuse the size (with the limit's code, as a completion) without reading past the
+     * buffer — under AddressSanitizer any such read fails the run, and a length of 2^40 used
+     * to abort the process in the allocator. */
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = login_client("sizes", &rec);
+    h_call k;
+    h_call_init(&k);
+    char *buf16 = (char *)malloc(16);
+    memset(buf16, 'p', 16);
+    const size_t huge = (size_t)1 << 40;
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, huge, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "publish");
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, 64 * 1024, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_client_publish(c, "room", buf16, 16, NULL, h_complete, &k, NULL)), RTM2_OK);
+
+    rtm2_stream_channel *sc = NULL;
+    CHECK_OK(rtm2_client_create_stream_channel(c, "sizes", &sc));
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, huge, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "publish_topic");
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, 1025, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION);
+    /* Within the limit the usual checks apply (not joined). */
+    CHECK_INT(OP(k, rtm2_stream_channel_publish_topic(sc, "t", buf16, 16, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_NOT_JOINED);
+
+    const char **one_user = (const char **)malloc(sizeof *one_user);
+    one_user[0] = "alice";
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 1000, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 129, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_unsubscribe_topic(sc, "t", one_user, 100000, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_INVALID_USER_LIST);
+    CHECK_INT(OP(k, rtm2_stream_channel_subscribe_topic(sc, "t", one_user, 1, h_complete, &k, NULL)),
+              RTM2_ERR_CHANNEL_NOT_JOINED);
+
+    CHECK_INT(OP(k, rtm2_client_subscribe(c, "sizes", RTM2_SUBSCRIBE_DEFAULT, h_complete, &k, NULL)), RTM2_OK);
+    rtm2_state_item *one_state = (rtm2_state_item *)malloc(sizeof *one_state);
+    one_state[0].key = "mood";
+    one_state[0].value = "ok";
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 1000, h_complete, &k,
+                                            NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 33, h_complete, &k,
+                                            NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_set_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_state, 1, h_complete, &k,
+                                            NULL)),
+              RTM2_OK);
+    const char **one_key = (const char **)malloc(sizeof *one_key);
+    one_key[0] = "mood";
+    CHECK_INT(OP(k, rtm2_presence_remove_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_key, 1000, h_complete, &k,
+                                               NULL)),
+              RTM2_ERR_PRESENCE_STATE_COUNT_OVERFLOW);
+    CHECK_INT(OP(k, rtm2_presence_remove_state(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_key, 1, h_complete, &k,
+                                               NULL)),
+              RTM2_OK);
+
+    rtm2_metadata_item *one_item = (rtm2_metadata_item *)calloc(1, sizeof *one_item);
+    one_item[0].key = "k";
+    one_item[0].value = "v";
+    one_item[0].revision = -1;
+    CHECK_INT(OP(k, rtm2_storage_set_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 100000, NULL,
+                                                      h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "set_channel_metadata");
+    CHECK_INT(OP(k, rtm2_storage_update_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 33, NULL,
+                                                         h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_remove_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 1000, NULL,
+                                                         h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_set_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_STR(k.operation, "set_user_metadata");
+    CHECK_INT(OP(k, rtm2_storage_update_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_remove_user_metadata(c, "", one_item, 1000, NULL, h_complete, &k, NULL)),
+              RTM2_ERR_STORAGE_METADATA_ITEM_EXCEED_LIMITATION);
+    CHECK_INT(OP(k, rtm2_storage_set_channel_metadata(c, "sizes", RTM2_CHANNEL_TYPE_MESSAGE, one_item, 1, NULL,
+                                                      h_complete, &k, NULL)),
+              RTM2_OK);
+
+    free(buf16);
+    free(one_user);
+    free(one_state);
+    free(one_key);
+    free(one_item);
+    rtm2_stream_channel_free(sc);
+    h_call_destroy(&k);
+    free_client(c, &rec);
+}
+
 static rtm2_client *unreachable_client(const char *name, h_recorder *rec, uint64_t timeout_ms) {
     char u[96], ep[64];
     snprintf(ep, sizeof ep, "127.0.0.1:%d", h_unused_port());
@@ -714,6 +818,108 @@ TEST(free_from_inside_an_event_callback) {
     h_call_destroy(&login);
 }
 
+/* Two clients whose completion callbacks each free the other, at the same time: both
+ * callbacks are inside the SDK's free at once, each on its own dispatcher thread. Waiting there
+ * for the other's dispatcher deadlocked; now each free returns at once and each client's own
+ * dispatcher finishes its work (10018 for what was in flight, then destroy). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, freed;
+} g_cross = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void cross_deadline(struct timespec *ts, int ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000 + 1;
+}
+
+static void free_the_other(h_call *c) {
+    rtm2_client **other = (rtm2_client **)c->hook_data;
+    struct timespec ts;
+    cross_deadline(&ts, 5000);
+    pthread_mutex_lock(&g_cross.mu);
+    g_cross.entered++;
+    pthread_cond_broadcast(&g_cross.cv);
+    /* Both callbacks inside before either frees (bounded: alone, it goes on after 5 s). */
+    while (g_cross.entered < 2)
+        if (pthread_cond_timedwait(&g_cross.cv, &g_cross.mu, &ts) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&g_cross.mu);
+    rtm2_client_free(*other);
+    *other = NULL;
+    pthread_mutex_lock(&g_cross.mu);
+    g_cross.freed++;
+    pthread_cond_broadcast(&g_cross.cv);
+    pthread_mutex_unlock(&g_cross.mu);
+}
+
+TEST(clients_freeing_each_other_from_callbacks_do_not_deadlock) {
+    h_recorder ra, rb;
+    h_recorder_init(&ra);
+    h_recorder_init(&rb);
+    rtm2_client *a = unreachable_client("cross-a", &ra, 10000);
+    rtm2_client *b = unreachable_client("cross-b", &rb, 10000);
+    h_call la, lb, pa, pb;
+    h_call_init(&la);
+    h_call_init(&lb);
+    h_call_init(&pa);
+    h_call_init(&pb);
+    /* In flight when the clients are freed: must complete once each, with 10018. */
+    CHECK_OK(rtm2_client_login(a, NULL, h_complete, &la, NULL));
+    CHECK_OK(rtm2_client_login(b, NULL, h_complete, &lb, NULL));
+    rtm2_stream_channel *sa = NULL, *sb = NULL;
+    CHECK_OK(rtm2_client_create_stream_channel(a, "cross", &sa));
+    CHECK_OK(rtm2_client_create_stream_channel(b, "cross", &sb));
+    pa.hook = free_the_other;
+    pa.hook_data = &b;
+    pb.hook = free_the_other;
+    pb.hook_data = &a;
+    /* Each completes at once (not joined), on its client's dispatcher, and frees the other. */
+    CHECK_OK(rtm2_stream_channel_get_subscribed_users(sa, "t", h_complete, &pa, NULL));
+    CHECK_OK(rtm2_stream_channel_get_subscribed_users(sb, "t", h_complete, &pb, NULL));
+    /* The watchdog: a deadlock fails the test here instead of hanging it. */
+    struct timespec ts;
+    cross_deadline(&ts, 20000);
+    pthread_mutex_lock(&g_cross.mu);
+    while (g_cross.freed < 2) {
+        if (pthread_cond_timedwait(&g_cross.cv, &g_cross.mu, &ts) == ETIMEDOUT) {
+            fprintf(stderr, "FAIL %s:%d: the two frees did not return within 20 s (deadlock; %d entered, %d freed)\n",
+                    __FILE__, __LINE__, g_cross.entered, g_cross.freed);
+            fflush(stderr);
+            _exit(1); /* the deadlocked threads would keep exit() from finishing */
+        }
+    }
+    CHECK_INT(g_cross.entered, 2);
+    pthread_mutex_unlock(&g_cross.mu);
+    CHECK(a == NULL && b == NULL);
+    /* Each freed client still finishes: its pending login completes once with 10018, then
+     * its listener's destroy runs — on its own dispatcher thread, after free returned. */
+    CHECK_INT(h_wait_call(__FILE__, __LINE__, &la, H_WAIT_MS), RTM2_ERR_INSTANCE_ALREADY_RELEASED);
+    CHECK_INT(h_wait_call(__FILE__, __LINE__, &lb, H_WAIT_MS), RTM2_ERR_INSTANCE_ALREADY_RELEASED);
+    h_wait_destroyed(&ra, H_WAIT_MS);
+    h_wait_destroyed(&rb, H_WAIT_MS);
+    CHECK_INT(ra.destroyed, 1);
+    CHECK_INT(rb.destroyed, 1);
+    CHECK_INT(la.count, 1);
+    CHECK_INT(lb.count, 1);
+    CHECK_INT(pa.count, 1);
+    CHECK_INT(pb.count, 1);
+    CHECK_INT(pa.status, RTM2_ERR_CHANNEL_NOT_JOINED);
+    CHECK_INT(pb.status, RTM2_ERR_CHANNEL_NOT_JOINED);
+    CHECK(pthread_equal(la.thread, pa.thread));
+    CHECK(pthread_equal(lb.thread, pb.thread));
+    CHECK_STATUS(rtm2_stream_channel_leave(sa, h_complete, &pa, NULL), RTM2_ERR_INSTANCE_ALREADY_RELEASED);
+    rtm2_stream_channel_free(sa);
+    rtm2_stream_channel_free(sb);
+    check_threads(&ra);
+    check_threads(&rb);
+    h_recorder_destroy(&ra);
+    h_recorder_destroy(&rb);
+    h_call_destroy(&la);
+    h_call_destroy(&lb);
+    h_call_destroy(&pa);
+    h_call_destroy(&pb);
+}
+
 /* ---- log routing ---- */
 
 typedef struct logs {
@@ -880,12 +1086,14 @@ int main(int argc, char **argv) {
         RUN(callbacks_may_call_back_into_the_sdk);
         RUN(stream_channel_quick_start_with_result_structs);
         RUN(errors_have_exact_codes);
+        RUN(sizes_are_checked_before_anything_is_read);
         RUN(overflow_is_reported_with_the_count);
         RUN(timeouts_complete_with_the_operation_code);
         RUN(logout_completes_pending_operations);
         RUN(free_completes_operations_in_flight);
         RUN(free_from_inside_a_completion_callback);
         RUN(free_from_inside_an_event_callback);
+        RUN(clients_freeing_each_other_from_callbacks_do_not_deadlock);
         RUN(logs_reach_the_callback);
     }
     if (rtm2_bin) h_server_stop(&server);

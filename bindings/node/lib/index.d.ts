@@ -87,15 +87,15 @@ export interface OperationOptions {
 
 /** Configuration of an RTM client (agora-rtm-sdk's RTMConfig plus rtm2's endpoint and tuning). */
 export interface RTMConfig {
-  /** `'embedded'` / `''` (default: the server inside this process), `'tcp://host:port'` or `'host:port'`. */
+  /** `'embedded'` / `''` (default: the server inside this process), `'tcp://host:port'`, `'host:port'` or `'tls://host:port'` (port 1..65535; host an IPv4 address, `[IPv6]` or a host name; else 10014). */
   endpoint?: string
   /** Default token of `login()`. */
   token?: string
   /** Timeout of every operation, ms (100..600000, default 10000). */
   requestTimeoutMs?: number
-  /** Seconds this user stays present after an unexpected disconnect (5..300). */
+  /** Seconds this user stays present after an unexpected disconnect (5..300, default 300; clamped into the range like the server does). */
   presenceTimeout?: number
-  /** Seconds between heartbeats (1..1800, default 5). */
+  /** Seconds between heartbeats (5..1800, default 5; clamped into the range like the server does). */
   heartbeatInterval?: number
   /** Whether this client receives its own message-channel publishes (default true). */
   receiveOwnMessages?: boolean

@@ -218,7 +218,8 @@ test('errors carry exact codes', async () => {
     [[APP_ID, ''], ErrorCode.INVALID_USER_ID],
     [[APP_ID, 'x', { endpoint: 'http://nope' }], 10014],
     [[APP_ID, 'x', { parameters: { nope: 1 } }], 10014],
-    [[APP_ID, 'x', { presenceTimeout: 1 }], 10014],
+    [[APP_ID, 'x', { presenceTimeout: -1 }], 10014],
+    [[APP_ID, 'x', { presenceTimeout: 4.5 }], 10014],
   ]) {
     let err
     try {
@@ -559,3 +560,35 @@ for (const where of ['embedded', 'rtm2 serve']) {
     }
   })
 }
+
+test('endpoint ports and hosts are checked by the constructor', () => {
+  for (const endpoint of ['tcp://127.0.0.1:99999', '127.0.0.1:0', 'tcp://:9696', 'bad host:9696', '::1:9696']) {
+    let err
+    try {
+      new RTM(APP_ID, uniq('ep'), { endpoint })
+    } catch (e) {
+      err = e
+    }
+    assert.ok(err instanceof RTMError, `endpoint ${endpoint} should be refused`)
+    assert.equal(err.code, ErrorCode.INVALID_PARAMETER, endpoint)
+  }
+  // Well-formed endpoints are accepted without connecting.
+  client('ep', { endpoint: 'tcp://127.0.0.1:65535' })
+  client('ep', { endpoint: '[::1]:9696' })
+})
+
+test('presence timeout and heartbeat interval are clamped like the server does', () => {
+  const low = client('clamp', { presenceTimeout: 4, heartbeatInterval: 1 })
+  assert.equal(low.getParameters().presence_timeout_s, 5)
+  assert.equal(low.getParameters().heartbeat_interval_s, 5)
+  const high = client('clamp', { presenceTimeout: 301, heartbeatInterval: 1801 })
+  assert.equal(high.getParameters().presence_timeout_s, 300)
+  assert.equal(high.getParameters().heartbeat_interval_s, 1800)
+  low.setParameters({ presence_timeout_s: 0, heartbeat_interval_s: 4 })
+  assert.equal(low.getParameters().presence_timeout_s, 5)
+  assert.equal(low.getParameters().heartbeat_interval_s, 5)
+  low.setParameters({ presence_timeout_s: 42 })
+  assert.equal(low.getParameters().presence_timeout_s, 42)
+  assert.throws(() => low.setParameters({ presence_timeout_s: -1 }), (e) => e instanceof RTMError && e.code === 10014)
+  assert.equal(low.getParameters().presence_timeout_s, 42)
+})

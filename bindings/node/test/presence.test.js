@@ -250,6 +250,9 @@ test('state limits and argument errors carry the core codes', async () => {
   await rejectsWithCode(assert, set([['a', '1'], ['a', '2']]), ErrorCode.PRESENCE_STATE_DUPLICATE_KEY)
   await rejectsWithCode(assert, set({}), ErrorCode.PRESENCE_INVALID_ARGUMENT)
   await rejectsWithCode(assert, alice.presence.removeState(ch, 'MESSAGE', { states: ['_bad'] }), ErrorCode.PRESENCE_INVALID_STATE_KEY)
+  // A state never has more than 32 keys: removing more at once is refused (as in C).
+  const keys33 = Array.from({ length: 33 }, (_, i) => `k${i}`)
+  await rejectsWithCode(assert, alice.presence.removeState(ch, 'MESSAGE', { states: keys33 }), ErrorCode.PRESENCE_STATE_COUNT_OVERFLOW)
   // 32 pairs at most, counted with the pairs already set (2 so far).
   await set(many(30))
   await rejectsWithCode(assert, set({ one: 'more' }), ErrorCode.PRESENCE_STATE_COUNT_OVERFLOW)

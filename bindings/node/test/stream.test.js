@@ -164,6 +164,10 @@ test('topic limits and errors carry exact codes', async () => {
     [['u64', 20003]],
   )
   await rejectsWithCode(assert, sc.subscribeTopic('big', { users: ['u99'] }), ErrorCode.CHANNEL_EXCEED_TOPIC_USER_LIMITATION)
+  // A list longer than a stream channel can hold (128) is refused whole (as in C).
+  const users129 = Array.from({ length: 129 }, (_, i) => `u${i}`)
+  await rejectsWithCode(assert, sc.subscribeTopic('other', { users: users129 }), ErrorCode.CHANNEL_INVALID_USER_LIST)
+  await rejectsWithCode(assert, sc.unsubscribeTopic('big', { users: users129 }), ErrorCode.CHANNEL_INVALID_USER_LIST)
   const r2 = await sc.subscribeTopic('other', { users: ['a', '_bad'] })
   assert.deepEqual(r2.succeedUsers, ['a'])
   assert.equal(r2.failedUsers[0].code, 6)

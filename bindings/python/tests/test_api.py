@@ -124,6 +124,36 @@ def test_constructor_checks_its_arguments() -> None:
     assert info.value.code == E.INVALID_PARAMETER
 
 
+def test_endpoint_ports_and_hosts_are_checked_at_once() -> None:
+    for bad in ["tcp://127.0.0.1:99999", "127.0.0.1:0", "tcp://:9696", "bad host:9696", "::1:9696"]:
+        with pytest.raises(rtm2.InvalidArgumentError) as info:
+            rtm2.Client(APP_ID, "alice", endpoint=bad)
+        assert info.value.code == E.INVALID_PARAMETER, bad
+    assert "99999" in str(pytest.raises(rtm2.InvalidArgumentError, rtm2.Client, APP_ID, "a", "127.0.0.1:99999").value)
+
+
+async def test_presence_timeout_and_heartbeat_are_clamped_like_the_server() -> None:
+    c = rtm2.Client(APP_ID, "clamp-check", presence_timeout_s=4, heartbeat_interval_s=1)
+    d = rtm2.Client(APP_ID, "clamp-check2", presence_timeout_s=301, heartbeat_interval_s=1801)
+    try:
+        assert c.get_parameters()["presence_timeout_s"] == 5
+        assert c.get_parameters()["heartbeat_interval_s"] == 5
+        assert d.get_parameters()["presence_timeout_s"] == 300
+        assert d.get_parameters()["heartbeat_interval_s"] == 1800
+        c.set_parameters({"presence_timeout_s": 0, "heartbeat_interval_s": 4})
+        assert c.get_parameters()["presence_timeout_s"] == 5
+        assert c.get_parameters()["heartbeat_interval_s"] == 5
+        c.set_parameters({"presence_timeout_s": 42})
+        assert c.get_parameters()["presence_timeout_s"] == 42
+        with pytest.raises(rtm2.InvalidArgumentError) as info:
+            c.set_parameters({"presence_timeout_s": -1})
+        assert info.value.code == E.INVALID_PARAMETER
+        assert c.get_parameters()["presence_timeout_s"] == 42
+    finally:
+        await c.close()
+        await d.close()
+
+
 async def test_arguments_the_binding_converts() -> None:
     c = rtm2.Client(APP_ID, "args-check")
     try:

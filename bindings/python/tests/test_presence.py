@@ -271,6 +271,8 @@ async def test_presence_errors(make_client, endpoint: Optional[str]) -> None:
     await raises(E.PRESENCE_INVALID_ARGUMENT, p.set_state(room, {}))
     await raises(E.INVALID_CHANNEL_TYPE, p.set_state(room, {"a": "b"}, channel_type="USER"))  # type: ignore[arg-type]
     await raises(E.PRESENCE_INVALID_STATE_KEY, p.remove_state(room, ["_x"]))
+    # A state never has more than 32 keys: removing more at once is refused (as in C).
+    await raises(E.PRESENCE_STATE_COUNT_OVERFLOW, p.remove_state(room, [f"k{i}" for i in range(33)]))
     await p.set_state(room, {f"k{i}": "v" for i in range(31)})  # 32 with "big"
     await raises(E.PRESENCE_STATE_COUNT_OVERFLOW, p.set_state(room, {"one": "more"}))
     await p.set_state(room, {"k0": "overwritten"})  # an existing key adds nothing

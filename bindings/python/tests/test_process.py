@@ -157,8 +157,9 @@ print("child exit", os.waitstatus_to_exitcode(st))
 
 
 async def test_a_slow_handler_does_not_stall_the_network(make_client, dev_server: Any) -> None:
-    # Fast keepalive: if the SDK's network work waited for the blocked loop, the link would drop.
-    c = make_client(endpoint=dev_server.address, heartbeat_interval_s=1, pong_timeout_ms=1500)
+    # The fastest keepalive (5 s heartbeat, the reference minimum; less is clamped to it): if
+    # the SDK's network work waited for the blocked loop, the link could drop.
+    c = make_client(endpoint=dev_server.address, heartbeat_interval_s=5, pong_timeout_ms=1500)
     states: List[str] = []
     c.on("link_state", lambda ev: states.append(ev.current))
     room = uid("room")

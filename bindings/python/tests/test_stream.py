@@ -126,6 +126,9 @@ async def test_topic_limits(make_client, endpoint: Optional[str]) -> None:
     r = await sc.subscribe_topic("big", [f"u{i}" for i in range(65)])
     assert len(r.succeeded) == 64 and [(f.user_id, f.code) for f in r.failed] == [("u64", 20003)]
     await raises(E.CHANNEL_EXCEED_TOPIC_USER_LIMITATION, sc.subscribe_topic("big", ["u99"]))
+    # A list longer than a stream channel can hold (128) is refused whole (as in C).
+    await raises(E.CHANNEL_INVALID_USER_LIST, sc.subscribe_topic("other", [f"u{i}" for i in range(129)]))
+    await raises(E.CHANNEL_INVALID_USER_LIST, sc.unsubscribe_topic("big", [f"u{i}" for i in range(129)]))
     # Stream-channel tokens are renewable while joined.
     await sc.renew_token("")
     await sc.leave()

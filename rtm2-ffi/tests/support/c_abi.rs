@@ -5,7 +5,8 @@
 //! oversized names and payloads, unknown flags and enum values, use after logout, re-entrant
 //! callbacks (publishing from a completion) and freeing the client from inside a callback;
 //! presence, storage and lock calls with fuzzed names, pairs, revisions and options (their
-//! events are walked field by field).
+//! events are walked field by field); lengths and counts larger than the buffer or array
+//! passed (a caller's wrong size: the SDK must refuse it from the limit before reading).
 //! Checks: no crash or sanitizer report, every call returns a status at once, and every
 //! accepted operation completes exactly once (also when the client is freed).
 
@@ -174,6 +175,16 @@ impl Input<'_> {
     }
 }
 
+/// A length or count claimed for a small buffer or array: 0xfe and 0xfd claim far more than was
+/// passed (the SDK must refuse the size before reading); other bytes `normal(b)`.
+fn claimed(b: u8, normal: impl FnOnce(u8) -> usize) -> usize {
+    match b {
+        0xfe => 1 << 40,
+        0xfd => 100_000,
+        b => normal(b),
+    }
+}
+
 fn cptr(s: &Option<Vec<u8>>) -> *const c_char {
     s.as_ref().map_or(ptr::null(), |v| v.as_ptr().cast())
 }
@@ -248,8 +259,8 @@ pub fn run(data: &[u8]) {
             }
             4 | 5 => {
                 let ch = input.string();
-                let len = (input.byte().unwrap_or(1) as usize) * 300;
-                let payload = vec![b'p'; len];
+                let len = claimed(input.byte().unwrap_or(1), |b| b as usize * 300);
+                let payload = vec![b'p'; len.min(256 * 300)];
                 let ct = input.string();
                 let opts = rtm2_publish_options {
                     struct_size: size_of::<rtm2_publish_options>(),
@@ -302,7 +313,7 @@ pub fn run(data: &[u8]) {
                                 sc,
                                 cptr(&topic),
                                 users.as_ptr(),
-                                input.byte().unwrap_or(0) as usize % 3,
+                                claimed(input.byte().unwrap_or(0), |b| b as usize % 3),
                                 Some(on_done),
                                 ud,
                                 &mut id,
@@ -317,8 +328,8 @@ pub fn run(data: &[u8]) {
                     continue;
                 };
                 let topic = input.string();
-                let len = input.byte().unwrap_or(0) as usize * 8;
-                let payload = vec![b't'; len];
+                let len = claimed(input.byte().unwrap_or(0), |b| b as usize * 8);
+                let payload = vec![b't'; len.min(256 * 8)];
                 accept(
                     unsafe {
                         rtm2_stream_channel_publish_topic(
@@ -417,7 +428,7 @@ unsafe fn service_call(input: &mut Input<'_>, c: *mut rtm2_client, ud: *mut c_vo
     let ch = input.string();
     let ty = input.byte().unwrap_or(1) as u32 % 5;
     let (a, b) = (input.string(), input.string());
-    let n = input.byte().unwrap_or(1) as usize % 3;
+    let n = claimed(input.byte().unwrap_or(1), |b| b as usize % 3);
     let cb = Some(on_done as unsafe extern "C" fn(*mut c_void, u64, i32, *const rtm2_result));
     let pairs =
         [rtm2_state_item { key: cptr(&a), value: cptr(&b) }, rtm2_state_item { key: c"k".as_ptr(), value: cptr(&b) }];

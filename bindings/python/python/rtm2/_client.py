@@ -292,13 +292,14 @@ class StreamChannel:
     async def subscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
     ) -> SubscribeTopicResult:
-        """Subscribes to these publishers of ``topic`` (empty: every current one, up to 64)."""
+        """Subscribes to these publishers of ``topic`` (empty: every current one, up to 64; a
+        list of more than 128 users raises 11011 CHANNEL_INVALID_USER_LIST)."""
         return await self._native.subscribe_topic(topic, _users(users), timeout)  # type: ignore[no-any-return]
 
     async def unsubscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
     ) -> None:
-        """Unsubscribes these publishers of ``topic`` (empty: the whole topic)."""
+        """Unsubscribes these publishers of ``topic`` (empty: the whole topic; more than 128: 11011)."""
         await self._native.unsubscribe_topic(topic, _users(users), timeout)
 
     def subscribed_users(self, topic: str) -> List[str]:
@@ -334,10 +335,12 @@ class Client:
     """An rtm2 client: one user of one app.
 
     ``endpoint``: None or ``"embedded"`` for the server embedded in this process (development
-    mode, nothing to start), or ``"host:port"`` / ``"tcp://host:port"`` of an ``rtm2 serve``.
+    mode, nothing to start), or ``"host:port"`` / ``"tcp://host:port"`` of an ``rtm2 serve``
+    (port 1..65535 and a valid host, else InvalidArgumentError 10014 at once).
     ``**config``: the SDK's tuning parameters, e.g. ``request_timeout_ms=5000``,
-    ``receive_own_messages=False``, ``heartbeat_interval_s``, ``presence_timeout_s``,
-    ``event_queue_capacity`` (an unknown key raises InvalidArgumentError 10014).
+    ``receive_own_messages=False``, ``heartbeat_interval_s`` (5..1800), ``presence_timeout_s``
+    (5..300), ``event_queue_capacity`` (an unknown key raises InvalidArgumentError 10014; the
+    two intervals are clamped into their range, as the server does).
 
     Use it as ``async with rtm2.Client(...) as client:``; leaving the block logs out and
     closes the client.

@@ -144,7 +144,8 @@ class Presence:
         channel_type: ChannelTypeName = "MESSAGE",
         timeout: Optional[float] = None,
     ) -> None:
-        """Removes these keys of your state in ``channel`` (no keys: all of them)."""
+        """Removes these keys of your state in ``channel`` (no keys: all of them; more than 32:
+        13005 PRESENCE_STATE_COUNT_OVERFLOW)."""
         self._client._ensure_dispatcher()
         await self._native.remove_state(channel, channel_type, _keys(keys), timeout)
 
