@@ -1053,6 +1053,8 @@ typedef struct rtm2_lock_detail {
     const char *owner;
     // Seconds an owner keeps it after its connection drops or it logs out.
     uint32_t ttl_s;
+    // The fencing token of the owner's grant (0 when free); see `rtm2_lock_acquire`.
+    uint64_t fencing_token;
 } rtm2_lock_detail;
 
 // A lock event of a channel subscribed / joined with `WITH_LOCK` (EXPIRED also reaches the
@@ -1079,6 +1081,9 @@ typedef struct rtm2_lock_event {
     size_t snapshot_count;
     // Server time, milliseconds since the Unix epoch.
     uint64_t timestamp_ms;
+    // ACQUIRED: the new grant's fencing token; RELEASED, EXPIRED, REMOVED: the token of the
+    // grant that ended (0 if the lock was free); 0 for SET and SNAPSHOT.
+    uint64_t fencing_token;
 } rtm2_lock_event;
 
 // The event callbacks of a client, given to `rtm2_client_new` (copied; the struct itself may
@@ -1254,6 +1259,9 @@ typedef struct rtm2_result {
     const struct rtm2_metadata *metadata;
     // `get_locks` on success: the channel's locks; NULL otherwise.
     const struct rtm2_lock_list *locks;
+    // `acquire_lock` on success: the grant's fencing token (see `rtm2_lock_acquire`); 0
+    // otherwise.
+    uint64_t fencing_token;
 } rtm2_result;
 
 // The completion callback of an asynchronous operation: called exactly once per started
@@ -1297,6 +1305,11 @@ typedef struct rtm2_metadata_options {
     bool record_ts;
     // Stamp the written items with this user id (`author`).
     bool record_author;
+    // With `lock_name`: the fencing token of this client's grant of that lock (the
+    // `fencing_token` of `rtm2_lock_acquire`'s result); the write is refused with 12008 unless
+    // it is the lock's current grant. 0 (default) = not checked; without `lock_name`: 12004.
+    // A caller compiled before this field existed (a smaller `struct_size`) gets 0.
+    uint64_t fencing_token;
 } rtm2_metadata_options;
 
 // Options of `rtm2_stream_channel_join_topic`. Initialize with
@@ -1637,6 +1650,14 @@ int32_t rtm2_lock_remove(struct rtm2_client *client,
 // Takes a lock (ACQUIRED lock event). Completes with `RTM2_OK` (also when this client holds
 // it already), 14007 LOCK_ACQUIRE_FAILED (held by another user, without `retry`), 14008
 // LOCK_NOT_EXIST, 14005, 10019, 14002, ….
+//
+// On success `result->fencing_token` is the grant's fencing token (an owner acquiring again
+// gets its grant's token). Tokens strictly increase from grant to grant (one counter per
+// server, durable before the grant is answered when the server has a data directory). An
+// owner that was paused may still believe it holds a lock that was freed and granted to
+// another client: pass the token with every write to a resource the lock guards, and have
+// the resource reject tokens lower than the highest it has seen. Metadata writes take it as
+// `rtm2_metadata_options.fencing_token` (with `lock_name`).
 //
 // With `retry`, an acquisition of a lock held by another user waits in the server's queue
 // and completes with `RTM2_OK` when the lock is granted — however long that takes (the

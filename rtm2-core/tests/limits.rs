@@ -114,8 +114,9 @@ async fn publish_until_cut(server: &Server, publisher: &Client, channel: &str, p
     let mut sent = 0;
     while server.slow_consumer_cuts() == 0 {
         assert!(sent < max, "no slow consumer was cut off after {sent} messages");
-        let ops: Vec<_> =
-            (sent..sent + 20).map(|i| publisher.publish(channel, format!("{i}:{payload}"), PublishOptions::default())).collect();
+        let ops: Vec<_> = (sent..sent + 20)
+            .map(|i| publisher.publish(channel, format!("{i}:{payload}"), PublishOptions::default()))
+            .collect();
         for op in ops {
             op.await.unwrap();
         }

@@ -837,7 +837,10 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is
     let released = expect_lock(&mut wrx, LockEventType::RELEASED, "door").await;
     assert_eq!(released.owner, "alice");
     expect_lock(&mut arx, LockEventType::EXPIRED, "door").await;
-    assert_eq!(w.get_locks("room", ChannelType::MESSAGE).await.unwrap().iter().find(|l| l.name == "door").unwrap().owner, "");
+    assert_eq!(
+        w.get_locks("room", ChannelType::MESSAGE).await.unwrap().iter().find(|l| l.name == "door").unwrap().owner,
+        ""
+    );
     // keep's 1 s ttl passed before door's 2 s: alice, back in hall within it, still holds it.
     assert_eq!(w.get_locks("hall", ChannelType::MESSAGE).await.unwrap()[0].owner, "alice");
 

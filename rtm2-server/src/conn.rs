@@ -313,7 +313,6 @@ impl Conn {
     }
 }
 
-
 /// Writes all of `buf` unless the connection is killed first; returns how much was written.
 /// (A `write` that is cancelled while pending has written nothing, so no frame is torn.)
 async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Conn) -> std::io::Result<usize> {

@@ -220,8 +220,11 @@ impl Engine {
         };
         // Why the server cut the connection this client wants to resume, if it did: reported
         // whether or not the session can be resumed.
-        let cut_reason =
-            login.resume.as_ref().and_then(|r| self.take_cut_reason(&app, &login.user_id, r.session_id)).unwrap_or_default();
+        let cut_reason = login
+            .resume
+            .as_ref()
+            .and_then(|r| self.take_cut_reason(&app, &login.user_id, r.session_id))
+            .unwrap_or_default();
         if let Some(r) = &login.resume
             && let Some(s) = self.resumable(&app, &login.user_id, r)
         {

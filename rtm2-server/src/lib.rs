@@ -32,7 +32,9 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 
-pub use config::{AppCredentials, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_FRAMES, MetadataStore, ServerConfig};
+pub use config::{
+    AppCredentials, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_FRAMES, MetadataStore, ServerConfig,
+};
 use engine::Engine;
 pub use rate::RateLimits;
 use rtm2_proto::ErrorCode;

@@ -111,9 +111,7 @@ fn store_failed(e: std::io::Error) -> Violation {
 /// The server's lock store; gone once the server stopped (ttl timers may outlive it, and must
 /// not keep its database open).
 fn lock_store(app: &App) -> Result<Arc<LockStore>, Violation> {
-    app.lock_store
-        .upgrade()
-        .ok_or_else(|| Violation::new(ErrorCode::LOCK_OPERATION_FAILED, "the server has stopped"))
+    app.lock_store.upgrade().ok_or_else(|| Violation::new(ErrorCode::LOCK_OPERATION_FAILED, "the server has stopped"))
 }
 
 /// Writes the lock's state (durable when it returns).
