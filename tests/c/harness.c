@@ -233,6 +233,7 @@ void h_call_reset(h_call *c) {
     c->has_online_users = c->has_user_channels = c->has_user_state = 0;
     c->has_metadata_write = c->has_metadata = c->has_locks = 0;
     c->total_occupancy = c->write_total = 0;
+    c->fencing_token = 0;
     c->write_major = c->meta_major = -100;
     c->meta_count = 0;
     char **heap[] = {&c->online_users, &c->online_states, &c->next_page, &c->user_channels, &c->state_user,
@@ -337,6 +338,7 @@ void h_complete(void *user_data, uint64_t request_id, int32_t status, const rtm2
             c->meta_count = result->metadata->item_count;
             h_metadata(result->metadata, &c->meta_items, &c->meta_revisions, &c->meta_authors, &c->meta_stamped);
         }
+        c->fencing_token = result->fencing_token;
         if (result->locks) {
             c->has_locks = 1;
             h_lock_list(&c->locks, &c->lock_ttls, result->locks->locks, result->locks->count);
@@ -588,6 +590,7 @@ static void h_on_lock(void *ud, const rtm2_lock_event *ev) {
     h_lock_list(&e->snapshot, NULL, ev->snapshot, ev->snapshot_count);
     e->count = ev->snapshot_count;
     e->timestamp_ms = ev->timestamp_ms;
+    e->fencing_token = ev->fencing_token;
     pthread_mutex_lock(&r->mu);
     h_note_thread(r);
     h_push(r, e);

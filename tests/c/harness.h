@@ -100,6 +100,7 @@ typedef struct h_call {
     char *meta_stamped;        /* keys with updated_ms != 0 */
     char *locks;               /* "name:owner,..." */
     char *lock_ttls;           /* "name:ttl,..." */
+    uint64_t fencing_token;    /* acquire_lock: the grant's token (0 otherwise) */
     /* Runs inside the callback (on the dispatcher thread) before the waiter is woken. */
     void (*hook)(struct h_call *call);
     void *hook_data;
@@ -152,6 +153,7 @@ typedef struct h_event {
     int64_t major;
     size_t count;              /* presence snapshot / storage items / lock snapshot entries */
     char lock_name[128], owner[128];
+    uint64_t fencing_token;    /* lock events */
     char *states;              /* presence: the publisher's state "k:v,..." */
     char *snapshot;            /* presence: "a,b"; lock: "name:owner,..." */
     char *snapshot_states;     /* presence: "a{k:v;...},b{}" */

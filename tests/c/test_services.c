@@ -797,11 +797,16 @@ TEST(locks_events_and_errors) {
 
     CHECK_INT(lock_op(&a, "acquire", "locks", M, "door", NULL, 0), RTM2_OK);
     CHECK_STR(a.k.operation, "acquire_lock");
+    /* Every grant carries a fencing token, also in the ACQUIRED event. */
+    uint64_t first_grant = a.k.fencing_token;
+    CHECK(first_grant > 0);
     e = EXPECT_LOCK(&w, RTM2_LOCK_EVENT_TYPE_ACQUIRED, "door", "l-alice");
     CHECK_STR(e->publisher, "l-alice");
     CHECK_INT(e->ttl_s, 30);
+    CHECK(e->fencing_token == first_grant);
     h_event_free(e);
     CHECK_INT(lock_op(&a, "acquire", "locks", M, "door", NULL, 0), RTM2_OK); /* already its own */
+    CHECK(a.k.fencing_token == first_grant); /* the same grant */
     CHECK_INT(lock_op(&b, "acquire", "locks", M, "door", NULL, 0), RTM2_ERR_LOCK_ACQUIRE_FAILED);
     CHECK_INT(lock_op(&b, "release", "locks", M, "door", NULL, 0), RTM2_ERR_LOCK_NOT_ACQUIRED);
     CHECK_INT(lock_op(&a, "revoke", "locks", M, "door", "l-bob", 0), RTM2_ERR_LOCK_NOT_ACQUIRED);
@@ -815,6 +820,9 @@ TEST(locks_events_and_errors) {
     rtm2_metadata_item kv[] = {item("k", "v", -1)};
     CHECK_INT(write_meta(&a, 0, "locks", M, kv, 1, &mo), RTM2_OK);
     CHECK_INT(write_meta(&b, 0, "locks", M, kv, 1, &mo), RTM2_ERR_STORAGE_LOCK_NOT_ACQUIRED);
+    mo.fencing_token = first_grant; /* naming the grant it holds */
+    CHECK_INT(write_meta(&a, 0, "locks", M, kv, 1, &mo), RTM2_OK);
+    mo.fencing_token = 0;
 
     CHECK_INT(lock_op(&a, "release", "locks", M, "door", NULL, 0), RTM2_OK);
     CHECK_STR(a.k.operation, "release_lock");
@@ -822,11 +830,27 @@ TEST(locks_events_and_errors) {
     CHECK_STR(e->publisher, "l-alice");
     h_event_free(e);
     CHECK_INT(lock_op(&b, "acquire", "locks", M, "door", NULL, 0), RTM2_OK);
+    uint64_t second_grant = b.k.fencing_token;
+    CHECK(second_grant > first_grant); /* strictly increasing */
     CHECK_INT(lock_op(&a, "revoke", "locks", M, "door", "l-bob", 0), RTM2_OK);
     CHECK_STR(a.k.operation, "revoke_lock");
     e = EXPECT_LOCK(&w, RTM2_LOCK_EVENT_TYPE_RELEASED, "door", "l-bob");
     CHECK_STR(e->publisher, "l-alice");
+    CHECK(e->fencing_token == second_grant); /* the grant that ended */
     h_event_free(e);
+    /* Alice holds the lock again, but a write naming her first grant is stale: refused. */
+    CHECK_INT(lock_op(&a, "acquire", "locks", M, "door", NULL, 0), RTM2_OK);
+    uint64_t third_grant = a.k.fencing_token;
+    CHECK(third_grant > second_grant);
+    h_event_free(EXPECT_LOCK(&w, RTM2_LOCK_EVENT_TYPE_ACQUIRED, "door", "l-alice"));
+    mo.fencing_token = first_grant;
+    CHECK_INT(write_meta(&a, 0, "locks", M, kv, 1, &mo), RTM2_ERR_STORAGE_LOCK_NOT_ACQUIRED);
+    CHECK(strstr(a.k.reason, "stale") != NULL);
+    mo.fencing_token = third_grant;
+    CHECK_INT(write_meta(&a, 0, "locks", M, kv, 1, &mo), RTM2_OK);
+    mo.fencing_token = 0;
+    CHECK_INT(lock_op(&a, "release", "locks", M, "door", NULL, 0), RTM2_OK);
+    h_event_free(EXPECT_LOCK(&w, RTM2_LOCK_EVENT_TYPE_RELEASED, "door", "l-alice"));
     CHECK_INT(lock_op(&a, "remove", "locks", M, "door", NULL, 0), RTM2_OK);
     CHECK_STR(a.k.operation, "remove_lock");
     e = EXPECT_LOCK(&w, RTM2_LOCK_EVENT_TYPE_REMOVED, "door", NULL);

@@ -153,7 +153,7 @@ test('stream channels: lock events through join withLock; a namespace of their o
   await bob.createStreamChannel(name).join({ withLock: true, withPresence: false })
   const s = await snap
   assert.equal(s.channelType, 'STREAM')
-  assert.deepEqual(s.snapshot, [{ lockName: 'mic', owner: '', ttl: 10 }])
+  assert.deepEqual(s.snapshot, [{ lockName: 'mic', owner: '', ttl: 10, fencingToken: 0 }])
   const acquired = waitFor(bob, 'lock', isLock('ACQUIRED', name, 'mic'))
   await alice.lock.acquireLock(name, 'STREAM', 'mic')
   const a = await acquired
@@ -181,9 +181,12 @@ test('a retrying acquirer waits without blocking and gets the lock on release', 
   const released = waitFor(carol, 'lock', isLock('RELEASED', ch, 'door'))
   const acquired = waitFor(carol, 'lock', isLock('ACQUIRED', ch, 'door'))
   await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
-  assert.deepEqual(await within(waiting.promise), { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  const granted = await within(waiting.promise)
+  assert.ok(granted.fencingToken > 0, `a fencing token: ${granted.fencingToken}`)
+  assert.deepEqual(granted, { channelName: ch, channelType: 'MESSAGE', lockName: 'door', fencingToken: granted.fencingToken })
   assert.equal((await released).owner, alice.userId)
-  assert.equal((await acquired).owner, bob.userId)
+  const a = await acquired
+  assert.deepEqual([a.owner, a.fencingToken], [bob.userId, granted.fencingToken])
   assert.deepEqual(await owners(alice, ch), [`door:${bob.userId}`])
 })
 

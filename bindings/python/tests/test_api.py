@@ -275,9 +275,10 @@ def test_service_records_and_event_names() -> None:
                 "publisher",
                 "snapshot",
                 "timestamp",
+                "fencing_token",
             ),
         ),
-        (rtm2.LockDetail, ("name", "owner", "ttl")),
+        (rtm2.LockDetail, ("name", "owner", "ttl", "fencing_token")),
     ]:
         assert cls.__module__ == "rtm2", cls
         assert cls.__match_args__ == fields, cls
