@@ -1,0 +1,583 @@
+package rtm2
+
+/*
+#include <stdlib.h>
+#include "rtm2.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+)
+
+// EventBuffer is the capacity of every Go channel the package returns. When one is full (its
+// reader is behind), new events for it are dropped — never does the SDK wait for Go code —
+// and the drop is counted (DroppedEvents) and logged.
+const EventBuffer = 1024
+
+// A (channel, channel type) pair: the key of presence, storage and lock event channels.
+type chKey struct {
+	name string
+	typ  ChannelType
+}
+
+// feed is a Go channel of events with the first snapshot kept aside (Get…Chan waits for it).
+type feed[E any, S any] struct {
+	ch    chan E
+	snap  S
+	ready chan struct{} // closed when the first snapshot arrived
+	got   bool
+}
+
+func newFeed[E any, S any]() *feed[E, S] {
+	return &feed[E, S]{ch: make(chan E, EventBuffer), ready: make(chan struct{})}
+}
+
+var (
+	clients      sync.Map // listener id -> *client
+	nextClientID atomic.Uint64
+)
+
+// client implements RTMClient over one rtm2 C client.
+type client struct {
+	id      uintptr
+	userID  string
+	log     *zap.Logger
+	errChan chan<- error
+	timeout time.Duration // how long Get…Chan waits for a first snapshot
+
+	// life guards the C handles: operations start under the read lock; close takes the write
+	// lock, so no call runs on a freed handle.
+	life     sync.RWMutex
+	h        *C.rtm2_client // made at the first operation (so that SetParameters may set the endpoint)
+	conf     *C.rtm2_config // until h is made
+	endpoint string
+	preset   map[string]interface{} // SetParameters before h was made
+	closed   bool
+	cfgErr   error // a configuration that could not be used: every call fails with it
+	stopCtx  func() bool
+
+	// Event routing, under mu.
+	mu       sync.Mutex
+	connCh   chan *ConnectionEvent
+	tokenCh  chan string
+	p2pCh    chan *Message
+	subs     map[string]chan *Message
+	streams  map[string]*streamChannel
+	presence map[chKey]*feed[*PresenceEvent, map[string]*UserState]
+	chMeta   map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]
+	userMeta map[string]*feed[*StorageEvent, map[string]*MetadataItem]
+	locks    map[chKey]*feed[*LockEvent, map[string]*LockDetail]
+
+	dropped atomic.Uint64
+}
+
+// CreateRTM2Client makes a client. Cancelling ctx logs the client out and frees it; errChan
+// (may be nil) receives an error when the client fails for good (the connection state
+// FAILED: token expired, the same user id logged in elsewhere, …): recreate the client then.
+// A configuration error (bad app id, user id or endpoint) is sent to errChan too, and every
+// call of the returned client then fails with it.
+func CreateRTM2Client(ctx context.Context, config RTMConfig, errChan chan<- error) RTMClient {
+	log := config.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &client{
+		id:       uintptr(nextClientID.Add(1)),
+		userID:   config.UserId,
+		log:      log,
+		errChan:  errChan,
+		timeout:  10 * time.Second,
+		endpoint: config.Endpoint,
+		preset:   map[string]interface{}{},
+		connCh:   make(chan *ConnectionEvent, EventBuffer),
+		tokenCh:  make(chan string, EventBuffer),
+		p2pCh:    make(chan *Message, EventBuffer),
+		subs:     map[string]chan *Message{},
+		streams:  map[string]*streamChannel{},
+		presence: map[chKey]*feed[*PresenceEvent, map[string]*UserState]{},
+		chMeta:   map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]{},
+		userMeta: map[string]*feed[*StorageEvent, map[string]*MetadataItem]{},
+		locks:    map[chKey]*feed[*LockEvent, map[string]*LockDetail]{},
+	}
+	if config.RequestTimeout > 0 {
+		c.timeout = time.Duration(config.RequestTimeout) * time.Millisecond
+	}
+	if err := c.configure(config); err != nil {
+		c.cfgErr = err
+		c.report(err)
+		if c.conf != nil {
+			C.rtm2_config_free(c.conf)
+			c.conf = nil
+		}
+		return c
+	}
+	c.stopCtx = context.AfterFunc(ctx, c.close)
+	return c
+}
+
+func (c *client) configure(config RTMConfig) error {
+	appID, userID := cstr(config.Appid), cstr(config.UserId)
+	defer free(appID)
+	defer free(userID)
+	var conf *C.rtm2_config
+	if st, why := syncCall(func() C.int32_t { return C.rtm2_config_new(appID, userID, &conf) }); st != 0 {
+		return c.fail("create client", st, why)
+	}
+	c.conf = conf
+	set := func(what string, call func() C.int32_t) error {
+		if st, why := syncCall(call); st != 0 {
+			return c.fail(what, st, why)
+		}
+		return nil
+	}
+	if config.RequestTimeout > 0 {
+		if err := set("RequestTimeout", func() C.int32_t {
+			return C.rtm2_config_set_request_timeout_ms(conf, C.uint64_t(config.RequestTimeout))
+		}); err != nil {
+			return err
+		}
+	}
+	if config.PresenceTimeout > 0 {
+		if err := set("PresenceTimeout", func() C.int32_t {
+			return C.rtm2_config_set_presence_timeout_s(conf, C.uint32_t(config.PresenceTimeout))
+		}); err != nil {
+			return err
+		}
+	}
+	if config.FilePath != "" {
+		p := cstr(config.FilePath)
+		defer free(p)
+		if err := set("FilePath", func() C.int32_t { return C.rtm2_config_set_log_file(conf, p) }); err != nil {
+			return err
+		}
+	}
+	return c.setEndpoint(config.Endpoint)
+}
+
+// setEndpoint checks and sets the endpoint on the (not yet used) configuration.
+func (c *client) setEndpoint(endpoint string) error {
+	if endpoint == "" {
+		endpoint = "embedded"
+	}
+	e := cstr(endpoint)
+	defer free(e)
+	if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_endpoint(c.conf, e) }); st != 0 {
+		return c.fail("endpoint", st, why)
+	}
+	c.endpoint = endpoint
+	return nil
+}
+
+// fail turns a status into the package's error, logging the reason.
+func (c *client) fail(op string, status int32, reason string) error {
+	err := ErrorFromCode(status)
+	c.log.Debug("rtm2: "+op+" failed", zap.Int32("code", status), zap.String("reason", reason))
+	return err
+}
+
+func (c *client) report(err error) {
+	if c.errChan == nil {
+		return
+	}
+	select {
+	case c.errChan <- err:
+	default:
+		c.log.Warn("rtm2: errChan is full; an error was not delivered", zap.Error(err))
+	}
+}
+
+// handle returns the C client (made now if needed) with the read lock held; call release.
+func (c *client) handle() (*C.rtm2_client, error) {
+	c.life.RLock()
+	if c.h != nil {
+		return c.h, nil
+	}
+	c.life.RUnlock()
+	c.life.Lock()
+	if c.cfgErr != nil {
+		c.life.Unlock()
+		return nil, c.cfgErr
+	}
+	if c.closed {
+		c.life.Unlock()
+		return nil, ERROR_INSTANCE_ALREADY_RELEASED
+	}
+	if c.h == nil {
+		if err := c.makeHandle(); err != nil {
+			c.life.Unlock()
+			return nil, err
+		}
+	}
+	c.life.Unlock()
+	return c.handle()
+}
+
+func (c *client) release() { c.life.RUnlock() }
+
+// makeHandle creates the C client (under the write lock).
+func (c *client) makeHandle() error {
+	if len(c.preset) > 0 {
+		js, _ := json.Marshal(c.preset)
+		j := cstr(string(js))
+		defer free(j)
+		if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_parameters(c.conf, j) }); st != 0 {
+			return c.fail("SetParameters", st, why)
+		}
+	}
+	var l C.rtm2_listener
+	fillListener(&l, c.id)
+	clients.Store(c.id, c)
+	var h *C.rtm2_client
+	if st, why := syncCall(func() C.int32_t { return C.rtm2_client_new(c.conf, &l, &h) }); st != 0 {
+		clients.Delete(c.id)
+		return c.fail("create client", st, why)
+	}
+	C.rtm2_config_free(c.conf)
+	c.conf = nil
+	c.h = h
+	return nil
+}
+
+// op runs one asynchronous operation of the client and waits for its outcome.
+func (c *client) op(name string, start func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t,
+	decode func(*C.rtm2_result) any) (any, error) {
+	h, err := c.handle()
+	if err != nil {
+		return nil, err
+	}
+	wait := begin(func(tok unsafe.Pointer) C.int32_t { return start(h, completeCb(), tok) }, decode)
+	c.release()
+	o := <-wait
+	if o.status != 0 {
+		return nil, c.fail(name, o.status, o.reason)
+	}
+	return o.value, nil
+}
+
+// close logs out (best effort) and frees the client; later calls fail with 10018.
+func (c *client) close() {
+	c.life.Lock()
+	if c.closed {
+		c.life.Unlock()
+		return
+	}
+	h := c.h
+	c.life.Unlock()
+	if h != nil {
+		_ = c.Logout()
+	}
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	if c.h != nil {
+		C.rtm2_client_free(c.h)
+		c.h = nil
+	}
+	if c.conf != nil {
+		C.rtm2_config_free(c.conf)
+		c.conf = nil
+	}
+	c.mu.Lock()
+	streams := c.streams
+	c.mu.Unlock()
+	for _, s := range streams {
+		s.free()
+	}
+}
+
+func (c *client) Login(token string) (<-chan *ConnectionEvent, <-chan string, <-chan *Message, error) {
+	t := cstr(token)
+	defer free(t)
+	_, err := c.op("Login", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_login(h, t, cb, tok, nil)
+	}, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c.connCh, c.tokenCh, c.p2pCh, nil
+}
+
+func (c *client) Logout() error {
+	_, err := c.op("Logout", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_logout(h, cb, tok, nil)
+	}, nil)
+	if err == nil {
+		c.mu.Lock()
+		c.subs = map[string]chan *Message{}
+		c.presence = map[chKey]*feed[*PresenceEvent, map[string]*UserState]{}
+		c.chMeta = map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]{}
+		c.userMeta = map[string]*feed[*StorageEvent, map[string]*MetadataItem]{}
+		c.locks = map[chKey]*feed[*LockEvent, map[string]*LockDetail]{}
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *client) RenewToken(token string) error {
+	t := cstr(token)
+	defer free(t)
+	_, err := c.op("RenewToken", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_renew_token(h, t, cb, tok, nil)
+	}, nil)
+	return err
+}
+
+// SetParameters sets rtm2 parameters (the keys of docs/go.md, e.g. "request_timeout_ms",
+// "heartbeat_interval_s"), and "endpoint" before the first operation (Login).
+func (c *client) SetParameters(params map[string]interface{}) error {
+	rest := map[string]interface{}{}
+	var endpoint *string
+	for k, v := range params {
+		if k == "endpoint" {
+			s, ok := v.(string)
+			if !ok {
+				return c.fail("SetParameters", 10014, "endpoint must be a string")
+			}
+			endpoint = &s
+			continue
+		}
+		rest[k] = v
+	}
+	c.life.Lock()
+	if c.cfgErr != nil {
+		c.life.Unlock()
+		return c.cfgErr
+	}
+	if c.closed {
+		c.life.Unlock()
+		return ERROR_INSTANCE_ALREADY_RELEASED
+	}
+	if c.h == nil {
+		defer c.life.Unlock()
+		if endpoint != nil {
+			if err := c.setEndpoint(*endpoint); err != nil {
+				return err
+			}
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		// Checked now (all or nothing), applied when the client is made.
+		js, err := json.Marshal(rest)
+		if err != nil {
+			return c.fail("SetParameters", 10014, err.Error())
+		}
+		j := cstr(string(js))
+		defer free(j)
+		if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_parameters(c.conf, j) }); st != 0 {
+			return c.fail("SetParameters", st, why)
+		}
+		for k, v := range rest {
+			c.preset[k] = v
+		}
+		return nil
+	}
+	h := c.h
+	defer c.life.Unlock()
+	if endpoint != nil && *endpoint != c.endpoint {
+		return c.fail("SetParameters", 10014, "the endpoint can only be set before the first operation (Login)")
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	js, err := json.Marshal(rest)
+	if err != nil {
+		return c.fail("SetParameters", 10014, err.Error())
+	}
+	j := cstr(string(js))
+	defer free(j)
+	if st, why := syncCall(func() C.int32_t { return C.rtm2_client_set_parameters(h, j) }); st != 0 {
+		return c.fail("SetParameters", st, why)
+	}
+	return nil
+}
+
+// GetParameters returns the parameters in effect, with "endpoint" (nil once the client is freed).
+func (c *client) GetParameters() map[string]interface{} {
+	h, err := c.handle()
+	if err != nil {
+		return nil
+	}
+	var out *C.char
+	st := C.rtm2_client_get_parameters(h, &out)
+	c.release()
+	if st != 0 {
+		return nil
+	}
+	defer C.rtm2_string_free(out)
+	m := map[string]interface{}{}
+	if json.Unmarshal([]byte(C.GoString(out)), &m) != nil {
+		return nil
+	}
+	m["endpoint"] = c.endpoint
+	return m
+}
+
+func (c *client) Storage() Storage   { return (*storage)(c) }
+func (c *client) Lock() Lock         { return (*locks)(c) }
+func (c *client) Presence() Presence { return (*presence)(c) }
+
+func (c *client) Publish(channel string, message []byte, opts ...MessageOption) error {
+	o := DefaultMessageOptions()
+	for _, f := range opts {
+		f(o)
+	}
+	var po C.rtm2_publish_options
+	C.rtm2_publish_options_init(&po)
+	po.channel_type = C.uint32_t(o.ChannelType)
+	po.message_type = C.uint32_t(o.Type)
+	var ct *C.char
+	if o.CustomType != "" {
+		ct = cstr(o.CustomType)
+		defer free(ct)
+		po.custom_type = ct
+	}
+	ch := cstr(channel)
+	defer free(ch)
+	var payload unsafe.Pointer
+	if len(message) > 0 {
+		payload = C.CBytes(message)
+		defer C.free(payload)
+	}
+	_, err := c.op("Publish", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_publish(h, ch, payload, C.size_t(len(message)), &po, cb, tok, nil)
+	}, nil)
+	return err
+}
+
+func subscribeFlags(o *MessageOptions) C.uint32_t {
+	var f C.uint32_t
+	if o.Message {
+		f |= C.RTM2_SUBSCRIBE_WITH_MESSAGE
+	}
+	if o.Presence {
+		f |= C.RTM2_SUBSCRIBE_WITH_PRESENCE
+	}
+	if o.Metadata {
+		f |= C.RTM2_SUBSCRIBE_WITH_METADATA
+	}
+	if o.Lock {
+		f |= C.RTM2_SUBSCRIBE_WITH_LOCK
+	}
+	return f
+}
+
+// Subscribe subscribes with DefaultMessageOptions (messages and presence) changed by opts.
+func (c *client) Subscribe(channel string, opts ...MessageOption) (chan *Message, error) {
+	o := DefaultMessageOptions()
+	for _, f := range opts {
+		f(o)
+	}
+	key := chKey{channel, ChannelTypeMessage}
+	// The Go channels exist before the request: events may come before its answer.
+	c.mu.Lock()
+	msgs, had := c.subs[channel]
+	if !had {
+		msgs = make(chan *Message, EventBuffer)
+		c.subs[channel] = msgs
+	}
+	undo := c.openFeeds(key, o.Presence, o.Metadata, o.Lock)
+	c.mu.Unlock()
+	ch := cstr(channel)
+	defer free(ch)
+	_, err := c.op("Subscribe", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_subscribe(h, ch, subscribeFlags(o), cb, tok, nil)
+	}, nil)
+	if err != nil {
+		c.mu.Lock()
+		if !had {
+			delete(c.subs, channel)
+		}
+		undo()
+		c.mu.Unlock()
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// openFeeds makes the presence / metadata / lock feeds of a channel that do not exist yet;
+// the returned func removes those it made (under mu).
+func (c *client) openFeeds(key chKey, presence, metadata, lock bool) func() {
+	var made []func()
+	if presence && c.presence[key] == nil {
+		c.presence[key] = newFeed[*PresenceEvent, map[string]*UserState]()
+		made = append(made, func() { delete(c.presence, key) })
+	}
+	if metadata && c.chMeta[key] == nil {
+		c.chMeta[key] = newFeed[*StorageEvent, map[string]*MetadataItem]()
+		made = append(made, func() { delete(c.chMeta, key) })
+	}
+	if lock && c.locks[key] == nil {
+		c.locks[key] = newFeed[*LockEvent, map[string]*LockDetail]()
+		made = append(made, func() { delete(c.locks, key) })
+	}
+	return func() {
+		for _, f := range made {
+			f()
+		}
+	}
+}
+
+// closeFeeds forgets a channel's feeds (under mu).
+func (c *client) closeFeeds(key chKey) {
+	delete(c.presence, key)
+	delete(c.chMeta, key)
+	delete(c.locks, key)
+}
+
+func (c *client) Unsubscribe(channel string) error {
+	ch := cstr(channel)
+	defer free(ch)
+	_, err := c.op("Unsubscribe", func(h *C.rtm2_client, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
+		return C.rtm2_client_unsubscribe(h, ch, cb, tok, nil)
+	}, nil)
+	if err == nil {
+		c.mu.Lock()
+		delete(c.subs, channel)
+		c.closeFeeds(chKey{channel, ChannelTypeMessage})
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *client) StreamChannel(channel string) StreamChannel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.streams[channel]; s != nil {
+		return s
+	}
+	s := &streamChannel{c: c, name: channel, topicMsgs: map[string]chan *Message{},
+		events: make(chan *TopicEvent, EventBuffer), tokens: make(chan string, EventBuffer)}
+	c.streams[channel] = s
+	return s
+}
+
+// DroppedEvents is how many events were dropped because a Go channel of this client was full
+// (rtm2 addition; see EventBuffer).
+func DroppedEvents(rtm RTMClient) uint64 {
+	if c, ok := rtm.(*client); ok {
+		return c.dropped.Load()
+	}
+	return 0
+}
+
+// String describes the client (user id and endpoint).
+func (c *client) String() string {
+	return fmt.Sprintf("rtm2 client %q at %s", c.userID, strings.TrimSpace(c.endpoint))
+}
