@@ -58,10 +58,10 @@ type client struct {
 	// life guards the C handles: operations start under the read lock; close takes the write
 	// lock, so no call runs on a freed handle.
 	life     sync.RWMutex
-	h        *C.rtm2_client // made at the first operation (so that SetParameters may set the endpoint)
-	conf     *C.rtm2_config // until h is made
+	h        *C.rtm2_client
+	conf     *C.rtm2_config // kept: the endpoint may change until the first operation
 	endpoint string
-	preset   map[string]interface{} // SetParameters before h was made
+	used     atomic.Bool // an operation ran: the endpoint is fixed
 	closed   bool
 	cfgErr   error // a configuration that could not be used: every call fails with it
 	stopCtx  func() bool
@@ -98,7 +98,6 @@ func CreateRTM2Client(ctx context.Context, config RTMConfig, errChan chan<- erro
 		errChan:  errChan,
 		timeout:  10 * time.Second,
 		endpoint: config.Endpoint,
-		preset:   map[string]interface{}{},
 		connCh:   make(chan *ConnectionEvent, EventBuffer),
 		tokenCh:  make(chan string, EventBuffer),
 		p2pCh:    make(chan *Message, EventBuffer),
@@ -161,7 +160,10 @@ func (c *client) configure(config RTMConfig) error {
 			return err
 		}
 	}
-	return c.setEndpoint(config.Endpoint)
+	if err := c.setEndpoint(config.Endpoint); err != nil {
+		return err
+	}
+	return c.makeHandle()
 }
 
 // setEndpoint checks and sets the endpoint on the (not yet used) configuration.
@@ -196,44 +198,27 @@ func (c *client) report(err error) {
 	}
 }
 
-// handle returns the C client (made now if needed) with the read lock held; call release.
+// handle returns the C client with the read lock held (call release); from now on the
+// endpoint is fixed.
 func (c *client) handle() (*C.rtm2_client, error) {
 	c.life.RLock()
-	if c.h != nil {
-		return c.h, nil
-	}
-	c.life.RUnlock()
-	c.life.Lock()
-	if c.cfgErr != nil {
-		c.life.Unlock()
-		return nil, c.cfgErr
-	}
-	if c.closed {
-		c.life.Unlock()
-		return nil, ERROR_INSTANCE_ALREADY_RELEASED
-	}
 	if c.h == nil {
-		if err := c.makeHandle(); err != nil {
-			c.life.Unlock()
-			return nil, err
+		err := c.cfgErr
+		c.life.RUnlock()
+		if err == nil {
+			err = ERROR_INSTANCE_ALREADY_RELEASED
 		}
+		return nil, err
 	}
-	c.life.Unlock()
-	return c.handle()
+	c.used.Store(true)
+	return c.h, nil
 }
 
 func (c *client) release() { c.life.RUnlock() }
 
-// makeHandle creates the C client (under the write lock).
+// makeHandle creates the C client from the configuration (under the write lock, or before
+// the client is shared).
 func (c *client) makeHandle() error {
-	if len(c.preset) > 0 {
-		js, _ := json.Marshal(c.preset)
-		j := cstr(string(js))
-		defer free(j)
-		if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_parameters(c.conf, j) }); st != 0 {
-			return c.fail("SetParameters", st, why)
-		}
-	}
 	var l C.rtm2_listener
 	fillListener(&l, c.id)
 	clients.Store(c.id, c)
@@ -242,8 +227,6 @@ func (c *client) makeHandle() error {
 		clients.Delete(c.id)
 		return c.fail("create client", st, why)
 	}
-	C.rtm2_config_free(c.conf)
-	c.conf = nil
 	c.h = h
 	return nil
 }
@@ -339,7 +322,7 @@ func (c *client) RenewToken(token string) error {
 }
 
 // SetParameters sets rtm2 parameters (the keys of docs/go.md, e.g. "request_timeout_ms",
-// "heartbeat_interval_s"), and "endpoint" before the first operation (Login).
+// "heartbeat_interval_s"), all or nothing, and "endpoint" before the first operation (Login).
 func (c *client) SetParameters(params map[string]interface{}) error {
 	rest := map[string]interface{}{}
 	var endpoint *string
@@ -355,55 +338,46 @@ func (c *client) SetParameters(params map[string]interface{}) error {
 		rest[k] = v
 	}
 	c.life.Lock()
-	if c.cfgErr != nil {
-		c.life.Unlock()
-		return c.cfgErr
-	}
-	if c.closed {
-		c.life.Unlock()
+	defer c.life.Unlock()
+	if c.h == nil {
+		if c.cfgErr != nil {
+			return c.cfgErr
+		}
 		return ERROR_INSTANCE_ALREADY_RELEASED
 	}
-	if c.h == nil {
-		defer c.life.Unlock()
-		if endpoint != nil {
-			if err := c.setEndpoint(*endpoint); err != nil {
-				return err
-			}
-		}
-		if len(rest) == 0 {
-			return nil
-		}
-		// Checked now (all or nothing), applied when the client is made.
-		js, err := json.Marshal(rest)
+	var js *C.char
+	if len(rest) > 0 {
+		b, err := json.Marshal(rest)
 		if err != nil {
 			return c.fail("SetParameters", 10014, err.Error())
 		}
-		j := cstr(string(js))
-		defer free(j)
-		if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_parameters(c.conf, j) }); st != 0 {
+		js = cstr(string(b))
+		defer free(js)
+		// Checked (all or nothing) and kept in the configuration, for a client made anew.
+		if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_parameters(c.conf, js) }); st != 0 {
 			return c.fail("SetParameters", st, why)
 		}
-		for k, v := range rest {
-			c.preset[k] = v
+	}
+	if endpoint != nil && *endpoint != c.endpoint {
+		if c.used.Load() {
+			return c.fail("SetParameters", 10014, "the endpoint can only be set before the first operation (Login)")
+		}
+		if err := c.setEndpoint(*endpoint); err != nil {
+			return err
+		}
+		// Nothing ran on the client yet: make it anew with the endpoint.
+		C.rtm2_client_free(c.h)
+		c.h = nil
+		if err := c.makeHandle(); err != nil {
+			c.cfgErr = err
+			return err
 		}
 		return nil
 	}
-	h := c.h
-	defer c.life.Unlock()
-	if endpoint != nil && *endpoint != c.endpoint {
-		return c.fail("SetParameters", 10014, "the endpoint can only be set before the first operation (Login)")
-	}
-	if len(rest) == 0 {
-		return nil
-	}
-	js, err := json.Marshal(rest)
-	if err != nil {
-		return c.fail("SetParameters", 10014, err.Error())
-	}
-	j := cstr(string(js))
-	defer free(j)
-	if st, why := syncCall(func() C.int32_t { return C.rtm2_client_set_parameters(h, j) }); st != 0 {
-		return c.fail("SetParameters", st, why)
+	if js != nil {
+		if st, why := syncCall(func() C.int32_t { return C.rtm2_client_set_parameters(c.h, js) }); st != 0 {
+			return c.fail("SetParameters", st, why)
+		}
 	}
 	return nil
 }
