@@ -1513,6 +1513,13 @@ int32_t rtm2_client_get_link_state(struct rtm2_client *client, uint32_t *out_sta
 // `client` is a live client; `json` a NUL-terminated string.
 int32_t rtm2_client_set_parameters(struct rtm2_client *client, const char *json);
 
+// Writes the client's user id (as configured) to `*out_user_id`: a new string owned by the
+// caller, to be freed with `rtm2_string_free`.
+//
+// # Safety
+// `client` is a live client; `out_user_id` writable.
+int32_t rtm2_client_get_user_id(struct rtm2_client *client, char **out_user_id);
+
 // Writes the client's tuning parameters as a JSON object to `*out_json`: a new string owned
 // by the caller, to be freed with `rtm2_string_free`.
 //
@@ -2185,6 +2192,13 @@ int32_t rtm2_stream_channel_renew_token(struct rtm2_stream_channel *channel,
                                         rtm2_completion_cb cb,
                                         void *user_data,
                                         uint64_t *out_request_id);
+
+// Writes the channel's name to `*out_name`: a new string owned by the caller, to be freed
+// with `rtm2_string_free`. Works after the client was freed, too.
+//
+// # Safety
+// `channel` is a live handle; `out_name` writable.
+int32_t rtm2_stream_channel_get_name(struct rtm2_stream_channel *channel, char **out_name);
 
 // Writes whether this client has joined the channel to `*out_joined`.
 //

@@ -460,6 +460,21 @@ pub unsafe extern "C" fn rtm2_client_set_parameters(client: *mut rtm2_client, js
     })
 }
 
+/// Writes the client's user id (as configured) to `*out_user_id`: a new string owned by the
+/// caller, to be freed with `rtm2_string_free`.
+///
+/// # Safety
+/// `client` is a live client; `out_user_id` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_client_get_user_id(client: *mut rtm2_client, out_user_id: *mut *mut c_char) -> i32 {
+    ffi_status(|| {
+        let c = unsafe { client_ref(client) }?;
+        let out = Out::new(out_user_id, "out_user_id")?;
+        unsafe { out.write(string_into_raw(&c.client.user_id())) };
+        Ok(())
+    })
+}
+
 /// Writes the client's tuning parameters as a JSON object to `*out_json`: a new string owned
 /// by the caller, to be freed with `rtm2_string_free`.
 ///

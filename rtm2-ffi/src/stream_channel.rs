@@ -15,7 +15,7 @@ use crate::dispatch::{Completion, Dispatcher, rtm2_completion_cb};
 use crate::error::{FfiError, FfiResult, ffi_status, ffi_value};
 use crate::ptr::{
     Out, ZeroInit, borrow, borrow_bytes, borrow_opt_str, borrow_str, borrow_str_array, box_from_raw, box_into_raw,
-    read_sized,
+    read_sized, string_into_raw,
 };
 use crate::results::ResultData;
 use rtm2_proto::validate;
@@ -468,6 +468,24 @@ pub unsafe extern "C" fn rtm2_stream_channel_renew_token(
         let sc = unsafe { channel_ref(channel) }?;
         let token = unsafe { borrow_str(token, "token") }?.to_string();
         sc.start("renew_token", cb, user_data, out_request_id, |s| s.renew_token(&token), none)
+    })
+}
+
+/// Writes the channel's name to `*out_name`: a new string owned by the caller, to be freed
+/// with `rtm2_string_free`. Works after the client was freed, too.
+///
+/// # Safety
+/// `channel` is a live handle; `out_name` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_stream_channel_get_name(
+    channel: *mut rtm2_stream_channel,
+    out_name: *mut *mut c_char,
+) -> i32 {
+    ffi_status(|| {
+        let sc = unsafe { channel_ref(channel) }?;
+        let out = Out::new(out_name, "out_name")?;
+        unsafe { out.write(string_into_raw(sc.channel.name())) };
+        Ok(())
     })
 }
 

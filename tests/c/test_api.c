@@ -311,6 +311,18 @@ TEST(null_and_invalid_arguments_never_start_an_operation) {
     CHECK_STATUS(rtm2_stream_channel_is_joined(NULL, &joined), RTM2_ERR_NULL_PARAMETER);
     CHECK_OK(rtm2_stream_channel_is_joined(sc, &joined));
     CHECK(!joined);
+    char *name = NULL;
+    CHECK_STATUS(rtm2_stream_channel_get_name(sc, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_stream_channel_get_name(NULL, &name), RTM2_ERR_NULL_PARAMETER);
+    CHECK_OK(rtm2_stream_channel_get_name(sc, &name));
+    CHECK_STR(name, "stage");
+    rtm2_string_free(name);
+    char *user = NULL;
+    CHECK_STATUS(rtm2_client_get_user_id(c, NULL), RTM2_ERR_NULL_PARAMETER);
+    CHECK_STATUS(rtm2_client_get_user_id(NULL, &user), RTM2_ERR_NULL_PARAMETER);
+    CHECK_OK(rtm2_client_get_user_id(c, &user));
+    CHECK_STR(user, "null-args");
+    rtm2_string_free(user);
 
     uint32_t state;
     CHECK_STATUS(rtm2_client_get_link_state(c, NULL), RTM2_ERR_NULL_PARAMETER);
