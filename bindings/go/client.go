@@ -384,13 +384,15 @@ func (c *client) SetParameters(params map[string]interface{}) error {
 
 // GetParameters returns the parameters in effect, with "endpoint" (nil once the client is freed).
 func (c *client) GetParameters() map[string]interface{} {
-	h, err := c.handle()
-	if err != nil {
+	// (Not c.handle(): reading the parameters does not fix the endpoint.)
+	c.life.RLock()
+	if c.h == nil {
+		c.life.RUnlock()
 		return nil
 	}
 	var out *C.char
-	st := C.rtm2_client_get_parameters(h, &out)
-	c.release()
+	st := C.rtm2_client_get_parameters(c.h, &out)
+	c.life.RUnlock()
 	if st != 0 {
 		return nil
 	}

@@ -16,7 +16,7 @@ import (
 func TestStreamChannelFlow(t *testing.T) {
 	for _, w := range places(t) {
 		t.Run(w.name, func(t *testing.T) {
-			alice, _, _, _ := loggedIn(t, w, uniq("alice"))
+			alice, aliceConn, _, _ := loggedIn(t, w, uniq("alice"))
 			bob, _, _, _ := loggedIn(t, w, uniq("bob"))
 			aliceID := alice.(*client).userID
 			name := uniq("MyChannel")
@@ -82,6 +82,12 @@ func TestStreamChannelFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectCode(t, a.Leave(), ERROR_CHANNEL_NOT_JOINED)
+			// Joining and leaving a stream channel is not a change of the client's connection.
+			for len(aliceConn) > 0 {
+				if e := <-aliceConn; e.State != ConnectionStateCONNECTING && e.State != ConnectionStateCONNECTED {
+					t.Fatalf("a stream channel's join/leave reached the connection events: %+v", e)
+				}
+			}
 			if err := alice.Logout(); err != nil {
 				t.Fatal(err)
 			}

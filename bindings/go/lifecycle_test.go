@@ -154,6 +154,9 @@ func TestParametersAndEndpoint(t *testing.T) {
 	user := uniq("param")
 	c := CreateRTM2Client(ctx, RTMConfig{Appid: appID, UserId: user}, nil)
 	defer func() { cancel(); waitFreed(t, c) }()
+	if p := c.GetParameters(); p["endpoint"] != "embedded" {
+		t.Fatalf("parameters before Login %v", p)
+	}
 	expectCode(t, c.SetParameters(map[string]interface{}{"endpoint": "tcp://127.0.0.1:0"}), ERROR_INVALID_PARAMETER)
 	expectCode(t, c.SetParameters(map[string]interface{}{"golang_sidecar_port": 9000}), ERROR_INVALID_PARAMETER)
 	if err := c.SetParameters(map[string]interface{}{"endpoint": srv.endpoint, "heartbeat_interval_s": 7}); err != nil {

@@ -166,10 +166,16 @@ func (c *client) routeLinkState(l linkState) {
 	e := &ConnectionEvent{State: legacyState(l), Reason: legacyReason(l)}
 	c.log.Debug("rtm2: connection state", zap.Int32("state", e.State), zap.Int32("reason", e.Reason),
 		zap.String("text", l.text), zap.String("channel", l.channel))
+	if l.channel != "" {
+		// A stream channel's own link events (joined, left, rejoined) are not the client's
+		// connection: the Go SDK's connection events describe the client alone, and a FAILED
+		// there means "recreate the client".
+		return
+	}
 	c.mu.Lock()
 	deliver(c, c.connCh, e, "connection events")
 	c.mu.Unlock()
-	if l.current == linkFailed && l.channel == "" {
+	if l.current == linkFailed {
 		c.report(&ConnectionFailedError{Reason: e.Reason, Text: l.text})
 	}
 }
