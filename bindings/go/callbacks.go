@@ -67,6 +67,11 @@ func goOnTopic(ud unsafe.Pointer, ev *C.rtm2_topic_event) {
 	publisher := gostr(ev.publisher)
 	t := TopicEventType(ev.event_type)
 	snapshot := topicSnapshot(ev.topics, ev.topic_count)
+	if t == TopicEventSnapshot && ev.topic_count == 0 {
+		// A snapshot of no topics (e.g. after a reconnect) is still news: one event, no topic.
+		c.routeTopicEvent(channel, &TopicEvent{Type: t, Channel: channel, UserId: publisher, Snapshot: snapshot})
+		return
+	}
 	for _, info := range cslice(ev.topics, ev.topic_count) {
 		topic := gostr(info.topic)
 		e := &TopicEvent{Type: t, Channel: channel, UserId: publisher, Topic: topic}

@@ -451,6 +451,9 @@ func subscribeFlags(o *MessageOptions) C.uint32_t {
 	if o.Lock {
 		f |= C.RTM2_SUBSCRIBE_WITH_LOCK
 	}
+	if o.BeQuiet {
+		f |= C.RTM2_SUBSCRIBE_BE_QUIET
+	}
 	return f
 }
 

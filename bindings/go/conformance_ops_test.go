@@ -69,10 +69,6 @@ func (r *cfRunner) token(kind, user, stream string) (string, error) {
 // inexpressible says why the Go interface cannot express step s ("" if it can).
 func cfInexpressible(s *cfStep) string {
 	switch s.op {
-	case "subscribe", "join":
-		if cfFlag(s.opts, "be_quiet", false) {
-			return "be_quiet=true: the Go interface has no beQuiet option (MessageOptions / StreamOptions)"
-		}
 	case "set_state":
 		if ps, err := cfGenerated(s.opts, "states"); err == nil && cfDuplicateKey(ps) != "" {
 			return "a key given twice: SetState takes a map[string]string, which cannot hold a key twice"
@@ -81,10 +77,6 @@ func cfInexpressible(s *cfStep) string {
 		if ps, err := cfGenerated(s.opts, "items"); err == nil && cfDuplicateKey(ps) != "" {
 			return "a key given twice: the Go metadata writes take a map[string]*MetadataItem, which cannot hold a key twice"
 		}
-	}
-	if s.opts["revision"] == "0" {
-		return "revision=0: the Go MetadataItem.Revision 0 means \"unconditional\" (as -1), so the condition " +
-			"\"the item must not exist yet\" cannot be passed"
 	}
 	return ""
 }
@@ -242,7 +234,7 @@ func (r *cfRunner) subscribe(a *cfActor, s *cfStep) error {
 	o, ch := s.opts, s.args[0]
 	presence, metadata, lock := cfFlag(o, "with_presence", true), cfFlag(o, "with_metadata", false), cfFlag(o, "with_lock", false)
 	msgs, err := a.c.Subscribe(ch, WithMessage(cfFlag(o, "with_message", true)), WithMessagePresence(presence),
-		WithMessageMetadata(metadata), WithMessageLock(lock))
+		WithMessageMetadata(metadata), WithMessageLock(lock), WithMessageBeQuiet(cfFlag(o, "be_quiet", false)))
 	if err != nil {
 		return err
 	}
@@ -287,7 +279,8 @@ func (r *cfRunner) join(a *cfActor, s *cfStep) error {
 		return err
 	}
 	presence, metadata, lock := cfFlag(o, "with_presence", true), cfFlag(o, "with_metadata", false), cfFlag(o, "with_lock", false)
-	opts := []StreamOption{WithStreamPresence(presence), WithStreamMetadata(metadata), WithStreamLock(lock)}
+	opts := []StreamOption{WithStreamPresence(presence), WithStreamMetadata(metadata), WithStreamLock(lock),
+		WithStreamBeQuiet(cfFlag(o, "be_quiet", false))}
 	if tok != "" {
 		opts = append(opts, WithStreamToken(tok))
 	}

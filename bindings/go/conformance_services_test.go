@@ -172,6 +172,9 @@ func (r *cfRunner) metadataWrite(a *cfActor, s *cfStep, ct ChannelType) error {
 	if err != nil {
 		return cfErrorf("bad revision %q", o["revision"])
 	}
+	if revision == 0 {
+		revision = RevisionAbsent // the scenario's "must not exist yet"
+	}
 	major, err := strconv.ParseInt(cfOr(o["major"], "-1"), 10, 64)
 	if err != nil {
 		return cfErrorf("bad major %q", o["major"])

@@ -27,17 +27,11 @@ package rtm2
 // What the Go interface cannot express — skipped, each with its reason in the test log:
 //
 // Steps (cfInexpressible, detected from the step itself):
-//   * 08-presence.scn:33  subscribe be_quiet=true: no beQuiet option in MessageOptions /
-//     StreamOptions.
 //   * 08-presence.scn:61, 10-storage.scn:36  a key given twice (13010 / 12013): SetState and
 //     the metadata writes take Go maps, which cannot hold a key twice.
-//   * 10-storage.scn:20, :21, :38  revision=0 ("the item must not exist yet"): the Go
-//     MetadataItem.Revision 0 means unconditional (like -1).
-// Steps that depend on a skipped step (cfSkips, with the step they depend on):
-//   * 08-presence.scn:34, :47, :67  carol's expectations in lobby (line 33). Lines 35, 36
-//     still run and pass, but carol is not in lobby at all, so they do not test beQuiet.
-//   * 10-storage.scn:23, :24, :25, :30  the removal of line 21's item and the major
-//     revisions that count line 21's write.
+// (be_quiet=true maps onto the rtm2 additions WithMessageBeQuiet / WithStreamBeQuiet, and
+// revision=0, "the item must not exist yet", onto RevisionAbsent.)
+// Steps that depend on a skipped step: cfSkips (none today).
 // Fields that are not compared (cfEvent.missing, notChecked):
 //   * link_state service= and channel=: ConnectionEvent has only State and Reason (and the
 //     connection channel also carries the stream channels' link states).
@@ -70,25 +64,7 @@ type cfSkip struct{ text, reason string }
 
 // cfSkips, by "file:line": the step's text (checked, so that an edited scenario cannot shift
 // the table silently) and the reason.
-var cfSkips = map[string]cfSkip{
-	// carol's quiet subscription (line 33) is skipped: carol is not in lobby.
-	"08-presence.scn:34": {"carol expect presence type=SNAPSHOT channel=lobby snapshot=alice,bob,carol",
-		"depends on line 33 (carol's beQuiet subscription, skipped): carol gets no snapshot of lobby"},
-	"08-presence.scn:47": {"carol expect presence type=REMOTE_LEAVE channel=lobby publisher=bob",
-		"depends on line 33 (carol's beQuiet subscription, skipped): carol gets no presence events of lobby"},
-	"08-presence.scn:67": {"carol expect presence type=REMOTE_STATE_CHANGED channel=lobby publisher=alice states=",
-		"depends on line 33 (carol's beQuiet subscription, skipped): carol gets no presence events of lobby"},
-	// The write of line 21 (revision=0) is skipped: "fresh" is never written and every later
-	// major revision is one less.
-	"10-storage.scn:23": {"alice remove_channel_metadata room keys=fresh result_major=5 total=2",
-		"depends on line 21 (revision=0, skipped): removes the item line 21 writes"},
-	"10-storage.scn:24": {"bob expect storage type=UPDATE target=room items=owner:alice,topic:zig major=5",
-		"depends on line 21 (revision=0, skipped): the major revision counts line 21's write"},
-	"10-storage.scn:25": {"alice get_channel_metadata room items=owner:alice,topic:zig major=5",
-		"depends on line 21 (revision=0, skipped): the major revision counts line 21's write"},
-	"10-storage.scn:30": {"alice get_channel_metadata room items= major=6",
-		"depends on line 21 (revision=0, skipped): the major revision counts line 21's write"},
-}
+var cfSkips = map[string]cfSkip{}
 
 // cfEnvChild names the scenario a child process runs against the embedded server.
 const cfEnvChild = "RTM2_CONFORMANCE_EMBEDDED"

@@ -231,8 +231,11 @@ func metadataArgs(data map[string]*MetadataItem, opts []StorageOption) (*C.rtm2_
 					key = it.Key
 				}
 				value, rev = it.Value, it.Revision
-				if rev == 0 {
-					rev = -1
+				switch rev {
+				case 0:
+					rev = -1 // Go's zero value: unconditional
+				case RevisionAbsent:
+					rev = 0 // the C API's "must not exist yet"
 				}
 			}
 			view[i] = C.rtm2_metadata_item{key: cstr(key), value: cstr(value), revision: C.int64_t(rev)}

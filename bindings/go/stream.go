@@ -88,6 +88,9 @@ func (s *streamChannel) Join(opts ...StreamOption) (map[string][]string, <-chan 
 	if o.Lock {
 		flags |= C.RTM2_JOIN_WITH_LOCK
 	}
+	if o.BeQuiet {
+		flags |= C.RTM2_JOIN_BE_QUIET
+	}
 	key := chKey{s.name, ChannelTypeStream}
 	s.c.mu.Lock()
 	undo := s.c.openFeeds(key, o.Presence, o.Metadata, o.Lock)

@@ -1,6 +1,10 @@
 package rtm2
 
-import "go.uber.org/zap"
+import (
+	"math"
+
+	"go.uber.org/zap"
+)
 
 // RTMConfig configures a client (the fields of the Agora RTM 2 Go SDK's RTMConfig, plus
 // Endpoint).
@@ -125,6 +129,9 @@ type MessageOptions struct {
 	Metadata bool
 	Presence bool
 	Lock     bool
+	// BeQuiet (rtm2 addition): subscribe without being listed or announced in the channel's
+	// presence.
+	BeQuiet bool
 }
 
 // DefaultMessageOptions: binary messages; subscribe with messages and presence.
@@ -152,6 +159,12 @@ func WithMessagePresence(enabled bool) MessageOption {
 
 // WithMessageLock: subscribe to the channel's locks (see Lock.GetLockChan).
 func WithMessageLock(enabled bool) MessageOption { return func(c *MessageOptions) { c.Lock = enabled } }
+
+// WithMessageBeQuiet (rtm2 addition): subscribe without being listed or announced in the
+// channel's presence (RTM's beQuiet).
+func WithMessageBeQuiet(enabled bool) MessageOption {
+	return func(c *MessageOptions) { c.BeQuiet = enabled }
+}
 
 // WithMessageCustomType sets the message's custom type (at most 32 bytes).
 func WithMessageCustomType(customType string) MessageOption {
@@ -201,6 +214,7 @@ type StreamOptions struct {
 	Metadata bool
 	Presence bool
 	Lock     bool
+	BeQuiet  bool // rtm2 addition: join without being listed or announced in presence
 	// JoinTopic
 	QOS       StreamQOS
 	Priority  StreamPriority
@@ -229,6 +243,12 @@ func WithStreamPresence(enabled bool) StreamOption {
 
 // WithStreamLock: subscribe to the stream channel's locks.
 func WithStreamLock(enabled bool) StreamOption { return func(c *StreamOptions) { c.Lock = enabled } }
+
+// WithStreamBeQuiet (rtm2 addition): join without being listed or announced in the channel's
+// presence (RTM's beQuiet).
+func WithStreamBeQuiet(enabled bool) StreamOption {
+	return func(c *StreamOptions) { c.BeQuiet = enabled }
+}
 
 // WithStreamQOS sets the delivery order of the topic's messages.
 func WithStreamQOS(qos StreamQOS) StreamOption { return func(c *StreamOptions) { c.QOS = qos } }
@@ -331,12 +351,19 @@ const (
 
 // MetadataItem is one item of channel or user metadata.
 type MetadataItem struct {
-	Key      string
-	Value    string
-	Author   string
-	Revision int64 // -1 (or 0): unconditional; > 0: compare-and-set on the item
+	Key    string
+	Value  string
+	Author string
+	// Revision of a write: -1 (or 0, Go's zero value): unconditional; > 0: the write succeeds
+	// only if the item has this revision (compare-and-set); RevisionAbsent: only if the item
+	// does not exist yet. In what the SDK returns: the item's revision.
+	Revision int64
 	UpdateTs int64 // milliseconds
 }
+
+// RevisionAbsent (rtm2 addition), as MetadataItem.Revision of a write: the write succeeds only
+// if the item does not exist yet (RTM's revision 0, which Go's zero value cannot mean here).
+const RevisionAbsent int64 = math.MinInt64
 
 // StorageEvent: a subscribed channel's or user's metadata changed (or its snapshot).
 type StorageEvent struct {
