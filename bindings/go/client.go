@@ -19,10 +19,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// EventBuffer is the capacity of every Go channel the package returns. When one is full (its
-// reader is behind), new events for it are dropped — never does the SDK wait for Go code —
-// and the drop is counted (DroppedEvents) and logged.
-const EventBuffer = 1024
+// DefaultEventBuffer is how many events may wait for the reader of each Go channel the package
+// returns (RTMConfig.EventBuffer changes it). When that many wait (the reader is behind), new
+// events for that channel are dropped — the SDK never waits for Go code — and the drop is
+// counted (DroppedEvents) and logged. Memory grows only with what actually waits.
+const DefaultEventBuffer = 65536
 
 // A (channel, channel type) pair: the key of presence, storage and lock event channels.
 type chKey struct {
@@ -32,14 +33,14 @@ type chKey struct {
 
 // feed is a Go channel of events with the first snapshot kept aside (Get…Chan waits for it).
 type feed[E any, S any] struct {
-	ch    chan E
+	ch    *outbox[E]
 	snap  S
 	ready chan struct{} // closed when the first snapshot arrived
 	got   bool
 }
 
-func newFeed[E any, S any]() *feed[E, S] {
-	return &feed[E, S]{ch: make(chan E, EventBuffer), ready: make(chan struct{})}
+func newFeed[E any, S any](c *client, what string) *feed[E, S] {
+	return &feed[E, S]{ch: newOutbox[E](c, what), ready: make(chan struct{})}
 }
 
 var (
@@ -54,6 +55,9 @@ type client struct {
 	log     *zap.Logger
 	errChan chan<- error
 	timeout time.Duration // how long Get…Chan waits for a first snapshot
+	// Events that may wait for each Go channel's reader; the outboxes' goroutines.
+	eventBuffer int
+	pumps       sync.WaitGroup
 
 	// life guards the C handles: operations start under the read lock; close takes the write
 	// lock, so no call runs on a freed handle.
@@ -68,10 +72,10 @@ type client struct {
 
 	// Event routing, under mu.
 	mu       sync.Mutex
-	connCh   chan *ConnectionEvent
-	tokenCh  chan string
-	p2pCh    chan *Message
-	subs     map[string]chan *Message
+	connCh   *outbox[*ConnectionEvent]
+	tokenCh  *outbox[string]
+	p2pCh    *outbox[*Message]
+	subs     map[string]*outbox[*Message]
 	streams  map[string]*streamChannel
 	presence map[chKey]*feed[*PresenceEvent, map[string]*UserState]
 	chMeta   map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]
@@ -98,10 +102,7 @@ func CreateRTM2Client(ctx context.Context, config RTMConfig, errChan chan<- erro
 		errChan:  errChan,
 		timeout:  10 * time.Second,
 		endpoint: config.Endpoint,
-		connCh:   make(chan *ConnectionEvent, EventBuffer),
-		tokenCh:  make(chan string, EventBuffer),
-		p2pCh:    make(chan *Message, EventBuffer),
-		subs:     map[string]chan *Message{},
+		subs:     map[string]*outbox[*Message]{},
 		streams:  map[string]*streamChannel{},
 		presence: map[chKey]*feed[*PresenceEvent, map[string]*UserState]{},
 		chMeta:   map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]{},
@@ -111,6 +112,13 @@ func CreateRTM2Client(ctx context.Context, config RTMConfig, errChan chan<- erro
 	if config.RequestTimeout > 0 {
 		c.timeout = time.Duration(config.RequestTimeout) * time.Millisecond
 	}
+	c.eventBuffer = config.EventBuffer
+	if c.eventBuffer <= 0 {
+		c.eventBuffer = DefaultEventBuffer
+	}
+	c.connCh = newOutbox[*ConnectionEvent](c, "connection events")
+	c.tokenCh = newOutbox[string](c, "token events")
+	c.p2pCh = newOutbox[*Message](c, "peer-to-peer messages")
 	if err := c.configure(config); err != nil {
 		c.cfgErr = err
 		c.report(err)
@@ -277,11 +285,16 @@ func (c *client) close() {
 		c.conf = nil
 	}
 	c.mu.Lock()
-	streams := c.streams
-	c.mu.Unlock()
-	for _, s := range streams {
+	c.forgetChannels()
+	for _, s := range c.streams {
 		s.free()
+		s.events.close()
+		s.tokens.close()
 	}
+	c.connCh.close()
+	c.tokenCh.close()
+	c.p2pCh.close()
+	c.mu.Unlock()
 }
 
 func (c *client) Login(token string) (<-chan *ConnectionEvent, <-chan string, <-chan *Message, error) {
@@ -293,7 +306,7 @@ func (c *client) Login(token string) (<-chan *ConnectionEvent, <-chan string, <-
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return c.connCh, c.tokenCh, c.p2pCh, nil
+	return c.connCh.ch, c.tokenCh.ch, c.p2pCh.ch, nil
 }
 
 func (c *client) Logout() error {
@@ -302,11 +315,7 @@ func (c *client) Logout() error {
 	}, nil)
 	if err == nil {
 		c.mu.Lock()
-		c.subs = map[string]chan *Message{}
-		c.presence = map[chKey]*feed[*PresenceEvent, map[string]*UserState]{}
-		c.chMeta = map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]{}
-		c.userMeta = map[string]*feed[*StorageEvent, map[string]*MetadataItem]{}
-		c.locks = map[chKey]*feed[*LockEvent, map[string]*LockDetail]{}
+		c.forgetChannels()
 		c.mu.Unlock()
 	}
 	return err
@@ -468,7 +477,7 @@ func (c *client) Subscribe(channel string, opts ...MessageOption) (chan *Message
 	c.mu.Lock()
 	msgs, had := c.subs[channel]
 	if !had {
-		msgs = make(chan *Message, EventBuffer)
+		msgs = newOutbox[*Message](c, "messages of "+channel)
 		c.subs[channel] = msgs
 	}
 	undo := c.openFeeds(key, o.Presence, o.Metadata, o.Lock)
@@ -482,12 +491,13 @@ func (c *client) Subscribe(channel string, opts ...MessageOption) (chan *Message
 		c.mu.Lock()
 		if !had {
 			delete(c.subs, channel)
+			msgs.close()
 		}
 		undo()
 		c.mu.Unlock()
 		return nil, err
 	}
-	return msgs, nil
+	return msgs.ch, nil
 }
 
 // openFeeds makes the presence / metadata / lock feeds of a channel that do not exist yet;
@@ -495,16 +505,19 @@ func (c *client) Subscribe(channel string, opts ...MessageOption) (chan *Message
 func (c *client) openFeeds(key chKey, presence, metadata, lock bool) func() {
 	var made []func()
 	if presence && c.presence[key] == nil {
-		c.presence[key] = newFeed[*PresenceEvent, map[string]*UserState]()
-		made = append(made, func() { delete(c.presence, key) })
+		f := newFeed[*PresenceEvent, map[string]*UserState](c, "presence events of "+key.name)
+		c.presence[key] = f
+		made = append(made, func() { delete(c.presence, key); f.ch.close() })
 	}
 	if metadata && c.chMeta[key] == nil {
-		c.chMeta[key] = newFeed[*StorageEvent, map[string]*MetadataItem]()
-		made = append(made, func() { delete(c.chMeta, key) })
+		f := newFeed[*StorageEvent, map[string]*MetadataItem](c, "metadata events of "+key.name)
+		c.chMeta[key] = f
+		made = append(made, func() { delete(c.chMeta, key); f.ch.close() })
 	}
 	if lock && c.locks[key] == nil {
-		c.locks[key] = newFeed[*LockEvent, map[string]*LockDetail]()
-		made = append(made, func() { delete(c.locks, key) })
+		f := newFeed[*LockEvent, map[string]*LockDetail](c, "lock events of "+key.name)
+		c.locks[key] = f
+		made = append(made, func() { delete(c.locks, key); f.ch.close() })
 	}
 	return func() {
 		for _, f := range made {
@@ -515,9 +528,46 @@ func (c *client) openFeeds(key chKey, presence, metadata, lock bool) func() {
 
 // closeFeeds forgets a channel's feeds (under mu).
 func (c *client) closeFeeds(key chKey) {
-	delete(c.presence, key)
-	delete(c.chMeta, key)
-	delete(c.locks, key)
+	if f := c.presence[key]; f != nil {
+		f.ch.close()
+		delete(c.presence, key)
+	}
+	if f := c.chMeta[key]; f != nil {
+		f.ch.close()
+		delete(c.chMeta, key)
+	}
+	if f := c.locks[key]; f != nil {
+		f.ch.close()
+		delete(c.locks, key)
+	}
+}
+
+// forgetChannels forgets every subscription's, topic's and feed's Go channel (the session
+// ended: Logout, or the client is freed), under mu.
+func (c *client) forgetChannels() {
+	for _, o := range c.subs {
+		o.close()
+	}
+	c.subs = map[string]*outbox[*Message]{}
+	for _, f := range c.presence {
+		f.ch.close()
+	}
+	c.presence = map[chKey]*feed[*PresenceEvent, map[string]*UserState]{}
+	for _, f := range c.chMeta {
+		f.ch.close()
+	}
+	c.chMeta = map[chKey]*feed[*StorageEvent, map[string]*MetadataItem]{}
+	for _, f := range c.userMeta {
+		f.ch.close()
+	}
+	c.userMeta = map[string]*feed[*StorageEvent, map[string]*MetadataItem]{}
+	for _, f := range c.locks {
+		f.ch.close()
+	}
+	c.locks = map[chKey]*feed[*LockEvent, map[string]*LockDetail]{}
+	for _, s := range c.streams {
+		s.forgetTopics()
+	}
 }
 
 func (c *client) Unsubscribe(channel string) error {
@@ -528,7 +578,10 @@ func (c *client) Unsubscribe(channel string) error {
 	}, nil)
 	if err == nil {
 		c.mu.Lock()
-		delete(c.subs, channel)
+		if o := c.subs[channel]; o != nil {
+			o.close()
+			delete(c.subs, channel)
+		}
 		c.closeFeeds(chKey{channel, ChannelTypeMessage})
 		c.mu.Unlock()
 	}
@@ -541,8 +594,8 @@ func (c *client) StreamChannel(channel string) StreamChannel {
 	if s := c.streams[channel]; s != nil {
 		return s
 	}
-	s := &streamChannel{c: c, name: channel, topicMsgs: map[string]chan *Message{},
-		events: make(chan *TopicEvent, EventBuffer), tokens: make(chan string, EventBuffer)}
+	s := &streamChannel{c: c, name: channel, topicMsgs: map[string]*outbox[*Message]{},
+		events: newOutbox[*TopicEvent](c, "topic events of "+channel), tokens: newOutbox[string](c, "token events of "+channel)}
 	c.streams[channel] = s
 	return s
 }

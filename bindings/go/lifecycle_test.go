@@ -83,10 +83,17 @@ func TestContextCancellationLogsOutAndFrees(t *testing.T) {
 	}
 }
 
-// A reader that falls behind never stalls the SDK: a full Go channel drops (counted), the
-// client and its other channels keep working.
+// A reader that falls behind never stalls the SDK: once RTMConfig.EventBuffer events wait for a
+// Go channel's reader (beyond the channel's own outboxChan), new ones are dropped and counted;
+// the client and its other channels keep working, and what was kept arrives in order.
 func TestAFullChannelDropsAndCounts(t *testing.T) {
-	reader, _, _, _ := loggedIn(t, embedded, uniq("slow"))
+	const buffer, extra = 300, 50
+	ctx, cancel := context.WithCancel(context.Background())
+	reader := CreateRTM2Client(ctx, RTMConfig{Appid: appID, UserId: uniq("slow"), EventBuffer: buffer}, nil)
+	defer func() { cancel(); waitFreed(t, reader) }()
+	if _, _, _, err := reader.Login(""); err != nil {
+		t.Fatal(err)
+	}
 	writer, _, _, _ := loggedIn(t, embedded, uniq("fast"))
 	flood, other := uniq("flood"), uniq("other")
 	msgs, err := reader.Subscribe(flood)
@@ -97,8 +104,8 @@ func TestAFullChannelDropsAndCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const extra = 50
-	for i := 0; i < EventBuffer+extra; i++ {
+	kept := buffer + outboxChan
+	for i := 0; i < kept+extra; i++ {
 		if err := writer.Publish(flood, []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
@@ -113,13 +120,41 @@ func TestAFullChannelDropsAndCounts(t *testing.T) {
 	if d := DroppedEvents(reader); d != extra {
 		t.Fatalf("%d events dropped, want %d", d, extra)
 	}
-	// What was kept is the first EventBuffer messages, in order.
-	for i := 0; i < EventBuffer; i++ {
+	// What was kept is the first messages, in order.
+	for i := 0; i < kept; i++ {
 		if m := recv(t, msgs, "flood"); string(m.Message) != fmt.Sprint(i) {
 			t.Fatalf("message %d is %q", i, m.Message)
 		}
 	}
 	quiet(t, msgs, 50*time.Millisecond, "message beyond the buffer")
+	// A reader that keeps up loses nothing.
+	read := make(chan error, 1)
+	go func() {
+		for i := 0; i < 5000; i++ {
+			select {
+			case m := <-msgs:
+				if string(m.Message) != fmt.Sprint(i) {
+					read <- fmt.Errorf("message %d is %q", i, m.Message)
+					return
+				}
+			case <-time.After(wait):
+				read <- fmt.Errorf("message %d did not come", i)
+				return
+			}
+		}
+		read <- nil
+	}()
+	for i := 0; i < 5000; i++ {
+		if err := writer.Publish(flood, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := recv(t, read, "the reader's outcome"); err != nil {
+		t.Fatal(err)
+	}
+	if d := DroppedEvents(reader); d != extra {
+		t.Fatalf("%d events dropped after, want still %d", d, extra)
+	}
 }
 
 // A configuration that cannot work fails at once: errChan hears it and every call returns it.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // One publisher's messages reach each subscriber's Go channel in publish order (RELIABILITY
@@ -34,7 +35,13 @@ func TestPublishOrderReachesEverySubscriber(t *testing.T) {
 					defer wg.Done()
 					last := -1
 					for got := 0; got < n; got++ {
-						m := recv(t, ch, "messages")
+						var m *Message
+						select {
+						case m = <-ch:
+						case <-time.After(wait):
+							t.Errorf("subscriber %d: message %d did not come", i, got)
+							return
+						}
 						k, err := strconv.Atoi(string(m.Message))
 						if err != nil {
 							t.Errorf("payload %q", m.Message)

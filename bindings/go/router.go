@@ -6,15 +6,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// deliver sends v on ch without ever waiting: a full channel drops it (counted and logged).
-func deliver[T any](c *client, ch chan T, v T, what string) {
-	select {
-	case ch <- v:
-	default:
-		c.noteDropped(what, 1)
-	}
-}
-
 // noteDropped counts dropped events; the first and then every 1,000th drop is logged.
 func (c *client) noteDropped(what string, n uint64) {
 	total := c.dropped.Add(n)
@@ -29,15 +20,15 @@ func (c *client) routeMessage(t ChannelType, channel, topic string, m *Message) 
 	defer c.mu.Unlock()
 	switch t {
 	case ChannelTypeUser:
-		deliver(c, c.p2pCh, m, "peer-to-peer messages")
+		c.p2pCh.push(m)
 	case ChannelTypeMessage:
-		if ch := c.subs[channel]; ch != nil {
-			deliver(c, ch, m, "messages of "+channel)
+		if o := c.subs[channel]; o != nil {
+			o.push(m)
 		}
 	case ChannelTypeStream:
 		if s := c.streams[channel]; s != nil {
-			if ch := s.topicMsgs[topic]; ch != nil {
-				deliver(c, ch, m, "messages of topic "+topic+" of "+channel)
+			if o := s.topicMsgs[topic]; o != nil {
+				o.push(m)
 			}
 		}
 	}
@@ -47,7 +38,7 @@ func (c *client) routeTopicEvent(channel string, e *TopicEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[channel]; s != nil {
-		deliver(c, s.events, e, "topic events of "+channel)
+		s.events.push(e)
 	}
 }
 
@@ -55,10 +46,10 @@ func (c *client) routeTokenWillExpire(channel string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[channel]; channel != "" && s != nil {
-		deliver(c, s.tokens, channel, "token events of "+channel)
+		s.tokens.push(channel)
 		return
 	}
-	deliver(c, c.tokenCh, channel, "token events")
+	c.tokenCh.push(channel)
 }
 
 // linkState is a link-state event of the C API (RTM 2.2 states and reasons).
@@ -173,7 +164,7 @@ func (c *client) routeLinkState(l linkState) {
 		return
 	}
 	c.mu.Lock()
-	deliver(c, c.connCh, e, "connection events")
+	c.connCh.push(e)
 	c.mu.Unlock()
 	if l.current == linkFailed {
 		c.report(&ConnectionFailedError{Reason: e.Reason, Text: l.text})
@@ -202,7 +193,7 @@ func (c *client) routePresence(key chKey, e *PresenceEvent, snapshot map[string]
 	if e.Type == PresenceTypeSnapshot && takeSnapshot(f, snapshot) {
 		return
 	}
-	deliver(c, f.ch, e, "presence events of "+key.name)
+	f.ch.push(e)
 }
 
 func (c *client) routeChannelMetadata(key chKey, e *StorageEvent) {
@@ -215,7 +206,7 @@ func (c *client) routeChannelMetadata(key chKey, e *StorageEvent) {
 	if e.EventType == StorageTypeSnapshot && takeSnapshot(f, e.Items) {
 		return
 	}
-	deliver(c, f.ch, e, "metadata events of "+key.name)
+	f.ch.push(e)
 }
 
 func (c *client) routeUserMetadata(user string, e *StorageEvent) {
@@ -228,7 +219,7 @@ func (c *client) routeUserMetadata(user string, e *StorageEvent) {
 	if e.EventType == StorageTypeSnapshot && takeSnapshot(f, e.Items) {
 		return
 	}
-	deliver(c, f.ch, e, "metadata events of user "+user)
+	f.ch.push(e)
 }
 
 func (c *client) routeLock(key chKey, e *LockEvent) {
@@ -247,5 +238,5 @@ func (c *client) routeLock(key chKey, e *LockEvent) {
 			return
 		}
 	}
-	deliver(c, f.ch, e, "lock events of "+key.name)
+	f.ch.push(e)
 }

@@ -31,7 +31,7 @@ func awaitFeed[E any, S any](c *client, f *feed[E, S], notSubscribed error, time
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return f.snap, f.ch, nil
+	return f.snap, f.ch.ch, nil
 }
 
 func notThere(t ChannelType) error {
@@ -372,7 +372,7 @@ func (s *storage) SubscribeUserMetadata(userId string) (map[string]*MetadataItem
 	c.mu.Lock()
 	f, had := c.userMeta[userId]
 	if !had {
-		f = newFeed[*StorageEvent, map[string]*MetadataItem]()
+		f = newFeed[*StorageEvent, map[string]*MetadataItem](c, "metadata events of user "+userId)
 		c.userMeta[userId] = f
 	}
 	c.mu.Unlock()
@@ -385,6 +385,7 @@ func (s *storage) SubscribeUserMetadata(userId string) (map[string]*MetadataItem
 		if !had {
 			c.mu.Lock()
 			delete(c.userMeta, userId)
+			f.ch.close()
 			c.mu.Unlock()
 		}
 		return nil, nil, err
@@ -401,7 +402,10 @@ func (s *storage) UnsubscribeUserMetadata(userId string) error {
 	}, nil)
 	if err == nil {
 		c.mu.Lock()
-		delete(c.userMeta, userId)
+		if f := c.userMeta[userId]; f != nil {
+			f.ch.close()
+			delete(c.userMeta, userId)
+		}
 		c.mu.Unlock()
 	}
 	return err

@@ -16,9 +16,9 @@ type streamChannel struct {
 	name string
 	h    *C.rtm2_stream_channel // made at the first operation; under c.life
 	// Under c.mu:
-	events    chan *TopicEvent
-	tokens    chan string
-	topicMsgs map[string]chan *Message
+	events    *outbox[*TopicEvent]
+	tokens    *outbox[string]
+	topicMsgs map[string]*outbox[*Message]
 }
 
 func (s *streamChannel) ChannelName() string { return s.name }
@@ -48,6 +48,14 @@ func (s *streamChannel) handle() (*C.rtm2_stream_channel, error) {
 	}
 	s.c.life.Unlock()
 	return s.handle()
+}
+
+// forgetTopics forgets the topics' Go channels (left, or the session ended), under c.mu.
+func (s *streamChannel) forgetTopics() {
+	for _, o := range s.topicMsgs {
+		o.close()
+	}
+	s.topicMsgs = map[string]*outbox[*Message]{}
 }
 
 // free releases the handle (the client is being freed; under its write lock).
@@ -114,7 +122,7 @@ func (s *streamChannel) Join(opts ...StreamOption) (map[string][]string, <-chan 
 		s.c.mu.Unlock()
 		return nil, nil, nil, err
 	}
-	return v.(map[string][]string), s.events, s.tokens, nil
+	return v.(map[string][]string), s.events.ch, s.tokens.ch, nil
 }
 
 func (s *streamChannel) Leave() error {
@@ -124,7 +132,7 @@ func (s *streamChannel) Leave() error {
 	if err == nil {
 		s.c.mu.Lock()
 		s.c.closeFeeds(chKey{s.name, ChannelTypeStream})
-		s.topicMsgs = map[string]chan *Message{}
+		s.forgetTopics()
 		s.c.mu.Unlock()
 	}
 	return err
@@ -225,7 +233,7 @@ func (s *streamChannel) SubscribeTopic(topic string, userIds []string) (<-chan *
 	s.c.mu.Lock()
 	msgs, had := s.topicMsgs[topic]
 	if !had {
-		msgs = make(chan *Message, EventBuffer)
+		msgs = newOutbox[*Message](s.c, "messages of topic "+topic+" of "+s.name)
 		s.topicMsgs[topic] = msgs
 	}
 	s.c.mu.Unlock()
@@ -245,14 +253,15 @@ func (s *streamChannel) SubscribeTopic(topic string, userIds []string) (<-chan *
 		if !had {
 			s.c.mu.Lock()
 			delete(s.topicMsgs, topic)
+			msgs.close()
 			s.c.mu.Unlock()
 		}
 		return nil, err
 	}
 	if code := v.(int32); code != 0 {
-		return msgs, s.c.fail("SubscribeTopic", code, "some users could not be subscribed")
+		return msgs.ch, s.c.fail("SubscribeTopic", code, "some users could not be subscribed")
 	}
-	return msgs, nil
+	return msgs.ch, nil
 }
 
 func (s *streamChannel) UnsubscribeTopic(topic string, userIds []string) error {

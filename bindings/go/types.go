@@ -28,6 +28,9 @@ type RTMConfig struct {
 	// (the default: nothing to install or start); "tcp://host:port" or "tls://host:port" for
 	// `rtm2 serve` or a cluster. Also settable with SetParameters({"endpoint": ...}) before Login.
 	Endpoint string
+	// EventBuffer (rtm2 addition): how many events may wait for the reader of each Go channel
+	// the client returns before new ones are dropped (counted, logged); 0 = DefaultEventBuffer.
+	EventBuffer int
 }
 
 // ChannelType of a channel.
