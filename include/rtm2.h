@@ -1131,6 +1131,12 @@ typedef struct rtm2_listener {
     // A lock event of a channel subscribed / joined with `WITH_LOCK` (and EXPIRED of a lock
     // this user held).
     void (*on_lock)(void *user_data, const struct rtm2_lock_event *event);
+    // Messages in runs: when set, consecutive messages (at most 256 at a time, in order) come
+    // here as one array instead of one `on_message` call each — for bindings whose per-call
+    // cost is high (a Go callback through cgo). `on_message` is then not called. The array and
+    // everything it points to are valid until the callback returns. A listener compiled
+    // against an older header gets `on_message`.
+    void (*on_message_batch)(void *user_data, const struct rtm2_message_event *events, size_t count);
 } rtm2_listener;
 
 // Result of `rtm2_stream_channel_join`: the topics and publishers present when joining.

@@ -1,7 +1,8 @@
-//! Delivery into Python or Node.js user code: one publisher (this process, the Rust client of
-//! the system) → one subscriber in a child process (`bench/python/sub.py` or
-//! `bench/node/sub.js`) that uses rtm2's binding or the system's usual client in that language
-//! (nats-py, nats.js) and counts every message in user code.
+//! Delivery into Python, Node.js or Go user code: one publisher (this process, the Rust client
+//! of the system) → one subscriber in a child process (`bench/python/sub.py`,
+//! `bench/node/sub.js` or the program of `bench/go`) that uses rtm2's binding or the system's
+//! usual client in that language (nats-py, nats.js, nats.go) and counts every message in user
+//! code.
 //!
 //! The subscriber reports its running count on stdout every `--ack` messages; the publisher stays
 //! at most `--window` messages ahead of that count, so the run is loss-free by construction and
@@ -30,6 +31,9 @@ pub enum Lang {
     Py,
     /// Node.js: rtm2 via bindings/node, NATS via nats.js (`nats` 2.x).
     Node,
+    /// Go: rtm2 via bindings/go (a receive from the subscription's Go channel), NATS via
+    /// nats.go (a receive from a `ChanSubscribe` channel).
+    Go,
 }
 
 /// How user code receives messages.
@@ -47,6 +51,7 @@ impl Lang {
         match self {
             Lang::Py => "py",
             Lang::Node => "node",
+            Lang::Go => "go",
         }
     }
 }
@@ -100,6 +105,9 @@ pub struct LangArgs {
     /// bindings/node).
     #[arg(long, env = "RTM2_BENCH_NODE_ADDON")]
     pub node_addon: Option<PathBuf>,
+    /// The Go subscriber program, built from bench/go (default: target/bench/rtm2-bench-go-sub).
+    #[arg(long, env = "RTM2_BENCH_GO_SUB")]
+    pub go_sub: Option<PathBuf>,
 }
 
 /// The repository (this crate is its `bench/` directory).
@@ -143,6 +151,7 @@ fn subscriber_command(a: &LangArgs, system: System, addr: &str) -> Command {
             }
             c
         }
+        Lang::Go => Command::new(a.go_sub.clone().unwrap_or_else(|| root.join("target/bench/rtm2-bench-go-sub"))),
     };
     cmd.args(["--system", sys_name, "--addr", addr, "--api", a.api.name()])
         .args(["--messages", &a.messages.to_string(), "--payload", &a.payload.to_string()])

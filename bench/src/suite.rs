@@ -139,6 +139,7 @@ fn cases(quick: bool) -> Vec<Case> {
         },
         lang("py", "delivery into Python code, 1→1 (callback)", "py", "callback", q(500_000, 200_000), false),
         lang("node", "delivery into Node.js code, 1→1 (callback)", "node", "callback", q(1_000_000, 300_000), false),
+        lang("go", "delivery into Go code, 1→1 (channel receive)", "go", "callback", q(1_000_000, 300_000), false),
         lang("py-iter", "delivery into Python code, 1→1 (async for)", "py", "iter", q(200_000, 100_000), true),
         lang("node-iter", "delivery into Node.js code, 1→1 (for await)", "node", "iter", q(1_000_000, 300_000), true),
     ]

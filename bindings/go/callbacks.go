@@ -44,17 +44,55 @@ func goOnDestroy(ud unsafe.Pointer) {
 
 //export goOnMessage
 func goOnMessage(ud unsafe.Pointer, ev *C.rtm2_message_event) {
+	goOnMessages(ud, ev, 1)
+}
+
+//export goOnMessages
+func goOnMessages(ud unsafe.Pointer, evs *C.rtm2_message_event, count C.size_t) {
 	c := clientOf(ud)
 	if c == nil {
 		return
 	}
-	m := &Message{
-		UserId:     gostr(ev.publisher),
-		Type:       MessageType(ev.message_type),
-		Message:    C.GoBytes(unsafe.Pointer(ev.payload), C.int(ev.payload_len)),
-		CustomType: gostr(ev.custom_type),
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range cslice(evs, count) {
+		m := &Message{
+			UserId:     c.publisherName(ev.publisher),
+			Type:       MessageType(ev.message_type),
+			Message:    C.GoBytes(unsafe.Pointer(ev.payload), C.int(ev.payload_len)),
+			CustomType: gostr(ev.custom_type),
+		}
+		// The channel and topic are only looked up: views of the C strings, not copies.
+		c.routeMessageLocked(ChannelType(ev.channel_type), view(ev.channel), view(ev.topic), m)
 	}
-	c.routeMessage(ChannelType(ev.channel_type), gostr(ev.channel), gostr(ev.topic), m)
+}
+
+// view is the C string as a Go string without copying it: valid only during the callback and
+// never to be kept.
+func view(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Pointer(p)), cstrlen(p))
+}
+
+// cstrlen is strlen in Go (a cgo call per string would cost more than the scan).
+func cstrlen(p *C.char) int {
+	n := 0
+	for b := unsafe.Pointer(p); *(*byte)(unsafe.Add(b, n)) != 0; n++ {
+	}
+	return n
+}
+
+// publisherName is the publisher's user id, reusing the previous message's string when it is
+// the same user (messages of one publisher come in runs). Called on the client's dispatcher
+// thread only.
+func (c *client) publisherName(p *C.char) string {
+	if v := view(p); v == c.lastPublisher {
+		return c.lastPublisher
+	}
+	c.lastPublisher = gostr(p)
+	return c.lastPublisher
 }
 
 //export goOnTopic

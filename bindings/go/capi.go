@@ -14,6 +14,7 @@ package rtm2
 extern void goOnComplete(void *, uint64_t, int32_t, rtm2_result *);
 extern void goOnDestroy(void *);
 extern void goOnMessage(void *, rtm2_message_event *);
+extern void goOnMessages(void *, rtm2_message_event *, size_t);
 extern void goOnTopic(void *, rtm2_topic_event *);
 extern void goOnLinkState(void *, rtm2_link_state_event *);
 extern void goOnTokenWillExpire(void *, char *);
@@ -30,6 +31,8 @@ static void go_listener(rtm2_listener *l, uintptr_t id) {
     l->user_data = (void *)id;
     l->destroy = goOnDestroy;
     l->on_message = (void (*)(void *, const rtm2_message_event *))goOnMessage;
+    // Messages come in runs: one cgo callback per run, not per message.
+    l->on_message_batch = (void (*)(void *, const rtm2_message_event *, size_t))goOnMessages;
     l->on_topic = (void (*)(void *, const rtm2_topic_event *))goOnTopic;
     l->on_link_state = (void (*)(void *, const rtm2_link_state_event *))goOnLinkState;
     l->on_token_will_expire = (void (*)(void *, const char *))goOnTokenWillExpire;

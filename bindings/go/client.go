@@ -83,6 +83,8 @@ type client struct {
 	locks    map[chKey]*feed[*LockEvent, map[string]*LockDetail]
 
 	dropped atomic.Uint64
+	// The last message's publisher (see publisherName); the dispatcher thread's alone.
+	lastPublisher string
 }
 
 // CreateRTM2Client makes a client. Cancelling ctx logs the client out and frees it; errChan

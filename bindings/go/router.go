@@ -15,9 +15,8 @@ func (c *client) noteDropped(what string, n uint64) {
 	}
 }
 
-func (c *client) routeMessage(t ChannelType, channel, topic string, m *Message) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// routeMessageLocked hands a message to its Go channel (under c.mu).
+func (c *client) routeMessageLocked(t ChannelType, channel, topic string, m *Message) {
 	switch t {
 	case ChannelTypeUser:
 		c.p2pCh.push(m)

@@ -203,6 +203,47 @@ pub(crate) fn with_message(m: &MessageEvent, f: impl FnOnce(&rtm2_message_event)
     f(&ev)
 }
 
+/// Most messages handed to `on_message_batch` at once.
+pub(crate) const MESSAGE_BATCH: usize = 256;
+
+/// A run of messages in C form for `on_message_batch`: the strings of consecutive messages that
+/// repeat (one publisher, one channel) are converted once.
+#[derive(Default)]
+pub(crate) struct CMessageBatch {
+    strings: Strings,
+    last: [(String, *const c_char); 4],
+    events: Vec<rtm2_message_event>,
+}
+
+impl CMessageBatch {
+    fn string(&mut self, slot: usize, v: &str) -> *const c_char {
+        if self.last[slot].1.is_null() || self.last[slot].0 != v {
+            let p = self.strings.add(v);
+            self.last[slot] = (v.to_string(), p);
+        }
+        self.last[slot].1
+    }
+
+    pub(crate) fn push(&mut self, m: &MessageEvent) {
+        let ev = rtm2_message_event {
+            channel_type: m.channel_type as u32,
+            channel: self.string(0, &m.channel),
+            topic: self.string(1, &m.topic),
+            publisher: self.string(2, &m.publisher),
+            message_type: m.message_type as u32,
+            payload: if m.payload.is_empty() { ptr::null() } else { m.payload.as_ptr() },
+            payload_len: m.payload.len(),
+            custom_type: self.string(3, &m.custom_type),
+            timestamp_ms: m.timestamp_ms,
+        };
+        self.events.push(ev);
+    }
+
+    pub(crate) fn events(&self) -> &[rtm2_message_event] {
+        &self.events
+    }
+}
+
 pub(crate) fn with_topic(t: &TopicEvent, f: impl FnOnce(&rtm2_topic_event)) {
     let mut s = Strings::default();
     let topics = CTopics::new(&t.topics);

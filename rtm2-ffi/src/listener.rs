@@ -6,8 +6,9 @@ use rtm2_core::Event;
 
 use crate::error::{FfiResult, contain};
 use crate::events::{
-    rtm2_link_state_event, rtm2_lock_event, rtm2_message_event, rtm2_presence_event, rtm2_storage_event,
-    rtm2_topic_event, with_link_state, with_lock, with_message, with_presence, with_storage, with_topic,
+    CMessageBatch, MESSAGE_BATCH, rtm2_link_state_event, rtm2_lock_event, rtm2_message_event, rtm2_presence_event,
+    rtm2_storage_event, rtm2_topic_event, with_link_state, with_lock, with_message, with_presence, with_storage,
+    with_topic,
 };
 use crate::ptr::{UserData, ZeroInit, cstring, read_sized};
 
@@ -57,6 +58,13 @@ pub struct rtm2_listener {
     /// A lock event of a channel subscribed / joined with `WITH_LOCK` (and EXPIRED of a lock
     /// this user held).
     pub on_lock: Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const rtm2_lock_event)>,
+    /// Messages in runs: when set, consecutive messages (at most 256 at a time, in order) come
+    /// here as one array instead of one `on_message` call each — for bindings whose per-call
+    /// cost is high (a Go callback through cgo). `on_message` is then not called. The array and
+    /// everything it points to are valid until the callback returns. A listener compiled
+    /// against an older header gets `on_message`.
+    pub on_message_batch:
+        Option<unsafe extern "C" fn(user_data: *mut c_void, events: *const rtm2_message_event, count: usize)>,
 }
 
 // SAFETY: all fields are integers, raw pointers or nullable function pointers.
@@ -91,10 +99,27 @@ impl Listener {
     /// may free the client, after which no more events are delivered).
     pub(crate) fn deliver(&self, events: &[Event], keep_going: &dyn Fn() -> bool) {
         let ud = self.user_data.ptr();
-        for ev in events {
+        let mut i = 0;
+        while i < events.len() {
             if !keep_going() {
                 return;
             }
+            if let (Some(cb), Event::Message(_)) = (self.raw.on_message_batch, &events[i]) {
+                // The run of messages from here, at most MESSAGE_BATCH.
+                let mut batch = CMessageBatch::default();
+                while let Some(Event::Message(m)) = events.get(i) {
+                    if batch.events().len() == MESSAGE_BATCH {
+                        break;
+                    }
+                    batch.push(m);
+                    i += 1;
+                }
+                let evs = batch.events();
+                contain("a message batch", || unsafe { cb(ud, evs.as_ptr(), evs.len()) });
+                continue;
+            }
+            let ev = &events[i];
+            i += 1;
             contain("an event", || match ev {
                 Event::Message(m) => {
                     if let Some(cb) = self.raw.on_message {

@@ -606,13 +606,23 @@ static void h_on_destroy(void *ud) {
     pthread_mutex_unlock(&r->mu);
 }
 
+static void h_on_message_batch(void *ud, const rtm2_message_event *evs, size_t count) {
+    h_recorder *r = (h_recorder *)ud;
+    pthread_mutex_lock(&r->mu);
+    r->batches++;
+    if ((int)count > r->batch_max) r->batch_max = (int)count;
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < count; i++) h_on_message(ud, &evs[i]);
+}
+
 rtm2_listener h_recorder_listener(h_recorder *r) {
     rtm2_listener l;
     memset(&l, 0, sizeof l);
     l.struct_size = sizeof l;
     l.user_data = r;
     l.destroy = h_on_destroy;
-    l.on_message = h_on_message;
+    l.on_message = r->batched ? NULL : h_on_message;
+    if (r->batched) l.on_message_batch = h_on_message_batch;
     l.on_topic = h_on_topic;
     l.on_link_state = h_on_link_state;
     l.on_token_will_expire = h_on_token;

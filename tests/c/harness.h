@@ -174,6 +174,10 @@ typedef struct h_recorder {
     void (*message_hook)(struct h_recorder *r, const rtm2_message_event *ev);
     void (*link_hook)(struct h_recorder *r, const rtm2_link_state_event *ev);
     void *hook_data;
+    /* Set before the client is made: messages come through on_message_batch (on_message unset);
+     * batches counts its calls, batch_max the largest run. */
+    int batched;
+    int batches, batch_max;
 } h_recorder;
 
 void h_recorder_init(h_recorder *r);

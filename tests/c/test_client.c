@@ -193,6 +193,48 @@ TEST(messages_arrive_with_every_field) {
     free_client(b, &rb);
 }
 
+/* on_message_batch: runs of messages in one call each, in order, instead of on_message. */
+TEST(messages_arrive_in_batches_when_asked) {
+    h_recorder ra, rb;
+    h_recorder_init(&ra);
+    h_recorder_init(&rb);
+    rb.batched = 1;
+    rtm2_client *a = login_client("batch-alice", &ra);
+    rtm2_client *b = login_client("batch-bob", &rb);
+    char alice[96];
+    uid(alice, sizeof alice, "batch-alice");
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(subscribe(b, "room.batch", &k), RTM2_OK);
+    enum { N = 300 };
+    h_call calls[N];
+    char text[N][16];
+    rtm2_publish_options po;
+    rtm2_publish_options_init(&po);
+    po.message_type = RTM2_MESSAGE_TYPE_STRING;
+    for (int i = 0; i < N; i++) { /* pipelined: started without waiting */
+        h_call_init(&calls[i]);
+        snprintf(text[i], sizeof text[i], "m%d", i);
+        CHECK_OK(rtm2_client_publish(a, "room.batch", text[i], strlen(text[i]), &po, h_complete, &calls[i], NULL));
+    }
+    for (int i = 0; i < N; i++) CHECK_INT(h_wait_call(__FILE__, __LINE__, &calls[i], H_WAIT_MS), RTM2_OK);
+    for (int i = 0; i < N; i++) {
+        h_event *e = h_expect(&rb, H_EV_MESSAGE, h_match_any, NULL);
+        CHECK(h_match_text(e, text[i]));
+        CHECK_STR(e->channel, "room.batch");
+        CHECK_STR(e->publisher, alice);
+        h_event_free(e);
+    }
+    pthread_mutex_lock(&rb.mu);
+    CHECK(rb.batches >= 1 && rb.batches <= N);
+    CHECK(rb.batch_max >= 1 && rb.batch_max <= 256);
+    pthread_mutex_unlock(&rb.mu);
+    for (int i = 0; i < N; i++) h_call_destroy(&calls[i]);
+    h_call_destroy(&k);
+    free_client(a, &ra);
+    free_client(b, &rb);
+}
+
 TEST(same_user_id_takes_over) {
     h_recorder r1, r2;
     h_recorder_init(&r1);
@@ -1082,6 +1124,7 @@ int main(int argc, char **argv) {
     } else {
         RUN(login_logout_and_link_states);
         RUN(messages_arrive_with_every_field);
+        RUN(messages_arrive_in_batches_when_asked);
         RUN(same_user_id_takes_over);
         RUN(callbacks_may_call_back_into_the_sdk);
         RUN(stream_channel_quick_start_with_result_structs);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rtm2::client::*;
 use rtm2::config::*;
-use rtm2::events::{rtm2_lock_event, rtm2_presence_event, rtm2_storage_event};
+use rtm2::events::{rtm2_lock_event, rtm2_message_event, rtm2_presence_event, rtm2_storage_event};
 use rtm2::listener::rtm2_listener;
 use rtm2::lock::*;
 use rtm2::presence::*;
@@ -102,6 +102,15 @@ unsafe fn touch_user_states(users: &[rtm2_user_state]) -> usize {
         }
     }
     n
+}
+
+unsafe extern "C" fn on_message_batch(_: *mut c_void, e: *const rtm2_message_event, count: usize) {
+    let mut n = 0;
+    for m in unsafe { items(e, count) } {
+        n += unsafe { touch(m.channel) + touch(m.topic) + touch(m.publisher) + touch(m.custom_type) };
+        n += unsafe { items(m.payload, m.payload_len) }.iter().map(|&b| b as usize).sum::<usize>();
+    }
+    std::hint::black_box(n);
 }
 
 unsafe extern "C" fn on_presence(_: *mut c_void, e: *const rtm2_presence_event) {
@@ -220,6 +229,7 @@ pub fn run(data: &[u8]) {
         on_presence: Some(on_presence),
         on_storage: Some(on_storage),
         on_lock: Some(on_lock),
+        on_message_batch: Some(on_message_batch),
     };
     let mut client = ptr::null_mut();
     assert_eq!(unsafe { rtm2_client_new(config, &listener, &mut client) }, 0);
