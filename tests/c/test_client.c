@@ -7,6 +7,7 @@
  *
  *   test_client [--rtm2 PATH] [--short]     (--short: the brief scenario used under valgrind) */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -834,9 +835,15 @@ TEST(free_from_inside_a_completion_callback) {
 }
 
 static rtm2_client *g_link_victim = NULL;
+/* Set once rtm2_client_login has returned on the test's thread. The login's CONNECTING event
+ * may reach the callback while the call is still inside the SDK (the login starts in the call),
+ * and rtm2_client_free's contract is that no other thread uses the client during the free: the
+ * callback waits (bounded) until the test's thread is out of the call. */
+static atomic_int g_login_returned;
 static void free_on_connecting(h_recorder *r, const rtm2_link_state_event *ev) {
     (void)r;
     if (ev->current == RTM2_LINK_STATE_CONNECTING && g_link_victim) {
+        for (int i = 0; i < 5000 && !atomic_load(&g_login_returned); i++) usleep(1000);
         rtm2_client *c = g_link_victim;
         g_link_victim = NULL;
         rtm2_client_free(c);
@@ -849,9 +856,11 @@ TEST(free_from_inside_an_event_callback) {
     rec.link_hook = free_on_connecting;
     rtm2_client *c = unreachable_client("free-in-event", &rec, 10000);
     g_link_victim = c;
+    atomic_store(&g_login_returned, 0);
     h_call login;
     h_call_init(&login);
     CHECK_OK(rtm2_client_login(c, NULL, h_complete, &login, NULL));
+    atomic_store(&g_login_returned, 1);
     h_wait_destroyed(&rec, H_WAIT_MS);
     CHECK_INT(h_wait_call(__FILE__, __LINE__, &login, H_WAIT_MS), RTM2_ERR_INSTANCE_ALREADY_RELEASED);
     CHECK(g_link_victim == NULL);
