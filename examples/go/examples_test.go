@@ -272,18 +272,25 @@ func TestRecover(t *testing.T) {
 				once(t, out, fmt.Sprintf(`^round %d: user metadata event (SET|UPDATE): name=uid%d author=uid recorded=true$`, round, i))
 			}
 		}
-		// Rounds 1 and 2 end with the same user id logging in elsewhere: FAILED, errChan, a new client.
+		// Rounds 1 and 2 end with the same user id logging in elsewhere: FAILED on the connection
+		// events and on errChan (two Go channels: the program reacts to whichever it reads
+		// first), then a new client.
 		for round := 1; round <= 2; round++ {
 			once(t, out, fmt.Sprintf(`^round %d: uid logged in elsewhere$`, round))
+			failedFirst := fmt.Sprintf(`^round %d: connection state FAILED, reason 19$`, round)
+			if count(out, failedFirst) == 1 {
+				expect(t, out, failedFirst,
+					fmt.Sprintf(`^round %d: errChan: rtm2: the connection failed \(reason 19\): .+$`, round))
+			} else {
+				once(t, out, fmt.Sprintf(`^round %d: error from errChan, recreating the client: rtm2: the connection failed \(reason 19\): .+$`, round))
+			}
 			expect(t, out,
-				fmt.Sprintf(`^round %d: connection state FAILED, reason 19$`, round),
-				fmt.Sprintf(`^round %d: errChan: rtm2: the connection failed \(reason 19\): .+$`, round),
 				fmt.Sprintf(`^round %d: the client is gone$`, round),
 				fmt.Sprintf(`^round %d: logged in$`, round+1))
 		}
 		expect(t, out, `^done after 3 rounds$`)
-		if n := count(out, `FAILED`); n != 2 {
-			t.Fatalf("%d FAILED events, want 2:\n%s", n, out)
+		if n := count(out, `reason 19`); n < 2 || n > 4 {
+			t.Fatalf("%d reports of the takeover (reason 19), want one or two per round of 2:\n%s", n, out)
 		}
 	})
 	// Tokens of 4 s, the notice 2 s before expiry: every round renews its login token and
@@ -297,7 +304,11 @@ func TestRecover(t *testing.T) {
 			expect(t, out, fmt.Sprintf(`^round %d: logged in$`, round), fmt.Sprintf(`^round %d: set user metadata uid9$`, round))
 			once(t, out, fmt.Sprintf(`^round %d: user metadata event (SET|UPDATE): name=uid9 author=uid recorded=true$`, round))
 		}
-		expect(t, out, `^round 1: connection state FAILED, reason 19$`, `^round 2: logged in$`, `^done after 2 rounds$`)
+		expect(t, out, `^round 1: uid logged in elsewhere$`, `^round 2: logged in$`, `^done after 2 rounds$`)
+		if count(out, `^round 1: connection state FAILED, reason 19$`)+
+			count(out, `^round 1: error from errChan, recreating the client: rtm2: the connection failed \(reason 19\): .+$`) != 1 {
+			t.Fatalf("round 1 did not end with the takeover (FAILED, reason 19):\n%s", out)
+		}
 		if strings.Contains(out, "renew token failed") || strings.Contains(out, "set user metadata failed") {
 			t.Fatalf("an operation failed:\n%s", out)
 		}
