@@ -94,6 +94,13 @@ struct ServeArgs {
     /// (metadata.redb.replaced-<ms>), not deleted. Not needed for a new directory.
     #[arg(long, requires = "data_dir")]
     create_new_store: bool,
+    /// Join a cluster: NATS servers, comma-separated (nats://host:port,…). Nodes given the
+    /// same NATS act as one service (docs/CLUSTER.md).
+    #[arg(long, env = "RTM2_CLUSTER")]
+    cluster: Option<String>,
+    /// This node's id in the cluster (default: random).
+    #[arg(long, requires = "cluster")]
+    node_id: Option<String>,
     /// Above this many present users in a channel, presence events are aggregated into one
     /// INTERVAL event per --presence-interval-ms.
     #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_ANNOUNCE_MAX)]
@@ -237,6 +244,16 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
         config.metadata_store = rtm2_server::MetadataStore::Directory(dir.clone());
         config.create_new_store = a.create_new_store;
     }
+    if let Some(urls) = &a.cluster {
+        let mut c = rtm2_server::ClusterConfig::new(urls);
+        if c.urls.is_empty() {
+            return Err("--cluster needs at least one nats://host:port".into());
+        }
+        if let Some(id) = &a.node_id {
+            c.node_id = id.clone();
+        }
+        config.cluster = Some(c);
+    }
     config.presence_announce_max = a.presence_announce_max;
     config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));
     config.presence_page_size = a.presence_page_size.max(1);
@@ -245,6 +262,9 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     rt.block_on(async move {
         let server =
             rtm2_server::Server::try_start(config).map_err(|e| format!("cannot open the metadata store: {e}"))?;
+        if let Some(c) = &server.config().cluster {
+            eprintln!("rtm2 node {} joins the cluster of NATS {}", c.node_id, c.urls.join(","));
+        }
         match &a.data_dir {
             Some(dir) => eprintln!("rtm2 server keeps metadata in {}", dir.join("metadata.redb").display()),
             None => eprintln!("rtm2 server keeps metadata in memory (pass --data-dir DIR to keep it across restarts)"),

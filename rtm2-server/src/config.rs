@@ -12,6 +12,8 @@ pub const DEFAULT_OUTBOUND_QUEUE_FRAMES: usize = 64 * 1024;
 /// Default of [`ServerConfig::outbound_queue_bytes`]: 8 MiB.
 pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
+pub use crate::cluster::ClusterConfig;
+
 /// Credentials of one app the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCredentials {
@@ -73,6 +75,9 @@ pub struct ServerConfig {
     /// (without it the server refuses to start then). The old database file is moved aside
     /// (`metadata.redb.replaced-<ms>`), never deleted. A directory without a store needs no flag.
     pub create_new_store: bool,
+    /// Join a cluster of nodes that act as one service over NATS (docs/CLUSTER.md); `None`
+    /// (default) = a single server.
+    pub cluster: Option<ClusterConfig>,
     /// Users per page of `getOnlineUsers`.
     pub presence_page_size: usize,
     /// Above this many present users in a channel, per-user presence events (join, leave,
@@ -116,6 +121,7 @@ impl Default for ServerConfig {
             rate_limits: RateLimits::reference(),
             metadata_store: MetadataStore::Memory,
             create_new_store: false,
+            cluster: None,
             presence_page_size: limits::DEFAULT_PRESENCE_PAGE_SIZE,
             presence_announce_max: limits::DEFAULT_PRESENCE_ANNOUNCE_MAX,
             presence_interval: Duration::from_secs(limits::DEFAULT_PRESENCE_INTERVAL_S),

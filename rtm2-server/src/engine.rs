@@ -18,8 +18,9 @@ use rtm2_proto::token::{self, TokenError};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
+use crate::cluster::{Cluster, Watch};
 use crate::config::ServerConfig;
-use crate::session::{Goodbye, Session, SessionParams};
+use crate::session::{Goodbye, Session, SessionParams, response};
 use crate::stream::StreamChannel;
 
 /// A request's outcome: an optional typed result, or an RTM error.
@@ -49,9 +50,28 @@ struct Subscriber {
 }
 
 /// A message channel: its subscribers. Read on every publish, written on (un)subscribe.
-#[derive(Default)]
 pub(crate) struct MsgChannel {
     subs: RwLock<Vec<Subscriber>>,
+    /// In a cluster: this node's subscription to the channel's messages from other nodes,
+    /// for as long as the channel has subscribers here.
+    remote: Option<Watch>,
+}
+
+impl MsgChannel {
+    fn new_for(app: &App, name: &str) -> Arc<MsgChannel> {
+        Arc::new_cyclic(|me| MsgChannel {
+            subs: RwLock::default(),
+            remote: app.cluster.as_ref().map(|c| c.watch(&app.id, name, me.clone())),
+        })
+    }
+
+    /// A message of a publisher on another node: to every subscriber here that takes messages.
+    pub(crate) fn deliver_remote(&self, body: Bytes) {
+        let subs = self.subs.read().unwrap();
+        for s in subs.iter().filter(|s| s.opts.with_message) {
+            s.session.send(body.clone());
+        }
+    }
 }
 
 /// The hasher of the channel maps, looked up on every publish: randomly seeded per process (names
@@ -81,6 +101,8 @@ pub(crate) struct App {
     /// Lock persistence and the fencing counter (the server's, shared by every app; weak, so
     /// that lock timers outliving the server do not keep its store open).
     pub(crate) lock_store: std::sync::Weak<crate::locks::LockStore>,
+    /// The node's cluster link (`ServerConfig::cluster`), if it is part of one.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
@@ -112,6 +134,8 @@ pub(crate) struct Engine {
     lock_store: Arc<crate::locks::LockStore>,
     /// Locks persisted by an earlier run, by app id, put back when the app is first used.
     stored_locks: Mutex<HashMap<String, Vec<crate::store::StoredLock>>>,
+    /// The node's cluster link (`ServerConfig::cluster`), if it is part of one.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 fn token_violation(e: TokenError) -> Violation {
@@ -138,25 +162,37 @@ impl Engine {
             stored_locks.entry(l.app.clone()).or_default().push(l);
         }
         let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
-        let apps = config
-            .apps
-            .iter()
-            .map(|a| {
-                let app = App::new(a.app_id.clone(), a.certificates.clone(), config.ttl_unit, lock_store.clone());
-                (a.app_id.clone(), app)
-            })
-            .collect();
-        Ok(Arc::new(Engine {
-            config: Arc::new(config),
-            connections: Arc::default(),
-            apps: Mutex::new(apps),
-            next_session: AtomicU64::new(1),
-            sessions: Mutex::new(HashMap::new()),
-            store,
-            meta_lock: Mutex::new(()),
-            slow_consumer_cuts: Arc::default(),
-            lock_store,
-            stored_locks: Mutex::new(stored_locks),
+        Ok(Arc::new_cyclic(|engine| {
+            let cluster = config.cluster.as_ref().map(|c| Cluster::start(c, engine.clone()));
+            let apps = config
+                .apps
+                .iter()
+                .map(|a| {
+                    let app = App::new(
+                        a.app_id.clone(),
+                        a.certificates.clone(),
+                        config.ttl_unit,
+                        lock_store.clone(),
+                        cluster.clone(),
+                    );
+                    (a.app_id.clone(), app)
+                })
+                .collect();
+            // In a cluster, session ids differ between nodes (a resume names one of this node's).
+            let first_session = if cluster.is_some() { ((now_ms() & 0xff_ffff) << 24) | 1 } else { 1 };
+            Engine {
+                config: Arc::new(config),
+                connections: Arc::default(),
+                apps: Mutex::new(apps),
+                next_session: AtomicU64::new(first_session),
+                sessions: Mutex::new(HashMap::new()),
+                store,
+                meta_lock: Mutex::new(()),
+                slow_consumer_cuts: Arc::default(),
+                lock_store,
+                stored_locks: Mutex::new(stored_locks),
+                cluster,
+            }
         }))
     }
 
@@ -177,7 +213,13 @@ impl Engine {
         let app = match apps.get(app_id) {
             Some(app) => app.clone(),
             None if self.config.dev_mode() => {
-                let app = App::new(app_id.to_string(), Vec::new(), self.config.ttl_unit, self.lock_store.clone());
+                let app = App::new(
+                    app_id.to_string(),
+                    Vec::new(),
+                    self.config.ttl_unit,
+                    self.lock_store.clone(),
+                    self.cluster.clone(),
+                );
                 apps.insert(app_id.to_string(), app.clone());
                 app
             }
@@ -201,6 +243,14 @@ impl Engine {
     ) -> Result<(Arc<Session>, pb::LoginResult, Option<u64>), Violation> {
         validate::app_id(&login.app_id)?;
         validate::user_id(&login.user_id)?;
+        if let Some(c) = &self.cluster
+            && !c.ready()
+        {
+            return Err(Violation::new(
+                ErrorCode::LOGIN_NO_SERVER_RESOURCES,
+                format!("node {} is not connected to the cluster (NATS): try another node", c.node_id),
+            ));
+        }
         let app = self.app(&login.app_id)?;
         let dev_mode = app.certificates.is_empty();
         let expires_at = if dev_mode {
@@ -244,6 +294,7 @@ impl Engine {
                 dev_mode,
                 resumed: true,
                 cut_reason,
+                node_id: self.node_id(),
             };
             return Ok((s, result, Some(r.last_seq)));
         }
@@ -262,6 +313,10 @@ impl Engine {
             session.set_deadline("", Some(t));
         }
         let previous = app.users.lock().unwrap().insert(session.user_id.clone(), session.clone());
+        if let Some(c) = &self.cluster {
+            // One session per user id across the cluster: older ones elsewhere end.
+            c.announce_login(&app.id, &session.user_id, session.login_ms);
+        }
         if let Some(prev) = previous {
             tracing::info!(app = %app.id, user = %prev.user_id, "same user id logged in again; ending the earlier session");
             prev.close_conn(Goodbye::new(
@@ -281,9 +336,38 @@ impl Engine {
                 dev_mode,
                 resumed: false,
                 cut_reason,
+                node_id: self.node_id(),
             },
             None,
         ))
+    }
+
+    /// This node's id in its cluster ("" when it is not part of one).
+    pub(crate) fn node_id(&self) -> String {
+        self.cluster.as_ref().map(|c| c.node_id.clone()).unwrap_or_default()
+    }
+
+    /// Another node (`node`) logged `user` of `app_id` in at `login_ms`: this node's session of
+    /// that user ends if it is older (ties: the larger node id wins), as for a second login here.
+    pub(crate) fn login_elsewhere(&self, app_id: &str, user: &str, node: &str, login_ms: u64) {
+        let Some(app) = self.apps.lock().unwrap().get(app_id).cloned() else { return };
+        let Some(s) = app.user(user) else { return };
+        if (s.login_ms, self.node_id().as_str()) >= (login_ms, node) {
+            return;
+        }
+        {
+            let mut users = app.users.lock().unwrap();
+            if users.get(user).is_some_and(|u| u.id == s.id) {
+                users.remove(user);
+            }
+        }
+        tracing::info!(app = %app.id, user, node, "the same user id logged in on another node; ending the session here");
+        s.close_conn(Goodbye::new(
+            ErrorCode::LOGIN_REJECTED.code(),
+            LinkStateChangeReason::SAME_UID_LOGIN,
+            "the same user id logged in from another connection",
+        ));
+        self.end_session(&s, Ending::Leave);
     }
 
     /// The unreported cut reason of session `session_id` of this user (live, or ended).
@@ -379,7 +463,7 @@ impl Engine {
         use client_frame::Body as B;
         Some(match body {
             B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
-            B::Subscribe(r) => self.subscribe(session, r),
+            B::Subscribe(r) => return self.subscribe_answer(session, request_id, r),
             B::Unsubscribe(r) => self.unsubscribe(session, r),
             B::Publish(r) => publish(session, PublishRef::from(&r), now_ms()),
             B::RenewToken(r) => self.renew_token(session, r),
@@ -444,6 +528,7 @@ impl App {
         certificates: Vec<String>,
         ttl_unit: std::time::Duration,
         lock_store: Arc<crate::locks::LockStore>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<App> {
         Arc::new(App {
             id,
@@ -458,6 +543,7 @@ impl App {
             expired_locks: Mutex::new(HashMap::new()),
             recent_cuts: Mutex::default(),
             lock_store: Arc::downgrade(&lock_store),
+            cluster,
         })
     }
 
@@ -503,7 +589,12 @@ impl Engine {
             }
             mine.insert(r.channel.clone(), opts);
         }
-        let ch = session.app.channels.entry(r.channel.clone()).or_default().clone();
+        let ch = session
+            .app
+            .channels
+            .entry(r.channel.clone())
+            .or_insert_with(|| MsgChannel::new_for(&session.app, &r.channel))
+            .clone();
         {
             let mut subs = ch.subs.write().unwrap();
             match subs.iter_mut().find(|s| s.session.id == session.id) {
@@ -514,6 +605,30 @@ impl Engine {
         }
         crate::scope::enter(self, session, ChannelType::MESSAGE, &r.channel, opts, r.states);
         Ok(None)
+    }
+
+    /// `subscribe`, answered once the channel's messages from other nodes also arrive here (in
+    /// a cluster, the node's NATS subscription of a channel new to it is confirmed first).
+    fn subscribe_answer(&self, session: &Arc<Session>, request_id: u64, r: pb::Subscribe) -> Option<Reply> {
+        let channel = r.channel.clone();
+        let reply = self.subscribe(session, r);
+        if reply.is_err() || self.cluster.is_none() {
+            return Some(reply);
+        }
+        let Some(ch) = session.app.channels.get(&channel).map(|c| c.clone()) else { return Some(reply) };
+        if ch.remote.as_ref().is_none_or(|w| w.is_ready()) {
+            return Some(reply);
+        }
+        let session = session.clone();
+        tokio::spawn(async move {
+            if let Some(w) = &ch.remote
+                && !w.ready(std::time::Duration::from_secs(5)).await
+            {
+                tracing::warn!(channel, "cluster: the channel's NATS subscription was not confirmed within 5 s");
+            }
+            session.send(response(request_id, Ok(None)));
+        });
+        None
     }
 
     fn unsubscribe(&self, session: &Arc<Session>, r: pb::Unsubscribe) -> Reply {
@@ -551,12 +666,19 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         return Ok(None);
     }
     validate::channel_name(r.channel)?;
+    let cluster = session.app.cluster.as_ref();
     // The map's read guard is held while fanning out (no reference count taken per publish):
     // it only keeps the channel from being removed meanwhile.
     let Some(ch) = session.app.channels.get(r.channel) else {
+        if let Some(c) = cluster {
+            c.forward(&session.app.id, r.channel, [message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
+        }
         return Ok(None);
     };
     let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
+    if let Some(c) = cluster {
+        c.forward(&session.app.id, r.channel, [body.clone()]);
+    }
     let subs = ch.subs.read().unwrap();
     let mut receivers =
         subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
@@ -605,7 +727,8 @@ impl PublishRun {
             self.channel.push_str(r.channel);
             self.target = session.app.channels.get(r.channel).map(|c| c.clone());
         }
-        if self.target.is_some() {
+        // (In a cluster the messages also go to the other nodes, subscribed here or not.)
+        if self.target.is_some() || session.app.cluster.is_some() {
             self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms));
         }
         Ok(None)
@@ -620,8 +743,16 @@ impl PublishRun {
 
     /// Delivers the run's messages, in order, to every receiver.
     pub(crate) fn deliver(&mut self, session: &Session) {
+        if let Some(c) = &session.app.cluster
+            && !self.bodies.is_empty()
+        {
+            c.forward(&session.app.id, &self.channel, self.bodies.iter().cloned());
+        }
         self.channel.clear();
-        let Some(ch) = self.target.take() else { return };
+        let Some(ch) = self.target.take() else {
+            self.bodies.clear();
+            return;
+        };
         if self.bodies.is_empty() {
             return;
         }

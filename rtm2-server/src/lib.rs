@@ -13,6 +13,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cluster;
 mod config;
 mod conn;
 mod engine;
@@ -33,7 +34,8 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 
 pub use config::{
-    AppCredentials, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_FRAMES, MetadataStore, ServerConfig,
+    AppCredentials, ClusterConfig, DEFAULT_OUTBOUND_QUEUE_BYTES, DEFAULT_OUTBOUND_QUEUE_FRAMES, MetadataStore,
+    ServerConfig,
 };
 use engine::Engine;
 pub use rate::RateLimits;
@@ -73,6 +75,17 @@ impl Server {
         }
         let (stop, _) = watch::channel(false);
         Ok(Server { engine: Engine::new(config)?, stop: Arc::new(stop) })
+    }
+
+    /// This node's id in its cluster ("" for a single server).
+    pub fn node_id(&self) -> String {
+        self.engine.node_id()
+    }
+
+    /// In a cluster: whether the node is connected to NATS (and so accepts logins). Always
+    /// true for a single server.
+    pub fn cluster_ready(&self) -> bool {
+        self.engine.cluster.as_ref().is_none_or(|c| c.ready())
     }
 
     /// The configuration the server runs with.

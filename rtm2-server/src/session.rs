@@ -83,6 +83,9 @@ pub(crate) struct Session {
     /// Why the server cut this session's last connection off (a slow consumer), until the
     /// client's next login reports it (`LoginResult.cut_reason`).
     cut_reason: Mutex<Option<String>>,
+    /// When the session began (ms since the epoch): in a cluster, the newer of two sessions of
+    /// one user on different nodes wins.
+    pub(crate) login_ms: u64,
 }
 
 pub(crate) struct SessionParams {
@@ -121,6 +124,7 @@ impl Session {
             limiter: Mutex::new(crate::rate::Limiter::new(p.rate_limits)),
             publishes_limited: p.rate_limits.publish_per_s != 0,
             cut_reason: Mutex::new(None),
+            login_ms: now_ms(),
         })
     }
 

@@ -386,6 +386,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 }
                 tracing::debug!(target: LOG_TARGET,
                     session = link.login.session_id,
+                    node = %link.login.node_id,
                     dev_mode = link.login.dev_mode,
                     reconnecting,
                     "logged in"
