@@ -185,3 +185,106 @@ async fn a_node_that_cannot_reach_nats_refuses_logins_with_a_reason() {
     assert_eq!(e.code, rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES, "{e}");
     assert!(e.reason.contains("not connected to the cluster"), "{e}");
 }
+
+/// Publishes a peer-to-peer message from `from` to `to` until it gets `want` (the directory
+/// of other nodes' users is updated asynchronously), within `limit`.
+async fn p2p_until(from: &Client, to: &str, want: Option<rtm2_proto::ErrorCode>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let opts = PublishOptions { channel_type: ChannelType::USER, ..Default::default() };
+        let got = from.publish(to, "ping", opts).await.err().map(|e| e.code);
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a message to {to} gave {got:?}, not {want:?}, for {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn peer_to_peer_messages_reach_a_user_on_another_node_and_11033_means_online_nowhere() {
+    let (_nats, nodes) = cluster().await;
+    let alice = logged_in(&nodes[0], "alice").await;
+    let bob = client_of(&nodes[1], "bob");
+    let mut bob_events = bob.events();
+    bob.login("").await.unwrap();
+    // (bob's login reaches node A's directory asynchronously.)
+    p2p_until(&alice, "bob", None, WAIT).await;
+    let opts = PublishOptions { channel_type: ChannelType::USER, ..Default::default() };
+    alice.publish("bob", "psst", opts.clone()).await.unwrap();
+    let m = expect_message(&mut bob_events, |m| m.text() == Some("psst")).await;
+    assert_eq!((m.channel_type, m.channel.as_str(), m.publisher.as_str()), (ChannelType::USER, "bob", "alice"));
+    let e = alice.publish("nobody", "hello?", opts.clone()).await.unwrap_err();
+    assert_eq!(e.code, rtm2_proto::ErrorCode::CHANNEL_RECEIVER_OFFLINE);
+    // Once bob logs out he is online nowhere.
+    bob.logout().await.unwrap();
+    p2p_until(&alice, "bob", Some(rtm2_proto::ErrorCode::CHANNEL_RECEIVER_OFFLINE), WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn a_node_that_joins_later_knows_who_is_online_elsewhere() {
+    let nats = start_nats().await;
+    let a = node(&nats.url, "early").await;
+    let bob = client_of(&a, "bob");
+    let mut bob_events = bob.events();
+    bob.login("").await.unwrap();
+    // Node "late" starts after bob logged in: it learns of him from the others when it joins.
+    let late = node(&nats.url, "late").await;
+    let carol = logged_in(&late, "carol").await;
+    let opts = PublishOptions { channel_type: ChannelType::USER, ..Default::default() };
+    carol.publish("bob", "welcome", opts).await.unwrap();
+    let m = expect_message(&mut bob_events, |m| m.text() == Some("welcome")).await;
+    assert_eq!(m.publisher, "carol");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn the_users_of_a_node_that_dies_are_offline_after_its_timeout() {
+    let (nats, nodes) = cluster().await;
+    // Node "doomed" is an `rtm2 serve` process, killed with SIGKILL below.
+    let bin =
+        std::env::var("RTM2_BIN").unwrap_or_else(|_| format!("{}/../target/debug/rtm2", env!("CARGO_MANIFEST_DIR")));
+    let mut doomed = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limits", "--cluster", &nats.url, "--node-id", "doomed"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start rtm2 serve (cargo build -p rtm2-cli)");
+    let addr = {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(doomed.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("rtm2 serve ended").unwrap();
+            if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
+                break rest.split(' ').next().unwrap().to_string();
+            }
+        }
+    };
+    let mut cfg = ClientConfig::new(APP_ID, "dora").endpoint(Endpoint::Tcp(addr));
+    fast(&mut cfg);
+    let dora = Client::new(cfg).unwrap();
+    // The node refuses logins (10010) until it has joined the cluster.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout(WAIT, dora.login("")).await.expect("login on the doomed node") {
+            Ok(()) => break,
+            Err(e) if e.code == rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES => {
+                assert!(tokio::time::Instant::now() < deadline, "the node never joined: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("login on the doomed node: {e}"),
+        }
+    }
+    let alice = logged_in(&nodes[0], "alice").await;
+    p2p_until(&alice, "dora", None, WAIT).await;
+    let _ = doomed.kill();
+    let _ = doomed.wait();
+    let killed = tokio::time::Instant::now();
+    // No logout was announced: the node's silence (5 s) takes its users offline.
+    p2p_until(&alice, "dora", Some(rtm2_proto::ErrorCode::CHANNEL_RECEIVER_OFFLINE), Duration::from_secs(15)).await;
+    let took = killed.elapsed();
+    assert!(took >= Duration::from_secs(3), "dora went offline {took:?} after the kill: before the node's timeout?");
+    drop(dora);
+}

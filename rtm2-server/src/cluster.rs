@@ -7,15 +7,22 @@
 //!   receiving node) and delivers to its own subscribers. NATS keeps one connection's
 //!   publishes in order, so one publisher's order holds across nodes;
 //! * logins: one session per user id across the cluster — a login is announced, and a node
-//!   with an older session of that user ends it (SAME_UID_LOGIN).
+//!   with an older session of that user ends it (SAME_UID_LOGIN);
+//! * peer-to-peer messages: every node keeps a directory of the users online on the other nodes
+//!   (from their login and logout announcements, a sync when it joins, and their heartbeats: a
+//!   node silent for `NODE_TIMEOUT` is gone, with its users), and sends a message for a user
+//!   online elsewhere to that user's node alone. 11033 only when the user is online nowhere.
 //!
 //! Subjects (names hex-encoded: channel names may hold characters NATS subjects cannot):
-//! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body) and `rtm2.v1.login.<app>.<user>`
-//! (`<node id> <login time ms>`). The node connects with `no_echo`: it never receives its own
-//! publishes.
+//! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.login.<app>.<user>` and
+//! `rtm2.v1.logout.<app>.<user>` (`<node id> <login time ms>`), `rtm2.v1.node.<node>`
+//! (heartbeat), `rtm2.v1.to.<node>` (`<app> <user>\n` + a MessageEvent body for that user) and
+//! `rtm2.v1.sync` (a joining node asks; each node answers with its users). The node connects
+//! with `no_echo`: it never receives its own publishes.
 
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -72,12 +79,53 @@ pub(crate) fn msg_subject(app: &str, channel: &str) -> String {
     format!("rtm2.v1.msg.{}.{}", hex(app.as_bytes()), hex(channel.as_bytes()))
 }
 
+/// A node heartbeats this often; one silent for `NODE_TIMEOUT` is taken as gone.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The users online on the other nodes, by (app, user): (node, login time ms).
+#[derive(Default)]
+struct Directory {
+    users: HashMap<(String, String), (String, u64)>,
+    nodes: HashMap<String, Instant>,
+}
+
+impl Directory {
+    fn login(&mut self, app: &str, user: &str, node: &str, ms: u64) {
+        self.nodes.insert(node.to_string(), Instant::now());
+        let key = (app.to_string(), user.to_string());
+        if self.users.get(&key).is_none_or(|(_, old)| *old <= ms) {
+            self.users.insert(key, (node.to_string(), ms));
+        }
+    }
+
+    fn logout(&mut self, app: &str, user: &str, node: &str, ms: u64) {
+        let key = (app.to_string(), user.to_string());
+        if self.users.get(&key).is_some_and(|(n, m)| n == node && *m == ms) {
+            self.users.remove(&key);
+        }
+    }
+
+    /// Forgets nodes not heard from for `NODE_TIMEOUT`, and their users.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let gone: Vec<String> =
+            self.nodes.iter().filter(|(_, seen)| now - **seen > NODE_TIMEOUT).map(|(n, _)| n.clone()).collect();
+        for n in gone {
+            tracing::warn!(node = %n, "cluster: a node stopped answering; its users are offline");
+            self.nodes.remove(&n);
+            self.users.retain(|_, (node, _)| *node != n);
+        }
+    }
+}
+
 /// The node's link to the cluster.
 pub(crate) struct Cluster {
     pub(crate) node_id: String,
     client: OnceLock<async_nats::Client>,
     /// Publishes, in order, to the NATS connection.
     out: mpsc::UnboundedSender<(String, Bytes)>,
+    directory: Mutex<Directory>,
 }
 
 impl Cluster {
@@ -85,7 +133,12 @@ impl Cluster {
     /// until the node is connected.
     pub(crate) fn start(config: &ClusterConfig, engine: Weak<Engine>) -> Arc<Cluster> {
         let (out, mut rx) = mpsc::unbounded_channel::<(String, Bytes)>();
-        let cluster = Arc::new(Cluster { node_id: config.node_id.clone(), client: OnceLock::new(), out });
+        let cluster = Arc::new(Cluster {
+            node_id: config.node_id.clone(),
+            client: OnceLock::new(),
+            out,
+            directory: Mutex::default(),
+        });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
         let urls = config.urls.join(",");
@@ -111,16 +164,11 @@ impl Cluster {
                     return;
                 }
             };
-            let _ = c.client.set(client.clone());
-            // Logins of other nodes.
-            if let Ok(mut logins) = client.subscribe("rtm2.v1.login.>").await {
-                tokio::spawn(async move {
-                    while let Some(m) = logins.next().await {
-                        let Some(engine) = engine.upgrade() else { break };
-                        on_login_elsewhere(&engine, m.subject.as_str(), &m.payload);
-                    }
-                });
+            if let Err(e) = c.listen(&client, engine).await {
+                tracing::error!(error = %e, "cluster: cannot subscribe on NATS; this node refuses logins");
+                return;
             }
+            let _ = c.client.set(client.clone());
             while let Some((subject, body)) = rx.recv().await {
                 if let Err(e) = client.publish(subject, body).await {
                     tracing::warn!(error = %e, "cluster: a publish to NATS failed");
@@ -128,6 +176,126 @@ impl Cluster {
             }
         });
         cluster
+    }
+
+    /// The subscriptions of the node: other nodes' logins, logouts and heartbeats, messages
+    /// for its users, directory syncs; then its own heartbeat and the sync of a joining node.
+    async fn listen(self: &Arc<Self>, client: &async_nats::Client, engine: Weak<Engine>) -> Result<(), String> {
+        let sub = |s: String| {
+            let client = client.clone();
+            async move { client.subscribe(s).await.map_err(|e| e.to_string()) }
+        };
+        let mut logins = sub("rtm2.v1.login.>".into()).await?;
+        let mut logouts = sub("rtm2.v1.logout.>".into()).await?;
+        let mut beats = sub("rtm2.v1.node.*".into()).await?;
+        let mut mine = sub(format!("rtm2.v1.to.{}", self.node_id)).await?;
+        let mut syncs = sub("rtm2.v1.sync".into()).await?;
+        let me = self.clone();
+        let eng = engine.clone();
+        tokio::spawn(async move {
+            while let Some(m) = logins.next().await {
+                let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) else { continue };
+                me.directory.lock().unwrap().login(&app, &user, &node, ms);
+                let Some(engine) = eng.upgrade() else { break };
+                engine.login_elsewhere(&app, &user, &node, ms);
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(m) = logouts.next().await {
+                if let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) {
+                    me.directory.lock().unwrap().logout(&app, &user, &node, ms);
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(m) = beats.next().await {
+                if let Some(node) = m.subject.as_str().strip_prefix("rtm2.v1.node.") {
+                    me.directory.lock().unwrap().nodes.insert(node.to_string(), Instant::now());
+                }
+            }
+        });
+        let eng = engine.clone();
+        tokio::spawn(async move {
+            while let Some(m) = mine.next().await {
+                let Some(engine) = eng.upgrade() else { break };
+                let p = &m.payload;
+                let Some(nl) = p.iter().position(|&b| b == b'\n') else { continue };
+                let head = String::from_utf8_lossy(&p[..nl]);
+                let mut w = head.split(' ');
+                let (Some(app), Some(user)) = (w.next().and_then(unhex), w.next().and_then(unhex)) else { continue };
+                engine.deliver_to_user(&app, &user, m.payload.slice(nl + 1..));
+            }
+        });
+        let eng = engine.clone();
+        let node_id = self.node_id.clone();
+        let c = client.clone();
+        tokio::spawn(async move {
+            while let Some(m) = syncs.next().await {
+                let (Some(engine), Some(reply)) = (eng.upgrade(), m.reply) else { continue };
+                let mut text = node_id.clone();
+                for (app, user, ms) in engine.local_users() {
+                    text.push_str(&format!("\n{} {} {ms}", hex(app.as_bytes()), hex(user.as_bytes())));
+                }
+                let _ = c.publish(reply, Bytes::from(text)).await;
+            }
+        });
+        // Heartbeats, and the directory's sweep.
+        let me = self.clone();
+        let c = client.clone();
+        tokio::spawn(async move {
+            let subject = format!("rtm2.v1.node.{}", me.node_id);
+            // Until the engine is gone (the server was dropped).
+            while eng_alive(&engine) {
+                let _ = c.publish(subject.clone(), Bytes::new()).await;
+                me.directory.lock().unwrap().sweep();
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        });
+        // Who is online elsewhere already: every node answers.
+        let inbox = client.new_inbox();
+        let mut answers = sub(inbox.clone()).await?;
+        client.publish_with_reply("rtm2.v1.sync", inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
+        let _ = client.flush().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
+            let text = String::from_utf8_lossy(&m.payload);
+            let mut lines = text.lines();
+            let Some(node) = lines.next() else { continue };
+            let mut d = self.directory.lock().unwrap();
+            d.nodes.insert(node.to_string(), Instant::now());
+            for l in lines {
+                let mut w = l.split(' ');
+                if let (Some(app), Some(user), Some(ms)) =
+                    (w.next().and_then(unhex), w.next().and_then(unhex), w.next().and_then(|x| x.parse().ok()))
+                {
+                    d.login(&app, &user, node, ms);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a peer-to-peer message to `user` if it is online on another node; false if not.
+    pub(crate) fn send_to_user(&self, app: &str, user: &str, body: Bytes) -> bool {
+        let node = {
+            let d = self.directory.lock().unwrap();
+            match d.users.get(&(app.to_string(), user.to_string())) {
+                Some((node, _)) => node.clone(),
+                None => return false,
+            }
+        };
+        let mut payload = format!("{} {}\n", hex(app.as_bytes()), hex(user.as_bytes())).into_bytes();
+        payload.extend_from_slice(&body);
+        let _ = self.out.send((format!("rtm2.v1.to.{node}"), Bytes::from(payload)));
+        true
+    }
+
+    /// Announces the end of a session (the user is offline here).
+    pub(crate) fn announce_logout(&self, app: &str, user: &str, login_ms: u64) {
+        let subject = format!("rtm2.v1.logout.{}.{}", hex(app.as_bytes()), hex(user.as_bytes()));
+        let _ = self.out.send((subject, Bytes::from(format!("{} {login_ms}", self.node_id))));
     }
 
     /// Whether the node can serve logins (connected to NATS).
@@ -198,12 +366,16 @@ impl Drop for Watch {
     }
 }
 
-/// Another node announced a login: end this node's session of that user if it is older.
-fn on_login_elsewhere(engine: &Arc<Engine>, subject: &str, payload: &[u8]) {
+fn eng_alive(engine: &Weak<Engine>) -> bool {
+    engine.strong_count() > 0
+}
+
+/// `rtm2.v1.login|logout.<app>.<user>` with `<node> <ms>` -> (app, user, node, ms).
+fn parse_announcement(subject: &str, payload: &[u8]) -> Option<(String, String, String, u64)> {
     let mut parts = subject.split('.').skip(3);
-    let (Some(app), Some(user)) = (parts.next().and_then(unhex), parts.next().and_then(unhex)) else { return };
+    let (app, user) = (parts.next().and_then(unhex)?, parts.next().and_then(unhex)?);
     let text = String::from_utf8_lossy(payload);
     let mut words = text.split(' ');
-    let (Some(node), Some(ms)) = (words.next(), words.next().and_then(|w| w.parse::<u64>().ok())) else { return };
-    engine.login_elsewhere(&app, &user, node, ms);
+    let (node, ms) = (words.next()?.to_string(), words.next()?.parse::<u64>().ok()?);
+    Some((app, user, node, ms))
 }

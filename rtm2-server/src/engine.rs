@@ -342,6 +342,27 @@ impl Engine {
         ))
     }
 
+    /// The users with a session on this node: (app, user, login time ms).
+    pub(crate) fn local_users(&self) -> Vec<(String, String, u64)> {
+        let apps: Vec<Arc<App>> = self.apps.lock().unwrap().values().cloned().collect();
+        let mut out = Vec::new();
+        for app in apps {
+            for (user, s) in app.users.lock().unwrap().iter() {
+                out.push((app.id.clone(), user.to_string(), s.login_ms));
+            }
+        }
+        out
+    }
+
+    /// A peer-to-peer message from another node for a user of this node (dropped if the user
+    /// left meanwhile, as a message to a user who just went offline).
+    pub(crate) fn deliver_to_user(&self, app_id: &str, user: &str, body: Bytes) {
+        let app = self.apps.lock().unwrap().get(app_id).cloned();
+        if let Some(s) = app.and_then(|a| a.user(user)) {
+            s.send(body);
+        }
+    }
+
     /// This node's id in its cluster ("" when it is not part of one).
     pub(crate) fn node_id(&self) -> String {
         self.cluster.as_ref().map(|c| c.node_id.clone()).unwrap_or_default()
@@ -423,11 +444,16 @@ impl Engine {
             return;
         }
         let app = &session.app;
-        {
+        let was_current = {
             let mut users = app.users.lock().unwrap();
-            if users.get(&session.user_id).is_some_and(|s| s.id == session.id) {
+            let current = users.get(&session.user_id).is_some_and(|s| s.id == session.id);
+            if current {
                 users.remove(&session.user_id);
             }
+            current
+        };
+        if let (true, Some(c)) = (was_current, &self.cluster) {
+            c.announce_logout(&app.id, &session.user_id, session.login_ms);
         }
         // Presence first, so others see a timeout (not a leave) when that is what happened.
         let scopes: Vec<crate::scope::ScopeKey> = session.scopes.lock().unwrap().iter().cloned().collect();
@@ -657,6 +683,12 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     if channel_type == ChannelType::USER {
         validate::user_id(r.channel)?;
         let Some(target) = session.app.user(r.channel) else {
+            // In a cluster: to the user's node, if it is online on another one.
+            if let Some(c) = &session.app.cluster
+                && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, &r, now_ms))
+            {
+                return Ok(None);
+            }
             return Err(Violation::new(
                 ErrorCode::CHANNEL_RECEIVER_OFFLINE,
                 format!("user {:?} is not online", r.channel),
