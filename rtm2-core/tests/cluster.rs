@@ -53,13 +53,24 @@ async fn start_nats() -> Nats {
     nats
 }
 
-/// A node of the cluster on a loopback TCP port.
+/// A node of the cluster on a loopback TCP port; shut down (it leaves the cluster) when
+/// dropped, so that no node of one test lingers into the next (whose nats-server may get the
+/// same port).
 struct Node {
-    _server: Server,
+    server: Server,
     addr: std::net::SocketAddr,
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.server.shutdown();
+    }
+}
+
 async fn node(nats: &str, id: &str) -> Node {
+    // Unique in the process: no two tests' nodes share an id.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = &format!("{id}-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let mut config = dev_config();
     config.cluster = Some(ClusterConfig { urls: vec![nats.to_string()], node_id: id.to_string() });
     let server = Server::start(config);
@@ -69,8 +80,8 @@ async fn node(nats: &str, id: &str) -> Node {
         assert!(tokio::time::Instant::now() < deadline, "node {id} did not connect to NATS");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(server.node_id(), id);
-    Node { _server: server, addr }
+    assert_eq!(server.node_id(), *id);
+    Node { server, addr }
 }
 
 async fn cluster() -> (Nats, Vec<Node>) {
@@ -184,6 +195,7 @@ async fn a_node_that_cannot_reach_nats_refuses_logins_with_a_reason() {
     let e = tokio::time::timeout(WAIT, c.login("")).await.expect("login did not end").unwrap_err();
     assert_eq!(e.code, rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES, "{e}");
     assert!(e.reason.contains("not connected to the cluster"), "{e}");
+    server.shutdown();
 }
 
 /// Publishes a peer-to-peer message from `from` to `to` until it gets `want` (the directory

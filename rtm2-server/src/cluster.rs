@@ -126,6 +126,9 @@ pub(crate) struct Cluster {
     /// Publishes, in order, to the NATS connection.
     out: mpsc::UnboundedSender<(String, Bytes)>,
     directory: Mutex<Directory>,
+    /// The node's tasks (connection, subscriptions, heartbeat), aborted by `stop`: a stopped
+    /// node leaves the cluster (its NATS connection closes with the last client handle).
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Cluster {
@@ -138,11 +141,12 @@ impl Cluster {
             client: OnceLock::new(),
             out,
             directory: Mutex::default(),
+            tasks: Mutex::default(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
         let urls = config.urls.join(",");
-        tokio::spawn(async move {
+        let main = tokio::spawn(async move {
             let opts = async_nats::ConnectOptions::new()
                 .no_echo()
                 .retry_on_initial_connect()
@@ -175,7 +179,23 @@ impl Cluster {
                 }
             }
         });
+        cluster.keep(main.abort_handle());
         cluster
+    }
+
+    fn keep_spawned(&self, task: tokio::task::JoinHandle<()>) {
+        self.keep(task.abort_handle());
+    }
+
+    fn keep(&self, task: tokio::task::AbortHandle) {
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    /// Leaves the cluster: stops every task of the node (the server is shutting down).
+    pub(crate) fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
     }
 
     /// The subscriptions of the node: other nodes' logins, logouts and heartbeats, messages
@@ -192,32 +212,32 @@ impl Cluster {
         let mut syncs = sub("rtm2.v1.sync".into()).await?;
         let me = self.clone();
         let eng = engine.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = logins.next().await {
                 let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) else { continue };
                 me.directory.lock().unwrap().login(&app, &user, &node, ms);
                 let Some(engine) = eng.upgrade() else { break };
                 engine.login_elsewhere(&app, &user, &node, ms);
             }
-        });
+        }));
         let me = self.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = logouts.next().await {
                 if let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) {
                     me.directory.lock().unwrap().logout(&app, &user, &node, ms);
                 }
             }
-        });
+        }));
         let me = self.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = beats.next().await {
                 if let Some(node) = m.subject.as_str().strip_prefix("rtm2.v1.node.") {
                     me.directory.lock().unwrap().nodes.insert(node.to_string(), Instant::now());
                 }
             }
-        });
+        }));
         let eng = engine.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = mine.next().await {
                 let Some(engine) = eng.upgrade() else { break };
                 let p = &m.payload;
@@ -227,11 +247,11 @@ impl Cluster {
                 let (Some(app), Some(user)) = (w.next().and_then(unhex), w.next().and_then(unhex)) else { continue };
                 engine.deliver_to_user(&app, &user, m.payload.slice(nl + 1..));
             }
-        });
+        }));
         let eng = engine.clone();
         let node_id = self.node_id.clone();
         let c = client.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = syncs.next().await {
                 let (Some(engine), Some(reply)) = (eng.upgrade(), m.reply) else { continue };
                 let mut text = node_id.clone();
@@ -240,11 +260,11 @@ impl Cluster {
                 }
                 let _ = c.publish(reply, Bytes::from(text)).await;
             }
-        });
+        }));
         // Heartbeats, and the directory's sweep.
         let me = self.clone();
         let c = client.clone();
-        tokio::spawn(async move {
+        self.keep_spawned(tokio::spawn(async move {
             let subject = format!("rtm2.v1.node.{}", me.node_id);
             // Until the engine is gone (the server was dropped).
             while eng_alive(&engine) {
@@ -252,7 +272,7 @@ impl Cluster {
                 me.directory.lock().unwrap().sweep();
                 tokio::time::sleep(HEARTBEAT).await;
             }
-        });
+        }));
         // Who is online elsewhere already: every node answers.
         let inbox = client.new_inbox();
         let mut answers = sub(inbox.clone()).await?;

@@ -229,6 +229,9 @@ impl Server {
     /// Stops accepting connections and ends every session (they cannot be resumed).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
+        if let Some(c) = &self.engine.cluster {
+            c.stop();
+        }
         let sessions: Vec<_> = self.engine.sessions.lock().unwrap().values().cloned().collect();
         for s in sessions {
             s.close_conn(Goodbye::new(
