@@ -258,12 +258,23 @@ async fn the_users_of_a_node_that_dies_are_offline_after_its_timeout() {
     // Node "doomed" is an `rtm2 serve` process, killed with SIGKILL below.
     let bin =
         std::env::var("RTM2_BIN").unwrap_or_else(|_| format!("{}/../target/debug/rtm2", env!("CARGO_MANIFEST_DIR")));
+    // A node id of its own (a process of an earlier run that was not killed must not pass for
+    // it), and killed however the test ends.
+    let id = format!("doomed-{}-{}", std::process::id(), rtm2_proto::now_ms());
     let mut doomed = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limits", "--cluster", &nats.url, "--node-id", "doomed"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limits", "--cluster", &nats.url, "--node-id", &id])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start rtm2 serve (cargo build -p rtm2-cli)");
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the pid of a child this test started.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+    let _guard = KillOnDrop(doomed.id());
     let addr = {
         use std::io::BufRead;
         let mut lines = std::io::BufReader::new(doomed.stderr.take().unwrap()).lines();
