@@ -252,6 +252,7 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
         if let Some(id) = &a.node_id {
             c.node_id = id.clone();
         }
+        c.check().map_err(|e| format!("--cluster: {e}"))?;
         config.cluster = Some(c);
     }
     config.presence_announce_max = a.presence_announce_max;

@@ -48,6 +48,20 @@ impl ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// A node id is 1–64 of `A-Z a-z 0-9 - _` (it is part of NATS subjects); at least one URL.
+    pub fn check(&self) -> Result<(), String> {
+        let id = &self.node_id;
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(format!("node id {id:?}: use 1 to 64 of A-Z a-z 0-9 - _"));
+        }
+        if self.urls.is_empty() {
+            return Err("a cluster needs at least one NATS URL (nats://host:port)".into());
+        }
+        Ok(())
+    }
+}
+
 fn random_node_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     // The std hasher's keys are random per process; the time and pid tell nodes of one host apart.
@@ -398,4 +412,23 @@ fn parse_announcement(subject: &str, payload: &[u8]) -> Option<(String, String, 
     let mut words = text.split(' ');
     let (node, ms) = (words.next()?.to_string(), words.next()?.parse::<u64>().ok()?);
     Some((app, user, node, ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_must_fit_in_a_nats_subject_token() {
+        let ok = |id: &str| ClusterConfig { urls: vec!["nats://127.0.0.1:4222".into()], node_id: id.into() }.check();
+        assert!(ok("node-1_a").is_ok());
+        for bad in ["", "a.b", "a b", "a*", ">", &"x".repeat(65)] {
+            assert!(ok(bad).is_err(), "{bad:?} accepted");
+        }
+        let generated = ClusterConfig::new("nats://127.0.0.1:1, nats://127.0.0.1:2");
+        assert!(generated.check().is_ok(), "{generated:?}");
+        assert_eq!(generated.urls.len(), 2);
+        assert!(ClusterConfig::new(" , ").check().is_err());
+        assert_eq!(unhex(&hex("chan.nel*>".as_bytes())).as_deref(), Some("chan.nel*>"));
+    }
 }

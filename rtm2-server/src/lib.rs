@@ -63,15 +63,19 @@ impl Server {
     pub fn start(config: ServerConfig) -> Server {
         match Self::try_start(config) {
             Ok(s) => s,
-            Err(e) => panic!("rtm2-server: cannot open the metadata store: {e}"),
+            Err(e) => panic!("rtm2-server: cannot start: {e}"),
         }
     }
 
     /// Starts a server; fails if the metadata store cannot be opened (a data directory that
-    /// cannot be created, or whose database another server has open).
+    /// cannot be created, or whose database another server has open), or if the cluster
+    /// configuration is invalid (`ClusterConfig::check`, `InvalidInput`).
     pub fn try_start(config: ServerConfig) -> std::io::Result<Server> {
         if config.dev_mode() {
             tracing::info!("rtm2-server in development mode: any app id is accepted and tokens are not checked");
+        }
+        if let Some(c) = &config.cluster {
+            c.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         }
         let (stop, _) = watch::channel(false);
         Ok(Server { engine: Engine::new(config)?, stop: Arc::new(stop) })
