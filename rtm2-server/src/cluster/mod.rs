@@ -20,7 +20,6 @@
 //! `rtm2.v1.sync` (a joining node asks; each node answers with its users). The node connects
 //! with `no_echo`: it never receives its own publishes.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,13 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Engine, MsgChannel};
+
+mod directory;
+mod subjects;
+
+use directory::{Directory, HEARTBEAT};
+use subjects::parse_announcement;
+pub(crate) use subjects::{hex, msg_subject, unhex};
 
 /// How to join a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,68 +75,6 @@ fn random_node_id() -> String {
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.write_u32(std::process::id());
     format!("n{}", &hex(&h.finish().to_be_bytes())[..12])
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(H[(x >> 4) as usize] as char);
-        s.push(H[(x & 15) as usize] as char);
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let v: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
-    String::from_utf8(v?).ok()
-}
-
-pub(crate) fn msg_subject(app: &str, channel: &str) -> String {
-    format!("rtm2.v1.msg.{}.{}", hex(app.as_bytes()), hex(channel.as_bytes()))
-}
-
-/// A node heartbeats this often; one silent for `NODE_TIMEOUT` is taken as gone.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-const NODE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The users online on the other nodes, by (app, user): (node, login time ms).
-#[derive(Default)]
-struct Directory {
-    users: HashMap<(String, String), (String, u64)>,
-    nodes: HashMap<String, Instant>,
-}
-
-impl Directory {
-    fn login(&mut self, app: &str, user: &str, node: &str, ms: u64) {
-        self.nodes.insert(node.to_string(), Instant::now());
-        let key = (app.to_string(), user.to_string());
-        if self.users.get(&key).is_none_or(|(_, old)| *old <= ms) {
-            self.users.insert(key, (node.to_string(), ms));
-        }
-    }
-
-    fn logout(&mut self, app: &str, user: &str, node: &str, ms: u64) {
-        let key = (app.to_string(), user.to_string());
-        if self.users.get(&key).is_some_and(|(n, m)| n == node && *m == ms) {
-            self.users.remove(&key);
-        }
-    }
-
-    /// Forgets nodes not heard from for `NODE_TIMEOUT`, and their users.
-    fn sweep(&mut self) {
-        let now = Instant::now();
-        let gone: Vec<String> =
-            self.nodes.iter().filter(|(_, seen)| now - **seen > NODE_TIMEOUT).map(|(n, _)| n.clone()).collect();
-        for n in gone {
-            tracing::warn!(node = %n, "cluster: a node stopped answering; its users are offline");
-            self.nodes.remove(&n);
-            self.users.retain(|_, (node, _)| *node != n);
-        }
-    }
 }
 
 /// The node's link to the cluster.
@@ -402,16 +346,6 @@ impl Drop for Watch {
 
 fn eng_alive(engine: &Weak<Engine>) -> bool {
     engine.strong_count() > 0
-}
-
-/// `rtm2.v1.login|logout.<app>.<user>` with `<node> <ms>` -> (app, user, node, ms).
-fn parse_announcement(subject: &str, payload: &[u8]) -> Option<(String, String, String, u64)> {
-    let mut parts = subject.split('.').skip(3);
-    let (app, user) = (parts.next().and_then(unhex)?, parts.next().and_then(unhex)?);
-    let text = String::from_utf8_lossy(payload);
-    let mut words = text.split(' ');
-    let (node, ms) = (words.next()?.to_string(), words.next()?.parse::<u64>().ok()?);
-    Some((app, user, node, ms))
 }
 
 #[cfg(test)]

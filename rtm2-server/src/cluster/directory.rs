@@ -1,0 +1,44 @@
+//! The users online on the other nodes, and which nodes are alive (heartbeats).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A node heartbeats this often; one silent for `NODE_TIMEOUT` is taken as gone.
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
+pub(super) const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The users online on the other nodes, by (app, user): (node, login time ms).
+#[derive(Default)]
+pub(super) struct Directory {
+    pub(super) users: HashMap<(String, String), (String, u64)>,
+    pub(super) nodes: HashMap<String, Instant>,
+}
+
+impl Directory {
+    pub(super) fn login(&mut self, app: &str, user: &str, node: &str, ms: u64) {
+        self.nodes.insert(node.to_string(), Instant::now());
+        let key = (app.to_string(), user.to_string());
+        if self.users.get(&key).is_none_or(|(_, old)| *old <= ms) {
+            self.users.insert(key, (node.to_string(), ms));
+        }
+    }
+
+    pub(super) fn logout(&mut self, app: &str, user: &str, node: &str, ms: u64) {
+        let key = (app.to_string(), user.to_string());
+        if self.users.get(&key).is_some_and(|(n, m)| n == node && *m == ms) {
+            self.users.remove(&key);
+        }
+    }
+
+    /// Forgets nodes not heard from for `NODE_TIMEOUT`, and their users.
+    pub(super) fn sweep(&mut self) {
+        let now = Instant::now();
+        let gone: Vec<String> =
+            self.nodes.iter().filter(|(_, seen)| now - **seen > NODE_TIMEOUT).map(|(n, _)| n.clone()).collect();
+        for n in gone {
+            tracing::warn!(node = %n, "cluster: a node stopped answering; its users are offline");
+            self.nodes.remove(&n);
+            self.users.retain(|_, (node, _)| *node != n);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! NATS subjects of the cluster. App ids, channel names and user ids are hex-encoded in them:
+//! a subject token cannot hold every character those may contain.
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[(x >> 4) as usize] as char);
+        s.push(H[(x & 15) as usize] as char);
+    }
+    s
+}
+
+pub(crate) fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let v: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
+    String::from_utf8(v?).ok()
+}
+
+pub(crate) fn msg_subject(app: &str, channel: &str) -> String {
+    format!("rtm2.v1.msg.{}.{}", hex(app.as_bytes()), hex(channel.as_bytes()))
+}
+
+/// `rtm2.v1.login|logout.<app>.<user>` with `<node> <ms>` -> (app, user, node, ms).
+pub(super) fn parse_announcement(subject: &str, payload: &[u8]) -> Option<(String, String, String, u64)> {
+    let mut parts = subject.split('.').skip(3);
+    let (app, user) = (parts.next().and_then(unhex)?, parts.next().and_then(unhex)?);
+    let text = String::from_utf8_lossy(payload);
+    let mut words = text.split(' ');
+    let (node, ms) = (words.next()?.to_string(), words.next()?.parse::<u64>().ok()?);
+    Some((app, user, node, ms))
+}
