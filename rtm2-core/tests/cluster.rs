@@ -6,104 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cluster::*;
 use common::*;
 use rtm2_core::*;
 use rtm2_server::{ClusterConfig, Server};
-
-/// A nats-server on a free loopback port, killed when dropped.
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start_nats() -> Nats {
-    let bin = std::env::var("RTM2_NATS_SERVER")
-        .expect("RTM2_NATS_SERVER names the nats-server binary (scripts/test-cluster installs it)");
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("rtm2-nats-{}-{port}", std::process::id()));
-    let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start nats-server");
-    let nats = Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "nats-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    nats
-}
-
-/// A node of the cluster on a loopback TCP port; shut down (it leaves the cluster) when
-/// dropped, so that no node of one test lingers into the next (whose nats-server may get the
-/// same port).
-struct Node {
-    server: Server,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.server.shutdown();
-    }
-}
-
-async fn node(nats: &str, id: &str) -> Node {
-    // Unique in the process: no two tests' nodes share an id.
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let id = &format!("{id}-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let mut config = dev_config();
-    config.cluster = Some(ClusterConfig { urls: vec![nats.to_string()], node_id: id.to_string() });
-    let server = Server::start(config);
-    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !server.cluster_ready() {
-        assert!(tokio::time::Instant::now() < deadline, "node {id} did not connect to NATS");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(server.node_id(), *id);
-    Node { server, addr }
-}
-
-async fn cluster() -> (Nats, Vec<Node>) {
-    let nats = start_nats().await;
-    let mut nodes = Vec::new();
-    for id in ["node-a", "node-b", "node-c"] {
-        nodes.push(node(&nats.url, id).await);
-    }
-    (nats, nodes)
-}
-
-fn client_of(node: &Node, user: &str) -> Client {
-    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(node.addr.to_string()));
-    fast(&mut cfg);
-    Client::new(cfg).unwrap()
-}
-
-async fn logged_in(node: &Node, user: &str) -> Client {
-    let c = client_of(node, user);
-    c.login("").await.unwrap();
-    c
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server: run scripts/test-cluster"]

@@ -172,3 +172,5 @@ impl Proxy {
         self.cut.notify_waiters();
     }
 }
+
+pub mod cluster;
