@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cluster::*;
@@ -165,54 +164,16 @@ async fn a_node_that_joins_later_knows_who_is_online_elsewhere() {
 async fn the_users_of_a_node_that_dies_are_offline_after_its_timeout() {
     let (nats, nodes) = cluster().await;
     // Node "doomed" is an `rtm2 serve` process, killed with SIGKILL below.
-    let bin =
-        std::env::var("RTM2_BIN").unwrap_or_else(|_| format!("{}/../target/debug/rtm2", env!("CARGO_MANIFEST_DIR")));
-    // A node id of its own (a process of an earlier run that was not killed must not pass for
-    // it), and killed however the test ends.
-    let id = format!("doomed-{}-{}", std::process::id(), rtm2_proto::now_ms());
-    let mut doomed = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limits", "--cluster", &nats.url, "--node-id", &id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start rtm2 serve (cargo build -p rtm2-cli)");
-    struct KillOnDrop(u32);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the pid of a child this test started.
-            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
-        }
-    }
-    let _guard = KillOnDrop(doomed.id());
-    let addr = {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(doomed.stderr.take().unwrap()).lines();
-        loop {
-            let line = lines.next().expect("rtm2 serve ended").unwrap();
-            if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
-                break rest.split(' ').next().unwrap().to_string();
-            }
-        }
-    };
+    let mut doomed = serve_process(&nats.url, "doomed");
+    let addr = doomed.addr.clone();
     let mut cfg = ClientConfig::new(APP_ID, "dora").endpoint(Endpoint::Tcp(addr));
     fast(&mut cfg);
     let dora = Client::new(cfg).unwrap();
     // The node refuses logins (10010) until it has joined the cluster.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout(WAIT, dora.login("")).await.expect("login on the doomed node") {
-            Ok(()) => break,
-            Err(e) if e.code == rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES => {
-                assert!(tokio::time::Instant::now() < deadline, "the node never joined: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("login on the doomed node: {e}"),
-        }
-    }
+    login_when_joined(&dora).await;
     let alice = logged_in(&nodes[0], "alice").await;
     p2p_until(&alice, "dora", None, WAIT).await;
-    let _ = doomed.kill();
-    let _ = doomed.wait();
+    doomed.kill();
     let killed = tokio::time::Instant::now();
     // No logout was announced: the node's silence (5 s) takes its users offline.
     p2p_until(&alice, "dora", Some(rtm2_proto::ErrorCode::CHANNEL_RECEIVER_OFFLINE), Duration::from_secs(15)).await;

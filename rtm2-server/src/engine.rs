@@ -342,6 +342,26 @@ impl Engine {
         ))
     }
 
+    /// The app (created in development mode, as for a login), if this server serves it.
+    pub(crate) fn existing_app(&self, app_id: &str) -> Option<Arc<App>> {
+        self.app(app_id).ok()
+    }
+
+    pub(crate) fn all_apps(&self) -> Vec<Arc<App>> {
+        self.apps.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Who is present where on this node, and the members of its stream channels, as notes
+    /// (a joining node's sync).
+    pub(crate) fn local_presence_notes(&self) -> Vec<crate::cluster::Note> {
+        let mut out = Vec::new();
+        for app in self.all_apps() {
+            crate::scope::local_notes(self, &app, &mut out);
+            crate::stream::local_notes(&app, &mut out);
+        }
+        out
+    }
+
     /// The users with a session on this node: (app, user, login time ms).
     pub(crate) fn local_users(&self) -> Vec<(String, String, u64)> {
         let apps: Vec<Arc<App>> = self.apps.lock().unwrap().values().cloned().collect();
@@ -493,7 +513,7 @@ impl Engine {
             B::Unsubscribe(r) => self.unsubscribe(session, r),
             B::Publish(r) => publish(session, PublishRef::from(&r), now_ms()),
             B::RenewToken(r) => self.renew_token(session, r),
-            B::StreamJoin(r) => crate::stream::join(self, session, r),
+            B::StreamJoin(r) => return crate::stream::join_answer(self, session, request_id, r),
             B::StreamLeave(r) => crate::stream::leave_request(self, session, r),
             B::JoinTopic(r) => crate::stream::join_topic(session, r),
             B::LeaveTopic(r) => crate::stream::leave_topic(session, r),

@@ -18,6 +18,7 @@ use rtm2_proto::pb::{self, server_frame};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
+use crate::cluster::{NoteKind, RemotePresence};
 use crate::engine::{App, Ending, Engine, Reply, SubscribeOpts};
 use crate::session::Session;
 
@@ -56,15 +57,43 @@ pub(crate) struct Scope {
     /// By user id (a user has one session).
     pub entries: BTreeMap<Arc<str>, Entry>,
     pub locks: BTreeMap<String, crate::locks::Lock>,
+    /// In a cluster: the users present in the channel on other nodes (listed), by user id.
+    pub remote: BTreeMap<Arc<str>, RemotePresence>,
     pending: Pending,
     /// Removed from the app's map (it was idle): whoever still holds it must look again.
     dead: bool,
 }
 
 impl Scope {
-    /// Users present and visible.
+    /// Users present and visible (here and, in a cluster, on other nodes).
     fn occupancy(&self) -> usize {
-        self.entries.values().filter(|e| e.listed()).count()
+        let local = self.entries.values().filter(|e| e.listed()).count();
+        local + self.remote.keys().filter(|u| !self.listed_here(u)).count()
+    }
+
+    fn listed_here(&self, user: &str) -> bool {
+        self.entries.get(user).is_some_and(|e| e.listed())
+    }
+
+    /// The users present and visible, by user id, with their state (a user's entry here wins
+    /// over another node's).
+    fn present(&self) -> BTreeMap<&str, &BTreeMap<String, String>> {
+        let mut all: BTreeMap<&str, &BTreeMap<String, String>> =
+            self.remote.iter().map(|(u, r)| (&**u, &r.states)).collect();
+        for (u, e) in &self.entries {
+            if e.listed() {
+                all.insert(u, &e.states);
+            }
+        }
+        all
+    }
+
+    /// A present user's state (here, or on another node).
+    fn state_of(&self, user: &str) -> Option<&BTreeMap<String, String>> {
+        match self.entries.get(user) {
+            Some(e) if e.listed() => Some(&e.states),
+            _ => self.remote.get(user).map(|r| &r.states),
+        }
     }
 
     /// Sends `body` to every entry `to` selects.
@@ -78,7 +107,7 @@ impl Scope {
 
     /// Nothing left worth keeping.
     pub(crate) fn is_idle(&self) -> bool {
-        self.entries.is_empty() && self.locks.is_empty() && !self.pending.scheduled
+        self.entries.is_empty() && self.locks.is_empty() && self.remote.is_empty() && !self.pending.scheduled
     }
 
     pub(crate) fn lock_snapshot(&self) -> Vec<pb::LockDetail> {
@@ -151,9 +180,36 @@ enum Change {
     State,
 }
 
-/// Tells the channel's presence listeners (but `user` itself) that `user` joined, left, timed
-/// out or changed its state: at once in announce mode, in the next INTERVAL event otherwise.
+/// A local user joined, left, timed out or changed its state: tells the channel's listeners
+/// here ([`announce_here`]) and, in a cluster, the other nodes (a note, sent under the scope's
+/// lock so that notes leave in the order of the changes).
 fn announce(
+    engine: &Engine,
+    app: &Arc<App>,
+    scope_arc: &Arc<Mutex<Scope>>,
+    scope: &mut Scope,
+    key: &ScopeKey,
+    change: Change,
+    user: &str,
+) {
+    if let Some(c) = &app.cluster {
+        let (kind, states, timeout) = match (change, scope.entries.get(user)) {
+            (Change::Leave, _) => (NoteKind::Left, None, Default::default()),
+            (Change::Timeout, _) => (NoteKind::TimedOut, None, Default::default()),
+            (Change::Join | Change::State, Some(e)) => {
+                (NoteKind::Present, Some(&e.states), engine.config.ttl_unit * e.session.presence_timeout_s)
+            }
+            (Change::Join | Change::State, None) => (NoteKind::Left, None, Default::default()),
+        };
+        c.note_presence(&app.id, key, user, kind, states.unwrap_or(&BTreeMap::new()), timeout);
+    }
+    announce_here(engine, app, scope_arc, scope, key, change, user);
+}
+
+/// Tells the channel's presence listeners here (but `user` itself) that `user` joined, left,
+/// timed out or changed its state: at once in announce mode, in the next INTERVAL event
+/// otherwise.
+fn announce_here(
     engine: &Engine,
     app: &Arc<App>,
     scope_arc: &Arc<Mutex<Scope>>,
@@ -194,9 +250,9 @@ fn announce(
         user,
     );
     if let Change::State = change
-        && let Some(e) = scope.entries.get(user)
+        && let Some(states) = scope.state_of(user)
     {
-        ev.states = items(&e.states);
+        ev.states = items(states);
     }
     let body = encode_presence(ev);
     scope.send_to(|e| e.opts.with_presence && &*e.session.user_id != user, &body);
@@ -206,11 +262,7 @@ fn flush_interval(app: &App, scope_arc: &Arc<Mutex<Scope>>, key: &ScopeKey) {
     {
         let mut scope = scope_arc.lock().unwrap();
         let p = std::mem::take(&mut scope.pending);
-        let states = p
-            .changed
-            .iter()
-            .filter_map(|u| scope.entries.get(u.as_str()).filter(|e| e.listed()).map(|e| user_state(u, &e.states)))
-            .collect();
+        let states = p.changed.iter().filter_map(|u| scope.state_of(u).map(|s| user_state(u, s))).collect();
         let mut ev = presence_event(key, PresenceEventType::INTERVAL, "");
         ev.interval = Some(pb::PresenceInterval {
             joined: p.joined,
@@ -258,12 +310,11 @@ pub(crate) fn enter(
         scope.entries.insert(user.clone(), entry);
         crate::locks::owner_entered(scope, &user);
         if opts.with_presence {
-            let snapshot = scope
-                .entries
-                .values()
-                .filter(|e| e.listed() || e.session.id == session.id)
-                .map(|e| user_state(&e.session.user_id, &e.states))
-                .collect();
+            let mut present = scope.present();
+            if let Some(e) = scope.entries.get(&user) {
+                present.insert(&user, &e.states);
+            }
+            let snapshot = present.into_iter().map(|(u, states)| user_state(u, states)).collect();
             let mut ev = presence_event(&key, PresenceEventType::SNAPSHOT, "");
             ev.snapshot = snapshot;
             session.send(encode_presence(ev));
@@ -412,7 +463,10 @@ pub(crate) fn get_state(session: &Arc<Session>, r: pb::GetState) -> Reply {
         Some(e) if e.listed() || (e.opts.with_presence && e.session.id == session.id) => {
             Ok(Some(pb::response::Result::UserState(user_state(&r.user_id, &e.states))))
         }
-        _ => Err(not_there()),
+        _ => match scope.remote.get(r.user_id.as_str()) {
+            Some(remote) => Ok(Some(pb::response::Result::UserState(user_state(&r.user_id, &remote.states)))),
+            None => Err(not_there()),
+        },
     }
 }
 
@@ -437,17 +491,14 @@ pub(crate) fn get_online_users(engine: &Engine, session: &Arc<Session>, r: pb::G
     let mut result = pb::OnlineUsersResult { total_occupancy: total, ..Default::default() };
     if r.include_user_id {
         let page_size = engine.config.presence_page_size.max(1);
-        let listed = scope
-            .entries
-            .iter()
-            .filter(|(u, e)| e.listed() && (r.page.is_empty() || ***u > *r.page.as_str()))
-            .take(page_size + 1);
-        for (u, e) in listed {
+        let present = scope.present();
+        let listed = present.iter().filter(|(u, _)| r.page.is_empty() || ***u > *r.page.as_str()).take(page_size + 1);
+        for (u, states) in listed {
             if result.occupants.len() == page_size {
                 result.next_page = result.occupants.last().map(|o| o.user_id.clone()).unwrap_or_default();
                 break;
             }
-            let states = if r.include_state { items(&e.states) } else { Vec::new() };
+            let states = if r.include_state { items(states) } else { Vec::new() };
             result.occupants.push(pb::UserState { user_id: u.to_string(), states });
         }
     }
@@ -459,6 +510,15 @@ pub(crate) fn get_user_channels(session: &Arc<Session>, r: pb::GetUserChannels) 
     validate::user_id(&user)?;
     let app = &session.app;
     let mut channels = Vec::new();
+    if app.user(&user).is_none() && app.cluster.is_some() {
+        // Online on another node (or nowhere): the replica of its presence.
+        for s in app.scopes.iter() {
+            if s.value().lock().unwrap().remote.contains_key(user.as_str()) {
+                channels.push(pb::ChannelRef { channel: s.key().1.clone(), channel_type: s.key().0 as u32 });
+            }
+        }
+        channels.sort_by(|a, b| (a.channel_type, &a.channel).cmp(&(b.channel_type, &b.channel)));
+    }
     if let Some(target) = app.user(&user) {
         let keys: Vec<ScopeKey> = target.scopes.lock().unwrap().iter().cloned().collect();
         for key in keys {
@@ -475,4 +535,89 @@ pub(crate) fn get_user_channels(session: &Arc<Session>, r: pb::GetUserChannels) 
         }
     }
     Ok(Some(pb::response::Result::UserChannels(pb::UserChannelsResult { channels })))
+}
+
+/// Another node's user is present in a channel with this state (`Some`), or left it or timed
+/// out of it (`None`): the replica is updated and this node's listeners are told, as for a
+/// local user (nothing is said of a user that is also listed here).
+pub(crate) fn remote_present(
+    engine: &Engine,
+    app: &Arc<App>,
+    key: &ScopeKey,
+    user: &str,
+    node: &Arc<str>,
+    now: Option<RemotePresence>,
+    timed_out: bool,
+) {
+    match now {
+        Some(r) => with_live_scope(app, key, |scope_arc, scope| {
+            let states_changed = |old: &RemotePresence| old.states != r.states;
+            let has_state = !r.states.is_empty();
+            let old = scope.remote.insert(Arc::from(user), r.clone());
+            if scope.listed_here(user) {
+                return;
+            }
+            match old {
+                None => {
+                    announce_here(engine, app, scope_arc, scope, key, Change::Join, user);
+                    if has_state {
+                        announce_here(engine, app, scope_arc, scope, key, Change::State, user);
+                    }
+                }
+                Some(old) if states_changed(&old) => {
+                    announce_here(engine, app, scope_arc, scope, key, Change::State, user)
+                }
+                Some(_) => {}
+            }
+        }),
+        None => {
+            let Some(scope_arc) = app.scopes.get(key).map(|s| s.clone()) else { return };
+            {
+                let mut scope = scope_arc.lock().unwrap();
+                // Only the node it was present on takes it away (it may have moved on to
+                // another node, whose note came first).
+                if scope.remote.get(user).is_none_or(|r| r.node != *node) {
+                    return;
+                }
+                scope.remote.remove(user);
+                if !scope.listed_here(user) {
+                    let change = if timed_out { Change::Timeout } else { Change::Leave };
+                    announce_here(engine, app, &scope_arc, &mut scope, key, change, user);
+                }
+            }
+            forget_if_idle(app, key);
+        }
+    }
+}
+
+/// The users of `node` present in the app's channels: (channel, user, presence timeout).
+pub(crate) fn remote_users_of(app: &App, node: &str) -> Vec<(ScopeKey, String, std::time::Duration)> {
+    let mut out = Vec::new();
+    for s in app.scopes.iter() {
+        for (u, r) in &s.value().lock().unwrap().remote {
+            if &*r.node == node {
+                out.push((s.key().clone(), u.to_string(), r.timeout));
+            }
+        }
+    }
+    out
+}
+
+/// The local users present in the app's channels, as notes (for a joining node's sync).
+pub(crate) fn local_notes(engine: &Engine, app: &App, out: &mut Vec<crate::cluster::Note>) {
+    for s in app.scopes.iter() {
+        let scope = s.value().lock().unwrap();
+        for (u, e) in scope.entries.iter().filter(|(_, e)| e.listed()) {
+            out.push(crate::cluster::Note {
+                kind: NoteKind::Present as u32,
+                app: app.id.clone(),
+                channel_type: s.key().0 as u32,
+                channel: s.key().1.clone(),
+                user: u.to_string(),
+                states: items(&e.states),
+                presence_timeout_ms: (engine.config.ttl_unit * e.session.presence_timeout_s).as_millis() as u64,
+                ..Default::default()
+            });
+        }
+    }
 }

@@ -25,24 +25,63 @@ struct Member {
     subscriptions: HashMap<String, BTreeSet<String>>,
 }
 
+/// A member of the stream channel on another node (in a cluster).
+pub(crate) struct RemoteMember {
+    node: Arc<str>,
+    /// Topic -> meta, for the topics it publishes in.
+    topics: BTreeMap<String, String>,
+}
+
 /// One stream channel of an app.
 #[derive(Default)]
 pub(crate) struct StreamChannel {
     members: BTreeMap<Arc<str>, Member>,
+    /// In a cluster: its members on other nodes.
+    remote: BTreeMap<Arc<str>, RemoteMember>,
+    /// In a cluster, while it has members here: this node's subscription to the topic
+    /// messages of publishers on other nodes.
+    watch: Option<crate::cluster::Watch>,
 }
 
 impl StreamChannel {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.remote.is_empty()
+    }
+
+    /// Users in the channel, on every node.
+    fn user_count(&self) -> usize {
+        self.members.len() + self.remote.keys().filter(|u| !self.members.contains_key(*u)).count()
+    }
+
+    /// Every publisher of every topic: (topic, user, meta), here and on other nodes.
+    fn publishers(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        let here = self.members.iter().flat_map(|(u, m)| m.topics.iter().map(move |(t, r)| (&**t, &**u, &*r.meta)));
+        let there = self
+            .remote
+            .iter()
+            .filter(|(u, _)| !self.members.contains_key(*u))
+            .flat_map(|(u, m)| m.topics.iter().map(move |(t, meta)| (&**t, &**u, &**meta)));
+        here.chain(there)
+    }
+
     fn snapshot(&self) -> Vec<pb::TopicInfo> {
         let mut topics: BTreeMap<&str, Vec<pb::PublisherInfo>> = BTreeMap::new();
-        for (user, m) in &self.members {
-            for (topic, role) in &m.topics {
-                topics
-                    .entry(topic)
-                    .or_default()
-                    .push(pb::PublisherInfo { user_id: user.to_string(), meta: role.meta.clone() });
-            }
+        for (topic, user, meta) in self.publishers() {
+            topics
+                .entry(topic)
+                .or_default()
+                .push(pb::PublisherInfo { user_id: user.to_string(), meta: meta.to_string() });
         }
         topics.into_iter().map(|(topic, publishers)| pb::TopicInfo { topic: topic.to_string(), publishers }).collect()
+    }
+
+    /// A topic message of `publisher`: to every member here that subscribed to it.
+    fn deliver_topic(&self, topic: &str, publisher: &str, body: &bytes::Bytes) {
+        for m in self.members.values() {
+            if m.subscriptions.get(topic).is_some_and(|p| p.contains(publisher)) {
+                m.session.send(body.clone());
+            }
+        }
     }
 
     fn broadcast_except(&self, user: &str, body: bytes::Bytes) {
@@ -129,10 +168,13 @@ pub(crate) fn join(engine: &crate::engine::Engine, session: &Arc<Session>, r: pb
         }
     }
     let expires_at = verify_join_token(session, &r.channel, &r.token)?;
-    let ch = session.app.streams.entry(r.channel.clone()).or_default().clone();
+    let ch_arc = session.app.streams.entry(r.channel.clone()).or_default().clone();
     let topics = {
-        let mut ch = ch.lock().unwrap();
-        if ch.members.len() >= limits::MAX_STREAM_CHANNEL_USERS && !ch.members.contains_key(&*session.user_id) {
+        let mut ch = ch_arc.lock().unwrap();
+        if ch.user_count() >= limits::MAX_STREAM_CHANNEL_USERS
+            && !ch.members.contains_key(&*session.user_id)
+            && !ch.remote.contains_key(&*session.user_id)
+        {
             return Err(Violation::new(
                 ErrorCode::CHANNEL_JOIN_FAILED,
                 format!("stream channel is full ({} users)", limits::MAX_STREAM_CHANNEL_USERS),
@@ -142,6 +184,12 @@ pub(crate) fn join(engine: &crate::engine::Engine, session: &Arc<Session>, r: pb
             session.user_id.clone(),
             Member { session: session.clone(), topics: BTreeMap::new(), subscriptions: HashMap::new() },
         );
+        if let Some(c) = &session.app.cluster {
+            note_member(c, &session.app.id, &r.channel, &session.user_id, Some(&BTreeMap::new()));
+            if ch.watch.is_none() {
+                ch.watch = Some(watch_topics(c, &session.app.id, &r.channel, Arc::downgrade(&ch_arc)));
+            }
+        }
         ch.snapshot()
     };
     session.streams.lock().unwrap().insert(r.channel.clone());
@@ -173,6 +221,12 @@ pub(crate) fn leave(engine: &crate::engine::Engine, session: &Arc<Session>, chan
         let mine = ch.members.get(&*session.user_id).is_some_and(|m| m.session.id == session.id);
         if mine {
             let member = ch.members.remove(&*session.user_id).expect("checked above");
+            if let Some(c) = &session.app.cluster {
+                note_member(c, &session.app.id, channel, &session.user_id, None);
+            }
+            if ch.members.is_empty() {
+                ch.watch = None;
+            }
             for (topic, role) in member.topics {
                 ch.broadcast_except(
                     &session.user_id,
@@ -180,10 +234,10 @@ pub(crate) fn leave(engine: &crate::engine::Engine, session: &Arc<Session>, chan
                 );
             }
         }
-        ch.members.is_empty()
+        ch.is_empty()
     };
     if empty {
-        session.app.streams.remove_if(channel, |_, c| c.lock().unwrap().members.is_empty());
+        session.app.streams.remove_if(channel, |_, c| c.lock().unwrap().is_empty());
     }
 }
 
@@ -229,6 +283,7 @@ pub(crate) fn join_topic(session: &Arc<Session>, r: pb::JoinTopic) -> Reply {
             ));
         }
         m.topics.insert(r.topic.clone(), TopicRole { meta: r.meta.clone() });
+        note_topics(session, &r.channel, m);
         ch.broadcast_except(user, topic_event(TopicEventType::REMOTE_JOIN, &r.channel, user, &r.topic, &r.meta));
         Ok(None)
     })
@@ -244,6 +299,7 @@ pub(crate) fn leave_topic(session: &Arc<Session>, r: pb::LeaveTopic) -> Reply {
                 format!("topic {:?} is not joined", r.topic),
             ));
         };
+        note_topics(session, &r.channel, m);
         ch.broadcast_except(user, topic_event(TopicEventType::REMOTE_LEAVE, &r.channel, user, &r.topic, &role.meta));
         Ok(None)
     })
@@ -270,11 +326,12 @@ pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Repl
             custom_type: &r.custom_type,
             timestamp_ms: now_ms(),
         });
-        for m in ch.members.values() {
-            if m.subscriptions.get(&r.topic).is_some_and(|p| p.contains(user)) {
-                m.session.send(body.clone());
-            }
+        if let Some(c) = &session.app.cluster
+            && !ch.remote.is_empty()
+        {
+            c.forward_topic(&session.app.id, &r.channel, &r.topic, user, body.clone());
         }
+        ch.deliver_topic(&r.topic, user, &body);
         Ok(None)
     })
 }
@@ -283,7 +340,7 @@ pub(crate) fn subscribe_topic(session: &Arc<Session>, r: pb::SubscribeTopic) -> 
     validate::topic_name(&r.topic)?;
     with_member(session, &r.channel, |ch, user| {
         let publishers: Vec<String> =
-            ch.members.iter().filter(|(_, m)| m.topics.contains_key(&r.topic)).map(|(u, _)| u.to_string()).collect();
+            ch.publishers().filter(|(t, _, _)| *t == r.topic).map(|(_, u, _)| u.to_string()).collect();
         let m = ch.members.get_mut(user).expect("member checked");
         let existing = m.subscriptions.get(&r.topic).map_or(0, |s| s.len());
         if existing == 0 && m.subscriptions.len() >= limits::MAX_SUBSCRIBED_TOPICS {
@@ -361,4 +418,165 @@ pub(crate) fn unsubscribe_topic(session: &Arc<Session>, r: pb::UnsubscribeTopic)
         }
         Ok(None)
     })
+}
+
+// ---- Across nodes (a cluster): see cluster/presence.rs ----
+
+fn note_member(
+    c: &crate::cluster::Cluster,
+    app: &str,
+    channel: &str,
+    user: &str,
+    topics: Option<&BTreeMap<String, TopicRole>>,
+) {
+    use crate::cluster::{Note, NoteKind};
+    let kind = if topics.is_some() { NoteKind::Member } else { NoteKind::NotMember };
+    c.note(Note {
+        kind: kind as u32,
+        app: app.to_string(),
+        channel_type: ChannelType::STREAM as u32,
+        channel: channel.to_string(),
+        user: user.to_string(),
+        topics: topics
+            .into_iter()
+            .flatten()
+            .map(|(t, r)| pb::PublisherInfo { user_id: t.clone(), meta: r.meta.clone() })
+            .collect(),
+        ..Default::default()
+    });
+}
+
+/// Tells the other nodes which topics a local member publishes in now.
+fn note_topics(session: &Session, channel: &str, m: &Member) {
+    if let Some(c) = &session.app.cluster {
+        note_member(c, &session.app.id, channel, &session.user_id, Some(&m.topics));
+    }
+}
+
+/// The topic messages of publishers on other nodes, for the members here.
+fn watch_topics(
+    c: &Arc<crate::cluster::Cluster>,
+    app: &str,
+    channel: &str,
+    ch: std::sync::Weak<std::sync::Mutex<StreamChannel>>,
+) -> crate::cluster::Watch {
+    c.watch_subject(crate::cluster::topic_subject(app, channel), move |payload| {
+        let Some(ch) = ch.upgrade() else { return false };
+        if let Some((topic, publisher, body)) = crate::cluster::parse_topic_message(&payload) {
+            ch.lock().unwrap().deliver_topic(&topic, &publisher, &body);
+        }
+        true
+    })
+}
+
+/// A member on another node (`node`) publishes in these topics now (`Some`), or left the
+/// channel (`None`): the replica is updated and the members here get topic REMOTE_JOIN /
+/// REMOTE_LEAVE events for what changed.
+pub(crate) fn remote_member(
+    app: &crate::engine::App,
+    channel: &str,
+    user: &str,
+    node: &Arc<str>,
+    topics: Option<BTreeMap<String, String>>,
+) {
+    let ch_arc = match &topics {
+        Some(_) => app.streams.entry(channel.to_string()).or_default().clone(),
+        None => match app.streams.get(channel) {
+            Some(c) => c.clone(),
+            None => return,
+        },
+    };
+    let empty = {
+        let mut ch = ch_arc.lock().unwrap();
+        let old = match ch.remote.get(user) {
+            // Only the node it was on takes it away (it may have moved to another node).
+            Some(m) if topics.is_none() && m.node != *node => return,
+            Some(m) => m.topics.clone(),
+            None => BTreeMap::new(),
+        };
+        let new = topics.clone().unwrap_or_default();
+        match topics {
+            Some(topics) => {
+                ch.remote.insert(Arc::from(user), RemoteMember { node: node.clone(), topics });
+            }
+            None => {
+                ch.remote.remove(user);
+            }
+        }
+        // (A user also a member here speaks for itself.)
+        if !ch.members.contains_key(user) {
+            for (topic, meta) in old.iter().filter(|(t, _)| !new.contains_key(*t)) {
+                ch.broadcast_except(user, topic_event(TopicEventType::REMOTE_LEAVE, channel, user, topic, meta));
+            }
+            for (topic, meta) in new.iter().filter(|(t, _)| !old.contains_key(*t)) {
+                ch.broadcast_except(user, topic_event(TopicEventType::REMOTE_JOIN, channel, user, topic, meta));
+            }
+        }
+        ch.is_empty()
+    };
+    if empty {
+        app.streams.remove_if(channel, |_, c| c.lock().unwrap().is_empty());
+    }
+}
+
+/// A node went silent: its members leave the app's stream channels (topic REMOTE_LEAVE here).
+pub(crate) fn remote_node_gone(app: &crate::engine::App, node: &str) {
+    let mut gone = Vec::new();
+    for c in app.streams.iter() {
+        for (u, m) in &c.value().lock().unwrap().remote {
+            if &*m.node == node {
+                gone.push((c.key().clone(), u.to_string(), m.node.clone()));
+            }
+        }
+    }
+    for (channel, user, node) in gone {
+        remote_member(app, &channel, &user, &node, None);
+    }
+}
+
+/// The members of the app's stream channels on this node, as notes (a joining node's sync).
+pub(crate) fn local_notes(app: &crate::engine::App, out: &mut Vec<crate::cluster::Note>) {
+    for c in app.streams.iter() {
+        for (u, m) in &c.value().lock().unwrap().members {
+            out.push(crate::cluster::Note {
+                kind: crate::cluster::NoteKind::Member as u32,
+                app: app.id.clone(),
+                channel_type: ChannelType::STREAM as u32,
+                channel: c.key().clone(),
+                user: u.to_string(),
+                topics: m
+                    .topics
+                    .iter()
+                    .map(|(t, r)| pb::PublisherInfo { user_id: t.clone(), meta: r.meta.clone() })
+                    .collect(),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+/// `join`, answered once topic messages of publishers on other nodes also arrive here (in a
+/// cluster, the node's NATS subscription of a stream channel new to it is confirmed first).
+pub(crate) fn join_answer(
+    engine: &crate::engine::Engine,
+    session: &Arc<Session>,
+    request_id: u64,
+    r: pb::StreamJoin,
+) -> Option<Reply> {
+    let channel = r.channel.clone();
+    let reply = join(engine, session, r);
+    if reply.is_err() || session.app.cluster.is_none() {
+        return Some(reply);
+    }
+    let Some(ch) = session.app.streams.get(&channel).map(|c| c.clone()) else { return Some(reply) };
+    let waiting = ch.lock().unwrap().watch.as_ref().map(|w| w.ready_signal()).filter(|r| !*r.borrow());
+    let Some(mut ready) = waiting else { return Some(reply) };
+    let session = session.clone();
+    tokio::spawn(async move {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), ready.wait_for(|v| *v)).await.is_err() {
+            tracing::warn!(channel, "cluster: the stream channel's NATS subscription was not confirmed within 5 s");
+        }
+        session.send(crate::session::response(request_id, reply));
+    });
+    None
 }

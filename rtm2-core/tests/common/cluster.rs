@@ -100,3 +100,69 @@ pub async fn logged_in(node: &Node, user: &str) -> Client {
     c.login("").await.unwrap();
     c
 }
+
+/// A node that is an `rtm2 serve` process (`RTM2_BIN`, built by scripts/test-cluster), so
+/// that it can die by SIGKILL; killed when dropped, however the test ends.
+pub struct ServeProcess {
+    pub child: Child,
+    /// Its client endpoint (`host:port`).
+    pub addr: String,
+    pub node_id: String,
+}
+
+impl ServeProcess {
+    /// SIGKILL, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `rtm2 serve` joined to `nats`, with a node id of its own (a process of an earlier
+/// run that was not killed must not pass for it), and waits for its listening address.
+pub fn serve_process(nats: &str, name: &str) -> ServeProcess {
+    let bin =
+        std::env::var("RTM2_BIN").unwrap_or_else(|_| format!("{}/../target/debug/rtm2", env!("CARGO_MANIFEST_DIR")));
+    let node_id = format!("{name}-{}-{}", std::process::id(), rtm2_proto::now_ms());
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-rate-limits", "--cluster", nats, "--node-id", &node_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start rtm2 serve (cargo build -p rtm2-cli)");
+    let stderr = child.stderr.take().unwrap();
+    let mut p = ServeProcess { child, addr: String::new(), node_id };
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    p.addr = loop {
+        let line = lines.next().expect("rtm2 serve ended").unwrap();
+        if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    // Keep reading its log, so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    p
+}
+
+/// Logs `client` in, retrying while the node refuses logins (10010) because it has not
+/// joined the cluster yet.
+pub async fn login_when_joined(client: &Client) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout(WAIT, client.login("")).await.expect("login did not end") {
+            Ok(()) => return,
+            Err(e) if e.code == rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES => {
+                assert!(tokio::time::Instant::now() < deadline, "the node never joined: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("login: {e}"),
+        }
+    }
+}

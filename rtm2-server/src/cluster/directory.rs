@@ -31,14 +31,15 @@ impl Directory {
     }
 
     /// Forgets nodes not heard from for `NODE_TIMEOUT`, and their users.
-    pub(super) fn sweep(&mut self) {
+    pub(super) fn sweep(&mut self) -> Vec<String> {
         let now = Instant::now();
         let gone: Vec<String> =
             self.nodes.iter().filter(|(_, seen)| now - **seen > NODE_TIMEOUT).map(|(n, _)| n.clone()).collect();
-        for n in gone {
+        for n in &gone {
             tracing::warn!(node = %n, "cluster: a node stopped answering; its users are offline");
-            self.nodes.remove(&n);
-            self.users.retain(|_, (node, _)| *node != n);
+            self.nodes.remove(n);
+            self.users.retain(|_, (node, _)| node != n);
         }
+        gone
     }
 }

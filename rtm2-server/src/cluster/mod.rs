@@ -30,11 +30,13 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, MsgChannel};
 
 mod directory;
+mod presence;
 mod subjects;
 
-use directory::{Directory, HEARTBEAT};
+use directory::{Directory, HEARTBEAT, NODE_TIMEOUT};
+pub(crate) use presence::{Note, NoteKind, RemotePresence};
 use subjects::parse_announcement;
-pub(crate) use subjects::{hex, msg_subject, unhex};
+pub(crate) use subjects::{hex, msg_subject, parse_topic_message, topic_subject, unhex};
 
 /// How to join a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,8 @@ pub(crate) struct Cluster {
     /// The node's tasks (connection, subscriptions, heartbeat), aborted by `stop`: a stopped
     /// node leaves the cluster (its NATS connection closes with the last client handle).
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The notes (presence and stream membership) this node has sent.
+    note_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -100,6 +104,7 @@ impl Cluster {
             out,
             directory: Mutex::default(),
             tasks: Mutex::default(),
+            note_seq: Default::default(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -219,6 +224,8 @@ impl Cluster {
                 let _ = c.publish(reply, Bytes::from(text)).await;
             }
         }));
+        // Who is present where elsewhere, and the notes of changes from now on.
+        self.follow_presence(client, engine.clone()).await?;
         // Heartbeats, and the directory's sweep.
         let me = self.clone();
         let c = client.clone();
@@ -227,7 +234,12 @@ impl Cluster {
             // Until the engine is gone (the server was dropped).
             while eng_alive(&engine) {
                 let _ = c.publish(subject.clone(), Bytes::new()).await;
-                me.directory.lock().unwrap().sweep();
+                let gone = me.directory.lock().unwrap().sweep();
+                if let Some(engine) = engine.upgrade() {
+                    for node in gone {
+                        engine.node_gone(&node, NODE_TIMEOUT);
+                    }
+                }
                 tokio::time::sleep(HEARTBEAT).await;
             }
         }));
@@ -276,6 +288,11 @@ impl Cluster {
         let _ = self.out.send((subject, Bytes::from(format!("{} {login_ms}", self.node_id))));
     }
 
+    /// Whether `node` has been heard of within `NODE_TIMEOUT`.
+    pub(crate) fn is_alive(&self, node: &str) -> bool {
+        self.directory.lock().unwrap().nodes.contains_key(node)
+    }
+
     /// Whether the node can serve logins (connected to NATS).
     pub(crate) fn ready(&self) -> bool {
         self.client.get().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
@@ -298,8 +315,23 @@ impl Cluster {
     /// Subscribes to a channel's messages from other nodes while `channel` lives; `ready`
     /// turns true once NATS confirmed the subscription.
     pub(crate) fn watch(self: &Arc<Self>, app: &str, name: &str, channel: Weak<MsgChannel>) -> Watch {
+        self.watch_subject(msg_subject(app, name), move |body| match channel.upgrade() {
+            Some(ch) => {
+                ch.deliver_remote(body);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Subscribes to `subject` until the returned [`Watch`] is dropped or `deliver` returns
+    /// false; `ready` turns true once NATS confirmed the subscription.
+    pub(crate) fn watch_subject(
+        self: &Arc<Self>,
+        subject: String,
+        deliver: impl Fn(Bytes) -> bool + Send + 'static,
+    ) -> Watch {
         let (ready_tx, ready) = watch::channel(false);
-        let subject = msg_subject(app, name);
         let me = self.clone();
         let task = tokio::spawn(async move {
             let client = loop {
@@ -312,11 +344,19 @@ impl Cluster {
             let _ = client.flush().await;
             let _ = ready_tx.send(true);
             while let Some(m) = sub.next().await {
-                let Some(ch) = channel.upgrade() else { break };
-                ch.deliver_remote(m.payload);
+                if !deliver(m.payload) {
+                    break;
+                }
             }
         });
         Watch { task, ready }
+    }
+
+    /// Sends a topic message of a local publisher to the other nodes.
+    pub(crate) fn forward_topic(&self, app: &str, channel: &str, topic: &str, publisher: &str, body: Bytes) {
+        let mut payload = format!("{} {}\n", hex(topic.as_bytes()), hex(publisher.as_bytes())).into_bytes();
+        payload.extend_from_slice(&body);
+        let _ = self.out.send((topic_subject(app, channel), Bytes::from(payload)));
     }
 }
 
@@ -331,6 +371,11 @@ impl Watch {
     pub(crate) async fn ready(&self, limit: Duration) -> bool {
         let mut r = self.ready.clone();
         tokio::time::timeout(limit, r.wait_for(|v| *v)).await.is_ok()
+    }
+
+    /// Turns true once the subscription is in place.
+    pub(crate) fn ready_signal(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
     }
 
     pub(crate) fn is_ready(&self) -> bool {
