@@ -152,9 +152,11 @@ async fn the_users_of_a_dead_node_time_out_once_after_their_presence_timeout() {
     watcher.login("").await.unwrap();
     watcher.subscribe("room", SubscribeOptions::default()).await.unwrap();
     who_until(&watcher, "room", ChannelType::MESSAGE, &[("dora", &[]), ("watcher", &[])]).await;
-    expect_event(&mut w_events, "the snapshot", |e| {
-        matches!(e, Event::Presence(p) if p.event_type == PresenceEventType::SNAPSHOT)
-    })
+    expect_event(
+        &mut w_events,
+        "the snapshot",
+        |e| matches!(e, Event::Presence(p) if p.event_type == PresenceEventType::SNAPSHOT),
+    )
     .await;
     doomed.kill();
     let killed = tokio::time::Instant::now();
@@ -262,4 +264,34 @@ async fn stream_channel_topics_and_their_messages_cross_nodes() {
         topic_event(e, TopicEventType::REMOTE_LEAVE).is_some_and(|t| t.publisher == "carol")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn when_a_call_returns_every_node_sees_its_effect() {
+    let (_nats, nodes) = cluster().await;
+    let watcher_b = logged_in(&nodes[1], "watcher-b").await;
+    let watcher_c = logged_in(&nodes[2], "watcher-c").await;
+    let opts = PublishOptions { channel_type: ChannelType::USER, ..Default::default() };
+    for i in 0..20 {
+        // A login on node A: a peer-to-peer message from node B reaches the user at once.
+        let user = format!("u{i}");
+        let c = logged_in(&nodes[0], &user).await;
+        watcher_b.publish(&user, "hi", opts.clone()).await.unwrap_or_else(|e| panic!("round {i}: {e}"));
+        // A subscribe, a state change, an unsubscribe on node A: whoNow and getState on nodes
+        // B and C see each at once (no polling).
+        let ch = format!("room{i}");
+        c.subscribe(&ch, SubscribeOptions::default()).await.unwrap();
+        for w in [&watcher_b, &watcher_c] {
+            let r = w.presence().who_now(&ch, ChannelType::MESSAGE, Default::default()).await.unwrap();
+            let users: Vec<&str> = r.occupants.iter().map(|o| o.user_id.as_str()).collect();
+            assert_eq!(users, [user.as_str()], "round {i}");
+        }
+        c.presence().set_state(&ch, ChannelType::MESSAGE, [("n", i.to_string())]).await.unwrap();
+        let s = watcher_c.presence().get_state(&ch, ChannelType::MESSAGE, &user).await.unwrap();
+        assert_eq!(s.states.get("n"), Some(&i.to_string()), "round {i}");
+        c.unsubscribe(&ch).await.unwrap();
+        let r = watcher_b.presence().who_now(&ch, ChannelType::MESSAGE, Default::default()).await.unwrap();
+        assert_eq!(r.total_occupancy, 0, "round {i}: {r:?}");
+    }
 }

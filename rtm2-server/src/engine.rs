@@ -507,6 +507,39 @@ impl Engine {
     /// later itself (an acquisition waiting in a lock's queue).
     pub(crate) fn handle(&self, session: &Arc<Session>, request_id: u64, body: client_frame::Body) -> Option<Reply> {
         use client_frame::Body as B;
+        // In a cluster, a request that changes what other nodes see (presence, stream
+        // membership) is answered once every live node applied the change.
+        let Some(c) = self.cluster.as_ref().filter(|_| {
+            matches!(
+                body,
+                B::Subscribe(_)
+                    | B::Unsubscribe(_)
+                    | B::StreamJoin(_)
+                    | B::StreamLeave(_)
+                    | B::JoinTopic(_)
+                    | B::LeaveTopic(_)
+                    | B::SetState(_)
+                    | B::RemoveState(_)
+            )
+        }) else {
+            return self.handle_here(session, request_id, body);
+        };
+        let before = c.notes_sent();
+        let reply = self.handle_here(session, request_id, body)?;
+        let after = c.notes_sent();
+        if after == before {
+            return Some(reply);
+        }
+        let (c, session) = (c.clone(), session.clone());
+        tokio::spawn(async move {
+            c.barrier(after).await;
+            session.send(response(request_id, reply));
+        });
+        None
+    }
+
+    fn handle_here(&self, session: &Arc<Session>, request_id: u64, body: client_frame::Body) -> Option<Reply> {
+        use client_frame::Body as B;
         Some(match body {
             B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
             B::Subscribe(r) => return self.subscribe_answer(session, request_id, r),
@@ -666,11 +699,16 @@ impl Engine {
             return Some(reply);
         }
         let session = session.clone();
+        let cluster = self.cluster.clone();
         tokio::spawn(async move {
             if let Some(w) = &ch.remote
                 && !w.ready(std::time::Duration::from_secs(5)).await
             {
                 tracing::warn!(channel, "cluster: the channel's NATS subscription was not confirmed within 5 s");
+            }
+            // (And every node knows of the subscriber's presence.)
+            if let Some(c) = cluster {
+                c.barrier(c.notes_sent()).await;
             }
             session.send(response(request_id, Ok(None)));
         });

@@ -714,6 +714,10 @@ async fn handshake<R: AsyncRead + Unpin>(
         match frame.body {
             Some(client_frame::Body::Login(login)) => match engine.login(login) {
                 Ok((session, result, resume_from)) => {
+                    // In a cluster: answered once every node knows the user is online here.
+                    if let Some(c) = &engine.cluster {
+                        c.barrier(c.notes_sent()).await;
+                    }
                     conn.send_unsequenced(response(request_id, Ok(Some(pb::response::Result::Login(result)))));
                     return Ok((session, resume_from, features));
                 }

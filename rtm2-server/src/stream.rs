@@ -576,6 +576,10 @@ pub(crate) fn join_answer(
         if tokio::time::timeout(std::time::Duration::from_secs(5), ready.wait_for(|v| *v)).await.is_err() {
             tracing::warn!(channel, "cluster: the stream channel's NATS subscription was not confirmed within 5 s");
         }
+        // (And every node knows of the new member.)
+        if let Some(c) = &session.app.cluster {
+            c.barrier(c.notes_sent()).await;
+        }
         session.send(crate::session::response(request_id, reply));
     });
     None

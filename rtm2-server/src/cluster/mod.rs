@@ -6,20 +6,27 @@
 //!   subject while it has them (interest, so at most one NATS message per message and
 //!   receiving node) and delivers to its own subscribers. NATS keeps one connection's
 //!   publishes in order, so one publisher's order holds across nodes;
-//! * logins: one session per user id across the cluster — a login is announced, and a node
-//!   with an older session of that user ends it (SAME_UID_LOGIN);
-//! * peer-to-peer messages: every node keeps a directory of the users online on the other nodes
-//!   (from their login and logout announcements, a sync when it joins, and their heartbeats: a
-//!   node silent for `NODE_TIMEOUT` is gone, with its users), and sends a message for a user
-//!   online elsewhere to that user's node alone. 11033 only when the user is online nowhere.
+//! * notes: each node tells the others about every change of its users — logins and logouts,
+//!   presence in channels, stream-channel membership and topics — in one ordered stream of
+//!   notes (`notes.rs`). Every node keeps a replica of the others' users from them: a directory
+//!   of who is online where (peer-to-peer messages go to that user's node alone; 11033 only
+//!   when the user is online nowhere; a login on one node ends an older session of the user on
+//!   another, SAME_UID_LOGIN), and who is present where. Nodes acknowledge the notes they
+//!   applied; a request that changed what others see (a login, a subscribe, a state change…) is
+//!   answered once every live node applied its notes, so that whatever a client does next, on
+//!   any node, sees the change;
+//! * heartbeats: a node silent for `NODE_TIMEOUT` is gone, with its users (their presence times
+//!   out after their presence timeout).
 //!
 //! Subjects (names hex-encoded: channel names may hold characters NATS subjects cannot):
-//! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.login.<app>.<user>` and
-//! `rtm2.v1.logout.<app>.<user>` (`<node id> <login time ms>`), `rtm2.v1.node.<node>`
-//! (heartbeat), `rtm2.v1.to.<node>` (`<app> <user>\n` + a MessageEvent body for that user) and
-//! `rtm2.v1.sync` (a joining node asks; each node answers with its users). The node connects
-//! with `no_echo`: it never receives its own publishes.
+//! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.topic.<app>.<channel>` (topic
+//! messages), `rtm2.v1.pres` (notes), `rtm2.v1.ack.<node>` (acknowledgements of that node's
+//! notes), `rtm2.v1.psync` (a joining node asks; each node answers with its users),
+//! `rtm2.v1.node.<node>` (heartbeat) and `rtm2.v1.to.<node>` (`<app> <user>\n` + a
+//! MessageEvent body for that user). The node connects with `no_echo`: it never receives its
+//! own publishes.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -30,12 +37,11 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, MsgChannel};
 
 mod directory;
-mod presence;
+mod notes;
 mod subjects;
 
 use directory::{Directory, HEARTBEAT, NODE_TIMEOUT};
-pub(crate) use presence::{Note, NoteKind, RemotePresence};
-use subjects::parse_announcement;
+pub(crate) use notes::{Note, NoteKind, RemotePresence};
 pub(crate) use subjects::{hex, msg_subject, parse_topic_message, topic_subject, unhex};
 
 /// How to join a cluster.
@@ -84,20 +90,27 @@ pub(crate) struct Cluster {
     pub(crate) node_id: String,
     client: OnceLock<async_nats::Client>,
     /// Publishes, in order, to the NATS connection.
-    out: mpsc::UnboundedSender<(String, Bytes)>,
+    out: mpsc::UnboundedSender<Outgoing>,
     directory: Mutex<Directory>,
     /// The node's tasks (connection, subscriptions, heartbeat), aborted by `stop`: a stopped
     /// node leaves the cluster (its NATS connection closes with the last client handle).
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The notes (presence and stream membership) this node has sent.
     note_seq: std::sync::atomic::AtomicU64,
+    /// The highest note of this node each other node acknowledged (applied).
+    acks: Mutex<HashMap<String, u64>>,
+    /// Signalled when an acknowledgement comes.
+    acked: tokio::sync::Notify,
 }
+
+/// A publish: subject, reply subject, payload.
+type Outgoing = (String, Option<String>, Bytes);
 
 impl Cluster {
     /// Starts connecting (in the background, retrying) and returns at once; logins are refused
     /// until the node is connected.
     pub(crate) fn start(config: &ClusterConfig, engine: Weak<Engine>) -> Arc<Cluster> {
-        let (out, mut rx) = mpsc::unbounded_channel::<(String, Bytes)>();
+        let (out, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let cluster = Arc::new(Cluster {
             node_id: config.node_id.clone(),
             client: OnceLock::new(),
@@ -105,6 +118,8 @@ impl Cluster {
             directory: Mutex::default(),
             tasks: Mutex::default(),
             note_seq: Default::default(),
+            acks: Mutex::default(),
+            acked: tokio::sync::Notify::new(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -136,8 +151,12 @@ impl Cluster {
                 return;
             }
             let _ = c.client.set(client.clone());
-            while let Some((subject, body)) = rx.recv().await {
-                if let Err(e) = client.publish(subject, body).await {
+            while let Some((subject, reply, body)) = rx.recv().await {
+                let sent = match reply {
+                    None => client.publish(subject, body).await,
+                    Some(reply) => client.publish_with_reply(subject, reply, body).await,
+                };
+                if let Err(e) = sent {
                     tracing::warn!(error = %e, "cluster: a publish to NATS failed");
                 }
             }
@@ -161,36 +180,16 @@ impl Cluster {
         }
     }
 
-    /// The subscriptions of the node: other nodes' logins, logouts and heartbeats, messages
-    /// for its users, directory syncs; then its own heartbeat and the sync of a joining node.
+    /// The subscriptions of the node: heartbeats, messages for its users, acknowledgements of
+    /// its notes; the notes of the other nodes (after a sync); then its own heartbeat.
     async fn listen(self: &Arc<Self>, client: &async_nats::Client, engine: Weak<Engine>) -> Result<(), String> {
         let sub = |s: String| {
             let client = client.clone();
             async move { client.subscribe(s).await.map_err(|e| e.to_string()) }
         };
-        let mut logins = sub("rtm2.v1.login.>".into()).await?;
-        let mut logouts = sub("rtm2.v1.logout.>".into()).await?;
         let mut beats = sub("rtm2.v1.node.*".into()).await?;
         let mut mine = sub(format!("rtm2.v1.to.{}", self.node_id)).await?;
-        let mut syncs = sub("rtm2.v1.sync".into()).await?;
-        let me = self.clone();
-        let eng = engine.clone();
-        self.keep_spawned(tokio::spawn(async move {
-            while let Some(m) = logins.next().await {
-                let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) else { continue };
-                me.directory.lock().unwrap().login(&app, &user, &node, ms);
-                let Some(engine) = eng.upgrade() else { break };
-                engine.login_elsewhere(&app, &user, &node, ms);
-            }
-        }));
-        let me = self.clone();
-        self.keep_spawned(tokio::spawn(async move {
-            while let Some(m) = logouts.next().await {
-                if let Some((app, user, node, ms)) = parse_announcement(m.subject.as_str(), &m.payload) {
-                    me.directory.lock().unwrap().logout(&app, &user, &node, ms);
-                }
-            }
-        }));
+        let mut acks = sub(notes::ack_subject(&self.node_id)).await?;
         let me = self.clone();
         self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = beats.next().await {
@@ -211,21 +210,14 @@ impl Cluster {
                 engine.deliver_to_user(&app, &user, m.payload.slice(nl + 1..));
             }
         }));
-        let eng = engine.clone();
-        let node_id = self.node_id.clone();
-        let c = client.clone();
+        let me = self.clone();
         self.keep_spawned(tokio::spawn(async move {
-            while let Some(m) = syncs.next().await {
-                let (Some(engine), Some(reply)) = (eng.upgrade(), m.reply) else { continue };
-                let mut text = node_id.clone();
-                for (app, user, ms) in engine.local_users() {
-                    text.push_str(&format!("\n{} {} {ms}", hex(app.as_bytes()), hex(user.as_bytes())));
-                }
-                let _ = c.publish(reply, Bytes::from(text)).await;
+            while let Some(m) = acks.next().await {
+                me.on_ack(&m.payload);
             }
         }));
-        // Who is present where elsewhere, and the notes of changes from now on.
-        self.follow_presence(client, engine.clone()).await?;
+        // Who is online and present where elsewhere, and the notes of changes from now on.
+        self.follow_notes(client, engine.clone()).await?;
         // Heartbeats, and the directory's sweep.
         let me = self.clone();
         let c = client.clone();
@@ -235,6 +227,10 @@ impl Cluster {
             while eng_alive(&engine) {
                 let _ = c.publish(subject.clone(), Bytes::new()).await;
                 let gone = me.directory.lock().unwrap().sweep();
+                if !gone.is_empty() {
+                    // Nobody waits for the acknowledgements of a node that is gone.
+                    me.acked.notify_waiters();
+                }
                 if let Some(engine) = engine.upgrade() {
                     for node in gone {
                         engine.node_gone(&node, NODE_TIMEOUT);
@@ -243,27 +239,6 @@ impl Cluster {
                 tokio::time::sleep(HEARTBEAT).await;
             }
         }));
-        // Who is online elsewhere already: every node answers.
-        let inbox = client.new_inbox();
-        let mut answers = sub(inbox.clone()).await?;
-        client.publish_with_reply("rtm2.v1.sync", inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
-        let _ = client.flush().await;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
-            let text = String::from_utf8_lossy(&m.payload);
-            let mut lines = text.lines();
-            let Some(node) = lines.next() else { continue };
-            let mut d = self.directory.lock().unwrap();
-            d.nodes.insert(node.to_string(), Instant::now());
-            for l in lines {
-                let mut w = l.split(' ');
-                if let (Some(app), Some(user), Some(ms)) =
-                    (w.next().and_then(unhex), w.next().and_then(unhex), w.next().and_then(|x| x.parse().ok()))
-                {
-                    d.login(&app, &user, node, ms);
-                }
-            }
-        }
         Ok(())
     }
 
@@ -278,14 +253,30 @@ impl Cluster {
         };
         let mut payload = format!("{} {}\n", hex(app.as_bytes()), hex(user.as_bytes())).into_bytes();
         payload.extend_from_slice(&body);
-        let _ = self.out.send((format!("rtm2.v1.to.{node}"), Bytes::from(payload)));
+        let _ = self.out.send((format!("rtm2.v1.to.{node}"), None, Bytes::from(payload)));
         true
     }
 
     /// Announces the end of a session (the user is offline here).
     pub(crate) fn announce_logout(&self, app: &str, user: &str, login_ms: u64) {
-        let subject = format!("rtm2.v1.logout.{}.{}", hex(app.as_bytes()), hex(user.as_bytes()));
-        let _ = self.out.send((subject, Bytes::from(format!("{} {login_ms}", self.node_id))));
+        self.note(Note {
+            kind: NoteKind::Logout as u32,
+            app: app.into(),
+            user: user.into(),
+            login_ms,
+            ..Default::default()
+        });
+    }
+
+    /// Announces a login, so that other nodes end this user's older session.
+    pub(crate) fn announce_login(&self, app: &str, user: &str, login_ms: u64) {
+        self.note(Note {
+            kind: NoteKind::Login as u32,
+            app: app.into(),
+            user: user.into(),
+            login_ms,
+            ..Default::default()
+        });
     }
 
     /// Whether `node` has been heard of within `NODE_TIMEOUT`.
@@ -302,14 +293,8 @@ impl Cluster {
     pub(crate) fn forward(&self, app: &str, channel: &str, bodies: impl IntoIterator<Item = Bytes>) {
         let subject = msg_subject(app, channel);
         for body in bodies {
-            let _ = self.out.send((subject.clone(), body));
+            let _ = self.out.send((subject.clone(), None, body));
         }
-    }
-
-    /// Announces a login, so that other nodes end this user's older session.
-    pub(crate) fn announce_login(&self, app: &str, user: &str, login_ms: u64) {
-        let subject = format!("rtm2.v1.login.{}.{}", hex(app.as_bytes()), hex(user.as_bytes()));
-        let _ = self.out.send((subject, Bytes::from(format!("{} {login_ms}", self.node_id))));
     }
 
     /// Subscribes to a channel's messages from other nodes while `channel` lives; `ready`
@@ -356,7 +341,7 @@ impl Cluster {
     pub(crate) fn forward_topic(&self, app: &str, channel: &str, topic: &str, publisher: &str, body: Bytes) {
         let mut payload = format!("{} {}\n", hex(topic.as_bytes()), hex(publisher.as_bytes())).into_bytes();
         payload.extend_from_slice(&body);
-        let _ = self.out.send((topic_subject(app, channel), Bytes::from(payload)));
+        let _ = self.out.send((topic_subject(app, channel), None, Bytes::from(payload)));
     }
 }
 

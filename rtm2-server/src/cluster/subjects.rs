@@ -23,7 +23,6 @@ pub(crate) fn msg_subject(app: &str, channel: &str) -> String {
     format!("rtm2.v1.msg.{}.{}", hex(app.as_bytes()), hex(channel.as_bytes()))
 }
 
-/// `rtm2.v1.login|logout.<app>.<user>` with `<node> <ms>` -> (app, user, node, ms).
 /// A stream channel's topic messages (`<topic> <publisher>\n` + a MessageEvent body).
 pub(crate) fn topic_subject(app: &str, channel: &str) -> String {
     format!("rtm2.v1.topic.{}.{}", hex(app.as_bytes()), hex(channel.as_bytes()))
@@ -36,13 +35,4 @@ pub(crate) fn parse_topic_message(p: &bytes::Bytes) -> Option<(String, String, b
     let mut w = head.split(' ');
     let (topic, publisher) = (w.next().and_then(unhex)?, w.next().and_then(unhex)?);
     Some((topic, publisher, p.slice(nl + 1..)))
-}
-
-pub(super) fn parse_announcement(subject: &str, payload: &[u8]) -> Option<(String, String, String, u64)> {
-    let mut parts = subject.split('.').skip(3);
-    let (app, user) = (parts.next().and_then(unhex)?, parts.next().and_then(unhex)?);
-    let text = String::from_utf8_lossy(payload);
-    let mut words = text.split(' ');
-    let (node, ms) = (words.next()?.to_string(), words.next()?.parse::<u64>().ok()?);
-    Some((app, user, node, ms))
 }

@@ -1,20 +1,27 @@
-//! Presence and stream-channel membership across nodes.
+//! Notes: what a node tells the others about its users — logins and logouts, presence in
+//! channels, stream-channel membership — and the replicas the others keep from them.
 //!
-//! Every node keeps a replica of who is present elsewhere: the users listed in each channel
-//! (with their presence state) and the members of each stream channel (with the topics they
-//! publish in). A node tells the others about each change of its own users in a [`Note`] on
-//! `rtm2.v1.pres`, in the order of the changes (one ordered publish queue; `seq` counts the
-//! node's notes), and every node applies the notes of the others to its replica, telling its
-//! own listeners (REMOTE_JOIN, REMOTE_LEAVE, REMOTE_TIMEOUT, REMOTE_STATE_CHANGED, topic
-//! REMOTE_JOIN / REMOTE_LEAVE) as for a user of its own. A node that joins asks the others for
-//! their users (`rtm2.v1.psync`: each answers with a [`Sync`] of its present users and its
-//! current `seq`) before it serves logins, and skips the notes its answers already contain.
-//! When a node goes silent (`NODE_TIMEOUT`), its users time out of their channels once their
-//! presence timeout has passed since it was last heard of.
+//! A node sends a [`Note`] on `rtm2.v1.pres` for each change of its own users, in the order of
+//! the changes (one ordered publish queue; `seq` counts the node's notes). Every node applies
+//! the notes of the others in that order: logins and logouts to its directory of who is online
+//! where (a login also ends an older session of that user here, SAME_UID_LOGIN), presence and
+//! stream membership to its replica of who is present where, telling its own listeners
+//! (REMOTE_JOIN, REMOTE_LEAVE, REMOTE_TIMEOUT, REMOTE_STATE_CHANGED, topic REMOTE_JOIN /
+//! REMOTE_LEAVE) as for a user of its own. It acknowledges each note it applied
+//! (`rtm2.v1.ack.<origin>`, `<node> <seq>`), and the origin answers a request that changed
+//! something others see once every live node acknowledged its notes up to that change
+//! ([`Cluster::barrier`], at most `ACK_WAIT`): when a client's call returns, a call of another
+//! client on any node sees its effect.
 //!
-//! The replica is cluster-wide (every node holds every present user): simple, and queries
-//! (whoNow, whereNow, getState, snapshots) are answered from memory; its cost is one note per
-//! presence change to every node.
+//! A node that joins asks the others for their users (`rtm2.v1.psync`: each answers with a
+//! [`Sync`] of its users and its current `seq`) before it serves logins, and skips the notes
+//! its answers already contain. When a node goes silent (`NODE_TIMEOUT`), its users are
+//! offline, and they time out of their channels once their presence timeout has passed since it
+//! was last heard of.
+//!
+//! The replicas are cluster-wide (every node holds every online and present user): queries
+//! (whoNow, whereNow, getState, snapshots, is this user online) are answered from memory; the
+//! cost is one note per change to every node, and an acknowledgement back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +40,14 @@ use crate::scope::ScopeKey;
 
 pub(super) const NOTES: &str = "rtm2.v1.pres";
 pub(super) const SYNC: &str = "rtm2.v1.psync";
+/// How long a request that changed what other nodes see waits for their acknowledgements at
+/// most (a node that died is waited for until it is found silent, `NODE_TIMEOUT`).
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Where the other nodes acknowledge `node`'s notes.
+pub(super) fn ack_subject(node: &str) -> String {
+    format!("rtm2.v1.ack.{node}")
+}
 
 /// What a note says of a user in a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +63,10 @@ pub(crate) enum NoteKind {
     Member = 4,
     /// No longer a member of the stream channel.
     NotMember = 5,
+    /// The user logged in on the node at `login_ms` (an older session elsewhere ends).
+    Login = 6,
+    /// The user's session of `login_ms` on the node ended.
+    Logout = 7,
 }
 
 impl NoteKind {
@@ -58,6 +77,8 @@ impl NoteKind {
             3 => NoteKind::TimedOut,
             4 => NoteKind::Member,
             5 => NoteKind::NotMember,
+            6 => NoteKind::Login,
+            7 => NoteKind::Logout,
             _ => return None,
         })
     }
@@ -90,6 +111,9 @@ pub(crate) struct Note {
     /// `Member`: the topics it publishes in, with its meta (`user_id` holds the topic).
     #[prost(message, repeated, tag = "10")]
     pub topics: Vec<pb::PublisherInfo>,
+    /// `Login` / `Logout`: when the session began (tells sessions of one user apart).
+    #[prost(uint64, tag = "11")]
+    pub login_ms: u64,
 }
 
 /// A node's answer to a sync: its present users and stream members now, and its counter.
@@ -125,7 +149,51 @@ impl Cluster {
     pub(crate) fn note(&self, mut note: Note) {
         note.node = self.node_id.clone();
         note.seq = self.note_seq.fetch_add(1, Ordering::AcqRel) + 1;
-        let _ = self.out.send((NOTES.to_string(), Bytes::from(note.encode_to_vec())));
+        let _ = self.out.send((NOTES.to_string(), Some(ack_subject(&self.node_id)), Bytes::from(note.encode_to_vec())));
+    }
+
+    /// The number of notes this node has sent so far.
+    pub(crate) fn notes_sent(&self) -> u64 {
+        self.note_seq.load(Ordering::Acquire)
+    }
+
+    /// An acknowledgement `<node> <seq>`: `node` applied this node's notes up to `seq`.
+    pub(super) fn on_ack(&self, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
+        let mut w = text.split(' ');
+        let (Some(node), Some(seq)) = (w.next(), w.next().and_then(|s| s.parse::<u64>().ok())) else { return };
+        let mut acks = self.acks.lock().unwrap();
+        let e = acks.entry(node.to_string()).or_default();
+        *e = (*e).max(seq);
+        drop(acks);
+        self.acked.notify_waiters();
+    }
+
+    /// Whether every live node applied this node's notes up to `seq`.
+    fn all_acked(&self, seq: u64) -> bool {
+        let live: Vec<String> = self.directory.lock().unwrap().nodes.keys().cloned().collect();
+        let acks = self.acks.lock().unwrap();
+        live.iter().all(|n| acks.get(n).is_some_and(|a| *a >= seq))
+    }
+
+    /// Waits until every live node applied this node's notes up to `seq` (at most `ACK_WAIT`).
+    pub(crate) async fn barrier(&self, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + ACK_WAIT;
+        loop {
+            let acked = self.acked.notified();
+            tokio::pin!(acked);
+            acked.as_mut().enable();
+            if self.all_acked(seq) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, acked).await.is_err() {
+                tracing::warn!(seq, "cluster: not every node acknowledged a change within {ACK_WAIT:?}");
+                return;
+            }
+        }
     }
 
     /// A note of a present user (`states`) or of one that left or timed out.
@@ -152,7 +220,7 @@ impl Cluster {
 
     /// Subscribes to the notes of the other nodes, catches up with what they hold now (their
     /// sync answers), then applies their notes as they come, in order.
-    pub(super) async fn follow_presence(
+    pub(super) async fn follow_notes(
         self: &Arc<Self>,
         client: &async_nats::Client,
         engine: std::sync::Weak<Engine>,
@@ -167,21 +235,27 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
             let (Some(engine), Ok(sync)) = (engine.upgrade(), Sync::decode(m.payload.as_ref())) else { continue };
+            self.directory.lock().unwrap().nodes.insert(sync.node.clone(), std::time::Instant::now());
             for note in &sync.notes {
-                engine.apply_note(note);
+                self.apply(&engine, note);
             }
             caught_up.insert(sync.node, sync.seq);
         }
         drop(answers);
         let eng = engine.clone();
+        let me = self.clone();
+        let c = client.clone();
         self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = notes.next().await {
                 let Ok(note) = Note::decode(m.payload.as_ref()) else { continue };
-                if caught_up.get(&note.node).is_some_and(|s| note.seq <= *s) {
-                    continue;
-                }
                 let Some(engine) = eng.upgrade() else { break };
-                engine.apply_note(&note);
+                // (A note its sync answer already held is not applied again.)
+                if caught_up.get(&note.node).is_none_or(|s| note.seq > *s) {
+                    me.apply(&engine, &note);
+                }
+                if let Some(reply) = m.reply {
+                    let _ = c.publish(reply, Bytes::from(format!("{} {}", me.node_id, note.seq))).await;
+                }
             }
         }));
         // Answers to nodes that join later.
@@ -194,7 +268,18 @@ impl Cluster {
                 // Read before the state: a change made while it is read is in the answer, in a
                 // note after it, or both (applying a note twice changes nothing).
                 let seq = me.note_seq.load(Ordering::Acquire);
-                let mut notes = engine.local_presence_notes();
+                let mut notes: Vec<Note> = engine
+                    .local_users()
+                    .into_iter()
+                    .map(|(app, user, login_ms)| Note {
+                        kind: NoteKind::Login as u32,
+                        app,
+                        user,
+                        login_ms,
+                        ..Default::default()
+                    })
+                    .collect();
+                notes.extend(engine.local_presence_notes());
                 for n in &mut notes {
                     n.node = me.node_id.clone();
                 }
@@ -203,6 +288,22 @@ impl Cluster {
             }
         }));
         Ok(())
+    }
+
+    /// Applies another node's note: logins and logouts to the directory (and the engine, for a
+    /// takeover), the rest to the engine's replicas.
+    fn apply(&self, engine: &Engine, note: &Note) {
+        match NoteKind::from_u32(note.kind) {
+            Some(NoteKind::Login) => {
+                self.directory.lock().unwrap().login(&note.app, &note.user, &note.node, note.login_ms);
+                engine.login_elsewhere(&note.app, &note.user, &note.node, note.login_ms);
+            }
+            Some(NoteKind::Logout) => {
+                self.directory.lock().unwrap().logout(&note.app, &note.user, &note.node, note.login_ms)
+            }
+            Some(_) => engine.apply_note(note),
+            None => {}
+        }
     }
 }
 
@@ -232,6 +333,7 @@ impl Engine {
                 crate::stream::remote_member(&app, &note.channel, &note.user, &node, Some(topics));
             }
             NoteKind::NotMember => crate::stream::remote_member(&app, &note.channel, &note.user, &node, None),
+            NoteKind::Login | NoteKind::Logout => {}
         }
     }
 
