@@ -277,6 +277,16 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
             "rtm2 server listening on {addr}{}",
             if server.config().dev_mode() { " (development mode)" } else { "" }
         );
+        if let Some(c) = &server.config().cluster {
+            let node = c.node_id.clone();
+            let waiting = server.clone();
+            tokio::spawn(async move {
+                while !waiting.cluster_ready() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                eprintln!("rtm2 node {node} joined the cluster: serving logins");
+            });
+        }
         if let (Some(tls_addr), Some(cert), Some(key)) = (&a.tls_listen, &a.tls_cert, &a.tls_key) {
             let tls = server
                 .listen_tls(tls_addr.as_str(), cert, key)
