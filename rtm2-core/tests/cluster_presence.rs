@@ -295,3 +295,82 @@ async fn when_a_call_returns_every_node_sees_its_effect() {
         assert_eq!(r.total_occupancy, 0, "round {i}: {r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn a_nats_restart_heals_without_restarting_nodes() {
+    let mut nats = start_nats().await;
+    let a = node(&nats.url, "a").await;
+    let b = node(&nats.url, "b").await;
+    let alice = client_of(&a, "alice");
+    let mut a_events = alice.events();
+    alice.login("").await.unwrap();
+    alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let bob = logged_in(&b, "bob").await;
+    bob.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let dan = logged_in(&b, "dan").await;
+    who_until(&alice, "room", ChannelType::MESSAGE, &[("alice", &[]), ("bob", &[])]).await;
+
+    nats.kill();
+    // Without NATS a node refuses new logins, with the reason.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.server.cluster_ready() {
+        assert!(tokio::time::Instant::now() < deadline, "node a did not notice that NATS is gone");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let carol = client_of(&a, "carol");
+    let e = carol.login("").await.unwrap_err();
+    assert_eq!(e.code, rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES, "{e}");
+    // What happens meanwhile on node b (its local effect is immediate; node a hears nothing).
+    bob.presence().set_state("room", ChannelType::MESSAGE, [("during", "outage")]).await.unwrap();
+    dan.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    // Longer than a node's timeout: each node takes the other as gone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    nats.start_again().await;
+    // The nodes reconnect by themselves and sync: node a sees bob's state and dan.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = who(&alice, "room", ChannelType::MESSAGE).await;
+        let want = vec![
+            ("alice".to_string(), vec![]),
+            ("bob".to_string(), vec![("during".to_string(), "outage".to_string())]),
+            ("dan".to_string(), vec![]),
+        ];
+        if got == want {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "after the NATS restart whoNow on node a is {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Logins are served again; messages and peer-to-peer messages cross again (the directory
+    // of who is online where heals within a moment, by a sync with the node).
+    carol.login("").await.unwrap();
+    let opts = PublishOptions { channel_type: ChannelType::USER, ..Default::default() };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Err(e) = carol.publish("dan", "hello dan", opts.clone()).await {
+        assert!(tokio::time::Instant::now() < deadline, "dan is still offline for node a: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.publish("room", "after the restart", PublishOptions::default()).await.unwrap();
+    // Every presence event alice got since the start, up to bob's message.
+    let mut seen = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(WAIT, a_events.recv()).await.expect("bob's message").expect("events ended");
+        match ev {
+            Event::Presence(p) => seen.push((p.event_type, p.publisher.clone())),
+            Event::Message(m) if m.channel == "room" => {
+                assert_eq!((m.publisher.as_str(), m.text()), ("bob", Some("after the restart")));
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Nothing flapped: bob never left nor timed out in alice's eyes; dan joined, bob's state
+    // changed.
+    let about = |who: &str| seen.iter().filter(|(_, p)| p == who).map(|(t, _)| *t).collect::<Vec<_>>();
+    assert_eq!(about("bob"), [PresenceEventType::REMOTE_JOIN, PresenceEventType::REMOTE_STATE_CHANGED], "{seen:?}");
+    assert_eq!(about("dan"), [PresenceEventType::REMOTE_JOIN], "{seen:?}");
+    drop(b);
+    drop(a);
+}

@@ -519,18 +519,24 @@ pub(crate) fn remote_member(
     }
 }
 
-/// A node went silent: its members leave the app's stream channels (topic REMOTE_LEAVE here).
-pub(crate) fn remote_node_gone(app: &crate::engine::App, node: &str) {
-    let mut gone = Vec::new();
+/// The members of the app's stream channels on `node`: (channel, user).
+pub(crate) fn remote_members_of(app: &crate::engine::App, node: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for c in app.streams.iter() {
         for (u, m) in &c.value().lock().unwrap().remote {
             if &*m.node == node {
-                gone.push((c.key().clone(), u.to_string(), m.node.clone()));
+                out.push((c.key().clone(), u.to_string()));
             }
         }
     }
-    for (channel, user, node) in gone {
-        remote_member(app, &channel, &user, &node, None);
+    out
+}
+
+/// A node went silent: its members leave the app's stream channels (topic REMOTE_LEAVE here).
+pub(crate) fn remote_node_gone(app: &crate::engine::App, node: &str) {
+    let origin: Arc<str> = Arc::from(node);
+    for (channel, user) in remote_members_of(app, node) {
+        remote_member(app, &channel, &user, &origin, None);
     }
 }
 

@@ -29,24 +29,50 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn start_nats() -> Nats {
-    let bin = std::env::var("RTM2_NATS_SERVER")
-        .expect("RTM2_NATS_SERVER names the nats-server binary (scripts/test-cluster installs it)");
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("rtm2-nats-{}-{port}", std::process::id()));
-    let child = Command::new(bin)
+    let child = spawn_nats(port, &dir);
+    let nats = Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir };
+    nats.wait_up().await;
+    nats
+}
+
+fn spawn_nats(port: u16, dir: &std::path::Path) -> Child {
+    let bin = std::env::var("RTM2_NATS_SERVER")
+        .expect("RTM2_NATS_SERVER names the nats-server binary (scripts/test-cluster installs it)");
+    Command::new(bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("cannot start nats-server");
-    let nats = Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "nats-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        .expect("cannot start nats-server")
+}
+
+impl Nats {
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
-    nats
+
+    async fn wait_up(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port())).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the nats-server (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, with the same storage directory.
+    pub async fn start_again(&mut self) {
+        self.child = spawn_nats(self.port(), &self._dir);
+        self.wait_up().await;
+    }
 }
 
 /// A node of the cluster on a loopback TCP port; shut down (it leaves the cluster) when

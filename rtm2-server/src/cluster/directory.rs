@@ -42,4 +42,13 @@ impl Directory {
         }
         gone
     }
+
+    /// Makes `node`'s users what its sync answer says (its `Login` notes).
+    pub(super) fn reconcile(&mut self, node: &str, notes: &[super::Note]) {
+        self.nodes.insert(node.to_string(), Instant::now());
+        self.users.retain(|_, (n, _)| n != node);
+        for n in notes.iter().filter(|n| n.kind == super::NoteKind::Login as u32) {
+            self.login(&n.app, &n.user, node, n.login_ms);
+        }
+    }
 }

@@ -101,6 +101,12 @@ pub(crate) struct Cluster {
     acks: Mutex<HashMap<String, u64>>,
     /// Signalled when an acknowledgement comes.
     acked: tokio::sync::Notify,
+    /// By node: what this node applied of its notes. Held while a note or a sync answer is
+    /// applied, so that they apply one at a time.
+    log: Mutex<HashMap<String, notes::NodeLog>>,
+    /// Asks for a sync with a node (`Some`), or with every node (`None`).
+    resync: mpsc::UnboundedSender<Option<String>>,
+    resync_rx: Mutex<Option<mpsc::UnboundedReceiver<Option<String>>>>,
 }
 
 /// A publish: subject, reply subject, payload.
@@ -111,6 +117,7 @@ impl Cluster {
     /// until the node is connected.
     pub(crate) fn start(config: &ClusterConfig, engine: Weak<Engine>) -> Arc<Cluster> {
         let (out, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let (resync, resync_rx) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
             node_id: config.node_id.clone(),
             client: OnceLock::new(),
@@ -120,6 +127,9 @@ impl Cluster {
             note_seq: Default::default(),
             acks: Mutex::default(),
             acked: tokio::sync::Notify::new(),
+            log: Mutex::default(),
+            resync: resync.clone(),
+            resync_rx: Mutex::new(Some(resync_rx)),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -129,14 +139,21 @@ impl Cluster {
                 .no_echo()
                 .retry_on_initial_connect()
                 .name(format!("rtm2 node {}", c.node_id))
-                .event_callback(|ev| async move {
-                    match ev {
-                        async_nats::Event::Connected => tracing::info!("cluster: connected to NATS"),
-                        async_nats::Event::Disconnected => {
-                            tracing::warn!("cluster: lost NATS; new logins are refused until it is back")
+                .event_callback(move |ev| {
+                    let resync = resync.clone();
+                    async move {
+                        match ev {
+                            async_nats::Event::Connected => {
+                                tracing::info!("cluster: connected to NATS");
+                                // Notes sent while it was away were lost: sync with every node.
+                                let _ = resync.send(None);
+                            }
+                            async_nats::Event::Disconnected => {
+                                tracing::warn!("cluster: lost NATS; new logins are refused until it is back")
+                            }
+                            // (An unreachable NATS shows here at every failed attempt.)
+                            other => tracing::warn!(event = %other, "cluster: NATS"),
                         }
-                        // (An unreachable NATS shows here at every failed attempt.)
-                        other => tracing::warn!(event = %other, "cluster: NATS"),
                     }
                 });
             let client = match opts.connect(urls.as_str()).await {
@@ -194,7 +211,11 @@ impl Cluster {
         self.keep_spawned(tokio::spawn(async move {
             while let Some(m) = beats.next().await {
                 if let Some(node) = m.subject.as_str().strip_prefix("rtm2.v1.node.") {
-                    me.directory.lock().unwrap().nodes.insert(node.to_string(), Instant::now());
+                    let new = me.directory.lock().unwrap().nodes.insert(node.to_string(), Instant::now()).is_none();
+                    if new {
+                        // A node that joined, or came back after it was taken as gone.
+                        let _ = me.resync.send(Some(node.to_string()));
+                    }
                 }
             }
         }));

@@ -23,7 +23,7 @@
 //! (whoNow, whereNow, getState, snapshots, is this user online) are answered from memory; the
 //! cost is one note per change to every node, and an acknowledgement back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -39,10 +39,28 @@ use crate::engine::Engine;
 use crate::scope::ScopeKey;
 
 pub(super) const NOTES: &str = "rtm2.v1.pres";
-pub(super) const SYNC: &str = "rtm2.v1.psync";
+/// A sync request to every node.
+pub(super) const SYNC: &str = "rtm2.v1.psync.all";
+
+/// A sync request to one node.
+fn sync_subject(node: &str) -> String {
+    format!("rtm2.v1.psync.node.{node}")
+}
 /// How long a request that changed what other nodes see waits for their acknowledgements at
 /// most (a node that died is waited for until it is found silent, `NODE_TIMEOUT`).
 const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Notes of each node kept after they were applied, for a sync answer that comes after them.
+const RECENT_NOTES: usize = 4096;
+
+/// What this node applied of another node's notes.
+#[derive(Default)]
+pub(super) struct NodeLog {
+    /// The highest note applied, or held by a sync answer (older notes are not applied).
+    seen: u64,
+    /// The last notes applied (at most `RECENT_NOTES`).
+    recent: std::collections::VecDeque<Note>,
+}
 
 /// Where the other nodes acknowledge `node`'s notes.
 pub(super) fn ack_subject(node: &str) -> String {
@@ -226,22 +244,9 @@ impl Cluster {
         engine: std::sync::Weak<Engine>,
     ) -> Result<(), String> {
         let mut notes = client.subscribe(NOTES).await.map_err(|e| e.to_string())?;
-        let inbox = client.new_inbox();
-        let mut answers = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
-        client.publish_with_reply(SYNC, inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
-        let _ = client.flush().await;
-        // Notes a node sent before its answer was made are in the answer.
-        let mut caught_up: HashMap<String, u64> = HashMap::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
-            let (Some(engine), Ok(sync)) = (engine.upgrade(), Sync::decode(m.payload.as_ref())) else { continue };
-            self.directory.lock().unwrap().nodes.insert(sync.node.clone(), std::time::Instant::now());
-            for note in &sync.notes {
-                self.apply(&engine, note);
-            }
-            caught_up.insert(sync.node, sync.seq);
+        if let Some(engine) = engine.upgrade() {
+            self.sync_from(client, &engine, None).await?;
         }
-        drop(answers);
         let eng = engine.clone();
         let me = self.clone();
         let c = client.clone();
@@ -249,44 +254,122 @@ impl Cluster {
             while let Some(m) = notes.next().await {
                 let Ok(note) = Note::decode(m.payload.as_ref()) else { continue };
                 let Some(engine) = eng.upgrade() else { break };
-                // (A note its sync answer already held is not applied again.)
-                if caught_up.get(&note.node).is_none_or(|s| note.seq > *s) {
-                    me.apply(&engine, &note);
+                // A note of a node taken as gone (its notes sent while NATS was away come first
+                // when it is back): sync with it, for what it sent meanwhile that was lost.
+                if !me.is_alive(&note.node) {
+                    me.directory.lock().unwrap().nodes.insert(note.node.clone(), std::time::Instant::now());
+                    let _ = me.resync.send(Some(note.node.clone()));
+                }
+                // (A note a sync answer already held is not applied again.)
+                {
+                    let mut log = me.log.lock().unwrap();
+                    let from = log.entry(note.node.clone()).or_default();
+                    // (A note a sync answer already held is not applied again.)
+                    if note.seq > from.seen {
+                        from.seen = note.seq;
+                        me.apply(&engine, &note);
+                        if from.recent.len() == RECENT_NOTES {
+                            from.recent.pop_front();
+                        }
+                        from.recent.push_back(note.clone());
+                    }
                 }
                 if let Some(reply) = m.reply {
                     let _ = c.publish(reply, Bytes::from(format!("{} {}", me.node_id, note.seq))).await;
                 }
             }
         }));
-        // Answers to nodes that join later.
-        let mut syncs = client.subscribe(SYNC).await.map_err(|e| e.to_string())?;
+        // Answers to nodes that join (or come back) later.
+        let all = client.subscribe(SYNC).await.map_err(|e| e.to_string())?;
+        let to_me = client.subscribe(sync_subject(&self.node_id)).await.map_err(|e| e.to_string())?;
+        let mut syncs = futures::stream::select(all, to_me);
+        let me = self.clone();
+        let c = client.clone();
+        let eng = engine.clone();
+        self.keep_spawned(tokio::spawn(async move {
+            while let Some(m) = syncs.next().await {
+                let (Some(engine), Some(reply)) = (eng.upgrade(), m.reply) else { continue };
+                let _ = c.publish(reply, Bytes::from(me.sync_answer(&engine).encode_to_vec())).await;
+            }
+        }));
+        // Syncs again with a node heard of again after it was taken as gone, and with every
+        // node after the NATS connection came back (notes sent meanwhile were lost).
+        let mut resyncs = self.resync_rx.lock().unwrap().take().ok_or("the node joined twice")?;
         let me = self.clone();
         let c = client.clone();
         self.keep_spawned(tokio::spawn(async move {
-            while let Some(m) = syncs.next().await {
-                let (Some(engine), Some(reply)) = (engine.upgrade(), m.reply) else { continue };
-                // Read before the state: a change made while it is read is in the answer, in a
-                // note after it, or both (applying a note twice changes nothing).
-                let seq = me.note_seq.load(Ordering::Acquire);
-                let mut notes: Vec<Note> = engine
-                    .local_users()
-                    .into_iter()
-                    .map(|(app, user, login_ms)| Note {
-                        kind: NoteKind::Login as u32,
-                        app,
-                        user,
-                        login_ms,
-                        ..Default::default()
-                    })
-                    .collect();
-                notes.extend(engine.local_presence_notes());
-                for n in &mut notes {
-                    n.node = me.node_id.clone();
+            while let Some(target) = resyncs.recv().await {
+                let Some(engine) = engine.upgrade() else { break };
+                if let Err(e) = me.sync_from(&c, &engine, target.as_deref()).await {
+                    tracing::warn!(error = %e, "cluster: a sync failed");
                 }
-                let sync = Sync { node: me.node_id.clone(), seq, notes };
-                let _ = c.publish(reply, Bytes::from(sync.encode_to_vec())).await;
             }
         }));
+        Ok(())
+    }
+
+    /// This node's users now, as a sync answer.
+    fn sync_answer(&self, engine: &Engine) -> Sync {
+        // Read before the state: a change made while it is read is in the answer, in a note
+        // after it, or both (applying a note twice changes nothing).
+        let seq = self.note_seq.load(Ordering::Acquire);
+        let mut notes: Vec<Note> = engine
+            .local_users()
+            .into_iter()
+            .map(|(app, user, login_ms)| Note {
+                kind: NoteKind::Login as u32,
+                app,
+                user,
+                login_ms,
+                ..Default::default()
+            })
+            .collect();
+        notes.extend(engine.local_presence_notes());
+        for n in &mut notes {
+            n.node = self.node_id.clone();
+        }
+        Sync { node: self.node_id.clone(), seq, notes }
+    }
+
+    /// Asks every node (or one) for its users, and makes the replicas of each answering node's
+    /// users what it answered.
+    async fn sync_from(&self, client: &async_nats::Client, engine: &Engine, node: Option<&str>) -> Result<(), String> {
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
+        let subject = node.map_or_else(|| SYNC.to_string(), sync_subject);
+        client.publish_with_reply(subject, inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
+        let _ = client.flush().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
+            // (NATS answers a request nobody listens to with an empty "no responders" status.)
+            let Ok(sync) = Sync::decode(m.payload.as_ref()) else { continue };
+            if sync.node.is_empty() || sync.node == self.node_id {
+                continue;
+            }
+            tracing::debug!(node = %sync.node, notes = sync.notes.len(), "cluster: synced");
+            let mut log = self.log.lock().unwrap();
+            let from = log.entry(sync.node.clone()).or_default();
+            // The answer is the node's state as of its note `seq` or a little later; the notes
+            // after `seq` applied here already are applied again over it, in order.
+            let replay: Vec<Note> = from.recent.iter().filter(|n| n.seq > sync.seq).cloned().collect();
+            if replay.first().is_some_and(|n| n.seq > sync.seq + 1) && from.seen > sync.seq + 1 {
+                // Some of them are no longer kept: ask again.
+                let _ = self.resync.send(Some(sync.node.clone()));
+                continue;
+            }
+            self.directory.lock().unwrap().reconcile(&sync.node, &sync.notes);
+            for note in sync.notes.iter().filter(|n| n.kind == NoteKind::Login as u32) {
+                engine.login_elsewhere(&note.app, &note.user, &note.node, note.login_ms);
+            }
+            engine.reconcile_node(&sync.node, &sync.notes);
+            for note in &replay {
+                self.apply(engine, note);
+            }
+            from.seen = from.seen.max(sync.seq);
+            if node.is_some() {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -308,6 +391,39 @@ impl Cluster {
 }
 
 impl Engine {
+    /// Makes this node's replica of `node`'s present users and stream members what `notes` (its
+    /// sync answer) say: those missing from them left (REMOTE_LEAVE here), the others are
+    /// applied as notes.
+    pub(crate) fn reconcile_node(&self, node: &str, notes: &[Note]) {
+        use std::collections::HashSet;
+        let present: HashSet<(&str, u32, &str, &str)> = notes
+            .iter()
+            .filter(|n| n.kind == NoteKind::Present as u32)
+            .map(|n| (n.app.as_str(), n.channel_type, n.channel.as_str(), n.user.as_str()))
+            .collect();
+        let members: HashSet<(&str, &str, &str)> = notes
+            .iter()
+            .filter(|n| n.kind == NoteKind::Member as u32)
+            .map(|n| (n.app.as_str(), n.channel.as_str(), n.user.as_str()))
+            .collect();
+        let origin: Arc<str> = Arc::from(node);
+        for app in self.all_apps() {
+            for (key, user, _) in crate::scope::remote_users_of(&app, node) {
+                if !present.contains(&(app.id.as_str(), key.0 as u32, key.1.as_str(), user.as_str())) {
+                    crate::scope::remote_present(self, &app, &key, &user, &origin, None, false);
+                }
+            }
+            for (channel, user) in crate::stream::remote_members_of(&app, node) {
+                if !members.contains(&(app.id.as_str(), channel.as_str(), user.as_str())) {
+                    crate::stream::remote_member(&app, &channel, &user, &origin, None);
+                }
+            }
+        }
+        for note in notes.iter().filter(|n| n.kind != NoteKind::Login as u32) {
+            self.apply_note(note);
+        }
+    }
+
     /// Applies another node's note to this node's replica (telling local listeners).
     pub(crate) fn apply_note(&self, note: &Note) {
         let Some(kind) = NoteKind::from_u32(note.kind) else { return };
