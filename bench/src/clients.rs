@@ -57,15 +57,15 @@ pub fn events() -> Vec<String> {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-pub fn rtm2_config(target: &Target, user: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(target.addr.clone()));
+pub fn rtm2_config(addr: &str, user: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(addr.to_string()));
     cfg.request_timeout = Duration::from_secs(30);
     cfg
 }
 
 /// A connected rtm2 client, logged in.
-pub async fn rtm2_login(target: &Target, user: &str) -> Result<Client, BoxError> {
-    let c = Client::new(rtm2_config(target, user))?;
+pub async fn rtm2_login(addr: &str, user: &str) -> Result<Client, BoxError> {
+    let c = Client::new(rtm2_config(addr, user))?;
     c.login("").await?;
     Ok(c)
 }
@@ -107,7 +107,7 @@ fn payloads_of(batch: Vec<Event>) -> Delivery {
 pub async fn subscriber(target: &Target, kind: Kind, idx: usize, capacity: usize) -> Result<Subscriber, BoxError> {
     match (target.system, kind) {
         (s, Kind::Channel) if s.is_rtm2() => {
-            let client = rtm2_login(target, &format!("sub{idx}")).await?;
+            let client = rtm2_login(target.addr_of(idx), &format!("sub{idx}")).await?;
             let opts = SubscribeOptions { with_presence: false, ..Default::default() };
             let sub = client.subscribe(CHANNEL, opts).await?;
             let stream = futures::stream::unfold(sub, |mut sub| async move {
@@ -117,7 +117,7 @@ pub async fn subscriber(target: &Target, kind: Kind, idx: usize, capacity: usize
             Ok(Subscriber { stream: stream.boxed(), keep: Box::new(client) })
         }
         (s, Kind::Topic) if s.is_rtm2() => {
-            let client = rtm2_login(target, &format!("sub{idx}")).await?;
+            let client = rtm2_login(target.addr_of(idx), &format!("sub{idx}")).await?;
             let events = client.events();
             let ch = client.stream_channel(STREAM)?;
             ch.join(JoinOptions { with_presence: false, ..Default::default() }).await?;
@@ -167,9 +167,9 @@ pub enum Publisher {
 
 pub async fn publisher(target: &Target, kind: Kind) -> Result<Publisher, BoxError> {
     Ok(match (target.system, kind) {
-        (s, Kind::Channel) if s.is_rtm2() => Publisher::Rtm2(rtm2_login(target, PUBLISHER).await?),
+        (s, Kind::Channel) if s.is_rtm2() => Publisher::Rtm2(rtm2_login(&target.addr, PUBLISHER).await?),
         (s, Kind::Topic) if s.is_rtm2() => {
-            let client = rtm2_login(target, PUBLISHER).await?;
+            let client = rtm2_login(&target.addr, PUBLISHER).await?;
             let ch = client.stream_channel(STREAM)?;
             ch.join(JoinOptions { with_presence: false, ..Default::default() }).await?;
             ch.join_topic(TOPIC, JoinTopicOptions::default()).await?;

@@ -26,7 +26,9 @@ type Keep = Box<dyn std::any::Any + Send>;
 
 async fn connect_one(target: &Target, i: usize) -> Result<Keep, BoxError> {
     Ok(match target.system {
-        System::Rtm2 | System::Rtm2Standalone => Box::new(clients::rtm2_login(target, &format!("idle{i}")).await?),
+        System::Rtm2 | System::Rtm2Standalone | System::Rtm2Cluster => {
+            Box::new(clients::rtm2_login(target.addr_of(i), &format!("idle{i}")).await?)
+        }
         System::Nats => {
             let c = async_nats::connect(target.addr.as_str()).await?;
             c.flush().await?;

@@ -27,7 +27,7 @@ pub struct SuiteArgs {
     /// Leave these workloads out (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
-    /// Only these systems (comma-separated: rtm2, rtm2-standalone, nats, redis).
+    /// Only these systems (comma-separated: rtm2, rtm2-standalone, rtm2-cluster, nats, redis).
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
     /// Append every measurement (JSON lines) to this file.
@@ -81,6 +81,8 @@ fn fanout_rows() -> Vec<Row> {
 fn cases(quick: bool) -> Vec<Case> {
     use System::*;
     let all = vec![Rtm2, Rtm2Standalone, Nats, Redis];
+    // The cluster rows: fan-out with subscribers spread over the nodes, and latency across nodes.
+    let with_cluster = vec![Rtm2, Rtm2Standalone, Rtm2Cluster, Nats, Redis];
     let q = |full: u64, quick_n: u64| if quick { quick_n } else { full }.to_string();
     let fan = |id, title: &str, kind: &str, subs: &str, msgs: String, systems: Vec<System>| Case {
         id,
@@ -101,8 +103,8 @@ fn cases(quick: bool) -> Vec<Case> {
     vec![
         publish_only,
         fan("f1", "1→1 message channel", "channel", "1", q(1_000_000, 300_000), all.clone()),
-        fan("f10", "1→10 message channel", "channel", "10", q(200_000, 100_000), all.clone()),
-        fan("f100", "1→100 message channel", "channel", "100", q(20_000, 10_000), all.clone()),
+        fan("f10", "1→10 message channel", "channel", "10", q(200_000, 100_000), with_cluster.clone()),
+        fan("f100", "1→100 message channel", "channel", "100", q(20_000, 10_000), with_cluster.clone()),
         fan("t10", "1→10 stream topic", "topic", "10", q(200_000, 100_000), vec![Rtm2, Rtm2Standalone]),
         Case {
             id: "lat",
@@ -114,7 +116,7 @@ fn cases(quick: bool) -> Vec<Case> {
                 vec![q(5_000, 2_000)],
             ]
             .concat(),
-            systems: all.clone(),
+            systems: with_cluster.clone(),
             rows: vec![
                 Row { label: "one-way p50 µs", pointer: "/co_us/p50", fmt: Fmt::Micros },
                 Row { label: "one-way p90 µs", pointer: "/co_us/p90", fmt: Fmt::Micros },
@@ -358,7 +360,7 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
             match System::parse(name) {
                 Some(s) => v.push(s),
                 None => {
-                    eprintln!("unknown system {name:?} (rtm2, rtm2-standalone, nats, redis)");
+                    eprintln!("unknown system {name:?} (rtm2, rtm2-standalone, rtm2-cluster, nats, redis)");
                     return ExitCode::FAILURE;
                 }
             }
@@ -448,6 +450,7 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
         System::Rtm2Standalone => "rtm2 serve",
         System::Nats => "NATS",
         System::Redis => "Redis",
+        System::Rtm2Cluster => "rtm2 cluster (3 nodes + NATS)",
     };
     let shown: Vec<System> = System::ALL.into_iter().filter(|s| cases.iter().any(|c| c.systems.contains(s))).collect();
     let base = [System::Rtm2Standalone, System::Rtm2].into_iter().find(|s| shown.contains(s));
@@ -462,6 +465,11 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
     if let Some(b) = base {
         header.extend(peers.iter().map(|p| format!("{} / {}", col(b), col(*p))));
     }
+    // The cluster against one node (msg/s: above 1 is better; CPU: the cluster's cost factor).
+    let cluster_vs = shown.contains(&System::Rtm2Cluster).then_some(base).flatten();
+    if let Some(b) = cluster_vs {
+        header.push(format!("{} / {}", col(System::Rtm2Cluster), col(b)));
+    }
     out.push_str(&format!("| {} |\n", header.join(" | ")));
     out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
     for (ci, case) in cases.iter().enumerate() {
@@ -473,6 +481,9 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
             cells.extend(shown.iter().map(|s| series(*s).cell(row)));
             if let Some(b) = base {
                 cells.extend(peers.iter().map(|p| ratio(&series(b), &series(*p), row)));
+            }
+            if let Some(b) = cluster_vs {
+                cells.push(ratio(&series(System::Rtm2Cluster), &series(b), row));
             }
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }

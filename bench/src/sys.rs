@@ -22,10 +22,14 @@ pub enum System {
     Nats,
     /// redis-server, driven with the `redis` crate (pub/sub).
     Redis,
+    /// Three `rtm2 serve --cluster` nodes over one nats-server: the publisher on the first
+    /// node, subscriber i on node (i + 1) mod 3 (so a single subscriber is on another node).
+    Rtm2Cluster,
 }
 
 impl System {
-    pub const ALL: [System; 4] = [System::Rtm2, System::Rtm2Standalone, System::Nats, System::Redis];
+    pub const ALL: [System; 5] =
+        [System::Rtm2, System::Rtm2Standalone, System::Rtm2Cluster, System::Nats, System::Redis];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +37,7 @@ impl System {
             System::Rtm2Standalone => "rtm2-standalone",
             System::Nats => "nats",
             System::Redis => "redis",
+            System::Rtm2Cluster => "rtm2-cluster",
         }
     }
 
@@ -41,7 +46,7 @@ impl System {
     }
 
     pub fn is_rtm2(self) -> bool {
-        matches!(self, System::Rtm2 | System::Rtm2Standalone)
+        matches!(self, System::Rtm2 | System::Rtm2Standalone | System::Rtm2Cluster)
     }
 }
 
@@ -79,14 +84,21 @@ impl Binaries {
 
 enum ServerProc {
     Child(Child),
-    InProcess { server: rtm2_server::Server, rt: Option<tokio::runtime::Runtime> },
+    /// nats-server first, then the nodes.
+    Cluster(Vec<Child>),
+    InProcess {
+        server: rtm2_server::Server,
+        rt: Option<tokio::runtime::Runtime>,
+    },
 }
 
 /// A running server of one system.
 pub struct Target {
     pub system: System,
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT` (of a cluster: the first node's, the publisher's)
     pub addr: String,
+    /// Of a cluster: every node's address.
+    pub nodes: Vec<String>,
     proc_: ServerProc,
 }
 
@@ -161,44 +173,49 @@ impl Target {
                     let addr = server.listen_tcp("127.0.0.1:0").await.map_err(|e| e.to_string())?;
                     Ok::<_, String>((server, addr))
                 })?;
-                Ok(Target { system, addr: addr.to_string(), proc_: ServerProc::InProcess { server, rt: Some(rt) } })
+                Ok(Target {
+                    system,
+                    addr: addr.to_string(),
+                    nodes: Vec::new(),
+                    proc_: ServerProc::InProcess { server, rt: Some(rt) },
+                })
             }
             System::Rtm2Standalone => {
-                let bin = bins.rtm2();
-                let mut child = spawn(
-                    Command::new(&bin)
-                        .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--no-rate-limits"])
+                let (child, addr) = rtm2_serve(bins, &[], "rtm2 server listening on ")?;
+                Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
+            }
+            System::Rtm2Cluster => {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let nats_addr = format!("127.0.0.1:{port}");
+                let mut nats = spawn(
+                    Command::new(&bins.nats_server)
+                        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
-                        .stderr(Stdio::piped()),
+                        .stderr(Stdio::null()),
                 )?;
-                let stderr = child.stderr.take().expect("piped");
-                let (tx, rx) = std::sync::mpsc::channel();
-                // Reads the "listening on" line, then keeps draining stderr so the server never
-                // blocks on a full pipe.
-                std::thread::spawn(move || {
-                    let mut tx = Some(tx);
-                    for line in BufReader::new(stderr).lines() {
-                        let Ok(line) = line else { break };
-                        if let Some(rest) = line.strip_prefix("rtm2 server listening on ")
-                            && let Some(tx) = tx.take()
-                        {
-                            let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                        } else if std::env::var_os("RTM2_BENCH_VERBOSE").is_some() {
-                            eprintln!("[rtm2 serve] {line}");
+                wait_listening(&mut nats, &nats_addr, "nats-server")?;
+                let mut children = vec![nats];
+                let mut nodes = Vec::new();
+                for i in 0..3 {
+                    let url = format!("nats://{nats_addr}");
+                    let id = format!("bench-{i}");
+                    let flags = ["--cluster", url.as_str(), "--node-id", id.as_str()];
+                    match rtm2_serve(bins, &flags, "rtm2 node ") {
+                        Ok((child, addr)) => {
+                            children.push(child);
+                            nodes.push(addr);
+                        }
+                        Err(e) => {
+                            for c in &mut children {
+                                let _ = c.kill();
+                                let _ = c.wait();
+                            }
+                            return Err(e);
                         }
                     }
-                });
-                let addr = match rx.recv_timeout(Duration::from_secs(10)) {
-                    Ok(a) => a,
-                    Err(_) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(format!("{} serve did not report its address within 10 s", bin.display()));
-                    }
-                };
-                wait_listening(&mut child, &addr, "rtm2 serve")?;
-                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+                }
+                Ok(Target { system, addr: nodes[0].clone(), nodes, proc_: ServerProc::Cluster(children) })
             }
             System::Nats => {
                 let port = free_port().map_err(|e| e.to_string())?;
@@ -211,7 +228,7 @@ impl Target {
                         .stderr(Stdio::null()),
                 )?;
                 wait_listening(&mut child, &addr, "nats-server")?;
-                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+                Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
             }
             System::Redis => {
                 let port = free_port().map_err(|e| e.to_string())?;
@@ -228,15 +245,22 @@ impl Target {
                         .stderr(Stdio::null()),
                 )?;
                 wait_listening(&mut child, &addr, "redis-server")?;
-                Ok(Target { system, addr, proc_: ServerProc::Child(child) })
+                Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
             }
         }
     }
 
-    /// The server process id (None for the in-process server).
+    /// The address of the node client `idx` connects to (of a cluster: node (idx + 1) mod n;
+    /// otherwise the server's).
+    pub fn addr_of(&self, idx: usize) -> &str {
+        if self.nodes.is_empty() { &self.addr } else { &self.nodes[(idx + 1) % self.nodes.len()] }
+    }
+
+    /// The server process id (None for the in-process server; of a cluster, the first node).
     pub fn pid(&self) -> Option<u32> {
         match &self.proc_ {
             ServerProc::Child(c) => Some(c.id()),
+            ServerProc::Cluster(c) => c.get(1).map(Child::id),
             ServerProc::InProcess { .. } => None,
         }
     }
@@ -246,7 +270,7 @@ impl Target {
     pub fn in_process_connections(&self) -> Option<usize> {
         match &self.proc_ {
             ServerProc::InProcess { server, .. } => Some(server.connection_count()),
-            ServerProc::Child(_) => None,
+            ServerProc::Child(_) | ServerProc::Cluster(_) => None,
         }
     }
 
@@ -254,6 +278,10 @@ impl Target {
     pub fn sample(&self) -> ServerSample {
         match &self.proc_ {
             ServerProc::Child(c) => ServerSample { cpu_s: proc_stat_cpu(&format!("/proc/{}/stat", c.id())) },
+            // Every node and NATS: the cluster's cost.
+            ServerProc::Cluster(cs) => {
+                ServerSample { cpu_s: cs.iter().map(|c| proc_stat_cpu(&format!("/proc/{}/stat", c.id()))).sum() }
+            }
             ServerProc::InProcess { .. } => ServerSample {
                 cpu_s: server_threads().iter().map(|tid| proc_stat_cpu(&format!("/proc/self/task/{tid}/stat"))).sum(),
             },
@@ -268,6 +296,12 @@ impl Drop for Target {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+            ServerProc::Cluster(cs) => {
+                for c in cs.iter_mut().rev() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
             ServerProc::InProcess { server, rt } => {
                 server.shutdown();
                 if let Some(rt) = rt.take() {
@@ -276,6 +310,52 @@ impl Drop for Target {
             }
         }
     }
+}
+
+/// Starts `rtm2 serve` with `flags` and returns it with its address, once its stderr had a line
+/// starting with `ready` (for a cluster node: "rtm2 node … joined the cluster"; the address is
+/// from its "listening on" line before).
+fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(Child, String), String> {
+    let bin = bins.rtm2();
+    let mut child = spawn(
+        Command::new(&bin)
+            .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--no-rate-limits"])
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )?;
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the "listening on" (and ready) lines, then keeps draining stderr so the server
+    // never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut addr = None;
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
+                addr = Some(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            if line.starts_with(ready)
+                && let (Some(a), Some(tx)) = (&addr, tx.take())
+            {
+                let _ = tx.send(a.clone());
+            } else if std::env::var_os("RTM2_BENCH_VERBOSE").is_some() {
+                eprintln!("[rtm2 serve] {line}");
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{} serve did not report its address (and readiness) within 15 s", bin.display()));
+        }
+    };
+    wait_listening(&mut child, &addr, "rtm2 serve")?;
+    Ok((child, addr))
 }
 
 /// Thread ids of this process's in-process server threads.
