@@ -224,8 +224,16 @@ impl Cluster {
         let c = client.clone();
         self.keep_spawned(tokio::spawn(async move {
             let subject = format!("rtm2.v1.node.{}", me.node_id);
-            // Until the engine is gone (the server was dropped).
-            while eng_alive(&engine) {
+            // Until the engine is gone (the server was dropped). It may not be alive yet when
+            // this starts (the engine is still being built): a loop that ended then would send
+            // no heartbeat and sweep nothing, ever.
+            let mut was_alive = false;
+            loop {
+                let alive = eng_alive(&engine);
+                if !alive && was_alive {
+                    break;
+                }
+                was_alive |= alive;
                 let _ = c.publish(subject.clone(), Bytes::new()).await;
                 me.directory.lock().unwrap().sweep();
                 tokio::time::sleep(HEARTBEAT).await;
