@@ -11,7 +11,9 @@
 //! * peer-to-peer messages: every node keeps a directory of the users online on the other nodes
 //!   (from their login and logout announcements, a sync when it joins, and their heartbeats: a
 //!   node silent for `NODE_TIMEOUT` is gone, with its users), and sends a message for a user
-//!   online elsewhere to that user's node alone. 11033 only when the user is online nowhere.
+//!   online elsewhere to that user's node alone. 11033 only when the user is online nowhere;
+//! * channel and user metadata (`storage.rs`), in a JetStream key-value bucket every node
+//!   watches; a node is ready (takes logins) once it is bound.
 //!
 //! Subjects (names hex-encoded: channel names may hold characters NATS subjects cannot):
 //! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.login.<app>.<user>` and
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, MsgChannel};
 
 mod directory;
+pub(crate) mod storage;
 mod subjects;
 
 use directory::{Directory, HEARTBEAT};
@@ -87,12 +90,15 @@ pub(crate) struct Cluster {
     /// The node's tasks (connection, subscriptions, heartbeat), aborted by `stop`: a stopped
     /// node leaves the cluster (its NATS connection closes with the last client handle).
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The metadata bucket and this node's replica of it.
+    pub(crate) storage: storage::State,
 }
 
 impl Cluster {
     /// Starts connecting (in the background, retrying) and returns at once; logins are refused
     /// until the node is connected.
-    pub(crate) fn start(config: &ClusterConfig, engine: Weak<Engine>) -> Arc<Cluster> {
+    /// `replicas`: of the key-value buckets, when this node creates them.
+    pub(crate) fn start(config: &ClusterConfig, replicas: usize, engine: Weak<Engine>) -> Arc<Cluster> {
         let (out, mut rx) = mpsc::unbounded_channel::<(String, Bytes)>();
         let cluster = Arc::new(Cluster {
             node_id: config.node_id.clone(),
@@ -100,6 +106,7 @@ impl Cluster {
             out,
             directory: Mutex::default(),
             tasks: Mutex::default(),
+            storage: storage::State::default(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -126,9 +133,24 @@ impl Cluster {
                     return;
                 }
             };
-            if let Err(e) = c.listen(&client, engine).await {
+            if let Err(e) = c.listen(&client, engine.clone()).await {
                 tracing::error!(error = %e, "cluster: cannot subscribe on NATS; this node refuses logins");
                 return;
+            }
+            // The key-value buckets (metadata, locks): bound before the node takes logins, once
+            // the engine is built (their watches deliver to it).
+            while engine.strong_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let js = async_nats::jetstream::new(client.clone());
+            loop {
+                match storage::bind(&c, &js, replicas, engine.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cluster: cannot bind the key-value buckets (is JetStream on?); retrying")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let _ = c.client.set(client.clone());
             while let Some((subject, body)) = rx.recv().await {
@@ -284,7 +306,7 @@ impl Cluster {
         let _ = self.out.send((subject, Bytes::from(format!("{} {login_ms}", self.node_id))));
     }
 
-    /// Whether the node can serve logins (connected to NATS).
+    /// Whether the node can serve logins (connected to NATS, its key-value buckets bound).
     pub(crate) fn ready(&self) -> bool {
         self.client.get().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
     }
