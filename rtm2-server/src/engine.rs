@@ -493,6 +493,17 @@ impl Engine {
     pub(crate) fn handle(&self, session: &Arc<Session>, request_id: u64, body: client_frame::Body) -> Option<Reply> {
         use client_frame::Body as B;
         Some(match body {
+            // In a cluster, locks live in its key-value bucket.
+            b @ (B::SetLock(_)
+            | B::RemoveLock(_)
+            | B::AcquireLock(_)
+            | B::ReleaseLock(_)
+            | B::RevokeLock(_)
+            | B::GetLocks(_))
+                if self.cluster.is_some() =>
+            {
+                return crate::cluster::locks::handle(self.cluster.as_ref()?, session, request_id, b);
+            }
             B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
             B::Subscribe(r) => return self.subscribe_answer(session, request_id, r),
             B::Unsubscribe(r) => self.unsubscribe(session, r),

@@ -12,8 +12,8 @@
 //!   (from their login and logout announcements, a sync when it joins, and their heartbeats: a
 //!   node silent for `NODE_TIMEOUT` is gone, with its users), and sends a message for a user
 //!   online elsewhere to that user's node alone. 11033 only when the user is online nowhere;
-//! * channel and user metadata (`storage.rs`), in a JetStream key-value bucket every node
-//!   watches; a node is ready (takes logins) once it is bound.
+//! * channel and user metadata (`storage.rs`) and locks (`locks.rs`), in JetStream key-value
+//!   buckets every node watches; a node is ready (takes logins) once they are bound.
 //!
 //! Subjects (names hex-encoded: channel names may hold characters NATS subjects cannot):
 //! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.login.<app>.<user>` and
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, MsgChannel};
 
 mod directory;
+pub(crate) mod locks;
 pub(crate) mod storage;
 mod subjects;
 
@@ -92,6 +93,8 @@ pub(crate) struct Cluster {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The metadata bucket and this node's replica of it.
     pub(crate) storage: storage::State,
+    /// The locks bucket, this node's replica of it and its waiting acquisitions.
+    pub(crate) locks: locks::State,
 }
 
 impl Cluster {
@@ -107,6 +110,7 @@ impl Cluster {
             directory: Mutex::default(),
             tasks: Mutex::default(),
             storage: storage::State::default(),
+            locks: locks::State::default(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -144,7 +148,11 @@ impl Cluster {
             }
             let js = async_nats::jetstream::new(client.clone());
             loop {
-                match storage::bind(&c, &js, replicas, engine.clone()).await {
+                let bound = match storage::bind(&c, &js, replicas, engine.clone()).await {
+                    Ok(()) => locks::bind(&c, &js, replicas, engine.clone()).await,
+                    Err(e) => Err(e),
+                };
+                match bound {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "cluster: cannot bind the key-value buckets (is JetStream on?); retrying")

@@ -22,8 +22,8 @@
 //! * reads (`getChannelMetadata`, `getUserMetadata`) read the bucket, not the replica: a read
 //!   on any node sees every write acknowledged before it.
 //!
-//! Requests of one session that go to the bucket run one after the other, in the order the
-//! session sent them ([`Serial`]).
+//! Requests of one session that go to the buckets (metadata and locks) run one after the
+//! other, in the order the session sent them ([`Serial`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -275,7 +275,7 @@ pub(crate) fn write(
 }
 
 async fn write_kv(
-    _c: &Cluster,
+    c: &Cluster,
     store: &kv::Store,
     session: &Session,
     r: pb::WriteMetadata,
@@ -284,9 +284,9 @@ async fn write_kv(
 ) -> Reply {
     let key = kv_key(&session.app.id, &target);
     for _ in 0..MAX_ATTEMPTS {
-        if !r.lock_name.is_empty() {
-            // Locks do not cross nodes yet: no lock is held cluster-wide.
-            storage::check_lock(&r, &target, &session.user_id, None)?;
+        if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target) {
+            let held = c.lock_token(&session.app.id, scope_key, &r.lock_name, &session.user_id).await?;
+            storage::check_lock(&r, &target, &session.user_id, held)?;
         }
         let (current, revision) = read(store, &key).await?;
         let next = storage::apply(&current, &r, op, &session.user_id)?;
