@@ -386,6 +386,45 @@ async fn an_owner_back_on_another_node_within_the_ttl_keeps_its_lock_and_one_tha
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn an_owner_that_leaves_the_channel_loses_its_lock_after_the_ttl_and_a_leaving_waiter_is_withdrawn() {
+    let nats = start_nats().await;
+    let fast_ttl = |c: &mut rtm2_server::ServerConfig| c.ttl_unit = Duration::from_millis(100);
+    let mut nodes = Vec::new();
+    for id in ["node-a", "node-b", "node-c"] {
+        nodes.push(node_with(&nats.url, id, fast_ttl).await);
+    }
+    let owner = logged_in(&nodes[0], "owner").await;
+    let waiter = logged_in(&nodes[1], "waiter").await;
+    let quitter = logged_in(&nodes[2], "quitter").await;
+    for c in [&owner, &waiter, &quitter] {
+        c.subscribe("ops", SubscribeOptions::default()).await.unwrap();
+    }
+    owner.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 10).await.unwrap();
+    let token = owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let waiting = tokio::spawn(waiter.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", true));
+    let quitting = tokio::spawn(quitter.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", true));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A waiter that leaves the channel is withdrawn.
+    quitter.unsubscribe("ops").await.unwrap();
+    let e = tokio::time::timeout(WAIT, quitting).await.expect("the leaving waiter was not answered").unwrap();
+    assert_eq!(e.unwrap_err().code, ErrorCode::LOCK_OPERATION_FAILED);
+    // The owner leaves and enters again within the ttl (1 s): it keeps the lock.
+    owner.unsubscribe("ops").await.unwrap();
+    owner.subscribe("ops", SubscribeOptions::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let l = waiter.lock().get_locks("ops", ChannelType::MESSAGE).await.unwrap();
+    assert_eq!((l[0].owner.as_str(), l[0].fencing_token), ("owner", token));
+    assert!(!waiting.is_finished());
+    // It leaves for good (online still): the waiter gets the lock after the ttl.
+    owner.unsubscribe("ops").await.unwrap();
+    let left = tokio::time::Instant::now();
+    let token_w = tokio::time::timeout(WAIT, waiting).await.expect("the waiter never got the lock").unwrap().unwrap();
+    assert!(left.elapsed() >= Duration::from_millis(800), "freed before the ttl: {:?}", left.elapsed());
+    assert!(token_w > token);
+}
+
 /// An `rtm2 serve` node joined to `nats`, killed (SIGKILL) when dropped; and its address.
 struct Doomed(Child);
 

@@ -483,6 +483,9 @@ pub(crate) fn owner_back(app: &Arc<App>, user: &Arc<str>) {
 /// its waiting acquisitions there are withdrawn, and each lock its user owns there is freed
 /// after its ttl unless it enters the channel again. The caller holds the scope's lock.
 pub(crate) fn owner_left(session: &Arc<Session>, scope: &mut Scope, key: &ScopeKey) {
+    if let Some(c) = &session.app.cluster {
+        return c.lock_owner_left(session, key);
+    }
     let app = &session.app;
     let user = &session.user_id;
     for (name, lock) in scope.locks.iter_mut() {
@@ -508,7 +511,11 @@ pub(crate) fn owner_left(session: &Arc<Session>, scope: &mut Scope, key: &ScopeK
 
 /// `user` entered channel `scope` again: the locks it owns there that were away because it
 /// had left are its own again. The caller holds the scope's lock.
-pub(crate) fn owner_entered(scope: &mut Scope, user: &str) {
+pub(crate) fn owner_entered(session: &Arc<Session>, scope: &mut Scope, key: &ScopeKey) {
+    if let Some(c) = &session.app.cluster {
+        return c.lock_owner_entered(session, key);
+    }
+    let user = &*session.user_id;
     for lock in scope.locks.values_mut() {
         if lock.owner.as_deref() == Some(user) && lock.away.is_some_and(|a| a.left) {
             lock.away = None;

@@ -258,7 +258,7 @@ pub(crate) fn enter(
         let listed = entry.listed();
         let has_state = !entry.states.is_empty();
         scope.entries.insert(user.clone(), entry);
-        crate::locks::owner_entered(scope, &user);
+        crate::locks::owner_entered(session, scope, &key);
         if opts.with_presence {
             let snapshot = scope
                 .entries

@@ -27,9 +27,10 @@
 //! A node also frees, after the ttl, locks that a previous run of it owned for users it has no
 //! session of (a restart under the same node id).
 //!
-//! Not done in a cluster yet: an owner that leaves the channel while staying online keeps its
-//! lock, and a waiter that leaves the channel stays queued (on one node both are handled,
-//! locks.rs); EXPIRED reaches an owner only if it has a session when its lock expires.
+//! Membership, as on one node: an owner that leaves the channel while staying online is marked
+//! away (freed after the ttl unless it enters the channel again), and its session's waiting
+//! acquisitions there are withdrawn. Not done in a cluster yet: EXPIRED reaches an owner only
+//! if it has a session when its lock expires.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -96,6 +97,10 @@ pub(crate) struct LockRec {
     pub away_ms: u64,
     #[prost(message, repeated, tag = "9")]
     pub waiters: Vec<WaiterRec>,
+    /// The owner is away because it left the channel (it is back when it enters it again),
+    /// rather than disconnected (back when connected again).
+    #[prost(bool, tag = "10")]
+    pub away_left: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -131,6 +136,9 @@ pub(crate) struct State {
     pending: Mutex<HashMap<(u64, u64), Pending>>,
     /// Locks whose ttl runs here because their owner's node is gone: (key, name, token).
     dead_owner_timers: Mutex<HashSet<(String, String, u64)>>,
+    /// (key, user) of the owners this node marked away for leaving the channel (the replica
+    /// may not show the mark yet when the user enters it again).
+    left: Mutex<HashSet<(String, String)>>,
 }
 
 fn kv_key(app: &str, key: &ScopeKey) -> String {
@@ -348,7 +356,8 @@ fn settle(c: &Arc<Cluster>, kv_key: &str, scope_key: &ScopeKey, revision: u64, l
                     give_back(c, &p.session, kv_key, &p.name, id, token);
                 } else if !p.session.is_attached() {
                     // Its connection is down: it holds the lock as an owner that is away.
-                    mark_away(c, &p.session.app, scope_key.clone(), p.name.clone(), p.session.user_id.to_string());
+                    let user = p.session.user_id.to_string();
+                    mark_away(c, &p.session.app, scope_key.clone(), p.name.clone(), user, false);
                 }
             }
             Err(v) => p.session.send(response(id.1, Err(v))),
@@ -684,24 +693,37 @@ async fn get(store: &kv::Store, app: &str, r: pb::GetLocks) -> Reply {
 
 /// Marks `user`'s hold of a lock (owned through this node) as away, and frees it after the
 /// ttl unless the user is back by then.
-fn mark_away(c: &Arc<Cluster>, app: &Arc<App>, key: ScopeKey, name: String, user: String) {
+fn mark_away(c: &Arc<Cluster>, app: &Arc<App>, key: ScopeKey, name: String, user: String, left: bool) {
+    let (c, app) = (c.clone(), app.clone());
+    tokio::spawn(async move { mark_away_now(&c, &app, &key, name, user, left).await });
+}
+
+/// `mark_away`, the mark written when it returns (the ttl runs in a task of its own).
+async fn mark_away_now(c: &Arc<Cluster>, app: &App, key: &ScopeKey, name: String, user: String, left: bool) {
     let Some(store) = c.locks.kv.get().cloned() else { return };
-    let (c, ttl_unit) = (c.clone(), app.ttl_unit);
-    let kv_key = kv_key(&app.id, &key);
+    let kv_key = kv_key(&app.id, key);
+    let since = now_ms();
+    let marked = modify(&store, &kv_key, &user, |locks| {
+        let Some(l) = locks.locks.iter_mut().find(|l| l.name == name) else { return Ok(Change::Keep(None)) };
+        if l.owner != user || l.owner_node != c.node_id || l.away_ms != 0 {
+            return Ok(Change::Keep(None));
+        }
+        l.away_ms = since;
+        l.away_left = left;
+        Ok(Change::Write(Some((l.fencing_token, l.ttl_s))))
+    })
+    .await;
+    let Ok((Some((token, ttl_s)), _)) = marked else { return };
+    if left {
+        c.locks.left.lock().unwrap().insert((kv_key.clone(), user.clone()));
+    }
+    let (c, ttl) = (c.clone(), app.ttl_unit * ttl_s);
     tokio::spawn(async move {
-        let since = now_ms();
-        let marked = modify(&store, &kv_key, &user, |locks| {
-            let Some(l) = locks.locks.iter_mut().find(|l| l.name == name) else { return Ok(Change::Keep(None)) };
-            if l.owner != user || l.owner_node != c.node_id || l.away_ms != 0 {
-                return Ok(Change::Keep(None));
-            }
-            l.away_ms = since;
-            Ok(Change::Write(Some((l.fencing_token, l.ttl_s))))
-        })
-        .await;
-        let Ok((Some((token, ttl_s)), _)) = marked else { return };
-        tokio::time::sleep(ttl_unit * ttl_s).await;
+        tokio::time::sleep(ttl).await;
         expire(&c, &store, &kv_key, &name, &user, token, Some(since)).await;
+        if left {
+            c.locks.left.lock().unwrap().remove(&(kv_key, user));
+        }
     });
 }
 
@@ -752,7 +774,7 @@ fn check_owners(c: &Arc<Cluster>, engine: &Engine) {
         let Some((app_id, scope_key)) = parse_key(&key) else { continue };
         let Some(app) = engine.app_if_known(&app_id) else { continue };
         if app.user(&owner).is_none() && !has_pending_grant(c, &key, &name) {
-            mark_away(c, &app, scope_key, name, owner);
+            mark_away(c, &app, scope_key, name, owner, false);
         }
     }
     let Some(store) = c.locks.kv.get() else { return };
@@ -809,15 +831,16 @@ impl Cluster {
             return;
         }
         for (key, name) in self.held_by(app, user, |l| l.owner_node == self.node_id && l.away_ms == 0) {
-            mark_away(self, app, key, name, user.to_string());
+            mark_away(self, app, key, name, user.to_string(), false);
         }
     }
 
     /// `user` is connected to this node again: it keeps the locks it holds that were away (or
-    /// held through a node that is gone).
+    /// held through a node that is gone); those away because it left their channel stay so.
     pub(crate) fn lock_owner_back(self: &Arc<Self>, app: &Arc<App>, user: &str) {
         let Some(store) = self.locks.kv.get().cloned() else { return };
-        for (key, name) in self.held_by(app, user, |l| l.away_ms != 0 || l.owner_node != self.node_id) {
+        let back = |l: &LockRec| (l.away_ms != 0 && !l.away_left) || l.owner_node != self.node_id;
+        for (key, name) in self.held_by(app, user, back) {
             let (c, store, user) = (self.clone(), store.clone(), user.to_string());
             let kv_key = kv_key(&app.id, &key);
             tokio::spawn(async move {
@@ -826,12 +849,84 @@ impl Cluster {
                         return Ok(Change::Keep(()));
                     };
                     l.away_ms = 0;
+                    l.away_left = false;
                     l.owner_node = c.node_id.clone();
                     Ok(Change::Write(()))
                 })
                 .await;
             });
         }
+    }
+
+    /// `session` left channel `key` but stays online: its waiting acquisitions there are
+    /// withdrawn, and each lock its user holds there is freed after its ttl unless it enters
+    /// the channel again. Called under the scope's mutex: the work is queued behind the
+    /// session's other bucket requests (in order with a later `lock_owner_entered`).
+    pub(crate) fn lock_owner_left(self: &Arc<Self>, session: &Arc<Session>, key: &ScopeKey) {
+        let Some(store) = self.locks.kv.get().cloned() else { return };
+        let (c, s, key) = (self.clone(), session.clone(), key.clone());
+        self.storage.serial.run(
+            session.id,
+            Box::pin(async move {
+                let kv_key = kv_key(&s.app.id, &key);
+                let user = s.user_id.to_string();
+                let waiting = c.locks.pending.lock().unwrap().iter().any(|(id, p)| id.0 == s.id && p.key == kv_key);
+                let _ = modify(&store, &kv_key, &user, |locks| {
+                    if !waiting {
+                        return Ok(Change::Keep(()));
+                    }
+                    let mut changed = false;
+                    for l in &mut locks.locks {
+                        let before = l.waiters.len();
+                        l.waiters.retain(|w| !(w.session == s.id && w.node == c.node_id));
+                        changed |= l.waiters.len() != before;
+                    }
+                    Ok(if changed { Change::Write(()) } else { Change::Keep(()) })
+                })
+                .await;
+                let names: Vec<String> = {
+                    let replica = c.locks.replica.lock().unwrap();
+                    let owned = |l: &&LockRec| l.owner == user && l.owner_node == c.node_id && l.away_ms == 0;
+                    replica.get(&kv_key).map(|(_, l)| l.locks.iter().filter(owned).map(|l| l.name.clone()).collect())
+                }
+                .unwrap_or_default();
+                for name in names {
+                    mark_away_now(&c, &s.app, &key, name, user.clone(), true).await;
+                }
+            }),
+        );
+    }
+
+    /// `session` entered channel `key` (again): the locks its user holds there that were away
+    /// because it had left are its own again.
+    pub(crate) fn lock_owner_entered(self: &Arc<Self>, session: &Arc<Session>, key: &ScopeKey) {
+        let Some(store) = self.locks.kv.get().cloned() else { return };
+        let (c, s, key) = (self.clone(), session.clone(), key.clone());
+        self.storage.serial.run(
+            session.id,
+            Box::pin(async move {
+                let kv_key = kv_key(&s.app.id, &key);
+                let user = s.user_id.to_string();
+                // (Most entries are of channels where the user holds nothing away.)
+                let away = |l: &LockRec| l.owner == user && l.away_ms != 0 && l.away_left;
+                let marked_here = c.locks.left.lock().unwrap().remove(&(kv_key.clone(), user.clone()));
+                let any = c.locks.replica.lock().unwrap().get(&kv_key).is_some_and(|(_, l)| l.locks.iter().any(away));
+                if !marked_here && !any {
+                    return;
+                }
+                let _ = modify(&store, &kv_key, &user, |locks| {
+                    let mut changed = false;
+                    for l in locks.locks.iter_mut().filter(|l| l.owner == user && l.away_ms != 0 && l.away_left) {
+                        l.away_ms = 0;
+                        l.away_left = false;
+                        l.owner_node = c.node_id.clone();
+                        changed = true;
+                    }
+                    Ok(if changed { Change::Write(()) } else { Change::Keep(()) })
+                })
+                .await;
+            }),
+        );
     }
 
     /// The locks `user` of `app` holds per the replica that `filter` selects.
