@@ -101,6 +101,10 @@ struct ServeArgs {
     /// This node's id in the cluster (default: random).
     #[arg(long, requires = "cluster")]
     node_id: Option<String>,
+    /// Replicas of the cluster's JetStream key-value buckets (metadata, locks): 1–5, at most
+    /// the number of NATS servers. Used by the node that creates the buckets.
+    #[arg(long, requires = "cluster", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    cluster_replicas: u8,
     /// Above this many present users in a channel, presence events are aggregated into one
     /// INTERVAL event per --presence-interval-ms.
     #[arg(long, default_value_t = rtm2_proto::limits::DEFAULT_PRESENCE_ANNOUNCE_MAX)]
@@ -254,6 +258,7 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
         }
         c.check().map_err(|e| format!("--cluster: {e}"))?;
         config.cluster = Some(c);
+        config.cluster_replicas = usize::from(a.cluster_replicas);
     }
     config.presence_announce_max = a.presence_announce_max;
     config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));

@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// Join a cluster of nodes that act as one service over NATS (docs/CLUSTER.md); `None`
     /// (default) = a single server.
     pub cluster: Option<ClusterConfig>,
+    /// In a cluster: replicas of the JetStream key-value buckets that hold metadata and locks
+    /// (1–5; 1 by default: the data lives on one NATS server). Kept apart from `ClusterConfig`
+    /// so that configs written as `ClusterConfig { urls, node_id }` stay valid.
+    pub cluster_replicas: usize,
     /// Users per page of `getOnlineUsers`.
     pub presence_page_size: usize,
     /// Above this many present users in a channel, per-user presence events (join, leave,
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             presence_announce_max: limits::DEFAULT_PRESENCE_ANNOUNCE_MAX,
             presence_interval: Duration::from_secs(limits::DEFAULT_PRESENCE_INTERVAL_S),
             ttl_unit: Duration::from_secs(1),
+            cluster_replicas: 1,
         }
     }
 }

@@ -163,7 +163,7 @@ impl Engine {
         }
         let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
         Ok(Arc::new_cyclic(|engine| {
-            let cluster = config.cluster.as_ref().map(|c| Cluster::start(c, engine.clone()));
+            let cluster = config.cluster.as_ref().map(|c| Cluster::start(c, config.cluster_replicas, engine.clone()));
             let apps = config
                 .apps
                 .iter()
@@ -383,6 +383,11 @@ impl Engine {
         }
     }
 
+    /// The app `app_id`, if this node has seen it (cluster events for others have no listener).
+    pub(crate) fn app_if_known(&self, app_id: &str) -> Option<Arc<App>> {
+        self.apps.lock().unwrap().get(app_id).cloned()
+    }
+
     /// This node's id in its cluster ("" when it is not part of one).
     pub(crate) fn node_id(&self) -> String {
         self.cluster.as_ref().map(|c| c.node_id.clone()).unwrap_or_default()
@@ -541,6 +546,17 @@ impl Engine {
     fn handle_here(&self, session: &Arc<Session>, request_id: u64, body: client_frame::Body) -> Option<Reply> {
         use client_frame::Body as B;
         Some(match body {
+            // In a cluster, locks live in its key-value bucket.
+            b @ (B::SetLock(_)
+            | B::RemoveLock(_)
+            | B::AcquireLock(_)
+            | B::ReleaseLock(_)
+            | B::RevokeLock(_)
+            | B::GetLocks(_))
+                if self.cluster.is_some() =>
+            {
+                return crate::cluster::locks::handle(self.cluster.as_ref()?, session, request_id, b);
+            }
             B::AcquireLock(r) => return crate::locks::acquire(self, session, request_id, r),
             B::Subscribe(r) => return self.subscribe_answer(session, request_id, r),
             B::Unsubscribe(r) => self.unsubscribe(session, r),
@@ -558,8 +574,8 @@ impl Engine {
             B::SetState(r) => crate::scope::set_state(self, session, r),
             B::GetState(r) => crate::scope::get_state(session, r),
             B::RemoveState(r) => crate::scope::remove_state(self, session, r),
-            B::WriteMetadata(r) => crate::storage::write(self, session, r),
-            B::GetMetadata(r) => crate::storage::get(self, session, r),
+            B::WriteMetadata(r) => return crate::storage::write(self, session, request_id, r),
+            B::GetMetadata(r) => return crate::storage::get(self, session, request_id, r),
             B::SubscribeUserMetadata(r) => crate::storage::subscribe_user(self, session, r),
             B::UnsubscribeUserMetadata(r) => crate::storage::unsubscribe_user(session, r),
             B::SetLock(r) => crate::locks::set(session, r),

@@ -408,6 +408,9 @@ fn owned(app: &App, user: &str) -> Vec<LockRef> {
 /// The user's connection dropped or its session ended: each lock it owns is freed after its
 /// ttl unless the user is back by then.
 pub(crate) fn owner_away(app: &Arc<App>, user: &Arc<str>) {
+    if let Some(c) = &app.cluster {
+        return c.lock_owner_away(app, user);
+    }
     if app.user(user).is_some_and(|s| s.is_attached()) {
         return; // another session of the user is connected (a takeover)
     }
@@ -455,6 +458,9 @@ fn expire(app: &Arc<App>, key: &ScopeKey, name: &str, user: &str, token: u64) {
 /// The user is connected again: it keeps every lock it still owns, and hears EXPIRED for those
 /// it lost while it had no session.
 pub(crate) fn owner_back(app: &Arc<App>, user: &Arc<str>) {
+    if let Some(c) = &app.cluster {
+        return c.lock_owner_back(app, user);
+    }
     let expired = app.expired_locks.lock().unwrap().remove(user);
     if let (Some(list), Some(s)) = (expired, app.user(user)) {
         for body in list {
@@ -477,6 +483,9 @@ pub(crate) fn owner_back(app: &Arc<App>, user: &Arc<str>) {
 /// its waiting acquisitions there are withdrawn, and each lock its user owns there is freed
 /// after its ttl unless it enters the channel again. The caller holds the scope's lock.
 pub(crate) fn owner_left(session: &Arc<Session>, scope: &mut Scope, key: &ScopeKey) {
+    if let Some(c) = &session.app.cluster {
+        return c.lock_owner_left(session, key);
+    }
     let app = &session.app;
     let user = &session.user_id;
     for (name, lock) in scope.locks.iter_mut() {
@@ -502,7 +511,11 @@ pub(crate) fn owner_left(session: &Arc<Session>, scope: &mut Scope, key: &ScopeK
 
 /// `user` entered channel `scope` again: the locks it owns there that were away because it
 /// had left are its own again. The caller holds the scope's lock.
-pub(crate) fn owner_entered(scope: &mut Scope, user: &str) {
+pub(crate) fn owner_entered(session: &Arc<Session>, scope: &mut Scope, key: &ScopeKey) {
+    if let Some(c) = &session.app.cluster {
+        return c.lock_owner_entered(session, key);
+    }
+    let user = &*session.user_id;
     for lock in scope.locks.values_mut() {
         if lock.owner.as_deref() == Some(user) && lock.away.is_some_and(|a| a.left) {
             lock.away = None;

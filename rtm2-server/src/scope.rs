@@ -293,6 +293,8 @@ pub(crate) fn enter(
     // Held from registration to snapshot: a metadata write either lands before the snapshot is
     // read or is sent to this session as an update after it.
     let meta_guard = opts.with_metadata.then(|| engine.meta_lock.lock().unwrap());
+    // In a cluster, likewise for lock events (taken after `meta_lock`, before the scope's).
+    let cluster_locks = app.cluster.as_ref().filter(|_| opts.with_lock).map(|c| c.locks_replica());
     with_live_scope(app, &key, |scope_arc, scope| {
         let user = session.user_id.clone();
         let previous = scope.entries.remove(&user);
@@ -308,7 +310,7 @@ pub(crate) fn enter(
         let listed = entry.listed();
         let has_state = !entry.states.is_empty();
         scope.entries.insert(user.clone(), entry);
-        crate::locks::owner_entered(scope, &user);
+        crate::locks::owner_entered(session, scope, &key);
         if opts.with_presence {
             let mut present = scope.present();
             if let Some(e) = scope.entries.get(&user) {
@@ -334,7 +336,10 @@ pub(crate) fn enter(
                 event_type: LockEventType::SNAPSHOT as u32,
                 channel_type: channel_type as u32,
                 channel: channel.to_string(),
-                snapshot: scope.lock_snapshot(),
+                snapshot: match &cluster_locks {
+                    Some(replica) => crate::cluster::locks::snapshot(replica, &app.id, &key),
+                    None => scope.lock_snapshot(),
+                },
                 timestamp_ms: now_ms(),
                 ..Default::default()
             };
@@ -345,6 +350,7 @@ pub(crate) fn enter(
     if meta_guard.is_some() {
         crate::storage::send_channel_snapshot(engine, session, &key);
     }
+    drop(cluster_locks);
     drop(meta_guard);
 }
 

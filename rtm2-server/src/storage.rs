@@ -20,9 +20,9 @@ use rtm2_proto::pb::{self, server_frame};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
-use crate::engine::{Engine, Reply};
+use crate::engine::{App, Engine, Reply};
 use crate::scope::ScopeKey;
-use crate::session::Session;
+use crate::session::{Session, response};
 
 /// The store key of a channel's or user's set (the app id has a fixed length and no '/').
 fn store_key(app: &str, target: &Target) -> String {
@@ -32,7 +32,7 @@ fn store_key(app: &str, target: &Target) -> String {
     }
 }
 
-enum Target {
+pub(crate) enum Target {
     Channel(ScopeKey),
     User(String),
 }
@@ -54,7 +54,7 @@ impl Target {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::Channel(k) => format!("{} channel {:?}", k.0.name(), k.1),
             Target::User(u) => format!("user {u:?}"),
@@ -75,7 +75,12 @@ fn load(engine: &Engine, key: &str) -> Result<pb::Metadata, Violation> {
     }
 }
 
-fn storage_event(event_type: StorageEventType, target: &Target, publisher: &str, data: pb::Metadata) -> bytes::Bytes {
+pub(crate) fn storage_event(
+    event_type: StorageEventType,
+    target: &Target,
+    publisher: &str,
+    data: pb::Metadata,
+) -> bytes::Bytes {
     let (storage_type, channel_type, name) = match target {
         Target::Channel(k) => (StorageType::CHANNEL, k.0, k.1.clone()),
         Target::User(u) => (StorageType::USER, ChannelType::NONE, u.clone()),
@@ -96,7 +101,12 @@ fn outdated(what: String) -> Violation {
 }
 
 /// Applies a write to `set` (checks first, then changes); returns the new set.
-fn apply(set: &pb::Metadata, r: &pb::WriteMetadata, op: MetadataOp, author: &str) -> Result<pb::Metadata, Violation> {
+pub(crate) fn apply(
+    set: &pb::Metadata,
+    r: &pb::WriteMetadata,
+    op: MetadataOp,
+    author: &str,
+) -> Result<pb::Metadata, Violation> {
     match r.major_revision {
         Some(0) if !set.items.is_empty() => {
             return Err(outdated("major revision 0 (create only) but the metadata already exists".into()));
@@ -165,7 +175,21 @@ fn apply(set: &pb::Metadata, r: &pb::WriteMetadata, op: MetadataOp, author: &str
     Ok(pb::Metadata { major_revision: major, items: items.into_values().collect() })
 }
 
-pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadata) -> Reply {
+/// A metadata write. `None`: answered later (in a cluster, once the write is in the cluster's
+/// key-value bucket: `cluster/storage.rs`).
+pub(crate) fn write(engine: &Engine, session: &Arc<Session>, request_id: u64, r: pb::WriteMetadata) -> Option<Reply> {
+    let (op, target) = match check_write(&r) {
+        Ok(checked) => checked,
+        Err(v) => return Some(Err(v)),
+    };
+    if let Some(c) = &engine.cluster {
+        return crate::cluster::storage::write(c, session, request_id, r, op, target);
+    }
+    Some(write_local(engine, session, r, op, target))
+}
+
+/// The checks of a write that need no stored state.
+fn check_write(r: &pb::WriteMetadata) -> Result<(MetadataOp, Target), Violation> {
     let op = match MetadataOp::from_u32(r.op) {
         Some(op @ (MetadataOp::SET | MetadataOp::UPDATE | MetadataOp::REMOVE)) => op,
         _ => {
@@ -190,39 +214,58 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadat
             "a fencing token needs the lock name it belongs to",
         ));
     }
+    Ok((op, target))
+}
+
+/// The lock check of a write naming a lock: `held` is the fencing token of the writer's grant
+/// of that lock, if it holds it.
+pub(crate) fn check_lock(
+    r: &pb::WriteMetadata,
+    target: &Target,
+    user: &str,
+    held: Option<u64>,
+) -> Result<(), Violation> {
+    match held {
+        None => Err(Violation::new(
+            ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+            format!("lock {:?} of {} is not held by {user:?}", r.lock_name, target.describe()),
+        )),
+        // A token of an earlier grant: the writer's hold ended since (even if it was
+        // granted the lock again), so what it is about to write may rest on stale reads.
+        Some(current) if r.fencing_token != 0 && r.fencing_token != current => Err(Violation::new(
+            ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
+            format!(
+                "fencing token {} of lock {:?} of {} is stale: the current grant has token {current}",
+                r.fencing_token,
+                r.lock_name,
+                target.describe()
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn write_local(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadata, op: MetadataOp, target: Target) -> Reply {
     let app = &session.app;
     let key = store_key(&app.id, &target);
     let _guard = engine.meta_lock.lock().unwrap();
     if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target) {
-        match crate::locks::held_token(app, scope_key, &r.lock_name, &session.user_id) {
-            None => {
-                return Err(Violation::new(
-                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
-                    format!("lock {:?} of {} is not held by {:?}", r.lock_name, target.describe(), session.user_id),
-                ));
-            }
-            // A token of an earlier grant: the writer's hold ended since (even if it was
-            // granted the lock again), so what it is about to write may rest on stale reads.
-            Some(current) if r.fencing_token != 0 && r.fencing_token != current => {
-                return Err(Violation::new(
-                    ErrorCode::STORAGE_LOCK_NOT_ACQUIRED,
-                    format!(
-                        "fencing token {} of lock {:?} of {} is stale: the current grant has token {current}",
-                        r.fencing_token,
-                        r.lock_name,
-                        target.describe()
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
+        let held = crate::locks::held_token(app, scope_key, &r.lock_name, &session.user_id);
+        check_lock(&r, &target, &session.user_id, held)?;
     }
     let current = load(engine, &key)?;
     let next = apply(&current, &r, op, &session.user_id)?;
     engine.store.save(&key, &next.encode_to_vec()).map_err(failed)?;
     let result = pb::MetadataWriteResult { major_revision: next.major_revision, total_count: next.items.len() as u32 };
-    let body = storage_event(StorageEventType::UPDATE, &target, &session.user_id, next);
-    match &target {
+    notify(app, &target, &session.user_id, next);
+    Ok(Some(pb::response::Result::MetadataWrite(result)))
+}
+
+/// Sends the UPDATE event of a write to the listeners of its channel or user on this node
+/// (the caller holds `meta_lock`).
+pub(crate) fn notify(app: &App, target: &Target, publisher: &str, data: pb::Metadata) {
+    let body = storage_event(StorageEventType::UPDATE, target, publisher, data);
+    match target {
         Target::Channel(scope_key) => {
             if let Some(scope) = app.scopes.get(scope_key).map(|s| s.clone()) {
                 scope.lock().unwrap().send_to(|e| e.opts.with_metadata, &body);
@@ -236,20 +279,39 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadat
             }
         }
     }
-    Ok(Some(pb::response::Result::MetadataWrite(result)))
 }
 
-pub(crate) fn get(engine: &Engine, session: &Arc<Session>, r: pb::GetMetadata) -> Reply {
-    let target = Target::parse(r.storage_type, &r.target, r.channel_type)?;
-    let data = load(engine, &store_key(&session.app.id, &target))?;
-    Ok(Some(pb::response::Result::Metadata(data)))
+/// `None`: answered later (in a cluster, once read from the cluster's bucket).
+pub(crate) fn get(engine: &Engine, session: &Arc<Session>, request_id: u64, r: pb::GetMetadata) -> Option<Reply> {
+    let target = match Target::parse(r.storage_type, &r.target, r.channel_type) {
+        Ok(t) => t,
+        Err(v) => return Some(Err(v)),
+    };
+    if let Some(c) = &engine.cluster {
+        let (c, session) = (c.clone(), session.clone());
+        tokio::spawn(async move {
+            let reply = c.read_metadata(&session.app.id, &target).await;
+            session.send(response(request_id, reply.map(|data| Some(pb::response::Result::Metadata(data)))));
+        });
+        return None;
+    }
+    Some(load(engine, &store_key(&session.app.id, &target)).map(|data| Some(pb::response::Result::Metadata(data))))
+}
+
+/// The set a snapshot shows: in a cluster, this node's replica of the bucket (the caller holds
+/// `meta_lock`, under which the replica is updated and its UPDATE events sent).
+fn snapshot_data(engine: &Engine, app: &App, target: &Target) -> Result<pb::Metadata, Violation> {
+    match &engine.cluster {
+        Some(c) => Ok(c.replica_metadata(&app.id, target)),
+        None => load(engine, &store_key(&app.id, target)),
+    }
 }
 
 /// Sends a channel's metadata SNAPSHOT to a session that entered it with `with_metadata`
 /// (the caller holds `meta_lock`).
 pub(crate) fn send_channel_snapshot(engine: &Engine, session: &Arc<Session>, key: &ScopeKey) {
     let target = Target::Channel(key.clone());
-    match load(engine, &store_key(&session.app.id, &target)) {
+    match snapshot_data(engine, &session.app, &target) {
         Ok(data) => session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data)),
         Err(v) => tracing::warn!(reason = %v.reason, "no metadata snapshot sent"),
     }
@@ -272,7 +334,7 @@ pub(crate) fn subscribe_user(engine: &Engine, session: &Arc<Session>, r: pb::Sub
             session.app.user_meta_subs.lock().unwrap().entry(r.user_id.clone()).or_default().push(session.clone());
         }
     }
-    let data = load(engine, &store_key(&session.app.id, &target))?;
+    let data = snapshot_data(engine, &session.app, &target)?;
     session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data));
     Ok(None)
 }

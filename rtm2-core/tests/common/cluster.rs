@@ -90,10 +90,16 @@ impl Drop for Node {
 }
 
 pub async fn node(nats: &str, id: &str) -> Node {
+    node_with(nats, id, |_| {}).await
+}
+
+/// A node whose config `tune` changes first (e.g. a shorter `ttl_unit`).
+pub async fn node_with(nats: &str, id: &str, tune: impl FnOnce(&mut rtm2_server::ServerConfig)) -> Node {
     // Unique in the process: no two tests' nodes share an id.
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let id = &format!("{id}-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let mut config = dev_config();
+    tune(&mut config);
     config.cluster = Some(ClusterConfig { urls: vec![nats.to_string()], node_id: id.to_string() });
     let server = Server::start(config);
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();

@@ -17,6 +17,8 @@
 //!   any node, sees the change;
 //! * heartbeats: a node silent for `NODE_TIMEOUT` is gone, with its users (their presence times
 //!   out after their presence timeout).
+//! * channel and user metadata (`storage.rs`) and locks (`locks.rs`), in JetStream key-value
+//!   buckets every node watches; a node is ready (takes logins) once they are bound.
 //!
 //! Subjects (names hex-encoded: channel names may hold characters NATS subjects cannot):
 //! `rtm2.v1.msg.<app>.<channel>` (a MessageEvent body), `rtm2.v1.topic.<app>.<channel>` (topic
@@ -37,7 +39,9 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, MsgChannel};
 
 mod directory;
+pub(crate) mod locks;
 mod notes;
+pub(crate) mod storage;
 mod subjects;
 
 use directory::{Directory, HEARTBEAT, NODE_TIMEOUT};
@@ -107,6 +111,10 @@ pub(crate) struct Cluster {
     /// Asks for a sync with a node (`Some`), or with every node (`None`).
     resync: mpsc::UnboundedSender<Option<String>>,
     resync_rx: Mutex<Option<mpsc::UnboundedReceiver<Option<String>>>>,
+    /// The metadata bucket and this node's replica of it.
+    pub(crate) storage: storage::State,
+    /// The locks bucket, this node's replica of it and its waiting acquisitions.
+    pub(crate) locks: locks::State,
 }
 
 /// A publish: subject, reply subject, payload.
@@ -115,7 +123,8 @@ type Outgoing = (String, Option<String>, Bytes);
 impl Cluster {
     /// Starts connecting (in the background, retrying) and returns at once; logins are refused
     /// until the node is connected.
-    pub(crate) fn start(config: &ClusterConfig, engine: Weak<Engine>) -> Arc<Cluster> {
+    /// `replicas`: of the key-value buckets, when this node creates them.
+    pub(crate) fn start(config: &ClusterConfig, replicas: usize, engine: Weak<Engine>) -> Arc<Cluster> {
         let (out, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let (resync, resync_rx) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
@@ -130,6 +139,8 @@ impl Cluster {
             log: Mutex::default(),
             resync: resync.clone(),
             resync_rx: Mutex::new(Some(resync_rx)),
+            storage: storage::State::default(),
+            locks: locks::State::default(),
         });
         tracing::info!(node = %config.node_id, nats = ?config.urls, "joining the cluster");
         let c = cluster.clone();
@@ -163,9 +174,29 @@ impl Cluster {
                     return;
                 }
             };
-            if let Err(e) = c.listen(&client, engine).await {
+            // The engine is built (this task may start while it is still being made): what
+            // the subscriptions and the sync below deliver goes to it.
+            while engine.strong_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if let Err(e) = c.listen(&client, engine.clone()).await {
                 tracing::error!(error = %e, "cluster: cannot subscribe on NATS; this node refuses logins");
                 return;
+            }
+            // The key-value buckets (metadata, locks): bound before the node takes logins.
+            let js = async_nats::jetstream::new(client.clone());
+            loop {
+                let bound = match storage::bind(&c, &js, replicas, engine.clone()).await {
+                    Ok(()) => locks::bind(&c, &js, replicas, engine.clone()).await,
+                    Err(e) => Err(e),
+                };
+                match bound {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cluster: cannot bind the key-value buckets (is JetStream on?); retrying")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let _ = c.client.set(client.clone());
             while let Some((subject, reply, body)) = rx.recv().await {
@@ -244,8 +275,16 @@ impl Cluster {
         let c = client.clone();
         self.keep_spawned(tokio::spawn(async move {
             let subject = format!("rtm2.v1.node.{}", me.node_id);
-            // Until the engine is gone (the server was dropped).
-            while eng_alive(&engine) {
+            // Until the engine is gone (the server was dropped). It may not be alive yet when
+            // this starts (the engine is still being built): a loop that ended then would send
+            // no heartbeat and sweep nothing, ever.
+            let mut was_alive = false;
+            loop {
+                let alive = eng_alive(&engine);
+                if !alive && was_alive {
+                    break;
+                }
+                was_alive |= alive;
                 let _ = c.publish(subject.clone(), Bytes::new()).await;
                 let gone = me.directory.lock().unwrap().sweep();
                 if !gone.is_empty() {
@@ -305,7 +344,7 @@ impl Cluster {
         self.directory.lock().unwrap().nodes.contains_key(node)
     }
 
-    /// Whether the node can serve logins (connected to NATS).
+    /// Whether the node can serve logins (connected to NATS, its key-value buckets bound).
     pub(crate) fn ready(&self) -> bool {
         self.client.get().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
     }
