@@ -12,7 +12,10 @@ package rtm2
 // the Python runner: every scenario), and TestConformance/<file>/embedded against the embedded
 // server, in a child process of the test binary (one embedded server per process, as the C
 // runner's --embedded) for the scenarios that need no standalone server — those with a
-// certificate, rate limits, server options, a restart or ghosts are skipped there.
+// certificate, rate limits, server options, a restart or ghosts are skipped there — and
+// TestConformance/<file>/cluster against a fresh 3-node cluster (conformance_cluster_test.go;
+// when a nats-server is there: RTM2_NATS_SERVER, else .venv-nats/bin/nats-server), except the
+// scenarios of cfClusterPending, which are skipped there with their reason.
 //
 // Events: each Go channel a call hands out is forwarded into one queue per client, tagged with
 // what that Go channel stands for (Subscribe's channel: its message channel; SubscribeTopic's:
@@ -144,7 +147,7 @@ func TestConformance(t *testing.T) {
 	for _, path := range cfScenarioFiles(t) {
 		path := path
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			t.Run("serve", func(t *testing.T) { cfRunScenario(t, path, false) })
+			t.Run("serve", func(t *testing.T) { cfRunScenario(t, path, cfServeMode) })
 			t.Run("embedded", func(t *testing.T) {
 				why, err := cfNeedsServe(path)
 				if err != nil {
@@ -154,6 +157,15 @@ func TestConformance(t *testing.T) {
 					t.Skipf("needs a standalone server (%s)", why)
 				}
 				cfRunChild(t, path)
+			})
+			t.Run("cluster", func(t *testing.T) {
+				if cfNatsServer() == "" {
+					t.Skip("no nats-server: set RTM2_NATS_SERVER, or run scripts/install-nats (it installs one into .venv-nats)")
+				}
+				if why, ok := cfClusterPending[filepath.Base(path)]; ok {
+					t.Skipf("pending in cluster mode: %s", why)
+				}
+				cfRunScenario(t, path, cfClusterMode)
 			})
 		})
 	}
@@ -167,7 +179,7 @@ func TestConformanceEmbeddedChild(t *testing.T) {
 	if path == "" {
 		t.Skip("runs only as a child process of TestConformance")
 	}
-	cfRunScenario(t, path, true)
+	cfRunScenario(t, path, cfEmbeddedMode)
 }
 
 func cfRunChild(t *testing.T, path string) {
@@ -297,6 +309,7 @@ type cfRunner struct {
 	embedded bool
 	cert     bool
 	srv      *cfServe
+	cluster  *cfCluster // cluster mode: the nodes (srv is nil)
 	clients  map[string]*cfActor
 	ghosts   map[string]*cfProc
 	done     chan struct{}
@@ -318,13 +331,25 @@ func (r *cfRunner) notChecked(s *cfStep, field, why string) {
 	r.note(s, fmt.Sprintf("field %s not checked: %s", field, why))
 }
 
-func cfRunScenario(t *testing.T, path string, embedded bool) {
+// What a scenario runs against.
+type cfMode int
+
+const (
+	cfServeMode    cfMode = iota // one `rtm2 serve`
+	cfEmbeddedMode               // the embedded server
+	cfClusterMode                // a 3-node cluster (tests/conformance/cluster.py)
+)
+
+func cfRunScenario(t *testing.T, path string, mode cfMode) {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &cfRunner{t: t, file: filepath.Base(path), embedded: embedded, clients: map[string]*cfActor{},
+	r := &cfRunner{t: t, file: filepath.Base(path), embedded: mode == cfEmbeddedMode, clients: map[string]*cfActor{},
 		ghosts: map[string]*cfProc{}, done: make(chan struct{}), noted: map[string]bool{}, skipHits: map[string]bool{}}
+	if mode == cfClusterMode {
+		r.cluster = &cfCluster{} // started by the server step
+	}
 	t.Cleanup(r.close)
 	started := false
 	for i, raw := range strings.Split(string(text), "\n") {
@@ -355,6 +380,9 @@ func (r *cfRunner) runLine(line int, text string, started *bool) error {
 	}
 	switch {
 	case w[0] == "server" && len(w) > 1 && w[1] == "restart":
+		if r.cluster != nil && r.cluster.cmd != nil {
+			return r.cluster.restart()
+		}
 		if r.embedded || r.srv == nil {
 			return fmt.Errorf("server restart needs rtm2 serve")
 		}
@@ -452,6 +480,14 @@ func (r *cfRunner) startServer(w []string) error {
 		}
 		return nil
 	}
+	if r.cluster != nil {
+		c, err := cfStartCluster(r.t, cfNatsServer(), flags)
+		if err != nil {
+			return err
+		}
+		r.cluster = c
+		return nil
+	}
 	srv, err := cfStartServe(r.t, "127.0.0.1:0", flags)
 	if err != nil {
 		return err
@@ -474,7 +510,9 @@ func (r *cfRunner) addClient(w []string) error {
 		return fmt.Errorf("client %s exists", name)
 	}
 	endpoint := ""
-	if r.srv != nil {
+	if r.cluster != nil {
+		endpoint = "tcp://" + r.cluster.nextNode()
+	} else if r.srv != nil {
 		endpoint = r.srv.endpoint()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -490,7 +528,7 @@ func (r *cfRunner) addClient(w []string) error {
 }
 
 func (r *cfRunner) ghost(w []string) error {
-	if r.embedded || r.srv == nil {
+	if r.embedded || (r.srv == nil && r.cluster == nil) {
 		return fmt.Errorf("a ghost needs rtm2 serve")
 	}
 	if len(w) < 3 {
@@ -511,7 +549,13 @@ func (r *cfRunner) ghost(w []string) error {
 	if err != nil {
 		return err
 	}
-	g, err := cfStartGhost(r.t, r.srv.addr, name, channel, lock, tok)
+	var addr string
+	if r.cluster != nil {
+		addr = r.cluster.nextNode()
+	} else {
+		addr = r.srv.addr
+	}
+	g, err := cfStartGhost(r.t, addr, name, channel, lock, tok)
 	if err != nil {
 		return fmt.Errorf("ghost %s: %v", name, err)
 	}
@@ -777,5 +821,8 @@ func (r *cfRunner) close() {
 	r.wg.Wait()
 	if r.srv != nil {
 		r.srv.proc.kill()
+	}
+	if r.cluster != nil && r.cluster.cmd != nil {
+		r.cluster.stop()
 	}
 }

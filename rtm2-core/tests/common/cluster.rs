@@ -14,6 +14,7 @@ pub struct Nats {
     pub child: Child,
     pub url: String,
     _dir: std::path::PathBuf,
+    bin: String,
 }
 
 impl Drop for Nats {
@@ -28,18 +29,34 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The nats-server to use: `RTM2_NATS_SERVER` if set, else `.venv-nats/bin/nats-server` of the
+/// repository if it exists (scripts/install-nats puts it there); None if neither. The
+/// conformance runners run their cluster mode exactly when this finds one.
+pub fn nats_server_bin() -> Option<String> {
+    if let Ok(bin) = std::env::var("RTM2_NATS_SERVER") {
+        return Some(bin);
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-nats/bin/nats-server");
+    venv.exists().then(|| venv.to_string_lossy().into_owned())
+}
+
 pub async fn start_nats() -> Nats {
+    let bin =
+        nats_server_bin().expect("RTM2_NATS_SERVER names the nats-server binary (scripts/test-cluster installs it)");
+    start_nats_at(&bin).await
+}
+
+/// A nats-server (this binary) on a free loopback port, with JetStream on.
+pub async fn start_nats_at(bin: &str) -> Nats {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("rtm2-nats-{}-{port}", std::process::id()));
-    let child = spawn_nats(port, &dir);
-    let nats = Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir };
+    let child = spawn_nats(bin, port, &dir);
+    let nats = Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir, bin: bin.to_string() };
     nats.wait_up().await;
     nats
 }
 
-fn spawn_nats(port: u16, dir: &std::path::Path) -> Child {
-    let bin = std::env::var("RTM2_NATS_SERVER")
-        .expect("RTM2_NATS_SERVER names the nats-server binary (scripts/test-cluster installs it)");
+fn spawn_nats(bin: &str, port: u16, dir: &std::path::Path) -> Child {
     Command::new(bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir)
@@ -70,7 +87,7 @@ impl Nats {
 
     /// Starts it again on the same port, with the same storage directory.
     pub async fn start_again(&mut self) {
-        self.child = spawn_nats(self.port(), &self._dir);
+        self.child = spawn_nats(&self.bin, self.port(), &self._dir);
         self.wait_up().await;
     }
 }
