@@ -25,14 +25,7 @@ const cfClusterNodes = 3
 // cfClusterPending: the scenarios that do not pass against a cluster yet, with the reason.
 // They are skipped in cluster mode (and logged as such), never counted as passing. The same
 // list in every runner.
-var cfClusterPending = map[string]string{
-	"03-peer-to-peer.scn": "line 11: a logout is answered before the other nodes applied it, so a peer-to-peer message right after it may be accepted (no 11033)",
-	"06-reconnect.scn":    "line 15: a restarted node listens before it joined NATS; a client reconnecting then is refused with 10010 and stays FAILED",
-	"07-rate-limits.scn":  "line 9: a NATS no-responders reply to the first node's sync counts as a node \"\" that never acknowledges, so calls wait 2 s in a cluster's first 5 s and 20 subscribes take over 1 s",
-	"08-presence.scn":     "line 55: a presence timeout reaches the listeners of the ghost's node (REMOTE_TIMEOUT) before the other nodes applied it, so who_now on another node right after still lists the user",
-	"10-storage.scn":      "channel and user metadata do not cross nodes yet (branch kv)",
-	"11-locks.scn":        "locks do not cross nodes yet (branch kv)",
-}
+var cfClusterPending = map[string]string{}
 
 // cfNatsServer is the nats-server of cluster mode: RTM2_NATS_SERVER if set, else the
 // repository's .venv-nats/bin/nats-server if it exists (scripts/install-nats); "" if neither.

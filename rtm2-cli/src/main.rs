@@ -275,6 +275,22 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
             Some(dir) => eprintln!("rtm2 server keeps metadata in {}", dir.join("metadata.redb").display()),
             None => eprintln!("rtm2 server keeps metadata in memory (pass --data-dir DIR to keep it across restarts)"),
         }
+        // A cluster node listens once it has joined (a client that reconnects to it meanwhile
+        // finds the port closed and tries again, rather than being refused a login).
+        if let Some(c) = &server.config().cluster {
+            let mut waited = 0u64;
+            while !server.cluster_ready() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += 20;
+                if waited.is_multiple_of(5000) {
+                    eprintln!(
+                        "rtm2 node {} is still waiting for NATS ({}) before it listens",
+                        c.node_id,
+                        c.urls.join(",")
+                    );
+                }
+            }
+        }
         let addr =
             server.listen_tcp(a.listen.as_str()).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
         tracing::info!("serving");
@@ -283,14 +299,7 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
             if server.config().dev_mode() { " (development mode)" } else { "" }
         );
         if let Some(c) = &server.config().cluster {
-            let node = c.node_id.clone();
-            let waiting = server.clone();
-            tokio::spawn(async move {
-                while !waiting.cluster_ready() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                eprintln!("rtm2 node {node} joined the cluster: serving logins");
-            });
+            eprintln!("rtm2 node {} joined the cluster: serving logins", c.node_id);
         }
         if let (Some(tls_addr), Some(cert), Some(key)) = (&a.tls_listen, &a.tls_cert, &a.tls_key) {
             let tls = server

@@ -25,26 +25,7 @@ const CLUSTER_NODES: usize = 3;
 
 /// The scenarios that do not pass against a cluster yet, each with the reason: skipped in
 /// cluster mode (and logged as such), never counted as passing. The same list in every runner.
-const CLUSTER_PENDING: &[(&str, &str)] = &[
-    (
-        "03-peer-to-peer.scn",
-        "line 11: a logout is answered before the other nodes applied it, so a peer-to-peer message right after it may be accepted (no 11033)",
-    ),
-    (
-        "06-reconnect.scn",
-        "line 15: a restarted node listens before it joined NATS; a client reconnecting then is refused with 10010 and stays FAILED",
-    ),
-    (
-        "07-rate-limits.scn",
-        "line 9: a NATS no-responders reply to the first node's sync counts as a node \"\" that never acknowledges, so calls wait 2 s in a cluster's first 5 s and 20 subscribes take over 1 s",
-    ),
-    (
-        "08-presence.scn",
-        "line 55: a presence timeout reaches the listeners of the ghost's node (REMOTE_TIMEOUT) before the other nodes applied it, so who_now on another node right after still lists the user",
-    ),
-    ("10-storage.scn", "channel and user metadata do not cross nodes yet (branch kv)"),
-    ("11-locks.scn", "locks do not cross nodes yet (branch kv)"),
-];
+const CLUSTER_PENDING: &[(&str, &str)] = &[];
 
 /// Splits a line into words; double quotes group, with \" \\ \n escapes.
 fn words(line: &str) -> Result<Vec<String>, String> {
@@ -389,8 +370,8 @@ impl Runner {
         runner
     }
 
-    /// Starts the server (or the nodes of the cluster, each joined to NATS) on these
-    /// addresses; in a cluster, waits until every node serves logins.
+    /// Starts the server (or the nodes of the cluster, each listening once it has joined NATS)
+    /// on these addresses.
     async fn start_nodes(&mut self, addrs: &[String]) {
         static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -403,6 +384,13 @@ impl Runner {
                 config.cluster = Some(rtm2_server::ClusterConfig { urls: vec![nats.url.clone()], node_id });
             }
             let server = Server::start(config);
+            // A node listens once it has joined the cluster, as `rtm2 serve --cluster` does (a
+            // client reconnecting to a restarted node meanwhile finds its port closed).
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while self.nats.is_some() && !server.cluster_ready() {
+                assert!(tokio::time::Instant::now() < deadline, "node {i} did not join the cluster within {WAIT:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             // A restarted node takes its old port again, which may not be free yet for a moment.
             let mut bound = None;
             for _ in 0..200 {

@@ -455,6 +455,17 @@ impl Engine {
                 _ = tokio::time::sleep(window) => {
                     if session.still_detached(generation) {
                         tracing::debug!(user = %session.user_id, session = session.id, "resume window passed; ending the session");
+                        // In a cluster, every node applies the timeout before anyone here is
+                        // told: whoever sees the REMOTE_TIMEOUT sees it on every node.
+                        if let Some(c) = &engine.cluster {
+                            crate::scope::note_exits(&engine, &session, Some(Ending::Timeout));
+                            c.barrier(c.notes_sent()).await;
+                            if !session.still_detached(generation) {
+                                // Back just in time: present after all.
+                                crate::scope::note_exits(&engine, &session, None);
+                                return;
+                            }
+                        }
                         engine.end_session(&session, Ending::Timeout);
                     }
                 }

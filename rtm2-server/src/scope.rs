@@ -627,3 +627,24 @@ pub(crate) fn local_notes(engine: &Engine, app: &App, out: &mut Vec<crate::clust
         }
     }
 }
+
+/// In a cluster: tells the other nodes that `session` leaves (or times out of) every channel it
+/// is listed in, ahead of ending it here (which tells them again: a repeated note changes
+/// nothing); with `ending` None, that it is (still) present in them, with its state.
+pub(crate) fn note_exits(engine: &Engine, session: &Arc<Session>, ending: Option<Ending>) {
+    let Some(c) = &session.app.cluster else { return };
+    let kind = match ending {
+        Some(Ending::Leave) => NoteKind::Left,
+        Some(Ending::Timeout) => NoteKind::TimedOut,
+        None => NoteKind::Present,
+    };
+    let timeout = engine.config.ttl_unit * session.presence_timeout_s;
+    let keys: Vec<ScopeKey> = session.scopes.lock().unwrap().iter().cloned().collect();
+    for key in keys {
+        let Some(scope_arc) = session.app.scopes.get(&key).map(|s| s.clone()) else { continue };
+        let scope = scope_arc.lock().unwrap();
+        if let Some(e) = scope.entries.get(&*session.user_id).filter(|e| e.session.id == session.id && e.listed()) {
+            c.note_presence(&session.app.id, &key, &session.user_id, kind, &e.states, timeout);
+        }
+    }
+}

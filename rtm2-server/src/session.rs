@@ -347,8 +347,10 @@ fn pong(p: pb::Ping) -> Bytes {
 
 /// How a connection ended, from the session's point of view.
 enum End {
-    /// The session is over (logout, protocol error): end it.
+    /// The session is over (protocol error): end it.
     Final(Option<Goodbye>),
+    /// The client logged out (request `.0`; the session has ended): answer, and close.
+    LoggedOut(u64),
     /// Only the connection is over: keep the session for a resume.
     Transient(Option<Goodbye>),
 }
@@ -416,10 +418,10 @@ impl Requests<'_> {
         match body {
             client_frame::Body::Logout(_) => {
                 self.end_batch();
-                // Gone for everyone else before the client hears that it logged out.
+                // Gone for everyone else before the client hears that it logged out (in a
+                // cluster: once every node applied it, see `End::LoggedOut`).
                 self.engine.end_session(session, crate::engine::Ending::Leave);
-                self.conn.send_unsequenced(response(request_id, Ok(None)));
-                return Some(End::Final(Some(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out"))));
+                return Some(End::LoggedOut(request_id));
             }
             client_frame::Body::Hello(_) | client_frame::Body::Login(_) => {
                 let v = rtm2_proto::validate::Violation::new(
@@ -627,6 +629,13 @@ where
     // A cut by a connection-level frame (a pong into a full queue) is noted here.
     session.note_cut(&conn);
     match end {
+        End::LoggedOut(request_id) => {
+            if let Some(c) = &engine.cluster {
+                c.barrier(c.notes_sent()).await;
+            }
+            conn.send_unsequenced(response(request_id, Ok(None)));
+            conn.close(Goodbye::new(0, LinkStateChangeReason::LOGOUT, "logged out"));
+        }
         End::Final(goodbye) => {
             // Queue the goodbye before ending the session so queued replies go out first.
             conn.close(goodbye.unwrap_or_else(|| Goodbye::new(0, LinkStateChangeReason::UNKNOWN, "closed")));

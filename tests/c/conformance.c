@@ -301,18 +301,8 @@ static const char *g_server_args[9];
 static const struct {
     const char *file, *reason;
 } CLUSTER_PENDING[] = {
-    {"03-peer-to-peer.scn", "line 11: a logout is answered before the other nodes applied it, so a peer-to-peer "
-                            "message right after it may be accepted (no 11033)"},
-    {"06-reconnect.scn", "line 15: a restarted node listens before it joined NATS; a client reconnecting then is "
-                         "refused with 10010 and stays FAILED"},
-    {"07-rate-limits.scn", "line 9: a NATS no-responders reply to the first node's sync counts as a node \"\" that "
-                           "never acknowledges, so calls wait 2 s in a cluster's first 5 s and 20 subscribes take "
-                           "over 1 s"},
-    {"08-presence.scn", "line 55: a presence timeout reaches the listeners of the ghost's node (REMOTE_TIMEOUT) "
-                        "before the other nodes applied it, so who_now on another node right after still lists "
-                        "the user"},
-    {"10-storage.scn", "channel and user metadata do not cross nodes yet (branch kv)"},
-    {"11-locks.scn", "locks do not cross nodes yet (branch kv)"},
+    /* (empty today; the sentinel keeps the array valid C) */
+    {NULL, NULL},
 };
 
 static const char *g_cluster_py = NULL; /* cluster mode: the path of cluster.py */
@@ -1279,7 +1269,7 @@ int main(int argc, char **argv) {
     if (g_cluster_py) {
         const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
         for (size_t i = 0; i < sizeof CLUSTER_PENDING / sizeof CLUSTER_PENDING[0]; i++) {
-            if (strcmp(base, CLUSTER_PENDING[i].file) == 0) {
+            if (CLUSTER_PENDING[i].file && strcmp(base, CLUSTER_PENDING[i].file) == 0) {
                 printf("%s: skipped (pending in cluster mode: %s)\n", file, CLUSTER_PENDING[i].reason);
                 return SKIP;
             }
