@@ -28,7 +28,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use connect::establish;
+pub(crate) use connect::{ConnectError, establish};
 use io::*;
 pub(crate) use session::{PubWait, SessionState};
 

@@ -31,8 +31,7 @@ pub(super) fn tls_connector(config: &ClientConfig) -> std::io::Result<tokio_rust
 }
 
 /// Connects; also whether callers may write to the connection directly (not through TLS).
-pub(super) async fn open(config: &ClientConfig) -> std::io::Result<(Pin<Box<dyn Io>>, bool)> {
-    let endpoint = &config.endpoint;
+pub(super) async fn open(config: &ClientConfig, endpoint: &Endpoint) -> std::io::Result<(Pin<Box<dyn Io>>, bool)> {
     Ok(match endpoint {
         Endpoint::Tls(addr) => {
             let connector = tls_connector(config)?;
@@ -80,29 +79,34 @@ pub(super) fn reason_for_code(code: ErrorCode) -> LinkStateChangeReason {
     }
 }
 
-/// Connects, says Hello, logs in, and starts the reader, writer and keepalive tasks.
+/// Connects to `endpoint` (one of `config.endpoints`), says Hello, logs in, and starts the
+/// reader, writer and keepalive tasks. The session is resumed only if `may_resume` (the
+/// endpoint is the one the session was made on: session ids are per node).
 pub(crate) async fn establish(
     config: &ClientConfig,
+    endpoint: &Endpoint,
+    may_resume: bool,
     token: &str,
     inbound: OnInbound,
     session: Arc<SessionState>,
 ) -> std::result::Result<Arc<Link>, ConnectError> {
     let resume = match session.id.load(Ordering::Relaxed) {
         0 => None,
+        _ if !may_resume => None,
         id => Some(pb::Resume { session_id: id, last_seq: session.last_seq.load(Ordering::Relaxed) }),
     };
-    let (io, direct_ok) = open(config).await.map_err(|e| match e.kind() {
+    let (io, direct_ok) = open(config, endpoint).await.map_err(|e| match e.kind() {
         // A certificate that does not verify, or a bad TLS configuration, will not fix itself.
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => ConnectError {
             error: Error::new(
                 ErrorCode::INIT_SERVICE_FAILED,
                 "login",
-                format!("secure connection to {:?} failed: {e}", config.endpoint),
+                format!("secure connection to {endpoint:?} failed: {e}"),
             ),
             fatal: true,
             reason: LinkStateChangeReason::CONNECTION_ERROR,
         },
-        _ => transient(format!("could not connect to {:?}: {e}", config.endpoint)),
+        _ => transient(format!("could not connect to {endpoint:?}: {e}")),
     })?;
     let (mut rd, mut wr) = tokio::io::split(io);
     let dec = FrameDecoder::new(limits::MAX_SERVER_FRAME_LEN);
