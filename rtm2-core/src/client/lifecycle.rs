@@ -59,6 +59,7 @@ impl Inner {
             st.cache = Cache::default();
             // A new login starts a new session: nothing of an earlier one is resumed.
             self.session.reset("a new login started");
+            self.attempts.lock().unwrap().clear();
             st.generation
         };
         self.slot.send_replace(Slot::Connecting);
