@@ -331,7 +331,8 @@ impl Inner {
     }
 
     /// The endpoints tried and why each failed, for a login's error: ` (tried tcp://a:1:
-    /// could not connect ...; tcp://b:2: ...)`; empty when nothing was tried yet.
+    /// could not connect ...; tcp://b:2: ...)`; before any attempt failed, the endpoints
+    /// given: ` (endpoints: tcp://a:1, tcp://b:2)`.
     fn attempts_text(&self) -> String {
         let endpoints = self.config.lock().unwrap().endpoints.clone();
         let attempts = self.attempts.lock().unwrap();
