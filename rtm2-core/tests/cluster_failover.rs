@@ -91,3 +91,43 @@ async fn a_client_whose_node_dies_fails_over_and_misses_only_what_it_was_told() 
     );
     assert_eq!(outside, 0, "messages lost outside the announced window: {lost:?}");
 }
+
+/// After a failover, the user is present on its new node with its state, and stays present
+/// when the dead node's users time out (the presence replica of the dead node must not take it
+/// away): whoNow from a third node lists it, also after the dead node's presence timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server: run scripts/test-cluster"]
+async fn a_failed_over_user_stays_present_with_its_state() {
+    let (_nats, nodes) = cluster().await;
+    let list: Vec<Endpoint> = nodes.iter().map(|n| Endpoint::Tcp(n.addr.to_string())).collect();
+    let mut cfg = ClientConfig::new(APP_ID, "mover").endpoints(list);
+    fast(&mut cfg);
+    cfg.presence_timeout_s = 5;
+    let mover = Client::new(cfg).unwrap();
+    mover.login("").await.unwrap();
+    mover.presence().set_state("hall", ChannelType::MESSAGE, [("seat", "7")]).await.unwrap();
+    let _hall = mover.subscribe("hall", SubscribeOptions::default()).await.unwrap();
+    let mut events = mover.events();
+    let observer = logged_in(&nodes[2], "observer").await;
+
+    nodes[0].server.shutdown();
+    expect_event(
+        &mut events,
+        "CONNECTED elsewhere",
+        |e| matches!(e, Event::LinkState(l) if l.current == LinkState::CONNECTED && !l.is_resumed),
+    )
+    .await;
+    let who = || async {
+        let opts = GetOnlineUsersOptions { include_user_id: true, include_state: true, page: String::new() };
+        observer.presence().who_now("hall", ChannelType::MESSAGE, opts).await.unwrap()
+    };
+    let present = |o: &OnlineUsers| {
+        o.occupants.iter().any(|u| u.user_id == "mover" && u.states.get("seat").map(String::as_str) == Some("7"))
+    };
+    assert!(present(&who().await), "present on its new node with its state: {:?}", who().await);
+    // The dead node is taken as gone after 5 s, and its users time out 5 s (their presence
+    // timeout) after it was last heard of.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let o = who().await;
+    assert!(present(&o), "still present after the dead node's users timed out: {o:?}");
+}
