@@ -1552,10 +1552,14 @@ int32_t rtm2_config_new(const char *app_id, const char *user_id, struct rtm2_con
 void rtm2_config_free(struct rtm2_config *config);
 
 // Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`. The port must be
-// 1..=65535 and the host an IPv4 address, an IPv6 address in brackets (`[::1]:9696`) or a
-// host name. 10014 INVALID_PARAMETER for anything else (e.g. `"tcp://127.0.0.1:99999"`),
-// and the config is unchanged.
+// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`, or several of those
+// separated by commas (`"tcp://10.0.0.1:9696,tcp://10.0.0.2:9696"`: the nodes of one
+// service, in order of preference; the client connects to the first reachable one and fails
+// over to the next when its node dies, restoring its subscriptions, stream channels, topics,
+// presence state and held locks). The port must be 1..=65535 and the host an IPv4 address,
+// an IPv6 address in brackets (`[::1]:9696`) or a host name. 10014 INVALID_PARAMETER for
+// anything else (e.g. `"tcp://127.0.0.1:99999"`, an empty entry, `embedded` listed with
+// others, more than 64 entries), with the bad entry named; the config is then unchanged.
 //
 // # Safety
 // `config` is a live config; `endpoint` a NUL-terminated string (borrowed).

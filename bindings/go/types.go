@@ -26,7 +26,9 @@ type RTMConfig struct {
 	RequestTimeout int32
 	// Endpoint of the rtm2 server: "" or "embedded" = the server embedded in this process
 	// (the default: nothing to install or start); "tcp://host:port" or "tls://host:port" for
-	// `rtm2 serve` or a cluster. Also settable with SetParameters({"endpoint": ...}) before Login.
+	// `rtm2 serve` or a cluster; several separated by commas (a cluster's nodes: the client
+	// fails over between them, see docs/CLUSTER.md). Also settable with
+	// SetParameters({"endpoint": ...}) before Login.
 	Endpoint string
 	// EventBuffer (rtm2 addition): how many events may wait for the reader of each Go channel
 	// the client returns before new ones are dropped (counted, logged); 0 = DefaultEventBuffer.

@@ -365,8 +365,12 @@ export interface MetadataWriteResult {
 
 /** Options of the native client. The JS layer maps the agora-style config onto these. */
 export interface NativeClientOptions {
-  /** `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`. */
-  endpoint?: string
+  /**
+   * `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`,
+   * or several: separated by commas, or an array (the nodes of one service: the client
+   * fails over between them).
+   */
+  endpoint?: string | Array<string>
   /**
    * Tuning parameters as a JSON object (keys of `ClientConfig::set_parameters`, e.g.
    * `{"request_timeout_ms": 5000}`); a bad key or value fails with 10014.

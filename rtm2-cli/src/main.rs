@@ -139,7 +139,8 @@ struct TokenArgs {
 
 #[derive(Args, Clone)]
 struct ConnectArgs {
-    /// Server address (`host:port` or `tcp://host:port`); `embedded` uses an in-process server.
+    /// Server address (`host:port` or `tcp://host:port`), or the nodes of a cluster separated by
+    /// commas (the client fails over between them); `embedded` uses an in-process server.
     #[arg(long, env = "RTM2_ENDPOINT", default_value_t = format!("127.0.0.1:{DEFAULT_PORT}"))]
     endpoint: String,
     #[arg(long, env = "RTM2_APP_ID", default_value = DEV_APP_ID)]
@@ -194,7 +195,7 @@ fn init_logs(level: &str) {
 }
 
 fn client(c: &ConnectArgs) -> Result<Client> {
-    let mut cfg = ClientConfig::new(&c.app_id, &c.user_id).endpoint(Endpoint::parse(&c.endpoint)?);
+    let mut cfg = ClientConfig::new(&c.app_id, &c.user_id).endpoints(Endpoint::parse_list(&c.endpoint)?);
     cfg.tls_ca_file = c.tls_ca.clone();
     Client::new(cfg)
 }

@@ -66,7 +66,19 @@ pub(crate) struct Cache {
     pub states: BTreeMap<(ChannelType, String), BTreeMap<String, String>>,
     /// Users whose metadata this client subscribed to.
     pub user_metadata: BTreeSet<String>,
+    /// Locks this client holds, by (channel type, channel, lock name): re-acquired when a
+    /// reconnect lands on another node (failover), which does not know them.
+    pub locks: BTreeSet<LockKey>,
+    /// The ttl of locks, as this client set them or saw them in lock events (to define a held
+    /// lock again on another node); at most `MAX_LOCK_TTLS` entries.
+    pub lock_ttls: BTreeMap<LockKey, u32>,
 }
+
+/// A lock: (channel type, channel, lock name).
+pub(crate) type LockKey = (ChannelType, String, String);
+
+/// Lock ttls remembered, at most (beyond it a lock defined again elsewhere gets the default).
+pub(crate) const MAX_LOCK_TTLS: usize = 4096;
 
 impl Cache {
     /// Whether this client is present (subscribed/joined with presence) in a channel.
@@ -125,6 +137,11 @@ pub(crate) struct Inner {
     queued: Arc<AtomicUsize>,
     /// Requests with lasting server-side state in flight, per target (see `late.rs`).
     in_flight: Mutex<HashMap<Target, usize>>,
+    /// Where the client is (or was last) connected: the index in `config.endpoints` and the
+    /// node id the server reported (see `Client::connected_to`).
+    connected: Mutex<Option<(usize, String)>>,
+    /// The last failure of each endpoint since the last connection (index, why).
+    attempts: Mutex<Vec<(usize, String)>>,
 }
 
 struct DropGuard(Arc<Inner>);
@@ -161,6 +178,7 @@ impl Client {
         }
         validate::app_id(&config.app_id).map_err(|v| Error::from_violation("new", v))?;
         validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
+        crate::config::check_list(&config.endpoints).map_err(|e| Error::new(e.code, "new", e.reason))?;
         crate::logging::init(&config);
         let (slot, _) = watch::channel(Slot::Down(not_logged_in("call login first")));
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
@@ -186,6 +204,8 @@ impl Client {
             holding: AtomicBool::new(false),
             queued,
             in_flight: Mutex::new(HashMap::new()),
+            connected: Mutex::new(None),
+            attempts: Mutex::new(Vec::new()),
         });
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
@@ -223,6 +243,15 @@ impl Client {
     /// The user id.
     pub fn user_id(&self) -> String {
         self.inner.config.lock().unwrap().user_id.clone()
+    }
+
+    /// Where the client is connected, or was last: the endpoint (as text, e.g.
+    /// `tcp://10.0.0.2:9696`) and the id of the node that answered (`""` for a server that is
+    /// not part of a cluster). `None` before the first connection.
+    pub fn connected_to(&self) -> Option<(String, String)> {
+        let (i, node) = self.inner.connected.lock().unwrap().clone()?;
+        let endpoint = self.inner.config.lock().unwrap().endpoints.get(i).map(|e| format!("{e:?}"))?;
+        Some((endpoint, node))
     }
 
     /// The current state of the message connection.

@@ -58,6 +58,64 @@ impl Endpoint {
         check_host_port(addr).map_err(bad)?;
         Ok(if tls { Endpoint::Tls(addr.to_string()) } else { Endpoint::Tcp(addr.to_string()) })
     }
+
+    /// Parses an endpoint list: one endpoint as [`Endpoint::parse`] takes it, or several
+    /// separated by commas (`"tcp://10.0.0.1:9696,tcp://10.0.0.2:9696"`), the nodes of one
+    /// service that the client fails over between (see [`ClientConfig::endpoints`]). Every
+    /// entry is checked; an empty entry (`"a:1,,b:2"`, a trailing comma), more than
+    /// [`MAX_ENDPOINTS`] entries or `embedded` next to another entry fail with 10014
+    /// INVALID_PARAMETER naming the entry. `""` alone is the embedded server.
+    pub fn parse_list(s: &str) -> Result<Vec<Endpoint>> {
+        if !s.contains(',') {
+            return Ok(vec![Endpoint::parse(s)?]);
+        }
+        Endpoint::parse_entries(&s.split(',').collect::<Vec<_>>())
+    }
+
+    /// Parses a list given as separate entries (a Python list, a JS array), each one endpoint
+    /// as [`Endpoint::parse`] takes it, with the rules of [`Endpoint::parse_list`]; an empty
+    /// list fails with 10014 too.
+    pub fn parse_entries<S: AsRef<str>>(entries: &[S]) -> Result<Vec<Endpoint>> {
+        let list = entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                if entry.as_ref().trim().is_empty() {
+                    return Err(Error::new(
+                        ErrorCode::INVALID_PARAMETER,
+                        "config",
+                        format!("endpoint list: entry {} is empty", i + 1),
+                    ));
+                }
+                Endpoint::parse(entry.as_ref())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        check_list(&list)?;
+        Ok(list)
+    }
+}
+
+/// Most endpoints a client may be given.
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// Checks an endpoint list: 1..=[`MAX_ENDPOINTS`] entries, the embedded server only alone.
+pub(crate) fn check_list(list: &[Endpoint]) -> Result<()> {
+    let bad = |why: String| Error::new(ErrorCode::INVALID_PARAMETER, "config", why);
+    if list.is_empty() {
+        return Err(bad("the endpoint list is empty (give at least one endpoint)".into()));
+    }
+    if list.len() > MAX_ENDPOINTS {
+        return Err(bad(format!("{} endpoints given; at most {MAX_ENDPOINTS}", list.len())));
+    }
+    if list.len() > 1 && list.iter().any(|e| matches!(e, Endpoint::Embedded)) {
+        return Err(bad("the embedded server cannot be listed with other endpoints".into()));
+    }
+    Ok(())
+}
+
+/// The endpoints of a list as text, for messages: `tcp://a:1, tcp://b:2`.
+pub(crate) fn describe(list: &[Endpoint]) -> String {
+    list.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Checks `host:port` (see [`Endpoint::parse`]); the reason when it is malformed.
@@ -92,8 +150,13 @@ pub struct ClientConfig {
     pub app_id: String,
     /// This client's user id.
     pub user_id: String,
-    /// Where to connect; absent = the embedded server.
-    pub endpoint: Endpoint,
+    /// Where to connect: one endpoint, or the nodes of one service (a cluster) in order of
+    /// preference. The client connects to the first reachable one, starting with the one it
+    /// used last; when its connection drops and cannot be resumed there (the node is
+    /// unreachable), it goes on to the next and logs in there, restoring its subscriptions,
+    /// stream channels, topics, presence state and held locks (docs/CLUSTER.md, "Client
+    /// failover"). Never empty; the embedded server (the default) only alone.
+    pub endpoints: Vec<Endpoint>,
     /// Timeout of every operation (reference default 10 s).
     pub request_timeout: Duration,
     /// Seconds this user stays present after an unexpected disconnect (5..=300, default 300;
@@ -132,7 +195,7 @@ impl ClientConfig {
         ClientConfig {
             app_id: app_id.into(),
             user_id: user_id.into(),
-            endpoint: Endpoint::Embedded,
+            endpoints: vec![Endpoint::Embedded],
             request_timeout: Duration::from_millis(limits::DEFAULT_REQUEST_TIMEOUT_MS),
             presence_timeout_s: limits::DEFAULT_PRESENCE_TIMEOUT_S,
             heartbeat_interval_s: limits::DEFAULT_HEARTBEAT_INTERVAL_S,
@@ -148,9 +211,17 @@ impl ClientConfig {
         }
     }
 
-    /// Sets the endpoint.
+    /// Sets the endpoint (one; see [`ClientConfig::endpoints`] for several).
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = endpoint;
+        self.endpoints = vec![endpoint];
+        self
+    }
+
+    /// Sets several endpoints, the nodes of one service, in order of preference: the client
+    /// fails over between them. [`Client::new`](crate::Client::new) refuses (10014) an empty
+    /// list, more than [`MAX_ENDPOINTS`], or the embedded server listed with others.
+    pub fn endpoints(mut self, endpoints: Vec<Endpoint>) -> Self {
+        self.endpoints = endpoints;
         self
     }
 
@@ -336,6 +407,24 @@ mod tests {
             let e = Endpoint::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} should be refused"));
             assert_eq!(e.code, ErrorCode::INVALID_PARAMETER, "{bad:?}");
         }
+        for bad in ["tcp://127.0.0.1:1,127.0.0.1:2,,", "a:1,nope", ",a:1", "a:1, ", "embedded,a:1", "a:1,embedded"] {
+            let e = Endpoint::parse_list(bad).err().unwrap_or_else(|| panic!("{bad:?} should be refused"));
+            assert_eq!(e.code, ErrorCode::INVALID_PARAMETER, "{bad:?}");
+        }
+        let e = Endpoint::parse_list("a:1,b:99999").unwrap_err();
+        assert!(e.reason.contains("b:99999"), "the bad entry is named: {}", e.reason);
+        let e = Endpoint::parse_list("a:1,,b:2").unwrap_err();
+        assert!(e.reason.contains("entry 2 is empty"), "{}", e.reason);
+        let list = Endpoint::parse_list(" tcp://127.0.0.1:1 , tls://example.com:443,[::1]:9").unwrap();
+        assert_eq!(describe(&list), "tcp://127.0.0.1:1, tls://example.com:443, tcp://[::1]:9");
+        assert!(matches!(Endpoint::parse_list("").unwrap()[..], [Endpoint::Embedded]));
+        let many = vec!["a:1"; MAX_ENDPOINTS + 1].join(",");
+        assert!(Endpoint::parse_list(&many).is_err());
+        assert!(check_list(&[]).is_err());
+        assert!(Endpoint::parse_entries::<&str>(&[]).is_err(), "an empty list");
+        assert!(Endpoint::parse_entries(&["a:1", ""]).is_err(), "an empty entry");
+        assert!(Endpoint::parse_entries(&["a:1,b:2"]).is_err(), "one entry, one endpoint");
+        assert_eq!(Endpoint::parse_entries(&["a:1", "tcp://b:2"]).unwrap().len(), 2);
         let long = format!("{}:1", vec!["a".repeat(63); 5].join("."));
         assert!(Endpoint::parse(&long).is_err(), "a host over 253 bytes");
         assert!(Endpoint::parse(&format!("{}.com:1", "a".repeat(64))).is_err(), "a label over 63 bytes");

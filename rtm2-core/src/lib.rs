@@ -54,7 +54,7 @@ fn rfc3339(ms: u64) -> String {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use client::Client;
-pub use config::{ClientConfig, Endpoint};
+pub use config::{ClientConfig, Endpoint, MAX_ENDPOINTS};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
 pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};

@@ -205,6 +205,53 @@ fn fencing_token(r: &pb::Response) -> u64 {
     }
 }
 
+fn lock_key(channel: &str, channel_type: ChannelType, name: &str) -> crate::client::LockKey {
+    (channel_type, channel.to_string(), name.to_string())
+}
+
+impl Inner {
+    /// Records what this client knows of a lock: whether it holds it (`held`), and its ttl.
+    /// Held locks are re-acquired after a failover to another node (see `Inner::restore`).
+    pub(crate) fn note_lock(&self, key: crate::client::LockKey, held: Option<bool>, ttl_s: Option<u32>) {
+        let mut st = self.state.lock().unwrap();
+        let cache = &mut st.cache;
+        if let Some(ttl) = ttl_s.filter(|t| *t > 0)
+            && (cache.lock_ttls.contains_key(&key) || cache.lock_ttls.len() < crate::client::MAX_LOCK_TTLS)
+        {
+            cache.lock_ttls.insert(key.clone(), ttl);
+        }
+        match held {
+            Some(true) => {
+                cache.locks.insert(key);
+            }
+            Some(false) => {
+                cache.locks.remove(&key);
+            }
+            None => {}
+        }
+    }
+
+    /// Updates the held locks from a lock event: an end of this user's grant, or a removed lock.
+    pub(crate) fn note_lock_event(&self, e: &pb::LockEvent) {
+        let ct = ChannelType::from_u32(e.channel_type).unwrap_or(ChannelType::NONE);
+        let me = self.config.lock().unwrap().user_id.clone();
+        let key = || lock_key(&e.channel, ct, &e.lock_name);
+        match LockEventType::from_u32(e.event_type) {
+            Some(LockEventType::SET) => self.note_lock(key(), None, Some(e.ttl_s)),
+            Some(LockEventType::ACQUIRED) => self.note_lock(key(), (e.owner == me).then_some(true), Some(e.ttl_s)),
+            Some(LockEventType::RELEASED) | Some(LockEventType::EXPIRED) if e.owner == me => {
+                self.note_lock(key(), Some(false), None)
+            }
+            Some(LockEventType::REMOVED) => {
+                let mut st = self.state.lock().unwrap();
+                st.cache.locks.remove(&key());
+                st.cache.lock_ttls.remove(&key());
+            }
+            _ => {}
+        }
+    }
+}
+
 fn check(op: &'static str, channel: &str, channel_type: ChannelType, name: &str) -> Result<()> {
     let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
     v(validate::scope(channel, channel_type as u32).map(|_| ()))?;
@@ -231,7 +278,13 @@ impl Locks {
             name: name.to_string(),
             ttl_s,
         });
-        self.call(op, body, self.client.timeout())
+        let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
+        Op::lazy(async move {
+            reply.await?;
+            inner.note_lock(key, None, Some(ttl_s));
+            Ok(())
+        })
     }
 
     /// Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008.
@@ -243,7 +296,15 @@ impl Locks {
             channel_type: channel_type as u32,
             name: name.to_string(),
         });
-        self.call(op, body, self.client.timeout())
+        let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
+        Op::lazy(async move {
+            reply.await?;
+            let mut st = inner.state.lock().unwrap();
+            st.cache.locks.remove(&key);
+            st.cache.lock_ttls.remove(&key);
+            Ok(())
+        })
     }
 
     /// Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
@@ -282,9 +343,14 @@ impl Locks {
             (true, None) => RETRY_WAIT,
             _ => self.client.timeout(),
         };
+        let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
+        let granted = move |r: &pb::Response| {
+            inner.note_lock(key, Some(true), None);
+            fencing_token(r)
+        };
         if !retry {
             let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
-            return (Op::lazy(async move { reply.await.map(|r| fencing_token(&r)) }), Withdrawal(None));
+            return (Op::lazy(async move { reply.await.map(|r| granted(&r)) }), Withdrawal(None));
         }
         // A waiting acquisition whose caller gives up (timeout, or the operation dropped) is
         // withdrawn, so that the lock is never granted to a caller that no longer waits.
@@ -309,7 +375,7 @@ impl Locks {
                 }
                 _ => guard.0.disarm(),
             }
-            r.map(|r| fencing_token(&r))
+            r.map(|r| granted(&r))
         });
         (op, Withdrawal(Some(state)))
     }
@@ -323,7 +389,16 @@ impl Locks {
             channel_type: channel_type as u32,
             name: name.to_string(),
         });
-        self.call(op, body, self.client.timeout())
+        let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
+        let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
+        Op::lazy(async move {
+            // Released, or not held (14006): either way this client does not hold it now.
+            let r = reply.await;
+            if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::LOCK_NOT_ACQUIRED) {
+                inner.note_lock(key, Some(false), None);
+            }
+            r.map(|_| ())
+        })
     }
 
     /// Frees a lock held by `owner` (14006 if `owner` does not hold it).

@@ -87,8 +87,8 @@ export interface OperationOptions {
 
 /** Configuration of an RTM client (agora-rtm-sdk's RTMConfig plus rtm2's endpoint and tuning). */
 export interface RTMConfig {
-  /** `'embedded'` / `''` (default: the server inside this process), `'tcp://host:port'`, `'host:port'` or `'tls://host:port'` (port 1..65535; host an IPv4 address, `[IPv6]` or a host name; else 10014). */
-  endpoint?: string
+  /** `'embedded'` / `''` (default: the server inside this process), `'tcp://host:port'`, `'host:port'` or `'tls://host:port'` (port 1..65535; host an IPv4 address, `[IPv6]` or a host name; else 10014). Several servers (a cluster's nodes) as an array or one string separated by commas: the client logs in on the first that answers and, when its server dies, moves to the next one and restores its subscriptions, stream channels, topics, presence state and held locks there (docs/CLUSTER.md, "Client failover"); a bad entry or an empty array is 10014. */
+  endpoint?: string | string[]
   /** Default token of `login()`. */
   token?: string
   /** Timeout of every operation, ms (100..600000, default 10000). */

@@ -46,8 +46,10 @@ impl Shared {
 /// Options of the native client. The JS layer maps the agora-style config onto these.
 #[napi(object)]
 pub struct NativeClientOptions {
-    /// `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`.
-    pub endpoint: Option<String>,
+    /// `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`,
+    /// or several: separated by commas, or an array (the nodes of one service: the client
+    /// fails over between them).
+    pub endpoint: Option<Either<String, Vec<String>>>,
     /// Tuning parameters as a JSON object (keys of `ClientConfig::set_parameters`, e.g.
     /// `{"request_timeout_ms": 5000}`); a bad key or value fails with 10014.
     pub parameters: Option<String>,
@@ -102,8 +104,10 @@ impl NativeClient {
         let make = || -> rtm2_core::Result<Client> {
             let mut cfg = ClientConfig::new(app_id, user_id.clone());
             if let Some(o) = options {
-                if let Some(ep) = o.endpoint {
-                    cfg = cfg.endpoint(Endpoint::parse(&ep)?);
+                match o.endpoint {
+                    Some(Either::A(ep)) => cfg = cfg.endpoints(Endpoint::parse_list(&ep)?),
+                    Some(Either::B(list)) => cfg = cfg.endpoints(Endpoint::parse_entries(&list)?),
+                    None => {}
                 }
                 if let Some(p) = o.parameters {
                     cfg.set_parameters(&p)?;

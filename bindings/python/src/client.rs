@@ -51,6 +51,14 @@ pub fn payload(operation: &str, message: &Bound<'_, PyAny>) -> PyResult<Payload>
     }
 }
 
+/// The `endpoint` argument: one str (an endpoint, or several separated by commas) or a list
+/// of str (one endpoint each).
+#[derive(FromPyObject)]
+enum EndpointArg {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// The core client; `None` once closed.
 #[pyclass(module = "rtm2._rtm2", frozen)]
 pub struct NativeClient {
@@ -88,12 +96,17 @@ impl Drop for NativeClient {
 #[pymethods]
 impl NativeClient {
     /// `parameters`: a JSON object of the core's tuning parameters (unknown keys: 10014).
+    /// `endpoint`: a str (one endpoint, or several separated by commas) or a list of str.
     #[new]
     #[pyo3(signature = (app_id, user_id, endpoint=None, parameters=None))]
-    fn new(app_id: &str, user_id: &str, endpoint: Option<&str>, parameters: Option<&str>) -> PyResult<Self> {
+    fn new(app_id: &str, user_id: &str, endpoint: Option<EndpointArg>, parameters: Option<&str>) -> PyResult<Self> {
         runtime::start()?;
-        let mut cfg =
-            ClientConfig::new(app_id, user_id).endpoint(Endpoint::parse(endpoint.unwrap_or("")).map_err(to_py)?);
+        let endpoints = match endpoint {
+            None => Endpoint::parse_list(""),
+            Some(EndpointArg::One(s)) => Endpoint::parse_list(&s),
+            Some(EndpointArg::Many(v)) => Endpoint::parse_entries(&v),
+        };
+        let mut cfg = ClientConfig::new(app_id, user_id).endpoints(endpoints.map_err(to_py)?);
         if let Some(p) = parameters {
             cfg.set_parameters(p).map_err(to_py)?;
         }

@@ -59,6 +59,7 @@ impl Inner {
             st.cache = Cache::default();
             // A new login starts a new session: nothing of an earlier one is resumed.
             self.session.reset("a new login started");
+            self.attempts.lock().unwrap().clear();
             st.generation
         };
         self.slot.send_replace(Slot::Connecting);
@@ -105,7 +106,7 @@ impl Inner {
                 let e = Error::timeout(
                     ErrorCode::LOGIN_TIMEOUT,
                     op,
-                    format!("not connected within {} ms", timeout.as_millis()),
+                    format!("not connected within {} ms{}", timeout.as_millis(), self.attempts_text()),
                 );
                 if current {
                     self.fail(
@@ -235,7 +236,10 @@ impl Inner {
             }))),
             Inbound::Presence(p) => self.emit(Event::Presence(Arc::new(p.into()))),
             Inbound::Storage(e) => self.emit(Event::Storage(Arc::new(e.into()))),
-            Inbound::Lock(e) => self.emit(Event::Lock(Arc::new(e.into()))),
+            Inbound::Lock(e) => {
+                self.note_lock_event(&e);
+                self.emit(Event::Lock(Arc::new(e.into())))
+            }
             Inbound::TokenWillExpire(t) => self.hub.emit(Event::TokenPrivilegeWillExpire(if t.channel.is_empty() {
                 None
             } else {
@@ -256,8 +260,99 @@ impl Inner {
         }
     }
 
-    /// Re-subscribes, re-joins and re-subscribes topics after a reconnect; returns what failed.
-    async fn restore(self: &Arc<Self>, link: &Link) -> Vec<String> {
+    /// Tries each endpoint once, in order from the one used last, and returns the first link
+    /// made, with whether it is on another node than the previous one (a failover). Every
+    /// failure is remembered (`attempts`) for the login's error; when all fail, the error names
+    /// each endpoint and why. A server's refusal (bad token, ...) is final: not tried elsewhere.
+    async fn connect_any(
+        &self,
+        config: &ClientConfig,
+        token: &str,
+        on_inbound: &link::OnInbound,
+    ) -> std::result::Result<(Arc<Link>, bool), link::ConnectError> {
+        let n = config.endpoints.len();
+        let previous = self.connected.lock().unwrap().clone();
+        let start = previous.as_ref().map_or(0, |(i, _)| *i % n);
+        // With several endpoints, one that does not answer (a dead host, a black hole) must not
+        // use up the whole login timeout: each attempt gets its share, at least a second.
+        let attempt_timeout = (n > 1).then(|| (config.request_timeout / n as u32).max(Duration::from_secs(1)));
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let endpoint = &config.endpoints[i];
+            let may_resume = previous.as_ref().is_some_and(|(p, _)| *p == i);
+            let attempt =
+                link::establish(config, endpoint, may_resume, token, on_inbound.clone(), self.session.clone());
+            let result = match attempt_timeout {
+                Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
+                    Err(link::ConnectError {
+                        error: Error::new(
+                            ErrorCode::LOGIN_TIMEOUT,
+                            "login",
+                            format!("no login reply within {} ms", t.as_millis()),
+                        ),
+                        fatal: false,
+                        reason: LinkStateChangeReason::CONNECTION_ERROR,
+                    })
+                }),
+                None => attempt.await,
+            };
+            match result {
+                Ok(link) => {
+                    let moved = previous
+                        .as_ref()
+                        .is_some_and(|(p, node)| *p != i || (!node.is_empty() && *node != link.login.node_id));
+                    if moved {
+                        tracing::info!(target: LOG_TARGET, endpoint = ?endpoint, node = %link.login.node_id,
+                            "failed over to another endpoint");
+                    }
+                    *self.connected.lock().unwrap() = Some((i, link.login.node_id.clone()));
+                    self.attempts.lock().unwrap().clear();
+                    return Ok((link, moved));
+                }
+                Err(ce) => {
+                    tracing::debug!(target: LOG_TARGET, endpoint = ?endpoint, error = %ce.error, "connect attempt failed");
+                    let mut attempts = self.attempts.lock().unwrap();
+                    attempts.retain(|(j, _)| *j != i);
+                    attempts.push((i, ce.error.reason.clone()));
+                    drop(attempts);
+                    if ce.fatal {
+                        return Err(ce);
+                    }
+                    last = Some(ce);
+                }
+            }
+        }
+        let mut ce = last.expect("at least one endpoint");
+        if n > 1 {
+            ce.error.reason = format!("no endpoint reachable{}", self.attempts_text());
+        }
+        Err(ce)
+    }
+
+    /// The endpoints tried and why each failed, for a login's error: ` (tried tcp://a:1:
+    /// could not connect ...; tcp://b:2: ...)`; before any attempt failed, the endpoints
+    /// given: ` (endpoints: tcp://a:1, tcp://b:2)`.
+    fn attempts_text(&self) -> String {
+        let endpoints = self.config.lock().unwrap().endpoints.clone();
+        let attempts = self.attempts.lock().unwrap();
+        if attempts.is_empty() {
+            return format!(" (endpoints: {})", crate::config::describe(&endpoints));
+        }
+        let tried: Vec<String> = attempts
+            .iter()
+            .map(|(i, why)| match endpoints.get(*i) {
+                Some(e) => format!("{e:?}: {why}"),
+                None => why.clone(),
+            })
+            .collect();
+        format!(" (tried {})", tried.join("; "))
+    }
+
+    /// Re-subscribes, re-joins and re-subscribes topics after a reconnect, and after a
+    /// failover to another node (`moved`) re-acquires the locks this client held; returns what
+    /// failed.
+    async fn restore(self: &Arc<Self>, link: &Link, moved: bool) -> Vec<String> {
         let timeout = self.request_timeout();
         let req = |op: &'static str, body| async move {
             match tokio::time::timeout(timeout, link.request(op, body)).await {
@@ -324,6 +419,46 @@ impl Inner {
                 }
             }
         }
+        // On the same node the server keeps a disconnected owner's locks for their ttl (and
+        // tells it EXPIRED after); another node does not know them: take them again there,
+        // defining a lock first if that node has not got it.
+        if moved {
+            for key in &cache.locks {
+                let (ct, channel, name) = key.clone();
+                let acquire = || {
+                    req(
+                        "acquire_lock",
+                        client_frame::Body::AcquireLock(pb::AcquireLock {
+                            channel: channel.clone(),
+                            channel_type: ct as u32,
+                            name: name.clone(),
+                            retry: false,
+                        }),
+                    )
+                };
+                let mut r = acquire().await;
+                if r.as_ref().is_err_and(|e| e.code == ErrorCode::LOCK_NOT_EXIST) {
+                    let ttl_s = cache.lock_ttls.get(key).copied().unwrap_or(0);
+                    let set = client_frame::Body::SetLock(pb::SetLock {
+                        channel: channel.clone(),
+                        channel_type: ct as u32,
+                        name: name.clone(),
+                        ttl_s,
+                    });
+                    match req("set_lock", set).await {
+                        Ok(_) => r = acquire().await,
+                        Err(e) if e.code == ErrorCode::LOCK_ALREADY_EXIST => r = acquire().await,
+                        Err(e) => r = Err(e),
+                    }
+                }
+                if let Err(e) = r {
+                    tracing::warn!(target: LOG_TARGET, channel = %channel, lock = %name, error = %e,
+                        "could not take a held lock again on the new node");
+                    unrestored.push(format!("lock/{channel}/{name}"));
+                    self.state.lock().unwrap().cache.locks.remove(key);
+                }
+            }
+        }
         unrestored
     }
 }
@@ -374,8 +509,8 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
         if reconnecting {
             inner.hold();
         }
-        match link::establish(&config, &token, on_inbound.clone(), inner.session.clone()).await {
-            Ok(link) => {
+        match inner.connect_any(&config, &token, &on_inbound).await {
+            Ok((link, moved)) => {
                 {
                     let mut st = inner.state.lock().unwrap();
                     if st.generation != generation {
@@ -387,6 +522,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                 tracing::debug!(target: LOG_TARGET,
                     session = link.login.session_id,
                     node = %link.login.node_id,
+                    moved,
                     dev_mode = link.login.dev_mode,
                     reconnecting,
                     "logged in"
@@ -398,7 +534,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     link.resend(inner.session.unanswered()).await;
                     Vec::new()
                 } else if reconnecting {
-                    inner.restore(&link).await
+                    inner.restore(&link, moved).await
                 } else {
                     Vec::new()
                 };

@@ -25,6 +25,8 @@ import {
 } from 'rtm2'
 
 const config: RTMConfig = { endpoint: 'tcp://127.0.0.1:9696', requestTimeoutMs: 5000, presenceTimeout: 30 }
+const cluster: RTMConfig = { endpoint: ['tcp://10.0.0.1:9696', 'tcp://10.0.0.2:9696'] }
+void cluster
 const rtm = new RTM('970CA35de60c44645bbae8a215061b33', 'alice', config)
 
 rtm.addEventListener('message', (e: MessageEvent) => {

@@ -21,6 +21,7 @@ from typing import (
     Literal,
     Mapping,
     Optional,
+    Sequence,
     Set,
     Tuple,
     TypeVar,
@@ -336,7 +337,11 @@ class Client:
 
     ``endpoint``: None or ``"embedded"`` for the server embedded in this process (development
     mode, nothing to start), or ``"host:port"`` / ``"tcp://host:port"`` of an ``rtm2 serve``
-    (port 1..65535 and a valid host, else InvalidArgumentError 10014 at once).
+    (port 1..65535 and a valid host, else InvalidArgumentError 10014 at once). Several servers
+    (a cluster's nodes) as a list of str or one str separated by commas: the client logs in on
+    the first that answers and, when its server dies, moves to the next one and restores its
+    subscriptions, stream channels, topics, presence state and held locks there (see
+    docs/CLUSTER.md, "Client failover"); a bad entry or an empty list raises 10014.
     ``**config``: the SDK's tuning parameters, e.g. ``request_timeout_ms=5000``,
     ``receive_own_messages=False``, ``heartbeat_interval_s`` (5..1800), ``presence_timeout_s``
     (5..300), ``event_queue_capacity`` (an unknown key raises InvalidArgumentError 10014; the
@@ -346,9 +351,13 @@ class Client:
     closes the client.
     """
 
-    def __init__(self, app_id: str, user_id: str, endpoint: Optional[str] = None, **config: Any) -> None:
+    def __init__(
+        self, app_id: str, user_id: str, endpoint: Union[str, Sequence[str], None] = None, **config: Any
+    ) -> None:
         refresh_log_level()
         params = json.dumps(config) if config else None
+        if endpoint is not None and not isinstance(endpoint, str):
+            endpoint = list(endpoint)
         self._native = _rtm2.NativeClient(app_id, user_id, endpoint, params)
         self._user_id = user_id
         self._handlers: Dict[str, List[Handler]] = {name: [] for name in EVENT_TYPES}
