@@ -420,8 +420,10 @@ impl Inner {
             }
         }
         // On the same node the server keeps a disconnected owner's locks for their ttl (and
-        // tells it EXPIRED after); another node does not know them: take them again there,
-        // defining a lock first if that node has not got it.
+        // tells it EXPIRED after). After a move, take them again: a node of the same cluster
+        // knows them (locks are cluster-wide: the owner, back within the ttl, gets its grant
+        // and token back); another server does not, so a lock is defined first if it has not
+        // got it.
         if moved {
             for key in &cache.locks {
                 let (ct, channel, name) = key.clone();
