@@ -84,8 +84,8 @@ impl Binaries {
 
 enum ServerProc {
     Child(Child),
-    /// nats-server first, then the nodes.
-    Cluster(Vec<Child>),
+    /// nats-server first, then the nodes; NATS's storage directory (removed at the end).
+    Cluster(Vec<Child>, PathBuf),
     InProcess {
         server: rtm2_server::Server,
         rt: Option<tokio::runtime::Runtime>,
@@ -187,9 +187,13 @@ impl Target {
             System::Rtm2Cluster => {
                 let port = free_port().map_err(|e| e.to_string())?;
                 let nats_addr = format!("127.0.0.1:{port}");
+                // JetStream on (the nodes keep metadata and locks in its key-value buckets), its
+                // files in a directory of this run.
+                let store = std::env::temp_dir().join(format!("rtm2-bench-js-{}-{port}", std::process::id()));
                 let mut nats = spawn(
                     Command::new(&bins.nats_server)
-                        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                        .arg(&store)
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null()),
@@ -211,11 +215,12 @@ impl Target {
                                 let _ = c.kill();
                                 let _ = c.wait();
                             }
+                            let _ = std::fs::remove_dir_all(&store);
                             return Err(e);
                         }
                     }
                 }
-                Ok(Target { system, addr: nodes[0].clone(), nodes, proc_: ServerProc::Cluster(children) })
+                Ok(Target { system, addr: nodes[0].clone(), nodes, proc_: ServerProc::Cluster(children, store) })
             }
             System::Nats => {
                 let port = free_port().map_err(|e| e.to_string())?;
@@ -260,7 +265,7 @@ impl Target {
     pub fn pid(&self) -> Option<u32> {
         match &self.proc_ {
             ServerProc::Child(c) => Some(c.id()),
-            ServerProc::Cluster(c) => c.get(1).map(Child::id),
+            ServerProc::Cluster(c, _) => c.get(1).map(Child::id),
             ServerProc::InProcess { .. } => None,
         }
     }
@@ -270,7 +275,7 @@ impl Target {
     pub fn in_process_connections(&self) -> Option<usize> {
         match &self.proc_ {
             ServerProc::InProcess { server, .. } => Some(server.connection_count()),
-            ServerProc::Child(_) | ServerProc::Cluster(_) => None,
+            ServerProc::Child(_) | ServerProc::Cluster(..) => None,
         }
     }
 
@@ -279,7 +284,7 @@ impl Target {
         match &self.proc_ {
             ServerProc::Child(c) => ServerSample { cpu_s: proc_stat_cpu(&format!("/proc/{}/stat", c.id())) },
             // Every node and NATS: the cluster's cost.
-            ServerProc::Cluster(cs) => {
+            ServerProc::Cluster(cs, _) => {
                 ServerSample { cpu_s: cs.iter().map(|c| proc_stat_cpu(&format!("/proc/{}/stat", c.id()))).sum() }
             }
             ServerProc::InProcess { .. } => ServerSample {
@@ -296,11 +301,12 @@ impl Drop for Target {
                 let _ = c.kill();
                 let _ = c.wait();
             }
-            ServerProc::Cluster(cs) => {
+            ServerProc::Cluster(cs, store) => {
                 for c in cs.iter_mut().rev() {
                     let _ = c.kill();
                     let _ = c.wait();
                 }
+                let _ = std::fs::remove_dir_all(store);
             }
             ServerProc::InProcess { server, rt } => {
                 server.shutdown();
