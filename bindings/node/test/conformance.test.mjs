@@ -31,32 +31,7 @@ const CLUSTER_NODES = 3
 /** How long the cluster launcher may take to start (or restart) NATS and the nodes. */
 const CLUSTER_WAIT_MS = 60_000
 /** The scenarios that cannot pass against a cluster yet, with the reason (skipped, never run as passing). */
-const CLUSTER_PENDING = new Map([
-  [
-    '03-peer-to-peer.scn',
-    'server, line 11 (sometimes): a logout is answered before the other nodes applied it, so a peer-to-peer ' +
-      'message right after it may be accepted instead of failing with 11033',
-  ],
-  [
-    '06-reconnect.scn',
-    "server, line 15: a restarted node listens before it joined the cluster and refuses the clients' reconnect " +
-      'with 10010 (not connected to the cluster), which the SDK takes as final (link FAILED, LOGIN_REJECTED) ' +
-      'instead of retrying: no RECONNECT_SUCCESS',
-  ],
-  [
-    '07-rate-limits.scn',
-    'server, line 9: for ~5 s after the nodes start every login and subscribe waits the full 2 s for ' +
-      "acknowledgements (NATS's no-responders reply to a node's rtm2.v1.psync request is taken as a node named ''), " +
-      'so 20 subscribes take over 1 s and the 21st succeeds instead of failing with 10021',
-  ],
-  [
-    '08-presence.scn',
-    "server, line 55 (sometimes): a presence timeout reaches the listeners on the ghost's node (REMOTE_TIMEOUT) " +
-      'before the other nodes applied it, so who_now on another node right after still lists the user',
-  ],
-  ['10-storage.scn', 'channel and user metadata do not cross nodes yet (branch kv)'],
-  ['11-locks.scn', 'locks do not cross nodes yet (branch kv)'],
-])
+const CLUSTER_PENDING = new Map([])
 
 /** The rule of every runner: RTM2_NATS_SERVER is set or .venv-nats/bin/nats-server exists. */
 function clusterAvailable() {
