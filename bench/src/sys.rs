@@ -205,7 +205,7 @@ impl Target {
                     let url = format!("nats://{nats_addr}");
                     let id = format!("bench-{i}");
                     let flags = ["--cluster", url.as_str(), "--node-id", id.as_str()];
-                    match rtm2_serve(bins, &flags, "rtm2 node ") {
+                    match rtm2_serve(bins, &flags, "joined the cluster: serving logins") {
                         Ok((child, addr)) => {
                             children.push(child);
                             nodes.push(addr);
@@ -319,8 +319,8 @@ impl Drop for Target {
 }
 
 /// Starts `rtm2 serve` with `flags` and returns it with its address, once its stderr had a line
-/// starting with `ready` (for a cluster node: "rtm2 node … joined the cluster"; the address is
-/// from its "listening on" line before).
+/// with `ready` in it (for a cluster node: "… joined the cluster: serving logins"; the address is
+/// from its "listening on" line, which comes first).
 fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(Child, String), String> {
     let bin = bins.rtm2();
     let mut child = spawn(
@@ -343,8 +343,9 @@ fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(C
             if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
                 addr = Some(rest.split_whitespace().next().unwrap_or("").to_string());
             }
-            if line.starts_with(ready)
-                && let (Some(a), Some(tx)) = (&addr, tx.take())
+            if line.contains(ready)
+                && let Some(a) = &addr
+                && let Some(tx) = tx.take()
             {
                 let _ = tx.send(a.clone());
             } else if std::env::var_os("RTM2_BENCH_VERBOSE").is_some() {
