@@ -65,11 +65,12 @@ impl MsgChannel {
         })
     }
 
-    /// A message of a publisher on another node: to every subscriber here that takes messages.
-    pub(crate) fn deliver_remote(&self, body: Bytes) {
+    /// Messages of a publisher on another node, in order: to every subscriber here that takes
+    /// messages (each subscriber's session locked once for all of them).
+    pub(crate) fn deliver_remote(&self, bodies: &[Bytes]) {
         let subs = self.subs.read().unwrap();
         for s in subs.iter().filter(|s| s.opts.with_message) {
-            s.session.send(body.clone());
+            s.session.send_many(bodies.iter().cloned());
         }
     }
 }
@@ -788,13 +789,13 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     // it only keeps the channel from being removed meanwhile.
     let Some(ch) = session.app.channels.get(r.channel) else {
         if let Some(c) = cluster {
-            c.forward(&session.app.id, r.channel, [message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
+            c.forward(&session.app.id, r.channel, &[message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
         }
         return Ok(None);
     };
     let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
     if let Some(c) = cluster {
-        c.forward(&session.app.id, r.channel, [body.clone()]);
+        c.forward(&session.app.id, r.channel, std::slice::from_ref(&body));
     }
     let subs = ch.subs.read().unwrap();
     let mut receivers =
@@ -863,7 +864,7 @@ impl PublishRun {
         if let Some(c) = &session.app.cluster
             && !self.bodies.is_empty()
         {
-            c.forward(&session.app.id, &self.channel, self.bodies.iter().cloned());
+            c.forward(&session.app.id, &self.channel, &self.bodies);
         }
         self.channel.clear();
         let Some(ch) = self.target.take() else {

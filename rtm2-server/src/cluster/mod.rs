@@ -349,20 +349,21 @@ impl Cluster {
         self.client.get().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
     }
 
-    /// Forwards the messages of a local publisher to the other nodes (in order).
-    pub(crate) fn forward(&self, app: &str, channel: &str, bodies: impl IntoIterator<Item = Bytes>) {
+    /// Forwards the messages of a local publisher to the other nodes (in order), batched: one
+    /// NATS message carries a run of them (`subjects::pack`), at most `MAX_BATCH` bytes.
+    pub(crate) fn forward(&self, app: &str, channel: &str, bodies: &[Bytes]) {
         let subject = msg_subject(app, channel);
-        for body in bodies {
-            let _ = self.out.send((subject.clone(), None, body));
+        for batch in subjects::pack(bodies) {
+            let _ = self.out.send((subject.clone(), None, batch));
         }
     }
 
     /// Subscribes to a channel's messages from other nodes while `channel` lives; `ready`
     /// turns true once NATS confirmed the subscription.
     pub(crate) fn watch(self: &Arc<Self>, app: &str, name: &str, channel: Weak<MsgChannel>) -> Watch {
-        self.watch_subject(msg_subject(app, name), move |body| match channel.upgrade() {
+        self.watch_subject(msg_subject(app, name), move |batch| match channel.upgrade() {
             Some(ch) => {
-                ch.deliver_remote(body);
+                ch.deliver_remote(&subjects::unpack(&batch));
                 true
             }
             None => false,
@@ -454,5 +455,23 @@ mod tests {
         assert_eq!(generated.urls.len(), 2);
         assert!(ClusterConfig::new(" , ").check().is_err());
         assert_eq!(unhex(&hex("chan.nel*>".as_bytes())).as_deref(), Some("chan.nel*>"));
+    }
+
+    #[test]
+    fn message_batches_keep_every_body_in_order_and_stay_under_the_limit() {
+        let bodies: Vec<Bytes> =
+            (0..3000u32).map(|i| Bytes::from(vec![(i % 251) as u8; (i as usize * 7) % 1000])).collect();
+        let batches = subjects::pack(&bodies);
+        assert!(batches.len() > 1, "{} bytes in one batch", batches[0].len());
+        assert!(batches.iter().all(|b| b.len() <= subjects::MAX_BATCH));
+        let back: Vec<Bytes> = batches.iter().flat_map(subjects::unpack).collect();
+        assert_eq!(back, bodies);
+        // One body over the limit still goes, alone.
+        let big = vec![Bytes::from(vec![1u8; subjects::MAX_BATCH + 10])];
+        assert_eq!(subjects::pack(&big).iter().flat_map(subjects::unpack).collect::<Vec<_>>(), big);
+        // A truncated batch gives what is whole.
+        let one = subjects::pack(&bodies[1..3]).remove(0);
+        assert_eq!(subjects::unpack(&one.slice(..one.len() - 1)), bodies[1..2].to_vec());
+        assert!(subjects::pack(&[]).is_empty());
     }
 }
