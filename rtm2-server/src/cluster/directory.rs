@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// A node heartbeats this often; one silent for `NODE_TIMEOUT` is taken as gone.
-pub(super) const HEARTBEAT: Duration = Duration::from_secs(1);
+pub(super) const HEARTBEAT: Duration = Duration::from_millis(250);
+/// A node silent this long is not waited for by a request that waits for every node to apply a
+/// change (`Cluster::barrier`): it is most likely dead, and is taken as gone at `NODE_TIMEOUT`.
+pub(super) const UNRESPONSIVE: Duration = Duration::from_secs(1);
 pub(super) const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The users online on the other nodes, by (app, user): (node, login time ms).

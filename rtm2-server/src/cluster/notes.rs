@@ -189,7 +189,16 @@ impl Cluster {
 
     /// Whether every live node applied this node's notes up to `seq`.
     fn all_acked(&self, seq: u64) -> bool {
-        let live: Vec<String> = self.directory.lock().unwrap().nodes.keys().cloned().collect();
+        // (Nodes heard of lately: a dead node is not waited for beyond `UNRESPONSIVE`.)
+        let live: Vec<String> = {
+            let d = self.directory.lock().unwrap();
+            let now = std::time::Instant::now();
+            d.nodes
+                .iter()
+                .filter(|(_, seen)| now - **seen < super::directory::UNRESPONSIVE)
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
         let acks = self.acks.lock().unwrap();
         live.iter().all(|n| acks.get(n).is_some_and(|a| *a >= seq))
     }
@@ -207,7 +216,9 @@ impl Cluster {
             if self.all_acked(seq) {
                 return;
             }
-            if tokio::time::timeout_at(deadline, acked).await.is_err() {
+            // (Looked at again now and then: a node that went silent meanwhile is not waited for.)
+            let wake = deadline.min(tokio::time::Instant::now() + Duration::from_millis(50));
+            if tokio::time::timeout_at(wake, acked).await.is_err() && tokio::time::Instant::now() >= deadline {
                 tracing::warn!(seq, "cluster: not every node acknowledged a change within {ACK_WAIT:?}");
                 return;
             }
