@@ -18,6 +18,7 @@ mod config;
 mod conn;
 mod engine;
 mod locks;
+mod publish;
 mod rate;
 mod scope;
 mod session;

@@ -374,7 +374,7 @@ struct Requests<'a> {
     /// The timestamp of this read batch's messages: one clock read per batch, not per message.
     batch_ms: Option<u64>,
     /// Publishes to one message channel not delivered yet (see `PublishRun`).
-    run: crate::engine::PublishRun,
+    run: crate::publish::PublishRun,
 }
 
 impl Requests<'_> {

@@ -1,0 +1,181 @@
+//! Publishing to message channels and users: the checks, the one encoding of each message, and
+//! delivery — to the channel's subscribers here (a connection's run of publishes to one channel
+//! delivered together) and, in a cluster, to the other nodes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use rtm2_proto::ErrorCode;
+use rtm2_proto::enums::ChannelType;
+use rtm2_proto::fastpath::{self, MessageEventRef, PublishRef};
+use rtm2_proto::validate::{self, Violation};
+
+use crate::engine::{MsgChannel, Reply};
+use crate::session::Session;
+
+/// A message-channel or user-channel publish, borrowed either from a prost-decoded request or
+/// straight from the frame bytes (the session's fast path): one set of checks for both.
+/// `now_ms` is the message's timestamp.
+pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
+    check_publish(&r)?;
+    let channel_type = match ChannelType::from_u32(r.channel_type) {
+        Some(ChannelType::USER) => ChannelType::USER,
+        _ => ChannelType::MESSAGE,
+    };
+    if channel_type == ChannelType::USER {
+        validate::user_id(r.channel)?;
+        let Some(target) = session.app.user(r.channel) else {
+            // In a cluster: to the user's node, if it is online on another one.
+            if let Some(c) = &session.app.cluster
+                && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, &r, now_ms))
+            {
+                return Ok(None);
+            }
+            return Err(Violation::new(
+                ErrorCode::CHANNEL_RECEIVER_OFFLINE,
+                format!("user {:?} is not online", r.channel),
+            ));
+        };
+        target.send(message_body(session, ChannelType::USER, &r, now_ms));
+        return Ok(None);
+    }
+    validate::channel_name(r.channel)?;
+    let cluster = session.app.cluster.as_ref();
+    // The map's read guard is held while fanning out (no reference count taken per publish):
+    // it only keeps the channel from being removed meanwhile.
+    let Some(ch) = session.app.channels.get(r.channel) else {
+        if let Some(c) = cluster {
+            c.forward(&session.app.id, r.channel, &[message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
+        }
+        return Ok(None);
+    };
+    let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
+    if let Some(c) = cluster {
+        c.forward(&session.app.id, r.channel, std::slice::from_ref(&body));
+    }
+    let subs = ch.subs.read().unwrap();
+    let mut receivers =
+        subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
+    // The last receiver gets the body itself, the others a reference each.
+    if let Some(mut s) = receivers.next() {
+        for next in receivers {
+            s.session.send(body.clone());
+            s = next;
+        }
+        s.session.send(body);
+    }
+    Ok(None)
+}
+
+/// Publishes of one connection's read batch to one message channel, delivered together: the
+/// channel is looked up once per run, and each receiver's session and connection are locked
+/// once per run instead of once per message. A run ends (is delivered) when a publish to
+/// another channel or to a user comes, before any other request or reply of the connection,
+/// and at the end of the read batch, before the batch's publishes are acknowledged.
+///
+/// The receivers are the channel's subscribers when the run is delivered, a few microseconds
+/// after its first publish: as with publishes of separate connections racing a subscribe,
+/// which of them a new subscriber gets is not defined; a connection's own subscribe comes
+/// after its earlier publishes' delivery.
+#[derive(Default)]
+pub(crate) struct PublishRun {
+    channel: String,
+    /// The channel, when it had subscribers at the run's first publish (else the run's
+    /// messages have nobody to go to and are not even encoded).
+    target: Option<Arc<MsgChannel>>,
+    bodies: Vec<Bytes>,
+}
+
+impl PublishRun {
+    /// `publish`, with delivery to a message channel left to `deliver`.
+    pub(crate) fn publish(&mut self, session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
+        if r.channel_type == ChannelType::USER as u32 {
+            self.deliver(session);
+            return publish(session, r, now_ms);
+        }
+        check_publish(&r)?;
+        validate::channel_name(r.channel)?;
+        if r.channel != self.channel {
+            self.deliver(session);
+            self.channel.clear();
+            self.channel.push_str(r.channel);
+            self.target = session.app.channels.get(r.channel).map(|c| c.clone());
+        }
+        // (In a cluster the messages also go to the other nodes, subscribed here or not.)
+        if self.target.is_some() || session.app.cluster.is_some() {
+            self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms));
+        }
+        Ok(None)
+    }
+
+    /// Gives back the memory of a long run (the connection has been quiet).
+    pub(crate) fn release_idle(&mut self) {
+        if self.bodies.is_empty() && self.bodies.capacity() > 64 {
+            self.bodies = Vec::new();
+        }
+    }
+
+    /// Delivers the run's messages, in order, to every receiver.
+    pub(crate) fn deliver(&mut self, session: &Session) {
+        if let Some(c) = &session.app.cluster
+            && !self.bodies.is_empty()
+        {
+            c.forward(&session.app.id, &self.channel, &self.bodies);
+        }
+        self.channel.clear();
+        let Some(ch) = self.target.take() else {
+            self.bodies.clear();
+            return;
+        };
+        if self.bodies.is_empty() {
+            return;
+        }
+        {
+            let subs = ch.subs.read().unwrap();
+            let mut receivers =
+                subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
+            // The last receiver gets the bodies themselves, the others a reference each.
+            if let Some(mut s) = receivers.next() {
+                for next in receivers {
+                    s.session.send_many(self.bodies.iter().cloned());
+                    s = next;
+                }
+                s.session.send_many(self.bodies.drain(..));
+            }
+        }
+        self.bodies.clear();
+    }
+}
+
+/// The checks of a publish that do not depend on where it goes.
+fn check_publish(r: &PublishRef<'_>) -> Result<(), Violation> {
+    if r.store_in_history {
+        return Err(Violation::new(
+            ErrorCode::HISTORY_NOT_AVAILABLE,
+            "message history is not available on this server",
+        ));
+    }
+    validate::message(r.payload, r.message_type, r.custom_type)?;
+    match ChannelType::from_u32(r.channel_type) {
+        Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) | Some(ChannelType::USER) => Ok(()),
+        _ => Err(Violation::new(
+            ErrorCode::INVALID_CHANNEL_TYPE,
+            format!("publish takes channel type MESSAGE (1) or USER (3), not {}", r.channel_type),
+        )),
+    }
+}
+
+/// The delivered `MessageEvent`, encoded once for every receiver.
+fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64) -> Bytes {
+    fastpath::encode_message_body(&MessageEventRef {
+        channel_type: channel_type as u32,
+        channel: r.channel,
+        topic: "",
+        publisher: &session.user_id,
+        message_type: r.message_type,
+        payload: r.payload,
+        custom_type: r.custom_type,
+        timestamp_ms: now_ms,
+    })
+}
