@@ -191,7 +191,9 @@ struct SubscribeArgs {
 fn init_logs(level: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only on a terminal: a log redirected to a file gets no escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 fn client(c: &ConnectArgs) -> Result<Client> {
@@ -224,6 +226,10 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     match (a.app_id, a.app_certificate.is_empty()) {
         (Some(app_id), false) => {
             rtm2_proto::validate::app_id(&app_id).map_err(|v| v.reason)?;
+            for cert in &a.app_certificate {
+                rtm2_proto::token::check_credentials(&app_id, cert)
+                    .map_err(|e| format!("--app-id / --app-certificate: {e} (tokens could not be signed)"))?;
+            }
             config.apps.push(rtm2_server::AppCredentials { app_id, certificates: a.app_certificate });
         }
         (Some(_), true) => return Err("--app-id needs --app-certificate (or neither, for development mode)".into()),

@@ -381,3 +381,28 @@ fn a_store_that_was_emptied_or_removed_is_refused_not_reinitialised() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+#[test]
+fn serve_refuses_credentials_that_cannot_sign_tokens_and_logs_without_colour_into_a_pipe() {
+    // A non-hex app id with a certificate: no token builder signs with it, so nobody could log in.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--app-id", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"])
+        .args(["--app-certificate", CERT])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app id must be 32 hex characters"), "{err}");
+    // Its log into a pipe (as into a file) carries no ANSI escape codes.
+    let mut server = Killed(
+        Command::new(BIN)
+            .args(["--log-level", "info", "serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let srv = lines(server.0.stderr.take().unwrap());
+    let logged = wait_line(&srv, "DEVELOPMENT MODE");
+    assert!(!logged.contains('\u{1b}'), "escape codes in {logged:?}");
+    drop(server);
+}

@@ -403,6 +403,9 @@ mod tests {
             "http://example",
             "nohostport",
             "tls://",
+            // A scheme with one slash is not taken as a host name.
+            "tcp:/127.0.0.1:19911",
+            "tls:127.0.0.1:19911",
         ] {
             let e = Endpoint::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} should be refused"));
             assert_eq!(e.code, ErrorCode::INVALID_PARAMETER, "{bad:?}");

@@ -78,6 +78,15 @@ impl Server {
         if let Some(c) = &config.cluster {
             c.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         }
+        // Tokens are signed with 32-hex-character app ids and certificates: with others no
+        // client could ever log in.
+        for app in &config.apps {
+            for cert in &app.certificates {
+                rtm2_proto::token::check_credentials(&app.app_id, cert).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("app {:?}: {e}", app.app_id))
+                })?;
+            }
+        }
         let (stop, _) = watch::channel(false);
         Ok(Server { engine: Engine::new(config)?, stop: Arc::new(stop) })
     }

@@ -13,7 +13,9 @@ pub(super) fn is_hex32(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-pub(super) fn check_credentials(app_id: &str, app_certificate: &str) -> Result<(), TokenError> {
+/// Whether an app id and certificate can sign tokens: 32 hex characters each (what the token
+/// builders, Agora's and rtm2's, take). A server configured with others could verify no token.
+pub fn check_credentials(app_id: &str, app_certificate: &str) -> Result<(), TokenError> {
     if !is_hex32(app_id) {
         return Err(TokenError::InvalidInput("app id must be 32 hex characters".into()));
     }

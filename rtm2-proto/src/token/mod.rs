@@ -25,7 +25,9 @@ mod codec;
 mod tests;
 mod verify;
 
-pub use build::{build_rtm_token, build_rtm_token_with, build_stream_token, build_stream_token_with};
+pub use build::{
+    build_rtm_token, build_rtm_token_with, build_stream_token, build_stream_token_with, check_credentials,
+};
 pub use codec::{decompress_body, parse};
 pub use verify::{verify_rtm_token, verify_stream_token};
 
