@@ -24,8 +24,10 @@ fn apps_with_certificates_need_32_hex_character_ids_and_certificates() {
 
 #[test]
 fn cluster_node_ids_are_checked_when_the_server_starts() {
-    let mut config = ServerConfig::default();
-    config.cluster = Some(ClusterConfig { urls: vec!["nats://127.0.0.1:1".into()], node_id: "a.b".into() });
+    let config = ServerConfig {
+        cluster: Some(ClusterConfig { urls: vec!["nats://127.0.0.1:1".into()], node_id: "a.b".into() }),
+        ..Default::default()
+    };
     let e = start(config).err().expect("accepted");
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("node id"), "{e}");
