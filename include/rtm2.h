@@ -1604,13 +1604,22 @@ int32_t rtm2_config_set_receive_own_messages(struct rtm2_config *config, bool en
 int32_t rtm2_config_set_event_queue_capacity(struct rtm2_config *config, uint64_t capacity);
 
 // Applies tuning parameters given as a JSON object, all or nothing, e.g.
-// `{"request_timeout_ms": 3000, "reconnect_max_backoff_ms": 5000}`. Keys:
-// `request_timeout_ms`, `heartbeat_interval_s`, `presence_timeout_s`, `pong_timeout_ms`,
-// `reconnect_initial_backoff_ms`, `reconnect_max_backoff_ms`, `event_queue_capacity`,
-// `receive_own_messages`. An unknown key, a wrong type or a value out of range fails with
-// 10014 INVALID_PARAMETER (the reason names the key) and changes nothing — except
-// `presence_timeout_s` (5..=300) and `heartbeat_interval_s` (5..=1800), whose integers ≥ 0
-// are clamped into their range.
+// `{"request_timeout_ms": 3000, "tls_ca_file": "/etc/rtm2/ca.pem"}`. Keys:
+// * integers: `request_timeout_ms` (100..=600000), `heartbeat_interval_s` (5..=1800),
+//   `presence_timeout_s` (5..=300), `pong_timeout_ms` (100..=600000),
+//   `reconnect_initial_backoff_ms` and `reconnect_max_backoff_ms` (10..=600000),
+//   `event_queue_capacity` and `max_queued_requests` (1..=16777216; operations that may wait
+//   to be sent, e.g. while reconnecting: beyond it they fail at once with 10025);
+// * `receive_own_messages`: true or false;
+// * strings: `tls_ca_file` (the PEM file of the root certificates that `tls://` endpoints
+//   are verified against; `""` = the system roots), `log_file` (the SDK's log file, `""` =
+//   none: as `rtm2_config_set_log_file`), `log_level` (`"trace"`..`"error"`: as
+//   `rtm2_config_set_log_level`).
+//
+// An unknown key, a wrong type or a value out of range fails with 10014 INVALID_PARAMETER (the
+// reason names the key) and changes nothing — except `presence_timeout_s` and
+// `heartbeat_interval_s`, whose integers ≥ 0 are clamped into their range.
+// `rtm2_client_get_parameters` returns every key with the value in effect.
 //
 // # Safety
 // `config` is a live config; `json` a NUL-terminated string (borrowed).
