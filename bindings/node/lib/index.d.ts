@@ -108,7 +108,7 @@ export interface RTMConfig {
   /** Largest reconnect delay, ms. */
   reconnectMaxBackoffMs?: number
   /** Raw tuning parameters (`ClientConfig::set_parameters` keys, e.g. `{ request_timeout_ms: 5000 }`). */
-  parameters?: Record<string, number | boolean>
+  parameters?: Record<string, number | boolean | string>
   /** Level of the SDK's log file. */
   logLevel?: 'error' | 'warn' | 'info' | 'debug' | 'trace'
   /** Write SDK logs to this file. */
@@ -682,8 +682,8 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
 
   createStreamChannel(channelName: string): RTMStreamChannel
 
-  setParameters(parameters: Record<string, number | boolean> | string): void
-  getParameters(): Record<string, number | boolean>
+  setParameters(parameters: Record<string, number | boolean | string> | string): void
+  getParameters(): Record<string, number | boolean | string>
 }
 
 // ---------------------------------------------------------------------------------------------
