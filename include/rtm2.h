@@ -1533,8 +1533,10 @@ int32_t rtm2_client_get_user_id(struct rtm2_client *client, char **out_user_id);
 // `client` is a live client; `out_json` writable.
 int32_t rtm2_client_get_parameters(struct rtm2_client *client, char **out_json);
 
-// Makes a configuration for `user_id` of the app `app_id`, with every default: the embedded
-// server, a 10 s request timeout, own-message echo on.
+// Makes a configuration for `user_id` of the app `app_id`, with every default: the default
+// endpoint (the `RTM2_ENDPOINT` environment variable if set, read by `rtm2_client_new`, which
+// fails with 10014 naming it when it is invalid; else the embedded server, which serves this
+// process only), a 10 s request timeout, own-message echo on.
 //
 // The ids are checked by `rtm2_client_new` (10003 INVALID_APP_ID, 10006 INVALID_USER_ID).
 // On success `*out_config` receives a new config owned by the caller (free it with
@@ -1551,8 +1553,9 @@ int32_t rtm2_config_new(const char *app_id, const char *user_id, struct rtm2_con
 // `config` is NULL or a config from `rtm2_config_new` not freed before.
 void rtm2_config_free(struct rtm2_config *config);
 
-// Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`, or several of those
+// Sets where the client connects: `""` (the default: the `RTM2_ENDPOINT` environment variable
+// if set, else the embedded server), `"embedded"` (the in-process embedded server: clients in
+// other processes do not see it), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`, or several of those
 // separated by commas (`"tcp://10.0.0.1:9696,tcp://10.0.0.2:9696"`: the nodes of one
 // service, in order of preference; the client connects to the first reachable one and fails
 // over to the next when its node dies, restoring its subscriptions, stream channels, topics,

@@ -177,10 +177,9 @@ func (c *client) configure(config RTMConfig) error {
 }
 
 // setEndpoint checks and sets the endpoint on the (not yet used) configuration.
+// "" is the core's default: the RTM2_ENDPOINT environment variable if it is set, else the
+// embedded server.
 func (c *client) setEndpoint(endpoint string) error {
-	if endpoint == "" {
-		endpoint = "embedded"
-	}
 	e := cstr(endpoint)
 	defer free(e)
 	if st, why := syncCall(func() C.int32_t { return C.rtm2_config_set_endpoint(c.conf, e) }); st != 0 {

@@ -189,7 +189,7 @@ func TestParametersAndEndpoint(t *testing.T) {
 	user := uniq("param")
 	c := CreateRTM2Client(ctx, RTMConfig{Appid: appID, UserId: user}, nil)
 	defer func() { cancel(); waitFreed(t, c) }()
-	if p := c.GetParameters(); p["endpoint"] != "embedded" {
+	if p := c.GetParameters(); p["endpoint"] != "" {
 		t.Fatalf("parameters before Login %v", p)
 	}
 	expectCode(t, c.SetParameters(map[string]interface{}{"endpoint": "tcp://127.0.0.1:0"}), ERROR_INVALID_PARAMETER)
@@ -222,4 +222,29 @@ func TestParametersAndEndpoint(t *testing.T) {
 		t.Fatal("request_timeout_ms not in effect")
 	}
 	expectCode(t, c.SetParameters(map[string]interface{}{"request_timeout_ms": "soon"}), ERROR_INVALID_PARAMETER)
+}
+
+// A client given no endpoint uses the RTM2_ENDPOINT environment variable (read by the core when
+// the client is made); an invalid value fails with ERROR_INVALID_PARAMETER.
+func TestDefaultEndpointHonoursRTM2_ENDPOINT(t *testing.T) {
+	srv := startServer(t)
+	room := uniq("env-room")
+	watcher, _, _, _ := loggedIn(t, where{name: "serve", endpoint: srv.endpoint}, uniq("watcher"))
+	if _, err := watcher.Subscribe(room); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RTM2_ENDPOINT", srv.endpoint)
+	user := uniq("from-env")
+	c, _ := newClient(t, where{name: "default"}, user)
+	if _, _, _, err := c.Login(""); err != nil {
+		t.Fatal(err)
+	}
+	users, _, err := c.Presence().WhoNow(room, ChannelTypeMessage)
+	if err != nil || users[watcher.(*client).userID] == nil {
+		t.Fatalf("who now from the RTM2_ENDPOINT client: %v %v", users, err)
+	}
+	t.Setenv("RTM2_ENDPOINT", "tcp:/nowhere")
+	bad, _ := newClient(t, where{name: "default"}, uniq("bad-env"))
+	_, _, _, err = bad.Login("")
+	expectCode(t, err, ERROR_INVALID_PARAMETER)
 }

@@ -24,8 +24,10 @@ type RTMConfig struct {
 	Logger *zap.Logger
 	// RequestTimeout, milliseconds (0 = the default, 10,000).
 	RequestTimeout int32
-	// Endpoint of the rtm2 server: "" or "embedded" = the server embedded in this process
-	// (the default: nothing to install or start); "tcp://host:port" or "tls://host:port" for
+	// Endpoint of the rtm2 server: "" = the endpoint in the RTM2_ENDPOINT environment
+	// variable if it is set (an invalid value: ERROR_INVALID_PARAMETER), else the server
+	// embedded in this process; "embedded" = that server (nothing to install or start; it
+	// serves this process only: clients in other processes do not see it); "tcp://host:port" or "tls://host:port" for
 	// `rtm2 serve` or a cluster; several separated by commas (a cluster's nodes: the client
 	// fails over between them, see docs/CLUSTER.md). Also settable with
 	// SetParameters({"endpoint": ...}) before Login.

@@ -324,6 +324,14 @@ export interface LockEvent {
   fencingToken: number
 }
 
+/**
+ * Logs out every client of the process still logged in, blocking for at most `timeoutMs` in
+ * all; the number of logouts waited for. The package calls it from `process.on('exit')`
+ * (whose handlers must be synchronous), so that a program that ends without `logout()` /
+ * `close()` does not leave its user online until the presence timeout.
+ */
+export declare function logoutAll(timeoutMs: number): number
+
 /** A received message (`message` event). */
 export interface MessageEvent {
   /** `'MESSAGE'`, `'USER'` or `'STREAM'`. */

@@ -846,5 +846,6 @@ module.exports.buildStreamToken = nativeBinding.buildStreamToken
 module.exports.buildToken = nativeBinding.buildToken
 module.exports.enumNames = nativeBinding.enumNames
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.logoutAll = nativeBinding.logoutAll
 module.exports.setLogHandler = nativeBinding.setLogHandler
 module.exports.version = nativeBinding.version

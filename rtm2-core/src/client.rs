@@ -22,9 +22,12 @@ use crate::runtime::{Op, runtime};
 use crate::stream_channel::{StreamChannel, StreamInner};
 use crate::types::*;
 
+mod exit;
 mod late;
 mod lifecycle;
 mod requests;
+
+pub use exit::logout_all;
 
 /// The log target of the client and its submodules: one logger name
 /// (`rtm2.core.client` in Python) however the code is split.
@@ -172,10 +175,16 @@ fn not_logged_in(reason: &str) -> Error {
 impl Client {
     /// Makes a client. Checks the app id (10003) and user id (10006); connects nothing until
     /// [`login`](Self::login).
-    pub fn new(config: ClientConfig) -> Result<Client> {
+    ///
+    /// With no endpoint given ([`Endpoint::Default`](crate::Endpoint::Default), the default),
+    /// the client uses the endpoint(s) in the `RTM2_ENDPOINT` environment variable, read here
+    /// (10014 naming the variable when it is invalid), or else the embedded server.
+    pub fn new(mut config: ClientConfig) -> Result<Client> {
         if crate::runtime::forked() {
             return Err(crate::runtime::forked_error("new"));
         }
+        config.endpoints = crate::config::resolve_default(std::mem::take(&mut config.endpoints))
+            .map_err(|e| Error::new(e.code, "new", e.reason))?;
         validate::app_id(&config.app_id).map_err(|v| Error::from_violation("new", v))?;
         validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
         crate::config::check_list(&config.endpoints).map_err(|e| Error::new(e.code, "new", e.reason))?;
@@ -207,6 +216,7 @@ impl Client {
             connected: Mutex::new(None),
             attempts: Mutex::new(Vec::new()),
         });
+        exit::register(&inner);
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
     }
 

@@ -8,12 +8,22 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// Environment variable read when a client is given no endpoint ([`Endpoint::Default`]): an
+/// endpoint or endpoint list as [`Endpoint::parse_list`] takes it. The CLI reads it too.
+pub const ENDPOINT_ENV: &str = "RTM2_ENDPOINT";
+
 /// Where the client connects.
 #[derive(Clone, Default)]
 pub enum Endpoint {
-    /// The server embedded in this process (development mode), shared by every client of the
-    /// process. The default: nothing to install or start.
+    /// No endpoint given (the default): the endpoint(s) in the `RTM2_ENDPOINT` environment
+    /// variable ([`ENDPOINT_ENV`]) when it is set and not empty, read by
+    /// [`Client::new`](crate::Client::new) (an invalid value fails there with 10014 naming
+    /// the variable); otherwise the embedded server.
     #[default]
+    Default,
+    /// The server embedded in this process (development mode), shared by every client of
+    /// *this process only*: clients in other processes do not see it (set `RTM2_ENDPOINT` or
+    /// an endpoint to share a server). Nothing to install or start.
     Embedded,
     /// A server reachable over TCP, `host:port`.
     Tcp(String),
@@ -28,6 +38,7 @@ pub enum Endpoint {
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Endpoint::Default => write!(f, "default"),
             Endpoint::Embedded => write!(f, "embedded"),
             Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
             Endpoint::Tls(a) => write!(f, "tls://{a}"),
@@ -37,14 +48,18 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `""`/`"embedded"` (embedded), `"tcp://host:port"`, `"host:port"` or
+    /// Parses `""` (the default: `RTM2_ENDPOINT` if set, else embedded), `"embedded"`,
+    /// `"tcp://host:port"`, `"host:port"` or
     /// `"tls://host:port"`. The port must be 1..=65535; the host an IPv4 address, an IPv6
     /// address in brackets (`[::1]:9696`) or a DNS name (labels of `[A-Za-z0-9_-]`, at most 63
     /// bytes each, 253 in all). Anything else fails with 10014 INVALID_PARAMETER, here rather
     /// than at connect time.
     pub fn parse(s: &str) -> Result<Endpoint> {
         let s = s.trim();
-        if s.is_empty() || s == "embedded" {
+        if s.is_empty() {
+            return Ok(Endpoint::Default);
+        }
+        if s == "embedded" {
             return Ok(Endpoint::Embedded);
         }
         let (tls, addr) = match s.strip_prefix("tls://") {
@@ -64,7 +79,7 @@ impl Endpoint {
     /// service that the client fails over between (see [`ClientConfig::endpoints`]). Every
     /// entry is checked; an empty entry (`"a:1,,b:2"`, a trailing comma), more than
     /// [`MAX_ENDPOINTS`] entries or `embedded` next to another entry fail with 10014
-    /// INVALID_PARAMETER naming the entry. `""` alone is the embedded server.
+    /// INVALID_PARAMETER naming the entry. `""` alone is the default ([`Endpoint::Default`]).
     pub fn parse_list(s: &str) -> Result<Vec<Endpoint>> {
         if !s.contains(',') {
             return Ok(vec![Endpoint::parse(s)?]);
@@ -98,7 +113,30 @@ impl Endpoint {
 /// Most endpoints a client may be given.
 pub const MAX_ENDPOINTS: usize = 64;
 
-/// Checks an endpoint list: 1..=[`MAX_ENDPOINTS`] entries, the embedded server only alone.
+/// The endpoints a client connects to: `list`, or, when it is the default
+/// ([`Endpoint::Default`] alone), those in `RTM2_ENDPOINT` (the embedded server when it is
+/// unset or empty). An invalid value fails with 10014 naming the variable.
+pub(crate) fn resolve_default(list: Vec<Endpoint>) -> Result<Vec<Endpoint>> {
+    if !matches!(list[..], [Endpoint::Default]) {
+        return Ok(list);
+    }
+    let value = match std::env::var(ENDPOINT_ENV) {
+        Ok(v) => v,
+        Err(std::env::VarError::NotPresent) => return Ok(vec![Endpoint::Embedded]),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Error::new(ErrorCode::INVALID_PARAMETER, "config", format!("{ENDPOINT_ENV} is not UTF-8")));
+        }
+    };
+    if value.trim().is_empty() {
+        return Ok(vec![Endpoint::Embedded]);
+    }
+    let list = Endpoint::parse_list(&value)
+        .map_err(|e| Error::new(e.code, "config", format!("environment variable {ENDPOINT_ENV}: {}", e.reason)))?;
+    Ok(list.into_iter().map(|e| if matches!(e, Endpoint::Default) { Endpoint::Embedded } else { e }).collect())
+}
+
+/// Checks an endpoint list: 1..=[`MAX_ENDPOINTS`] entries, the embedded server (or the
+/// default) only alone.
 pub(crate) fn check_list(list: &[Endpoint]) -> Result<()> {
     let bad = |why: String| Error::new(ErrorCode::INVALID_PARAMETER, "config", why);
     if list.is_empty() {
@@ -107,7 +145,7 @@ pub(crate) fn check_list(list: &[Endpoint]) -> Result<()> {
     if list.len() > MAX_ENDPOINTS {
         return Err(bad(format!("{} endpoints given; at most {MAX_ENDPOINTS}", list.len())));
     }
-    if list.len() > 1 && list.iter().any(|e| matches!(e, Endpoint::Embedded)) {
+    if list.len() > 1 && list.iter().any(|e| matches!(e, Endpoint::Embedded | Endpoint::Default)) {
         return Err(bad("the embedded server cannot be listed with other endpoints".into()));
     }
     Ok(())
@@ -190,12 +228,13 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults and the embedded endpoint.
+    /// A configuration with the defaults and the default endpoint ([`Endpoint::Default`]:
+    /// `RTM2_ENDPOINT` if set, else the embedded server).
     pub fn new(app_id: impl Into<String>, user_id: impl Into<String>) -> Self {
         ClientConfig {
             app_id: app_id.into(),
             user_id: user_id.into(),
-            endpoints: vec![Endpoint::Embedded],
+            endpoints: vec![Endpoint::Default],
             request_timeout: Duration::from_millis(limits::DEFAULT_REQUEST_TIMEOUT_MS),
             presence_timeout_s: limits::DEFAULT_PRESENCE_TIMEOUT_S,
             heartbeat_interval_s: limits::DEFAULT_HEARTBEAT_INTERVAL_S,
@@ -420,7 +459,8 @@ mod tests {
         assert!(e.reason.contains("entry 2 is empty"), "{}", e.reason);
         let list = Endpoint::parse_list(" tcp://127.0.0.1:1 , tls://example.com:443,[::1]:9").unwrap();
         assert_eq!(describe(&list), "tcp://127.0.0.1:1, tls://example.com:443, tcp://[::1]:9");
-        assert!(matches!(Endpoint::parse_list("").unwrap()[..], [Endpoint::Embedded]));
+        assert!(matches!(Endpoint::parse_list("").unwrap()[..], [Endpoint::Default]));
+        assert!(matches!(Endpoint::parse_list("embedded").unwrap()[..], [Endpoint::Embedded]));
         let many = vec!["a:1"; MAX_ENDPOINTS + 1].join(",");
         assert!(Endpoint::parse_list(&many).is_err());
         assert!(check_list(&[]).is_err());

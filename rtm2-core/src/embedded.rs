@@ -10,6 +10,9 @@ static EMBEDDED: OnceLock<Server> = OnceLock::new();
 /// crash-safe database, as `rtm2 serve --data-dir`); unset: in memory.
 pub const DATA_DIR_ENV: &str = "RTM2_EMBEDDED_DATA_DIR";
 
+/// The WARN line logged once per process when the embedded server starts.
+pub const EMBEDDED_WARNING: &str = "starting the embedded rtm2 server (development mode: tokens are not checked); it serves this process only: clients in other processes do not see it; set RTM2_ENDPOINT or endpoint to share a server (e.g. `rtm2 serve`)";
+
 /// The process's embedded server (development mode: tokens are not checked; no throughput
 /// rate limits, since its only clients are this process's own, but the reference's 11020 on
 /// subscribing one channel more than twice in 5 s, as against any server: `RateLimits::embedded()`), started on the SDK runtime the first time
@@ -18,7 +21,9 @@ pub const DATA_DIR_ENV: &str = "RTM2_EMBEDDED_DATA_DIR";
 pub fn server() -> &'static Server {
     EMBEDDED.get_or_init(|| {
         let _guard = crate::runtime::runtime().enter();
-        tracing::info!("starting the embedded rtm2 server (development mode)");
+        // A warning, once per process (this runs once): two programs that both use the default
+        // endpoint each get their own server and silently do not see each other.
+        tracing::warn!("{EMBEDDED_WARNING}");
         let config = ServerConfig { rate_limits: RateLimits::embedded(), ..Default::default() };
         let dir = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty());
         if let Some(dir) = dir {

@@ -53,8 +53,8 @@ fn rfc3339(ms: u64) -> String {
 /// Version of the SDK (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub use client::Client;
-pub use config::{ClientConfig, Endpoint, MAX_ENDPOINTS};
+pub use client::{Client, logout_all};
+pub use config::{ClientConfig, ENDPOINT_ENV, Endpoint, MAX_ENDPOINTS};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
 pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};

@@ -68,6 +68,11 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
+/// The runtime, if it was started.
+pub(crate) fn started() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
 /// Aborts the task it guards when dropped before completion.
 struct AbortOnDrop(tokio::task::AbortHandle);
 

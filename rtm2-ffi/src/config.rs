@@ -34,8 +34,10 @@ fn with_config(cfg: *mut rtm2_config, f: impl FnOnce(&mut ClientConfig) -> FfiRe
     ffi_status(|| f(&mut unsafe { borrow_mut(cfg, "config") }?.inner))
 }
 
-/// Makes a configuration for `user_id` of the app `app_id`, with every default: the embedded
-/// server, a 10 s request timeout, own-message echo on.
+/// Makes a configuration for `user_id` of the app `app_id`, with every default: the default
+/// endpoint (the `RTM2_ENDPOINT` environment variable if set, read by `rtm2_client_new`, which
+/// fails with 10014 naming it when it is invalid; else the embedded server, which serves this
+/// process only), a 10 s request timeout, own-message echo on.
 ///
 /// The ids are checked by `rtm2_client_new` (10003 INVALID_APP_ID, 10006 INVALID_USER_ID).
 /// On success `*out_config` receives a new config owned by the caller (free it with
@@ -69,8 +71,9 @@ pub unsafe extern "C" fn rtm2_config_free(config: *mut rtm2_config) {
     crate::error::ffi_value((), || drop(unsafe { box_from_raw(config) }));
 }
 
-/// Sets where the client connects: `""` or `"embedded"` (the in-process embedded server, the
-/// default), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`, or several of those
+/// Sets where the client connects: `""` (the default: the `RTM2_ENDPOINT` environment variable
+/// if set, else the embedded server), `"embedded"` (the in-process embedded server: clients in
+/// other processes do not see it), `"tcp://host:port"`, `"host:port"` or `"tls://host:port"`, or several of those
 /// separated by commas (`"tcp://10.0.0.1:9696,tcp://10.0.0.2:9696"`: the nodes of one
 /// service, in order of preference; the client connects to the first reachable one and fails
 /// over to the next when its node dies, restoring its subscriptions, stream channels, topics,

@@ -1173,6 +1173,33 @@ TEST(a_listener_of_an_older_header_gets_no_new_events) {
     h_recorder_destroy(&rec);
 }
 
+/* A client given no endpoint uses the RTM2_ENDPOINT environment variable (read when the client is
+ * made); an invalid value fails rtm2_client_new with 10014 naming the variable. */
+TEST(a_client_given_no_endpoint_uses_rtm2_endpoint) {
+    user a;
+    user_new(&a, "env-alice", &g_srv);
+    CHECK_INT(subscribe(&a, "env-room", RTM2_SUBSCRIBE_DEFAULT), RTM2_OK);
+    CHECK_INT(setenv("RTM2_ENDPOINT", g_srv.endpoint, 1), 0);
+    h_call k;
+    h_call_init(&k);
+    rtm2_client *c = h_new_client("env-bob", NULL, NULL);
+    CHECK_INT(OP(k, rtm2_client_login(c, NULL, h_complete, &k, NULL)), RTM2_OK);
+    CHECK_INT(OP(k, rtm2_presence_who_now(c, "env-room", M, NULL, h_complete, &k, NULL)), RTM2_OK);
+    CHECK_SET(k.online_users, "env-alice");
+    rtm2_client_free(c);
+    CHECK_INT(setenv("RTM2_ENDPOINT", "tcp:/nowhere", 1), 0);
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new(H_APP_ID, "env-carol", &cfg));
+    c = NULL;
+    CHECK_STATUS(rtm2_client_new(cfg, NULL, &c), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(c == NULL);
+    CHECK(strstr(rtm2_last_error_message(), "RTM2_ENDPOINT") != NULL);
+    rtm2_config_free(cfg);
+    CHECK_INT(unsetenv("RTM2_ENDPOINT"), 0);
+    h_call_destroy(&k);
+    user_free(&a);
+}
+
 int main(int argc, char **argv) {
     h_init();
     for (int i = 1; i < argc; i++) {
@@ -1208,6 +1235,7 @@ int main(int argc, char **argv) {
     RUN(waiting_acquisitions_end_with_logout_and_free);
     RUN(operations_time_out_with_their_service_code);
     RUN(a_listener_of_an_older_header_gets_no_new_events);
+    RUN(a_client_given_no_endpoint_uses_rtm2_endpoint);
     h_server_stop(&g_srv);
     h_server_stop(&g_interval);
     return h_finish("test_services", passed);

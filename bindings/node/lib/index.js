@@ -11,6 +11,12 @@ const { RTMPresence, RTMStorage, RTMLock } = require('./services.js')
 
 const kOverflow = Symbol('rtm2.overflow')
 
+// A client still logged in when the process exits (no logout()/close()) would stay online on
+// the server until the presence timeout: log every one out, blocking for at most this long in
+// all ('exit' handlers must be synchronous; the core's own runtime does the work).
+const EXIT_LOGOUT_TIMEOUT_MS = 1000
+process.on('exit', () => native.logoutAll(EXIT_LOGOUT_TIMEOUT_MS))
+
 // ---------------------------------------------------------------------------------------------
 // Event batches
 

@@ -89,6 +89,15 @@ fn token_error(env: &Env, op: &'static str, e: rtm2_proto::token::TokenError) ->
     error::to_js(env, &error::new(ErrorCode::INVALID_PARAMETER, op, e.to_string()))
 }
 
+/// Logs out every client of the process still logged in, blocking for at most `timeoutMs` in
+/// all; the number of logouts waited for. The package calls it from `process.on('exit')`
+/// (whose handlers must be synchronous), so that a program that ends without `logout()` /
+/// `close()` does not leave its user online until the presence timeout.
+#[napi]
+pub fn logout_all(timeout_ms: u32) -> u32 {
+    rtm2_core::logout_all(std::time::Duration::from_millis(timeout_ms.into())) as u32
+}
+
 /// An RTM login token (AccessToken2) for `userId`, valid `expireSecs` from now. A bad app id
 /// or certificate (not 32 hex characters) fails with 10014.
 #[napi]

@@ -70,3 +70,50 @@ test('a logged-in client keeps the process alive', async () => {
   assert.match(r.stdout, /ready/, r.stderr)
   assert.equal(r.timedOut, true, 'the process exited although a client was still logged in')
 })
+
+test('a process that exits without close() logs its clients out: others see REMOTE_LEAVE at once', async (t) => {
+  const { RTM } = require('rtm2')
+  const { APP_ID, uniq, waitFor } = require('./helpers')
+  const server = await startServer()
+  t.after(() => server.stop())
+  const channel = uniq('exit-room')
+  const user = uniq('exiter')
+  const watcher = new RTM(APP_ID, uniq('watcher'), { endpoint: server.endpoint })
+  t.after(() => watcher.close())
+  const seen = []
+  watcher.on('presence', (e) => e.publisher === user && seen.push(e.eventType))
+  await watcher.login()
+  await watcher.subscribe(channel)
+  const joined = waitFor(watcher, 'presence', (e) => e.eventType === 'REMOTE_JOIN' && e.publisher === user)
+  const left = waitFor(watcher, 'presence', (e) => e.eventType === 'REMOTE_LEAVE' && e.publisher === user, 5000)
+  left.catch(() => {})
+  const r = await run('exit-without-close', {
+    RTM2_TEST_ENDPOINT: server.endpoint,
+    RTM2_TEST_USER: user,
+    RTM2_TEST_CHANNEL: channel,
+  })
+  assert.equal(r.timedOut, false, r.stderr)
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /ready/)
+  await joined
+  await left
+  assert.ok(!seen.includes('REMOTE_TIMEOUT'), JSON.stringify(seen))
+})
+
+test('a client given no endpoint uses RTM2_ENDPOINT; an invalid value fails with 10014 naming it', async (t) => {
+  const { RTM } = require('rtm2')
+  const { APP_ID, uniq } = require('./helpers')
+  const server = await startServer()
+  t.after(() => server.stop())
+  const channel = uniq('env-room')
+  const watcher = new RTM(APP_ID, uniq('watcher'), { endpoint: server.endpoint })
+  t.after(() => watcher.close())
+  await watcher.login()
+  await watcher.subscribe(channel)
+  const r = await run('default-endpoint', { RTM2_ENDPOINT: server.endpoint, RTM2_TEST_CHANNEL: channel })
+  assert.equal(r.code, 0, r.stderr)
+  assert.ok(r.stdout.includes(`users ${JSON.stringify([watcher.userId])}`), r.stdout + r.stderr)
+  const bad = await run('default-endpoint-invalid', { RTM2_ENDPOINT: 'tcp:/nowhere' })
+  assert.equal(bad.code, 0, bad.stderr)
+  assert.match(bad.stdout, /error 10014 .*RTM2_ENDPOINT/, bad.stdout + bad.stderr)
+})

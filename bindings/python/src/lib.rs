@@ -23,6 +23,15 @@ fn token_error(operation: &str, e: rtm2_proto::token::TokenError) -> PyErr {
     errors::rtm_error(ErrorCode::INVALID_PARAMETER, operation, e.to_string())
 }
 
+/// Logs out every client of the process still logged in, waiting at most `timeout` seconds
+/// in all (the package's `atexit` hook); the number of logouts waited for.
+#[pyfunction]
+fn logout_all(py: Python<'_>, timeout: f64) -> usize {
+    let timeout = std::time::Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or_default();
+    // Without the GIL: the SDK's log thread may need it meanwhile.
+    py.detach(move || rtm2_core::logout_all(timeout))
+}
+
 /// Builds an AccessToken2 RTM login token for `user_id`, valid `expire_secs` from now.
 #[pyfunction]
 fn build_token(app_id: &str, certificate: &str, user_id: &str, expire_secs: u32) -> PyResult<String> {
@@ -81,6 +90,7 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", rtm2_core::VERSION)?;
     m.add("RtmErrorBase", py.get_type::<errors::RtmErrorBase>())?;
     m.add_function(wrap_pyfunction!(build_token, m)?)?;
+    m.add_function(wrap_pyfunction!(logout_all, m)?)?;
     m.add_function(wrap_pyfunction!(build_stream_token, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(enum_tables, m)?)?;

@@ -12,7 +12,7 @@ from typing import Any, List
 
 import pytest
 import rtm2
-from conftest import APP_ID, WAIT, run_script, uid
+from conftest import APP_ID, WAIT, expect, run_script, uid
 
 PRELUDE = f"""
 import asyncio, os, sys, threading, time
@@ -65,7 +65,12 @@ async def busy():
         started.set()
         i = 0
         while True:
-            await c.publish("y", f"m{i}")
+            try:
+                await c.publish("y", f"m{i}")
+            except rtm2.LoginError as e:
+                # The interpreter's exit hook logged the client out under the thread's feet.
+                assert e.code == rtm2.ErrorCode.NOT_LOGIN, e
+                return
             i += 1
 threading.Thread(target=lambda: asyncio.run(busy()), daemon=True).start()
 assert started.wait(10)
@@ -249,3 +254,105 @@ assert all(l >= logging.WARNING for l in seen), seen
     )
     result = run_script(code)
     assert_clean(result)
+
+
+@pytest.mark.parametrize("kept", ["global", "leaked"])
+async def test_exit_without_close_logs_out(dev_server, make_client, kept: str) -> None:
+    # A program that ends without close(): its user leaves at once (REMOTE_LEAVE), not after
+    # the presence timeout (REMOTE_TIMEOUT). "leaked": the client is never freed, so only the
+    # exit hook can log it out.
+    room, user = uid("exit-room"), uid("exiter")
+    watcher = make_client(endpoint=dev_server.address)
+    events = watcher.events("presence")
+    await watcher.login()
+    await watcher.subscribe(room)
+    keep = "ctypes.pythonapi.Py_IncRef(ctypes.py_object(c))" if kept == "leaked" else "globals()['c'] = c"
+    code = (
+        PRELUDE
+        + f"""
+import ctypes
+async def main():
+    c = rtm2.Client(APP, {user!r}, {dev_server.address!r})
+    await c.login()
+    await c.subscribe({room!r})
+    {keep}
+asyncio.run(main())
+print("main done")
+"""
+    )
+    started = time.monotonic()
+    result = await asyncio.to_thread(run_script, code)
+    assert_clean(result)
+    assert time.monotonic() - started < WAIT
+    seen: List[str] = []
+
+    def left(ev: Any) -> bool:
+        if isinstance(ev, rtm2.PresenceEvent) and ev.publisher == user:
+            seen.append(ev.event_type)
+        return isinstance(ev, rtm2.PresenceEvent) and ev.publisher == user and ev.event_type == "REMOTE_LEAVE"
+
+    await expect(events, f"REMOTE_LEAVE of {user}", left, timeout=5.0)
+    assert "REMOTE_TIMEOUT" not in seen, seen
+
+
+async def test_a_client_given_no_endpoint_uses_RTM2_ENDPOINT(dev_server, make_client) -> None:
+    room = uid("env-room")
+    watcher = make_client(endpoint=dev_server.address)
+    await watcher.login()
+    await watcher.subscribe(room)
+    code = (
+        PRELUDE
+        + f"""
+async def main():
+    async with rtm2.Client(APP, "from-env") as c:
+        await c.login()
+        r = await c.presence.who_now({room!r})
+        print("users", sorted(u.user_id for u in r.occupants))
+asyncio.run(main())
+"""
+    )
+    result = await asyncio.to_thread(run_script, code, 60.0, {"RTM2_ENDPOINT": dev_server.address})
+    assert_clean(result)
+    assert f"users ['{watcher.user_id}']" in result.stdout, result.stdout + result.stderr
+    # An invalid value: client creation fails with 10014, naming the variable.
+    code = PRELUDE + """
+try:
+    rtm2.Client(APP, "bad-env")
+except rtm2.RtmError as e:
+    print("error", int(e.code), e)
+"""
+    result = await asyncio.to_thread(run_script, code, 60.0, {"RTM2_ENDPOINT": "tcp:/nowhere"})
+    assert_clean(result)
+    assert "error 10014" in result.stdout and "RTM2_ENDPOINT" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_embedded_server_warns_once_that_it_serves_this_process_only() -> None:
+    # With logging left unconfigured (Python shows WARNING and above on stderr).
+    code = (
+        PRELUDE
+        + """
+import logging
+got = threading.Event()
+records = []
+def catch(record):
+    # A filter, not a handler: with no handler configured Python prints WARNING and above.
+    if "serves this process only" in record.getMessage():
+        records.append((record.name, record.levelname))
+        got.set()
+    return True
+logging.getLogger("rtm2.core.embedded").addFilter(catch)
+async def main():
+    for user in ("a", "b"):
+        async with rtm2.Client(APP, user) as c:
+            await c.login()
+asyncio.run(main())
+assert got.wait(10)
+time.sleep(0.2)
+print("records", records)
+"""
+    )
+    result = run_script(code, env={"RTM2_ENDPOINT": ""})
+    assert_clean(result)
+    assert "records [('rtm2.core.embedded', 'WARNING')]" in result.stdout, result.stdout + result.stderr
+    assert result.stderr.count("serves this process only") == 1, result.stderr
+    assert "RTM2_ENDPOINT" in result.stderr

@@ -209,7 +209,8 @@ impl Inner {
                 // A dropped client is gone for good: log out (briefly, in the background) so
                 // the server ends the session now — others see it leave, its lock waits end —
                 // instead of keeping it for a resume that will not come.
-                runtime().spawn(async move { l.logout().await });
+                // At process exit `logout_all` waits for it.
+                super::exit::track_dropped(runtime().spawn(async move { l.logout().await }));
             }
         }
         self.slot.send_replace(Slot::Down(Error::new(

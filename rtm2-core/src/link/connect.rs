@@ -43,7 +43,8 @@ pub(super) async fn open(config: &ClientConfig, endpoint: &Endpoint) -> std::io:
             s.set_nodelay(true)?;
             (Box::pin(connector.connect(name, s).await?), false)
         }
-        Endpoint::Embedded => (Box::pin(crate::embedded::server().connect_in_memory()), true),
+        // `Client::new` resolved the default; embedded is what it stands for without the variable.
+        Endpoint::Embedded | Endpoint::Default => (Box::pin(crate::embedded::server().connect_in_memory()), true),
         Endpoint::Server(s) => (Box::pin(s.connect_in_memory()), true),
         Endpoint::Tcp(addr) => {
             let s = tokio::net::TcpStream::connect(addr.as_str()).await?;

@@ -6,6 +6,7 @@ the behaviour (validation, limits, state, reconnects) is the Rust SDK's.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import inspect
 import json
@@ -50,6 +51,19 @@ from ._services import Locks, Presence, Storage
 __all__ = ["Client", "Subscription", "EventStream", "StreamChannel", "Event", "EventName", "EVENT_TYPES"]
 
 logger = logging.getLogger("rtm2")
+
+EXIT_LOGOUT_TIMEOUT = 1.0
+"""Seconds the interpreter-exit hook waits, at most, for the logouts of all clients."""
+
+
+def _logout_all_at_exit() -> None:
+    # A client still logged in when the program ends (no close()) would stay online on the
+    # server until the presence timeout; log every one out now, briefly. Registered after
+    # _logging's hook, so it runs before the log thread stops.
+    _rtm2.logout_all(EXIT_LOGOUT_TIMEOUT)
+
+
+atexit.register(_logout_all_at_exit)
 
 BATCH = 512
 """Most events taken from the SDK per crossing (one GIL acquisition per batch)."""
@@ -335,8 +349,10 @@ class StreamChannel:
 class Client:
     """An rtm2 client: one user of one app.
 
-    ``endpoint``: None or ``"embedded"`` for the server embedded in this process (development
-    mode, nothing to start), or ``"host:port"`` / ``"tcp://host:port"`` of an ``rtm2 serve``
+    ``endpoint``: None for the endpoint in the ``RTM2_ENDPOINT`` environment variable if it is
+    set (an invalid value raises InvalidArgumentError 10014 naming it), else the server
+    embedded in this process; ``"embedded"`` for that server (development mode, nothing to
+    start; it serves this process only: clients in other processes do not see it), or ``"host:port"`` / ``"tcp://host:port"`` of an ``rtm2 serve``
     (port 1..65535 and a valid host, else InvalidArgumentError 10014 at once). Several servers
     (a cluster's nodes) as a list of str or one str separated by commas: the client logs in on
     the first that answers and, when its server dies, moves to the next one and restores its
@@ -348,7 +364,9 @@ class Client:
     two intervals are clamped into their range, as the server does).
 
     Use it as ``async with rtm2.Client(...) as client:``; leaving the block logs out and
-    closes the client.
+    closes the client. A client still logged in when the interpreter exits is logged out then
+    (an ``atexit`` hook, at most 1 s for all clients), so that others see it leave at once
+    rather than after the presence timeout.
     """
 
     def __init__(
