@@ -96,7 +96,8 @@ async fn an_unverifiable_server_is_refused() {
 
 #[test]
 fn endpoint_parsing() {
-    assert!(matches!(Endpoint::parse("").unwrap(), Endpoint::Embedded));
+    // "" is the default endpoint: RTM2_ENDPOINT when set, else the embedded server.
+    assert!(matches!(Endpoint::parse("").unwrap(), Endpoint::Default));
     assert!(matches!(Endpoint::parse("embedded").unwrap(), Endpoint::Embedded));
     assert!(matches!(Endpoint::parse("127.0.0.1:9696").unwrap(), Endpoint::Tcp(a) if a == "127.0.0.1:9696"));
     assert!(matches!(Endpoint::parse("tcp://h:1").unwrap(), Endpoint::Tcp(a) if a == "h:1"));
