@@ -34,11 +34,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::StreamExt;
 use prost::Message;
 
 use rtm2_proto::enums::{ChannelType, LockEventType};
@@ -46,8 +44,9 @@ use rtm2_proto::pb::{self, client_frame};
 use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
+use super::bucket::{follow, open_bucket};
 use super::directory::HEARTBEAT;
-use super::storage::{open_bucket, unavailable};
+use super::storage::unavailable;
 use super::{Cluster, hex, unhex};
 use crate::engine::{App, Engine, Reply};
 use crate::scope::{ScopeKey, encode_lock};
@@ -195,27 +194,8 @@ pub(super) async fn bind(
     engine: Weak<Engine>,
 ) -> Result<(), String> {
     let store = open_bucket(js, BUCKET, replicas, "rtm2: locks").await?;
-    let watch = store.watch_with_history(">").await.map_err(|e| format!("watching {BUCKET}: {e}"))?;
-    let _ = c.locks.kv.set(store.clone());
-    let me = c.clone();
-    let eng = engine.clone();
-    c.keep_spawned(tokio::spawn(async move {
-        let mut watch = watch;
-        loop {
-            while let Some(change) = watch.next().await {
-                let Some(engine) = eng.upgrade() else { return };
-                match change {
-                    Ok(entry) => apply_change(&me, &engine, entry),
-                    Err(e) => tracing::warn!(error = %e, "cluster: watching the locks bucket"),
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            match store.watch_with_history(">").await {
-                Ok(w) => watch = w,
-                Err(e) => tracing::warn!(error = %e, "cluster: watching the locks bucket again"),
-            }
-        }
-    }));
+    follow(c, &store, "locks", engine.clone(), apply_change).await?;
+    let _ = c.locks.kv.set(store);
     let me = c.clone();
     c.keep_spawned(tokio::spawn(async move {
         loop {

@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Engine, MsgChannel};
 
+mod bucket;
 mod directory;
 pub(crate) mod locks;
 mod notes;

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -41,6 +40,7 @@ use rtm2_proto::pb;
 use rtm2_proto::validate::Violation;
 use rtm2_proto::{ErrorCode, now_ms};
 
+use super::bucket::{follow, open_bucket};
 use super::{Cluster, hex, unhex};
 use crate::engine::{Engine, Reply};
 use crate::session::{Session, response};
@@ -155,31 +155,6 @@ fn failed(why: impl std::fmt::Display) -> Violation {
     Violation::new(ErrorCode::STORAGE_OPERATION_FAILED, format!("the cluster's metadata store failed: {why}"))
 }
 
-/// Opens a bucket of the cluster, creating it (with `replicas` replicas) if it does not exist.
-pub(super) async fn open_bucket(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-    description: &str,
-) -> Result<kv::Store, String> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    let config = kv::Config {
-        bucket: bucket.to_string(),
-        description: description.to_string(),
-        history: 1,
-        storage: jetstream::stream::StorageType::File,
-        num_replicas: replicas.max(1),
-        ..Default::default()
-    };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another node created it meanwhile.
-        Err(e) => js.get_key_value(bucket).await.map_err(|_| format!("bucket {bucket}: {e}")),
-    }
-}
-
 /// Binds the metadata bucket and starts watching it (the node is not ready before).
 pub(super) async fn bind(
     c: &Arc<Cluster>,
@@ -188,27 +163,8 @@ pub(super) async fn bind(
     engine: Weak<Engine>,
 ) -> Result<(), String> {
     let store = open_bucket(js, BUCKET, replicas, "rtm2: channel and user metadata").await?;
-    let watch = store.watch_with_history(">").await.map_err(|e| format!("watching {BUCKET}: {e}"))?;
-    let _ = c.storage.kv.set(store.clone());
-    let me = c.clone();
-    c.keep_spawned(tokio::spawn(async move {
-        let mut watch = watch;
-        loop {
-            while let Some(change) = watch.next().await {
-                let Some(engine) = engine.upgrade() else { return };
-                match change {
-                    Ok(entry) => apply_change(&me, &engine, entry),
-                    Err(e) => tracing::warn!(error = %e, "cluster: watching the metadata bucket"),
-                }
-            }
-            // Watched again from each key's last entry; what the replica has is skipped.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            match store.watch_with_history(">").await {
-                Ok(w) => watch = w,
-                Err(e) => tracing::warn!(error = %e, "cluster: watching the metadata bucket again"),
-            }
-        }
-    }));
+    follow(c, &store, "metadata", engine, |c, engine, entry| apply_change(c, engine, entry)).await?;
+    let _ = c.storage.kv.set(store);
     Ok(())
 }
 
