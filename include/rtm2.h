@@ -428,6 +428,10 @@
 // The SDK could not start an internal resource (e.g. its dispatcher thread).
 #define RTM2_ERR_INTERNAL 9004
 
+// The operation was canceled by `rtm2_cancel` before it completed (its completion callback
+// still runs, once, with this status).
+#define RTM2_ERR_CANCELED 9005
+
 // 10001 NOT_INITIALIZED: the client is not initialized.
 #define RTM2_ERR_NOT_INITIALIZED 10001
 
@@ -922,6 +926,11 @@ typedef struct rtm2_link_state_event {
     bool is_resumed;
     // Local time, milliseconds since the Unix epoch.
     uint64_t timestamp_ms;
+    // The reason's number: the same value as `reason` (the name every binding gives it).
+    uint32_t reason_number;
+    // The reason's name, e.g. `"SAME_UID_LOGIN"` (a static string; `rtm2_enum_name` names the
+    // other fields).
+    const char *reason_name;
 } rtm2_link_state_event;
 
 // One key/value pair of a user's presence state. As input (`rtm2_presence_set_state`) both
@@ -1174,7 +1183,9 @@ typedef struct rtm2_subscribe_topic_result {
     size_t failed_count;
 } rtm2_subscribe_topic_result;
 
-// A list of user ids. Borrowed: valid only during the callback.
+// A list of user ids. In a result or an event it is borrowed (valid only during the
+// callback); from `rtm2_stream_channel_subscribed_users` it is the caller's, freed with
+// `rtm2_user_list_free`.
 typedef struct rtm2_user_list {
     // `count` user ids (NULL when the count is 0).
     const char *const *users;
@@ -1349,6 +1360,34 @@ typedef struct rtm2_topic_message_options {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Sets the timeout of every operation the CALLING THREAD starts from now on, on any client or
+// stream channel, in milliseconds (100..=600000), in place of the client's configured request
+// timeout; `0` goes back to the configured one. Other threads are not affected. An operation
+// that runs out of time completes with its RTM timeout code (10011 for login, 11026 for a
+// publish, …), as with the configured timeout. Typical use, one call with its own limit:
+//
+// ```c
+// rtm2_set_call_timeout_ms(500);
+// rtm2_client_publish(client, "room", data, len, &opts, on_done, ctx, &id);
+// rtm2_set_call_timeout_ms(0);
+// ```
+//
+// Fails with 10014 INVALID_PARAMETER (and changes nothing) outside the range.
+int32_t rtm2_set_call_timeout_ms(uint64_t timeout_ms);
+
+// Cancels an operation of `client` (or of one of its stream channels) that has not completed:
+// `request_id` is the id its start wrote to `out_request_id`. On `RTM2_OK` its completion
+// callback runs once, on the dispatcher thread, with `RTM2_ERR_CANCELED` (9005); whatever the
+// operation already sent to the server stays sent (a publish may still be delivered, a lock
+// may still be acquired: cancel means "stop waiting", as in every binding).
+//
+// Fails with 10014 INVALID_PARAMETER when no such operation is pending (it completed
+// already — its callback has run or is about to — or the id is not one of this client's).
+//
+// # Safety
+// `client` is a live client.
+int32_t rtm2_cancel(struct rtm2_client *client, uint64_t request_id);
 
 // Fills `options` with the defaults (message channel, binary payload, no custom type) and
 // sets its `struct_size`. NULL is ignored.
@@ -1532,6 +1571,25 @@ int32_t rtm2_client_get_user_id(struct rtm2_client *client, char **out_user_id);
 // # Safety
 // `client` is a live client; `out_json` writable.
 int32_t rtm2_client_get_parameters(struct rtm2_client *client, char **out_json);
+
+// Where the client is connected, or was last (a client given several endpoints fails over
+// between them): `*out_endpoint` receives the endpoint as text (e.g. `"tcp://10.0.0.2:9696"`,
+// `"embedded"`) and `*out_node_id` the id of the node that answered (`""` for a server that
+// is not part of a cluster) — new strings owned by the caller, freed with `rtm2_string_free`.
+// Either out-parameter may be NULL. Fails with 10025 NOT_CONNECTED before the first
+// connection (nothing written).
+//
+// # Safety
+// `client` is a live client; `out_endpoint` and `out_node_id` NULL or writable.
+int32_t rtm2_client_get_connected_to(struct rtm2_client *client, char **out_endpoint, char **out_node_id);
+
+// Logs out every client of the process still logged in, waiting at most `timeout_ms` in all,
+// and returns how many logouts it waited for: call it before a program exits without
+// logging its clients out, so that other users see them leave at once instead of after the
+// presence timeout (Python and Node do this by themselves at exit). The clients stay usable
+// (logged out, as after `rtm2_client_logout`); free them as usual. Do not call it from a
+// callback (it then returns after `timeout_ms` without waiting).
+uint32_t rtm2_logout_all(uint32_t timeout_ms);
 
 // Makes a configuration for `user_id` of the app `app_id`, with every default: the default
 // endpoint (the `RTM2_ENDPOINT` environment variable if set, read by `rtm2_client_new`, which
@@ -1769,6 +1827,22 @@ int32_t rtm2_lock_get_locks(struct rtm2_client *client,
 // it is replaced.
 int32_t rtm2_set_log_callback(int32_t min_level, rtm2_log_cb cb, void *user_data);
 
+// The name of a value of one of the API's enumerations, e.g.
+// `rtm2_enum_name("LinkStateChangeReason", RTM2_LINK_REASON_SAME_UID_LOGIN)` is
+// `"SAME_UID_LOGIN"`, `rtm2_enum_name("LinkState", ev->current)` is `"CONNECTED"`.
+// `enumeration` is one of `"ChannelType"`, `"MessageType"`, `"MessageQos"`,
+// `"MessagePriority"`, `"TopicEventType"`, `"PresenceEventType"`, `"StorageType"`,
+// `"StorageEventType"`, `"LockEventType"`, `"ServiceType"`, `"LinkState"`, `"LinkOperation"`,
+// `"LinkStateChangeReason"` (the names of Python's `rtm2.enum_tables()` and Node's
+// constants).
+//
+// The returned string is static (never freed by the caller); NULL when `enumeration` is NULL
+// or unknown, or has no such value. Any thread.
+//
+// # Safety
+// `enumeration` is NULL or a NUL-terminated string.
+const char *rtm2_enum_name(const char *enumeration, uint32_t value);
+
 // Fills `options` with the defaults (user ids, no state, first page) and sets its
 // `struct_size`. NULL is ignored.
 //
@@ -1882,6 +1956,13 @@ int32_t rtm2_presence_remove_state(struct rtm2_client *client,
                                    rtm2_completion_cb cb,
                                    void *user_data,
                                    uint64_t *out_request_id);
+
+// Frees a user list the SDK returned as owned (`rtm2_stream_channel_subscribed_users`). NULL
+// is ignored. Never pass a list borrowed from a result or an event.
+//
+// # Safety
+// `list` is NULL or such a list, not freed before.
+void rtm2_user_list_free(struct rtm2_user_list *list);
 
 // The name of a status code: `"OK"`, `"NULL_PARAMETER"`, the RTM name (`"NOT_LOGIN"` for
 // 10002, …), or `"UNKNOWN"`.
@@ -2190,9 +2271,10 @@ int32_t rtm2_stream_channel_unsubscribe_topic(struct rtm2_stream_channel *channe
                                               void *user_data,
                                               uint64_t *out_request_id);
 
-// Gets the publishers this client subscribed to in `topic`: on success
-// `result->subscribed_users` holds them. Completes with `RTM2_OK`, 11013
-// CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001 CHANNEL_NOT_JOINED, 11008.
+// The callback form of `rtm2_stream_channel_subscribed_users` (which answers at once, as the
+// client knows its subscriptions): on success `result->subscribed_users` holds the
+// publishers this client subscribed to in `topic` (none when it subscribed to none there).
+// Completes with `RTM2_OK`, 11001 CHANNEL_NOT_JOINED, 11008.
 //
 // # Safety
 // `channel` is a live handle; `topic` a NUL-terminated string; `out_request_id` NULL or
@@ -2202,6 +2284,18 @@ int32_t rtm2_stream_channel_get_subscribed_users(struct rtm2_stream_channel *cha
                                                  rtm2_completion_cb cb,
                                                  void *user_data,
                                                  uint64_t *out_request_id);
+
+// The publishers this client subscribed to in `topic`, sorted — synchronous, like every
+// binding's (the client knows its subscriptions): on `RTM2_OK` `*out_users` is a new list
+// owned by the caller, freed with `rtm2_user_list_free`; a topic this client subscribed to
+// nobody in gives an empty list (`count` 0). Fails with 11001 CHANNEL_NOT_JOINED, 11008
+// CHANNEL_INVALID_TOPIC_NAME, 10018 (client freed); then `*out_users` is not written.
+//
+// # Safety
+// `channel` is a live handle; `topic` a NUL-terminated string; `out_users` writable.
+int32_t rtm2_stream_channel_subscribed_users(struct rtm2_stream_channel *channel,
+                                             const char *topic,
+                                             struct rtm2_user_list **out_users);
 
 // Renews this channel's token (after `on_token_will_expire` with this channel's name).
 // Completes with `RTM2_OK`, 10005 INVALID_TOKEN, 11001, 10026, ….

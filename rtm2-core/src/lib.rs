@@ -70,7 +70,8 @@ pub use types::*;
 pub use rtm2_proto::ErrorCode;
 pub use rtm2_proto::enums::{
     ChannelType, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority, MessageQos,
-    MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
+    MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType, enum_tables,
+    enum_value_name,
 };
 
 #[cfg(test)]

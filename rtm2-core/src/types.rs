@@ -326,6 +326,20 @@ pub struct LinkStateEvent {
     pub timestamp_ms: u64,
 }
 
+impl LinkStateEvent {
+    /// The reason's number (`LinkStateChangeReason`, e.g. 27), as C's `reason_number`,
+    /// Python's `reason_number` and Node's `reasonNumber`.
+    pub fn reason_number(&self) -> u32 {
+        self.reason as u32
+    }
+
+    /// The reason's name (e.g. `"SAME_UID_LOGIN"`), as C's `reason_name`, Python's
+    /// `reason_name` and Node's `reasonName`. The words are `reason_text`.
+    pub fn reason_name(&self) -> &'static str {
+        self.reason.name()
+    }
+}
+
 /// Everything a client reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -97,6 +97,10 @@ pub(crate) fn channel_type_arg(v: u32) -> FfiResult<ChannelType> {
 }
 
 impl rtm2_client {
+    pub(crate) fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
     pub(crate) fn start<T, F>(
         &self,
         op: &'static str,
@@ -140,7 +144,11 @@ impl rtm2_client {
         T: Send + 'static,
         F: std::future::Future<Output = rtm2_core::Result<T>> + Send + 'static,
     {
-        let fut = work(self.client.clone());
+        let client = match crate::calls::call_timeout() {
+            Some(t) => self.client.with_timeout(t),
+            None => self.client.clone(),
+        };
+        let fut = work(client);
         self.dispatcher.spawn_op(op, Completion::new(cb, user_data), Out::optional(out), fut, map)
     }
 }
@@ -488,4 +496,45 @@ pub unsafe extern "C" fn rtm2_client_get_parameters(client: *mut rtm2_client, ou
         unsafe { out.write(string_into_raw(&c.client.get_parameters())) };
         Ok(())
     })
+}
+
+/// Where the client is connected, or was last (a client given several endpoints fails over
+/// between them): `*out_endpoint` receives the endpoint as text (e.g. `"tcp://10.0.0.2:9696"`,
+/// `"embedded"`) and `*out_node_id` the id of the node that answered (`""` for a server that
+/// is not part of a cluster) — new strings owned by the caller, freed with `rtm2_string_free`.
+/// Either out-parameter may be NULL. Fails with 10025 NOT_CONNECTED before the first
+/// connection (nothing written).
+///
+/// # Safety
+/// `client` is a live client; `out_endpoint` and `out_node_id` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_client_get_connected_to(
+    client: *mut rtm2_client,
+    out_endpoint: *mut *mut c_char,
+    out_node_id: *mut *mut c_char,
+) -> i32 {
+    ffi_status(|| {
+        let c = unsafe { client_ref(client) }?;
+        let Some((endpoint, node)) = c.client.connected_to() else {
+            return Err(FfiError::rtm(ErrorCode::NOT_CONNECTED, "the client has not connected yet"));
+        };
+        if let Some(out) = Out::optional(out_endpoint) {
+            unsafe { out.write(string_into_raw(&endpoint)) };
+        }
+        if let Some(out) = Out::optional(out_node_id) {
+            unsafe { out.write(string_into_raw(&node)) };
+        }
+        Ok(())
+    })
+}
+
+/// Logs out every client of the process still logged in, waiting at most `timeout_ms` in all,
+/// and returns how many logouts it waited for: call it before a program exits without
+/// logging its clients out, so that other users see them leave at once instead of after the
+/// presence timeout (Python and Node do this by themselves at exit). The clients stay usable
+/// (logged out, as after `rtm2_client_logout`); free them as usual. Do not call it from a
+/// callback (it then returns after `timeout_ms` without waiting).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtm2_logout_all(timeout_ms: u32) -> u32 {
+    ffi_value(0, || rtm2_core::logout_all(std::time::Duration::from_millis(timeout_ms.into())) as u32)
 }

@@ -31,7 +31,7 @@ use crate::error::{FfiError, FfiResult, panic_message};
 use crate::listener::Listener;
 use crate::ptr::{Out, UserData};
 use crate::results::{ResultData, rtm2_result, with_c_result};
-use crate::status::{RTM2_ERR_INTERNAL, RTM2_ERR_PANIC, RTM2_OK};
+use crate::status::{RTM2_ERR_CANCELED, RTM2_ERR_INTERNAL, RTM2_ERR_PANIC, RTM2_OK};
 
 /// The completion callback of an asynchronous operation: called exactly once per started
 /// operation (status `RTM2_OK` or an error code), on the client's dispatcher thread.
@@ -203,6 +203,27 @@ impl Dispatcher {
         }
     }
 
+    /// Cancels a pending operation: its task is dropped (as a dropped future is in the core:
+    /// what was already sent stays sent) and its completion is queued with `RTM2_ERR_CANCELED`.
+    /// False when `id` is not pending here (completed already, or never started by this client).
+    pub(crate) fn cancel(&self, id: u64) -> bool {
+        let mut st = self.lock();
+        let Some(p) = st.pending.remove(&id) else { return false };
+        if let Some(task) = p.abort {
+            task.abort();
+        }
+        st.queue.push_back(Item::Done(Done {
+            id,
+            op: p.op,
+            completion: p.completion,
+            status: RTM2_ERR_CANCELED,
+            reason: format!("{} was canceled by rtm2_cancel", p.op),
+            data: ResultData::None,
+        }));
+        self.wake.notify_one();
+        true
+    }
+
     /// Starts an operation on the core runtime: registers it, writes its id to `out`, and
     /// queues its completion when `fut` ends (or `close` completes it first).
     pub(crate) fn spawn_op<T, F, M>(
@@ -236,8 +257,11 @@ impl Dispatcher {
             };
             d.finish(id, status, reason, data);
         });
-        if let Some(p) = self.lock().pending.get_mut(&id) {
-            p.abort = Some(task.abort_handle());
+        match self.lock().pending.get_mut(&id) {
+            Some(p) => p.abort = Some(task.abort_handle()),
+            // Canceled (or freed) before the handle was stored; aborting a task that finished
+            // is harmless.
+            None => task.abort(),
         }
         Ok(())
     }

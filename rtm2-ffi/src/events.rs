@@ -85,6 +85,11 @@ pub struct rtm2_link_state_event {
     pub is_resumed: bool,
     /// Local time, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The reason's number: the same value as `reason` (the name every binding gives it).
+    pub reason_number: u32,
+    /// The reason's name, e.g. `"SAME_UID_LOGIN"` (a static string; `rtm2_enum_name` names the
+    /// other fields).
+    pub reason_name: *const c_char,
 }
 
 /// The changes of one presence interval (INTERVAL events).
@@ -276,6 +281,8 @@ pub(crate) fn with_link_state(l: &LinkStateEvent, f: impl FnOnce(&rtm2_link_stat
         unrestored_channel_count: unrestored.len(),
         is_resumed: l.is_resumed,
         timestamp_ms: l.timestamp_ms,
+        reason_number: l.reason_number(),
+        reason_name: crate::names::enum_name_ptr("LinkStateChangeReason", l.reason_number()),
     };
     f(&ev)
 }

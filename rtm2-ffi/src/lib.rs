@@ -6,6 +6,7 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod calls;
 pub mod client;
 pub mod config;
 pub mod constants;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod listener;
 pub mod lock;
 pub mod log;
+pub mod names;
 pub mod presence;
 mod ptr;
 pub mod results;

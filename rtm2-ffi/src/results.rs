@@ -75,7 +75,9 @@ pub struct rtm2_subscribe_topic_result {
     pub failed_count: usize,
 }
 
-/// A list of user ids. Borrowed: valid only during the callback.
+/// A list of user ids. In a result or an event it is borrowed (valid only during the
+/// callback); from `rtm2_stream_channel_subscribed_users` it is the caller's, freed with
+/// `rtm2_user_list_free`.
 #[repr(C)]
 pub struct rtm2_user_list {
     /// `count` user ids (NULL when the count is 0).
@@ -174,6 +176,38 @@ impl Strings {
         self.0.push(c);
         p
     }
+}
+
+/// A user list owned by the caller (`rtm2_stream_channel_subscribed_users`): the public
+/// `rtm2_user_list` first, then what its pointers point into.
+#[repr(C)]
+struct OwnedUserList {
+    list: rtm2_user_list,
+    _ptrs: Vec<*const c_char>,
+    _strings: Vec<CString>,
+}
+
+/// A new caller-owned list of `users`, freed by `rtm2_user_list_free`.
+pub(crate) fn user_list_into_raw(users: &[String]) -> *mut rtm2_user_list {
+    let strings: Vec<CString> = users.iter().map(|u| cstring(u)).collect();
+    let ptrs: Vec<*const c_char> = strings.iter().map(|c| c.as_ptr()).collect();
+    let list = rtm2_user_list { users: array_ptr(&ptrs), count: ptrs.len() };
+    Box::into_raw(Box::new(OwnedUserList { list, _ptrs: ptrs, _strings: strings })).cast()
+}
+
+/// Frees a user list the SDK returned as owned (`rtm2_stream_channel_subscribed_users`). NULL
+/// is ignored. Never pass a list borrowed from a result or an event.
+///
+/// # Safety
+/// `list` is NULL or such a list, not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_user_list_free(list: *mut rtm2_user_list) {
+    crate::error::ffi_value((), || {
+        if !list.is_null() {
+            // SAFETY: made by `user_list_into_raw`, whose allocation starts with the list.
+            drop(unsafe { Box::from_raw(list.cast::<OwnedUserList>()) });
+        }
+    })
 }
 
 /// Pointer to the first element, NULL for an empty slice.

@@ -20,6 +20,9 @@ pub const RTM2_ERR_INVALID_UTF8: i32 = 9002;
 pub const RTM2_ERR_PANIC: i32 = 9003;
 /// The SDK could not start an internal resource (e.g. its dispatcher thread).
 pub const RTM2_ERR_INTERNAL: i32 = 9004;
+/// The operation was canceled by `rtm2_cancel` before it completed (its completion callback
+/// still runs, once, with this status).
+pub const RTM2_ERR_CANCELED: i32 = 9005;
 
 /// 10001 NOT_INITIALIZED: the client is not initialized.
 pub const RTM2_ERR_NOT_INITIALIZED: i32 = 10001;
@@ -266,6 +269,7 @@ const FFI_CODES: &[(i32, &str, &str)] = &[
     (RTM2_ERR_INVALID_UTF8, "INVALID_UTF8", "a string argument is not valid UTF-8"),
     (RTM2_ERR_PANIC, "PANIC", "internal error (a panic was caught at the API boundary)"),
     (RTM2_ERR_INTERNAL, "INTERNAL", "the SDK could not start an internal resource"),
+    (RTM2_ERR_CANCELED, "CANCELED", "the operation was canceled by rtm2_cancel"),
 ];
 
 struct Texts {

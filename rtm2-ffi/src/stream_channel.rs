@@ -158,7 +158,11 @@ impl rtm2_stream_channel {
         T: Send + 'static,
         F: std::future::Future<Output = rtm2_core::Result<T>> + Send + 'static,
     {
-        let fut = work(self.channel.clone());
+        let channel = match crate::calls::call_timeout() {
+            Some(t) => self.channel.with_timeout(t),
+            None => self.channel.clone(),
+        };
+        let fut = work(channel);
         self.dispatcher.spawn_op(op, Completion::new(cb, user_data), Out::optional(out), fut, map)
     }
 }
@@ -422,9 +426,10 @@ pub unsafe extern "C" fn rtm2_stream_channel_unsubscribe_topic(
     })
 }
 
-/// Gets the publishers this client subscribed to in `topic`: on success
-/// `result->subscribed_users` holds them. Completes with `RTM2_OK`, 11013
-/// CHANNEL_TOPIC_NOT_SUBSCRIBED, 11001 CHANNEL_NOT_JOINED, 11008.
+/// The callback form of `rtm2_stream_channel_subscribed_users` (which answers at once, as the
+/// client knows its subscriptions): on success `result->subscribed_users` holds the
+/// publishers this client subscribed to in `topic` (none when it subscribed to none there).
+/// Completes with `RTM2_OK`, 11001 CHANNEL_NOT_JOINED, 11008.
 ///
 /// # Safety
 /// `channel` is a live handle; `topic` a NUL-terminated string; `out_request_id` NULL or
@@ -447,6 +452,30 @@ pub unsafe extern "C" fn rtm2_stream_channel_get_subscribed_users(
             Out::optional(out_request_id),
             r,
         )
+    })
+}
+
+/// The publishers this client subscribed to in `topic`, sorted — synchronous, like every
+/// binding's (the client knows its subscriptions): on `RTM2_OK` `*out_users` is a new list
+/// owned by the caller, freed with `rtm2_user_list_free`; a topic this client subscribed to
+/// nobody in gives an empty list (`count` 0). Fails with 11001 CHANNEL_NOT_JOINED, 11008
+/// CHANNEL_INVALID_TOPIC_NAME, 10018 (client freed); then `*out_users` is not written.
+///
+/// # Safety
+/// `channel` is a live handle; `topic` a NUL-terminated string; `out_users` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_stream_channel_subscribed_users(
+    channel: *mut rtm2_stream_channel,
+    topic: *const c_char,
+    out_users: *mut *mut crate::results::rtm2_user_list,
+) -> i32 {
+    ffi_status(|| {
+        let sc = unsafe { channel_ref(channel) }?;
+        let topic = unsafe { borrow_str(topic, "topic") }?;
+        let out = Out::new(out_users, "out_users")?;
+        let users = sc.channel.subscribed_users(topic)?;
+        unsafe { out.write(crate::results::user_list_into_raw(&users)) };
+        Ok(())
     })
 }
 

@@ -96,6 +96,59 @@ wire_enum!(
     }
 );
 
+/// The value names of an enumeration: `(name, number)` for each value, ascending.
+pub type EnumTable = Vec<(&'static str, u32)>;
+
+fn table<T: Copy>(from_u32: fn(u32) -> Option<T>, name: fn(T) -> &'static str) -> EnumTable {
+    (0..=64).filter_map(|n| from_u32(n).map(|v| (name(v), n))).collect()
+}
+
+/// Every enumeration of the API by its reference name (`"LinkStateChangeReason"`, …) with its
+/// values: the one table the bindings expose (Python `enum_tables`, Node's constants, C
+/// `rtm2_enum_name`).
+pub fn enum_tables() -> Vec<(&'static str, EnumTable)> {
+    vec![
+        ("ChannelType", table(ChannelType::from_u32, ChannelType::name)),
+        ("MessageType", table(MessageType::from_u32, MessageType::name)),
+        ("MessageQos", table(MessageQos::from_u32, MessageQos::name)),
+        ("MessagePriority", table(MessagePriority::from_u32, MessagePriority::name)),
+        ("TopicEventType", table(TopicEventType::from_u32, TopicEventType::name)),
+        ("PresenceEventType", table(PresenceEventType::from_u32, PresenceEventType::name)),
+        ("StorageType", table(StorageType::from_u32, StorageType::name)),
+        ("StorageEventType", table(StorageEventType::from_u32, StorageEventType::name)),
+        ("LockEventType", table(LockEventType::from_u32, LockEventType::name)),
+        ("ServiceType", table(ServiceType::from_u32, ServiceType::name)),
+        ("LinkState", table(LinkState::from_u32, LinkState::name)),
+        ("LinkOperation", table(LinkOperation::from_u32, LinkOperation::name)),
+        ("LinkStateChangeReason", table(LinkStateChangeReason::from_u32, LinkStateChangeReason::name)),
+    ]
+}
+
+/// The name of `value` in the enumeration called `enumeration` (a name of `enum_tables`);
+/// None for an unknown enumeration or value.
+pub fn enum_value_name(enumeration: &str, value: u32) -> Option<&'static str> {
+    static TABLES: std::sync::LazyLock<Vec<(&'static str, EnumTable)>> = std::sync::LazyLock::new(enum_tables);
+    let (_, values) = TABLES.iter().find(|(e, _)| *e == enumeration)?;
+    values.iter().find(|&&(_, n)| n == value).map(|&(name, _)| name)
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn every_table_entry_is_named_by_enum_value_name_and_nothing_else_is() {
+        for (e, values) in enum_tables() {
+            for &(name, n) in &values {
+                assert_eq!(enum_value_name(e, n), Some(name), "{e} {n}");
+            }
+            assert_eq!(enum_value_name(e, 65), None, "{e}");
+        }
+        assert_eq!(enum_value_name("LinkStateChangeReason", 27), Some("SAME_UID_LOGIN"));
+        assert_eq!(enum_value_name("NoSuchEnum", 0), None);
+    }
+}
+
 /// Per-user result codes of subscribe_topic (reference JS SDK values).
 pub mod topic_user_code {
     /// The user id is not valid.

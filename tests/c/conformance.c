@@ -626,6 +626,8 @@ static int32_t begin_metadata_write(client *cl, const step *s, h_call *k) {
     return st;
 }
 
+static void check_op(const step *s, h_call *k);
+
 /* Starts the operation of a step. Returns RTM2_OK when an asynchronous operation started (`k`
  * will complete); otherwise sets *immediate and returns the status of the call. */
 static int32_t begin_op(client *cl, const step *s, h_call *k, int *immediate) {
@@ -736,7 +738,19 @@ static int32_t begin_op(client *cl, const step *s, h_call *k, int *immediate) {
         }
     } else if (strcmp(o, "subscribed_users") == 0) {
         st = stream_of(cl, arg(s, 0), &sc);
-        if (st == RTM2_OK) st = rtm2_stream_channel_get_subscribed_users(sc, arg(s, 1), h_complete, k, NULL);
+        if (st == RTM2_OK) {
+            /* Synchronous, as in every binding: the client knows its subscriptions. */
+            rtm2_user_list *users = NULL;
+            st = rtm2_stream_channel_subscribed_users(sc, arg(s, 1), &users);
+            if (st == RTM2_OK) {
+                h_join_names(k->users, sizeof k->users, users->users, users->count);
+                k->has_users = 1;
+                rtm2_user_list_free(users);
+                check_op(s, k);
+            }
+        }
+        *immediate = 1;
+        return st;
     } else if (strcmp(o, "set_state") == 0) {
         char **keys, **values;
         size_t n = pairs_of(s, "states", &keys, &values);

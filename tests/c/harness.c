@@ -249,7 +249,7 @@ void h_call_destroy(h_call *c) {
     pthread_cond_destroy(&c->cv);
 }
 
-static void h_join_names(char *buf, size_t cap, const char *const *names, size_t n) {
+void h_join_names(char *buf, size_t cap, const char *const *names, size_t n) {
     buf[0] = 0;
     for (size_t i = 0; i < n; i++) h_append(buf, cap, "%s%s", i ? "," : "", names[i]);
 }
@@ -487,6 +487,8 @@ static void h_on_link_state(void *ud, const rtm2_link_state_event *ev) {
     e->service = ev->service_type;
     e->operation = ev->operation;
     e->reason = ev->reason;
+    e->reason_number = ev->reason_number;
+    h_copy(e->reason_name, sizeof e->reason_name, ev->reason_name);
     h_copy(e->reason_text, sizeof e->reason_text, ev->reason_text);
     h_copy(e->channel, sizeof e->channel, ev->channel);
     e->unrestored_count = ev->unrestored_channel_count;

@@ -111,6 +111,8 @@ void h_call_reset(h_call *c);
 void h_call_destroy(h_call *c);
 /* The rtm2_completion_cb; user_data is an h_call. */
 void h_complete(void *user_data, uint64_t request_id, int32_t status, const rtm2_result *result);
+/* Writes `n` names joined by commas to `buf` (truncated to `cap`). */
+void h_join_names(char *buf, size_t cap, const char *const *names, size_t n);
 /* Checks that the operation started, waits for its completion and returns its status. */
 int32_t h_await_at(const char *file, int line, int32_t start_status, h_call *c);
 #define h_await(start, c) h_await_at(__FILE__, __LINE__, (start), (c))
@@ -139,8 +141,8 @@ typedef struct h_event {
     char first_topic[64], first_user[128], first_meta[300];
     char summary[2048];
     /* link state */
-    uint32_t current, previous, service, operation, reason;
-    char reason_text[256];
+    uint32_t current, previous, service, operation, reason, reason_number;
+    char reason_name[64], reason_text[256];
     size_t unrestored_count;
     /* token will expire: channel "" for the login token */
     int token_is_login;

@@ -84,6 +84,9 @@ TEST(login_logout_and_link_states) {
     h_call k;
     h_call_init(&k);
     uint64_t req = 0;
+    char *endpoint = NULL, *node = NULL;
+    CHECK_INT(rtm2_client_get_connected_to(c, &endpoint, &node), RTM2_ERR_NOT_CONNECTED);
+    CHECK(endpoint == NULL && node == NULL);
     h_call_reset(&k);
     CHECK_OK(rtm2_client_login(c, "", h_complete, &k, &req));
     CHECK(req != 0);
@@ -91,11 +94,29 @@ TEST(login_logout_and_link_states) {
     CHECK_INT(k.request_id, req);
     CHECK_STR(k.operation, "login");
     CHECK_STR(k.reason, "");
+    /* Where it is connected: the endpoint as text, no cluster node. */
+    CHECK_OK(rtm2_client_get_connected_to(c, &endpoint, &node));
+    char want_endpoint[96];
+    snprintf(want_endpoint, sizeof want_endpoint, "%s%s", g_endpoint ? "tcp://" : "embedded", g_endpoint ? g_endpoint : "");
+    CHECK_STR(endpoint, want_endpoint);
+    CHECK_STR(node, "");
+    rtm2_string_free(endpoint);
+    rtm2_string_free(node);
+    CHECK_OK(rtm2_client_get_connected_to(c, NULL, NULL));
     uint32_t connecting = RTM2_LINK_STATE_CONNECTING, connected = RTM2_LINK_STATE_CONNECTED,
              idle = RTM2_LINK_STATE_IDLE;
     h_event_free(h_expect(&rec, H_EV_LINK, h_match_link_state, &connecting));
     h_event *e = h_expect(&rec, H_EV_LINK, h_match_link_state, &connected);
     CHECK_INT(e->reason, RTM2_LINK_REASON_LOGIN_SUCCESS);
+    /* One shape in every binding: the reason's number, name and words. */
+    CHECK_INT(e->reason_number, RTM2_LINK_REASON_LOGIN_SUCCESS);
+    CHECK_STR(e->reason_name, "LOGIN_SUCCESS");
+    CHECK_STR(rtm2_enum_name("LinkState", e->current), "CONNECTED");
+    CHECK_STR(rtm2_enum_name("LinkOperation", e->operation), "LOGIN");
+    CHECK_STR(rtm2_enum_name("ServiceType", e->service), "MESSAGE");
+    CHECK_STR(rtm2_enum_name("LinkStateChangeReason", e->reason), "LOGIN_SUCCESS");
+    CHECK(rtm2_enum_name("LinkStateChangeReason", 1000) == NULL);
+    CHECK(rtm2_enum_name("NoSuchEnumeration", 0) == NULL);
     CHECK_INT(e->operation, RTM2_LINK_OPERATION_LOGIN);
     CHECK_INT(e->previous, RTM2_LINK_STATE_CONNECTING);
     CHECK(e->timestamp_ms > 0);
@@ -246,6 +267,9 @@ TEST(same_user_id_takes_over) {
     h_event *e = h_expect(&r1, H_EV_LINK, h_match_link_state, &failed);
     CHECK_INT(e->reason, RTM2_LINK_REASON_SAME_UID_LOGIN);
     CHECK_INT(e->reason, 27);
+    CHECK_INT(e->reason_number, 27);
+    CHECK_STR(e->reason_name, "SAME_UID_LOGIN");
+    CHECK(strlen(e->reason_text) > 0);
     h_event_free(e);
     uint32_t state = 0;
     CHECK_OK(rtm2_client_get_link_state(first, &state));
@@ -364,6 +388,16 @@ TEST(stream_channel_quick_start_with_result_structs) {
     CHECK(k.has_users);
     CHECK_STR(k.users, alice);
     CHECK_STR(k.operation, "get_subscribed_users");
+    /* The synchronous form: the client knows its subscriptions. */
+    rtm2_user_list *subscribed = NULL;
+    CHECK_OK(rtm2_stream_channel_subscribed_users(sb, "slides", &subscribed));
+    CHECK_INT(subscribed->count, 1);
+    CHECK_STR(subscribed->users[0], alice);
+    rtm2_user_list_free(subscribed);
+    subscribed = NULL;
+    CHECK_INT(rtm2_stream_channel_subscribed_users(sb, "", &subscribed), RTM2_ERR_CHANNEL_INVALID_TOPIC_NAME);
+    CHECK(subscribed == NULL);
+    CHECK_INT(rtm2_stream_channel_subscribed_users(sb, "slides", NULL), RTM2_ERR_NULL_PARAMETER);
 
     rtm2_topic_message_options tm;
     rtm2_topic_message_options_init(&tm);
@@ -388,9 +422,15 @@ TEST(stream_channel_quick_start_with_result_structs) {
     h_event_free(e);
 
     CHECK_INT(OP(k, rtm2_stream_channel_unsubscribe_topic(sb, "slides", NULL, 0, h_complete, &k, NULL)), RTM2_OK);
-    CHECK_INT(OP(k, rtm2_stream_channel_get_subscribed_users(sb, "slides", h_complete, &k, NULL)),
-              RTM2_ERR_CHANNEL_TOPIC_NOT_SUBSCRIBED);
-    CHECK(!k.has_users);
+    /* Nobody subscribed in the topic any more: an empty list, in both forms. */
+    CHECK_INT(OP(k, rtm2_stream_channel_get_subscribed_users(sb, "slides", h_complete, &k, NULL)), RTM2_OK);
+    CHECK(k.has_users);
+    CHECK_STR(k.users, "");
+    CHECK_OK(rtm2_stream_channel_subscribed_users(sb, "slides", &subscribed));
+    CHECK_INT(subscribed->count, 0);
+    CHECK(subscribed->users == NULL);
+    rtm2_user_list_free(subscribed);
+    rtm2_user_list_free(NULL);
     CHECK_INT(OP(k, rtm2_stream_channel_leave_topic(sa, "slides", h_complete, &k, NULL)), RTM2_OK);
     e = h_expect(&rb, H_EV_TOPIC, h_match_topic_type, &remote_leave);
     CHECK_STR(e->publisher, alice);
@@ -696,6 +736,91 @@ TEST(timeouts_complete_with_the_operation_code) {
     CHECK_STR(k.operation, "login");
     h_call_destroy(&k);
     free_client(c, &rec);
+}
+
+/* A timeout for one call (the calls this thread starts), and back to the configured one. */
+TEST(a_call_timeout_applies_to_the_calls_of_this_thread) {
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = unreachable_client("call-timeout", &rec, 10000);
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(rtm2_set_call_timeout_ms(50), RTM2_ERR_INVALID_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "100..=600000") != NULL);
+    CHECK_INT(rtm2_set_call_timeout_ms(600001), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_OK(rtm2_set_call_timeout_ms(300));
+    int64_t t0 = h_now_ms();
+    CHECK_INT(OP(k, rtm2_client_login(c, NULL, h_complete, &k, NULL)), RTM2_ERR_LOGIN_TIMEOUT);
+    int64_t took = h_now_ms() - t0;
+    CHECK(took >= 250 && took < 5000);
+    /* 0: the configured 10 s again (the login is still waiting after 1 s; cancel it). */
+    CHECK_OK(rtm2_set_call_timeout_ms(0));
+    uint64_t id = 0;
+    h_call_reset(&k);
+    CHECK_OK(rtm2_client_login(c, NULL, h_complete, &k, &id));
+    h_sleep_ms(1000);
+    pthread_mutex_lock(&k.mu);
+    int still_pending = k.count == 0;
+    pthread_mutex_unlock(&k.mu);
+    CHECK(still_pending);
+    CHECK_OK(rtm2_cancel(c, id));
+    CHECK_INT(h_wait_call(__FILE__, __LINE__, &k, H_WAIT_MS), RTM2_ERR_CANCELED);
+    h_call_destroy(&k);
+    free_client(c, &rec);
+}
+
+/* Cancel: the callback runs once with RTM2_ERR_CANCELED; a completed or unknown id is 10014. */
+TEST(an_operation_can_be_canceled_by_its_request_id) {
+    h_recorder rec;
+    h_recorder_init(&rec);
+    rtm2_client *c = unreachable_client("cancel", &rec, 10000);
+    h_call login;
+    h_call_init(&login);
+    uint64_t id = 0;
+    int64_t t0 = h_now_ms();
+    CHECK_OK(rtm2_client_login(c, NULL, h_complete, &login, &id));
+    CHECK(id != 0);
+    CHECK_OK(rtm2_cancel(c, id));
+    CHECK_INT(h_wait_call(__FILE__, __LINE__, &login, H_WAIT_MS), RTM2_ERR_CANCELED);
+    CHECK(h_now_ms() - t0 < 5000);
+    CHECK_INT(login.request_id, id);
+    CHECK_STR(login.operation, "login");
+    CHECK(strstr(login.reason, "canceled") != NULL);
+    CHECK_STR(rtm2_status_name(RTM2_ERR_CANCELED), "CANCELED");
+    /* Once completed it cannot be canceled again; nor can an id that was never started. */
+    CHECK_INT(rtm2_cancel(c, id), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_INT(rtm2_cancel(c, 0), RTM2_ERR_INVALID_PARAMETER);
+    CHECK_INT(rtm2_cancel(NULL, id), RTM2_ERR_NULL_PARAMETER);
+    /* The client is usable afterwards: the canceled login left it idle. */
+    uint32_t state = 99;
+    CHECK_OK(rtm2_client_get_link_state(c, &state));
+    h_sleep_ms(100);
+    CHECK_INT(login.count, 1);
+    h_call_destroy(&login);
+    free_client(c, &rec);
+}
+
+/* rtm2_logout_all: every client still logged in is logged out (others see it leave at once);
+ * each stays usable. */
+TEST(logout_all_logs_every_client_out) {
+    h_recorder r1, r2;
+    h_recorder_init(&r1);
+    h_recorder_init(&r2);
+    rtm2_client *a = login_client("all-a", &r1);
+    rtm2_client *b = login_client("all-b", &r2);
+    CHECK(rtm2_logout_all(2000) >= 2);
+    uint32_t state = 0;
+    CHECK_OK(rtm2_client_get_link_state(a, &state));
+    CHECK_INT(state, RTM2_LINK_STATE_IDLE);
+    CHECK_OK(rtm2_client_get_link_state(b, &state));
+    CHECK_INT(state, RTM2_LINK_STATE_IDLE);
+    CHECK_INT(rtm2_logout_all(2000), 0);
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(OP(k, rtm2_client_login(a, NULL, h_complete, &k, NULL)), RTM2_OK);
+    h_call_destroy(&k);
+    free_client(a, &r1);
+    free_client(b, &r2);
 }
 
 TEST(logout_completes_pending_operations) {
@@ -1141,6 +1266,9 @@ int main(int argc, char **argv) {
         RUN(sizes_are_checked_before_anything_is_read);
         RUN(overflow_is_reported_with_the_count);
         RUN(timeouts_complete_with_the_operation_code);
+        RUN(a_call_timeout_applies_to_the_calls_of_this_thread);
+        RUN(an_operation_can_be_canceled_by_its_request_id);
+        RUN(logout_all_logs_every_client_out);
         RUN(logout_completes_pending_operations);
         RUN(free_completes_operations_in_flight);
         RUN(free_from_inside_a_completion_callback);
