@@ -217,6 +217,10 @@ impl NativeClient {
         Ok(self.client("user_id")?.user_id())
     }
 
+    fn connected_to(&self) -> PyResult<Option<(String, String)>> {
+        Ok(self.client("connected_to")?.connected_to())
+    }
+
     fn set_parameters(&self, json: &str) -> PyResult<()> {
         self.client("set_parameters")?.set_parameters(json).map_err(to_py)
     }

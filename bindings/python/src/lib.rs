@@ -58,30 +58,10 @@ fn error_codes() -> Vec<(u32, &'static str, &'static str)> {
     ErrorCode::ALL.iter().map(|c| (c.code(), c.name(), c.message())).collect()
 }
 
-/// The values of an enumeration: `(name, number)`, ascending.
-fn values<T: Copy>(from_u32: fn(u32) -> Option<T>, name: fn(T) -> &'static str) -> Vec<(&'static str, u32)> {
-    (0..=64).filter_map(|n| from_u32(n).map(|v| (name(v), n))).collect()
-}
-
 /// The RTM enumerations: `(enum name, [(value name, number), ...])` for each.
 #[pyfunction]
 fn enum_tables() -> Vec<(&'static str, Vec<(&'static str, u32)>)> {
-    use rtm2_core::*;
-    vec![
-        ("ChannelType", values(ChannelType::from_u32, ChannelType::name)),
-        ("MessageType", values(MessageType::from_u32, MessageType::name)),
-        ("MessageQos", values(MessageQos::from_u32, MessageQos::name)),
-        ("MessagePriority", values(MessagePriority::from_u32, MessagePriority::name)),
-        ("TopicEventType", values(TopicEventType::from_u32, TopicEventType::name)),
-        ("PresenceEventType", values(PresenceEventType::from_u32, PresenceEventType::name)),
-        ("StorageType", values(StorageType::from_u32, StorageType::name)),
-        ("StorageEventType", values(StorageEventType::from_u32, StorageEventType::name)),
-        ("LockEventType", values(LockEventType::from_u32, LockEventType::name)),
-        ("ServiceType", values(ServiceType::from_u32, ServiceType::name)),
-        ("LinkState", values(LinkState::from_u32, LinkState::name)),
-        ("LinkOperation", values(LinkOperation::from_u32, LinkOperation::name)),
-        ("LinkStateChangeReason", values(LinkStateChangeReason::from_u32, LinkStateChangeReason::name)),
-    ]
+    rtm2_core::enum_tables()
 }
 
 #[pymodule]

@@ -72,8 +72,8 @@ record!(
 record!(
     /// A change of the state of the client's connection or of a stream channel.
     LinkStateEvent {
-        current, previous, service_type, operation, reason, reason_code, reason_text, channel,
-        affected_channels, unrestored_channels, is_resumed, timestamp,
+        current, previous, service_type, operation, reason_number, reason_name, reason_text, reason,
+        reason_code, channel, affected_channels, unrestored_channels, is_resumed, timestamp,
     }
 );
 record!(
@@ -210,9 +210,11 @@ pub fn event<'a>(py: Python<'_>, ev: &'a Event, strings: &mut BatchStrings<'a>) 
                 previous: s(py, l.previous.name()),
                 service_type: s(py, l.service_type.name()),
                 operation: s(py, l.operation.name()),
-                reason: s(py, l.reason.name()),
-                reason_code: any(py, l.reason as u32)?,
+                reason_number: any(py, l.reason_number())?,
+                reason_name: s(py, l.reason_name()),
                 reason_text: s(py, &l.reason_text),
+                reason: s(py, l.reason_name()),
+                reason_code: any(py, l.reason_number())?,
                 channel: s(py, &l.channel),
                 affected_channels: tuple(py, l.affected_channels.iter().map(String::as_str))?,
                 unrestored_channels: tuple(py, l.unrestored_channels.iter().map(String::as_str))?,

@@ -49,8 +49,10 @@ async def test_a_dead_first_endpoint_is_skipped(make_client, two_servers) -> Non
     as_str = make_client(uid("str"), f"{dead_endpoint()},{live}")
     await as_str.login()
     as_list = make_client(uid("list"), [dead_endpoint(), live])
+    assert as_list.connected_to is None, "not connected before the first login"
     await as_list.login()
     assert as_list.link_state == "CONNECTED"
+    assert as_list.connected_to == (live, ""), "the live endpoint; no cluster node"
 
 
 async def test_a_client_whose_server_dies_moves_to_the_next_one(make_client, two_servers) -> None:
@@ -77,3 +79,4 @@ async def test_a_client_whose_server_dies_moves_to_the_next_one(make_client, two
     await pub.publish(room, "on b")
     msg = await expect(sub, "the message on b", lambda m: m.message == "on b")
     assert msg.publisher == pub.user_id
+    assert mover.connected_to == (b, "")

@@ -30,6 +30,7 @@ async def test_login_logout_and_link_state(make_client, endpoint: Optional[str])
     assert c.link_state == "IDLE"
     ev = await expect(states, "IDLE", lambda e: e.current == "IDLE")
     assert ev.reason == "LOGOUT"
+    assert (ev.reason_number, ev.reason_name) == (7, "LOGOUT")
     # Logged in again after a logout.
     await c.login()
     assert c.link_state == "CONNECTED"

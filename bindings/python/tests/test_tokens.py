@@ -82,6 +82,9 @@ async def test_same_user_id_takes_over(make_client, cert_server) -> None:
     await second.login(rtm2.build_token(APP_ID, CERT, user, 600))
     ev = await expect(states, "FAILED by takeover", is_link("FAILED"))
     assert (ev.reason, ev.reason_code, ev.previous) == ("SAME_UID_LOGIN", 27, "CONNECTED")
+    # The reason in the shape every binding uses: number, name, words.
+    assert (ev.reason_number, ev.reason_name) == (27, "SAME_UID_LOGIN")
+    assert ev.reason_text, "the takeover says why in words"
     assert first.link_state == "FAILED"
     await raises(E.NOT_LOGIN, first.publish("x", "y"), rtm2.LoginError)
     assert second.link_state == "CONNECTED"

@@ -515,6 +515,14 @@ class Client:
         return self._user_id
 
     @property
+    def connected_to(self) -> Optional[Tuple[str, str]]:
+        """Where the client is connected, or was last: ``(endpoint, node_id)``, e.g.
+        ``("tcp://10.0.0.2:9696", "n1")`` (node id ``""`` for a server outside a cluster; a
+        client given several endpoints fails over between them). None before the first
+        connection."""
+        return self._native.connected_to()  # type: ignore[no-any-return]
+
+    @property
     def link_state(self) -> str:
         """``"IDLE"``, ``"CONNECTING"``, ``"CONNECTED"``, ``"DISCONNECTED"``, ``"SUSPENDED"``
         or ``"FAILED"``."""

@@ -109,13 +109,21 @@ class LinkStateEvent(_Record):
     def operation(self) -> str:
         """What caused it: LOGIN, LOGOUT, JOIN, LEAVE, SERVER_REJECT, AUTO_RECONNECT, ..."""
     @property
+    def reason_number(self) -> int:
+        """Why, by number (e.g. 27): ``reason_number`` in C, ``reasonNumber`` in Node."""
+    @property
+    def reason_name(self) -> str:
+        """Why, by name: LOGIN_SUCCESS, SAME_UID_LOGIN, TOKEN_EXPIRED, ... (``reason_name`` in C,
+        ``reasonName`` in Node)."""
+    @property
+    def reason_text(self) -> str:
+        """Why, in words (may be empty): ``reason_text`` in C, ``reasonText`` in Node."""
+    @property
     def reason(self) -> str:
-        """Why, by name: LOGIN_SUCCESS, SAME_UID_LOGIN, TOKEN_EXPIRED, ..."""
+        """Same as :attr:`reason_name` (kept for existing code)."""
     @property
     def reason_code(self) -> int:
-        """The reason's number (e.g. 27 for SAME_UID_LOGIN)."""
-    @property
-    def reason_text(self) -> str: ...
+        """Same as :attr:`reason_number` (kept for existing code)."""
     @property
     def channel(self) -> str:
         """The stream channel (STREAM only)."""
@@ -563,6 +571,7 @@ class NativeClient:
     def events(self) -> NativeEventReceiver: ...
     def link_state(self) -> LinkStateName: ...
     def user_id(self) -> str: ...
+    def connected_to(self) -> Optional[Tuple[str, str]]: ...
     def set_parameters(self, json: str) -> None: ...
     def get_parameters(self) -> str: ...
     def subscribed_channels(self) -> List[str]: ...
