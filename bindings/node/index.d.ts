@@ -28,6 +28,11 @@ export declare class NativeClient {
   constructor(appId: string, userId: string, options?: NativeClientOptions | undefined | null)
   /** The user id. */
   get userId(): string
+  /**
+   * Where the client is connected, or was last: `{ endpoint, nodeId }`; null before the
+   * first connection.
+   */
+  connectedTo(): ConnectedTo | null
   /** The state of the message connection (`'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, ...). */
   linkState(): string
   /**
@@ -217,6 +222,17 @@ export interface ChannelInfo {
   channelType: string
 }
 
+/**
+ * Options of the native client. The JS layer maps the agora-style config onto these.
+ * Where a client is connected (`connectedTo()`).
+ */
+export interface ConnectedTo {
+  /** The endpoint as text, e.g. `'tcp://10.0.0.2:9696'` or `'embedded'`. */
+  endpoint: string
+  /** The id of the node that answered (`''` for a server outside a cluster). */
+  nodeId: string
+}
+
 export declare function enumNames(): EnumNames
 
 /** The names of the SDK's enumerations (the strings the API takes and events carry). */
@@ -275,9 +291,15 @@ export interface LinkStateEvent {
   serviceType: string
   /** What caused it, e.g. `'LOGIN'`, `'SERVER_REJECT'`. */
   operation: string
-  /** Why, e.g. `'LOGIN_SUCCESS'`, `'SAME_UID_LOGIN'`. */
+  /** Why, by number, e.g. `27` (C's and Python's `reason_number`). */
+  reasonNumber: number
+  /** Why, by name, e.g. `'LOGIN_SUCCESS'`, `'SAME_UID_LOGIN'` (C's and Python's `reason_name`). */
+  reasonName: string
+  /** Why, in words (may be `''`; C's and Python's `reason_text`). */
+  reasonText: string
+  /** agora-rtm-sdk's field: the same as `reasonName`. */
   reasonCode: string
-  /** Details in words. */
+  /** agora-rtm-sdk's field: the same as `reasonText`. */
   reason: string
   /** The stream channel (STREAM only), else `''`. */
   channelName: string
@@ -371,7 +393,6 @@ export interface MetadataWriteResult {
   majorRevision: number
 }
 
-/** Options of the native client. The JS layer maps the agora-style config onto these. */
 export interface NativeClientOptions {
   /**
    * `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`,

@@ -319,8 +319,15 @@ export interface LinkStateEvent {
   /** `'MESSAGE'`: the client's connection; `'STREAM'`: one stream channel (`channelName`). */
   serviceType: ServiceType
   operation: LinkOperation
+  /** Why, by number, e.g. `27` (`reason_number` in C and Python). */
+  reasonNumber: number
+  /** Why, by name, e.g. `'SAME_UID_LOGIN'` (`reason_name` in C and Python). */
+  reasonName: LinkStateChangeReason
+  /** Why, in words; may be `''` (`reason_text` in C and Python). */
+  reasonText: string
+  /** agora-rtm-sdk's field: the same as `reasonName`. */
   reasonCode: LinkStateChangeReason
-  /** Details in words. */
+  /** agora-rtm-sdk's field: the same as `reasonText`. */
   reason: string
   /** The stream channel (STREAM only), else `''`. */
   channelName: string
@@ -615,6 +622,8 @@ export declare class RTMLock {
   setLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: SetLockOptions): Promise<LockResponse>
   /** Every lock of the channel, with its owner. */
   getLock(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetLockResponse>
+  /** The same as `getLock` (agora-rtm-sdk's name), by the name of the other bindings (`get_locks`). */
+  getLocks(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetLockResponse>
   /** Removes a lock (14008 if missing); waiting acquisitions fail with 14008. */
   removeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
   /** Takes a lock: 14007 if held by another user, unless `retry` (then waits in the server's queue). */
@@ -649,7 +658,12 @@ export declare class RTMStreamChannel {
   publishTopicMessage(topicName: string, message: string | Uint8Array, options?: TopicMessageOptions): Promise<void>
   subscribeTopic(topicName: string, options?: TopicUsersOptions): Promise<SubscribeTopicResponse>
   unsubscribeTopic(topicName: string, options?: TopicUsersOptions): Promise<void>
-  getSubscribedUserList(topicName: string): Promise<GetSubscribedUserListResponse>
+  /**
+   * The publishers this client subscribed to in a topic — synchronous (the client knows them),
+   * as in agora-rtm-sdk and every rtm2 binding; `users` is empty when it subscribed to none there.
+   * Throws RTMError 11001 when the channel is not joined.
+   */
+  getSubscribedUserList(topicName: string): GetSubscribedUserListResponse
   renewToken(token: string, opts?: OperationOptions): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }
@@ -660,6 +674,11 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
   readonly userId: string
   /** The state of the message connection. */
   readonly linkState: LinkState
+  /**
+   * Where the client is connected, or was last (`nodeId` `''` outside a cluster; a client given
+   * several endpoints fails over between them); null before the first connection.
+   */
+  readonly connectedTo: { endpoint: string; nodeId: string } | null
   readonly presence: RTMPresence
   readonly storage: RTMStorage
   readonly lock: RTMLock

@@ -249,8 +249,8 @@ class RTMStreamChannel {
     return runOp(options, (t, tok) => this.#native.unsubscribeTopic(topic, options.users ?? null, t, tok))
   }
 
-  /** The publishers this client subscribed to in `topic`. */
-  async getSubscribedUserList(topic) {
+  /** The publishers this client subscribed to in `topic` (synchronous; none: `users` is empty). */
+  getSubscribedUserList(topic) {
     const users = callSync(() => this.#native.subscribedUsers(topic))
     return { channelName: this.channelName, topicName: topic, users, totalUser: users.length }
   }
@@ -324,6 +324,15 @@ class RTM extends EventEmitter {
   /** The user id. */
   get userId() {
     return this.#native.userId
+  }
+
+  /**
+   * Where the client is connected, or was last: `{ endpoint, nodeId }` (e.g.
+   * `{ endpoint: 'tcp://10.0.0.2:9696', nodeId: 'n1' }`; nodeId `''` outside a cluster; a client
+   * given several endpoints fails over between them); null before the first connection.
+   */
+  get connectedTo() {
+    return this.#native.connectedTo() ?? null
   }
 
   /** The state of the message connection, e.g. `'CONNECTED'`. */

@@ -219,6 +219,11 @@ class RTMLock {
     return { channelName, channelType: typeOf(channelType), totalLocks: lockDetails.length, lockDetails }
   }
 
+  /** The same as `getLock` (agora-rtm-sdk's name), by the name the other bindings use (`get_locks`). */
+  getLocks(channelName, channelType, options = {}) {
+    return this.getLock(channelName, channelType, options)
+  }
+
   /** Removes a lock (14008 if it does not exist); waiting acquisitions fail with 14008. */
   removeLock(channelName, channelType, lockName, options = {}) {
     return this.#call(options, channelName, channelType, lockName, (t, tok) =>

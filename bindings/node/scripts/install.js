@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Builds the native addon from source when this package is installed as a dependency
-// (`npm install ./bindings/node`) and no addon for this platform is present. Needs only
-// cargo (Rust) and crates.io. Inside the package itself (`npm ci` there) it does nothing:
-// run `npm run build` (release) or `npm run build:debug`.
+// Builds the native addon from source with cargo — the one build of the package:
+// * as the install script (`npm install ./bindings/node` from a project): when no addon for
+//   this platform is present; inside the package itself (`npm ci` there) it does nothing;
+// * as `npm run build` (`--force`): always, in release — the same cargo command, flags and
+//   target directory as the install, so whichever runs second finds everything built.
+// Needs only cargo (Rust) and crates.io. (`npm run build:debug` is napi's build, which also
+// regenerates index.js and index.d.ts while working on the binding.)
 //
 // Environment: RTM2_NODE_PROFILE=debug|release (default release), RTM2_NODE_SKIP_BUILD=1.
 'use strict'
@@ -23,15 +26,15 @@ function platformSuffix() {
   return `${platform}-${arch}`
 }
 
-function main() {
-  if (process.env.RTM2_NODE_SKIP_BUILD) return
+function main(force) {
+  if (process.env.RTM2_NODE_SKIP_BUILD && !force) return
   const initCwd = process.env.INIT_CWD && path.resolve(process.env.INIT_CWD)
-  if (initCwd === pkgDir) {
+  if (initCwd === pkgDir && !force) {
     console.log('rtm2: run `npm run build` (or `npm run build:debug`) to build the native addon')
     return
   }
   const target = path.join(pkgDir, `rtm2.${platformSuffix()}.node`)
-  if (fs.existsSync(target)) return
+  if (fs.existsSync(target) && !force) return
   const profile = process.env.RTM2_NODE_PROFILE === 'debug' ? 'debug' : 'release'
   const args = ['build', '--manifest-path', path.join(pkgDir, 'Cargo.toml'), '--lib', '--message-format=json-render-diagnostics']
   if (profile === 'release') args.push('--release')
@@ -58,4 +61,4 @@ function main() {
   console.log(`rtm2: built ${path.basename(target)}`)
 }
 
-main()
+main(process.argv.includes('--force'))

@@ -44,6 +44,15 @@ impl Shared {
 }
 
 /// Options of the native client. The JS layer maps the agora-style config onto these.
+/// Where a client is connected (`connectedTo()`).
+#[napi(object)]
+pub struct ConnectedTo {
+    /// The endpoint as text, e.g. `'tcp://10.0.0.2:9696'` or `'embedded'`.
+    pub endpoint: String,
+    /// The id of the node that answered (`''` for a server outside a cluster).
+    pub node_id: String,
+}
+
 #[napi(object)]
 pub struct NativeClientOptions {
     /// `""`/`"embedded"` (default: the in-process server), `"tcp://host:port"` or `"host:port"`,
@@ -128,6 +137,14 @@ impl NativeClient {
     #[napi(getter)]
     pub fn user_id(&self) -> String {
         self.user_id.clone()
+    }
+
+    /// Where the client is connected, or was last: `{ endpoint, nodeId }`; null before the
+    /// first connection.
+    #[napi]
+    pub fn connected_to(&self) -> Option<ConnectedTo> {
+        let (endpoint, node_id) = self.client.current()?.connected_to()?;
+        Some(ConnectedTo { endpoint, node_id })
     }
 
     /// The state of the message connection (`'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, ...).

@@ -87,9 +87,15 @@ pub struct LinkStateEvent {
     pub service_type: String,
     /// What caused it, e.g. `'LOGIN'`, `'SERVER_REJECT'`.
     pub operation: String,
-    /// Why, e.g. `'LOGIN_SUCCESS'`, `'SAME_UID_LOGIN'`.
+    /// Why, by number, e.g. `27` (C's and Python's `reason_number`).
+    pub reason_number: u32,
+    /// Why, by name, e.g. `'LOGIN_SUCCESS'`, `'SAME_UID_LOGIN'` (C's and Python's `reason_name`).
+    pub reason_name: String,
+    /// Why, in words (may be `''`; C's and Python's `reason_text`).
+    pub reason_text: String,
+    /// agora-rtm-sdk's field: the same as `reasonName`.
     pub reason_code: String,
-    /// Details in words.
+    /// agora-rtm-sdk's field: the same as `reasonText`.
     pub reason: String,
     /// The stream channel (STREAM only), else `''`.
     pub channel_name: String,
@@ -193,7 +199,10 @@ fn convert(ev: Event) -> NativeEvent {
                 previous_state: l.previous.name().to_string(),
                 service_type: l.service_type.name().to_string(),
                 operation: l.operation.name().to_string(),
-                reason_code: l.reason.name().to_string(),
+                reason_number: l.reason_number(),
+                reason_name: l.reason_name().to_string(),
+                reason_text: l.reason_text.clone(),
+                reason_code: l.reason_name().to_string(),
                 reason: l.reason_text.clone(),
                 channel_name: l.channel.clone(),
                 affected_channels: l.affected_channels.clone(),

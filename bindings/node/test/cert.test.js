@@ -118,6 +118,11 @@ test('same-uid login takes over: the first client fails with SAME_UID_LOGIN', as
   await second.login({ token })
   const s = await failed
   assert.equal(s.reasonCode, 'SAME_UID_LOGIN')
+  // The reason in the shape every binding uses (number, name, words), beside agora-rtm-sdk's fields.
+  assert.equal(s.reasonNumber, 27)
+  assert.equal(s.reasonName, 'SAME_UID_LOGIN')
+  assert.ok(s.reasonText.length > 0)
+  assert.equal(s.reason, s.reasonText)
   assert.equal(s.serviceType, 'MESSAGE')
   assert.equal(s.previousState, 'CONNECTED')
   assert.equal(first.linkState, 'FAILED')

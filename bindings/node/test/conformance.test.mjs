@@ -602,7 +602,7 @@ class Runner {
       case 'unsubscribe_topic':
         return rtm.createStreamChannel(a(0)).unsubscribeTopic(a(1), { users: list(o.get('users')) })
       case 'subscribed_users': {
-        const r = await rtm.createStreamChannel(a(0)).getSubscribedUserList(a(1))
+        const r = rtm.createStreamChannel(a(0)).getSubscribedUserList(a(1))
         if (o.has('users')) assert.deepEqual(r.users, list(o.get('users')), `line ${s.line}: subscribed users`)
         return
       }

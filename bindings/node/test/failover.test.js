@@ -49,8 +49,10 @@ test('a dead first endpoint is skipped (string and array)', async () => {
   const asString = track(new RTM(APP_ID, uniq('str'), { endpoint: `${await deadEndpoint()},${b.endpoint}` }))
   await asString.login()
   const asArray = track(new RTM(APP_ID, uniq('arr'), { endpoint: [await deadEndpoint(), b.endpoint] }))
+  assert.equal(asArray.connectedTo, null, 'not connected before the first login')
   await asArray.login()
   assert.equal(asArray.linkState, 'CONNECTED')
+  assert.deepEqual(asArray.connectedTo, { endpoint: b.endpoint, nodeId: '' }, 'the live endpoint; no cluster node')
 })
 
 test('a client whose server dies moves to the next one', async () => {

@@ -83,6 +83,7 @@ test('set, get, acquire, release, remove, with their events', async () => {
     ],
   )
   assert.deepEqual(await bob.lock.getLock(ch), all, 'the channel type defaults to MESSAGE')
+  assert.deepEqual(await bob.lock.getLocks(ch, 'MESSAGE'), all, 'getLocks: the name of the other bindings')
 
   ev = waitFor(carol, 'lock', isLock('ACQUIRED', ch, 'door'))
   const granted = await alice.lock.acquireLock(ch, 'MESSAGE', 'door')

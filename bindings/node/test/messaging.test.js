@@ -34,6 +34,7 @@ test('login and logout report link states', async () => {
   await a.logout()
   const i = await idle
   assert.equal(i.reasonCode, 'LOGOUT')
+  assert.deepEqual([i.reasonNumber, i.reasonName], [7, 'LOGOUT'])
   assert.equal(a.linkState, 'IDLE')
   // After logout: 10002.
   await rejectsWithCode(assert, a.publish('c', 'x'), ErrorCode.NOT_LOGIN, 'publish')

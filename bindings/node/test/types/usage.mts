@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const r = await sc.subscribeTopic('slides', { users: ['bob'] })
   console.log(r.succeedUsers, r.failedUsers.map((f) => f.code))
   await sc.publishTopicMessage('slides', 'page 1', { customType: 'page' })
-  const list = await sc.getSubscribedUserList('slides')
+  const list = sc.getSubscribedUserList('slides')
   console.log(list.users, list.totalUser)
   await sc.unsubscribeTopic('slides', { users: [] })
   await sc.leaveTopic('slides')
