@@ -2,13 +2,14 @@
 
 package rtm2
 
-// The RTM error codes (and the C layer's 9001-9004), as the values ErrorFromCode returns
+// The RTM error codes (and the C layer's 9001-9005), as the values ErrorFromCode returns
 // (compare with == or errors.Is).
 var (
 	ERROR_NULL_PARAMETER                               = newRTMError(9001, "ERROR_NULL_PARAMETER")
 	ERROR_INVALID_UTF8                                 = newRTMError(9002, "ERROR_INVALID_UTF8")
 	ERROR_PANIC                                        = newRTMError(9003, "ERROR_PANIC")
 	ERROR_INTERNAL                                     = newRTMError(9004, "ERROR_INTERNAL")
+	ERROR_CANCELED                                     = newRTMError(9005, "ERROR_CANCELED")
 	ERROR_NOT_INITIALIZED                              = newRTMError(10001, "ERROR_NOT_INITIALIZED")
 	ERROR_NOT_LOGIN                                    = newRTMError(10002, "ERROR_NOT_LOGIN")
 	ERROR_INVALID_APP_ID                               = newRTMError(10003, "ERROR_INVALID_APP_ID")
@@ -135,6 +136,7 @@ var errorTable = map[int]error{
 	9002:  ERROR_INVALID_UTF8,
 	9003:  ERROR_PANIC,
 	9004:  ERROR_INTERNAL,
+	9005:  ERROR_CANCELED,
 	10001: ERROR_NOT_INITIALIZED,
 	10002: ERROR_NOT_LOGIN,
 	10003: ERROR_INVALID_APP_ID,

@@ -31,8 +31,14 @@ func TestEndpointListsAreCheckedAndADeadEndpointIsSkipped(t *testing.T) {
 	srv := startServer(t)
 	list := deadEndpoint(t) + "," + srv.endpoint
 	c, _ := newClient(t, where{name: "list", endpoint: list}, uniq("listed"))
+	if _, _, _, ok := ConnectedTo(c); ok {
+		t.Fatal("ConnectedTo before the first connection")
+	}
 	if _, _, _, err := c.Login(""); err != nil {
 		t.Fatalf("login with %s: %v", list, err)
+	}
+	if e, node, ok := ConnectedTo(c); !ok || e != srv.endpoint || node != "" {
+		t.Fatalf("ConnectedTo = %q %q %v, want %q (the live endpoint, no cluster node)", e, node, ok, srv.endpoint)
 	}
 
 	viaParams, _ := newClient(t, where{name: "embedded"}, uniq("params"))

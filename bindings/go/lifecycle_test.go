@@ -83,6 +83,33 @@ func TestContextCancellationLogsOutAndFrees(t *testing.T) {
 	}
 }
 
+// LogoutAll logs out every client of the process still logged in, and each stays usable
+// (logged out: it can log in again).
+func TestLogoutAllLogsEveryClientOut(t *testing.T) {
+	watcher, _, _, _ := loggedIn(t, embedded, uniq("watcher"))
+	room := uniq("room")
+	if _, err := watcher.Subscribe(room); err != nil {
+		t.Fatal(err)
+	}
+	_, events, err := watcher.Presence().GetPresenceChan(room, ChannelTypeMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneID := uniq("gone")
+	gone, _, _, _ := loggedIn(t, embedded, goneID)
+	if _, err := gone.Subscribe(room); err != nil {
+		t.Fatal(err)
+	}
+	recvWhere(t, events, "presence events", func(e *PresenceEvent) bool { return e.Type == PresenceTypeJoinChannel && e.UserId == goneID })
+	if n := LogoutAll(2 * time.Second); n < 2 {
+		t.Fatalf("LogoutAll waited for %d logouts, want at least 2 (watcher and gone)", n)
+	}
+	expectCode(t, gone.Publish(room, []byte("x")), ERROR_NOT_LOGIN)
+	if _, _, _, err := gone.Login(""); err != nil {
+		t.Fatalf("login again after LogoutAll: %v", err)
+	}
+}
+
 // A reader that falls behind never stalls the SDK: once RTMConfig.EventBuffer events wait for a
 // Go channel's reader (beyond the channel's own outboxChan), new ones are dropped and counted;
 // the client and its other channels keep working, and what was kept arrives in order.

@@ -275,21 +275,24 @@ func (s *streamChannel) UnsubscribeTopic(topic string, userIds []string) error {
 	return err
 }
 
+// GetSubscribedUsers answers at once, from the client's own state (the C API's synchronous
+// rtm2_stream_channel_subscribed_users): the publishers subscribed to in topic, sorted; empty
+// when none.
 func (s *streamChannel) GetSubscribedUsers(topic string) ([]string, error) {
-	t := cstr(topic)
-	defer free(t)
-	v, err := s.op("GetSubscribedUsers", func(h *C.rtm2_stream_channel, cb C.rtm2_completion_cb, tok unsafe.Pointer) C.int32_t {
-		return C.rtm2_stream_channel_get_subscribed_users(h, t, cb, tok, nil)
-	}, func(r *C.rtm2_result) any {
-		if r.subscribed_users == nil {
-			return []string{}
-		}
-		return strs(r.subscribed_users.users, r.subscribed_users.count)
-	})
+	h, err := s.handle()
 	if err != nil {
 		return nil, err
 	}
-	return v.([]string), nil
+	defer s.c.release()
+	t := cstr(topic)
+	defer free(t)
+	var list *C.rtm2_user_list
+	st, why := syncCall(func() C.int32_t { return C.rtm2_stream_channel_subscribed_users(h, t, &list) })
+	if st != 0 {
+		return nil, s.c.fail("GetSubscribedUsers", st, why)
+	}
+	defer C.rtm2_user_list_free(list)
+	return strs(list.users, list.count), nil
 }
 
 func (s *streamChannel) RenewToken(token string) error {
