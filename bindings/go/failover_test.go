@@ -31,7 +31,7 @@ func TestEndpointListsAreCheckedAndADeadEndpointIsSkipped(t *testing.T) {
 	srv := startServer(t)
 	list := deadEndpoint(t) + "," + srv.endpoint
 	c, _ := newClient(t, where{name: "list", endpoint: list}, uniq("listed"))
-	if _, _, _, ok := ConnectedTo(c); ok {
+	if _, _, ok := ConnectedTo(c); ok {
 		t.Fatal("ConnectedTo before the first connection")
 	}
 	if _, _, _, err := c.Login(""); err != nil {
