@@ -10,6 +10,12 @@ use futures::StreamExt;
 use super::Cluster;
 use crate::engine::Engine;
 
+/// Revisions a bucket keeps per key (the most JetStream allows). A node's watch is a consumer
+/// that may fall behind the writes; with one revision per key, a revision superseded before the
+/// watch reached it would be gone, and the node's listeners would miss that update. With 64, a
+/// watch must fall 64 writes of one key behind to skip one.
+const HISTORY: i64 = 64;
+
 /// Opens a bucket of the cluster, creating it (with `replicas` replicas) if it does not exist.
 pub(super) async fn open_bucket(
     js: &jetstream::Context,
@@ -23,7 +29,7 @@ pub(super) async fn open_bucket(
     let config = kv::Config {
         bucket: bucket.to_string(),
         description: description.to_string(),
-        history: 1,
+        history: HISTORY,
         storage: jetstream::stream::StorageType::File,
         num_replicas: replicas.max(1),
         ..Default::default()
@@ -36,8 +42,10 @@ pub(super) async fn open_bucket(
 }
 
 /// Follows every change of `store` (from each key's last entry on) with `apply`, in the
-/// bucket's order, for as long as the engine lives; a watch that ends is opened again (what
-/// the replica has already is for `apply` to skip). `what` names the bucket in the log.
+/// bucket's order, for as long as the engine lives. A watch that ends is opened again from the
+/// revision after the last one applied (the bucket keeps `HISTORY` revisions per key, so the
+/// changes made meanwhile are still there); what the replica has already is for `apply` to
+/// skip. `what` names the bucket in the log.
 pub(super) async fn follow(
     c: &Arc<Cluster>,
     store: &kv::Store,
@@ -48,16 +56,25 @@ pub(super) async fn follow(
     let mut watch = store.watch_with_history(">").await.map_err(|e| format!("watching the {what} bucket: {e}"))?;
     let (me, store) = (c.clone(), store.clone());
     c.keep_spawned(tokio::spawn(async move {
+        let mut last = 0;
         loop {
             while let Some(change) = watch.next().await {
                 let Some(engine) = engine.upgrade() else { return };
                 match change {
-                    Ok(entry) => apply(&me, &engine, entry),
+                    Ok(entry) => {
+                        last = last.max(entry.revision);
+                        apply(&me, &engine, entry)
+                    }
                     Err(e) => tracing::warn!(error = %e, "cluster: watching the {what} bucket"),
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            match store.watch_with_history(">").await {
+            let again = if last == 0 {
+                store.watch_with_history(">").await
+            } else {
+                store.watch_all_from_revision(last + 1).await
+            };
+            match again {
                 Ok(w) => watch = w,
                 Err(e) => tracing::warn!(error = %e, "cluster: watching the {what} bucket again"),
             }
