@@ -57,7 +57,8 @@ pub extern "C" fn rtm2_set_call_timeout_ms(timeout_ms: u64) -> i32 {
 /// `request_id` is the id its start wrote to `out_request_id`. On `RTM2_OK` its completion
 /// callback runs once, on the dispatcher thread, with `RTM2_ERR_CANCELED` (9005); whatever the
 /// operation already sent to the server stays sent (a publish may still be delivered, a lock
-/// may still be acquired: cancel means "stop waiting", as in every binding).
+/// may still be acquired: cancel means "stop waiting", as in every binding). A canceled login
+/// stops waiting, not connecting: `rtm2_client_logout` stops the attempt.
 ///
 /// Fails with 10014 INVALID_PARAMETER when no such operation is pending (it completed
 /// already — its callback has run or is about to — or the id is not one of this client's).
