@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -25,28 +25,28 @@ struct QueueState {
 
 /// A bounded single-consumer event queue.
 pub(crate) struct EventQueue {
-    state: Mutex<QueueState>,
+    state: parking_lot::Mutex<QueueState>,
     cap: usize,
     dropped: AtomicU64,
     notify: Notify,
-    cond: Condvar,
+    cond: parking_lot::Condvar,
 }
 
 impl EventQueue {
     pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(EventQueue {
-            state: Mutex::new(QueueState { items: VecDeque::new(), closed: false, blocked: 0 }),
+            state: parking_lot::Mutex::new(QueueState { items: VecDeque::new(), closed: false, blocked: 0 }),
             cap: cap.max(1),
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
-            cond: Condvar::new(),
+            cond: parking_lot::Condvar::new(),
         })
     }
 
     /// Pushes events in order under one lock, with one wake-up.
     pub(crate) fn push_many<'a>(&self, evs: impl IntoIterator<Item = &'a Event>) {
         let blocked = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             if st.closed {
                 return;
             }
@@ -72,7 +72,7 @@ impl EventQueue {
     /// `push_many` of events the caller gives away: moved into the queue, not cloned.
     pub(crate) fn push_owned(&self, mut evs: Vec<Event>) {
         let blocked = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.lock();
             if st.closed {
                 return;
             }
@@ -97,7 +97,7 @@ impl EventQueue {
     }
 
     pub(crate) fn close(&self) {
-        self.state.lock().unwrap().closed = true;
+        self.state.lock().closed = true;
         self.notify.notify_one();
         self.cond.notify_all();
     }
@@ -127,7 +127,7 @@ impl EventQueue {
         loop {
             let notified = self.notify.notified();
             {
-                let mut st = self.state.lock().unwrap();
+                let mut st = self.state.lock();
                 if self.take(&mut st, max.max(1), &mut out) {
                     return Some(out);
                 }
@@ -141,7 +141,7 @@ impl EventQueue {
 
     fn try_recv_batch(&self, max: usize) -> Vec<Event> {
         let mut out = Vec::new();
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         self.take(&mut st, max.max(1), &mut out);
         out
     }
@@ -149,7 +149,7 @@ impl EventQueue {
     fn blocking_recv_batch(&self, max: usize, timeout: Duration) -> Option<Vec<Event>> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         loop {
             if self.take(&mut st, max.max(1), &mut out) {
                 return Some(out);
@@ -162,7 +162,7 @@ impl EventQueue {
                 return Some(out);
             }
             st.blocked += 1;
-            st = self.cond.wait_timeout(st, deadline - now).unwrap().0;
+            self.cond.wait_for(&mut st, deadline - now);
             st.blocked -= 1;
         }
     }

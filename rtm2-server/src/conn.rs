@@ -68,7 +68,7 @@ pub(crate) struct SlowCut {
 
 /// One connection's outbound side: a bounded queue of (seq, frame body) to its writer.
 pub(crate) struct Conn {
-    pub(crate) out: Mutex<Outbox>,
+    pub(crate) out: parking_lot::Mutex<Outbox>,
     /// Frames that may wait in `out` (the writer takes them a write batch at a time).
     pub(crate) cap: usize,
     /// Body bytes that may wait in `out` (a frame is accepted into an empty queue whatever its
@@ -109,7 +109,7 @@ impl Conn {
     /// cut adds one to `cuts`.
     pub(crate) fn new(cap: usize, cap_bytes: usize, cuts: Arc<AtomicU64>) -> Arc<Conn> {
         Arc::new(Conn {
-            out: Mutex::default(),
+            out: parking_lot::Mutex::default(),
             cap: cap.max(16),
             cap_bytes,
             slow_cut: Mutex::new(None),
@@ -125,7 +125,7 @@ impl Conn {
     /// Queues a frame for the writer; `false` if `cap` frames or `cap_bytes` bytes wait already
     /// (or the writer ended).
     pub(crate) fn push(&self, seq: u64, body: Bytes) -> bool {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         if !self.push_locked(&mut o, seq, body) {
             return false;
         }
@@ -156,7 +156,7 @@ impl Conn {
     /// not cut off for it, while one that stalls again is, once the caps' worth of new frames
     /// waits on top of what is left of the backlog. `false` if the writer ended.
     pub(crate) fn push_replay<'a>(&self, frames: impl Iterator<Item = (u64, &'a Bytes)>) -> bool {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         if o.writer_gone {
             return false;
         }
@@ -178,7 +178,7 @@ impl Conn {
     /// the empty `batch`. With nothing queued it returns `false` and marks the writer waiting
     /// (the next [`Conn::push`] wakes it).
     fn take_batch(&self, batch: &mut VecDeque<(u64, Bytes)>) -> bool {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         if o.queue.is_empty() {
             o.writer_waiting = true;
             return false;
@@ -223,19 +223,19 @@ impl Outbox {
 impl Conn {
     /// Releases a burst's queue if nothing is queued (the writer has been idle a while).
     fn release_idle_queue(&self) {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         if o.queue.is_empty() && o.queue.capacity() > IDLE_QUEUE_FRAMES {
             o.queue = VecDeque::new();
         }
     }
 
     fn queue_capacity(&self) -> usize {
-        self.out.lock().unwrap().queue.capacity()
+        self.out.lock().queue.capacity()
     }
 
     /// Everything queued, for the last write after a close; no frame is accepted afterwards.
     fn take_rest(&self, gone: bool) -> VecDeque<(u64, Bytes)> {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         o.writer_gone |= gone;
         o.bytes = 0;
         std::mem::take(&mut o.queue)
@@ -259,7 +259,7 @@ impl Conn {
             return;
         }
         let (frames, bytes) = {
-            let mut o = self.out.lock().unwrap();
+            let mut o = self.out.lock();
             let queued = (o.queue.len(), o.bytes);
             // Connection-level frames (seq 0: a login reply, pongs) are kept: they are not in
             // the replay window, and a client must not miss its login reply.
@@ -448,9 +448,9 @@ mod tests {
         // Empty: the writer is marked waiting, and the next push wakes it exactly then.
         batch.clear();
         assert!(!conn.take_batch(&mut batch));
-        assert!(conn.out.lock().unwrap().writer_waiting);
+        assert!(conn.out.lock().writer_waiting);
         assert!(conn.push(1, body(1)));
-        assert!(!conn.out.lock().unwrap().writer_waiting);
+        assert!(!conn.out.lock().writer_waiting);
         // After the writer ended nothing is accepted.
         conn.take_rest(true);
         assert!(!conn.push(2, body(1)));
@@ -532,7 +532,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(30), client.read_exact(&mut wire)).await.unwrap().unwrap();
         // Everything was written; the writer waits for more with the queue it grew.
         let start = std::time::Instant::now();
-        while !conn.out.lock().unwrap().writer_waiting {
+        while !conn.out.lock().writer_waiting {
             assert!(start.elapsed() < Duration::from_secs(5), "the writer did not finish");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

@@ -72,7 +72,7 @@ pub(crate) struct Session {
     pub user_meta_subs: Mutex<std::collections::BTreeSet<String>>,
     pub deadlines: Mutex<HashMap<String, Deadline>>,
     pub deadlines_changed: Notify,
-    out: Mutex<SessionOut>,
+    out: parking_lot::Mutex<SessionOut>,
     /// Highest request id processed: a request resent after a resume is not run twice.
     last_request_id: AtomicU64,
     replay_max_frames: usize,
@@ -117,7 +117,13 @@ impl Session {
             user_meta_subs: Mutex::default(),
             deadlines: Mutex::new(HashMap::new()),
             deadlines_changed: Notify::new(),
-            out: Mutex::new(SessionOut { seq: 0, replay: VecDeque::new(), replay_bytes: 0, conn: None, detach_gen: 0 }),
+            out: parking_lot::Mutex::new(SessionOut {
+                seq: 0,
+                replay: VecDeque::new(),
+                replay_bytes: 0,
+                conn: None,
+                detach_gen: 0,
+            }),
             last_request_id: AtomicU64::new(0),
             replay_max_frames: p.replay_max_frames.max(1),
             replay_max_bytes: p.replay_max_bytes,
@@ -141,9 +147,9 @@ impl Session {
         if self.ended.load(Ordering::Relaxed) {
             return;
         }
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         let SessionOut { seq, replay, replay_bytes, conn, .. } = &mut *o;
-        let mut q = conn.as_ref().map(|c| (c, c.out.lock().unwrap()));
+        let mut q = conn.as_ref().map(|c| (c, c.out.lock()));
         let mut full = false;
         for body in bodies {
             *seq += 1;
@@ -199,14 +205,14 @@ impl Session {
 
     /// Whether a client that received everything up to `last_seq` can resume without a gap.
     pub(crate) fn can_resume(&self, last_seq: u64) -> bool {
-        let o = self.out.lock().unwrap();
+        let o = self.out.lock();
         let oldest_missing_kept = o.replay.front().map_or(o.seq + 1, |f| f.0);
         last_seq <= o.seq && last_seq + 1 >= oldest_missing_kept
     }
 
     /// Attaches a connection and queues every kept event after `after_seq` to it, in order.
     pub(crate) fn attach(&self, conn: Arc<Conn>, after_seq: u64) {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         // The replay is queued whatever the connection's caps (it is bounded by the replay
         // window): a resume of a large backlog is not a slow consumer.
         conn.push_replay(o.replay.iter().filter(|(seq, _)| *seq > after_seq).map(|(seq, body)| (*seq, body)));
@@ -215,7 +221,7 @@ impl Session {
 
     /// Detaches `conn` if it is the current connection; returns the detach generation.
     pub(crate) fn detach(&self, conn: &Arc<Conn>) -> Option<u64> {
-        let mut o = self.out.lock().unwrap();
+        let mut o = self.out.lock();
         if o.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             o.conn = None;
             o.detach_gen += 1;
@@ -226,18 +232,18 @@ impl Session {
 
     /// Whether a connection is attached now.
     pub(crate) fn is_attached(&self) -> bool {
-        self.out.lock().unwrap().conn.is_some()
+        self.out.lock().conn.is_some()
     }
 
     /// Whether the session is still detached since detach generation `generation`.
     pub(crate) fn still_detached(&self, generation: u64) -> bool {
-        let o = self.out.lock().unwrap();
+        let o = self.out.lock();
         o.conn.is_none() && o.detach_gen == generation
     }
 
     /// Closes the current connection (if any) with `goodbye`.
     pub(crate) fn close_conn(&self, goodbye: Goodbye) {
-        if let Some(c) = self.out.lock().unwrap().conn.clone() {
+        if let Some(c) = self.out.lock().conn.clone() {
             c.close(goodbye);
         }
     }
