@@ -87,7 +87,7 @@ impl Delivery {
 pub struct Subscriber {
     pub stream: BoxStream<'static, Delivery>,
     #[allow(dead_code)]
-    keep: Box<dyn std::any::Any + Send>,
+    pub(crate) keep: Box<dyn std::any::Any + Send>,
 }
 
 fn payloads_of(batch: Vec<Event>) -> Delivery {
@@ -131,6 +131,7 @@ pub async fn subscriber(target: &Target, kind: Kind, idx: usize, capacity: usize
             });
             Ok(Subscriber { stream: stream.boxed(), keep: Box::new((client, ch)) })
         }
+        (System::Relay, Kind::Channel) => crate::relay::subscriber(&target.addr).await,
         (System::Nats, Kind::Channel) => {
             let client = async_nats::ConnectOptions::new()
                 .subscription_capacity(capacity)
@@ -163,6 +164,7 @@ pub enum Publisher {
     Rtm2Topic(#[allow(dead_code)] Client, rtm2_core::StreamChannel),
     Nats(async_nats::Client),
     Redis(redis::aio::MultiplexedConnection),
+    Relay(crate::relay::RelayPublisher),
 }
 
 pub async fn publisher(target: &Target, kind: Kind) -> Result<Publisher, BoxError> {
@@ -185,6 +187,7 @@ pub async fn publisher(target: &Target, kind: Kind) -> Result<Publisher, BoxErro
             let client = redis::Client::open(format!("redis://{}/", target.addr))?;
             Publisher::Redis(client.get_multiplexed_async_connection().await?)
         }
+        (System::Relay, Kind::Channel) => Publisher::Relay(crate::relay::RelayPublisher::connect(&target.addr).await?),
         (s, k) => return Err(format!("{} has no {} variant", s.name(), k.name()).into()),
     })
 }

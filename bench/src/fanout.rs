@@ -167,6 +167,27 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
                 note(&mut out, e.to_string());
             }
         }
+        Publisher::Relay(r) => {
+            for i in 0..a.messages {
+                // Buffered frames must be on the wire before waiting for the subscribers.
+                if (i + 1).saturating_sub(min_seen) > a.window
+                    && let Err(e) = r.flush().await
+                {
+                    note(&mut out, e.to_string());
+                }
+                if !wait_window(&sh, i + 1, a.window, &mut min_seen).await {
+                    break;
+                }
+                if let Err(e) = r.publish(&payload).await {
+                    note(&mut out, e.to_string());
+                }
+                out.published += 1;
+                sh.published.store(out.published, Ordering::Relaxed);
+            }
+            if let Err(e) = r.flush().await {
+                note(&mut out, e.to_string());
+            }
+        }
         Publisher::Redis(con) => {
             let batch = a.pipeline.max(1) as u64;
             let full = {

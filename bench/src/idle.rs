@@ -40,6 +40,7 @@ async fn connect_one(target: &Target, i: usize) -> Result<Keep, BoxError> {
             let _: String = redis::cmd("PING").query_async(&mut con).await?;
             Box::new(con)
         }
+        System::Relay => return Err("the relay has no idle workload (it has no process of its own)".into()),
     })
 }
 

@@ -17,6 +17,7 @@ mod fanout;
 mod idle;
 mod lang;
 mod latency;
+mod relay;
 mod suite;
 mod sys;
 

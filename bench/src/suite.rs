@@ -27,7 +27,8 @@ pub struct SuiteArgs {
     /// Leave these workloads out (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
-    /// Only these systems (comma-separated: rtm2, rtm2-standalone, rtm2-cluster, nats, redis).
+    /// Only these systems (comma-separated: rtm2, rtm2-standalone, rtm2-cluster, nats, redis,
+    /// relay).
     #[arg(long, value_delimiter = ',')]
     pub systems: Vec<String>,
     /// Append every measurement (JSON lines) to this file.
@@ -83,6 +84,9 @@ fn cases(quick: bool) -> Vec<Case> {
     let all = vec![Rtm2, Rtm2Standalone, Nats, Redis];
     // The cluster rows: fan-out with subscribers spread over the nodes, and latency across nodes.
     let with_cluster = vec![Rtm2, Rtm2Standalone, Rtm2Cluster, Nats, Redis];
+    // The message-channel fan-out rows also show the machine's limit: a plain TCP relay with
+    // the same sockets and batching and no protocol (relay.rs).
+    let with = |v: &Vec<System>, extra: System| [v.clone(), vec![extra]].concat();
     let q = |full: u64, quick_n: u64| if quick { quick_n } else { full }.to_string();
     let fan = |id, title: &str, kind: &str, subs: &str, msgs: String, systems: Vec<System>| Case {
         id,
@@ -102,9 +106,9 @@ fn cases(quick: bool) -> Vec<Case> {
     ];
     vec![
         publish_only,
-        fan("f1", "1→1 message channel", "channel", "1", q(1_000_000, 300_000), all.clone()),
-        fan("f10", "1→10 message channel", "channel", "10", q(200_000, 100_000), with_cluster.clone()),
-        fan("f100", "1→100 message channel", "channel", "100", q(20_000, 10_000), with_cluster.clone()),
+        fan("f1", "1→1 message channel", "channel", "1", q(1_000_000, 300_000), with(&all, Relay)),
+        fan("f10", "1→10 message channel", "channel", "10", q(200_000, 100_000), with(&with_cluster, Relay)),
+        fan("f100", "1→100 message channel", "channel", "100", q(20_000, 10_000), with(&with_cluster, Relay)),
         fan("t10", "1→10 stream topic", "topic", "10", q(200_000, 100_000), vec![Rtm2, Rtm2Standalone]),
         Case {
             id: "lat",
@@ -360,7 +364,7 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
             match System::parse(name) {
                 Some(s) => v.push(s),
                 None => {
-                    eprintln!("unknown system {name:?} (rtm2, rtm2-standalone, rtm2-cluster, nats, redis)");
+                    eprintln!("unknown system {name:?} (rtm2, rtm2-standalone, rtm2-cluster, nats, redis, relay)");
                     return ExitCode::FAILURE;
                 }
             }
@@ -451,6 +455,7 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
         System::Nats => "NATS",
         System::Redis => "Redis",
         System::Rtm2Cluster => "rtm2 cluster (3 nodes + NATS)",
+        System::Relay => "TCP relay (the machine's limit)",
     };
     let shown: Vec<System> = System::ALL.into_iter().filter(|s| cases.iter().any(|c| c.systems.contains(s))).collect();
     let base = [System::Rtm2Standalone, System::Rtm2].into_iter().find(|s| shown.contains(s));

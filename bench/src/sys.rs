@@ -25,11 +25,14 @@ pub enum System {
     /// Three `rtm2 serve --cluster` nodes over one nats-server: the publisher on the first
     /// node, subscriber i on node (i + 1) mod 3 (so a single subscriber is on another node).
     Rtm2Cluster,
+    /// The machine's limit: a plain TCP relay in the bench process (its own runtime, as the
+    /// in-process rtm2 server), the same sockets and batching with no protocol (relay.rs).
+    Relay,
 }
 
 impl System {
-    pub const ALL: [System; 5] =
-        [System::Rtm2, System::Rtm2Standalone, System::Rtm2Cluster, System::Nats, System::Redis];
+    pub const ALL: [System; 6] =
+        [System::Rtm2, System::Rtm2Standalone, System::Rtm2Cluster, System::Nats, System::Redis, System::Relay];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +41,7 @@ impl System {
             System::Nats => "nats",
             System::Redis => "redis",
             System::Rtm2Cluster => "rtm2-cluster",
+            System::Relay => "relay",
         }
     }
 
@@ -90,6 +94,8 @@ enum ServerProc {
         server: rtm2_server::Server,
         rt: Option<tokio::runtime::Runtime>,
     },
+    /// The relay's runtime (its threads are named like the in-process server's).
+    Relay(Option<tokio::runtime::Runtime>),
 }
 
 /// A running server of one system.
@@ -180,6 +186,20 @@ impl Target {
                     proc_: ServerProc::InProcess { server, rt: Some(rt) },
                 })
             }
+            System::Relay => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(bins.server_threads.max(1))
+                    .thread_name(SERVER_THREAD)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let listener = rt
+                    .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                    .map_err(|e| format!("relay: {e}"))?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
+                rt.spawn(crate::relay::serve(listener));
+                Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Relay(Some(rt)) })
+            }
             System::Rtm2Standalone => {
                 let (child, addr) = rtm2_serve(bins, &[], "rtm2 server listening on ")?;
                 Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
@@ -266,7 +286,7 @@ impl Target {
         match &self.proc_ {
             ServerProc::Child(c) => Some(c.id()),
             ServerProc::Cluster(c, _) => c.get(1).map(Child::id),
-            ServerProc::InProcess { .. } => None,
+            ServerProc::InProcess { .. } | ServerProc::Relay(_) => None,
         }
     }
 
@@ -275,7 +295,7 @@ impl Target {
     pub fn in_process_connections(&self) -> Option<usize> {
         match &self.proc_ {
             ServerProc::InProcess { server, .. } => Some(server.connection_count()),
-            ServerProc::Child(_) | ServerProc::Cluster(..) => None,
+            ServerProc::Child(_) | ServerProc::Cluster(..) | ServerProc::Relay(_) => None,
         }
     }
 
@@ -287,7 +307,7 @@ impl Target {
             ServerProc::Cluster(cs, _) => {
                 ServerSample { cpu_s: cs.iter().map(|c| proc_stat_cpu(&format!("/proc/{}/stat", c.id()))).sum() }
             }
-            ServerProc::InProcess { .. } => ServerSample {
+            ServerProc::InProcess { .. } | ServerProc::Relay(_) => ServerSample {
                 cpu_s: server_threads().iter().map(|tid| proc_stat_cpu(&format!("/proc/self/task/{tid}/stat"))).sum(),
             },
         }
@@ -310,6 +330,11 @@ impl Drop for Target {
             }
             ServerProc::InProcess { server, rt } => {
                 server.shutdown();
+                if let Some(rt) = rt.take() {
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                }
+            }
+            ServerProc::Relay(rt) => {
                 if let Some(rt) = rt.take() {
                     rt.shutdown_timeout(Duration::from_secs(1));
                 }
