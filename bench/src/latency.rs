@@ -117,7 +117,12 @@ fn fire_for(p: Publisher, handle: tokio::runtime::Handle, errors: Arc<AtomicU64>
         Publisher::Relay(r) => {
             // Each message on the wire at once (nothing to batch it with at a paced rate).
             let fire: Fire = Box::new(move |b| {
-                if futures::executor::block_on(async { r.publish(&b).await?; r.flush().await }).is_err() {
+                if futures::executor::block_on(async {
+                    r.publish(&b).await?;
+                    r.flush().await
+                })
+                .is_err()
+                {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             });

@@ -193,9 +193,8 @@ impl Target {
                     .enable_all()
                     .build()
                     .map_err(|e| e.to_string())?;
-                let listener = rt
-                    .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                    .map_err(|e| format!("relay: {e}"))?;
+                let listener =
+                    rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| format!("relay: {e}"))?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
                 rt.spawn(crate::relay::serve(listener));
                 Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Relay(Some(rt)) })
