@@ -148,6 +148,17 @@ fn wait_listening(child: &mut Child, addr: &str, what: &str) -> Result<(), Strin
     }
 }
 
+/// The runtime of a server in the bench process (the in-process rtm2 server, the relay): its
+/// threads are named `SERVER_THREAD`, so their CPU is the server's.
+fn server_runtime(bins: &Binaries) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(bins.server_threads.max(1))
+        .thread_name(SERVER_THREAD)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 impl Target {
     /// Starts the server of `system` on loopback. Must be called from the main thread (the
     /// child is killed when the thread that started it exits).
@@ -165,12 +176,7 @@ impl Target {
     fn try_start(system: System, bins: &Binaries) -> Result<Target, String> {
         match system {
             System::Rtm2 => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(bins.server_threads.max(1))
-                    .thread_name(SERVER_THREAD)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                let rt = server_runtime(bins)?;
                 let (server, addr) = rt.block_on(async {
                     let server = rtm2_server::Server::start(rtm2_server::ServerConfig {
                         rate_limits: rtm2_server::RateLimits::unlimited(),
@@ -187,12 +193,7 @@ impl Target {
                 })
             }
             System::Relay => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(bins.server_threads.max(1))
-                    .thread_name(SERVER_THREAD)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                let rt = server_runtime(bins)?;
                 let listener =
                     rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| format!("relay: {e}"))?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
