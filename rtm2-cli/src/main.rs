@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use rtm2_core::*;
 
 mod demo;
+mod stat;
 
 /// App id used when none is given (development mode accepts any well-formed app id).
 pub const DEV_APP_ID: &str = "0000000000000000000000000000d3v0";
@@ -35,6 +36,8 @@ enum Command {
     Subscribe(SubscribeArgs),
     /// Two users talk on the embedded server: message channel, peer to peer, stream topic.
     Demo,
+    /// Print a server's live numbers (from its HTTP side's /metrics; see serve --http).
+    Stat(stat::StatArgs),
 }
 
 #[derive(Args)]
@@ -119,6 +122,22 @@ struct ServeArgs {
     /// 5 s presence timeout last 0.5 s.
     #[arg(long, default_value_t = 1000, hide = true)]
     ttl_unit_ms: u64,
+    /// Serve the HTTP side on this address: the REST API, /metrics, /healthz, /readyz and the
+    /// web console at /console (docs/OPERATIONS.md). Off unless given.
+    #[arg(long, env = "RTM2_HTTP")]
+    http: Option<String>,
+    /// KEY:SECRET pairs (comma-separated) accepted by HTTP Basic authentication on the REST API
+    /// and the console. Without one only user tokens are accepted (in development mode the
+    /// HTTP side is then open).
+    #[arg(long, env = "RTM2_HTTP_AUTH", value_delimiter = ',', requires = "http")]
+    http_auth: Vec<String>,
+    /// Message API calls (peer and channel messages) per second per app; beyond them 429
+    /// (0 = no limit).
+    #[arg(long, default_value_t = 500)]
+    http_message_rate: u32,
+    /// HTTP requests per second over the whole HTTP listener; beyond them 429 (0 = no limit).
+    #[arg(long, default_value_t = 2000)]
+    http_request_rate: u32,
 }
 
 #[derive(Args)]
@@ -211,6 +230,7 @@ fn main() -> ExitCode {
         Command::Publish(a) => rtm2_core::block_on(publish(a)).map_err(|e| e.to_string()),
         Command::Subscribe(a) => rtm2_core::block_on(subscribe(a)).map_err(|e| e.to_string()),
         Command::Demo => rtm2_core::block_on(demo::run()).map_err(|e| e.to_string()),
+        Command::Stat(a) => stat::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -271,6 +291,17 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));
     config.presence_page_size = a.presence_page_size.max(1);
     config.ttl_unit = Duration::from_millis(a.ttl_unit_ms.max(1));
+    let mut http = rtm2_server::HttpConfig {
+        message_calls_per_s: a.http_message_rate,
+        requests_per_s: a.http_request_rate,
+        ..Default::default()
+    };
+    for pair in &a.http_auth {
+        match pair.split_once(':') {
+            Some((k, s)) if !k.is_empty() && !s.is_empty() => http.credentials.push((k.to_string(), s.to_string())),
+            _ => return Err(format!("--http-auth takes KEY:SECRET, not {pair:?}")),
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let server =
@@ -314,6 +345,12 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot serve TLS on {tls_addr}: {e}"))?;
             eprintln!("rtm2 server listening on {tls} (tls)");
+        }
+        if let Some(http_addr) = &a.http {
+            let bound = server
+                .listen_http(http_addr.as_str(), http)
+                .map_err(|e| format!("cannot serve HTTP on {http_addr}: {e}"))?;
+            eprintln!("rtm2 server HTTP on http://{bound} (console: http://{bound}/console, metrics: /metrics)");
         }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         eprintln!("shutting down");

@@ -5,7 +5,7 @@
 //! that fills up marks a slow consumer: the connection is closed with a [`Goodbye`] saying so.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,8 +78,8 @@ pub(crate) struct Conn {
     slow_cut: Mutex<Option<SlowCut>>,
     /// The cut was noted by the session (logged, remembered for the next login).
     cut_noted: AtomicBool,
-    /// The server's count of slow-consumer cuts.
-    cuts: Arc<AtomicU64>,
+    /// The server's numbers (slow-consumer cuts, bytes sent).
+    metrics: Arc<crate::metrics::Metrics>,
     /// Wakes the writer when it waits for frames.
     pub(crate) ready: Notify,
     pub(crate) closing: AtomicBool,
@@ -106,15 +106,15 @@ pub(crate) struct Outbox {
 
 impl Conn {
     /// A connection queueing at most `cap` frames and `cap_bytes` bytes; its slow-consumer
-    /// cut adds one to `cuts`.
-    pub(crate) fn new(cap: usize, cap_bytes: usize, cuts: Arc<AtomicU64>) -> Arc<Conn> {
+    /// cut adds one to the server's `slow_consumer_cuts`.
+    pub(crate) fn new(cap: usize, cap_bytes: usize, metrics: Arc<crate::metrics::Metrics>) -> Arc<Conn> {
         Arc::new(Conn {
             out: parking_lot::Mutex::default(),
             cap: cap.max(16),
             cap_bytes,
             slow_cut: Mutex::new(None),
             cut_noted: AtomicBool::new(false),
-            cuts,
+            metrics,
             ready: Notify::new(),
             closing: AtomicBool::new(false),
             goodbye: Mutex::new(None),
@@ -277,7 +277,7 @@ impl Conn {
         );
         *cut = Some(SlowCut { frames, bytes, reason: reason.clone() });
         drop(cut);
-        self.cuts.fetch_add(1, Ordering::Relaxed);
+        self.metrics.slow_consumer_cuts.inc();
         self.close(Goodbye::new(ErrorCode::NOT_CONNECTED.code(), LinkStateChangeReason::CONNECTION_ERROR, reason));
     }
 
@@ -321,7 +321,10 @@ async fn write_killable<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], conn: &Co
         tokio::select! {
             r = wr.write(&buf[pos..]) => match r? {
                 0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                n => pos += n,
+                n => {
+                    pos += n;
+                    conn.metrics.bytes_out.inc_by(n as u64);
+                }
             },
             _ = conn.killed() => return Ok(pos),
         }

@@ -57,6 +57,8 @@ pub(crate) struct MsgChannel {
     /// In a cluster: this node's subscription to the channel's messages from other nodes,
     /// for as long as the channel has subscribers here.
     remote: Option<Watch>,
+    /// Messages published to the channel while it had subscribers here (the console's rates).
+    pub(crate) messages: AtomicU64,
 }
 
 impl MsgChannel {
@@ -64,6 +66,7 @@ impl MsgChannel {
         Arc::new_cyclic(|me| MsgChannel {
             subs: RwLock::default(),
             remote: app.cluster.as_ref().map(|c| c.watch(&app.id, name, me.clone())),
+            messages: AtomicU64::new(0),
         })
     }
 
@@ -71,8 +74,14 @@ impl MsgChannel {
     /// messages (each subscriber's session locked once for all of them).
     pub(crate) fn deliver_remote(&self, bodies: &[Bytes]) {
         let subs = self.subs.read().unwrap();
+        let mut receivers = 0;
         for s in subs.iter().filter(|s| s.opts.with_message) {
             s.session.send_many(bodies.iter().cloned());
+            receivers += 1;
+        }
+        self.messages.fetch_add(bodies.len() as u64, Ordering::Relaxed);
+        if let Some(s) = subs.first() {
+            s.session.app.metrics.delivered.add(ChannelType::MESSAGE, receivers * bodies.len() as u64);
         }
     }
 }
@@ -106,6 +115,8 @@ pub(crate) struct App {
     pub(crate) lock_store: std::sync::Weak<crate::locks::LockStore>,
     /// The node's cluster link (`ServerConfig::cluster`), if it is part of one.
     pub(crate) cluster: Option<Arc<Cluster>>,
+    /// The server's numbers (shared by every app).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
@@ -132,8 +143,8 @@ pub(crate) struct Engine {
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
     /// revisions advance one write at a time and no subscriber misses an update.
     pub(crate) meta_lock: Mutex<()>,
-    /// Connections cut off as slow consumers since the start.
-    pub(crate) slow_consumer_cuts: Arc<AtomicU64>,
+    /// The server's numbers (`/metrics`).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     lock_store: Arc<crate::locks::LockStore>,
     /// Locks persisted by an earlier run, by app id, put back when the app is first used.
     stored_locks: Mutex<HashMap<String, Vec<crate::store::StoredLock>>>,
@@ -165,6 +176,7 @@ impl Engine {
             stored_locks.entry(l.app.clone()).or_default().push(l);
         }
         let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
+        let metrics = crate::metrics::Metrics::new();
         Ok(Arc::new_cyclic(|engine| {
             let cluster = config.cluster.as_ref().map(|c| Cluster::start(c, config.cluster_replicas, engine.clone()));
             let apps = config
@@ -177,6 +189,7 @@ impl Engine {
                         config.ttl_unit,
                         lock_store.clone(),
                         cluster.clone(),
+                        metrics.clone(),
                     );
                     (a.app_id.clone(), app)
                 })
@@ -191,12 +204,17 @@ impl Engine {
                 sessions: Mutex::new(HashMap::new()),
                 store,
                 meta_lock: Mutex::new(()),
-                slow_consumer_cuts: Arc::default(),
+                metrics,
                 lock_store,
                 stored_locks: Mutex::new(stored_locks),
                 cluster,
             }
         }))
+    }
+
+    /// A new session id.
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Takes one of the `max_connections` slots (released when the guard drops).
@@ -211,7 +229,7 @@ impl Engine {
         self.connections.load(Ordering::Acquire)
     }
 
-    fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {
+    pub(crate) fn app(&self, app_id: &str) -> Result<Arc<App>, Violation> {
         let mut apps = self.apps.lock().unwrap();
         let app = match apps.get(app_id) {
             Some(app) => app.clone(),
@@ -222,6 +240,7 @@ impl Engine {
                     self.config.ttl_unit,
                     self.lock_store.clone(),
                     self.cluster.clone(),
+                    self.metrics.clone(),
                 );
                 apps.insert(app_id.to_string(), app.clone());
                 app
@@ -291,6 +310,7 @@ impl Engine {
                 "the session was resumed on another connection",
             ));
             tracing::debug!(app = %app.id, user = %s.user_id, session = s.id, after = r.last_seq, "resumed");
+            self.metrics.sessions_resumed.inc();
             let result = pb::LoginResult {
                 session_id: s.id,
                 token_expires_at_s: expires_at.unwrap_or(0),
@@ -300,6 +320,10 @@ impl Engine {
                 node_id: self.node_id(),
             };
             return Ok((s, result, Some(r.last_seq)));
+        }
+        if login.resume.is_some() {
+            // Beyond the resume window (or after a restart): the client restores its channels.
+            self.metrics.sessions_restored.inc();
         }
         let session = Session::new(SessionParams {
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
@@ -311,6 +335,7 @@ impl Engine {
             replay_max_frames: self.config.resume_max_frames,
             replay_max_bytes: self.config.resume_max_bytes,
             rate_limits: self.config.rate_limits,
+            sink: None,
         });
         if let Some(t) = expires_at {
             session.set_deadline("", Some(t));
@@ -638,6 +663,7 @@ impl App {
         ttl_unit: std::time::Duration,
         lock_store: Arc<crate::locks::LockStore>,
         cluster: Option<Arc<Cluster>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<App> {
         Arc::new(App {
             id,
@@ -653,6 +679,7 @@ impl App {
             recent_cuts: Mutex::default(),
             lock_store: Arc::downgrade(&lock_store),
             cluster,
+            metrics,
         })
     }
 
@@ -672,6 +699,11 @@ impl App {
 
     pub(crate) fn user(&self, user_id: &str) -> Option<Arc<Session>> {
         self.users.lock().unwrap().get(user_id).cloned()
+    }
+
+    /// The user ids with a session on this node.
+    pub(crate) fn local_users(&self) -> Vec<String> {
+        self.users.lock().unwrap().keys().map(|u| u.to_string()).collect()
     }
 }
 

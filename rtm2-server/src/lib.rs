@@ -13,11 +13,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backend;
 mod cluster;
 mod config;
 mod conn;
 mod engine;
+mod http;
 mod locks;
+mod metrics;
 mod publish;
 mod rate;
 mod scope;
@@ -39,6 +42,7 @@ pub use config::{
     ServerConfig,
 };
 use engine::Engine;
+pub use http::HttpConfig;
 pub use rate::RateLimits;
 use rtm2_proto::ErrorCode;
 use rtm2_proto::enums::LinkStateChangeReason;
@@ -188,6 +192,18 @@ impl Server {
         Ok(local)
     }
 
+    /// Serves the HTTP side — REST API, `/metrics`, `/healthz`, `/readyz` and the web console
+    /// (docs/OPERATIONS.md) — on `addr`, on a thread of its own, until
+    /// [`shutdown`](Self::shutdown). Returns the bound address. Call it within the server's
+    /// tokio runtime.
+    pub fn listen_http(&self, addr: impl std::net::ToSocketAddrs, config: HttpConfig) -> std::io::Result<SocketAddr> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on"))?;
+        http::listen(self.engine.clone(), addr, config, self.stop.subscribe())
+    }
+
     /// A network listener in development mode accepts anyone: say so loudly.
     fn warn_if_open(&self) {
         if self.engine.config.dev_mode() {
@@ -224,7 +240,7 @@ impl Server {
 
     /// Connections cut off as slow consumers (their outbound queue was full) since the start.
     pub fn slow_consumer_cuts(&self) -> u64 {
-        self.engine.slow_consumer_cuts.load(std::sync::atomic::Ordering::Relaxed)
+        self.engine.metrics.slow_consumer_cuts.get()
     }
 
     /// Closes every session as if the network had failed (clients reconnect). For operations

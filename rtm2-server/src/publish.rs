@@ -3,6 +3,7 @@
 //! delivered together) and, in a cluster, to the other nodes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -23,6 +24,7 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         Some(ChannelType::USER) => ChannelType::USER,
         _ => ChannelType::MESSAGE,
     };
+    let metrics = &session.app.metrics;
     if channel_type == ChannelType::USER {
         validate::user_id(r.channel)?;
         let Some(target) = session.app.user(r.channel) else {
@@ -30,6 +32,7 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
             if let Some(c) = &session.app.cluster
                 && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, &r, now_ms))
             {
+                metrics.published.add(ChannelType::USER, 1);
                 return Ok(None);
             }
             return Err(Violation::new(
@@ -38,9 +41,12 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
             ));
         };
         target.send(message_body(session, ChannelType::USER, &r, now_ms));
+        metrics.published.add(ChannelType::USER, 1);
+        metrics.delivered.add(ChannelType::USER, 1);
         return Ok(None);
     }
     validate::channel_name(r.channel)?;
+    metrics.published.add(ChannelType::MESSAGE, 1);
     let cluster = session.app.cluster.as_ref();
     // The map's read guard is held while fanning out (no reference count taken per publish):
     // it only keeps the channel from being removed meanwhile.
@@ -58,13 +64,18 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     let mut receivers =
         subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
     // The last receiver gets the body itself, the others a reference each.
+    let mut delivered = 0;
     if let Some(mut s) = receivers.next() {
         for next in receivers {
             s.session.send(body.clone());
             s = next;
+            delivered += 1;
         }
         s.session.send(body);
+        delivered += 1;
     }
+    ch.messages.fetch_add(1, Ordering::Relaxed);
+    metrics.delivered.add(ChannelType::MESSAGE, delivered);
     Ok(None)
 }
 
@@ -85,6 +96,8 @@ pub(crate) struct PublishRun {
     /// messages have nobody to go to and are not even encoded).
     target: Option<Arc<MsgChannel>>,
     bodies: Vec<Bytes>,
+    /// Publishes accepted since the last delivery (counted then, once per run).
+    accepted: u64,
 }
 
 impl PublishRun {
@@ -102,6 +115,7 @@ impl PublishRun {
             self.channel.push_str(r.channel);
             self.target = session.app.channels.get(r.channel).map(|c| c.clone());
         }
+        self.accepted += 1;
         // (In a cluster the messages also go to the other nodes, subscribed here or not.)
         if self.target.is_some() || session.app.cluster.is_some() {
             self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms));
@@ -118,6 +132,9 @@ impl PublishRun {
 
     /// Delivers the run's messages, in order, to every receiver.
     pub(crate) fn deliver(&mut self, session: &Session) {
+        if self.accepted != 0 {
+            session.app.metrics.published.add(ChannelType::MESSAGE, std::mem::take(&mut self.accepted));
+        }
         if let Some(c) = &session.app.cluster
             && !self.bodies.is_empty()
         {
@@ -136,13 +153,18 @@ impl PublishRun {
             let mut receivers =
                 subs.iter().filter(|s| s.opts.with_message && (s.session.receive_own || s.session.id != session.id));
             // The last receiver gets the bodies themselves, the others a reference each.
+            let (n, mut delivered) = (self.bodies.len() as u64, 0);
             if let Some(mut s) = receivers.next() {
                 for next in receivers {
                     s.session.send_many(self.bodies.iter().cloned());
                     s = next;
+                    delivered += n;
                 }
                 s.session.send_many(self.bodies.drain(..));
+                delivered += n;
             }
+            ch.messages.fetch_add(n, Ordering::Relaxed);
+            session.app.metrics.delivered.add(ChannelType::MESSAGE, delivered);
         }
         self.bodies.clear();
     }

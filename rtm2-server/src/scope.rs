@@ -66,7 +66,7 @@ pub(crate) struct Scope {
 
 impl Scope {
     /// Users present and visible (here and, in a cluster, on other nodes).
-    fn occupancy(&self) -> usize {
+    pub(crate) fn occupancy(&self) -> usize {
         let local = self.entries.values().filter(|e| e.listed()).count();
         local + self.remote.keys().filter(|u| !self.listed_here(u)).count()
     }

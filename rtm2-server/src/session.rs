@@ -86,6 +86,9 @@ pub(crate) struct Session {
     /// When the session began (ms since the epoch): in a cluster, the newer of two sessions of
     /// one user on different nodes wins.
     pub(crate) login_ms: u64,
+    /// A session of the server's own (the HTTP side's, `backend.rs`) has no connection: what it
+    /// is sent goes here instead (dropped when full), and is not kept for a resume.
+    sink: Option<tokio::sync::mpsc::Sender<Bytes>>,
 }
 
 pub(crate) struct SessionParams {
@@ -98,6 +101,8 @@ pub(crate) struct SessionParams {
     pub replay_max_frames: usize,
     pub replay_max_bytes: usize,
     pub rate_limits: crate::rate::RateLimits,
+    /// See `Session::sink`.
+    pub sink: Option<tokio::sync::mpsc::Sender<Bytes>>,
 }
 
 impl Session {
@@ -131,6 +136,7 @@ impl Session {
             publishes_limited: p.rate_limits.publish_per_s != 0,
             cut_reason: Mutex::new(None),
             login_ms: now_ms(),
+            sink: p.sink,
         })
     }
 
@@ -145,6 +151,12 @@ impl Session {
     /// connection (a run of messages delivered together).
     pub(crate) fn send_many(&self, bodies: impl Iterator<Item = Bytes>) {
         if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(sink) = &self.sink {
+            for body in bodies {
+                let _ = sink.try_send(body);
+            }
             return;
         }
         let mut o = self.out.lock();
@@ -303,6 +315,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     dec: &FrameDecoder,
+    bytes_in: &prometheus::IntCounter,
 ) -> Result<usize, Option<Goodbye>> {
     loop {
         match dec.peek(buf) {
@@ -317,11 +330,14 @@ async fn next_frame<R: AsyncRead + Unpin>(
         }
         let room = (buf.capacity() - buf.len()).clamp(MIN_READ_CHUNK, MAX_READ_CHUNK);
         buf.reserve(room);
-        match rd.read_buf(buf).await {
+        let n = match rd.read_buf(buf).await {
             Ok(0) | Err(_) => return Err(None),
-            // A read that filled the room: traffic is heavy, read more at once next time.
-            Ok(n) if n >= room => buf.reserve((room * 2).min(MAX_READ_CHUNK)),
-            Ok(_) => {}
+            Ok(n) => n,
+        };
+        bytes_in.inc_by(n as u64);
+        // A read that filled the room: traffic is heavy, read more at once next time.
+        if n >= room {
+            buf.reserve((room * 2).min(MAX_READ_CHUNK));
         }
     }
 }
@@ -449,9 +465,23 @@ impl Requests<'_> {
                         Err((what, rate)) => Err(rate_refusal(what, rate)),
                     }
                 };
+                let operation = crate::metrics::operation(&body);
+                let metrics = &self.engine.metrics;
                 let reply = match admitted {
-                    Ok(()) => self.engine.handle(session, request_id, body),
-                    Err(v) => Some(Err(v)),
+                    // (Topic messages are counted, not timed: they are the stream channel's message path.)
+                    Ok(()) if is_publish => self.engine.handle(session, request_id, body),
+                    Ok(()) => {
+                        let start = std::time::Instant::now();
+                        let reply = self.engine.handle(session, request_id, body);
+                        if let Some(r) = &reply {
+                            metrics.request(operation, start.elapsed(), r.is_err());
+                        }
+                        reply
+                    }
+                    Err(v) => {
+                        metrics.rate_limited.inc();
+                        Some(Err(v))
+                    }
                 };
                 self.answer(request_id, reply, is_publish);
             }
@@ -466,7 +496,10 @@ impl Requests<'_> {
         };
         let reply = match admitted {
             Ok(()) => self.run.publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
-            Err((what, rate)) => Err(rate_refusal(what, rate)),
+            Err((what, rate)) => {
+                self.engine.metrics.rate_limited.inc();
+                Err(rate_refusal(what, rate))
+            }
         };
         self.answer(request_id, Some(reply), true);
     }
@@ -501,7 +534,7 @@ where
     let conn = Conn::new(
         engine.config.outbound_queue_frames,
         engine.config.outbound_queue_bytes,
-        engine.slow_consumer_cuts.clone(),
+        engine.metrics.clone(),
     );
     // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
@@ -600,7 +633,7 @@ where
                     continue;
                 }
                 // (Cancel-safe: bytes read stay in `buf`.)
-                r = next_frame(&mut rd, &mut buf, &dec) => r,
+                r = next_frame(&mut rd, &mut buf, &dec, &engine.metrics.bytes_in) => r,
             }
         };
         frames += 1;
@@ -695,7 +728,7 @@ async fn handshake<R: AsyncRead + Unpin>(
     conn: &Arc<Conn>,
 ) -> Result<(Arc<Session>, Option<u64>, u64), Option<Goodbye>> {
     // Hello.
-    let len = next_frame(rd, buf, dec).await?;
+    let len = next_frame(rd, buf, dec, &engine.metrics.bytes_in).await?;
     let hello = match frame::decode_client(take_frame(buf, len)).map_err(|e| Some(protocol_error(e)))?.body {
         Some(client_frame::Body::Hello(h)) => h,
         _ => return Err(Some(protocol_error("the first frame must be Hello"))),
@@ -723,12 +756,13 @@ async fn handshake<R: AsyncRead + Unpin>(
 
     // Login (repeatable until one succeeds; each failure is answered).
     loop {
-        let len = next_frame(rd, buf, dec).await?;
+        let len = next_frame(rd, buf, dec, &engine.metrics.bytes_in).await?;
         let frame = frame::decode_client(take_frame(buf, len)).map_err(|e| Some(protocol_error(e)))?;
         let request_id = frame.request_id;
         match frame.body {
             Some(client_frame::Body::Login(login)) => match engine.login(login) {
                 Ok((session, result, resume_from)) => {
+                    engine.metrics.logins_ok.inc();
                     // In a cluster: answered once every node knows the user is online here.
                     if let Some(c) = &engine.cluster {
                         c.barrier(c.notes_sent()).await;
@@ -736,7 +770,10 @@ async fn handshake<R: AsyncRead + Unpin>(
                     conn.send_unsequenced(response(request_id, Ok(Some(pb::response::Result::Login(result)))));
                     return Ok((session, resume_from, features));
                 }
-                Err(v) => conn.send_unsequenced(response(request_id, Err(v))),
+                Err(v) => {
+                    engine.metrics.logins_refused.inc();
+                    conn.send_unsequenced(response(request_id, Err(v)))
+                }
             },
             Some(client_frame::Body::Ping(p)) => conn.send_unsequenced(pong(p)),
             Some(_) => {

@@ -49,7 +49,7 @@ impl StreamChannel {
     }
 
     /// Users in the channel, on every node.
-    fn user_count(&self) -> usize {
+    pub(crate) fn user_count(&self) -> usize {
         self.members.len() + self.remote.keys().filter(|u| !self.members.contains_key(*u)).count()
     }
 
@@ -76,12 +76,17 @@ impl StreamChannel {
     }
 
     /// A topic message of `publisher`: to every member here that subscribed to it.
+    /// Sends a topic message to the members subscribed to its publisher.
     fn deliver_topic(&self, topic: &str, publisher: &str, body: &bytes::Bytes) {
-        for m in self.members.values() {
-            if m.subscriptions.get(topic).is_some_and(|p| p.contains(publisher)) {
-                m.session.send(body.clone());
-            }
+        let mut receivers = self.members.values().filter(|m| m.subscriptions.get(topic).is_some_and(|p| p.contains(publisher)));
+        let Some(first) = receivers.next() else { return };
+        first.session.send(body.clone());
+        let mut n = 1;
+        for m in receivers {
+            m.session.send(body.clone());
+            n += 1;
         }
+        first.session.app.metrics.delivered.add(ChannelType::STREAM, n);
     }
 
     fn broadcast_except(&self, user: &str, body: bytes::Bytes) {
@@ -332,6 +337,7 @@ pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Repl
             c.forward_topic(&session.app.id, &r.channel, &r.topic, user, body.clone());
         }
         ch.deliver_topic(&r.topic, user, &body);
+        session.app.metrics.published.add(ChannelType::STREAM, 1);
         Ok(None)
     })
 }

@@ -25,7 +25,7 @@
 //! messages), `rtm2.v1.pres` (notes), `rtm2.v1.ack.<node>` (acknowledgements of that node's
 //! notes), `rtm2.v1.psync` (a joining node asks; each node answers with its users),
 //! `rtm2.v1.node.<node>` (heartbeat) and `rtm2.v1.to.<node>` (`<app> <user>\n` + a
-//! MessageEvent body for that user). The node connects with `no_echo`: it never receives its
+//! MessageEvent body for that user, or `<app> <user> kick\n<reason>`: end that user's session). The node connects with `no_echo`: it never receives its
 //! own publishes.
 
 use std::collections::HashMap;
@@ -260,6 +260,10 @@ impl Cluster {
                 let head = String::from_utf8_lossy(&p[..nl]);
                 let mut w = head.split(' ');
                 let (Some(app), Some(user)) = (w.next().and_then(unhex), w.next().and_then(unhex)) else { continue };
+                if w.next() == Some("kick") {
+                    engine.kick_here(&app, &user, &String::from_utf8_lossy(&p[nl + 1..]));
+                    continue;
+                }
                 engine.deliver_to_user(&app, &user, m.payload.slice(nl + 1..));
             }
         }));
@@ -316,6 +320,26 @@ impl Cluster {
         payload.extend_from_slice(&body);
         let _ = self.out.send((format!("rtm2.v1.to.{node}"), None, Bytes::from(payload)));
         true
+    }
+
+    /// Ends `user`'s session on the node it is online on (`Engine::kick`); false if it is
+    /// online on no other node.
+    pub(crate) fn kick(&self, app: &str, user: &str, reason: &str) -> bool {
+        let Some(node) = self.node_of(app, user) else { return false };
+        let payload = format!("{} {} kick\n{reason}", hex(app.as_bytes()), hex(user.as_bytes()));
+        let _ = self.out.send((format!("rtm2.v1.to.{node}"), None, Bytes::from(payload)));
+        true
+    }
+
+    /// The node `user` of `app` is online on, among the others.
+    pub(crate) fn node_of(&self, app: &str, user: &str) -> Option<String> {
+        self.directory.lock().unwrap().users.get(&(app.to_string(), user.to_string())).map(|(n, _)| n.clone())
+    }
+
+    /// The users of `app` online on the other nodes: (user, node).
+    pub(crate) fn users_of(&self, app: &str) -> Vec<(String, String)> {
+        let d = self.directory.lock().unwrap();
+        d.users.iter().filter(|((a, _), _)| a == app).map(|((_, u), (n, _))| (u.clone(), n.clone())).collect()
     }
 
     /// Announces the end of a session (the user is offline here).
