@@ -108,6 +108,7 @@ pub(crate) fn listen(
     });
     tracing::info!(%local, "listening (http)");
     std::thread::Builder::new().name("rtm2-http".into()).spawn(move || {
+        lower_priority();
         rt.block_on(async move {
             let listener = match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => l,
@@ -152,6 +153,22 @@ async fn serve(http: Arc<Http>, listener: tokio::net::TcpListener, mut stop: wat
                 .serve_connection(TokioIo::new(sock), service);
             let _ = conn.await;
         });
+    }
+}
+
+/// Niceness of the HTTP side's thread: when the CPU is scarce, the message path's threads
+/// come first.
+const HTTP_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's CPU priority (Linux: a thread has its own nice value).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads no memory of ours; `0` names the calling thread.
+        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HTTP_NICENESS) };
+        if r != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "http: cannot lower the thread's priority");
+        }
     }
 }
 
