@@ -366,6 +366,8 @@ async fn locks_are_listed_and_revoked_and_users_kicked() {
     let ev = expect_event(&mut rx, "kicked", |e| matches!(e, Event::LinkState(l) if l.reason == LinkStateChangeReason::KICKED_OUT_BY_SERVER)).await;
     let Event::LinkState(ev) = ev else { unreachable!() };
     assert!(ev.reason_text.contains("maintenance"), "{}", ev.reason_text);
+    // Final: the client does not log in again by itself.
+    assert_eq!(ev.current, LinkState::FAILED);
     assert_eq!(op(s.http, "GET", &path("users/alice"), None).await.json()["online"], json!(false));
     let a = op(s.http, "POST", &path("users/alice/kick"), None).await;
     assert_eq!((a.status, a.code()), (404, 11033), "{}", a.body);
