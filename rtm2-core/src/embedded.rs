@@ -63,7 +63,9 @@ fn serve_http(server: &Server) {
         match pair.trim().split_once(':') {
             Some((k, s)) if !k.is_empty() && !s.is_empty() => config.credentials.push((k.into(), s.into())),
             _ => {
-                tracing::error!("{HTTP_AUTH_ENV}: takes KEY:SECRET pairs; the embedded server's HTTP side is not served");
+                tracing::error!(
+                    "{HTTP_AUTH_ENV}: takes KEY:SECRET pairs; the embedded server's HTTP side is not served"
+                );
                 return;
             }
         }

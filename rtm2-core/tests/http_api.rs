@@ -8,79 +8,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::http::*;
 use common::*;
 use rtm2_core::*;
 use rtm2_server::{HttpConfig, Server, ServerConfig};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-const KEY: &str = "ops";
-const SECRET: &str = "s3cret-Key";
-
-fn basic() -> String {
-    use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}")))
-}
-
-/// An HTTP answer: status, headers (lower-case names), body.
-struct Answer {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// The RTM error code of an error answer.
-    fn code(&self) -> u64 {
-        self.json()["code"].as_u64().unwrap_or_else(|| panic!("no numeric code: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a new connection (`Connection: close`), bounded in time.
-async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(b) = body {
-            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
-        }
-        req.push_str("\r\n");
-        if let Some(b) = body {
-            req.push_str(b);
-        }
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.unwrap();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-        let mut lines = head.lines();
-        let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Answer { status, headers, body: body.to_string() }
-    };
-    tokio::time::timeout(WAIT, fut).await.expect("an HTTP answer within the wait")
-}
-
-/// `request` with the operator's Basic credentials and a JSON body.
-async fn op(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Answer {
-    let auth = basic();
-    let body = body.map(|b| b.to_string());
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    request(addr, method, path, &headers, body.as_deref()).await
-}
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 struct Setup {
     server: Server,
@@ -124,7 +57,13 @@ async fn channel_and_peer_messages_reach_subscribers_with_the_reference_shapes()
     let (alice, mut alice_rx) = user(s.tcp, "alice", "").await;
     alice.subscribe("lobby", SubscribeOptions::default()).await.unwrap();
 
-    let a = op(s.http, "POST", &messages_path("bob", "channel_messages"), Some(json!({"channel_name": "lobby", "payload": "hello"}))).await;
+    let a = op(
+        s.http,
+        "POST",
+        &messages_path("bob", "channel_messages"),
+        Some(json!({"channel_name": "lobby", "payload": "hello"})),
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let j = a.json();
     assert_eq!((j["result"].as_str(), j["code"].as_str()), (Some("success"), Some("message_sent")), "{j}");
@@ -139,7 +78,13 @@ async fn channel_and_peer_messages_reach_subscribers_with_the_reference_shapes()
         let m = expect_message(&mut alice_rx, |m| m.channel_type == ChannelType::USER).await;
         assert_eq!((m.publisher.as_str(), m.text()), ("carol", Some(format!("psst {wait}").as_str())));
     }
-    let a = op(s.http, "POST", &messages_path("carol", "peer_messages"), Some(json!({"destination": "nobody", "payload": "x"}))).await;
+    let a = op(
+        s.http,
+        "POST",
+        &messages_path("carol", "peer_messages"),
+        Some(json!({"destination": "nobody", "payload": "x"})),
+    )
+    .await;
     assert_eq!((a.status, a.json()["code"].as_str()), (200, Some("message_offline")), "{}", a.body);
     alice.logout().await.unwrap();
 }
@@ -167,13 +112,21 @@ async fn bad_message_requests_get_their_status_and_code() {
     let a = op(s.http, "POST", &ch, Some(json!({"channel_name": "_bad", "payload": "x"}))).await;
     assert_eq!((a.status, a.code()), (400, 10008), "{}", a.body);
     // Not JSON: 415. A body over the listener's limit: 413.
-    let a = request(s.http, "POST", &ch, &[("Authorization", auth.as_str()), ("Content-Type", "text/plain")], Some("hi")).await;
+    let a =
+        request(s.http, "POST", &ch, &[("Authorization", auth.as_str()), ("Content-Type", "text/plain")], Some("hi"))
+            .await;
     assert_eq!(a.status, 415, "{}", a.body);
     let huge = json!({"channel_name": "lobby", "payload": "y".repeat(70 * 1024)}).to_string();
     let a = request(s.http, "POST", &ch, &hdrs, Some(&huge)).await;
     assert_eq!(a.status, 413, "{}", a.body);
     // History: not available (its code), whether asked on a publish or queried.
-    let a = op(s.http, "POST", &ch, Some(json!({"channel_name": "lobby", "payload": "x", "enable_historical_messaging": true}))).await;
+    let a = op(
+        s.http,
+        "POST",
+        &ch,
+        Some(json!({"channel_name": "lobby", "payload": "x", "enable_historical_messaging": true})),
+    )
+    .await;
     assert_eq!((a.status, a.code()), (501, 15005), "{}", a.body);
     let h = format!("/rtm/v2/history/{APP_ID}/userId/bob/channelType/message/channel/lobby?messageCount=10");
     let a = op(s.http, "GET", &h, None).await;
@@ -186,7 +139,10 @@ async fn bad_message_requests_get_their_status_and_code() {
 
 #[tokio::test]
 async fn authentication_basic_or_a_users_token_and_the_app_checked() {
-    let config = ServerConfig { apps: vec![rtm2_server::AppCredentials { app_id: APP_ID.into(), certificates: vec![CERT.into()] }], ..dev_config() };
+    let config = ServerConfig {
+        apps: vec![rtm2_server::AppCredentials { app_id: APP_ID.into(), certificates: vec![CERT.into()] }],
+        ..dev_config()
+    };
     let s = setup_with(config, HttpConfig::default()).await;
     let ch = messages_path("bob", "channel_messages");
     let body = json!({"channel_name": "lobby", "payload": "x"}).to_string();
@@ -209,7 +165,9 @@ async fn authentication_basic_or_a_users_token_and_the_app_checked() {
     assert_eq!(request(s.http, "POST", &ch, &agora, Some(&body)).await.status, 200);
     let a = request(s.http, "POST", &ch, &[("x-agora-token", t.as_str()), json_type], Some(&body)).await;
     assert_eq!(a.status, 401, "{}", a.body);
-    let a = request(s.http, "POST", &ch, &[("x-agora-token", t.as_str()), ("x-agora-uid", "eve"), json_type], Some(&body)).await;
+    let a =
+        request(s.http, "POST", &ch, &[("x-agora-token", t.as_str()), ("x-agora-uid", "eve"), json_type], Some(&body))
+            .await;
     assert_eq!(a.status, 401, "{}", a.body);
     // A token user cannot kick (operators only): 403.
     let a = request(s.http, "POST", &path("users/alice/kick"), &as_bob, None).await;
@@ -291,7 +249,8 @@ async fn who_is_online_where_and_presence_with_states() {
 
     // The channel list counts both subscribers and the one present.
     let a = op(s.http, "GET", &path("channels"), None).await;
-    let lobby = a.json()["channels"].as_array().unwrap().iter().find(|c| c["channel_name"] == "lobby").cloned().unwrap();
+    let lobby =
+        a.json()["channels"].as_array().unwrap().iter().find(|c| c["channel_name"] == "lobby").cloned().unwrap();
     assert_eq!((lobby["subscribers"].clone(), lobby["occupancy"].clone()), (json!(2), json!(1)), "{lobby}");
     alice.logout().await.unwrap();
     bob.logout().await.unwrap();
@@ -303,20 +262,37 @@ async fn metadata_is_read_and_written_with_the_sdks_revision_rules() {
     let (alice, mut rx) = user(s.tcp, "alice", "").await;
     alice.subscribe("room", SubscribeOptions { with_metadata: true, ..Default::default() }).await.unwrap();
     let m = path("metadata/channel/MESSAGE/room");
-    let a = op(s.http, "PUT", &format!("{m}?user_id=backend"), Some(json!({"items": [{"key": "topic", "value": "rust"}], "record_author": true}))).await;
+    let a = op(
+        s.http,
+        "PUT",
+        &format!("{m}?user_id=backend"),
+        Some(json!({"items": [{"key": "topic", "value": "rust"}], "record_author": true})),
+    )
+    .await;
     assert_eq!((a.status, a.json()["major_revision"].clone()), (200, json!(1)), "{}", a.body);
     // The subscriber sees the update, by the acting user.
-    let ev = expect_event(&mut rx, "a metadata update", |e| matches!(e, Event::Storage(s) if s.event_type == StorageEventType::UPDATE)).await;
+    let ev = expect_event(
+        &mut rx,
+        "a metadata update",
+        |e| matches!(e, Event::Storage(s) if s.event_type == StorageEventType::UPDATE),
+    )
+    .await;
     let Event::Storage(ev) = ev else { unreachable!() };
     assert_eq!((ev.publisher.as_str(), ev.data.get("topic").map(|i| i.value.as_str())), ("backend", Some("rust")));
     let a = op(s.http, "GET", &m, None).await;
     let j = a.json();
     assert_eq!(j["major_revision"], json!(1));
-    assert_eq!((j["items"][0]["key"].clone(), j["items"][0]["author_user_id"].clone()), (json!("topic"), json!("backend")), "{j}");
+    assert_eq!(
+        (j["items"][0]["key"].clone(), j["items"][0]["author_user_id"].clone()),
+        (json!("topic"), json!("backend")),
+        "{j}"
+    );
     // A stale major revision: 409 and 12014, as in the SDK.
-    let a = op(s.http, "PATCH", &m, Some(json!({"major_revision": 7, "items": [{"key": "topic", "value": "go"}]}))).await;
+    let a =
+        op(s.http, "PATCH", &m, Some(json!({"major_revision": 7, "items": [{"key": "topic", "value": "go"}]}))).await;
     assert_eq!((a.status, a.code()), (409, 12014), "{}", a.body);
-    let a = op(s.http, "PATCH", &m, Some(json!({"major_revision": 1, "items": [{"key": "topic", "value": "go"}]}))).await;
+    let a =
+        op(s.http, "PATCH", &m, Some(json!({"major_revision": 1, "items": [{"key": "topic", "value": "go"}]}))).await;
     assert_eq!((a.status, a.json()["major_revision"].clone()), (200, json!(2)), "{}", a.body);
     // Updating a key that does not exist: the SDK's code.
     let a = op(s.http, "PATCH", &m, Some(json!({"items": [{"key": "nope", "value": "x"}]}))).await;
@@ -349,11 +325,21 @@ async fn locks_are_listed_and_revoked_and_users_kicked() {
     let l = path("locks/MESSAGE/ops");
     let a = op(s.http, "GET", &l, None).await;
     let lock = &a.json()["locks"][0];
-    assert_eq!((lock["lock_name"].clone(), lock["owner"].clone(), lock["ttl"].clone()), (json!("leader"), json!("alice"), json!(30)), "{}", a.body);
+    assert_eq!(
+        (lock["lock_name"].clone(), lock["owner"].clone(), lock["ttl"].clone()),
+        (json!("leader"), json!("alice"), json!(30)),
+        "{}",
+        a.body
+    );
     // Revoked by the operator: alice's client hears it.
     let a = op(s.http, "DELETE", &format!("{l}/leader"), None).await;
     assert_eq!((a.status, a.json()["revoked_from"].clone()), (200, json!("alice")), "{}", a.body);
-    expect_event(&mut rx, "the lock released", |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::RELEASED && l.lock_name == "leader")).await;
+    expect_event(
+        &mut rx,
+        "the lock released",
+        |e| matches!(e, Event::Lock(l) if l.event_type == LockEventType::RELEASED && l.lock_name == "leader"),
+    )
+    .await;
     // A free lock cannot be revoked: 409; an unknown lock: 404 or 409 with the lock code.
     let a = op(s.http, "DELETE", &format!("{l}/leader"), None).await;
     assert_eq!((a.status, a.code()), (409, 14006), "{}", a.body);
@@ -363,7 +349,12 @@ async fn locks_are_listed_and_revoked_and_users_kicked() {
     // Kicked: the client is told KICKED_OUT_BY_SERVER and is offline everywhere.
     let a = op(s.http, "POST", &path("users/alice/kick"), Some(json!({"reason": "maintenance"}))).await;
     assert_eq!((a.status, a.json()["kicked"].clone()), (200, json!(true)), "{}", a.body);
-    let ev = expect_event(&mut rx, "kicked", |e| matches!(e, Event::LinkState(l) if l.reason == LinkStateChangeReason::KICKED_OUT_BY_SERVER)).await;
+    let ev = expect_event(
+        &mut rx,
+        "kicked",
+        |e| matches!(e, Event::LinkState(l) if l.reason == LinkStateChangeReason::KICKED_OUT_BY_SERVER),
+    )
+    .await;
     let Event::LinkState(ev) = ev else { unreachable!() };
     assert!(ev.reason_text.contains("maintenance"), "{}", ev.reason_text);
     // Final: the client does not log in again by itself.
@@ -488,24 +479,40 @@ async fn the_console_streams_a_snapshot_and_a_channels_messages() {
     let s = setup().await;
     let page = op(s.http, "GET", "/console", None).await;
     assert_eq!(page.status, 200);
-    assert!(page.headers["content-type"].starts_with("text/html") && page.body.contains("<html"), "{}", &page.body[..200.min(page.body.len())]);
+    assert!(
+        page.headers["content-type"].starts_with("text/html") && page.body.contains("<html"),
+        "{}",
+        &page.body[..200.min(page.body.len())]
+    );
 
     let (alice, _rx) = user(s.tcp, "alice", "").await;
     alice.subscribe("lobby", SubscribeOptions::default()).await.unwrap();
     let snap = sse_until(s.http, "/console/events", "snapshot", |v| {
-        v["apps"].as_array().is_some_and(|apps| apps.iter().any(|a| a["users"].as_array().is_some_and(|u| u.iter().any(|u| u["user_id"] == "alice"))))
+        v["apps"].as_array().is_some_and(|apps| {
+            apps.iter().any(|a| a["users"].as_array().is_some_and(|u| u.iter().any(|u| u["user_id"] == "alice")))
+        })
     })
     .await;
     assert_eq!(snap["ready"], json!(true));
     assert!(snap["connections"].as_u64().unwrap() >= 1);
     let app = snap["apps"].as_array().unwrap().iter().find(|a| a["app_id"] == APP_ID).unwrap();
-    assert!(app["channels"].as_array().unwrap().iter().any(|c| c["channel_name"] == "lobby" && c["subscribers"] == json!(1)), "{app}");
+    assert!(
+        app["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["channel_name"] == "lobby" && c["subscribers"] == json!(1)),
+        "{app}"
+    );
 
     // The tail: messages published after it started, with their publisher; the console is not
     // present in the channel.
     let http = s.http;
     let tail = tokio::spawn(async move {
-        sse_until(http, &format!("/console/tail?app={APP_ID}&channel=lobby"), "message", |m| m["message"] == "to the tail").await
+        sse_until(http, &format!("/console/tail?app={APP_ID}&channel=lobby"), "message", |m| {
+            m["message"] == "to the tail"
+        })
+        .await
     });
     let deadline = Instant::now() + WAIT;
     while !tail.is_finished() && Instant::now() < deadline {
@@ -513,7 +520,10 @@ async fn the_console_streams_a_snapshot_and_a_channels_messages() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let m = tail.await.unwrap();
-    assert_eq!((m["publisher"].clone(), m["channel_type"].clone(), m["message_type"].clone()), (json!("alice"), json!("MESSAGE"), json!("STRING")));
+    assert_eq!(
+        (m["publisher"].clone(), m["channel_type"].clone(), m["message_type"].clone()),
+        (json!("alice"), json!("MESSAGE"), json!("STRING"))
+    );
     let who = alice.presence().get_online_users("lobby", ChannelType::MESSAGE, Default::default()).await.unwrap();
     assert_eq!(who.occupants.iter().map(|o| o.user_id.as_str()).collect::<Vec<_>>(), ["alice"]);
     let a = op(s.http, "GET", &format!("/console/tail?app={APP_ID}&channel=_bad"), None).await;

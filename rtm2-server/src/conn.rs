@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn the_queue_holds_cap_frames_and_batches_stay_near_the_write_size() {
-        let conn = Conn::new(16, usize::MAX, Arc::default());
+        let conn = Conn::new(16, usize::MAX, crate::metrics::Metrics::new());
         for seq in 1..=16 {
             assert!(conn.push(seq, body(100 * 1024)));
         }
@@ -441,7 +441,7 @@ mod tests {
         }
         assert_eq!(taken, (1..=19).collect::<Vec<_>>());
         // Small frames go in one batch (the queue is swapped, not walked).
-        let conn = Conn::new(1000, usize::MAX, Arc::default());
+        let conn = Conn::new(1000, usize::MAX, crate::metrics::Metrics::new());
         for seq in 1..=1000 {
             assert!(conn.push(seq, body(10)));
         }
@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn an_unsequenced_frame_into_a_full_queue_closes_as_slow_consumer() {
-        let conn = Conn::new(16, usize::MAX, Arc::default());
+        let conn = Conn::new(16, usize::MAX, crate::metrics::Metrics::new());
         for _ in 0..16 {
             conn.send_unsequenced(body(1));
         }
@@ -477,7 +477,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_keeps_order_and_ends_with_the_goodbye() {
         let (client, server) = tokio::io::duplex(4096);
-        let conn = Conn::new(1 << 20, usize::MAX, Arc::default());
+        let conn = Conn::new(1 << 20, usize::MAX, crate::metrics::Metrics::new());
         let writer = tokio::spawn(writer(server, conn.clone()));
         const N: u64 = 20_000;
         let producer = {
@@ -520,7 +520,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_queue_is_kept_while_draining_and_released_when_idle() {
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let conn = Conn::new(1 << 20, usize::MAX, Arc::default());
+        let conn = Conn::new(1 << 20, usize::MAX, crate::metrics::Metrics::new());
         // More than one write batch, so that the queue itself is walked (not swapped).
         const N: u64 = 40_000;
         let varint_len = |v: u64| (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;

@@ -186,11 +186,8 @@ impl Metrics {
         )
         .expect("metric name");
         registry.register(Box::new(durations.clone())).expect("registered once");
-        let errors = counter_vec(
-            "rtm2_request_errors_total",
-            "Requests answered with an error, by operation.",
-            "operation",
-        );
+        let errors =
+            counter_vec("rtm2_request_errors_total", "Requests answered with an error, by operation.", "operation");
         let http_duration = HistogramVec::new(
             HistogramOpts::new("rtm2_http_request_duration_seconds", "Time to answer an HTTP request, by route.")
                 .buckets(BUCKETS.to_vec()),

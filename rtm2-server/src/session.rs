@@ -531,11 +531,8 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let conn = Conn::new(
-        engine.config.outbound_queue_frames,
-        engine.config.outbound_queue_bytes,
-        engine.metrics.clone(),
-    );
+    let conn =
+        Conn::new(engine.config.outbound_queue_frames, engine.config.outbound_queue_bytes, engine.metrics.clone());
     // (The read buffer starts empty and grows with traffic; see `next_frame`.)
     let _slot = match engine.connection_slot() {
         Some(slot) => slot,

@@ -78,7 +78,8 @@ impl StreamChannel {
     /// A topic message of `publisher`: to every member here that subscribed to it.
     /// Sends a topic message to the members subscribed to its publisher.
     fn deliver_topic(&self, topic: &str, publisher: &str, body: &bytes::Bytes) {
-        let mut receivers = self.members.values().filter(|m| m.subscriptions.get(topic).is_some_and(|p| p.contains(publisher)));
+        let mut receivers =
+            self.members.values().filter(|m| m.subscriptions.get(topic).is_some_and(|p| p.contains(publisher)));
         let Some(first) = receivers.next() else { return };
         first.session.send(body.clone());
         let mut n = 1;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub mod http;
+
 use rtm2_core::*;
 use rtm2_proto::token;
 

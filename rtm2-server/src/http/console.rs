@@ -43,7 +43,8 @@ pub(super) async fn route(http: &Arc<Http>, r: &Req, seg: &[&str]) -> Result<Res
 
 /// A response that streams what `rx` yields (server-sent events).
 fn stream_response(mut rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
+    let stream =
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(|b| Ok::<_, Infallible>(Frame::data(b)))));
     let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

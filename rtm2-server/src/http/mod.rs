@@ -266,9 +266,10 @@ impl Caller {
     pub(crate) fn operator_only(&self) -> Result<(), HttpError> {
         match self {
             Caller::Operator => Ok(()),
-            Caller::User(_) => {
-                Err(HttpError::new(StatusCode::FORBIDDEN, "this needs the server's key and secret (HTTP Basic), not a user token"))
-            }
+            Caller::User(_) => Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "this needs the server's key and secret (HTTP Basic), not a user token",
+            )),
         }
     }
 }
@@ -488,7 +489,11 @@ pub(crate) fn only(r: &Req, methods: &[Method]) -> Result<(), HttpError> {
         true => Ok(()),
         false => Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed here; use {}", r.method, methods.iter().map(Method::as_str).collect::<Vec<_>>().join(" or ")),
+            format!(
+                "{} is not allowed here; use {}",
+                r.method,
+                methods.iter().map(Method::as_str).collect::<Vec<_>>().join(" or ")
+            ),
         )),
     }
 }

@@ -37,7 +37,8 @@ pub(super) async fn route(http: &Arc<Http>, r: &Req, seg: &[&str]) -> Result<Res
         ["rtm", "v2", "history", app, "userId", _, "channelType", _, "channel", _] => {
             only(r, &[Method::GET])?;
             authorized(http, r, app).await?;
-            Err(Violation::new(ErrorCode::HISTORY_NOT_AVAILABLE, "message history is not available on this server").into())
+            Err(Violation::new(ErrorCode::HISTORY_NOT_AVAILABLE, "message history is not available on this server")
+                .into())
         }
         ["v1", "apps", app, rest @ ..] => {
             let (app, caller) = authorized(http, r, app).await?;
@@ -83,11 +84,14 @@ async fn apps(
             only(r, &[Method::GET])?;
             rtm2_proto::validate::user_id(user)?;
             let node = http.engine.user_node(app, user);
-            let result = call(http, app, user, B::GetUserChannels(pb::GetUserChannels { user_id: user.to_string() })).await?;
+            let result =
+                call(http, app, user, B::GetUserChannels(pb::GetUserChannels { user_id: user.to_string() })).await?;
             let channels: Vec<Value> = match result {
-                Some(R::UserChannels(c)) => {
-                    c.channels.iter().map(|c| json!({"channel_name": c.channel, "channel_type": type_name(c.channel_type)})).collect()
-                }
+                Some(R::UserChannels(c)) => c
+                    .channels
+                    .iter()
+                    .map(|c| json!({"channel_name": c.channel, "channel_type": type_name(c.channel_type)}))
+                    .collect(),
                 _ => Vec::new(),
             };
             Ok(ok(json!({
@@ -106,7 +110,11 @@ async fn apps(
             let (engine, app2, user2) = (http.engine.clone(), app.clone(), user.to_string());
             let kicked = http.main.spawn(async move { engine.kick(&app2, &user2, &reason) }).await.unwrap_or(false);
             if !kicked {
-                return Err(Violation::new(ErrorCode::CHANNEL_RECEIVER_OFFLINE, format!("user {user:?} is not online")).into());
+                return Err(Violation::new(
+                    ErrorCode::CHANNEL_RECEIVER_OFFLINE,
+                    format!("user {user:?} is not online"),
+                )
+                .into());
             }
             Ok(ok(json!({"user_id": user, "kicked": true})))
         }
@@ -187,11 +195,18 @@ async fn apps(
                     .map(|l| l.owner)
                     .filter(|o| !o.is_empty())
                     .ok_or_else(|| {
-                        HttpError::from(Violation::new(ErrorCode::LOCK_NOT_ACQUIRED, format!("lock {lock:?} is not held")))
+                        HttpError::from(Violation::new(
+                            ErrorCode::LOCK_NOT_ACQUIRED,
+                            format!("lock {lock:?} is not held"),
+                        ))
                     })?,
             };
-            let revoke =
-                pb::RevokeLock { channel: name.to_string(), channel_type, name: lock.to_string(), owner: owner.clone() };
+            let revoke = pb::RevokeLock {
+                channel: name.to_string(),
+                channel_type,
+                name: lock.to_string(),
+                owner: owner.clone(),
+            };
             call(http, app, OPERATOR_USER, B::RevokeLock(revoke)).await?;
             Ok(ok(json!({"lock_name": lock, "revoked_from": owner})))
         }
@@ -199,7 +214,12 @@ async fn apps(
     }
 }
 
-async fn locks(http: &Arc<Http>, app: &Arc<App>, channel: &str, channel_type: u32) -> Result<Vec<pb::LockDetail>, HttpError> {
+async fn locks(
+    http: &Arc<Http>,
+    app: &Arc<App>,
+    channel: &str,
+    channel_type: u32,
+) -> Result<Vec<pb::LockDetail>, HttpError> {
     let q = pb::GetLocks { channel: channel.to_string(), channel_type };
     match call(http, app, OPERATOR_USER, B::GetLocks(q)).await? {
         Some(R::Locks(l)) => Ok(l.locks),
@@ -225,7 +245,9 @@ async fn metadata(
     };
     if r.method == Method::GET {
         let q = pb::GetMetadata { storage_type, target: target.to_string(), channel_type };
-        let Some(R::Metadata(m)) = call(http, app, &as_user, B::GetMetadata(q)).await? else { return Err(unexpected()) };
+        let Some(R::Metadata(m)) = call(http, app, &as_user, B::GetMetadata(q)).await? else {
+            return Err(unexpected());
+        };
         let items: Vec<Value> = m
             .items
             .iter()
