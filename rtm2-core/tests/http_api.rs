@@ -526,6 +526,12 @@ async fn the_console_streams_a_snapshot_and_a_channels_messages() {
     );
     let who = alice.presence().get_online_users("lobby", ChannelType::MESSAGE, Default::default()).await.unwrap();
     assert_eq!(who.occupants.iter().map(|o| o.user_id.as_str()).collect::<Vec<_>>(), ["alice"]);
+    // Nor counted among the channel's subscribers (a tail may still be open: the page's
+    // stream ends when the page goes).
+    let a = op(s.http, "GET", &path("channels"), None).await;
+    let lobby =
+        a.json()["channels"].as_array().unwrap().iter().find(|c| c["channel_name"] == "lobby").cloned().unwrap();
+    assert_eq!(lobby["subscribers"], json!(1), "{lobby}");
     let a = op(s.http, "GET", &format!("/console/tail?app={APP_ID}&channel=_bad"), None).await;
     assert_eq!((a.status, a.code()), (400, 10008), "{}", a.body);
     alice.logout().await.unwrap();

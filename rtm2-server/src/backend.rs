@@ -172,7 +172,7 @@ async fn wait_response(
 pub(crate) struct ChannelView {
     pub channel_type: ChannelType,
     pub name: String,
-    /// Message channel: subscribers on this node. Stream channel: members on every node.
+    /// Message channel: clients subscribed on this node. Stream channel: members on every node.
     pub subscribers: usize,
     /// Users present and visible, on every node.
     pub occupancy: usize,
@@ -202,7 +202,8 @@ impl App {
         let mut out = Views::new();
         for ch in self.channels.iter() {
             if let Some(v) = view(&mut out, max, ChannelType::MESSAGE, ch.key()) {
-                v.subscribers = ch.subs.read().unwrap().len();
+                // (The console's quiet tail is not a subscriber to show.)
+                v.subscribers = ch.subs.read().unwrap().iter().filter(|s| !s.session.is_backend()).count();
                 v.messages = ch.messages.load(Ordering::Relaxed);
             }
         }

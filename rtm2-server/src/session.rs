@@ -242,6 +242,11 @@ impl Session {
         None
     }
 
+    /// Whether this is a session of the server's own (the HTTP side's), not a client's.
+    pub(crate) fn is_backend(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Whether a connection is attached now.
     pub(crate) fn is_attached(&self) -> bool {
         self.out.lock().conn.is_some()
