@@ -77,7 +77,8 @@ impl MsgChannel {
         let mut receivers = 0;
         for s in subs.iter().filter(|s| s.opts.with_message) {
             s.session.send_many(bodies.iter().cloned());
-            receivers += 1;
+            // (The console's tail is not a delivery to count.)
+            receivers += !s.session.is_backend() as u64;
         }
         self.messages.fetch_add(bodies.len() as u64, Ordering::Relaxed);
         if let Some(s) = subs.first() {

@@ -66,13 +66,14 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     // The last receiver gets the body itself, the others a reference each.
     let mut delivered = 0;
     if let Some(mut s) = receivers.next() {
+        // (The console's tail is not a delivery to count.)
         for next in receivers {
             s.session.send(body.clone());
+            delivered += !s.session.is_backend() as u64;
             s = next;
-            delivered += 1;
         }
+        delivered += !s.session.is_backend() as u64;
         s.session.send(body);
-        delivered += 1;
     }
     ch.messages.fetch_add(1, Ordering::Relaxed);
     metrics.delivered.add(ChannelType::MESSAGE, delivered);
@@ -155,13 +156,14 @@ impl PublishRun {
             // The last receiver gets the bodies themselves, the others a reference each.
             let (n, mut delivered) = (self.bodies.len() as u64, 0);
             if let Some(mut s) = receivers.next() {
+                // (The console's tail is not a delivery to count.)
                 for next in receivers {
                     s.session.send_many(self.bodies.iter().cloned());
+                    delivered += n * !s.session.is_backend() as u64;
                     s = next;
-                    delivered += n;
                 }
+                delivered += n * !s.session.is_backend() as u64;
                 s.session.send_many(self.bodies.drain(..));
-                delivered += n;
             }
             ch.messages.fetch_add(n, Ordering::Relaxed);
             session.app.metrics.delivered.add(ChannelType::MESSAGE, delivered);

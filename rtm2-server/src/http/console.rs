@@ -36,7 +36,15 @@ pub(super) async fn route(http: &Arc<Http>, r: &Req, seg: &[&str]) -> Result<Res
     match seg {
         [] => Ok(response(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes()))),
         ["events"] => Ok(events(http)),
-        ["tail"] => tail(http, r).await,
+        // An EventSource cannot read an error's body: a refused tail is a stream of one error.
+        ["tail"] => match tail(http, r).await {
+            Ok(stream) => Ok(stream),
+            Err(e) => {
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(sse("error", &json!({"code": e.code, "reason": e.reason})));
+                Ok(stream_response(rx))
+            }
+        },
         _ => Err(HttpError::new(StatusCode::NOT_FOUND, "no such console resource")),
     }
 }
