@@ -105,7 +105,11 @@ fn render(s: &Samples, previous: Option<(Duration, &Samples)>) -> String {
     row("sent MiB", format!("{:.1}", v("rtm2_sent_bytes_total") / 1048576.0), String::new());
     row("slow consumers cut", format!("{}", v("rtm2_slow_consumer_cuts_total")), String::new());
     row("rate-limited requests", format!("{}", v("rtm2_rate_limited_total")), String::new());
-    row("requests", format!("{}", v("rtm2_request_duration_seconds_count")), rate("rtm2_request_duration_seconds_count"));
+    row(
+        "requests",
+        format!("{}", v("rtm2_request_duration_seconds_count")),
+        rate("rtm2_request_duration_seconds_count"),
+    );
     row("memory MiB", format!("{:.1}", v("process_resident_memory_bytes") / 1048576.0), String::new());
     out.push('\n');
     out
