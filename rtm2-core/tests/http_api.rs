@@ -627,3 +627,25 @@ async fn an_http_flood_does_not_slow_message_delivery() {
     // cores (and the test's own clients), so some slowdown is the CPU's, not a block.
     assert!(flooded > quiet * 0.4, "{flooded:.0} msg/s flooded vs {quiet:.0} quiet");
 }
+
+#[tokio::test]
+async fn a_development_server_without_a_key_has_an_open_http_side() {
+    let server = Server::start(dev_config());
+    let http = server.listen_http("127.0.0.1:0", HttpConfig::default()).unwrap();
+    // With or without credentials: open, as its messaging side is.
+    assert_eq!(request(http, "GET", &path("users"), &[], None).await.status, 200);
+    assert_eq!(op(http, "GET", &path("users"), None).await.status, 200);
+    assert_eq!(request(http, "GET", "/console", &[("Authorization", "Basic eDp5")], None).await.status, 200);
+    // A server with apps (tokens checked) and no key: only tokens.
+    let config = ServerConfig {
+        apps: vec![rtm2_server::AppCredentials { app_id: APP_ID.into(), certificates: vec![CERT.into()] }],
+        ..dev_config()
+    };
+    let server = Server::start(config);
+    let http = server.listen_http("127.0.0.1:0", HttpConfig::default()).unwrap();
+    assert_eq!(request(http, "GET", &path("users"), &[], None).await.status, 401);
+    assert_eq!(op(http, "GET", &path("users"), None).await.status, 401);
+    let t = rtm_token("bob", 600);
+    let a = request(http, "GET", &path("users"), &[("x-agora-token", t.as_str()), ("x-agora-uid", "bob")], None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+}
