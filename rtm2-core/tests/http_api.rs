@@ -649,3 +649,63 @@ async fn a_development_server_without_a_key_has_an_open_http_side() {
     let a = request(http, "GET", &path("users"), &[("x-agora-token", t.as_str()), ("x-agora-uid", "bob")], None).await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
+
+#[tokio::test]
+async fn the_listener_limits_slow_bodies_and_connections() {
+    let limits = HttpConfig { request_timeout: Duration::from_millis(300), max_connections: 2, ..Default::default() };
+    let s = setup_with(dev_config(), limits).await;
+    // A body announced but not sent in time: 408.
+    let mut slow = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"chan",
+        messages_path("bob", "channel_messages"),
+        basic()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut slow, &mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    drop(slow);
+    // Two connections held open: a third is closed without an answer, and counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _a = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    let _ = third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut third, &mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the third connection was served: {}", String::from_utf8_lossy(&buf[..n]));
+    drop((_a, _b));
+    // Slots come back: the idle connections end (their head timeout), and a new one is served.
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        // (A connection refused while the slots are still taken is reset: try again.)
+        let attempt = async {
+            let mut c = tokio::net::TcpStream::connect(s.http).await.ok()?;
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+            let mut raw = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut c, &mut raw).await.ok()?;
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            raw.starts_with("HTTP/1.1 200").then_some(raw)
+        };
+        if let Ok(Some(raw)) = tokio::time::timeout(Duration::from_secs(1), attempt).await {
+            break raw;
+        }
+        assert!(Instant::now() < deadline, "no connection slot came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rtm2_http_rejected_total{limit=\"connections\"} ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert!(metrics.lines().any(|l| l == "rtm2_http_rejected_total{limit=\"timeout\"} 1"), "{metrics}");
+    // User metadata is read over REST as it was written.
+    let u = path("metadata/user/carol");
+    assert_eq!(op(s.http, "PUT", &u, Some(json!({"items": [{"key": "k", "value": "v"}]}))).await.status, 200);
+    let got = op(s.http, "GET", &u, None).await.json();
+    assert_eq!((got["major_revision"].clone(), got["items"][0]["value"].clone()), (json!(1), json!("v")), "{got}");
+}
