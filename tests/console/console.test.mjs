@@ -7,12 +7,14 @@
 //   RTM2_CHROMIUM   the browser (default /usr/bin/chromium)
 // Headless Chromium (puppeteer-core, no browser of its own) opens the console on channel lobby of a
 // fresh app; a real user (rtm2 subscribe) comes online and 3 messages are published through the
-// REST API: each must show up live on the page. Saves a screenshot to docs/images/console.png.
+// REST API: each must show up live on the page. Saves a screenshot to RTM2_CONSOLE_SCREENSHOT
+// (scripts/test-console: target/console.png; docs/images/console.png with --update-docs).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
 
@@ -31,7 +33,8 @@ const [USERNAME, PASSWORD] = [AUTH.slice(0, AUTH.indexOf(':')), AUTH.slice(AUTH.
 const BASE = `http://127.0.0.1:${HTTP_PORT}`;
 const APP = randomBytes(16).toString('hex'); // a fresh app: nothing else on the page
 const CHANNEL = 'lobby';
-const SCREENSHOT = fileURLToPath(new URL('../../docs/images/console.png', import.meta.url));
+const SCREENSHOT = process.env.RTM2_CONSOLE_SCREENSHOT
+  || fileURLToPath(new URL('../../target/console.png', import.meta.url));
 const BASIC = 'Basic ' + Buffer.from(AUTH).toString('base64');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -176,6 +179,6 @@ test('the console shows a user coming online and messages live', { timeout: 120_
   const chart = await page.$eval('#chart', (c) => ({ w: c.width, h: c.height }));
   assert.ok(chart.w > 100 && chart.h > 50, `the chart canvas is drawn (${chart.w}x${chart.h})`);
 
-  mkdirSync(fileURLToPath(new URL('../../docs/images/', import.meta.url)), { recursive: true });
+  mkdirSync(dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT });
 });
