@@ -93,10 +93,20 @@ impl Cache {
         }
     }
 
-    /// The cached state to send when entering a channel with these options.
-    pub(crate) fn entry_states(&self, key: &(ChannelType, String), with_presence: bool) -> Vec<pb::StateItem> {
+    /// The cached state to send when entering a channel with these options (its values
+    /// encrypted when the client encrypts).
+    pub(crate) fn entry_states(
+        &self,
+        key: &(ChannelType, String),
+        with_presence: bool,
+        inner: &Inner,
+    ) -> Vec<pb::StateItem> {
         match self.states.get(key) {
-            Some(s) if with_presence => crate::presence::to_items(s),
+            Some(s) if with_presence => {
+                let mut items = crate::presence::to_items(s);
+                inner.e2ee.seal_states(key.0, &key.1, &inner.user_id, &mut items);
+                items
+            }
             _ => Vec::new(),
         }
     }
@@ -143,6 +153,10 @@ pub(crate) struct Inner {
     /// Where the client is (or was last) connected: the index in `config.endpoints` and the
     /// node id the server reported (see `Client::connected_to`).
     connected: Mutex<Option<(usize, String)>>,
+    /// End-to-end encryption (`ClientConfig::encryption`), fixed when the client is made.
+    pub(crate) e2ee: crate::encryption::E2ee,
+    /// This client's user id (the publisher its encrypted messages are bound to).
+    pub(crate) user_id: String,
     /// The last failure of each endpoint since the last connection (index, why).
     attempts: Mutex<Vec<(usize, String)>>,
 }
@@ -188,11 +202,13 @@ impl Client {
         validate::app_id(&config.app_id).map_err(|v| Error::from_violation("new", v))?;
         validate::user_id(&config.user_id).map_err(|v| Error::from_violation("new", v))?;
         crate::config::check_list(&config.endpoints).map_err(|e| Error::new(e.code, "new", e.reason))?;
+        let e2ee = crate::encryption::E2ee::new(&config.encryption)?;
         crate::logging::init(&config);
         let (slot, _) = watch::channel(Slot::Down(not_logged_in("call login first")));
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         runtime().spawn(pump(outbox_rx, slot.subscribe(), queued.clone()));
+        let config_user = config.user_id.clone();
         let inner = Arc::new(Inner {
             request_timeout_us: AtomicU64::new(duration_us(config.request_timeout)),
             config: Mutex::new(config),
@@ -215,6 +231,8 @@ impl Client {
             in_flight: Mutex::new(HashMap::new()),
             connected: Mutex::new(None),
             attempts: Mutex::new(Vec::new()),
+            user_id: config_user.clone(),
+            e2ee,
         });
         exit::register(&inner);
         Ok(Client { _guard: Arc::new(DropGuard(inner.clone())), inner, timeout: None })
@@ -262,6 +280,13 @@ impl Client {
         let (i, node) = self.inner.connected.lock().unwrap().clone()?;
         let endpoint = self.inner.config.lock().unwrap().endpoints.get(i).map(|e| format!("{e:?}"))?;
         Some((endpoint, node))
+    }
+
+    /// Messages dropped because they did not decrypt with this client's encryption
+    /// configuration (`ClientConfig::encryption`): another key, salt or mode, a plain message to
+    /// an encrypting client or an encrypted one to a plain client, or tampered bytes.
+    pub fn undecryptable_messages(&self) -> u64 {
+        self.inner.e2ee.dropped()
     }
 
     /// The current state of the message connection.
@@ -345,13 +370,11 @@ impl Client {
         // Registered before the request so no message after the reply can be missed.
         let cap = self.inner.config.lock().unwrap().event_queue_capacity;
         let sub = self.inner.hub.subscription(channel, cap);
-        let states = self
-            .inner
-            .state
-            .lock()
-            .unwrap()
-            .cache
-            .entry_states(&(ChannelType::MESSAGE, channel.to_string()), options.with_presence);
+        let states = self.inner.state.lock().unwrap().cache.entry_states(
+            &(ChannelType::MESSAGE, channel.to_string()),
+            options.with_presence,
+            &self.inner,
+        );
         let ch = channel.to_string();
         // Carried out after the caller stopped waiting: undone (or the earlier options put back).
         let late = Late::new(Target::Channel(ch.clone()), move |inner, _, superseded| {
@@ -364,7 +387,7 @@ impl Client {
                     let body = subscribe_body(
                         &ch,
                         before,
-                        st.cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), before.with_presence),
+                        st.cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), before.with_presence, inner),
                     );
                     drop(st);
                     inner.send_corrective("subscribe", ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body);
@@ -432,13 +455,26 @@ impl Client {
             }
         }
         try_op!(v(validate::message(&payload.data, payload.message_type as u32, &options.custom_type)));
+        let place = crate::encryption::Place {
+            channel_type: options.channel_type as u32,
+            channel,
+            topic: "",
+            publisher: &self.inner.user_id,
+            message_type: payload.message_type as u32,
+            custom_type: &options.custom_type,
+        };
+        let data = match self.inner.e2ee.seal_message(&place, &payload.data) {
+            Some(sealed) => sealed,
+            None => payload.data.clone(),
+        };
         let parts = PublishRef {
             channel,
             channel_type: options.channel_type as u32,
             message_type: payload.message_type as u32,
-            payload: &payload.data,
+            payload: &data,
             custom_type: &options.custom_type,
             store_in_history: options.store_in_history,
+            encryption: self.inner.e2ee.mode(),
         };
         let code = ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT;
         let timeout = self.timeout();
@@ -449,9 +485,10 @@ impl Client {
             channel: channel.to_string(),
             channel_type: parts.channel_type,
             message_type: parts.message_type,
-            payload: payload.data.clone(),
+            payload: data.clone(),
             custom_type: options.custom_type.clone(),
             store_in_history: options.store_in_history,
+            encryption: parts.encryption,
         });
         self.inner.publish(op, code, body, timeout)
     }

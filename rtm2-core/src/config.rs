@@ -225,6 +225,10 @@ pub struct ClientConfig {
     /// PEM file of the root certificate(s) that sign the server's certificate for `tls://`
     /// endpoints; `None` uses the system's roots. The server is always verified.
     pub tls_ca_file: Option<PathBuf>,
+    /// End-to-end encryption of message payloads, topic messages and presence state values
+    /// (default: none). Every client of a conversation needs the same mode, key and salt; a
+    /// message that does not decrypt here is dropped and counted (`Client::undecryptable_messages`).
+    pub encryption: crate::encryption::EncryptionConfig,
 }
 
 impl ClientConfig {
@@ -247,6 +251,7 @@ impl ClientConfig {
             log_level: "info".into(),
             log_file: None,
             tls_ca_file: None,
+            encryption: Default::default(),
         }
     }
 

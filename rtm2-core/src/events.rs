@@ -394,6 +394,7 @@ mod tests {
             payload: bytes::Bytes::from(i.to_string()),
             custom_type: Default::default(),
             timestamp_ms: 0,
+            encryption: 0,
         })
     }
 

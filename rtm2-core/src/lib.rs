@@ -17,6 +17,7 @@
 mod client;
 mod config;
 pub mod embedded;
+mod encryption;
 mod error;
 mod events;
 mod link;
@@ -55,6 +56,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use client::{Client, logout_all};
 pub use config::{ClientConfig, ENDPOINT_ENV, Endpoint, MAX_ENDPOINTS};
+pub use encryption::{EncryptionConfig, EncryptionMode};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
 pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};

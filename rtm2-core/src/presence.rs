@@ -185,10 +185,16 @@ impl Presence {
                 page: options.page,
             }),
         );
+        let (inner, channel) = (self.inner().clone(), channel.to_string());
         Op::lazy(async move {
             match reply.await?.result {
-                Some(pb::response::Result::OnlineUsers(r)) => Ok(OnlineUsers {
-                    occupants: r.occupants.into_iter().map(Into::into).collect(),
+                Some(pb::response::Result::OnlineUsers(mut r)) => Ok(OnlineUsers {
+                    occupants: {
+                        for u in r.occupants.iter_mut() {
+                            inner.e2ee.open_states(channel_type, &channel, &u.user_id, &mut u.states);
+                        }
+                        r.occupants.into_iter().map(Into::into).collect()
+                    },
                     total_occupancy: r.total_occupancy,
                     next_page: r.next_page,
                 }),
@@ -286,12 +292,15 @@ impl Presence {
         if !present {
             return Op::ready(Ok(()));
         }
+        let mut sealed: Vec<pb::StateItem> =
+            items.iter().map(|(k, v)| pb::StateItem { key: k.clone(), value: v.clone() }).collect();
+        self.inner().e2ee.seal_states(channel_type, channel, &self.inner().user_id, &mut sealed);
         let reply = self.request(
             op,
             client_frame::Body::SetState(pb::SetState {
                 channel: channel.to_string(),
                 channel_type: channel_type as u32,
-                states: items.iter().map(|(k, v)| pb::StateItem { key: k.clone(), value: v.clone() }).collect(),
+                states: sealed,
             }),
         );
         let inner = self.inner().clone();
@@ -315,9 +324,13 @@ impl Presence {
                 user_id: user_id.to_string(),
             }),
         );
+        let (inner, channel) = (self.inner().clone(), channel.to_string());
         Op::lazy(async move {
             match reply.await?.result {
-                Some(pb::response::Result::UserState(u)) => Ok(u.into()),
+                Some(pb::response::Result::UserState(mut u)) => {
+                    inner.e2ee.open_states(channel_type, &channel, &u.user_id, &mut u.states);
+                    Ok(u.into())
+                }
                 _ => Err(Error::new(ErrorCode::PRESENCE_OPERATION_FAILED, op, "the server sent no state")),
             }
         })

@@ -89,12 +89,11 @@ impl StreamChannel {
             }
         }
         let name = self.inner.name.clone();
-        let states = client
-            .state
-            .lock()
-            .unwrap()
-            .cache
-            .entry_states(&(ChannelType::STREAM, name.clone()), options.with_presence);
+        let states = client.state.lock().unwrap().cache.entry_states(
+            &(ChannelType::STREAM, name.clone()),
+            options.with_presence,
+            &client,
+        );
         // Carried out after the caller stopped waiting: adopted (the server refuses a second
         // join while this one stands), and said with the CONNECTED event.
         let (late_name, late_options) = (name.clone(), options.clone());
@@ -233,13 +232,23 @@ impl StreamChannel {
             }
             Ok(())
         }));
+        let place = crate::encryption::Place {
+            channel_type: ChannelType::STREAM as u32,
+            channel: &self.inner.name,
+            topic,
+            publisher: &client.user_id,
+            message_type: payload.message_type as u32,
+            custom_type: &options.custom_type,
+        };
+        let data = client.e2ee.seal_message(&place, &payload.data).unwrap_or(payload.data);
         let body = client_frame::Body::PublishTopic(pb::PublishTopic {
             channel: self.inner.name.clone(),
             topic: topic.to_string(),
             message_type: payload.message_type as u32,
-            payload: payload.data,
+            payload: data,
             custom_type: options.custom_type,
             send_ts: options.send_ts,
+            encryption: client.e2ee.mode(),
         });
         client.publish(op, ErrorCode::CHANNEL_PUBLISH_MESSAGE_TIMEOUT, body, self.timeout(&client))
     }

@@ -241,6 +241,8 @@ pub struct MessageEvent {
     pub custom_type: SharedStr,
     /// Server time of receipt, ms since the epoch.
     pub timestamp_ms: u64,
+    /// How the payload arrived encrypted (0 once decrypted; see `encryption.rs`).
+    pub(crate) encryption: u32,
 }
 
 impl MessageEvent {
@@ -265,6 +267,7 @@ impl MessageEvent {
             payload: Bytes::new(),
             custom_type: last.custom_type.get(m.custom_type),
             timestamp_ms: m.timestamp_ms,
+            encryption: m.encryption,
         }
     }
 
@@ -278,6 +281,7 @@ impl MessageEvent {
             payload: m.payload,
             custom_type: m.custom_type.into(),
             timestamp_ms: m.timestamp_ms,
+            encryption: m.encryption,
         }
     }
 }

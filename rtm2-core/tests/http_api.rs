@@ -12,8 +12,8 @@ use common::http::*;
 use common::*;
 use rtm2_core::*;
 use rtm2_server::{HttpConfig, Server, ServerConfig};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
 
 struct Setup {
     server: Server,
@@ -446,32 +446,6 @@ async fn readiness_is_false_while_a_cluster_node_has_no_nats() {
     let a = op(s.http, "GET", &path("users"), None).await;
     assert_eq!((a.status, a.code()), (503, 10010), "{}", a.body);
     s.server.shutdown();
-}
-
-/// Reads server-sent events from `path` until one named `event` whose data satisfies `pred`.
-async fn sse_until(addr: SocketAddr, path: &str, event: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\r\n", basic());
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(s).lines();
-        let mut name = String::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            // (Chunked encoding: size lines interleave; event lines are recognisable.)
-            if let Some(n) = line.strip_prefix("event: ") {
-                name = n.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ")
-                && name == event
-            {
-                let v: Value = serde_json::from_str(data).unwrap();
-                if pred(&v) {
-                    return v;
-                }
-            }
-        }
-        panic!("the stream ended");
-    };
-    tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("no {event} event on {path} within the wait"))
 }
 
 #[tokio::test]

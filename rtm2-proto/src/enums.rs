@@ -30,6 +30,10 @@ wire_enum!(
     MessageType { BINARY = 0, STRING = 1 }
 );
 wire_enum!(
+    /// End-to-end encryption of payloads and presence states (`ClientConfig::encryption`).
+    EncryptionMode { NONE = 0, AES_128_GCM = 1, AES_256_GCM = 2 }
+);
+wire_enum!(
     /// Delivery order of a topic.
     MessageQos { UNORDERED = 0, ORDERED = 1 }
 );
@@ -110,6 +114,7 @@ pub fn enum_tables() -> Vec<(&'static str, EnumTable)> {
     vec![
         ("ChannelType", table(ChannelType::from_u32, ChannelType::name)),
         ("MessageType", table(MessageType::from_u32, MessageType::name)),
+        ("EncryptionMode", table(EncryptionMode::from_u32, EncryptionMode::name)),
         ("MessageQos", table(MessageQos::from_u32, MessageQos::name)),
         ("MessagePriority", table(MessagePriority::from_u32, MessagePriority::name)),
         ("TopicEventType", table(TopicEventType::from_u32, TopicEventType::name)),

@@ -26,6 +26,8 @@ pub struct PublishRef<'a> {
     pub custom_type: &'a str,
     /// Whether history storage was asked for.
     pub store_in_history: bool,
+    /// 0, or the encryption mode of an end-to-end encrypted payload (`Publish.encryption`).
+    pub encryption: u32,
 }
 
 impl<'a> From<&'a pb::Publish> for PublishRef<'a> {
@@ -37,6 +39,7 @@ impl<'a> From<&'a pb::Publish> for PublishRef<'a> {
             payload: &p.payload,
             custom_type: &p.custom_type,
             store_in_history: p.store_in_history,
+            encryption: p.encryption,
         }
     }
 }
@@ -50,6 +53,7 @@ const KEY_MESSAGE_TYPE: u64 = 3 << 3;
 const KEY_PAYLOAD: u64 = 4 << 3 | 2;
 const KEY_CUSTOM_TYPE: u64 = 5 << 3 | 2;
 const KEY_STORE: u64 = 6 << 3;
+const KEY_ENCRYPTION: u64 = 7 << 3;
 
 /// A varint at `*pos`, as prost reads it (at most 10 bytes, the last one at most 1).
 #[inline]
@@ -165,6 +169,10 @@ fn decode_publish(buf: &[u8]) -> Option<PublishRef<'_>> {
                     _ => return None,
                 };
             }
+            KEY_ENCRYPTION => {
+                once(&mut seen, 64)?;
+                p.encryption = u32_field(buf, &mut pos)?;
+            }
             _ => return None,
         }
     }
@@ -190,6 +198,8 @@ pub struct MessageEventRef<'a> {
     pub custom_type: &'a str,
     /// Server time of the publish.
     pub timestamp_ms: u64,
+    /// 0, or the encryption mode of an end-to-end encrypted payload.
+    pub encryption: u32,
 }
 
 /// The encoded size of varint `v`.
@@ -247,7 +257,8 @@ pub fn encode_message_body(m: &MessageEventRef<'_>) -> Bytes {
         + scalar_len(m.message_type.into())
         + bytes_len(m.payload)
         + bytes_len(m.custom_type.as_bytes())
-        + scalar_len(m.timestamp_ms);
+        + scalar_len(m.timestamp_ms)
+        + scalar_len(m.encryption.into());
     let mut buf = BytesMut::with_capacity(2 + varint_len(inner as u64) + inner);
     // ServerFrame.message: field 20, length-delimited (a two-byte key).
     put_varint(&mut buf, 20 << 3 | 2);
@@ -260,6 +271,7 @@ pub fn encode_message_body(m: &MessageEventRef<'_>) -> Bytes {
     put_bytes(&mut buf, 6 << 3 | 2, m.payload);
     put_bytes(&mut buf, 7 << 3 | 2, m.custom_type.as_bytes());
     put_scalar(&mut buf, 8 << 3, m.timestamp_ms);
+    put_scalar(&mut buf, 9 << 3, m.encryption.into());
     debug_assert_eq!(buf.len(), buf.capacity());
     buf.freeze()
 }
@@ -341,6 +353,7 @@ mod tests {
                 payload: payload.into(),
                 custom_type: random_string(rng, 40),
                 store_in_history: rng.random_bool(0.3),
+                encryption: if rng.random_bool(0.7) { 0 } else { rng.random_range(0..4) },
             })),
         }
     }
@@ -473,6 +486,7 @@ mod tests {
                 payload: (0..n).map(|_| rng.random()).collect::<Vec<u8>>().into(),
                 custom_type: random_string(&mut rng, 40),
                 timestamp_ms: if rng.random_bool(0.1) { 0 } else { rng.random() },
+                encryption: if rng.random_bool(0.7) { 0 } else { rng.random_range(1..3) },
             });
         }
         for m in cases {
@@ -485,6 +499,7 @@ mod tests {
                 payload: &m.payload,
                 custom_type: &m.custom_type,
                 timestamp_ms: m.timestamp_ms,
+                encryption: m.encryption,
             });
             assert_eq!(fast, encode_server_body(&server_frame::Body::Message(m.clone())), "{m:?}");
             assert_eq!(pb::ServerFrame::decode(fast).unwrap().body, Some(server_frame::Body::Message(m)));

@@ -27,7 +27,8 @@ pub fn write_publish_frame(buf: &mut BytesMut, request_id: u64, p: &PublishRef<'
         + scalar_len(p.message_type.into())
         + bytes_len(p.payload)
         + bytes_len(p.custom_type.as_bytes())
-        + scalar_len(p.store_in_history.into());
+        + scalar_len(p.store_in_history.into())
+        + scalar_len(p.encryption.into());
     let len = scalar_len(request_id) + varint_len(KEY_PUBLISH) + varint_len(inner as u64) + inner;
     buf.reserve(LEN_PREFIX + len);
     buf.put_u32_le(len as u32);
@@ -40,6 +41,7 @@ pub fn write_publish_frame(buf: &mut BytesMut, request_id: u64, p: &PublishRef<'
     put_bytes(buf, 0x22, p.payload);
     put_bytes(buf, 0x2a, p.custom_type.as_bytes());
     put_scalar(buf, 0x30, p.store_in_history.into());
+    put_scalar(buf, 0x38, p.encryption.into());
 }
 
 /// A `MessageEvent` borrowed from the bytes of its frame.
@@ -61,6 +63,8 @@ pub struct MessageEventRef<'a> {
     pub custom_type: &'a str,
     /// Server time, ms.
     pub timestamp_ms: u64,
+    /// 0, or the encryption mode of an end-to-end encrypted payload.
+    pub encryption: u32,
 }
 
 const KEY_MESSAGE: u64 = 20 << 3 | 2; // ServerFrame.message, length-delimited
@@ -110,6 +114,13 @@ fn decode_message(buf: &[u8]) -> Option<MessageEventRef<'_>> {
                 once(&mut seen, 128)?;
                 m.timestamp_ms = varint(buf, &mut pos)?;
             }
+            // (`seen` has no bit left: a second field 9, or a 0 written out, is left to prost.)
+            0x48 if m.encryption == 0 => {
+                m.encryption = u32_field(buf, &mut pos)?;
+                if m.encryption == 0 {
+                    return None;
+                }
+            }
             _ => return None,
         }
     }
@@ -134,6 +145,7 @@ mod tests {
             payload: Bytes::from(vec![i as u8; (i * 37 % 300) as usize]),
             custom_type: if i.is_multiple_of(2) { "ct".into() } else { String::new() },
             timestamp_ms: i * 1_000_003,
+            encryption: (i % 5 / 3) as u32 * (1 + (i % 2) as u32),
         }
     }
 
@@ -154,6 +166,7 @@ mod tests {
             payload: Bytes::copy_from_slice(m.payload),
             custom_type: m.custom_type.into(),
             timestamp_ms: m.timestamp_ms,
+            encryption: m.encryption,
         };
         (seq, e)
     }
@@ -179,6 +192,7 @@ mod tests {
                         payload,
                         custom_type: if i == 2 { "type" } else { "" },
                         store_in_history,
+                        encryption: (request_id % 3) as u32,
                     };
                     let mut ours = BytesMut::from(&b"xy"[..]);
                     write_publish_frame(&mut ours, request_id, &p);
@@ -190,6 +204,7 @@ mod tests {
                         payload: Bytes::copy_from_slice(payload),
                         custom_type: p.custom_type.into(),
                         store_in_history,
+                        encryption: p.encryption,
                     });
                     frame::write_client_frame(&mut prost, &pb::ClientFrame { request_id, body: Some(body) });
                     assert_eq!(ours, prost, "payload {i}, request {request_id}, history {store_in_history}");

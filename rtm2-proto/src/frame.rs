@@ -192,6 +192,7 @@ mod tests {
                 payload: Bytes::from_static(b"hello"),
                 custom_type: "text".into(),
                 store_in_history: false,
+                encryption: 0,
             })),
         };
         let mut wire = BytesMut::new();

@@ -24,6 +24,17 @@ pub const MAX_TOPIC_NAME_LEN: usize = 16;
 pub const MAX_MESSAGE_LEN: usize = 32 * 1024;
 /// Stream topic payload + customType: at most 1 KiB.
 pub const MAX_TOPIC_MESSAGE_LEN: usize = 1024;
+/// Bytes an end-to-end encrypted payload adds to its plaintext: a 12-byte nonce and a 16-byte
+/// AES-GCM tag (`Publish.encryption`). The limits above are the plaintext's.
+pub const ENCRYPTION_OVERHEAD: usize = 12 + 16;
+/// The prefix of an end-to-end encrypted presence state value (then the base64, unpadded, of
+/// nonce, ciphertext and tag).
+pub const ENCRYPTED_STATE_PREFIX: &str = "rtm2e1:";
+/// Longest encrypted state value: that of a plaintext of [`MAX_STATE_VALUE_LEN`].
+pub const MAX_ENCRYPTED_STATE_VALUE_LEN: usize =
+    ENCRYPTED_STATE_PREFIX.len() + ((MAX_STATE_VALUE_LEN + ENCRYPTION_OVERHEAD) * 4).div_ceil(3);
+/// Encryption modes a publish may name (`Publish.encryption`): 1 AES_128_GCM, 2 AES_256_GCM.
+pub const MAX_ENCRYPTION_MODE: u32 = 2;
 /// customType: at most 32 bytes, non-empty when present.
 pub const MAX_CUSTOM_TYPE_LEN: usize = 32;
 /// Topic meta given to joinTopic: at most 256 bytes.

@@ -122,6 +122,34 @@ pub fn message(data: &[u8], message_type: u32, custom: &str) -> Check {
     payload(data, message_type, custom, MAX_MESSAGE_LEN)
 }
 
+/// A message as the server sees it: plain ([`message`] or [`topic_message`]), or end-to-end
+/// encrypted with mode `encryption` (1..=2): then the payload is a nonce, the ciphertext and a
+/// tag, of a plaintext within the same limit — its text the server cannot check.
+pub fn published(data: &[u8], message_type: u32, custom: &str, encryption: u32, topic: bool) -> Check {
+    let max = if topic { MAX_TOPIC_MESSAGE_LEN } else { MAX_MESSAGE_LEN };
+    match encryption {
+        0 => payload(data, message_type, custom, max),
+        1..=MAX_ENCRYPTION_MODE => {
+            if data.len() <= ENCRYPTION_OVERHEAD {
+                return Err(Violation::new(
+                    ErrorCode::CHANNEL_INVALID_MESSAGE,
+                    format!(
+                        "an encrypted payload is a nonce, ciphertext and tag: more than {} bytes",
+                        ENCRYPTION_OVERHEAD
+                    ),
+                ));
+            }
+            // BINARY for the checks: the ciphertext of a STRING is no text.
+            let kind = if message_type <= 1 { 0 } else { message_type };
+            payload(data, kind, custom, max + ENCRYPTION_OVERHEAD)
+        }
+        other => Err(Violation::new(
+            ErrorCode::INVALID_ENCRYPTION_PARAMETER,
+            format!("encryption mode {other} is not AES_128_GCM (1) or AES_256_GCM (2)"),
+        )),
+    }
+}
+
 /// A topic message (payload + customType ≤ 1 KiB).
 pub fn topic_message(data: &[u8], message_type: u32, custom: &str) -> Check {
     payload(data, message_type, custom, MAX_TOPIC_MESSAGE_LEN)
@@ -229,10 +257,13 @@ pub fn state_items<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> C
             ));
         }
         name("state key", k, MAX_STATE_KEY_LEN, ErrorCode::PRESENCE_INVALID_STATE_KEY)?;
-        if v.len() > MAX_STATE_VALUE_LEN {
+        // (An encrypted value holds a plaintext of at most the same length.)
+        let max =
+            if v.starts_with(ENCRYPTED_STATE_PREFIX) { MAX_ENCRYPTED_STATE_VALUE_LEN } else { MAX_STATE_VALUE_LEN };
+        if v.len() > max {
             return Err(Violation::new(
                 ErrorCode::PRESENCE_STATE_VALUE_SIZE_OVERFLOW,
-                format!("state value of {k:?} is {} bytes; at most {MAX_STATE_VALUE_LEN} are allowed", v.len()),
+                format!("state value of {k:?} is {} bytes; at most {max} are allowed", v.len()),
             ));
         }
         if !seen.insert(k) {

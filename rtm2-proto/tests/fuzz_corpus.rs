@@ -44,6 +44,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 payload: "hello".into(),
                 custom_type: "t".into(),
                 store_in_history: false,
+                encryption: 0,
             })),
         },
     );

@@ -180,7 +180,7 @@ fn check_publish(r: &PublishRef<'_>) -> Result<(), Violation> {
             "message history is not available on this server",
         ));
     }
-    validate::message(r.payload, r.message_type, r.custom_type)?;
+    validate::published(r.payload, r.message_type, r.custom_type, r.encryption, false)?;
     match ChannelType::from_u32(r.channel_type) {
         Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) | Some(ChannelType::USER) => Ok(()),
         _ => Err(Violation::new(
@@ -201,5 +201,6 @@ fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>
         payload: r.payload,
         custom_type: r.custom_type,
         timestamp_ms: now_ms,
+        encryption: r.encryption,
     })
 }

@@ -313,7 +313,7 @@ pub(crate) fn leave_topic(session: &Arc<Session>, r: pb::LeaveTopic) -> Reply {
 
 pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Reply {
     validate::topic_name(&r.topic)?;
-    validate::topic_message(&r.payload, r.message_type, &r.custom_type)?;
+    validate::published(&r.payload, r.message_type, &r.custom_type, r.encryption, true)?;
     with_member(session, &r.channel, |ch, user| {
         if !ch.members[user].topics.contains_key(&r.topic) {
             return Err(Violation::new(
@@ -331,6 +331,7 @@ pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Repl
             payload: &r.payload,
             custom_type: &r.custom_type,
             timestamp_ms: now_ms(),
+            encryption: r.encryption,
         });
         if let Some(c) = &session.app.cluster
             && !ch.remote.is_empty()

@@ -108,6 +108,7 @@ fn publish(channel: &str, channel_type: u32, message_type: u32, payload: &[u8], 
         payload: Bytes::copy_from_slice(payload),
         custom_type: custom_type.into(),
         store_in_history: false,
+        encryption: 0,
     }
 }
 

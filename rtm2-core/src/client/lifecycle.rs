@@ -226,8 +226,19 @@ impl Inner {
 
     fn on_inbound(self: &Arc<Self>, ev: Inbound) {
         match ev {
-            Inbound::Message(m) => self.emit(Event::Message(m)),
-            Inbound::Messages(evs) => self.emit_batch(evs),
+            Inbound::Message(m) => {
+                let mut one = vec![Event::Message(m)];
+                self.e2ee.screen(&mut one);
+                if let Some(ev) = one.pop() {
+                    self.emit(ev);
+                }
+            }
+            Inbound::Messages(mut evs) => {
+                self.e2ee.screen(&mut evs);
+                if !evs.is_empty() {
+                    self.emit_batch(evs);
+                }
+            }
             Inbound::Topic(t) => self.emit(Event::Topic(Arc::new(TopicEvent {
                 event_type: TopicEventType::from_u32(t.event_type).unwrap_or(TopicEventType::NONE),
                 channel: t.channel,
@@ -235,7 +246,10 @@ impl Inner {
                 topics: t.topics.into_iter().map(Into::into).collect(),
                 timestamp_ms: t.timestamp_ms,
             }))),
-            Inbound::Presence(p) => self.emit(Event::Presence(Arc::new(p.into()))),
+            Inbound::Presence(mut p) => {
+                self.e2ee.open_presence(&mut p);
+                self.emit(Event::Presence(Arc::new(p.into())))
+            }
             Inbound::Storage(e) => self.emit(Event::Storage(Arc::new(e.into()))),
             Inbound::Lock(e) => {
                 self.note_lock_event(&e);
@@ -364,7 +378,7 @@ impl Inner {
         let cache = self.state.lock().unwrap().cache.clone();
         let mut unrestored = Vec::new();
         for (ch, o) in &cache.channels {
-            let states = cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), o.with_presence);
+            let states = cache.entry_states(&(ChannelType::MESSAGE, ch.clone()), o.with_presence, self);
             if let Err(e) = req("subscribe", subscribe_body(ch, o, states)).await {
                 tracing::warn!(target: LOG_TARGET, channel = %ch, error = %e, "could not restore a subscription");
                 unrestored.push(ch.clone());
@@ -380,7 +394,7 @@ impl Inner {
             }
         }
         for (name, sc) in &cache.streams {
-            let states = cache.entry_states(&(ChannelType::STREAM, name.clone()), sc.opts.with_presence);
+            let states = cache.entry_states(&(ChannelType::STREAM, name.clone()), sc.opts.with_presence, self);
             match req("join", join_body(name, &sc.opts, states)).await {
                 Ok(resp) => {
                     if let Some(pb::response::Result::StreamJoin(j)) = resp.result {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::WAIT;
 
@@ -82,4 +82,30 @@ pub async fn op(addr: SocketAddr, method: &str, path: &str, body: Option<Value>)
         headers.push(("Content-Type", "application/json"));
     }
     request(addr, method, path, &headers, body.as_deref()).await
+}
+
+/// Reads server-sent events from `path` until one named `event` whose data satisfies `pred`.
+pub async fn sse_until(addr: SocketAddr, path: &str, event: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\r\n", basic());
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut lines = BufReader::new(s).lines();
+        let mut name = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            // (Chunked encoding: size lines interleave; event lines are recognisable.)
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = n.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && name == event
+            {
+                let v: Value = serde_json::from_str(data).unwrap();
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("the stream ended");
+    };
+    tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("no {event} event on {path} within the wait"))
 }

@@ -15,7 +15,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use rtm2_proto::enums::{ChannelType, MessageType};
+use rtm2_proto::enums::{ChannelType, EncryptionMode, MessageType};
 use rtm2_proto::frame;
 use rtm2_proto::pb::{self, client_frame, server_frame};
 
@@ -169,7 +169,8 @@ async fn tail(http: &Arc<Http>, r: &Req) -> Result<Response<Body>, HttpError> {
 }
 
 fn message_json(m: &pb::MessageEvent) -> Value {
-    let string = m.message_type == MessageType::STRING as u32;
+    // (An end-to-end encrypted payload is ciphertext: base64, whatever its type.)
+    let string = m.message_type == MessageType::STRING as u32 && m.encryption == 0;
     let message = match (string, std::str::from_utf8(&m.payload)) {
         (true, Ok(s)) => s.to_string(),
         _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
@@ -183,5 +184,6 @@ fn message_json(m: &pb::MessageEvent) -> Value {
         "message": message,
         "custom_type": m.custom_type,
         "timestamp": m.timestamp_ms,
+        "encryption": EncryptionMode::from_u32(m.encryption).map_or("NONE", EncryptionMode::name),
     })
 }

@@ -341,6 +341,8 @@ fn publish_of(body: &Map<String, Value>, channel: String, channel_type: ChannelT
         payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
         custom_type: optional_str(body, "custom_type")?.unwrap_or("").to_string(),
         store_in_history: optional_bool(body, "enable_historical_messaging")?,
+        // A backend's message is plain: an SDK with end-to-end encryption drops it.
+        encryption: 0,
     })
 }
 
