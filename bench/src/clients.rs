@@ -57,9 +57,26 @@ pub fn events() -> Vec<String> {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// End-to-end encryption of every rtm2 client of this run (`fanout --encryption`).
+static ENCRYPTION: std::sync::OnceLock<rtm2_core::EncryptionConfig> = std::sync::OnceLock::new();
+
+/// Makes every rtm2 client of this run encrypt with `mode` (a mode name).
+pub fn set_encryption(mode: &str) -> Result<(), BoxError> {
+    let m = match mode {
+        "AES_128_GCM" => rtm2_core::EncryptionMode::AES_128_GCM,
+        "AES_256_GCM" => rtm2_core::EncryptionMode::AES_256_GCM,
+        _ => return Err(format!("--encryption {mode:?}: use AES_128_GCM or AES_256_GCM").into()),
+    };
+    let _ = ENCRYPTION.set(rtm2_core::EncryptionConfig::new(m, "rtm2 bench key", b"rtm2 bench salt".to_vec()));
+    Ok(())
+}
+
 pub fn rtm2_config(addr: &str, user: &str) -> ClientConfig {
     let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(addr.to_string()));
     cfg.request_timeout = Duration::from_secs(30);
+    if let Some(e) = ENCRYPTION.get() {
+        cfg.encryption = e.clone();
+    }
     cfg
 }
 

@@ -48,6 +48,10 @@ pub struct FanoutArgs {
     /// Give up after this many seconds of publishing and delivering.
     #[arg(long, default_value_t = 120.0)]
     pub max_seconds: f64,
+    /// rtm2: end-to-end encryption of every client (AES_128_GCM or AES_256_GCM): the publisher
+    /// seals each payload, each subscriber opens it.
+    #[arg(long)]
+    pub encryption: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -236,6 +240,9 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
 }
 
 pub fn run(target: &Target, a: &FanoutArgs, rt: &tokio::runtime::Runtime) -> Result<Value, BoxError> {
+    if let Some(mode) = &a.encryption {
+        clients::set_encryption(mode)?;
+    }
     let setup_t0 = Instant::now();
     let n = a.subscribers;
     // The publisher first: topic subscribers subscribe to it by user id.

@@ -255,6 +255,7 @@ pub fn run(target: &Target, a: &LangArgs, rt: &tokio::runtime::Runtime) -> Resul
         kind: Kind::Channel,
         idle_timeout: a.idle_timeout,
         max_seconds: a.max_seconds,
+        encryption: None,
     };
     let publisher_task = rt.spawn(fanout::publish_all(publisher, fa, sh.clone()));
 

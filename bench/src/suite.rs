@@ -20,7 +20,7 @@ pub struct SuiteArgs {
     /// Repetitions of each configuration (default 3; 1 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
-    /// Only these workloads (comma-separated ids: pub, f1, f10, f100, t10, lat, idle, py, node;
+    /// Only these workloads (comma-separated ids: pub, f1, f10, f100, t10, f1e, lat, idle, py, node;
     /// and, only when named, py-iter, node-iter).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -110,6 +110,19 @@ fn cases(quick: bool) -> Vec<Case> {
         fan("f10", "1→10 message channel", "channel", "10", q(200_000, 100_000), with(&with_cluster, Relay)),
         fan("f100", "1→100 message channel", "channel", "100", q(20_000, 10_000), with(&with_cluster, Relay)),
         fan("t10", "1→10 stream topic", "topic", "10", q(200_000, 100_000), vec![Rtm2, Rtm2Standalone]),
+        {
+            // The cost of end-to-end encryption: f1 with every payload sealed and opened.
+            let mut c = fan(
+                "f1e",
+                "1→1 message channel, AES_128_GCM",
+                "channel",
+                "1",
+                q(1_000_000, 300_000),
+                vec![Rtm2, Rtm2Standalone],
+            );
+            c.args.extend(s(&["--encryption", "AES_128_GCM"]));
+            c
+        },
         Case {
             id: "lat",
             title: "latency 1→1 at 10k msg/s".into(),
@@ -374,7 +387,9 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
     let all_cases = cases(a.quick);
     for id in a.only.iter().chain(&a.skip) {
         if !all_cases.iter().any(|c| c.id == id) {
-            eprintln!("unknown workload {id:?} (pub, f1, f10, f100, t10, lat, idle, py, node, py-iter, node-iter)");
+            eprintln!(
+                "unknown workload {id:?} (pub, f1, f10, f100, t10, f1e, lat, idle, py, node, py-iter, node-iter)"
+            );
             return ExitCode::FAILURE;
         }
     }
