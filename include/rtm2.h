@@ -86,6 +86,18 @@
 // MessageType::STRING.
 #define RTM2_MESSAGE_TYPE_STRING 1
 
+// EncryptionMode::NONE: no encryption (the default).
+#define RTM2_ENCRYPTION_MODE_NONE 0
+
+// EncryptionMode::AES_128_GCM.
+#define RTM2_ENCRYPTION_MODE_AES_128_GCM 1
+
+// EncryptionMode::AES_256_GCM.
+#define RTM2_ENCRYPTION_MODE_AES_256_GCM 2
+
+// The longest salt of `rtm2_config_set_encryption`, in bytes (a shorter one is zero-padded).
+#define RTM2_ENCRYPTION_SALT_MAX_LEN 32
+
 // MessageQos::UNORDERED.
 #define RTM2_MESSAGE_QOS_UNORDERED 0
 
@@ -1402,8 +1414,10 @@ void rtm2_publish_options_init(struct rtm2_publish_options *options);
 // not connect (see `rtm2_client_login`).
 //
 // Fails with 10003 INVALID_APP_ID, 10006 INVALID_USER_ID, 10014 INVALID_PARAMETER (listener
-// `struct_size` too small), `RTM2_ERR_NULL_PARAMETER`, or `RTM2_ERR_INTERNAL`. On failure
-// `*out_client` is not written and the listener's `destroy` is not called.
+// `struct_size` too small), 10020 INVALID_ENCRYPTION_PARAMETER (not with settings accepted by
+// `rtm2_config_set_encryption`, which checks them at once), `RTM2_ERR_NULL_PARAMETER`, or
+// `RTM2_ERR_INTERNAL`. On failure `*out_client` is not written and the listener's `destroy`
+// is not called.
 //
 // # Safety
 // `config` is a live config; `listener` NULL or a listener as documented; `out_client`
@@ -1551,6 +1565,16 @@ int32_t rtm2_client_create_stream_channel(struct rtm2_client *client,
 // # Safety
 // `client` is a live client; `out_state` writable.
 int32_t rtm2_client_get_link_state(struct rtm2_client *client, uint32_t *out_state);
+
+// Writes to `*out_count` how many messages this client dropped because they did not decrypt
+// with its end-to-end encryption settings (`rtm2_config_set_encryption`): sent with another
+// key, salt or mode, sent in clear to an encrypting client or encrypted to a plain one, or
+// tampered with. Such messages never reach `on_message`; the SDK's log notes the first drop
+// of each client once (warn level). The count only grows, from 0 when the client is made.
+//
+// # Safety
+// `client` is a live client; `out_count` writable.
+int32_t rtm2_client_get_undecryptable_messages(struct rtm2_client *client, uint64_t *out_count);
 
 // Applies tuning parameters (a JSON object, see `rtm2_config_set_parameters`) to a running
 // client, all or nothing; 10014 INVALID_PARAMETER for an unknown key or a bad value.
@@ -1702,6 +1726,43 @@ int32_t rtm2_config_set_log_level(struct rtm2_config *config, const char *level)
 // `config` is a live config; `path` NULL or a NUL-terminated string (borrowed).
 int32_t rtm2_config_set_log_file(struct rtm2_config *config, const char *path);
 
+// Sets end-to-end encryption (default: none). With a mode, every message-channel,
+// peer-to-peer and topic payload and every presence state value this client sends is
+// encrypted before it leaves the process (the server holds only ciphertext), and what it
+// receives is decrypted; every client of a conversation needs the same mode, key and salt.
+//
+// * `mode`: `RTM2_ENCRYPTION_MODE_NONE` (turns encryption off; the key and salt are then
+//   ignored and forgotten), `RTM2_ENCRYPTION_MODE_AES_128_GCM` or
+//   `RTM2_ENCRYPTION_MODE_AES_256_GCM`.
+// * `cipher_key`: the shared secret, a non-empty string with a mode (`""` with NONE).
+// * `salt`, `salt_len`: at most `RTM2_ENCRYPTION_SALT_MAX_LEN` (32) bytes, shared like the
+//   key; a shorter salt is zero-padded to 32 bytes (as the RTM 2 reference does). `(NULL, 0)`
+//   is the empty salt.
+//
+// The setter checks everything `rtm2_client_new` would, at once, like the other setters: it
+// fails with 10020 INVALID_ENCRYPTION_PARAMETER for a `mode` that is none of the three, an
+// empty key with a mode, or a `salt_len` over 32 (whatever the mode; checked before `salt` is
+// read, so a wrong length never makes the SDK read past the caller's buffer); with
+// `RTM2_ERR_NULL_PARAMETER` for a NULL `config` or `cipher_key`, or a NULL `salt` with a
+// non-zero `salt_len`; with `RTM2_ERR_INVALID_UTF8` for a key that is not UTF-8. The reason
+// (`rtm2_last_error_message`) never contains the key or salt. On failure the config is
+// unchanged. The key and salt are copied.
+//
+// A message that does not decrypt with the receiving client's settings (another key, salt or
+// mode, a plain message to an encrypting client, an encrypted one to a plain client, tampered
+// bytes) is dropped — never delivered as garbage — and counted: see
+// `rtm2_client_get_undecryptable_messages`. A presence state value that does not decrypt is
+// left out of the states the client reports.
+//
+// # Safety
+// `config` is a live config; `cipher_key` a NUL-terminated string (borrowed); `salt` NULL or
+// `salt_len` readable bytes (borrowed; not read when `salt_len` is over 32).
+int32_t rtm2_config_set_encryption(struct rtm2_config *config,
+                                   uint32_t mode,
+                                   const char *cipher_key,
+                                   const uint8_t *salt,
+                                   size_t salt_len);
+
 // Defines a lock named `name` in a channel (`RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`) with a
 // ttl of `ttl_s` seconds (0 = 10; clamped to 10..300): how long an owner keeps the lock after
 // its connection drops. Subscribers with `WITH_LOCK` get a SET lock event. Completes with
@@ -1831,7 +1892,7 @@ int32_t rtm2_set_log_callback(int32_t min_level, rtm2_log_cb cb, void *user_data
 // The name of a value of one of the API's enumerations, e.g.
 // `rtm2_enum_name("LinkStateChangeReason", RTM2_LINK_REASON_SAME_UID_LOGIN)` is
 // `"SAME_UID_LOGIN"`, `rtm2_enum_name("LinkState", ev->current)` is `"CONNECTED"`.
-// `enumeration` is one of `"ChannelType"`, `"MessageType"`, `"MessageQos"`,
+// `enumeration` is one of `"ChannelType"`, `"MessageType"`, `"EncryptionMode"`, `"MessageQos"`,
 // `"MessagePriority"`, `"TopicEventType"`, `"PresenceEventType"`, `"StorageType"`,
 // `"StorageEventType"`, `"LockEventType"`, `"ServiceType"`, `"LinkState"`, `"LinkOperation"`,
 // `"LinkStateChangeReason"` (the names of Python's `rtm2.enum_tables()` and Node's

@@ -173,6 +173,9 @@ func (c *client) configure(config RTMConfig) error {
 	if err := c.setEndpoint(config.Endpoint); err != nil {
 		return err
 	}
+	if err := c.setEncryption(config.Encryption); err != nil {
+		return err
+	}
 	return c.makeHandle()
 }
 
@@ -186,6 +189,34 @@ func (c *client) setEndpoint(endpoint string) error {
 		return c.fail("endpoint", st, why)
 	}
 	c.endpoint = endpoint
+	return nil
+}
+
+// setEncryption applies RTMConfig.Encryption when any of it is set (the zero value is the
+// core's default: none), with the C setter's checks.
+func (c *client) setEncryption(e EncryptionConfig) error {
+	if e.Mode == EncryptionModeNone && e.Key == "" && len(e.Salt) == 0 {
+		return nil
+	}
+	if strings.IndexByte(e.Key, 0) >= 0 {
+		// C would see the key cut at the NUL: a weaker key than the one given.
+		return c.fail("Encryption", int32(C.RTM2_ERR_INVALID_ENCRYPTION_PARAMETER), "the cipher key contains a NUL byte")
+	}
+	if e.Mode < 0 || int64(e.Mode) > int64(^uint32(0)) {
+		return c.fail("Encryption", int32(C.RTM2_ERR_INVALID_ENCRYPTION_PARAMETER), fmt.Sprintf("encryption mode %d", e.Mode))
+	}
+	key := cstr(e.Key)
+	defer free(key)
+	var salt *C.uint8_t
+	if len(e.Salt) > 0 {
+		// A byte slice holds no Go pointers: C may read it for the call.
+		salt = (*C.uint8_t)(unsafe.Pointer(&e.Salt[0]))
+	}
+	if st, why := syncCall(func() C.int32_t {
+		return C.rtm2_config_set_encryption(c.conf, C.uint32_t(e.Mode), key, salt, C.size_t(len(e.Salt)))
+	}); st != 0 {
+		return c.fail("Encryption", st, why)
+	}
 	return nil
 }
 

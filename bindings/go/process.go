@@ -31,6 +31,31 @@ func ConnectedTo(c RTMClient) (endpoint, nodeID string, ok bool) {
 	return gostr(e), gostr(n), true
 }
 
+// UndecryptableMessages is how many messages the client dropped because they did not decrypt
+// with its RTMConfig.Encryption: sent with another key, salt or mode, sent in clear to an
+// encrypting client or encrypted to a plain one, or tampered with. Such messages never reach
+// a Go channel. 0 for a client not made by this package, one whose configuration failed, or
+// one already freed. (Not part of the Agora interface: a function, as the interface cannot
+// grow.)
+func UndecryptableMessages(c RTMClient) uint64 {
+	cl, isOurs := c.(*client)
+	if !isOurs {
+		return 0
+	}
+	// Not handle(): reading the count does not fix the endpoint.
+	cl.life.RLock()
+	defer cl.life.RUnlock()
+	if cl.h == nil {
+		return 0
+	}
+	h := cl.h
+	var n C.uint64_t
+	if st, _ := syncCall(func() C.int32_t { return C.rtm2_client_get_undecryptable_messages(h, &n) }); st != 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
 // LogoutAll logs out every client of the process still logged in, waiting at most timeout
 // in all, and returns how many logouts it waited for. Call it (or Logout on each client)
 // before a program exits, so that other users see its users leave at once instead of after

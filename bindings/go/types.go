@@ -35,6 +35,41 @@ type RTMConfig struct {
 	// EventBuffer (rtm2 addition): how many events may wait for the reader of each Go channel
 	// the client returns before new ones are dropped (counted, logged); 0 = DefaultEventBuffer.
 	EventBuffer int
+	// Encryption (rtm2 addition, the RTM 2 SDKs' encryption config; the zero value is none):
+	// end-to-end encryption of message, peer-to-peer and topic payloads and presence state
+	// values. Invalid settings are ERROR_INVALID_ENCRYPTION_PARAMETER (10020), handled like
+	// any configuration error (sent to errChan, returned by every call).
+	Encryption EncryptionConfig
+}
+
+// EncryptionMode of RTMConfig.Encryption (the RTM 2 SDKs' values).
+type EncryptionMode int
+
+const (
+	EncryptionModeNone      EncryptionMode = 0 // no encryption (the default)
+	EncryptionModeAES128GCM EncryptionMode = 1 // AES-128-GCM
+	EncryptionModeAES256GCM EncryptionMode = 2 // AES-256-GCM
+)
+
+// EncryptionSaltMaxLen is the longest EncryptionConfig.Salt, in bytes.
+const EncryptionSaltMaxLen = 32
+
+// EncryptionConfig is end-to-end encryption (rtm2 addition: the Agora Go SDK's RTMConfig has
+// no such field; this is the encryption config of the other RTM 2 SDKs). Every client of a
+// conversation needs the same Mode, Key and Salt. A message that does not decrypt with this
+// client's settings (another key, salt or mode; plain to an encrypting client or encrypted to
+// a plain one; tampered with) is never delivered: it is dropped and counted
+// (UndecryptableMessages). A presence state value that does not decrypt is left out.
+type EncryptionConfig struct {
+	// Mode: EncryptionModeNone (Key and Salt are then ignored), EncryptionModeAES128GCM or
+	// EncryptionModeAES256GCM; another value is 10020.
+	Mode EncryptionMode
+	// Key is the shared secret: a non-empty string with a mode (10020 otherwise), without NUL
+	// bytes (10020).
+	Key string
+	// Salt: at most EncryptionSaltMaxLen (32) bytes (10020 otherwise, whatever the mode); a
+	// shorter one is zero-padded, as the RTM 2 SDKs do.
+	Salt []byte
 }
 
 // ChannelType of a channel.

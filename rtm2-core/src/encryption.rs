@@ -71,6 +71,12 @@ impl EncryptionConfig {
     pub fn new(mode: EncryptionMode, cipher_key: impl Into<String>, salt: impl Into<Vec<u8>>) -> Self {
         EncryptionConfig { mode, cipher_key: cipher_key.into(), salt: salt.into() }
     }
+
+    /// The check `Client::new` makes: 10020 for an empty key with a mode, or a salt over
+    /// [`SALT_LEN`] bytes.
+    pub fn check(&self) -> Result<()> {
+        E2ee::new(self).map(|_| ())
+    }
 }
 
 enum Aes {

@@ -56,7 +56,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use client::{Client, logout_all};
 pub use config::{ClientConfig, ENDPOINT_ENV, Endpoint, MAX_ENDPOINTS};
-pub use encryption::{EncryptionConfig, EncryptionMode};
+pub use encryption::{EncryptionConfig, EncryptionMode, SALT_LEN as ENCRYPTION_SALT_LEN};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
 pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};

@@ -158,8 +158,10 @@ impl rtm2_client {
 /// not connect (see `rtm2_client_login`).
 ///
 /// Fails with 10003 INVALID_APP_ID, 10006 INVALID_USER_ID, 10014 INVALID_PARAMETER (listener
-/// `struct_size` too small), `RTM2_ERR_NULL_PARAMETER`, or `RTM2_ERR_INTERNAL`. On failure
-/// `*out_client` is not written and the listener's `destroy` is not called.
+/// `struct_size` too small), 10020 INVALID_ENCRYPTION_PARAMETER (not with settings accepted by
+/// `rtm2_config_set_encryption`, which checks them at once), `RTM2_ERR_NULL_PARAMETER`, or
+/// `RTM2_ERR_INTERNAL`. On failure `*out_client` is not written and the listener's `destroy`
+/// is not called.
 ///
 /// # Safety
 /// `config` is a live config; `listener` NULL or a listener as documented; `out_client`
@@ -449,6 +451,24 @@ pub unsafe extern "C" fn rtm2_client_get_link_state(client: *mut rtm2_client, ou
         let c = unsafe { client_ref(client) }?;
         let out = Out::new(out_state, "out_state")?;
         unsafe { out.write(c.client.link_state() as u32) };
+        Ok(())
+    })
+}
+
+/// Writes to `*out_count` how many messages this client dropped because they did not decrypt
+/// with its end-to-end encryption settings (`rtm2_config_set_encryption`): sent with another
+/// key, salt or mode, sent in clear to an encrypting client or encrypted to a plain one, or
+/// tampered with. Such messages never reach `on_message`; the SDK's log notes the first drop
+/// of each client once (warn level). The count only grows, from 0 when the client is made.
+///
+/// # Safety
+/// `client` is a live client; `out_count` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_client_get_undecryptable_messages(client: *mut rtm2_client, out_count: *mut u64) -> i32 {
+    ffi_status(|| {
+        let c = unsafe { client_ref(client) }?;
+        let out = Out::new(out_count, "out_count")?;
+        unsafe { out.write(c.client.undecryptable_messages()) };
         Ok(())
     })
 }

@@ -2,10 +2,11 @@
 
 use std::ffi::c_char;
 
-use rtm2_core::{ClientConfig, Endpoint, ErrorCode};
+use rtm2_core::{ClientConfig, EncryptionConfig, EncryptionMode, Endpoint, ErrorCode};
 
+use crate::constants::RTM2_ENCRYPTION_SALT_MAX_LEN;
 use crate::error::{FfiError, FfiResult, ffi_status};
-use crate::ptr::{Out, borrow, borrow_mut, borrow_str, box_from_raw, box_into_raw};
+use crate::ptr::{Out, borrow, borrow_bytes, borrow_mut, borrow_str, box_from_raw, box_into_raw};
 
 /// A client configuration (opaque). Made by `rtm2_config_new`, changed by the
 /// `rtm2_config_set_*` setters, read (copied) by `rtm2_client_new`, freed by
@@ -210,10 +211,116 @@ pub unsafe extern "C" fn rtm2_config_set_log_file(config: *mut rtm2_config, path
     })
 }
 
+/// Sets end-to-end encryption (default: none). With a mode, every message-channel,
+/// peer-to-peer and topic payload and every presence state value this client sends is
+/// encrypted before it leaves the process (the server holds only ciphertext), and what it
+/// receives is decrypted; every client of a conversation needs the same mode, key and salt.
+///
+/// * `mode`: `RTM2_ENCRYPTION_MODE_NONE` (turns encryption off; the key and salt are then
+///   ignored and forgotten), `RTM2_ENCRYPTION_MODE_AES_128_GCM` or
+///   `RTM2_ENCRYPTION_MODE_AES_256_GCM`.
+/// * `cipher_key`: the shared secret, a non-empty string with a mode (`""` with NONE).
+/// * `salt`, `salt_len`: at most `RTM2_ENCRYPTION_SALT_MAX_LEN` (32) bytes, shared like the
+///   key; a shorter salt is zero-padded to 32 bytes (as the RTM 2 reference does). `(NULL, 0)`
+///   is the empty salt.
+///
+/// The setter checks everything `rtm2_client_new` would, at once, like the other setters: it
+/// fails with 10020 INVALID_ENCRYPTION_PARAMETER for a `mode` that is none of the three, an
+/// empty key with a mode, or a `salt_len` over 32 (whatever the mode; checked before `salt` is
+/// read, so a wrong length never makes the SDK read past the caller's buffer); with
+/// `RTM2_ERR_NULL_PARAMETER` for a NULL `config` or `cipher_key`, or a NULL `salt` with a
+/// non-zero `salt_len`; with `RTM2_ERR_INVALID_UTF8` for a key that is not UTF-8. The reason
+/// (`rtm2_last_error_message`) never contains the key or salt. On failure the config is
+/// unchanged. The key and salt are copied.
+///
+/// A message that does not decrypt with the receiving client's settings (another key, salt or
+/// mode, a plain message to an encrypting client, an encrypted one to a plain client, tampered
+/// bytes) is dropped — never delivered as garbage — and counted: see
+/// `rtm2_client_get_undecryptable_messages`. A presence state value that does not decrypt is
+/// left out of the states the client reports.
+///
+/// # Safety
+/// `config` is a live config; `cipher_key` a NUL-terminated string (borrowed); `salt` NULL or
+/// `salt_len` readable bytes (borrowed; not read when `salt_len` is over 32).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rtm2_config_set_encryption(
+    config: *mut rtm2_config,
+    mode: u32,
+    cipher_key: *const c_char,
+    salt: *const u8,
+    salt_len: usize,
+) -> i32 {
+    with_config(config, |c| {
+        let bad = |why: String| FfiError::rtm(ErrorCode::INVALID_ENCRYPTION_PARAMETER, why);
+        // The length first: a wrong one must not make us read past the caller's buffer.
+        if salt_len > RTM2_ENCRYPTION_SALT_MAX_LEN {
+            return Err(bad(format!(
+                "salt_len is {salt_len}; the salt is at most {RTM2_ENCRYPTION_SALT_MAX_LEN} bytes"
+            )));
+        }
+        let key = unsafe { borrow_str(cipher_key, "cipher_key") }?;
+        let salt = unsafe { borrow_bytes(salt.cast(), salt_len, "salt") }?;
+        let mode = EncryptionMode::from_u32(mode).ok_or_else(|| {
+            bad(format!("encryption mode {mode} is not NONE (0), AES_128_GCM (1) or AES_256_GCM (2)"))
+        })?;
+        if mode == EncryptionMode::NONE {
+            c.encryption = EncryptionConfig::default();
+            return Ok(());
+        }
+        let encryption = EncryptionConfig::new(mode, key, salt);
+        encryption.check().map_err(|e| bad(e.reason))?;
+        c.encryption = encryption;
+        Ok(())
+    })
+}
+
 /// Checks that a config pointer is non-NULL and borrows it.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
 pub(crate) unsafe fn borrow_config<'a>(config: *const rtm2_config) -> FfiResult<&'a rtm2_config> {
     unsafe { borrow(config, "config") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_config() -> *mut rtm2_config {
+        let mut cfg = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { rtm2_config_new(c"0123456789abcdef0123456789abcdef".as_ptr(), c"u".as_ptr(), &mut cfg) },
+            0
+        );
+        cfg
+    }
+
+    /// The setter refuses exactly what `Client::new` would refuse, so a config it accepted
+    /// always makes a client: the salt limit is the core's.
+    #[test]
+    fn encryption_setter_has_the_core_rules() {
+        let cfg = new_config();
+        let salt = [7u8; 33];
+        let set = |mode, key: &std::ffi::CStr, len| unsafe {
+            rtm2_config_set_encryption(cfg, mode, key.as_ptr(), salt.as_ptr(), len)
+        };
+        let refused = ErrorCode::INVALID_ENCRYPTION_PARAMETER as i32;
+        assert_eq!(set(1, c"k", RTM2_ENCRYPTION_SALT_MAX_LEN), 0);
+        let client = rtm2_core::Client::new(unsafe { &*cfg }.client_config());
+        assert!(client.is_ok());
+        drop(client);
+        assert_eq!(set(2, c"k", RTM2_ENCRYPTION_SALT_MAX_LEN + 1), refused);
+        assert_eq!(set(1, c"", 4), refused);
+        assert_eq!(set(3, c"k", 4), refused);
+        // Refused settings leave the config as it was.
+        assert_eq!(unsafe { &*cfg }.inner.encryption.salt.len(), RTM2_ENCRYPTION_SALT_MAX_LEN);
+        let mut core = unsafe { &*cfg }.client_config();
+        core.encryption.salt = salt.to_vec();
+        let e = rtm2_core::Client::new(core).err().expect("33 bytes refused by the core");
+        assert_eq!(e.code, ErrorCode::INVALID_ENCRYPTION_PARAMETER);
+        // NONE forgets the key and salt.
+        assert_eq!(set(crate::constants::RTM2_ENCRYPTION_MODE_NONE, c"", 0), 0);
+        assert!(unsafe { &*cfg }.inner.encryption == EncryptionConfig::default());
+        unsafe { rtm2_config_free(cfg) };
+    }
 }

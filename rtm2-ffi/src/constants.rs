@@ -19,6 +19,18 @@ pub const RTM2_MESSAGE_TYPE_BINARY: u32 = 0;
 /// MessageType::STRING.
 pub const RTM2_MESSAGE_TYPE_STRING: u32 = 1;
 
+// End-to-end encryption (`rtm2_config_set_encryption`).
+
+/// EncryptionMode::NONE: no encryption (the default).
+pub const RTM2_ENCRYPTION_MODE_NONE: u32 = 0;
+/// EncryptionMode::AES_128_GCM.
+pub const RTM2_ENCRYPTION_MODE_AES_128_GCM: u32 = 1;
+/// EncryptionMode::AES_256_GCM.
+pub const RTM2_ENCRYPTION_MODE_AES_256_GCM: u32 = 2;
+/// The longest salt of `rtm2_config_set_encryption`, in bytes (a shorter one is zero-padded).
+pub const RTM2_ENCRYPTION_SALT_MAX_LEN: usize = 32;
+const _: () = assert!(RTM2_ENCRYPTION_SALT_MAX_LEN == rtm2_core::ENCRYPTION_SALT_LEN);
+
 // Delivery order of a topic (`rtm2_join_topic_options.qos`).
 
 /// MessageQos::UNORDERED.
@@ -292,6 +304,7 @@ mod tests {
         let fams: &[(&str, Lookup)] = &[
             ("CHANNEL_TYPE", |v| ChannelType::from_u32(v).map(|x| x.name())),
             ("MESSAGE_TYPE", |v| MessageType::from_u32(v).map(|x| x.name())),
+            ("ENCRYPTION_MODE", |v| EncryptionMode::from_u32(v).map(|x| x.name())),
             ("MESSAGE_QOS", |v| MessageQos::from_u32(v).map(|x| x.name())),
             ("MESSAGE_PRIORITY", |v| MessagePriority::from_u32(v).map(|x| x.name())),
             ("TOPIC_EVENT_TYPE", |v| TopicEventType::from_u32(v).map(|x| x.name())),

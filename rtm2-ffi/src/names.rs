@@ -33,7 +33,7 @@ pub(crate) fn enum_name_ptr(enumeration: &str, value: u32) -> *const c_char {
 /// The name of a value of one of the API's enumerations, e.g.
 /// `rtm2_enum_name("LinkStateChangeReason", RTM2_LINK_REASON_SAME_UID_LOGIN)` is
 /// `"SAME_UID_LOGIN"`, `rtm2_enum_name("LinkState", ev->current)` is `"CONNECTED"`.
-/// `enumeration` is one of `"ChannelType"`, `"MessageType"`, `"MessageQos"`,
+/// `enumeration` is one of `"ChannelType"`, `"MessageType"`, `"EncryptionMode"`, `"MessageQos"`,
 /// `"MessagePriority"`, `"TopicEventType"`, `"PresenceEventType"`, `"StorageType"`,
 /// `"StorageEventType"`, `"LockEventType"`, `"ServiceType"`, `"LinkState"`, `"LinkOperation"`,
 /// `"LinkStateChangeReason"` (the names of Python's `rtm2.enum_tables()` and Node's

@@ -4,6 +4,7 @@
  * with its result structs, errors with exact codes, same-uid takeover, overflow accounting, log
  * routing, and the lifecycle guarantees: every completion exactly once — also on timeout,
  * logout and free —, free from inside callbacks, stream channels outliving their client.
+ * (End-to-end encryption: test_encryption.c; the short run has one encrypted exchange.)
  *
  *   test_client [--rtm2 PATH] [--short]     (--short: the brief scenario used under valgrind) */
 #include <errno.h>
@@ -1237,6 +1238,53 @@ static void short_scenario(void) {
     h_call_destroy(&k);
 }
 
+/* Also under valgrind: two clients with end-to-end encryption exchange a message and a
+ * presence state (test_encryption.c has the full scenarios). */
+static rtm2_client *encrypted_client(const char *name, h_recorder *rec) {
+    char u[96];
+    rtm2_config *cfg = NULL;
+    CHECK_OK(rtm2_config_new(H_APP_ID, uid(u, sizeof u, name), &cfg));
+    if (g_endpoint) CHECK_OK(rtm2_config_set_endpoint(cfg, g_endpoint));
+    const uint8_t salt[] = {1, 2, 3, 4, 5};
+    CHECK_OK(rtm2_config_set_encryption(cfg, RTM2_ENCRYPTION_MODE_AES_256_GCM, "short secret", salt, sizeof salt));
+    h_recorder_init(rec);
+    rtm2_listener l = h_recorder_listener(rec);
+    rtm2_client *c = NULL;
+    CHECK_OK(rtm2_client_new(cfg, &l, &c));
+    rtm2_config_free(cfg);
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(OP(k, rtm2_client_login(c, NULL, h_complete, &k, NULL)), RTM2_OK);
+    h_call_destroy(&k);
+    return c;
+}
+
+static void short_encryption(void) {
+    h_recorder ra, rb;
+    rtm2_client *a = encrypted_client("short-enc-alice", &ra);
+    rtm2_client *b = encrypted_client("short-enc-bob", &rb);
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(subscribe(b, "sealed", &k), RTM2_OK);
+    CHECK_INT(subscribe(a, "sealed", &k), RTM2_OK);
+    CHECK_INT(publish_text(a, "sealed", "hello in secret", &k), RTM2_OK);
+    h_event_free(h_expect(&rb, H_EV_MESSAGE, h_match_text, "hello in secret"));
+    rtm2_state_item st[] = {{"k", "v"}};
+    CHECK_INT(OP(k, rtm2_presence_set_state(a, "sealed", RTM2_CHANNEL_TYPE_MESSAGE, st, 1, h_complete, &k, NULL)),
+              RTM2_OK);
+    char alice[96];
+    uid(alice, sizeof alice, "short-enc-alice");
+    CHECK_INT(OP(k, rtm2_presence_get_state(b, "sealed", RTM2_CHANNEL_TYPE_MESSAGE, alice, h_complete, &k, NULL)),
+              RTM2_OK);
+    CHECK_STR(k.states, "k:v");
+    uint64_t dropped = 1;
+    CHECK_OK(rtm2_client_get_undecryptable_messages(b, &dropped));
+    CHECK_INT(dropped, 0);
+    h_call_destroy(&k);
+    free_client(a, &ra);
+    free_client(b, &rb);
+}
+
 int main(int argc, char **argv) {
     h_init();
     const char *rtm2_bin = NULL;
@@ -1261,6 +1309,7 @@ int main(int argc, char **argv) {
     }
     if (short_only) {
         RUN(short_scenario);
+        RUN(short_encryption);
     } else {
         RUN(login_logout_and_link_states);
         RUN(messages_arrive_with_every_field);
