@@ -1731,9 +1731,8 @@ int32_t rtm2_config_set_log_file(struct rtm2_config *config, const char *path);
 // encrypted before it leaves the process (the server holds only ciphertext), and what it
 // receives is decrypted; every client of a conversation needs the same mode, key and salt.
 //
-// * `mode`: `RTM2_ENCRYPTION_MODE_NONE` (turns encryption off; the key and salt are then
-//   ignored and forgotten), `RTM2_ENCRYPTION_MODE_AES_128_GCM` or
-//   `RTM2_ENCRYPTION_MODE_AES_256_GCM`.
+// * `mode`: `RTM2_ENCRYPTION_MODE_NONE` (turns encryption off: then the key must be `""` and
+//   the salt empty), `RTM2_ENCRYPTION_MODE_AES_128_GCM` or `RTM2_ENCRYPTION_MODE_AES_256_GCM`.
 // * `cipher_key`: the shared secret, a non-empty string with a mode (`""` with NONE).
 // * `salt`, `salt_len`: at most `RTM2_ENCRYPTION_SALT_MAX_LEN` (32) bytes, shared like the
 //   key; a shorter salt is zero-padded to 32 bytes (as the RTM 2 reference does). `(NULL, 0)`
@@ -1741,7 +1740,8 @@ int32_t rtm2_config_set_log_file(struct rtm2_config *config, const char *path);
 //
 // The setter checks everything `rtm2_client_new` would, at once, like the other setters: it
 // fails with 10020 INVALID_ENCRYPTION_PARAMETER for a `mode` that is none of the three, an
-// empty key with a mode, or a `salt_len` over 32 (whatever the mode; checked before `salt` is
+// empty key with a mode, a key or salt with NONE (the messages would go out in clear), or a
+// `salt_len` over 32 (whatever the mode; checked before `salt` is
 // read, so a wrong length never makes the SDK read past the caller's buffer); with
 // `RTM2_ERR_NULL_PARAMETER` for a NULL `config` or `cipher_key`, or a NULL `salt` with a
 // non-zero `salt_len`; with `RTM2_ERR_INVALID_UTF8` for a key that is not UTF-8. The reason

@@ -215,6 +215,8 @@ func TestEncryptionInvalidSettingsAre10020(t *testing.T) {
 		"mode beyond uint32": {Mode: 1 << 32, Key: "k"},
 		"salt of 33 bytes":   {Mode: EncryptionModeAES256GCM, Key: "k", Salt: make([]byte, 33)},
 		"long salt, no mode": {Salt: make([]byte, 33)},
+		"a key, no mode":     {Key: "would go out in clear"},
+		"a salt, no mode":    {Salt: []byte("s")},
 		"NUL in the key":     {Mode: EncryptionModeAES256GCM, Key: "se\x00cret"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -228,12 +230,11 @@ func TestEncryptionInvalidSettingsAre10020(t *testing.T) {
 			expectUndecryptable(t, c, 0)
 		})
 	}
-	// Accepted: a shorter salt (zero-padded), none, and a mode's key and salt unset with NONE.
+	// Accepted: a shorter salt (zero-padded), no salt, a full one.
 	for name, enc := range map[string]EncryptionConfig{
-		"short salt":  {Mode: EncryptionModeAES256GCM, Key: "k", Salt: []byte("short")},
-		"no salt":     {Mode: EncryptionModeAES128GCM, Key: "k"},
-		"32 bytes":    {Mode: EncryptionModeAES128GCM, Key: "k", Salt: testSalt},
-		"none, a key": {Key: "ignored"},
+		"short salt": {Mode: EncryptionModeAES256GCM, Key: "k", Salt: []byte("short")},
+		"no salt":    {Mode: EncryptionModeAES128GCM, Key: "k"},
+		"32 bytes":   {Mode: EncryptionModeAES128GCM, Key: "k", Salt: testSalt},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, _ := encLoggedIn(t, where{}, uniq("ok-enc"), enc)

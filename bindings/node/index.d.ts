@@ -33,6 +33,12 @@ export declare class NativeClient {
    * first connection.
    */
   connectedTo(): ConnectedTo | null
+  /**
+   * Messages dropped because they did not decrypt with this client's encryption settings
+   * (another key, salt or mode, plain to an encrypting client or the reverse, tampered); the
+   * count at `close()` once closed.
+   */
+  undecryptableMessages(): number
   /** The state of the message connection (`'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, ...). */
   linkState(): string
   /**
@@ -239,6 +245,7 @@ export declare function enumNames(): EnumNames
 export interface EnumNames {
   channelType: Array<string>
   messageType: Array<string>
+  encryptionMode: Array<string>
   messageQos: Array<string>
   messagePriority: Array<string>
   topicEventType: Array<string>
@@ -409,6 +416,15 @@ export interface NativeClientOptions {
   logLevel?: string
   /** Write SDK logs to this file. */
   logFile?: string
+  /**
+   * End-to-end encryption: `'NONE'` (default), `'AES_128_GCM'` or `'AES_256_GCM'`, or the
+   * number (0, 1, 2); anything else fails with 10020.
+   */
+  encryptionMode?: string | number
+  /** The secret every client of the conversation shares (non-empty with a mode, else 10020). */
+  cipherKey?: string
+  /** At most 32 bytes (zero-padded; more: 10020); a string is taken as its UTF-8 bytes. */
+  salt?: string | Uint8Array
 }
 
 /** One event of a batch: `kind` says which field is set. */

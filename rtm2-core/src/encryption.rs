@@ -72,8 +72,8 @@ impl EncryptionConfig {
         EncryptionConfig { mode, cipher_key: cipher_key.into(), salt: salt.into() }
     }
 
-    /// The check `Client::new` makes: 10020 for an empty key with a mode, or a salt over
-    /// [`SALT_LEN`] bytes.
+    /// The check `Client::new` makes: 10020 for a salt over [`SALT_LEN`] bytes, an empty key
+    /// with a mode, or a key or salt without one.
     pub fn check(&self) -> Result<()> {
         E2ee::new(self).map(|_| ())
     }
@@ -92,18 +92,21 @@ pub(crate) struct E2ee {
 }
 
 impl E2ee {
-    /// Checks the configuration: 10020 for a mode that is not one, an empty key with a mode,
-    /// or a salt over 32 bytes.
+    /// Checks the configuration: 10020 for a salt over 32 bytes, an empty key with a mode, or
+    /// a key or salt without a mode (the messages would go out in clear).
     pub(crate) fn new(c: &EncryptionConfig) -> Result<E2ee> {
         let bad = |why: &str| Error::new(ErrorCode::INVALID_ENCRYPTION_PARAMETER, "new", why.to_string());
+        if c.salt.len() > SALT_LEN {
+            return Err(bad(&format!("the salt is {} bytes; at most {SALT_LEN}", c.salt.len())));
+        }
         let cipher = match c.mode {
+            EncryptionMode::NONE if !c.cipher_key.is_empty() || !c.salt.is_empty() => {
+                return Err(bad("a cipher key or salt without an encryption mode: set the mode (messages would go out in clear) or leave them out"));
+            }
             EncryptionMode::NONE => None,
             mode => {
                 if c.cipher_key.is_empty() {
                     return Err(bad("encryption needs a cipher key (a non-empty string)"));
-                }
-                if c.salt.len() > SALT_LEN {
-                    return Err(bad(&format!("the salt is {} bytes; at most {SALT_LEN}", c.salt.len())));
                 }
                 let mut salt = [0u8; SALT_LEN];
                 salt[..c.salt.len()].copy_from_slice(&c.salt);
@@ -370,6 +373,9 @@ mod tests {
         for c in [
             EncryptionConfig::new(EncryptionMode::AES_128_GCM, "", b"salt".to_vec()),
             EncryptionConfig::new(EncryptionMode::AES_256_GCM, "k", vec![1u8; 33]),
+            EncryptionConfig::new(EncryptionMode::NONE, "", vec![1u8; 33]),
+            EncryptionConfig::new(EncryptionMode::NONE, "a key", Vec::new()),
+            EncryptionConfig::new(EncryptionMode::NONE, "", b"salt".to_vec()),
         ] {
             assert_eq!(E2ee::new(&c).err().map(|e| e.code), Some(ErrorCode::INVALID_ENCRYPTION_PARAMETER));
         }

@@ -252,6 +252,8 @@ export type ChannelType = 'NONE' | 'MESSAGE' | 'STREAM' | 'USER'
 
 export type MessageType = 'BINARY' | 'STRING'
 
+export type EncryptionMode = 'NONE' | 'AES_128_GCM' | 'AES_256_GCM'
+
 export type MessageQos = 'UNORDERED' | 'ORDERED'
 
 export type MessagePriority = 'HIGHEST' | 'HIGH' | 'NORMAL' | 'LOW'

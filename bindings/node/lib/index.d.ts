@@ -19,6 +19,8 @@ export type ChannelType = Generated.ChannelType
 export declare const ChannelType: Constants<ChannelType>
 export type MessageType = Generated.MessageType
 export declare const MessageType: Constants<MessageType>
+export type EncryptionMode = Generated.EncryptionMode
+export declare const EncryptionMode: Constants<EncryptionMode>
 export type MessageQos = Generated.MessageQos
 export declare const MessageQos: Constants<MessageQos>
 export type MessagePriority = Generated.MessagePriority
@@ -115,6 +117,17 @@ export interface RTMConfig {
   logFile?: string
   /** At most this many messages wait in each `messages()` iterator (default 65536). */
   iteratorQueueLimit?: number
+  /**
+   * End-to-end encryption of message payloads, topic messages and presence state values:
+   * `'NONE'` (default), `'AES_128_GCM'` or `'AES_256_GCM'` (or the number 0, 1, 2). Every client
+   * of a conversation needs the same `encryptionMode`, `cipherKey` and `salt`; what does not
+   * decrypt with them is dropped and counted (`undecryptableMessages`). Another value: 10020.
+   */
+  encryptionMode?: EncryptionMode | number
+  /** The shared secret of `encryptionMode` (a non-empty string with a mode, else 10020). */
+  cipherKey?: string
+  /** The shared salt of `encryptionMode`: at most 32 bytes, zero-padded (more: 10020); a string is taken as its UTF-8 bytes. */
+  salt?: Uint8Array | Buffer | string
 }
 
 export interface LoginOptions extends OperationOptions {
@@ -679,6 +692,12 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
    * several endpoints fails over between them); null before the first connection.
    */
   readonly connectedTo: { endpoint: string; nodeId: string } | null
+  /**
+   * Messages dropped because they did not decrypt with this client's encryption settings
+   * (another key, salt or mode, plain to an encrypting client or the reverse, tampered bytes);
+   * never delivered.
+   */
+  readonly undecryptableMessages: number
   readonly presence: RTMPresence
   readonly storage: RTMStorage
   readonly lock: RTMLock
@@ -733,6 +752,7 @@ export declare const VERSION: string
 export declare function enumNames(): {
   channelType: ChannelType[]
   messageType: MessageType[]
+  encryptionMode: EncryptionMode[]
   messageQos: MessageQos[]
   messagePriority: MessagePriority[]
   topicEventType: TopicEventType[]

@@ -282,6 +282,22 @@ const PARAMETER_KEYS = {
 
 const DEFAULT_ITERATOR_LIMIT = 65536
 
+/** The end-to-end encryption settings of a config (agora-rtm-sdk's names), checked for type. */
+function encryptionOptions(config) {
+  const { encryptionMode, cipherKey, salt } = config
+  if (encryptionMode != null && typeof encryptionMode !== 'string' && typeof encryptionMode !== 'number') {
+    const got = typeof encryptionMode
+    throw new TypeError(`encryptionMode must be 'NONE', 'AES_128_GCM', 'AES_256_GCM' or a number, got ${got}`)
+  }
+  if (cipherKey != null && typeof cipherKey !== 'string') {
+    throw new TypeError(`cipherKey must be a string, got ${typeof cipherKey}`)
+  }
+  if (salt != null && typeof salt !== 'string' && !(salt instanceof Uint8Array)) {
+    throw new TypeError(`salt must be a Uint8Array, a Buffer or a string, got ${typeof salt}`)
+  }
+  return { encryptionMode: encryptionMode ?? undefined, cipherKey: cipherKey ?? undefined, salt: salt ?? undefined }
+}
+
 /**
  * An rtm2 client: one user of one app. `new RTM(appId, userId, config)`, then
  * `await rtm.login()`. Services: `rtm.presence`, `rtm.storage`, `rtm.lock`. Events:
@@ -305,6 +321,7 @@ class RTM extends EventEmitter {
       if (config[js] !== undefined) params[key] = config[js]
     }
     Object.assign(params, config.parameters)
+    const encryption = encryptionOptions(config)
     this.#native = callSync(
       () =>
         new native.NativeClient(appId, userId, {
@@ -312,6 +329,7 @@ class RTM extends EventEmitter {
           parameters: Object.keys(params).length > 0 ? JSON.stringify(params) : undefined,
           logLevel: config.logLevel,
           logFile: config.logFile,
+          ...encryption,
         }),
     )
     this.#presence = new RTMPresence(this.#native.presence())
@@ -333,6 +351,16 @@ class RTM extends EventEmitter {
    */
   get connectedTo() {
     return this.#native.connectedTo() ?? null
+  }
+
+  /**
+   * Messages dropped because they did not decrypt with this client's encryption settings
+   * (`encryptionMode`, `cipherKey`, `salt`): another key, salt or mode, a plain message to an
+   * encrypting client or an encrypted one to a plain client, or tampered bytes. They are never
+   * delivered; 0 when every message arrived.
+   */
+  get undecryptableMessages() {
+    return this.#native.undecryptableMessages()
   }
 
   /** The state of the message connection, e.g. `'CONNECTED'`. */
@@ -624,6 +652,7 @@ function constants(names) {
 const ENUMS = native.enumNames()
 const ChannelType = constants(ENUMS.channelType)
 const MessageType = constants(ENUMS.messageType)
+const EncryptionMode = constants(ENUMS.encryptionMode)
 const MessageQos = constants(ENUMS.messageQos)
 const MessagePriority = constants(ENUMS.messagePriority)
 const TopicEventType = constants(ENUMS.topicEventType)
@@ -649,6 +678,7 @@ module.exports = {
   ErrorCode,
   ChannelType,
   MessageType,
+  EncryptionMode,
   MessageQos,
   MessagePriority,
   TopicEventType,

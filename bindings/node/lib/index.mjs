@@ -17,6 +17,7 @@ export const {
   ErrorCode,
   ChannelType,
   MessageType,
+  EncryptionMode,
   MessageQos,
   MessagePriority,
   TopicEventType,

@@ -35,6 +35,7 @@ function render() {
   const enums = [
     ['ChannelType', e.channelType],
     ['MessageType', e.messageType],
+    ['EncryptionMode', e.encryptionMode],
     ['MessageQos', e.messageQos],
     ['MessagePriority', e.messagePriority],
     ['TopicEventType', e.topicEventType],

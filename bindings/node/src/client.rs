@@ -1,13 +1,14 @@
 //! `NativeClient`: one `rtm2_core::Client`, its event receiver and the batch pump; its
 //! presence, storage and lock services share its client slot ([`Shared`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::Env;
 use napi::bindgen_prelude::{Either, Object, Uint8Array};
 use napi_derive::napi;
 
-use rtm2_core::{Client, ClientConfig, Endpoint, EventReceiver, PublishOptions, SubscribeOptions};
+use rtm2_core::{Client, ClientConfig, EncryptionConfig, Endpoint, EventReceiver, PublishOptions, SubscribeOptions};
 
 use crate::convert;
 use crate::error;
@@ -66,6 +67,13 @@ pub struct NativeClientOptions {
     pub log_level: Option<String>,
     /// Write SDK logs to this file.
     pub log_file: Option<String>,
+    /// End-to-end encryption: `'NONE'` (default), `'AES_128_GCM'` or `'AES_256_GCM'`, or the
+    /// number (0, 1, 2); anything else fails with 10020.
+    pub encryption_mode: Option<Either<String, f64>>,
+    /// The secret every client of the conversation shares (non-empty with a mode, else 10020).
+    pub cipher_key: Option<String>,
+    /// At most 32 bytes (zero-padded; more: 10020); a string is taken as its UTF-8 bytes.
+    pub salt: Option<Either<String, Uint8Array>>,
 }
 
 #[napi(object)]
@@ -93,6 +101,8 @@ pub struct NativeClient {
     user_id: String,
     events: Arc<tokio::sync::Mutex<EventReceiver>>,
     pump: Mutex<Option<Arc<Cancel>>>,
+    /// `undecryptableMessages()` of the client when it was closed.
+    undecryptable_at_close: AtomicU64,
 }
 
 impl NativeClient {
@@ -125,12 +135,28 @@ impl NativeClient {
                     cfg.log_level = l;
                 }
                 cfg.log_file = o.log_file.map(Into::into);
+                let mode = match o.encryption_mode {
+                    None => rtm2_core::EncryptionMode::NONE,
+                    Some(m) => convert::encryption_mode(m, "new")?,
+                };
+                let salt = match o.salt {
+                    None => Vec::new(),
+                    Some(Either::A(s)) => s.into_bytes(),
+                    Some(Either::B(b)) => b.to_vec(),
+                };
+                cfg.encryption = EncryptionConfig::new(mode, o.cipher_key.unwrap_or_default(), salt);
             }
             Client::new(cfg)
         };
         let client = make().map_err(|e| error::to_js(env, &e))?;
         let events = Arc::new(tokio::sync::Mutex::new(client.events()));
-        Ok(NativeClient { client: Shared(Arc::new(Mutex::new(Some(client)))), user_id, events, pump: Mutex::new(None) })
+        Ok(NativeClient {
+            client: Shared(Arc::new(Mutex::new(Some(client)))),
+            user_id,
+            events,
+            pump: Mutex::new(None),
+            undecryptable_at_close: AtomicU64::new(0),
+        })
     }
 
     /// The user id.
@@ -145,6 +171,18 @@ impl NativeClient {
     pub fn connected_to(&self) -> Option<ConnectedTo> {
         let (endpoint, node_id) = self.client.current()?.connected_to()?;
         Some(ConnectedTo { endpoint, node_id })
+    }
+
+    /// Messages dropped because they did not decrypt with this client's encryption settings
+    /// (another key, salt or mode, plain to an encrypting client or the reverse, tampered); the
+    /// count at `close()` once closed.
+    #[napi]
+    pub fn undecryptable_messages(&self) -> i64 {
+        let n = match self.client.current() {
+            Some(c) => c.undecryptable_messages(),
+            None => self.undecryptable_at_close.load(Ordering::Relaxed),
+        };
+        i64::try_from(n).unwrap_or(i64::MAX)
     }
 
     /// The state of the message connection (`'IDLE'`, `'CONNECTING'`, `'CONNECTED'`, ...).
@@ -193,6 +231,9 @@ impl NativeClient {
     #[napi]
     pub fn close(&self) {
         let client = self.client.take();
+        if let Some(c) = &client {
+            self.undecryptable_at_close.store(c.undecryptable_messages(), Ordering::Relaxed);
+        }
         drop(client);
         self.stop_events();
     }

@@ -3,7 +3,7 @@
 
 use napi::bindgen_prelude::{Either, Uint8Array};
 
-use rtm2_core::{ChannelType, ErrorCode, MessagePriority, MessageQos, Payload};
+use rtm2_core::{ChannelType, EncryptionMode, ErrorCode, MessagePriority, MessageQos, Payload};
 
 use crate::error;
 
@@ -42,6 +42,27 @@ pub(crate) fn priority(s: Option<&str>, op: &'static str) -> rtm2_core::Result<M
         Some(s) => by_name(s, MessagePriority::from_u32, MessagePriority::name)
             .ok_or_else(|| error::new(ErrorCode::INVALID_PARAMETER, op, format!("unknown priority {s:?}"))),
     }
+}
+
+/// `'NONE'`, `'AES_128_GCM'`, `'AES_256_GCM'` or the number; anything else fails with 10020
+/// INVALID_ENCRYPTION_PARAMETER, as the core does for the other invalid settings.
+pub(crate) fn encryption_mode(m: Either<String, f64>, op: &'static str) -> rtm2_core::Result<EncryptionMode> {
+    let found = match &m {
+        Either::A(s) => by_name(s, EncryptionMode::from_u32, EncryptionMode::name),
+        Either::B(n) if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(n) => EncryptionMode::from_u32(*n as u32),
+        Either::B(_) => None,
+    };
+    found.ok_or_else(|| {
+        let got = match m {
+            Either::A(s) => format!("{s:?}"),
+            Either::B(n) => n.to_string(),
+        };
+        error::new(
+            ErrorCode::INVALID_ENCRYPTION_PARAMETER,
+            op,
+            format!("encryptionMode must be 'NONE', 'AES_128_GCM' or 'AES_256_GCM' (or 0, 1, 2), got {got}"),
+        )
+    })
 }
 
 /// A string is sent as STRING, bytes (Uint8Array, Buffer) as BINARY.

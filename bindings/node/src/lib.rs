@@ -18,8 +18,9 @@ use napi::Env;
 use napi_derive::napi;
 
 use rtm2_core::{
-    ChannelType, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, LockEventType, MessagePriority,
-    MessageQos, MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType, TopicEventType,
+    ChannelType, EncryptionMode, ErrorCode, LinkOperation, LinkState, LinkStateChangeReason, LockEventType,
+    MessagePriority, MessageQos, MessageType, PresenceEventType, ServiceType, StorageEventType, StorageType,
+    TopicEventType,
 };
 
 /// Version of the SDK.
@@ -50,6 +51,7 @@ pub fn error_codes() -> Vec<ErrorCodeInfo> {
 pub struct EnumNames {
     pub channel_type: Vec<String>,
     pub message_type: Vec<String>,
+    pub encryption_mode: Vec<String>,
     pub message_qos: Vec<String>,
     pub message_priority: Vec<String>,
     pub topic_event_type: Vec<String>,
@@ -71,6 +73,7 @@ pub fn enum_names() -> EnumNames {
     EnumNames {
         channel_type: names(ChannelType::from_u32, ChannelType::name),
         message_type: names(MessageType::from_u32, MessageType::name),
+        encryption_mode: names(EncryptionMode::from_u32, EncryptionMode::name),
         message_qos: names(MessageQos::from_u32, MessageQos::name),
         message_priority: names(MessagePriority::from_u32, MessagePriority::name),
         topic_event_type: names(TopicEventType::from_u32, TopicEventType::name),

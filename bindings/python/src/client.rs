@@ -5,11 +5,13 @@
 use std::borrow::Cow;
 use std::sync::RwLock;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyInt, PyString};
 
 use rtm2_core::{
-    ChannelType, Client, ClientConfig, Endpoint, ErrorCode, MessageType, Payload, PublishOptions, SubscribeOptions,
+    ChannelType, Client, ClientConfig, EncryptionConfig, EncryptionMode, Endpoint, ErrorCode, MessageType, Payload,
+    PublishOptions, SubscribeOptions,
 };
 
 use crate::bridge::future;
@@ -48,6 +50,42 @@ pub fn payload(operation: &str, message: &Bound<'_, PyAny>) -> PyResult<Payload>
             "{operation}: the message must be str or bytes, not {}",
             message.get_type().name()?
         ))),
+    }
+}
+
+/// The `encryption_mode` argument: a name (`"NONE"`, `"AES_128_GCM"`, `"AES_256_GCM"`, or an
+/// `rtm2.EncryptionMode`, a str enum) or the number; a value that is not a mode is 10020, like
+/// the SDK's other refusals of the settings.
+fn encryption_mode(mode: &Bound<'_, PyAny>) -> PyResult<EncryptionMode> {
+    let bad = |got: String| {
+        rtm_error(
+            ErrorCode::INVALID_ENCRYPTION_PARAMETER,
+            "new",
+            format!("encryption_mode must be \"NONE\", \"AES_128_GCM\" or \"AES_256_GCM\" (or 0, 1, 2), got {got}"),
+        )
+    };
+    if mode.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err("encryption_mode must be a str or an int, not bool"));
+    }
+    if let Ok(s) = mode.cast::<PyString>() {
+        let name = s.to_cow()?;
+        return by_name(&name, EncryptionMode::from_u32, EncryptionMode::name).ok_or_else(|| bad(format!("{name:?}")));
+    }
+    if mode.is_instance_of::<PyInt>() {
+        let n = mode.extract::<i64>().ok().and_then(|n| u32::try_from(n).ok());
+        return n.and_then(EncryptionMode::from_u32).ok_or_else(|| bad(mode.to_string()));
+    }
+    Err(PyTypeError::new_err(format!("encryption_mode must be a str or an int, not {}", mode.get_type().name()?)))
+}
+
+/// The `salt` argument: bytes-like, or a str (its UTF-8 bytes).
+fn salt(salt: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = salt.cast::<PyString>() {
+        return Ok(s.to_cow()?.as_bytes().to_vec());
+    }
+    match salt.extract::<Cow<'_, [u8]>>() {
+        Ok(b) => Ok(b.into_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!("salt must be bytes or str, not {}", salt.get_type().name()?))),
     }
 }
 
@@ -97,10 +135,22 @@ impl Drop for NativeClient {
 impl NativeClient {
     /// `parameters`: a JSON object of the core's tuning parameters (unknown keys: 10014).
     /// `endpoint`: a str (one endpoint, or several separated by commas) or a list of str.
+    /// `encryption_mode` (a name or number; None: NONE), `cipher_key` and `salt` (bytes or str):
+    /// end-to-end encryption, fixed for the client's life; invalid settings are 10020.
     #[new]
-    #[pyo3(signature = (app_id, user_id, endpoint=None, parameters=None))]
-    fn new(app_id: &str, user_id: &str, endpoint: Option<EndpointArg>, parameters: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (app_id, user_id, endpoint=None, parameters=None, encryption_mode=None, cipher_key=String::new(), salt=None))]
+    fn new(
+        app_id: &str,
+        user_id: &str,
+        endpoint: Option<EndpointArg>,
+        parameters: Option<&str>,
+        encryption_mode: Option<&Bound<'_, PyAny>>,
+        cipher_key: String,
+        salt: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         runtime::start()?;
+        let mode = encryption_mode.map(self::encryption_mode).transpose()?.unwrap_or(EncryptionMode::NONE);
+        let salt = salt.map(self::salt).transpose()?.unwrap_or_default();
         let endpoints = match endpoint {
             None => Endpoint::parse_list(""),
             Some(EndpointArg::One(s)) => Endpoint::parse_list(&s),
@@ -110,6 +160,7 @@ impl NativeClient {
         if let Some(p) = parameters {
             cfg.set_parameters(p).map_err(to_py)?;
         }
+        cfg.encryption = EncryptionConfig::new(mode, cipher_key, salt);
         let client = Client::new(cfg).map_err(to_py)?;
         Ok(NativeClient { inner: RwLock::new(Some(client)) })
     }
@@ -219,6 +270,11 @@ impl NativeClient {
 
     fn connected_to(&self) -> PyResult<Option<(String, String)>> {
         Ok(self.client("connected_to")?.connected_to())
+    }
+
+    /// Messages dropped because they did not decrypt with this client's encryption settings.
+    fn undecryptable_messages(&self) -> PyResult<u64> {
+        Ok(self.client("undecryptable_messages")?.undecryptable_messages())
     }
 
     fn set_parameters(&self, json: &str) -> PyResult<()> {

@@ -9,3 +9,6 @@ const presence: native.NativePresence = c.presence()
 void presence.getOnlineUsers('room', 'MESSAGE', { includedUserId: true }, 1000, null)
 void c.lock().acquireLock('room', 'MESSAGE', 'door', true, null, new native.CancelToken())
 void c.storage().getUserMetadata(null)
+const e = new native.NativeClient('970CA35de60c44645bbae8a215061b33', 'erin', { encryptionMode: 'AES_128_GCM', cipherKey: 'k', salt: 'salt' })
+const dropped: number = e.undecryptableMessages()
+void dropped

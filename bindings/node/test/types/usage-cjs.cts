@@ -8,3 +8,5 @@ console.log(code, rtm2.VERSION, rtm2.enumNames().linkState.includes('CONNECTED')
 void rtm.presence.whoNow('room', rtm2.ChannelType.STREAM).then((r) => console.log(r.occupants.length))
 const acquired: 'ACQUIRED' = rtm2.LockEventType.ACQUIRED
 console.log(acquired, rtm2.enumNames().storageEventType)
+const sealed = new rtm2.RTM('970CA35de60c44645bbae8a215061b33', 'erin', { encryptionMode: rtm2.EncryptionMode.AES_128_GCM, cipherKey: 'k' })
+console.log(sealed.undecryptableMessages.toFixed(), rtm2.enumNames().encryptionMode)

@@ -22,12 +22,28 @@ import {
   PresenceEventType,
   StorageType,
   ChannelType,
+  EncryptionMode,
+  type EncryptionMode as EncryptionModeName,
 } from 'rtm2'
 
 const config: RTMConfig = { endpoint: 'tcp://127.0.0.1:9696', requestTimeoutMs: 5000, presenceTimeout: 30 }
 const cluster: RTMConfig = { endpoint: ['tcp://10.0.0.1:9696', 'tcp://10.0.0.2:9696'] }
 void cluster
 const rtm = new RTM('970CA35de60c44645bbae8a215061b33', 'alice', config)
+
+// End-to-end encryption: agora-rtm-sdk's names; the mode as a name, a constant or the number.
+const mode: EncryptionModeName = EncryptionMode.AES_256_GCM
+const encrypted: RTMConfig[] = [
+  { encryptionMode: 'AES_128_GCM', cipherKey: 'secret', salt: new Uint8Array(32) },
+  { encryptionMode: mode, cipherKey: 'secret', salt: Buffer.from('salt') },
+  { encryptionMode: 2, cipherKey: 'secret', salt: 'salt' },
+]
+// @ts-expect-error: the salt is bytes or a string
+const badSalt: RTMConfig = { encryptionMode: 'AES_128_GCM', cipherKey: 'secret', salt: 42 }
+void encrypted
+void badSalt
+const undecryptable: number = rtm.undecryptableMessages
+console.log(undecryptable)
 
 rtm.addEventListener('message', (e: MessageEvent) => {
   const text: string = typeof e.message === 'string' ? e.message : new TextDecoder().decode(e.message)

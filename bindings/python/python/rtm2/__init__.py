@@ -22,6 +22,7 @@ from ._codes import ErrorCode
 from ._enums import (
     ENUMS,
     ChannelType,
+    EncryptionMode,
     LinkOperation,
     LinkState,
     LinkStateChangeReason,
@@ -128,6 +129,7 @@ __all__ = [
     "ENUMS",
     "ChannelType",
     "MessageType",
+    "EncryptionMode",
     "MessageQos",
     "MessagePriority",
     "TopicEventType",

@@ -32,6 +32,7 @@ from typing import (
 
 from . import _rtm2
 from ._codes import ErrorCode
+from ._enums import EncryptionMode
 from ._errors import InvalidArgumentError
 from ._logging import refresh_log_level
 from ._rtm2 import (
@@ -82,6 +83,8 @@ EventName = Literal[
     "message", "topic", "presence", "storage", "lock", "link_state", "token_privilege_will_expire", "overflow"
 ]
 Payload = Union[str, bytes, bytearray, memoryview]
+EncryptionModeArg = Union[EncryptionMode, Literal["NONE", "AES_128_GCM", "AES_256_GCM"], int, None]
+"""``encryption_mode``: a name, an :class:`rtm2.EncryptionMode` or the number (None: ``"NONE"``)."""
 
 EVENT_TYPES: Dict[str, type] = {
     "message": MessageEvent,
@@ -363,6 +366,16 @@ class Client:
     (5..300), ``event_queue_capacity`` (an unknown key raises InvalidArgumentError 10014; the
     two intervals are clamped into their range, as the server does).
 
+    End-to-end encryption (default: none): ``encryption_mode`` (``"NONE"``, ``"AES_128_GCM"``,
+    ``"AES_256_GCM"``, an :class:`rtm2.EncryptionMode` or the number), ``cipher_key`` (a
+    non-empty str) and ``salt`` (at most 32 bytes, zero-padded; a str is taken as its UTF-8
+    bytes). Message payloads, topic messages and presence state values are encrypted before
+    they leave the process; every client of a conversation needs the same three settings, and
+    what does not decrypt with them is dropped and counted (:attr:`undecryptable_messages`).
+    Invalid settings (a mode without a key, a salt over 32 bytes, an unknown mode) raise
+    InvalidArgumentError 10020 INVALID_ENCRYPTION_PARAMETER. The settings are fixed for the
+    client's life; they are not tuning parameters (``get_parameters()`` does not show them).
+
     Use it as ``async with rtm2.Client(...) as client:``; leaving the block logs out and
     closes the client. A client still logged in when the interpreter exits is logged out then
     (an ``atexit`` hook, at most 1 s for all clients), so that others see it leave at once
@@ -370,13 +383,27 @@ class Client:
     """
 
     def __init__(
-        self, app_id: str, user_id: str, endpoint: Union[str, Sequence[str], None] = None, **config: Any
+        self,
+        app_id: str,
+        user_id: str,
+        endpoint: Union[str, Sequence[str], None] = None,
+        *,
+        encryption_mode: EncryptionModeArg = None,
+        cipher_key: str = "",
+        salt: Union[bytes, bytearray, memoryview, str] = b"",
+        **config: Any,
     ) -> None:
         refresh_log_level()
         params = json.dumps(config) if config else None
         if endpoint is not None and not isinstance(endpoint, str):
             endpoint = list(endpoint)
-        self._native = _rtm2.NativeClient(app_id, user_id, endpoint, params)
+        if isinstance(salt, memoryview):
+            salt = salt.tobytes()
+        elif salt is None:
+            salt = b""
+        if cipher_key is None:
+            cipher_key = ""
+        self._native = _rtm2.NativeClient(app_id, user_id, endpoint, params, encryption_mode, cipher_key, salt)
         self._user_id = user_id
         self._handlers: Dict[str, List[Handler]] = {name: [] for name in EVENT_TYPES}
         self._rx: Any = None
@@ -521,6 +548,14 @@ class Client:
         client given several endpoints fails over between them). None before the first
         connection."""
         return self._native.connected_to()  # type: ignore[no-any-return]
+
+    @property
+    def undecryptable_messages(self) -> int:
+        """Messages dropped because they did not decrypt with this client's encryption settings:
+        another key, salt or mode, a plain message to an encrypting client or an encrypted one
+        to a plain client, or tampered bytes. Such messages are never delivered; 0 when every
+        message arrived."""
+        return int(self._native.undecryptable_messages())
 
     @property
     def link_state(self) -> str:

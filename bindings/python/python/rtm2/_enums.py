@@ -1,5 +1,6 @@
 """The RTM enumerations as constants: ``rtm2.ChannelType``, ``rtm2.PresenceEventType``,
-``rtm2.StorageType``, ``rtm2.StorageEventType``, ``rtm2.LockEventType``, ``rtm2.LinkState``, ...
+``rtm2.StorageType``, ``rtm2.StorageEventType``, ``rtm2.LockEventType``, ``rtm2.LinkState``,
+``rtm2.EncryptionMode``, ...
 
 Events and results carry enumerations as their reference names (plain ``str``, e.g.
 ``ev.event_type == "SNAPSHOT"``). The constants are ``str`` enums whose values are those names,
@@ -48,6 +49,7 @@ _TABLES = {name: _make(name, values) for name, values in _rtm2.enum_tables()}
 
 ChannelType = _TABLES["ChannelType"]
 MessageType = _TABLES["MessageType"]
+EncryptionMode = _TABLES["EncryptionMode"]
 MessageQos = _TABLES["MessageQos"]
 MessagePriority = _TABLES["MessagePriority"]
 TopicEventType = _TABLES["TopicEventType"]

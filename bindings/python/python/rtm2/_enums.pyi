@@ -22,6 +22,14 @@ class MessageType(RtmEnum):
     STRING = "STRING"
     """1"""
 
+class EncryptionMode(RtmEnum):
+    NONE = "NONE"
+    """0"""
+    AES_128_GCM = "AES_128_GCM"
+    """1"""
+    AES_256_GCM = "AES_256_GCM"
+    """2"""
+
 class MessageQos(RtmEnum):
     UNORDERED = "UNORDERED"
     """0"""
