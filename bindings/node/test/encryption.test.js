@@ -159,6 +159,8 @@ test('invalid encryption settings throw 10020 at construction; valid ones are ac
     { encryptionMode: 1.5, cipherKey: 'k' },
     { encryptionMode: -1, cipherKey: 'k' },
     { encryptionMode: Number.NaN, cipherKey: 'k' },
+    { cipherKey: 'k' }, // a key without a mode: it would go out in clear
+    { encryptionMode: 'NONE', salt: 's' },
   ]) {
     const e = throwsWithCode(assert, () => track(new RTM(APP_ID, uniq('bad'), bad)), 10020)
     assert.ok(e instanceof RTMError)

@@ -164,6 +164,8 @@ async def test_invalid_settings_raise_10020_and_valid_ones_are_accepted() -> Non
             {"encryption_mode": 3, "cipher_key": "k"},
             {"encryption_mode": -1, "cipher_key": "k"},
             {"encryption_mode": 2**70, "cipher_key": "k"},
+            {"cipher_key": "k"},  # a key without a mode: it would go out in clear
+            {"encryption_mode": "NONE", "salt": b"s"},
         ]:
             with pytest.raises(rtm2.InvalidArgumentError) as info:
                 made.append(rtm2.Client(APP_ID, uid("bad"), **bad))
