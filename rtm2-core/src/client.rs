@@ -253,6 +253,11 @@ impl Client {
         self.timeout
     }
 
+    /// The history service: stored messages of message channels and of this user's channel.
+    pub fn history(&self) -> crate::history::History {
+        crate::history::History { client: self.clone() }
+    }
+
     /// The presence service (whoNow, whereNow, user state).
     pub fn presence(&self) -> crate::presence::Presence {
         crate::presence::Presence { client: self.clone() }

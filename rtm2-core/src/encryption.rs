@@ -101,7 +101,9 @@ impl E2ee {
         }
         let cipher = match c.mode {
             EncryptionMode::NONE if !c.cipher_key.is_empty() || !c.salt.is_empty() => {
-                return Err(bad("a cipher key or salt without an encryption mode: set the mode (messages would go out in clear) or leave them out"));
+                return Err(bad(
+                    "a cipher key or salt without an encryption mode: set the mode (messages would go out in clear) or leave them out",
+                ));
             }
             EncryptionMode::NONE => None,
             mode => {
@@ -169,6 +171,17 @@ impl E2ee {
     /// The payload to publish: sealed for this publish's place, or `None` without encryption.
     pub(crate) fn seal_message(&self, place: &Place<'_>, plain: &[u8]) -> Option<Bytes> {
         self.seal_bytes(&place.aad(), plain).map(Bytes::from)
+    }
+
+    /// A stored message's payload as this client reads it: decrypted, or as it is when neither
+    /// side encrypts; `None` when it does not open with this configuration (left out of a
+    /// history page, as the reference does; not counted: it is not a live message).
+    pub(crate) fn open_stored(&self, place: &Place<'_>, encryption: u32, payload: Bytes) -> Option<Bytes> {
+        match &self.cipher {
+            None => (encryption == 0).then_some(payload),
+            Some((mode, _)) if encryption == *mode as u32 => self.open_bytes(&place.aad(), &payload).map(Bytes::from),
+            Some(_) => None,
+        }
     }
 
     /// Decrypts the messages of a batch in place; drops (and counts) those that do not

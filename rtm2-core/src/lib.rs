@@ -20,6 +20,7 @@ pub mod embedded;
 mod encryption;
 mod error;
 mod events;
+mod history;
 mod link;
 mod lock;
 pub mod logging;
@@ -59,6 +60,7 @@ pub use config::{ClientConfig, ENDPOINT_ENV, Endpoint, MAX_ENDPOINTS};
 pub use encryption::{EncryptionConfig, EncryptionMode, SALT_LEN as ENCRYPTION_SALT_LEN};
 pub use error::{Error, Result};
 pub use events::{EventReceiver, Subscription};
+pub use history::{GetMessagesOptions, History, HistoryMessage, HistoryPage};
 pub use lock::{LockDetail, LockEvent, Locks, Withdrawal};
 pub use presence::{
     ChannelInfo, GetOnlineUsersOptions, OnlineUsers, Presence, PresenceEvent, PresenceInterval, States, UserState,

@@ -119,18 +119,34 @@ async fn bad_message_requests_get_their_status_and_code() {
     let huge = json!({"channel_name": "lobby", "payload": "y".repeat(70 * 1024)}).to_string();
     let a = request(s.http, "POST", &ch, &hdrs, Some(&huge)).await;
     assert_eq!(a.status, 413, "{}", a.body);
-    // History: not available (its code), whether asked on a publish or queried.
-    let a = op(
-        s.http,
-        "POST",
-        &ch,
-        Some(json!({"channel_name": "lobby", "payload": "x", "enable_historical_messaging": true})),
-    )
-    .await;
-    assert_eq!((a.status, a.code()), (501, 15005), "{}", a.body);
-    let h = format!("/rtm/v2/history/{APP_ID}/userId/bob/channelType/message/channel/lobby?messageCount=10");
-    let a = op(s.http, "GET", &h, None).await;
-    assert_eq!((a.status, a.code()), (501, 15005), "{}", a.body);
+    // History: stored on a publish, read back over REST (newest first, paged), its errors.
+    for i in 0..3 {
+        let body = json!({"channel_name": "lobby", "payload": format!("h{i}"), "enable_historical_messaging": true});
+        let a = op(s.http, "POST", &ch, Some(body)).await;
+        assert_eq!((a.status, a.json()["code"].clone()), (200, json!("message_sent")), "{}", a.body);
+    }
+    let h = format!("/rtm/v2/history/{APP_ID}/userId/bob/channelType/message/channel/lobby?messageCount=2");
+    let page = op(s.http, "GET", &h, None).await.json();
+    let texts: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["message"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["h2", "h1"], "{page}");
+    assert_eq!((page["result"].clone(), page["messages"][0]["publisher"].clone()), (json!("success"), json!("bob")));
+    let next = page["new_start"].as_u64().unwrap();
+    assert!(next > 0, "{page}");
+    let older = op(s.http, "GET", &format!("{h}&start={next}"), None).await.json();
+    assert_eq!(
+        (older["messages"][0]["message"].clone(), older["new_start"].clone()),
+        (json!("h0"), json!(0)),
+        "{older}"
+    );
+    // Another user's user channel: 15004; a bad range: 15002; a bad channel type: 10019.
+    let theirs = format!("/rtm/v2/history/{APP_ID}/userId/bob/channelType/user/channel/alice");
+    let a = op(s.http, "GET", &theirs, None).await;
+    assert_eq!(a.code(), 15004, "{}", a.body);
+    let a = op(s.http, "GET", &format!("{h}&start=5&end=9"), None).await;
+    assert_eq!((a.status, a.code()), (400, 15002), "{}", a.body);
+    let a = op(s.http, "GET", &format!("/rtm/v2/history/{APP_ID}/userId/bob/channelType/stream/channel/x"), None).await;
+    assert_eq!((a.status, a.code()), (400, 10019), "{}", a.body);
     // Unknown endpoint 404, wrong method 405.
     assert_eq!(op(s.http, "GET", "/v2/nothing", None).await.status, 404);
     assert_eq!(op(s.http, "GET", &ch, None).await.status, 405);

@@ -94,6 +94,10 @@ pub struct ServerConfig {
     /// so that a 5 s presence timeout or a 10 s lock ttl passes quickly; never change it in
     /// production.
     pub ttl_unit: Duration,
+    /// Message history: the newest messages kept per channel (default 1,000).
+    pub history_max_per_channel: usize,
+    /// Message history: how long a stored message is kept, at most (default 7 days).
+    pub history_max_age: Duration,
 }
 
 /// Where a server keeps metadata.
@@ -131,6 +135,8 @@ impl Default for ServerConfig {
             presence_interval: Duration::from_secs(limits::DEFAULT_PRESENCE_INTERVAL_S),
             ttl_unit: Duration::from_secs(1),
             cluster_replicas: 1,
+            history_max_per_channel: crate::history::DEFAULT_MAX_PER_CHANNEL,
+            history_max_age: crate::history::DEFAULT_MAX_AGE,
         }
     }
 }

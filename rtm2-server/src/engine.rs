@@ -118,6 +118,8 @@ pub(crate) struct App {
     pub(crate) cluster: Option<Arc<Cluster>>,
     /// The server's numbers (shared by every app).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Stored messages (shared by every app).
+    pub(crate) history: Arc<crate::history::History>,
 }
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
@@ -146,6 +148,8 @@ pub(crate) struct Engine {
     pub(crate) meta_lock: Mutex<()>,
     /// The server's numbers (`/metrics`).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Stored messages.
+    pub(crate) history: Arc<crate::history::History>,
     lock_store: Arc<crate::locks::LockStore>,
     /// Locks persisted by an earlier run, by app id, put back when the app is first used.
     stored_locks: Mutex<HashMap<String, Vec<crate::store::StoredLock>>>,
@@ -178,6 +182,11 @@ impl Engine {
         }
         let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
         let metrics = crate::metrics::Metrics::new();
+        let history = Arc::new(crate::history::History::new(
+            store.clone(),
+            config.history_max_per_channel,
+            config.history_max_age,
+        ));
         Ok(Arc::new_cyclic(|engine| {
             let cluster = config.cluster.as_ref().map(|c| Cluster::start(c, config.cluster_replicas, engine.clone()));
             let apps = config
@@ -191,6 +200,7 @@ impl Engine {
                         lock_store.clone(),
                         cluster.clone(),
                         metrics.clone(),
+                        history.clone(),
                     );
                     (a.app_id.clone(), app)
                 })
@@ -206,6 +216,7 @@ impl Engine {
                 store,
                 meta_lock: Mutex::new(()),
                 metrics,
+                history,
                 lock_store,
                 stored_locks: Mutex::new(stored_locks),
                 cluster,
@@ -242,6 +253,7 @@ impl Engine {
                     self.lock_store.clone(),
                     self.cluster.clone(),
                     self.metrics.clone(),
+                    self.history.clone(),
                 );
                 apps.insert(app_id.to_string(), app.clone());
                 app
@@ -623,6 +635,7 @@ impl Engine {
             B::ReleaseLock(r) => crate::locks::release(session, r),
             B::RevokeLock(r) => crate::locks::revoke(session, r),
             B::GetLocks(r) => crate::locks::get(session, r),
+            B::GetMessages(r) => crate::history::get_messages(self, session, r),
             B::Hello(_) | B::Login(_) | B::Logout(_) | B::Ping(_) => {
                 Err(Violation::new(ErrorCode::INVALID_PARAMETER, "unexpected session frame"))
             }
@@ -665,6 +678,7 @@ impl App {
         lock_store: Arc<crate::locks::LockStore>,
         cluster: Option<Arc<Cluster>>,
         metrics: Arc<crate::metrics::Metrics>,
+        history: Arc<crate::history::History>,
     ) -> Arc<App> {
         Arc::new(App {
             id,
@@ -681,6 +695,7 @@ impl App {
             lock_store: Arc::downgrade(&lock_store),
             cluster,
             metrics,
+            history,
         })
     }
 

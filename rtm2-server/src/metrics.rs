@@ -15,7 +15,7 @@ use rtm2_proto::enums::ChannelType;
 use rtm2_proto::pb::client_frame::Body;
 
 /// Operations timed by `rtm2_request_duration_seconds`, by their label.
-pub(crate) const OPERATIONS: [&str; 27] = [
+pub(crate) const OPERATIONS: [&str; 28] = [
     "subscribe",
     "unsubscribe",
     "publish",
@@ -42,6 +42,7 @@ pub(crate) const OPERATIONS: [&str; 27] = [
     "release_lock",
     "revoke_lock",
     "get_locks",
+    "get_messages",
     "other",
 ];
 
@@ -74,7 +75,8 @@ pub(crate) fn operation(body: &Body) -> usize {
         Body::ReleaseLock(_) => 23,
         Body::RevokeLock(_) => 24,
         Body::GetLocks(_) => 25,
-        Body::Hello(_) | Body::Login(_) | Body::Logout(_) | Body::Ping(_) => 26,
+        Body::GetMessages(_) => 26,
+        Body::Hello(_) | Body::Login(_) | Body::Logout(_) | Body::Ping(_) => 27,
     }
 }
 

@@ -27,6 +27,18 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     let metrics = &session.app.metrics;
     if channel_type == ChannelType::USER {
         validate::user_id(r.channel)?;
+    } else {
+        validate::channel_name(r.channel)?;
+    }
+    // Stored before it is delivered: the delivered message carries its history timestamp.
+    let (now_ms, stored) = match r.store_in_history {
+        false => (now_ms, None),
+        true => match store(session, channel_type, &r, now_ms)? {
+            Some(ts) => (ts, Some(true)),
+            None => (now_ms, Some(false)),
+        },
+    };
+    if channel_type == ChannelType::USER {
         let Some(target) = session.app.user(r.channel) else {
             // In a cluster: to the user's node, if it is online on another one.
             if let Some(c) = &session.app.cluster
@@ -35,17 +47,25 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
                 metrics.published.add(ChannelType::USER, 1);
                 return Ok(None);
             }
-            return Err(Violation::new(
-                ErrorCode::CHANNEL_RECEIVER_OFFLINE,
-                format!("user {:?} is not online", r.channel),
-            ));
+            return Err(match stored {
+                Some(true) => Violation::new(
+                    ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED,
+                    format!("user {:?} is not online; the message is in its history", r.channel),
+                ),
+                Some(false) => Violation::new(
+                    ErrorCode::CHANNEL_RECEIVER_OFFLINE_AND_STORE_FAILED,
+                    format!("user {:?} is not online, and the message could not be stored", r.channel),
+                ),
+                None => {
+                    Violation::new(ErrorCode::CHANNEL_RECEIVER_OFFLINE, format!("user {:?} is not online", r.channel))
+                }
+            });
         };
         target.send(message_body(session, ChannelType::USER, &r, now_ms));
         metrics.published.add(ChannelType::USER, 1);
         metrics.delivered.add(ChannelType::USER, 1);
-        return Ok(None);
+        return store_result(stored);
     }
-    validate::channel_name(r.channel)?;
     metrics.published.add(ChannelType::MESSAGE, 1);
     let cluster = session.app.cluster.as_ref();
     // The map's read guard is held while fanning out (no reference count taken per publish):
@@ -54,7 +74,7 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         if let Some(c) = cluster {
             c.forward(&session.app.id, r.channel, &[message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
         }
-        return Ok(None);
+        return store_result(stored);
     };
     let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
     if let Some(c) = cluster {
@@ -77,7 +97,39 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     }
     ch.messages.fetch_add(1, Ordering::Relaxed);
     metrics.delivered.add(ChannelType::MESSAGE, delivered);
-    Ok(None)
+    store_result(stored)
+}
+
+/// Stores a publish in its channel's history (a user channel's: the receiver's); its
+/// timestamp, or `None` when the store failed (logged; the message is still delivered).
+fn store(
+    session: &Session,
+    channel_type: ChannelType,
+    r: &PublishRef<'_>,
+    now_ms: u64,
+) -> Result<Option<u64>, Violation> {
+    if session.app.cluster.is_some() {
+        return Err(crate::history::not_in_a_cluster());
+    }
+    let record = crate::history::record(&session.user_id, r);
+    match session.app.history.store(&session.app.id, channel_type, r.channel, record, now_ms) {
+        Ok(ts) => Ok(Some(ts)),
+        Err(e) => {
+            tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");
+            Ok(None)
+        }
+    }
+}
+
+/// A delivered publish's answer: success, or 11037 when it was to be stored and was not.
+fn store_result(stored: Option<bool>) -> Reply {
+    match stored {
+        Some(false) => Err(Violation::new(
+            ErrorCode::CHANNEL_MESSAGE_DELIVERED_BUT_STORE_FAILED,
+            "the message was delivered but could not be stored in the history",
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// Publishes of one connection's read batch to one message channel, delivered together: the
@@ -104,7 +156,8 @@ pub(crate) struct PublishRun {
 impl PublishRun {
     /// `publish`, with delivery to a message channel left to `deliver`.
     pub(crate) fn publish(&mut self, session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
-        if r.channel_type == ChannelType::USER as u32 {
+        // A user's message, or one to store (its own timestamp): on its own, after the run.
+        if r.channel_type == ChannelType::USER as u32 || r.store_in_history {
             self.deliver(session);
             return publish(session, r, now_ms);
         }
@@ -174,12 +227,6 @@ impl PublishRun {
 
 /// The checks of a publish that do not depend on where it goes.
 fn check_publish(r: &PublishRef<'_>) -> Result<(), Violation> {
-    if r.store_in_history {
-        return Err(Violation::new(
-            ErrorCode::HISTORY_NOT_AVAILABLE,
-            "message history is not available on this server",
-        ));
-    }
     validate::published(r.payload, r.message_type, r.custom_type, r.encryption, false)?;
     match ChannelType::from_u32(r.channel_type) {
         Some(ChannelType::MESSAGE) | Some(ChannelType::NONE) | Some(ChannelType::USER) => Ok(()),

@@ -71,11 +71,34 @@ pub(crate) trait Store: Send + Sync {
     fn save_lock(&self, lock: &StoredLock, remove: bool, fencing_mark: u64) -> io::Result<()>;
     /// The highest fencing token ever issued by this store (0: none).
     fn fencing_mark(&self) -> io::Result<u64>;
+    /// Stored messages (`history.rs`): adds `record` (its encoded message) at `ts` to the
+    /// history of `channel` and removes that channel's records before `min_ts` and its `drop`
+    /// oldest, in one transaction; returns how many it removed. Durable when it returns.
+    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize>;
+    /// At most `limit` records of `channel` with `end <= ts < start`, newest first.
+    fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>>;
+    /// How many records `channel` has, and its newest timestamp (0: none).
+    fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)>;
+}
+
+/// The key of a stored message: its channel's key, NUL, the timestamp as 20 digits (keys sort
+/// by time within a channel).
+fn history_key(channel: &str, ts: u64) -> String {
+    format!("{channel}\0{ts:020}")
+}
+
+fn history_ts(key: &str) -> u64 {
+    key.rsplit('\0').next().and_then(|t| t.parse().ok()).unwrap_or(0)
+}
+
+/// Bounds of a channel's keys with `lo <= ts < hi`.
+fn history_range(channel: &str, lo: u64, hi: u64) -> (String, String) {
+    (history_key(channel, lo), history_key(channel, hi))
 }
 
 /// In memory: lost when the server stops. Locks are not kept (they live in the engine).
 #[derive(Default)]
-struct MemStore(Mutex<HashMap<String, Vec<u8>>>);
+struct MemStore(Mutex<HashMap<String, Vec<u8>>>, Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
 
 impl Store for MemStore {
     fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
@@ -94,10 +117,38 @@ impl Store for MemStore {
     fn fencing_mark(&self) -> io::Result<u64> {
         Ok(0)
     }
+    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize> {
+        let mut h = self.1.lock().unwrap();
+        h.insert(history_key(channel, ts), record.to_vec());
+        let (lo, hi) = history_range(channel, 0, u64::MAX);
+        let old: Vec<String> = h
+            .range(lo..hi)
+            .enumerate()
+            .take_while(|(i, (k, _))| *i < drop || history_ts(k) < min_ts)
+            .map(|(_, (k, _))| k.clone())
+            .collect();
+        for k in &old {
+            h.remove(k);
+        }
+        Ok(old.len())
+    }
+    fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let h = self.1.lock().unwrap();
+        let (lo, hi) = history_range(channel, end, start);
+        Ok(h.range(lo..hi).rev().take(limit).map(|(k, v)| (history_ts(k), v.clone())).collect())
+    }
+    fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)> {
+        let h = self.1.lock().unwrap();
+        let (lo, hi) = history_range(channel, 0, u64::MAX);
+        let mut range = h.range(lo..hi);
+        let last = range.next_back().map_or(0, |(k, _)| history_ts(k));
+        Ok((range.count() + usize::from(last != 0), last))
+    }
 }
 
 const TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("metadata");
 const LOCKS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("locks");
+const HISTORY: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("history");
 /// `store_id` (the manifest's) and `fencing_mark` (u64, little endian).
 const INFO: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("store_info");
 
@@ -185,6 +236,64 @@ impl Store for FileStore {
     }
     fn fencing_mark(&self) -> io::Result<u64> {
         Ok(read_info(&self.0, "fencing_mark")?.map_or(0, |v| decode_u64(&v)))
+    }
+    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize> {
+        use redb::ReadableTable;
+        let tx = self.0.begin_write().map_err(io_err)?;
+        let removed;
+        {
+            let mut table = tx.open_table(HISTORY).map_err(io_err)?;
+            table.insert(history_key(channel, ts).as_str(), record).map_err(io_err)?;
+            let (lo, hi) = history_range(channel, 0, u64::MAX);
+            let mut old = Vec::new();
+            for (i, row) in table.range(lo.as_str()..hi.as_str()).map_err(io_err)?.enumerate() {
+                let (k, _) = row.map_err(io_err)?;
+                let k = k.value().to_string();
+                if i >= drop && history_ts(&k) >= min_ts {
+                    break;
+                }
+                old.push(k);
+            }
+            removed = old.len();
+            for k in old {
+                table.remove(k.as_str()).map_err(io_err)?;
+            }
+        }
+        tx.commit().map_err(io_err)?;
+        Ok(removed)
+    }
+    fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        use redb::ReadableDatabase;
+        let tx = self.0.begin_read().map_err(io_err)?;
+        let table = match tx.open_table(HISTORY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let (lo, hi) = history_range(channel, end, start);
+        let mut out = Vec::new();
+        for row in table.range(lo.as_str()..hi.as_str()).map_err(io_err)?.rev().take(limit) {
+            let (k, v) = row.map_err(io_err)?;
+            out.push((history_ts(k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+    fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)> {
+        use redb::ReadableDatabase;
+        let tx = self.0.begin_read().map_err(io_err)?;
+        let table = match tx.open_table(HISTORY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(io_err(e)),
+        };
+        let (lo, hi) = history_range(channel, 0, u64::MAX);
+        let (mut n, mut last) = (0, 0);
+        for row in table.range(lo.as_str()..hi.as_str()).map_err(io_err)? {
+            let (k, _) = row.map_err(io_err)?;
+            n += 1;
+            last = history_ts(k.value());
+        }
+        Ok((n, last))
     }
 }
 

@@ -234,7 +234,12 @@ impl From<Violation> for HttpError {
             | E::LOCK_ALREADY_EXIST
             | E::LOCK_NOT_ACQUIRED
             | E::LOCK_ACQUIRE_FAILED => StatusCode::CONFLICT,
-            E::STORAGE_PERMISSION_DENIED | E::LOCK_PERMISSION_DENIED => StatusCode::FORBIDDEN,
+            E::STORAGE_PERMISSION_DENIED | E::LOCK_PERMISSION_DENIED | E::HISTORY_OPERATION_NOT_PERMITTED => {
+                StatusCode::FORBIDDEN
+            }
+            E::CHANNEL_MESSAGE_DELIVERED_BUT_STORE_FAILED
+            | E::CHANNEL_RECEIVER_OFFLINE_AND_STORE_FAILED
+            | E::HISTORY_OPERATION_FAILED => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         HttpError { status, code: v.code.code(), reason: v.reason }

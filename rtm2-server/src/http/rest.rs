@@ -5,6 +5,8 @@
 //! Each call runs as a request of the acting user through the engine's own handlers.
 
 use std::sync::Arc;
+
+use base64::Engine as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Method, Response, StatusCode};
@@ -34,11 +36,10 @@ pub(super) async fn route(http: &Arc<Http>, r: &Req, seg: &[&str]) -> Result<Res
             let (app, caller) = authorized(http, r, app).await?;
             channel_message(http, r, &app, &caller.acting_as(user)?).await
         }
-        ["rtm", "v2", "history", app, "userId", _, "channelType", _, "channel", _] => {
+        ["rtm", "v2", "history", app, "userId", user, "channelType", t, "channel", name] => {
             only(r, &[Method::GET])?;
-            authorized(http, r, app).await?;
-            Err(Violation::new(ErrorCode::HISTORY_NOT_AVAILABLE, "message history is not available on this server")
-                .into())
+            let (app, caller) = authorized(http, r, app).await?;
+            history(http, r, &app, &caller.acting_as(user)?, t, name).await
         }
         ["v1", "apps", app, rest @ ..] => {
             let (app, caller) = authorized(http, r, app).await?;
@@ -300,6 +301,61 @@ async fn metadata(
     Ok(ok(json!({"major_revision": w.major_revision, "total_count": w.total_count})))
 }
 
+/// `GET /rtm/v2/history/{app}/userId/{uid}/channelType/{message|user}/channel/{name}
+/// ?start&end&messageCount`: a page of stored messages, newest first, as `uid` reads them (a
+/// user channel only its own); BINARY and encrypted payloads in base64.
+async fn history(
+    http: &Arc<Http>,
+    r: &Req,
+    app: &Arc<App>,
+    user: &str,
+    channel_type: &str,
+    channel: &str,
+) -> Result<Response<Body>, HttpError> {
+    let channel_type = match channel_type.to_ascii_lowercase().as_str() {
+        "message" => ChannelType::MESSAGE,
+        "user" => ChannelType::USER,
+        other => {
+            return Err(Violation::new(
+                ErrorCode::INVALID_CHANNEL_TYPE,
+                format!("channelType {other:?}: use message or user"),
+            )
+            .into());
+        }
+    };
+    let number = |name: &str| -> Result<u64, HttpError> {
+        r.query.get(name).map_or(Ok(0), |v| v.parse().map_err(|_| bad(format!("{name} must be a number"))))
+    };
+    let q = pb::GetMessages {
+        channel: channel.to_string(),
+        channel_type: channel_type as u32,
+        message_count: number("messageCount")?.min(u32::MAX as u64) as u32,
+        start: number("start")?,
+        end: number("end")?,
+    };
+    let Some(R::MessageList(list)) = call(http, app, user, B::GetMessages(q)).await? else { return Err(unexpected()) };
+    let messages: Vec<Value> = list
+        .messages
+        .iter()
+        .map(|m| {
+            let text = m.message_type == MessageType::STRING as u32 && m.encryption == 0;
+            let message = match (text, std::str::from_utf8(&m.payload)) {
+                (true, Ok(s)) => s.to_string(),
+                _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
+            };
+            json!({
+                "publisher": m.publisher,
+                "message": message,
+                "message_type": if m.message_type == MessageType::STRING as u32 { "STRING" } else { "BINARY" },
+                "custom_type": m.custom_type,
+                "timestamp": m.timestamp_ms,
+                "encryption": rtm2_proto::enums::EncryptionMode::from_u32(m.encryption).map_or("NONE", |e| e.name()),
+            })
+        })
+        .collect();
+    Ok(ok(json!({"result": "success", "count": messages.len(), "messages": messages, "new_start": list.new_start})))
+}
+
 /// `POST …/rtm/users/{userId}/peer_messages?wait_for_ack=bool`: `code` is `message_delivered`
 /// (with wait_for_ack: queued to the user's session, which keeps it for a resume),
 /// `message_sent` (without), or `message_offline` (the user is online nowhere; nothing is kept).
@@ -311,7 +367,13 @@ async fn peer_message(http: &Arc<Http>, r: &Req, app: &Arc<App>, from: &str) -> 
     let code = match call(http, app, from, B::Publish(publish)).await {
         Ok(_) if r.query_flag("wait_for_ack") => "message_delivered",
         Ok(_) => "message_sent",
-        Err(e) if e.code == ErrorCode::CHANNEL_RECEIVER_OFFLINE.code() => "message_offline",
+        // (Offline: with history asked for, the message is kept there.)
+        Err(e)
+            if e.code == ErrorCode::CHANNEL_RECEIVER_OFFLINE.code()
+                || e.code == ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED.code() =>
+        {
+            "message_offline"
+        }
         Err(e) => return Err(e),
     };
     Ok(ok(json!({"result": "success", "request_id": request_id(), "code": code})))
