@@ -8,8 +8,8 @@
  *   Handles are opaque: rtm2_config, rtm2_client, rtm2_stream_channel. Each is made by one
  *   function (rtm2_config_new, rtm2_client_new, rtm2_client_create_stream_channel) and freed
  *   by its _free function (NULL is ignored by every _free). The services of a client —
- *   presence (rtm2_presence_*), storage (rtm2_storage_*) and locks (rtm2_lock_*) — are
- *   functions taking the client handle.
+ *   presence (rtm2_presence_*), storage (rtm2_storage_*), locks (rtm2_lock_*) and history
+ *   (rtm2_history_*) — are functions taking the client handle.
  *   Functions return int32_t status codes: RTM2_OK (0), an RTM error code (10001..15006, the
  *   same numbers in every rtm2 SDK), or an error of the C layer (RTM2_ERR_NULL_PARAMETER 9001,
  *   RTM2_ERR_INVALID_UTF8 9002, RTM2_ERR_PANIC 9003, RTM2_ERR_INTERNAL 9004).
@@ -847,7 +847,11 @@ typedef struct rtm2_publish_options {
     // Application-defined type, at most 32 bytes (11029); NULL or `""` = none. Borrowed for
     // the call.
     const char *custom_type;
-    // Store the message in history (not available yet: completes with 15005).
+    // Store the message in the channel's history (default false), to be read back with
+    // `rtm2_history_get_messages`: a message channel's, or with `RTM2_CHANNEL_TYPE_USER` the
+    // receiving user's. To a user who is offline the message is stored and the publish
+    // completes with 11035 CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED (instead of 11033);
+    // 11036 / 11037 when storing failed.
     bool store_in_history;
 } rtm2_publish_options;
 
@@ -1251,6 +1255,36 @@ typedef struct rtm2_lock_list {
     size_t count;
 } rtm2_lock_list;
 
+// A stored message. Borrowed: valid only during the completion callback (copy what you
+// need). This struct will not change (arrays of it cross the boundary).
+typedef struct rtm2_history_message {
+    // `RTM2_MESSAGE_TYPE_STRING` or `RTM2_MESSAGE_TYPE_BINARY`, as published.
+    uint32_t message_type;
+    // The payload (decrypted, when the client encrypts): `payload_len` bytes, not
+    // NUL-terminated; NULL when the length is 0.
+    const uint8_t *payload;
+    // Number of bytes at `payload`.
+    size_t payload_len;
+    // The application-defined type (`""` if none).
+    const char *custom_type;
+    // The user who published it.
+    const char *publisher;
+    // The server's timestamp, ms since the Unix epoch; unique within the channel's history
+    // (the delivered message event carries the same one).
+    uint64_t timestamp_ms;
+} rtm2_history_message;
+
+// Result of `rtm2_history_get_messages`: one page of a channel's history, newest first.
+// Borrowed: valid only during the completion callback.
+typedef struct rtm2_history_page {
+    // `count` messages, newest first; NULL when the count is 0.
+    const struct rtm2_history_message *messages;
+    // Number of entries in `messages`.
+    size_t count;
+    // 0: there is no older message. Else pass it as `start` to get the next (older) page.
+    uint64_t new_start;
+} rtm2_history_page;
+
 // What a completion callback receives besides the status. Never NULL. Everything it points
 // to is borrowed: valid only until the callback returns (copy what you need).
 //
@@ -1265,7 +1299,7 @@ typedef struct rtm2_result {
     // `"update_channel_metadata"`, `"remove_channel_metadata"`, `"get_channel_metadata"`, the
     // same four with `user`, `"subscribe_user_metadata"`, `"unsubscribe_user_metadata"`;
     // `"set_lock"`, `"remove_lock"`, `"acquire_lock"`, `"release_lock"`, `"revoke_lock"`,
-    // `"get_locks"`.
+    // `"get_locks"`; `"get_messages"` (history).
     const char *operation;
     // Why it failed, in words; `""` on success.
     const char *reason;
@@ -1291,6 +1325,8 @@ typedef struct rtm2_result {
     // `acquire_lock` on success: the grant's fencing token (see `rtm2_lock_acquire`); 0
     // otherwise.
     uint64_t fencing_token;
+    // `get_messages` on success: a page of the channel's history; NULL otherwise.
+    const struct rtm2_history_page *history;
 } rtm2_result;
 
 // The completion callback of an asynchronous operation: called exactly once per started
@@ -1532,7 +1568,8 @@ int32_t rtm2_client_unsubscribe(struct rtm2_client *client,
 // INVALID_CHANNEL_NAME, 10006 INVALID_USER_ID (USER), 11009 CHANNEL_INVALID_MESSAGE (empty,
 // or a STRING that is not UTF-8), 11010 CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION (payload +
 // custom type over 32 KiB), 11029 CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, 11033
-// CHANNEL_RECEIVER_OFFLINE, 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
+// CHANNEL_RECEIVER_OFFLINE, 11035 CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED (offline
+// receiver, `store_in_history`: stored), 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
 // before the call returns. A `payload_len` over 32 KiB completes with 11010 without the
 // payload being read (the length is checked before anything else is read).
 //
@@ -1762,6 +1799,40 @@ int32_t rtm2_config_set_encryption(struct rtm2_config *config,
                                    const char *cipher_key,
                                    const uint8_t *salt,
                                    size_t salt_len);
+
+// Gets a page of the messages stored in a channel's history (published with
+// `rtm2_publish_options.store_in_history`), newest first: a message channel
+// (`RTM2_CHANNEL_TYPE_MESSAGE`; this client need not be subscribed), or this client's own
+// user channel (`RTM2_CHANNEL_TYPE_USER`, `channel` = its user id: the messages published
+// to it). On success `result->history` holds the page.
+//
+// * `message_count`: messages per page, 1..=100; 0 (or more than 100) = 100.
+// * `start`: only messages older than this server timestamp (ms, exclusive); 0 = from the
+//   newest. Pass a page's `new_start` here for the next page, until `new_start` is 0.
+// * `end`: only messages at or after this server timestamp (ms, inclusive); 0 = no bound.
+//   With both set, `start` must be greater than `end` and at most 24 h after it.
+//
+// Messages that do not decrypt with this client's encryption settings are left out.
+// Completes with `RTM2_OK`, 10002 NOT_LOGIN, 10006 INVALID_USER_ID, 10008
+// INVALID_CHANNEL_NAME, 10019 INVALID_CHANNEL_TYPE (a stream channel), 15002
+// HISTORY_INVALID_TIMESTAMP (`start <= end`, or more than 24 h apart), 15003
+// HISTORY_OPERATION_TIMEOUT, 15004 HISTORY_OPERATION_NOT_PERMITTED (another user's user
+// channel), 15005 HISTORY_NOT_AVAILABLE (a server in a cluster), …. A `channel_type` that is
+// no channel type at all is refused at once with 10019. Like every operation it honours
+// `rtm2_set_call_timeout_ms` and can be canceled with `rtm2_cancel`.
+//
+// # Safety
+// `client` is a live client; `channel` a NUL-terminated string; `out_request_id` NULL or
+// writable.
+int32_t rtm2_history_get_messages(struct rtm2_client *client,
+                                  const char *channel,
+                                  uint32_t channel_type,
+                                  uint32_t message_count,
+                                  uint64_t start,
+                                  uint64_t end,
+                                  rtm2_completion_cb cb,
+                                  void *user_data,
+                                  uint64_t *out_request_id);
 
 // Defines a lock named `name` in a channel (`RTM2_CHANNEL_TYPE_MESSAGE` or `_STREAM`) with a
 // ttl of `ttl_s` seconds (0 = 10; clamped to 10..300): how long an owner keeps the lock after

@@ -459,6 +459,7 @@ func (c *client) Publish(channel string, message []byte, opts ...MessageOption) 
 	C.rtm2_publish_options_init(&po)
 	po.channel_type = C.uint32_t(o.ChannelType)
 	po.message_type = C.uint32_t(o.Type)
+	po.store_in_history = C.bool(o.StoreInHistory)
 	var ct *C.char
 	if o.CustomType != "" {
 		ct = cstr(o.CustomType)

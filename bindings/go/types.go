@@ -174,6 +174,9 @@ type MessageOptions struct {
 	// BeQuiet (rtm2 addition): subscribe without being listed or announced in the channel's
 	// presence.
 	BeQuiet bool
+	// StoreInHistory (rtm2 addition): Publish stores the message in the channel's history
+	// (read it back with GetMessages).
+	StoreInHistory bool
 }
 
 // DefaultMessageOptions: binary messages; subscribe with messages and presence.
@@ -217,6 +220,15 @@ func WithMessageCustomType(customType string) MessageOption {
 // argument (peer-to-peer); ChannelTypeMessage (default) to a message channel.
 func WithMessageChannelType(t ChannelType) MessageOption {
 	return func(c *MessageOptions) { c.ChannelType = t }
+}
+
+// WithMessageStoreInHistory (rtm2 addition): Publish also stores the message in the channel's
+// history (default false), read back with GetMessages: a message channel's, or with
+// ChannelTypeUser the receiving user's. To a user who is offline the message is stored and
+// Publish returns ERROR_CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED (11035) instead of
+// ERROR_CHANNEL_RECEIVER_OFFLINE.
+func WithMessageStoreInHistory(enabled bool) MessageOption {
+	return func(c *MessageOptions) { c.StoreInHistory = enabled }
 }
 
 // StreamQOS and StreamPriority of a topic's messages.

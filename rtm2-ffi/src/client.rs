@@ -50,7 +50,11 @@ pub struct rtm2_publish_options {
     /// Application-defined type, at most 32 bytes (11029); NULL or `""` = none. Borrowed for
     /// the call.
     pub custom_type: *const c_char,
-    /// Store the message in history (not available yet: completes with 15005).
+    /// Store the message in the channel's history (default false), to be read back with
+    /// `rtm2_history_get_messages`: a message channel's, or with `RTM2_CHANNEL_TYPE_USER` the
+    /// receiving user's. To a user who is offline the message is stored and the publish
+    /// completes with 11035 CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED (instead of 11033);
+    /// 11036 / 11037 when storing failed.
     pub store_in_history: bool,
 }
 
@@ -385,7 +389,8 @@ pub(crate) fn make_payload(bytes: &[u8], message_type: MessageType) -> Payload {
 /// INVALID_CHANNEL_NAME, 10006 INVALID_USER_ID (USER), 11009 CHANNEL_INVALID_MESSAGE (empty,
 /// or a STRING that is not UTF-8), 11010 CHANNEL_MESSAGE_LENGTH_EXCEED_LIMITATION (payload +
 /// custom type over 32 KiB), 11029 CHANNEL_CUSTOM_TYPE_LENGTH_OVERFLOW, 11033
-/// CHANNEL_RECEIVER_OFFLINE, 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
+/// CHANNEL_RECEIVER_OFFLINE, 11035 CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED (offline
+/// receiver, `store_in_history`: stored), 11026 CHANNEL_PUBLISH_MESSAGE_TIMEOUT, …. The payload is copied
 /// before the call returns. A `payload_len` over 32 KiB completes with 11010 without the
 /// payload being read (the length is checked before anything else is read).
 ///

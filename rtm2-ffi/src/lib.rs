@@ -13,6 +13,7 @@ pub mod constants;
 mod dispatch;
 mod error;
 pub mod events;
+pub mod history;
 pub mod listener;
 pub mod lock;
 pub mod log;

@@ -6,10 +6,11 @@ use std::ffi::{CString, c_char};
 use std::ptr;
 
 use rtm2_core::{
-    ChannelInfo, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult, TopicInfo,
-    UserState,
+    ChannelInfo, HistoryPage, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult,
+    TopicInfo, UserState,
 };
 
+use crate::history::{rtm2_history_page, with_history_page};
 use crate::lock::{CLocks, rtm2_lock_list};
 use crate::presence::{
     rtm2_channel_list, rtm2_online_users, rtm2_user_state, with_channels, with_online_users, with_user_state,
@@ -101,7 +102,7 @@ pub struct rtm2_result {
     /// `"update_channel_metadata"`, `"remove_channel_metadata"`, `"get_channel_metadata"`, the
     /// same four with `user`, `"subscribe_user_metadata"`, `"unsubscribe_user_metadata"`;
     /// `"set_lock"`, `"remove_lock"`, `"acquire_lock"`, `"release_lock"`, `"revoke_lock"`,
-    /// `"get_locks"`.
+    /// `"get_locks"`; `"get_messages"` (history).
     pub operation: *const c_char,
     /// Why it failed, in words; `""` on success.
     pub reason: *const c_char,
@@ -127,6 +128,8 @@ pub struct rtm2_result {
     /// `acquire_lock` on success: the grant's fencing token (see `rtm2_lock_acquire`); 0
     /// otherwise.
     pub fencing_token: u64,
+    /// `get_messages` on success: a page of the channel's history; NULL otherwise.
+    pub history: *const rtm2_history_page,
 }
 
 impl rtm2_result {
@@ -145,6 +148,7 @@ impl rtm2_result {
             metadata: ptr::null(),
             locks: ptr::null(),
             fencing_token: 0,
+            history: ptr::null(),
         }
     }
 }
@@ -163,6 +167,8 @@ pub(crate) enum ResultData {
     Locks(Vec<LockDetail>),
     /// A lock grant's fencing token.
     LockGrant(u64),
+    /// A page of history.
+    History(HistoryPage),
 }
 
 /// Owned C strings whose addresses stay put (a `CString`'s buffer does not move with it).
@@ -344,5 +350,9 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             result.fencing_token = *token;
             f(&result)
         }
+        ResultData::History(p) => with_history_page(p, |v| {
+            result.history = v;
+            f(&result)
+        }),
     }
 }

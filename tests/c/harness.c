@@ -174,6 +174,32 @@ static void h_lock_list(char **out, char **ttls, const rtm2_lock_detail *locks, 
     }
 }
 
+static void h_history(h_call *c, const rtm2_history_page *p) {
+    c->has_history = 1;
+    c->history_count = p->count;
+    c->history_new_start = p->new_start;
+    c->history_ordered = 1;
+    h_sappend(&c->history, "%s", "");
+    h_sappend(&c->history_types, "%s", "");
+    if (p->count > 0 && p->messages == NULL) h_fail(__FILE__, __LINE__, "history: count %zu, NULL messages", p->count);
+    for (size_t i = 0; i < p->count; i++) {
+        const rtm2_history_message *m = &p->messages[i];
+        h_sappend(&c->history, "%s%s:", i ? "," : "", m->publisher);
+        if (m->message_type == RTM2_MESSAGE_TYPE_STRING) {
+            if (m->payload_len > 0) h_sappend(&c->history, "%.*s", (int)m->payload_len, (const char *)m->payload);
+        } else {
+            h_sappend(&c->history, "%s", "0x");
+            for (size_t j = 0; j < m->payload_len; j++) h_sappend(&c->history, "%02x", m->payload[j]);
+        }
+        h_sappend(&c->history_types, "%s%s/%s", i ? "," : "",
+                  m->message_type == RTM2_MESSAGE_TYPE_STRING ? "S" : "B", m->custom_type);
+        if (m->timestamp_ms == 0 || (i > 0 && m->timestamp_ms >= p->messages[i - 1].timestamp_ms))
+            c->history_ordered = 0;
+        if (i == 0) c->history_newest_ts = m->timestamp_ms;
+        c->history_oldest_ts = m->timestamp_ms;
+    }
+}
+
 static int h_cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -234,11 +260,14 @@ void h_call_reset(h_call *c) {
     c->has_metadata_write = c->has_metadata = c->has_locks = 0;
     c->total_occupancy = c->write_total = 0;
     c->fencing_token = 0;
+    c->has_history = c->history_ordered = 0;
+    c->history_count = 0;
+    c->history_new_start = c->history_newest_ts = c->history_oldest_ts = 0;
     c->write_major = c->meta_major = -100;
     c->meta_count = 0;
     char **heap[] = {&c->online_users, &c->online_states, &c->next_page, &c->user_channels, &c->state_user,
                      &c->states, &c->meta_items, &c->meta_revisions, &c->meta_authors, &c->meta_stamped,
-                     &c->locks, &c->lock_ttls};
+                     &c->locks, &c->lock_ttls, &c->history, &c->history_types};
     for (size_t i = 0; i < sizeof heap / sizeof heap[0]; i++) h_sfree(heap[i]);
     pthread_mutex_unlock(&c->mu);
 }
@@ -343,6 +372,7 @@ void h_complete(void *user_data, uint64_t request_id, int32_t status, const rtm2
             c->has_locks = 1;
             h_lock_list(&c->locks, &c->lock_ttls, result->locks->locks, result->locks->count);
         }
+        if (result->history) h_history(c, result->history);
     }
     if (c->hook) c->hook(c);
     c->count++;

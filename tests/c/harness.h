@@ -101,6 +101,14 @@ typedef struct h_call {
     char *locks;               /* "name:owner,..." */
     char *lock_ttls;           /* "name:ttl,..." */
     uint64_t fencing_token;    /* acquire_lock: the grant's token (0 otherwise) */
+    /* get_messages: the page. history "publisher:text,..." (a BINARY payload as hex "0x0102"),
+     * history_types "S/custom,B/,..." (STRING/BINARY and custom type); history_ordered is 1
+     * when the timestamps strictly decrease (and are not 0). */
+    int has_history, history_ordered;
+    size_t history_count;
+    uint64_t history_new_start, history_newest_ts, history_oldest_ts;
+    char *history;
+    char *history_types;
     /* Runs inside the callback (on the dispatcher thread) before the waiter is woken. */
     void (*hook)(struct h_call *call);
     void *hook_data;

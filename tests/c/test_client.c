@@ -1160,6 +1160,148 @@ TEST(logs_reach_the_callback) {
     pthread_cond_destroy(&l.cv);
 }
 
+static int32_t publish_stored(rtm2_client *c, const char *channel, const char *text, uint32_t channel_type,
+                              const char *custom_type, h_call *k) {
+    rtm2_publish_options po;
+    rtm2_publish_options_init(&po);
+    CHECK(!po.store_in_history); /* the default: not stored */
+    po.channel_type = channel_type;
+    po.message_type = RTM2_MESSAGE_TYPE_STRING;
+    po.custom_type = custom_type;
+    po.store_in_history = true;
+    return OP(*k, rtm2_client_publish(c, channel, text, strlen(text), &po, h_complete, k, NULL));
+}
+
+static int32_t get_messages(rtm2_client *c, const char *channel, uint32_t channel_type, uint32_t count, uint64_t start,
+                            uint64_t end, h_call *k) {
+    uint64_t req = 0;
+    int32_t st = OP(*k, rtm2_history_get_messages(c, channel, channel_type, count, start, end, h_complete, k, &req));
+    CHECK(req != 0);
+    CHECK_INT(k->request_id, req);
+    CHECK_STR(k->operation, "get_messages");
+    CHECK(k->has_history == (st == RTM2_OK));
+    return st;
+}
+
+/* Message history: stored publishes come back newest first a page at a time (new_start until
+ * 0), unstored ones never; a user channel's history is its own user's (15004 for another's);
+ * 15002 for an invalid range; an offline receiver's message is stored (11035) and readable by
+ * it once it logs in. */
+TEST(history_pages_and_error_codes) {
+    h_recorder ra, rb;
+    h_recorder_init(&ra);
+    h_recorder_init(&rb);
+    rtm2_client *a = login_client("hist-alice", &ra);
+    rtm2_client *b = login_client("hist-bob", &rb);
+    char alice[96], bob[96], carol[96], room[96];
+    uid(alice, sizeof alice, "hist-alice");
+    uid(bob, sizeof bob, "hist-bob");
+    uid(carol, sizeof carol, "hist-carol");
+    uid(room, sizeof room, "hist-room");
+    h_call k;
+    h_call_init(&k);
+    CHECK_INT(subscribe(b, room, &k), RTM2_OK);
+    /* A channel nobody stored in: an empty page. */
+    CHECK_INT(get_messages(b, room, RTM2_CHANNEL_TYPE_MESSAGE, 0, 0, 0, &k), RTM2_OK);
+    CHECK_INT(k.history_count, 0);
+    CHECK_INT(k.history_new_start, 0);
+    CHECK_STR(k.history, "");
+    /* Five stored messages, interleaved with unstored ones. */
+    for (int i = 0; i < 5; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "m%d", i);
+        CHECK_INT(publish_stored(a, room, text, RTM2_CHANNEL_TYPE_MESSAGE, i == 4 ? "last" : NULL, &k), RTM2_OK);
+        CHECK_INT(publish_text(a, room, "unstored", &k), RTM2_OK);
+    }
+    /* Delivered as usual, with the stored message's timestamp. */
+    h_event *first = h_expect(&rb, H_EV_MESSAGE, h_match_text, "m0");
+    uint64_t delivered_ts = first->timestamp_ms;
+    h_event_free(first);
+    h_event_free(h_expect(&rb, H_EV_MESSAGE, h_match_text, "m4"));
+    /* Pages of 2: m4 m3 | m2 m1 | m0, new_start until 0. */
+    const char *pages[] = {"m4,m3", "m2,m1", "m0"};
+    char want[128];
+    uint64_t start = 0, newest = 0, oldest = 0;
+    for (int p = 0; p < 3; p++) {
+        CHECK_INT(get_messages(b, room, RTM2_CHANNEL_TYPE_MESSAGE, 2, start, 0, &k), RTM2_OK);
+        const char *t = pages[p];
+        want[0] = 0;
+        for (int first_item = 1; *t; first_item = 0) {
+            const char *comma = strchr(t, ',');
+            size_t n = comma ? (size_t)(comma - t) : strlen(t);
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s:%.*s", first_item ? "" : ",", alice,
+                     (int)n, t);
+            t += n + (comma ? 1 : 0);
+        }
+        CHECK_STR(k.history, want);
+        CHECK_INT(k.history_count, p == 2 ? 1 : 2);
+        CHECK(k.history_ordered);
+        if (p == 0) {
+            CHECK_STR(k.history_types, "S/last,S/");
+            newest = k.history_newest_ts;
+        }
+        if (p < 2) {
+            CHECK(k.history_new_start != 0);
+            CHECK(start == 0 || k.history_newest_ts < start);
+            start = k.history_new_start;
+        } else {
+            CHECK_INT(k.history_new_start, 0);
+            oldest = k.history_oldest_ts;
+        }
+    }
+    CHECK_INT(oldest, delivered_ts);
+    /* One page of everything: the five stored ones only. */
+    CHECK_INT(get_messages(a, room, RTM2_CHANNEL_TYPE_MESSAGE, 0, 0, 0, &k), RTM2_OK);
+    CHECK_INT(k.history_count, 5);
+    CHECK(strstr(k.history, "unstored") == NULL);
+    /* end is inclusive, start exclusive. */
+    CHECK_INT(get_messages(a, room, RTM2_CHANNEL_TYPE_MESSAGE, 10, newest, oldest, &k), RTM2_OK);
+    CHECK_INT(k.history_count, 4);
+    CHECK_INT(k.history_oldest_ts, oldest);
+    /* Invalid ranges: start <= end. */
+    CHECK_INT(get_messages(a, room, RTM2_CHANNEL_TYPE_MESSAGE, 10, oldest, newest, &k),
+              RTM2_ERR_HISTORY_INVALID_TIMESTAMP);
+    CHECK_INT(get_messages(a, room, RTM2_CHANNEL_TYPE_MESSAGE, 10, newest, newest, &k),
+              RTM2_ERR_HISTORY_INVALID_TIMESTAMP);
+    /* Channel types: a stream channel 10019 (completion); not a type at all: refused at once. */
+    CHECK_INT(get_messages(a, room, RTM2_CHANNEL_TYPE_STREAM, 0, 0, 0, &k), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    uint64_t req = 0;
+    CHECK_STATUS(rtm2_history_get_messages(a, room, 42, 0, 0, 0, h_complete, &k, &req), RTM2_ERR_INVALID_CHANNEL_TYPE);
+    CHECK_STATUS(rtm2_history_get_messages(a, NULL, RTM2_CHANNEL_TYPE_MESSAGE, 0, 0, 0, h_complete, &k, &req),
+                 RTM2_ERR_NULL_PARAMETER);
+    CHECK_INT(get_messages(a, "a/b", RTM2_CHANNEL_TYPE_MESSAGE, 0, 0, 0, &k), RTM2_ERR_INVALID_CHANNEL_NAME);
+    /* A user channel: stored for its user, read by that user only. */
+    CHECK_INT(publish_stored(a, bob, "to bob", RTM2_CHANNEL_TYPE_USER, NULL, &k), RTM2_OK);
+    h_event_free(h_expect(&rb, H_EV_MESSAGE, h_match_text, "to bob"));
+    CHECK_INT(get_messages(b, bob, RTM2_CHANNEL_TYPE_USER, 0, 0, 0, &k), RTM2_OK);
+    snprintf(want, sizeof want, "%s:to bob", alice);
+    CHECK_STR(k.history, want);
+    CHECK_INT(get_messages(a, bob, RTM2_CHANNEL_TYPE_USER, 0, 0, 0, &k), RTM2_ERR_HISTORY_OPERATION_NOT_PERMITTED);
+    /* To a user who is offline: stored, and said so (11035); unstored: 11033. */
+    CHECK_INT(publish_stored(a, carol, "later", RTM2_CHANNEL_TYPE_USER, NULL, &k),
+              RTM2_ERR_CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED);
+    CHECK_INT(publish(a, carol, "gone", 4, RTM2_CHANNEL_TYPE_USER, RTM2_MESSAGE_TYPE_STRING, NULL, &k),
+              RTM2_ERR_CHANNEL_RECEIVER_OFFLINE);
+    h_recorder rc;
+    h_recorder_init(&rc);
+    rtm2_client *c = login_client("hist-carol", &rc);
+    CHECK_INT(get_messages(c, carol, RTM2_CHANNEL_TYPE_USER, 0, 0, 0, &k), RTM2_OK);
+    snprintf(want, sizeof want, "%s:later", alice);
+    CHECK_STR(k.history, want);
+    CHECK_INT(k.history_new_start, 0);
+    /* Cancel, as for every operation. */
+    h_call_reset(&k);
+    CHECK_OK(rtm2_history_get_messages(c, carol, RTM2_CHANNEL_TYPE_USER, 0, 0, 0, h_complete, &k, &req));
+    int32_t cancel = rtm2_cancel(c, req);
+    int32_t st = h_wait_call(__FILE__, __LINE__, &k, H_WAIT_MS);
+    if (cancel == RTM2_OK) CHECK_INT(st, RTM2_ERR_CANCELED);
+    else CHECK_INT(st, RTM2_OK);
+    h_call_destroy(&k);
+    free_client(c, &rc);
+    free_client(a, &ra);
+    free_client(b, &rb);
+}
+
 /* The short scenario run under valgrind: one of everything, then a clean shutdown. */
 static void short_scenario(void) {
     h_recorder ra, rb;
@@ -1228,6 +1370,11 @@ static void short_scenario(void) {
     h_event_free(h_expect(&rb, H_EV_MESSAGE, h_match_text, "topic"));
     CHECK_INT(OP(k, rtm2_stream_channel_get_subscribed_users(sb, "t", h_complete, &k, NULL)), RTM2_OK);
     CHECK_INT(publish_text(a, "a/b", "x", &k), RTM2_ERR_INVALID_CHANNEL_NAME);
+    /* History: a stored message read back. */
+    CHECK_INT(publish_stored(a, "room", "kept", RTM2_CHANNEL_TYPE_MESSAGE, "ct", &k), RTM2_OK);
+    CHECK_INT(get_messages(b, "room", RTM2_CHANNEL_TYPE_MESSAGE, 1, 0, 0, &k), RTM2_OK);
+    CHECK_INT(k.history_count, 1);
+    CHECK_STR(k.history_types, "S/ct");
     CHECK_INT(OP(k, rtm2_client_logout(a, h_complete, &k, NULL)), RTM2_OK);
     /* b is freed without logging out, with a publish in flight. */
     CHECK_OK(rtm2_client_publish(b, "room", "bye", 3, NULL, NULL, NULL, NULL));
@@ -1330,6 +1477,7 @@ int main(int argc, char **argv) {
         RUN(free_from_inside_an_event_callback);
         RUN(clients_freeing_each_other_from_callbacks_do_not_deadlock);
         RUN(logs_reach_the_callback);
+        RUN(history_pages_and_error_codes);
     }
     if (rtm2_bin) h_server_stop(&server);
     return h_finish(suite, passed);

@@ -145,7 +145,11 @@ export interface PublishOptions extends OperationOptions {
   channelType?: 'MESSAGE' | 'USER'
   /** Application-defined type, at most 32 bytes. */
   customType?: string
-  /** Store in history (not available: fails with 15005). */
+  /**
+   * Also keep the message in the channel's history (`rtm.history.getMessages`; a message to a
+   * user: the receiver's user channel). To an offline user: stored, and the publish rejects
+   * with 11035 (CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED). In a cluster: 15005 (not yet).
+   */
   storeInHistory?: boolean
 }
 
@@ -193,6 +197,18 @@ export interface TopicUsersOptions extends OperationOptions {
 
 /** The channel type of presence, storage and lock calls (`'MESSAGE'` when omitted; others fail with 10019). */
 export type ScopeChannelType = 'MESSAGE' | 'STREAM' | ChannelType
+
+/** The channel type of history calls (`'MESSAGE'` when omitted; `'USER'`: this client's own user channel; others fail with 10019). */
+export type HistoryChannelType = 'MESSAGE' | 'USER' | ChannelType
+
+export interface GetMessagesOptions extends OperationOptions {
+  /** Messages per page, 1..100 (0 or none: 100). */
+  messageCount?: number
+  /** Only messages before this server timestamp, ms (exclusive; 0 or none: from the newest). Pass a page's `newStart` for the next (older) page. */
+  start?: number
+  /** Only messages at or after this server timestamp, ms (inclusive; 0 or none: no bound). With `start`: start > end, at most 24 h apart (else 15002). */
+  end?: number
+}
 
 export interface GetOnlineUsersOptions extends OperationOptions {
   /** List the users (default true; false with `includedState` false: the count only). */
@@ -580,6 +596,27 @@ export interface AcquireLockResponse extends LockResponse {
   fencingToken: number
 }
 
+/** A stored message (`rtm.history.getMessages`). */
+export interface HistoryMessage {
+  /** A string for STRING messages, a Uint8Array for BINARY ones (decrypted, when the client encrypts). */
+  message: string | Uint8Array
+  messageType: MessageType
+  /** Application-defined type (`''` = none). */
+  customType: string
+  publisher: string
+  /** The server's timestamp, ms since the epoch (unique within the channel's history; the delivered message event carries the same). */
+  timestamp: number
+}
+
+/** One page of a channel's history, newest first. */
+export interface GetHistoryMessagesResponse {
+  messageList: HistoryMessage[]
+  /** `messageList.length`. */
+  count: number
+  /** 0: nothing older; else the `start` of the next (older) page. */
+  newStart: number
+}
+
 export interface GetLockResponse {
   channelName: string
   channelType: ChannelType
@@ -647,6 +684,21 @@ export declare class RTMLock {
   revokeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, owner: string, options?: OperationOptions): Promise<LockResponse>
 }
 
+/**
+ * History (`rtm.history`): messages published with `storeInHistory: true`. The server keeps the
+ * newest 1,000 per channel for 7 days at most (its defaults); durable with `rtm2 serve
+ * --data-dir`; not yet in a cluster (15005).
+ */
+export declare class RTMHistory {
+  private constructor()
+  /**
+   * A page of the stored messages of a message channel, or with `'USER'` of this client's own
+   * user channel (another user's: 15004), newest first. Messages that do not decrypt with this
+   * client's encryption settings are left out.
+   */
+  getMessages(channelName: string, channelType?: HistoryChannelType, options?: GetMessagesOptions): Promise<GetHistoryMessagesResponse>
+}
+
 /** The messages of one subscribed channel (`rtm.subscribe()`): iterate with `for await`. */
 export declare class RTMSubscription implements AsyncIterable<MessageEvent> {
   private constructor()
@@ -701,6 +753,7 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
   readonly presence: RTMPresence
   readonly storage: RTMStorage
   readonly lock: RTMLock
+  readonly history: RTMHistory
 
   addEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void
   removeEventListener<K extends RTMEventName>(eventName: K, listener: (...args: RTMEventMap[K]) => void): void

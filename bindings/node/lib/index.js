@@ -7,7 +7,7 @@
 const { EventEmitter } = require('node:events')
 const native = require('../index.js')
 const { ErrorCode, RTMError, RTMTimeoutError, fromNative, callSync, runOp } = require('./op.js')
-const { RTMPresence, RTMStorage, RTMLock } = require('./services.js')
+const { RTMPresence, RTMStorage, RTMLock, RTMHistory } = require('./services.js')
 
 const kOverflow = Symbol('rtm2.overflow')
 
@@ -300,7 +300,7 @@ function encryptionOptions(config) {
 
 /**
  * An rtm2 client: one user of one app. `new RTM(appId, userId, config)`, then
- * `await rtm.login()`. Services: `rtm.presence`, `rtm.storage`, `rtm.lock`. Events:
+ * `await rtm.login()`. Services: `rtm.presence`, `rtm.storage`, `rtm.lock`, `rtm.history`. Events:
  * `message`, `presence`, `storage`, `lock`, `linkState`, `topic`, `tokenPrivilegeWillExpire`,
  * `overflow`, `error` (a listener threw).
  */
@@ -309,6 +309,7 @@ class RTM extends EventEmitter {
   #presence
   #storage
   #lock
+  #history
   #token
   #pumping = false
   #iterators = new Set()
@@ -335,6 +336,7 @@ class RTM extends EventEmitter {
     this.#presence = new RTMPresence(this.#native.presence())
     this.#storage = new RTMStorage(this.#native.storage(), userId)
     this.#lock = new RTMLock(this.#native.lock())
+    this.#history = new RTMHistory(this.#native.history())
     this.#token = config.token
     this.#iteratorLimit = config.iteratorQueueLimit ?? DEFAULT_ITERATOR_LIMIT
   }
@@ -381,6 +383,11 @@ class RTM extends EventEmitter {
   /** The lock service. */
   get lock() {
     return this.#lock
+  }
+
+  /** The history service: getMessages (messages published with `storeInHistory`). */
+  get history() {
+    return this.#history
   }
 
   // --- events -------------------------------------------------------------------------------
@@ -675,6 +682,7 @@ module.exports = {
   RTMPresence,
   RTMStorage,
   RTMLock,
+  RTMHistory,
   ErrorCode,
   ChannelType,
   MessageType,

@@ -14,6 +14,7 @@ export const {
   RTMPresence,
   RTMStorage,
   RTMLock,
+  RTMHistory,
   ErrorCode,
   ChannelType,
   MessageType,

@@ -1,6 +1,6 @@
 'use strict'
-// The presence, storage and lock services of an RTM client (`rtm.presence`, `rtm.storage`,
-// `rtm.lock`), shaped after agora-rtm-sdk 2.x. Like the rest of lib/, this layer only maps
+// The presence, storage, lock and history services of an RTM client (`rtm.presence`,
+// `rtm.storage`, `rtm.lock`, `rtm.history`), shaped after agora-rtm-sdk 2.x. Like the rest of lib/, this layer only maps
 // arguments and results; validation, limits, revisions and the lock queue live in rtm2-core
 // and the server. Every method takes the operation options `{ signal, timeoutMs }`.
 
@@ -265,4 +265,32 @@ class RTMLock {
   }
 }
 
-module.exports = { RTMPresence, RTMStorage, RTMLock }
+// ---------------------------------------------------------------------------------------------
+// History
+
+/**
+ * Stored messages (`rtm.history`): those published with `storeInHistory: true` to a message
+ * channel, or to a user (kept in the receiver's user channel).
+ */
+class RTMHistory {
+  #native
+
+  constructor(nativeHistory) {
+    this.#native = nativeHistory
+  }
+
+  /**
+   * A page of the stored messages of a message channel, or with `'USER'` of this client's own
+   * user channel (`channelName` = its user id; another user's: 15004), newest first. Options:
+   * `messageCount` (1..100; 0 or none: 100), `start` (only messages before this server
+   * timestamp, ms, exclusive; 0: from the newest: pass a page's `newStart` for the next, older,
+   * page), `end` (only messages at or after it, inclusive; 0: no bound); with both, start must
+   * be after end and at most 24 h apart (15002).
+   */
+  async getMessages(channelName, channelType, options = {}) {
+    const o = { messageCount: options.messageCount, start: options.start, end: options.end }
+    return runOp(options, (t, tok) => this.#native.getMessages(channelName, channelType, o, t, tok))
+  }
+}
+
+module.exports = { RTMPresence, RTMStorage, RTMLock, RTMHistory }

@@ -13,6 +13,7 @@ use rtm2_core::{Client, ClientConfig, EncryptionConfig, Endpoint, EventReceiver,
 use crate::convert;
 use crate::error;
 use crate::events::{self, BatchFn, NativeSubscription, PackedBatchFn};
+use crate::history::NativeHistory;
 use crate::lock::NativeLock;
 use crate::op::{self, Cancel, CancelToken};
 use crate::presence::NativePresence;
@@ -378,6 +379,12 @@ impl NativeClient {
     #[napi]
     pub fn lock(&self) -> NativeLock {
         NativeLock::new(self.client.clone())
+    }
+
+    /// The history service (messages published with `storeInHistory`).
+    #[napi]
+    pub fn history(&self) -> NativeHistory {
+        NativeHistory::new(self.client.clone())
     }
 
     /// Channels this client is subscribed to.

@@ -7,6 +7,7 @@ mod client;
 mod convert;
 mod error;
 mod events;
+mod history;
 mod lock;
 pub mod log;
 mod op;

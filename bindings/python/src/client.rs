@@ -16,6 +16,7 @@ use rtm2_core::{
 
 use crate::bridge::future;
 use crate::errors::{rtm_error, to_py};
+use crate::history::NativeHistory;
 use crate::lock::NativeLock;
 use crate::presence::NativePresence;
 use crate::receivers::{NativeEventReceiver, NativeSubscription};
@@ -253,6 +254,11 @@ impl NativeClient {
     /// The lock service.
     fn lock(slf: &Bound<'_, Self>) -> NativeLock {
         NativeLock::new(slf.clone().unbind())
+    }
+
+    /// The history service.
+    fn history(slf: &Bound<'_, Self>) -> NativeHistory {
+        NativeHistory::new(slf.clone().unbind())
     }
 
     /// A receiver of every event of this client from now on.

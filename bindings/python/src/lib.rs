@@ -9,6 +9,7 @@ use rtm2_core::ErrorCode;
 mod bridge;
 mod client;
 mod errors;
+mod history;
 mod lock;
 mod logging;
 mod presence;
@@ -82,6 +83,7 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<presence::NativePresence>()?;
     m.add_class::<storage::NativeStorage>()?;
     m.add_class::<lock::NativeLock>()?;
+    m.add_class::<history::NativeHistory>()?;
     m.add_class::<lock::NativeWithdrawal>()?;
     m.add_class::<receivers::NativeEventReceiver>()?;
     m.add_class::<receivers::NativeSubscription>()?;
@@ -106,5 +108,7 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<services::StorageEvent>()?;
     m.add_class::<services::LockDetail>()?;
     m.add_class::<services::LockEvent>()?;
+    m.add_class::<services::HistoryMessage>()?;
+    m.add_class::<services::HistoryPage>()?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::types::{any, record, s, tuple};
 
@@ -73,6 +73,16 @@ record!(
     /// A storage event: the whole metadata set after a change (UPDATE) or on subscribing
     /// (SNAPSHOT).
     StorageEvent { event_type, storage_type, channel_type, target, publisher, data, timestamp }
+);
+record!(
+    /// A stored message (`history.get_messages`): `message` is a str for STRING messages, bytes
+    /// for BINARY ones (as in message events).
+    HistoryMessage { message, message_type, custom_type, publisher, timestamp }
+);
+record!(
+    /// One page of `history.get_messages`, newest first: `count` = len(messages); `new_start`
+    /// 0 = nothing older, else the `start` of the next (older) page.
+    HistoryPage { messages, count, new_start }
 );
 record!(
     /// A lock of a channel: its name, its owner ("" = free), its ttl in seconds and the
@@ -242,4 +252,29 @@ out!(rtm2_core::MetadataWrite, |py, v| any(
 out!(Vec<rtm2_core::LockDetail>, |py, v| {
     let list = v.iter().map(|d| lock_detail(py, d)).collect::<PyResult<Vec<_>>>()?;
     any(py, list)
+});
+out!(rtm2_core::HistoryPage, |py, v| {
+    let list = v
+        .messages
+        .iter()
+        .map(|m| {
+            // STRING messages are str; BINARY ones (and a STRING that is not valid UTF-8) bytes.
+            let message = match m.text() {
+                Some(t) => s(py, t),
+                None => PyBytes::new(py, &m.payload).into_any().unbind(),
+            };
+            any(
+                py,
+                HistoryMessage {
+                    message,
+                    message_type: s(py, m.message_type.name()),
+                    custom_type: s(py, &m.custom_type),
+                    publisher: s(py, &m.publisher),
+                    timestamp: any(py, m.timestamp_ms)?,
+                },
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let count = list.len();
+    any(py, HistoryPage { messages: tuple(py, list)?, count: any(py, count)?, new_start: any(py, v.new_start)? })
 });

@@ -24,6 +24,9 @@ import {
   ChannelType,
   EncryptionMode,
   type EncryptionMode as EncryptionModeName,
+  type MessageType,
+  type HistoryMessage,
+  RTMHistory,
 } from 'rtm2'
 
 const config: RTMConfig = { endpoint: 'tcp://127.0.0.1:9696', requestTimeoutMs: 5000, presenceTimeout: 30 }
@@ -144,6 +147,23 @@ async function services(): Promise<void> {
   await rtm.presence.getOnlineUsers('room')
   await rtm.presence.getUserChannels('bob')
 
+  await rtm.publish('room', 'kept', { storeInHistory: true })
+  let start = 0
+  do {
+    const page = await rtm.history.getMessages('room', 'MESSAGE', { messageCount: 2, start, end: 0, signal: ac.signal, timeoutMs: 500 })
+    for (const m of page.messageList as HistoryMessage[]) {
+      const body: string | Uint8Array = m.message
+      const mt: MessageType = m.messageType
+      console.log(body, mt, m.customType, m.publisher, m.timestamp.toFixed())
+    }
+    console.log(page.count)
+    start = page.newStart
+  } while (start !== 0)
+  await rtm.history.getMessages('bob', ChannelType.USER)
+  await rtm.history.getMessages('room')
+  // @ts-expect-error: history is kept for MESSAGE and USER channels
+  await rtm.history.getMessages('room', 'STREAM')
+
   const items: MetadataItem[] = [{ key: 'k', value: 'v', revision: -1 }]
   const w = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
   console.log(w.totalCount, w.majorRevision)
@@ -175,3 +195,4 @@ async function services(): Promise<void> {
 void main()
 void disposable()
 void services()
+console.log(RTMHistory.name)

@@ -54,6 +54,8 @@ from ._logging import TRACE, refresh_log_level
 from ._rtm2 import (
     ChannelInfo,
     FailedUser,
+    HistoryMessage,
+    HistoryPage,
     JoinResult,
     LinkStateEvent,
     LockDetail,
@@ -74,7 +76,7 @@ from ._rtm2 import (
     TopicInfo,
     UserState,
 )
-from ._services import Locks, Presence, Storage
+from ._services import History, Locks, Presence, Storage
 
 __version__: str = _rtm2.__version__
 
@@ -87,6 +89,7 @@ for _cls in (
     Presence,
     Storage,
     Locks,
+    History,
     RtmError,
     RtmTimeoutError,
     LoginError,
@@ -121,6 +124,7 @@ __all__ = [
     "Presence",
     "Storage",
     "Locks",
+    "History",
     "Event",
     "EventName",
     "EVENT_TYPES",
@@ -173,6 +177,8 @@ __all__ = [
     "MetadataWrite",
     "LockEvent",
     "LockDetail",
+    "HistoryMessage",
+    "HistoryPage",
     "build_token",
     "build_stream_token",
     "refresh_log_level",

@@ -47,7 +47,7 @@ from ._rtm2 import (
     TokenPrivilegeWillExpireEvent,
     TopicEvent,
 )
-from ._services import Locks, Presence, Storage
+from ._services import History, Locks, Presence, Storage
 
 __all__ = ["Client", "Subscription", "EventStream", "StreamChannel", "Event", "EventName", "EVENT_TYPES"]
 
@@ -413,6 +413,7 @@ class Client:
         self._presence = Presence(self, self._native.presence())
         self._storage = Storage(self, self._native.storage())
         self._lock = Locks(self, self._native.lock())
+        self._history = History(self, self._native.history())
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -477,7 +478,10 @@ class Client:
         timeout: Optional[float] = None,
     ) -> None:
         """Publishes to a message channel, or to a user with ``channel_type="USER"`` (11033 if
-        that user is offline). ``str`` is sent as a STRING message, ``bytes`` as BINARY."""
+        that user is offline). ``str`` is sent as a STRING message, ``bytes`` as BINARY.
+        ``store_in_history=True``: the server also keeps it in the channel's history (a user's:
+        the receiver's user channel; see :attr:`history`); to an offline user it is stored and
+        the publish raises 11035 (CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED)."""
         self._ensure_dispatcher()
         await self._native.publish(channel, _payload(message), channel_type, custom_type, store_in_history, timeout)
 
@@ -534,6 +538,12 @@ class Client:
         """The lock service: ``set_lock``, ``acquire_lock``, ``release_lock``, ``revoke_lock``,
         ``get_locks``, ``remove_lock``."""
         return self._lock
+
+    @property
+    def history(self) -> History:
+        """The history service: ``get_messages`` (messages published with
+        ``store_in_history=True``)."""
+        return self._history
 
     # -- state and parameters ----------------------------------------------------------------
 

@@ -346,6 +346,37 @@ class LockEvent(_Record):
     @property
     def timestamp(self) -> int: ...
 
+# -- history -----------------------------------------------------------------------------------
+
+class HistoryMessage(_Record):
+    """A stored message (``history.get_messages``)."""
+
+    @property
+    def message(self) -> Union[str, bytes]:
+        """str for STRING messages, bytes for BINARY ones (decrypted, when the client encrypts)."""
+    @property
+    def message_type(self) -> MessageTypeName: ...
+    @property
+    def custom_type(self) -> str: ...
+    @property
+    def publisher(self) -> str: ...
+    @property
+    def timestamp(self) -> int:
+        """The server's timestamp, ms since the Unix epoch (unique within the channel's history;
+        the delivered MessageEvent carries the same)."""
+
+class HistoryPage(_Record):
+    """One page of a channel's history, newest first."""
+
+    @property
+    def messages(self) -> Tuple[HistoryMessage, ...]: ...
+    @property
+    def count(self) -> int:
+        """len(messages)."""
+    @property
+    def new_start(self) -> int:
+        """0: nothing older; else the ``start`` of the next (older) page."""
+
 Event = Union[
     MessageEvent,
     TopicEvent,
@@ -537,6 +568,17 @@ class NativeLock:
         self, channel: str, channel_type_name: str, timeout: Optional[float] = None
     ) -> asyncio.Future[List[LockDetail]]: ...
 
+class NativeHistory:
+    def get_messages(
+        self,
+        channel: str,
+        channel_type_name: str = "MESSAGE",
+        message_count: int = 0,
+        start: int = 0,
+        end: int = 0,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[HistoryPage]: ...
+
 class NativeClient:
     def __init__(
         self,
@@ -575,6 +617,7 @@ class NativeClient:
     def presence(self) -> NativePresence: ...
     def storage(self) -> NativeStorage: ...
     def lock(self) -> NativeLock: ...
+    def history(self) -> NativeHistory: ...
     def events(self) -> NativeEventReceiver: ...
     def link_state(self) -> LinkStateName: ...
     def user_id(self) -> str: ...

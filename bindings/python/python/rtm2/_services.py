@@ -1,5 +1,6 @@
-"""Presence, storage and locks: :class:`Presence` (``client.presence``), :class:`Storage`
-(``client.storage``) and :class:`Locks` (``client.lock``).
+"""Presence, storage, locks and history: :class:`Presence` (``client.presence``),
+:class:`Storage` (``client.storage``), :class:`Locks` (``client.lock``) and :class:`History`
+(``client.history``).
 
 Each method converts its arguments and awaits the native operation; validation, limits, the
 local state cache and the error codes are the Rust SDK's. ``channel_type`` is ``"MESSAGE"``
@@ -13,14 +14,24 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Iterable, List, Literal, Mapping, Optional, Tuple, Union
 
 from ._enums import ChannelType
-from ._rtm2 import ChannelInfo, LockDetail, Metadata, MetadataItem, MetadataWrite, OnlineUsers, UserState
+from ._rtm2 import (
+    ChannelInfo,
+    HistoryPage,
+    LockDetail,
+    Metadata,
+    MetadataItem,
+    MetadataWrite,
+    OnlineUsers,
+    UserState,
+)
 
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["Presence", "Storage", "Locks"]
+__all__ = ["Presence", "Storage", "Locks", "History"]
 
 ChannelTypeName = Union[Literal["MESSAGE", "STREAM"], ChannelType]
+HistoryChannelTypeName = Union[Literal["MESSAGE", "USER"], ChannelType]
 States = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 """A state: a dict, or (key, value) pairs (pairs keep a repeated key, which the SDK rejects)."""
 ItemLike = Union[MetadataItem, str, Tuple[str, str], Tuple[str, str, int]]
@@ -429,3 +440,44 @@ class Locks:
 
     def __repr__(self) -> str:
         return f"<rtm2.Locks of {self._client!r}>"
+
+
+class History:
+    """Stored messages (``client.history``): those published with ``store_in_history=True`` to
+    a message channel, or to a user (kept in the receiver's user channel).
+
+    :meth:`get_messages` reads a page at a time, newest first; pass a page's ``new_start`` as
+    ``start`` for the next (older) one, until ``new_start`` is 0. The server keeps, per channel,
+    the newest 1,000 messages for 7 days at most (its defaults); durable with
+    ``rtm2 serve --data-dir``. Not yet available in a cluster (15005). With end-to-end
+    encryption, messages are decrypted with this client's settings; those that do not decrypt
+    are left out.
+    """
+
+    def __init__(self, client: "Client", native: Any) -> None:
+        self._client = client
+        self._native = native
+
+    async def get_messages(
+        self,
+        channel: str,
+        channel_type: HistoryChannelTypeName = "MESSAGE",
+        *,
+        message_count: int = 0,
+        start: int = 0,
+        end: int = 0,
+        timeout: Optional[float] = None,
+    ) -> HistoryPage:
+        """One page of the stored messages of message channel ``channel``, or with
+        ``channel_type="USER"`` of your own user channel (``channel`` = your user id; another
+        user's: 15004), newest first. ``message_count``: 1..100 per page (0 = 100). ``start``:
+        only messages older than this server timestamp in ms (exclusive; 0 = from the newest);
+        ``end``: only messages at or after it (inclusive; 0 = no bound); both given: ``start``
+        must be after ``end``, at most 24 h apart (else 15002). Another channel type: 10019."""
+        self._client._ensure_dispatcher()
+        return await self._native.get_messages(  # type: ignore[no-any-return]
+            channel, channel_type, message_count, start, end, timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"<rtm2.History of {self._client!r}>"
