@@ -85,12 +85,27 @@ export declare class NativeClient {
   storage(): NativeStorage
   /** The lock service. */
   lock(): NativeLock
+  /** The history service (messages published with `storeInHistory`). */
+  history(): NativeHistory
   /** Channels this client is subscribed to. */
   subscribedChannels(): Array<string>
   /** Applies tuning parameters (a JSON object); unknown keys fail with 10014. */
   setParameters(json: string): void
   /** The tuning parameters as a JSON object. */
   getParameters(): string
+}
+
+/**
+ * The history service of a client. `getMessages` returns a Promise, takes the channel type by
+ * name (`'MESSAGE'` default, `'USER'`; others fail with 10019), an optional per-call timeout
+ * (ms) and a cancel token.
+ */
+export declare class NativeHistory {
+  /**
+   * A page of the stored messages of a message channel, or of this client's own user
+   * channel (another user's: 15004), newest first.
+   */
+  getMessages(channel: string, channelType?: string | undefined | null, options?: NativeGetMessagesOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<HistoryPage>
 }
 
 /**
@@ -277,6 +292,27 @@ export interface FailedUser {
   reason: string
 }
 
+/** A stored message. */
+export interface HistoryMessage {
+  /** A string for STRING messages, a Uint8Array for BINARY ones (as in `message` events). */
+  message: string | Uint8Array
+  /** `'STRING'` or `'BINARY'`. */
+  messageType: string
+  customType: string
+  publisher: string
+  /** The server's timestamp, ms since the epoch (unique within the channel's history). */
+  timestamp: number
+}
+
+/** One page of a channel's history, newest first. */
+export interface HistoryPage {
+  messageList: Array<HistoryMessage>
+  /** `messageList.length`. */
+  count: number
+  /** 0: nothing older; else the `start` of the next (older) page. */
+  newStart: number
+}
+
 /** Users of one kind of change during a presence interval. */
 export interface IntervalUsers {
   users: Array<string>
@@ -444,6 +480,16 @@ export interface NativeEvent {
   channelName?: string
   /** overflow: how many events this receiver dropped because its queue was full. */
   dropped?: number
+}
+
+/** Options of `getMessages` (agora-rtm-sdk names; all default 0). */
+export interface NativeGetMessagesOptions {
+  /** Messages per page, 1..100 (0 or none: 100). */
+  messageCount?: number
+  /** Only messages before this server timestamp, ms (exclusive; 0: from the newest). */
+  start?: number
+  /** Only messages at or after this server timestamp, ms (inclusive; 0: no bound). */
+  end?: number
 }
 
 /** Options of `getOnlineUsers` (agora-rtm-sdk names; defaults: user ids, no state). */

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.NativeClient = nativeBinding.NativeClient
+module.exports.NativeHistory = nativeBinding.NativeHistory
 module.exports.NativeLock = nativeBinding.NativeLock
 module.exports.NativePresence = nativeBinding.NativePresence
 module.exports.NativeStorage = nativeBinding.NativeStorage

@@ -161,8 +161,8 @@ async function services(): Promise<void> {
   } while (start !== 0)
   await rtm.history.getMessages('bob', ChannelType.USER)
   await rtm.history.getMessages('room')
-  // @ts-expect-error: history is kept for MESSAGE and USER channels
-  await rtm.history.getMessages('room', 'STREAM')
+  // @ts-expect-error: messageCount is a number
+  await rtm.history.getMessages('room', 'MESSAGE', { messageCount: '2' })
 
   const items: MetadataItem[] = [{ key: 'k', value: 'v', revision: -1 }]
   const w = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
