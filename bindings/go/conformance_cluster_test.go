@@ -40,12 +40,31 @@ func cfNatsServer() string {
 	return ""
 }
 
+// lockedBuffer is the stderr of cluster.py: written by exec's copying goroutine, read (in an
+// error message) while it may still be written.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // cfCluster is a running tests/conformance/cluster.py: its nodes' addresses (host:port).
 type cfCluster struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *bufio.Reader
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	nodes  []string
 	next   int
 	once   sync.Once
@@ -56,7 +75,7 @@ func cfStartCluster(t *testing.T, nats string, flags []string) (*cfCluster, erro
 	args := append([]string{script, "--nodes", fmt.Sprint(cfClusterNodes), "--"}, flags...)
 	cmd := exec.Command("python3", args...)
 	cmd.Env = append(os.Environ(), "RTM2_BIN="+rtm2Bin(t), "RTM2_NATS_SERVER="+nats)
-	c := &cfCluster{cmd: cmd, stderr: &bytes.Buffer{}}
+	c := &cfCluster{cmd: cmd, stderr: &lockedBuffer{}}
 	cmd.Stderr = c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {

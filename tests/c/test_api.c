@@ -194,7 +194,6 @@ TEST(encryption_settings_are_checked_by_the_setter) {
         {RTM2_ENCRYPTION_MODE_AES_256_GCM, "a longer secret", salt, 5},
         {RTM2_ENCRYPTION_MODE_AES_256_GCM, "k", NULL, 0},
         {RTM2_ENCRYPTION_MODE_NONE, "", NULL, 0},
-        {RTM2_ENCRYPTION_MODE_NONE, "ignored", salt, 3},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         CHECK_OK(rtm2_config_set_encryption(cfg, ok[i].mode, ok[i].key, ok[i].salt, ok[i].len));
@@ -205,8 +204,13 @@ TEST(encryption_settings_are_checked_by_the_setter) {
         CHECK_INT(n, 0);
         rtm2_client_free(c);
     }
-    /* 10020: no key with a mode, a mode that is none, a salt over 32 bytes. The reason never
-     * shows the key. */
+    /* 10020: no key with a mode, a key or salt with NONE (messages would go out in clear), a
+     * mode that is none, a salt over 32 bytes. The reason never shows the key. */
+    CHECK_STATUS(rtm2_config_set_encryption(cfg, RTM2_ENCRYPTION_MODE_NONE, "ignored", NULL, 0),
+                 RTM2_ERR_INVALID_ENCRYPTION_PARAMETER);
+    CHECK(strstr(rtm2_last_error_message(), "ignored") == NULL);
+    CHECK_STATUS(rtm2_config_set_encryption(cfg, RTM2_ENCRYPTION_MODE_NONE, "", salt, 3),
+                 RTM2_ERR_INVALID_ENCRYPTION_PARAMETER);
     CHECK_STATUS(rtm2_config_set_encryption(cfg, RTM2_ENCRYPTION_MODE_AES_128_GCM, "", salt, 4),
                  RTM2_ERR_INVALID_ENCRYPTION_PARAMETER);
     CHECK(strstr(rtm2_last_error_message(), "key") != NULL);
