@@ -184,8 +184,11 @@ async fn errors_carry_exact_codes() {
     let stream = PublishOptions { channel_type: ChannelType::STREAM, ..Default::default() };
     assert_eq!(code(a.publish("c", "x", stream).await), ErrorCode::INVALID_CHANNEL_TYPE);
     assert_eq!(code(a.publish("bad user!\n", "x", PublishOptions::user()).await), ErrorCode::INVALID_USER_ID);
+    // Stored in the history (tests/history.rs); to an offline user: stored, and said so.
     let hist = PublishOptions { store_in_history: true, ..Default::default() };
-    assert_eq!(code(a.publish("c", "x", hist).await), ErrorCode::HISTORY_NOT_AVAILABLE);
+    assert!(a.publish("c", "x", hist.clone()).await.is_ok());
+    let offline = PublishOptions { channel_type: ChannelType::USER, ..hist };
+    assert_eq!(code(a.publish("nobody", "x", offline).await), ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED);
 
     // 50 channels are fine, the 51st is not.
     let mut subs = Vec::new();

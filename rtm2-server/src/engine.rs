@@ -118,8 +118,9 @@ pub(crate) struct App {
     pub(crate) cluster: Option<Arc<Cluster>>,
     /// The server's numbers (shared by every app).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    /// Stored messages (shared by every app).
-    pub(crate) history: Arc<crate::history::History>,
+    /// Stored messages (the server's; weak, like `lock_store`: sessions and timers outliving
+    /// the server must not keep its store open).
+    pub(crate) history: std::sync::Weak<crate::history::History>,
 }
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
@@ -695,7 +696,7 @@ impl App {
             lock_store: Arc::downgrade(&lock_store),
             cluster,
             metrics,
-            history,
+            history: Arc::downgrade(&history),
         })
     }
 

@@ -155,7 +155,7 @@ pub(crate) fn get_messages(engine: &Engine, session: &Arc<Session>, r: pb::GetMe
             ));
         }
     };
-    let list = session.app.history.query(&session.app.id, channel_type, &r.channel, &r, rtm2_proto::now_ms())?;
+    let list = engine.history.query(&session.app.id, channel_type, &r.channel, &r, rtm2_proto::now_ms())?;
     Ok(Some(pb::response::Result::MessageList(list)))
 }
 

@@ -112,7 +112,10 @@ fn store(
         return Err(crate::history::not_in_a_cluster());
     }
     let record = crate::history::record(&session.user_id, r);
-    match session.app.history.store(&session.app.id, channel_type, r.channel, record, now_ms) {
+    let Some(history) = session.app.history.upgrade() else {
+        return Ok(None); // the server is shutting down
+    };
+    match history.store(&session.app.id, channel_type, r.channel, record, now_ms) {
         Ok(ts) => Ok(Some(ts)),
         Err(e) => {
             tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");

@@ -149,7 +149,8 @@ async fn both_paths_answer_and_deliver_alike() {
         (publish("room", 1, 7, b"x", ""), None),
         (publish("room", 1, 1, b"x", &long_custom), None),
         (publish("room", 1, 0, &too_long, "t"), None),
-        (history, None),
+        // Stored in the channel's history (by both paths alike) and delivered.
+        (history, Some(0)),
         (publish("room", 2, 1, b"x", ""), None),
         (publish("room", 99, 1, b"x", ""), None),
         (publish("_room", 1, 1, b"x", ""), None),
