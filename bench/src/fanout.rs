@@ -52,6 +52,10 @@ pub struct FanoutArgs {
     /// seals each payload, each subscriber opens it.
     #[arg(long)]
     pub encryption: Option<String>,
+    /// rtm2: every message published with `store_in_history` (durable with a server started
+    /// with `--data-dir`: RTM2_BENCH_SERVE_FLAGS).
+    #[arg(long)]
+    pub store_in_history: bool,
 }
 
 pub(crate) struct Shared {
@@ -134,7 +138,8 @@ pub(crate) async fn publish_all(p: Publisher, a: FanoutArgs, sh: Arc<Shared>) ->
                 }
                 let op = match &p {
                     Publisher::Rtm2(c) => {
-                        c.publish(CHANNEL, clients::rtm2_payload(payload.clone()), PublishOptions::default())
+                        let opts = PublishOptions { store_in_history: a.store_in_history, ..Default::default() };
+                        c.publish(CHANNEL, clients::rtm2_payload(payload.clone()), opts)
                     }
                     Publisher::Rtm2Topic(_, ch) => {
                         ch.publish_topic(TOPIC, clients::rtm2_payload(payload.clone()), TopicMessageOptions::default())

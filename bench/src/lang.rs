@@ -256,6 +256,7 @@ pub fn run(target: &Target, a: &LangArgs, rt: &tokio::runtime::Runtime) -> Resul
         idle_timeout: a.idle_timeout,
         max_seconds: a.max_seconds,
         encryption: None,
+        store_in_history: false,
     };
     let publisher_task = rt.spawn(fanout::publish_all(publisher, fa, sh.clone()));
 

@@ -348,10 +348,14 @@ impl Drop for Target {
 /// from its "listening on" line, which comes first).
 fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(Child, String), String> {
     let bin = bins.rtm2();
+    // Extra flags for every `rtm2 serve` of the run (e.g. `--data-dir DIR` for durable history).
+    let extra: Vec<String> =
+        std::env::var("RTM2_BENCH_SERVE_FLAGS").unwrap_or_default().split_whitespace().map(String::from).collect();
     let mut child = spawn(
         Command::new(&bin)
             .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--no-rate-limits"])
             .args(flags)
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),

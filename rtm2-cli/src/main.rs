@@ -138,6 +138,12 @@ struct ServeArgs {
     /// HTTP requests per second over the whole HTTP listener; beyond them 429 (0 = no limit).
     #[arg(long, default_value_t = 2000)]
     http_request_rate: u32,
+    /// Message history: the newest messages kept per channel (publishes with store_in_history).
+    #[arg(long, default_value_t = 1000)]
+    history_max_per_channel: usize,
+    /// Message history: how long a stored message is kept, seconds (default 7 days).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    history_max_age_s: u64,
 }
 
 #[derive(Args)]
@@ -291,6 +297,8 @@ fn serve(a: ServeArgs) -> std::result::Result<(), String> {
     config.presence_interval = Duration::from_millis(a.presence_interval_ms.max(1));
     config.presence_page_size = a.presence_page_size.max(1);
     config.ttl_unit = Duration::from_millis(a.ttl_unit_ms.max(1));
+    config.history_max_per_channel = a.history_max_per_channel.max(1);
+    config.history_max_age = Duration::from_secs(a.history_max_age_s.max(1));
     let mut http = rtm2_server::HttpConfig {
         message_calls_per_s: a.http_message_rate,
         requests_per_s: a.http_request_rate,
