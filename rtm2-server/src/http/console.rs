@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -15,7 +14,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use rtm2_proto::enums::{ChannelType, EncryptionMode, MessageType};
+use rtm2_proto::enums::ChannelType;
 use rtm2_proto::frame;
 use rtm2_proto::pb::{self, client_frame, server_frame};
 
@@ -100,19 +99,8 @@ pub(crate) fn snapshot(http: &Http) -> Value {
                 .take(MAX_LISTED)
                 .map(|(u, node)| json!({"user_id": u, "node_id": node}))
                 .collect();
-            let channels: Vec<Value> = app
-                .channel_views(MAX_LISTED)
-                .into_iter()
-                .map(|c| {
-                    json!({
-                        "channel_name": c.name,
-                        "channel_type": c.channel_type.name(),
-                        "subscribers": c.subscribers,
-                        "occupancy": c.occupancy,
-                        "messages_total": c.messages,
-                    })
-                })
-                .collect();
+            let channels: Vec<Value> =
+                app.channel_views(MAX_LISTED).into_iter().map(|c| super::channel_json(&c)).collect();
             json!({"app_id": app.id, "users": users, "channels": channels})
         })
         .collect();
@@ -169,21 +157,12 @@ async fn tail(http: &Arc<Http>, r: &Req) -> Result<Response<Body>, HttpError> {
 }
 
 fn message_json(m: &pb::MessageEvent) -> Value {
-    // (An end-to-end encrypted payload is ciphertext: base64, whatever its type.)
-    let string = m.message_type == MessageType::STRING as u32 && m.encryption == 0;
-    let message = match (string, std::str::from_utf8(&m.payload)) {
-        (true, Ok(s)) => s.to_string(),
-        _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
-    };
-    json!({
-        "channel_name": m.channel,
-        "channel_type": ChannelType::from_u32(m.channel_type).map_or("NONE", ChannelType::name),
-        "topic_name": m.topic,
-        "publisher": m.publisher,
-        "message_type": if string { "STRING" } else { "BINARY" },
-        "message": message,
-        "custom_type": m.custom_type,
-        "timestamp": m.timestamp_ms,
-        "encryption": EncryptionMode::from_u32(m.encryption).map_or("NONE", EncryptionMode::name),
-    })
+    let mut v = super::payload_json(m.message_type, m.encryption, &m.payload);
+    v["channel_name"] = json!(m.channel);
+    v["channel_type"] = json!(ChannelType::from_u32(m.channel_type).map_or("NONE", ChannelType::name));
+    v["topic_name"] = json!(m.topic);
+    v["publisher"] = json!(m.publisher);
+    v["custom_type"] = json!(m.custom_type);
+    v["timestamp"] = json!(m.timestamp_ms);
+    v
 }

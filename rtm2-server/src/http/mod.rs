@@ -551,6 +551,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A channel as the REST API and the console show it.
+pub(crate) fn channel_json(c: &crate::backend::ChannelView) -> Value {
+    json!({
+        "channel_name": c.name,
+        "channel_type": c.channel_type.name(),
+        "subscribers": c.subscribers,
+        "occupancy": c.occupancy,
+        "messages_total": c.messages,
+    })
+}
+
+/// A message's payload in JSON: `message` (text for a plain STRING message, else base64 — an
+/// end-to-end encrypted payload is ciphertext whatever its type), `message_type`, `encryption`.
+pub(crate) fn payload_json(message_type: u32, encryption: u32, payload: &[u8]) -> Value {
+    use rtm2_proto::enums::{EncryptionMode, MessageType};
+    let string = message_type == MessageType::STRING as u32;
+    let message = match (string && encryption == 0, std::str::from_utf8(payload)) {
+        (true, Ok(s)) => s.to_string(),
+        _ => base64::engine::general_purpose::STANDARD.encode(payload),
+    };
+    json!({
+        "message": message,
+        "message_type": if string { "STRING" } else { "BINARY" },
+        "encryption": EncryptionMode::from_u32(encryption).map_or("NONE", EncryptionMode::name),
+    })
+}
+
 pub(crate) fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
     let mut r = Response::new(Full::new(body).boxed_unsync());
     *r.status_mut() = status;

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{Method, Response, StatusCode};
@@ -121,19 +120,7 @@ async fn apps(
         }
         ["channels"] => {
             only(r, &[Method::GET])?;
-            let channels: Vec<Value> = app
-                .channel_views(10_000)
-                .into_iter()
-                .map(|c| {
-                    json!({
-                        "channel_name": c.name,
-                        "channel_type": c.channel_type.name(),
-                        "subscribers": c.subscribers,
-                        "occupancy": c.occupancy,
-                        "messages_total": c.messages,
-                    })
-                })
-                .collect();
+            let channels: Vec<Value> = app.channel_views(10_000).into_iter().map(|c| super::channel_json(&c)).collect();
             Ok(ok(json!({"channels": channels})))
         }
         ["channels", t, name, "users"] => {
@@ -338,19 +325,11 @@ async fn history(
         .messages
         .iter()
         .map(|m| {
-            let text = m.message_type == MessageType::STRING as u32 && m.encryption == 0;
-            let message = match (text, std::str::from_utf8(&m.payload)) {
-                (true, Ok(s)) => s.to_string(),
-                _ => base64::engine::general_purpose::STANDARD.encode(&m.payload),
-            };
-            json!({
-                "publisher": m.publisher,
-                "message": message,
-                "message_type": if m.message_type == MessageType::STRING as u32 { "STRING" } else { "BINARY" },
-                "custom_type": m.custom_type,
-                "timestamp": m.timestamp_ms,
-                "encryption": rtm2_proto::enums::EncryptionMode::from_u32(m.encryption).map_or("NONE", |e| e.name()),
-            })
+            let mut v = super::payload_json(m.message_type, m.encryption, &m.payload);
+            v["publisher"] = json!(m.publisher);
+            v["custom_type"] = json!(m.custom_type);
+            v["timestamp"] = json!(m.timestamp_ms);
+            v
         })
         .collect();
     Ok(ok(json!({"result": "success", "count": messages.len(), "messages": messages, "new_start": list.new_start})))
