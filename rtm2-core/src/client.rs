@@ -25,6 +25,7 @@ use crate::types::*;
 mod exit;
 mod late;
 mod lifecycle;
+mod recovery;
 mod requests;
 
 pub use exit::logout_all;
@@ -75,6 +76,18 @@ pub(crate) struct Cache {
     /// The ttl of locks, as this client set them or saw them in lock events (to define a held
     /// lock again on another node); at most `MAX_LOCK_TTLS` entries.
     pub lock_ttls: BTreeMap<LockKey, u32>,
+    /// Where a reconnect that cannot resume recovers stored messages from (`recovery.rs`):
+    /// per subscribed message channel, and for this user's own channel, the timestamp of the
+    /// last stored message received there, or the server's time when it was subscribed (when
+    /// the client logged in).
+    pub recover_after: RecoverAfter,
+}
+
+/// See `Cache::recover_after`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecoverAfter {
+    pub channels: BTreeMap<String, u64>,
+    pub user: Option<u64>,
 }
 
 /// A lock: (channel type, channel, lock name).
@@ -413,8 +426,10 @@ impl Client {
         );
         let (inner, ch) = (self.inner.clone(), channel.to_string());
         Op::spawn(async move {
-            reply.await?;
-            inner.state.lock().unwrap().cache.channels.insert(ch, options);
+            let since = reply.await?.server_time_ms;
+            let mut st = inner.state.lock().unwrap();
+            st.cache.recover_after.channels.entry(ch.clone()).or_insert(since);
+            st.cache.channels.insert(ch, options);
             Ok(sub)
         })
     }
@@ -599,11 +614,12 @@ impl Inner {
         text: String,
         unrestored: Vec<String>,
     ) {
-        self.emit_link_state_ex(generation, current, operation, reason, text, unrestored, false)
+        self.emit_link_state_ex(generation, current, operation, reason, text, unrestored, false, &[])
     }
 
     /// Emits a MESSAGE link-state event; `is_resumed` tells after a reconnect whether the
-    /// session resumed without loss.
+    /// session resumed without loss; `recovered`: channels whose missed messages were all
+    /// recovered from their history (left out of `affected_channels`).
     /// `generation`: the login this change belongs to; a change of an older login (a supervisor
     /// finishing after a newer login began) is dropped, so it cannot overwrite the newer state.
     #[allow(clippy::too_many_arguments)]
@@ -616,6 +632,7 @@ impl Inner {
         text: String,
         unrestored: Vec<String>,
         is_resumed: bool,
+        recovered: &[String],
     ) {
         let (previous, affected) = {
             let mut st = self.state.lock().unwrap();
@@ -624,7 +641,14 @@ impl Inner {
             }
             let prev = st.link_state;
             st.link_state = current;
-            let affected = st.cache.channels.keys().chain(st.cache.streams.keys()).cloned().collect();
+            let affected = st
+                .cache
+                .channels
+                .keys()
+                .filter(|c| !recovered.contains(c))
+                .chain(st.cache.streams.keys())
+                .cloned()
+                .collect();
             (prev, affected)
         };
         tracing::debug!(?previous, ?current, ?reason, %text, "link state");
@@ -693,6 +717,7 @@ impl Inner {
     pub(crate) fn forget_channel(&self, ch: &str) {
         let mut st = self.state.lock().unwrap();
         st.cache.channels.remove(ch);
+        st.cache.recover_after.channels.remove(ch);
         // Leaving a channel deletes this user's state there (reference behaviour).
         st.cache.states.remove(&(ChannelType::MESSAGE, ch.to_string()));
         drop(st);

@@ -395,6 +395,8 @@ mod tests {
             custom_type: Default::default(),
             timestamp_ms: 0,
             encryption: 0,
+            stored: false,
+            recovered: false,
         })
     }
 

@@ -140,6 +140,8 @@ pub(crate) struct Link {
     /// `end` is set (set before it, so that whoever sees `end` set sees this too).
     ended: AtomicBool,
     pub login: pb::LoginResult,
+    /// The server's time when it logged this connection in, ms.
+    pub login_time_ms: u64,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// `WRITER_HOLD_MAX` (longer in tests, to tell a hold from its end).
     hold_max: Duration,

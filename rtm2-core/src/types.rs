@@ -243,6 +243,12 @@ pub struct MessageEvent {
     pub timestamp_ms: u64,
     /// How the payload arrived encrypted (0 once decrypted; see `encryption.rs`).
     pub(crate) encryption: u32,
+    /// Stored in the channel's history (`timestamp_ms` is its key there, unique in the channel).
+    pub(crate) stored: bool,
+    /// Delivered from the channel's history after a reconnect that could not resume: a stored
+    /// message published while this client was away, delivered in order before anything newer
+    /// (see docs/RELIABILITY.md).
+    pub recovered: bool,
 }
 
 impl MessageEvent {
@@ -268,6 +274,8 @@ impl MessageEvent {
             custom_type: last.custom_type.get(m.custom_type),
             timestamp_ms: m.timestamp_ms,
             encryption: m.encryption,
+            stored: m.stored,
+            recovered: false,
         }
     }
 
@@ -282,6 +290,8 @@ impl MessageEvent {
             custom_type: m.custom_type.into(),
             timestamp_ms: m.timestamp_ms,
             encryption: m.encryption,
+            stored: m.stored,
+            recovered: false,
         }
     }
 }

@@ -188,3 +188,135 @@ async fn requests_made_while_disconnected_are_bounded() {
         op.await.unwrap();
     }
 }
+
+fn stored() -> PublishOptions {
+    PublishOptions { store_in_history: true, ..PublishOptions::default() }
+}
+
+/// Alice (through the proxy) is cut off and away beyond the resume window while bob publishes;
+/// returns once her session has ended on the server.
+async fn away_beyond_the_window(proxy: &Proxy, events: &mut EventReceiver) {
+    proxy.refuse(true);
+    proxy.cut_all();
+    expect_event(events, "DISCONNECTED", |e| is_link(e, LinkState::DISCONNECTED)).await;
+}
+
+async fn until_her_session_ended(server: &Server) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.session_count() != 1 {
+        assert!(std::time::Instant::now() < deadline, "alice's session was not ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_window_stored_messages_are_recovered_in_order_before_anything_newer() {
+    let config = ServerConfig { resume_window: Duration::from_millis(100), ..dev_config() };
+    let (server, proxy) = server_behind_proxy(config).await;
+    let alice = client_via(&proxy, "alice");
+    alice.login("").await.unwrap();
+    let mut events = alice.events();
+    let mut room = alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let bob = client_on(&server, "bob");
+    bob.login("").await.unwrap();
+    bob.publish("room", "before", stored()).await.unwrap();
+    assert_eq!(next_message(&mut room).await.text(), Some("before"));
+
+    away_beyond_the_window(&proxy, &mut events).await;
+    // Published while she is away (during the window and after it): all stored.
+    for i in 0..30 {
+        bob.publish("room", format!("missed {i}"), stored()).await.unwrap();
+    }
+    until_her_session_ended(&server).await;
+    for i in 30..60 {
+        bob.publish("room", format!("missed {i}"), stored()).await.unwrap();
+    }
+    // To her user channel while she is offline: stored, answered 11035.
+    for i in 0..5 {
+        let e = bob.publish("alice", format!("peer {i}"), PublishOptions { store_in_history: true, ..PublishOptions::user() }).await;
+        assert_eq!(e.unwrap_err().code, ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED);
+    }
+    proxy.refuse(false);
+    // Bob keeps publishing (stored) while she reconnects and recovers: each message must come
+    // once — recovered or live — and in order.
+    let publishing = async {
+        for i in 0..100 {
+            bob.publish("room", format!("new {i}"), stored()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let watching = async {
+        let mut connected = None;
+        let mut room_texts = Vec::new();
+        let mut peer_texts = Vec::new();
+        while room_texts.last().map(String::as_str) != Some("new 99") {
+            let ev = tokio::time::timeout(WAIT, events.recv()).await.expect("events stopped").unwrap();
+            match ev {
+                Event::Message(m) => {
+                    let l: &LinkStateEvent = connected.as_ref().expect("a message came before the CONNECTED event");
+                    assert!(!l.is_resumed);
+                    let text = m.text().unwrap().to_string();
+                    let expect_recovered = text.starts_with("missed") || text.starts_with("peer");
+                    if expect_recovered {
+                        assert!(m.recovered, "{text} should be marked recovered");
+                    }
+                    if m.channel_type == ChannelType::USER {
+                        peer_texts.push(text);
+                    } else {
+                        room_texts.push(text);
+                    }
+                }
+                Event::LinkState(l) if l.current == LinkState::CONNECTED => connected = Some((*l).clone()),
+                _ => {}
+            }
+        }
+        (connected.unwrap(), room_texts, peer_texts)
+    };
+    let (_, (connected, room_texts, peer_texts)) = tokio::join!(publishing, watching);
+    // Everything missed was stored: nothing is announced as possibly missed.
+    assert!(connected.affected_channels.is_empty(), "{connected:?}");
+    let expected: Vec<String> =
+        (0..60).map(|i| format!("missed {i}")).chain((0..100).map(|i| format!("new {i}"))).collect();
+    assert_eq!(room_texts, expected, "in order, each once");
+    assert_eq!(peer_texts, (0..5).map(|i| format!("peer {i}")).collect::<Vec<_>>());
+    // The subscription's stream got them too, in the same order. (A "new" one may have been
+    // recovered too: stored before the recovery was read.)
+    for want in &expected {
+        let m = next_message(&mut room).await;
+        assert_eq!(m.text(), Some(want.as_str()));
+        assert!(m.recovered || !want.starts_with("missed"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_not_stored_is_announced_and_what_was_is_recovered() {
+    let config = ServerConfig { resume_window: Duration::from_millis(100), ..dev_config() };
+    let (server, proxy) = server_behind_proxy(config).await;
+    let alice = client_via(&proxy, "alice");
+    alice.login("").await.unwrap();
+    let mut events = alice.events();
+    let mut room = alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let mut quiet = alice.subscribe("quiet", SubscribeOptions::default()).await.unwrap();
+    let mut lost = alice.subscribe("lost", SubscribeOptions::default()).await.unwrap();
+    let bob = client_on(&server, "bob");
+    bob.login("").await.unwrap();
+
+    away_beyond_the_window(&proxy, &mut events).await;
+    bob.publish("room", "stored 1", stored()).await.unwrap();
+    bob.publish("lost", "not stored", PublishOptions::default()).await.unwrap();
+    bob.publish("lost", "stored 2", stored()).await.unwrap();
+    until_her_session_ended(&server).await;
+    proxy.refuse(false);
+    let ev = expect_event(&mut events, "CONNECTED", |e| is_link(e, LinkState::CONNECTED)).await;
+    let Event::LinkState(l) = ev else { unreachable!() };
+    assert!(!l.is_resumed);
+    // "room" and "quiet" lost nothing; "lost" had a message that was not stored.
+    assert_eq!(l.affected_channels, vec!["lost".to_string()], "{l:?}");
+    let m = next_message(&mut room).await;
+    assert_eq!((m.text(), m.recovered), (Some("stored 1"), true));
+    let m = next_message(&mut lost).await;
+    assert_eq!((m.text(), m.recovered), (Some("stored 2"), true));
+    bob.publish("quiet", "live", PublishOptions::default()).await.unwrap();
+    let m = next_message(&mut quiet).await;
+    assert_eq!((m.text(), m.recovered), (Some("live"), false));
+}

@@ -200,6 +200,8 @@ pub struct MessageEventRef<'a> {
     pub timestamp_ms: u64,
     /// 0, or the encryption mode of an end-to-end encrypted payload.
     pub encryption: u32,
+    /// The message is in its channel's history (`timestamp_ms` is its key there).
+    pub stored: bool,
 }
 
 /// The encoded size of varint `v`.
@@ -258,7 +260,8 @@ pub fn encode_message_body(m: &MessageEventRef<'_>) -> Bytes {
         + bytes_len(m.payload)
         + bytes_len(m.custom_type.as_bytes())
         + scalar_len(m.timestamp_ms)
-        + scalar_len(m.encryption.into());
+        + scalar_len(m.encryption.into())
+        + scalar_len(m.stored.into());
     let mut buf = BytesMut::with_capacity(2 + varint_len(inner as u64) + inner);
     // ServerFrame.message: field 20, length-delimited (a two-byte key).
     put_varint(&mut buf, 20 << 3 | 2);
@@ -272,6 +275,7 @@ pub fn encode_message_body(m: &MessageEventRef<'_>) -> Bytes {
     put_bytes(&mut buf, 7 << 3 | 2, m.custom_type.as_bytes());
     put_scalar(&mut buf, 8 << 3, m.timestamp_ms);
     put_scalar(&mut buf, 9 << 3, m.encryption.into());
+    put_scalar(&mut buf, 10 << 3, m.stored.into());
     debug_assert_eq!(buf.len(), buf.capacity());
     buf.freeze()
 }
@@ -487,6 +491,7 @@ mod tests {
                 custom_type: random_string(&mut rng, 40),
                 timestamp_ms: if rng.random_bool(0.1) { 0 } else { rng.random() },
                 encryption: if rng.random_bool(0.7) { 0 } else { rng.random_range(1..3) },
+                stored: rng.random_bool(0.2),
             });
         }
         for m in cases {
@@ -500,6 +505,7 @@ mod tests {
                 custom_type: &m.custom_type,
                 timestamp_ms: m.timestamp_ms,
                 encryption: m.encryption,
+                stored: m.stored,
             });
             assert_eq!(fast, encode_server_body(&server_frame::Body::Message(m.clone())), "{m:?}");
             assert_eq!(pb::ServerFrame::decode(fast).unwrap().body, Some(server_frame::Body::Message(m)));

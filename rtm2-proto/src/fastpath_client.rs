@@ -65,6 +65,8 @@ pub struct MessageEventRef<'a> {
     pub timestamp_ms: u64,
     /// 0, or the encryption mode of an end-to-end encrypted payload.
     pub encryption: u32,
+    /// The message is in its channel's history (`timestamp_ms` is its key there).
+    pub stored: bool,
 }
 
 const KEY_MESSAGE: u64 = 20 << 3 | 2; // ServerFrame.message, length-delimited
@@ -121,6 +123,13 @@ fn decode_message(buf: &[u8]) -> Option<MessageEventRef<'_>> {
                     return None;
                 }
             }
+            // (Likewise field 10: once, and only `true`.)
+            0x50 if !m.stored => {
+                if varint(buf, &mut pos)? != 1 {
+                    return None;
+                }
+                m.stored = true;
+            }
             _ => return None,
         }
     }
@@ -146,6 +155,7 @@ mod tests {
             custom_type: if i.is_multiple_of(2) { "ct".into() } else { String::new() },
             timestamp_ms: i * 1_000_003,
             encryption: (i % 5 / 3) as u32 * (1 + (i % 2) as u32),
+            stored: i % 7 == 2,
         }
     }
 
@@ -167,6 +177,7 @@ mod tests {
             custom_type: m.custom_type.into(),
             timestamp_ms: m.timestamp_ms,
             encryption: m.encryption,
+            stored: m.stored,
         };
         (seq, e)
     }

@@ -59,6 +59,11 @@ pub(crate) struct MsgChannel {
     remote: Option<Watch>,
     /// Messages published to the channel while it had subscribers here (the console's rates).
     pub(crate) messages: AtomicU64,
+    /// When a message not stored in the history was last published to the channel (ms; 0:
+    /// never) — a client recovering the channel from its history may have missed it. Written
+    /// once per publish run; taken over from (and left to) `App::unstored` when the entry is
+    /// made (removed).
+    pub(crate) unstored_ms: AtomicU64,
 }
 
 impl MsgChannel {
@@ -67,6 +72,7 @@ impl MsgChannel {
             subs: RwLock::default(),
             remote: app.cluster.as_ref().map(|c| c.watch(&app.id, name, me.clone())),
             messages: AtomicU64::new(0),
+            unstored_ms: AtomicU64::new(app.unstored.remove(name).map_or(0, |(_, ms)| ms)),
         })
     }
 
@@ -121,7 +127,17 @@ pub(crate) struct App {
     /// Stored messages (the server's; weak, like `lock_store`: sessions and timers outliving
     /// the server must not keep its store open).
     pub(crate) history: std::sync::Weak<crate::history::History>,
+    /// `MsgChannel::unstored_ms` of channels without an entry here (no subscriber): published
+    /// to while they had none, or left by a removed entry. At most `MAX_UNSTORED_MARKS`; when
+    /// full it is emptied into `unstored_floor`.
+    pub(crate) unstored: DashMap<String, u64, Hasher>,
+    /// The newest mark `unstored` forgot: for every channel, a message not stored may have been
+    /// published until then (errs towards "may have missed"; see `history::recover`).
+    pub(crate) unstored_floor: AtomicU64,
 }
+
+/// Channels without subscribers whose last unstored message an app remembers, at most.
+const MAX_UNSTORED_MARKS: usize = 100_000;
 
 /// Cut reasons of ended sessions an app remembers for their clients' next login, at most.
 const MAX_REMEMBERED_CUTS: usize = 1024;
@@ -637,6 +653,7 @@ impl Engine {
             B::RevokeLock(r) => crate::locks::revoke(session, r),
             B::GetLocks(r) => crate::locks::get(session, r),
             B::GetMessages(r) => crate::history::get_messages(self, session, r),
+            B::RecoverMessages(r) => crate::history::recover(self, session, r),
             B::Hello(_) | B::Login(_) | B::Logout(_) | B::Ping(_) => {
                 Err(Violation::new(ErrorCode::INVALID_PARAMETER, "unexpected session frame"))
             }
@@ -697,7 +714,34 @@ impl App {
             cluster,
             metrics,
             history: Arc::downgrade(&history),
+            unstored: DashMap::with_hasher(Hasher::default()),
+            unstored_floor: AtomicU64::new(0),
         })
+    }
+
+    /// Notes a message not stored in the history published to `channel` at `ms` while the
+    /// channel has no entry here (see `unstored`).
+    pub(crate) fn note_unstored(&self, channel: &str, ms: u64) {
+        if let Some(mut t) = self.unstored.get_mut(channel) {
+            *t = (*t).max(ms);
+            return;
+        }
+        if self.unstored.len() >= MAX_UNSTORED_MARKS {
+            let newest = self.unstored.iter().map(|e| *e.value()).max().unwrap_or(0);
+            self.unstored_floor.fetch_max(newest, Ordering::Relaxed);
+            self.unstored.clear();
+        }
+        self.unstored.insert(channel.to_string(), ms);
+    }
+
+    /// When a message not stored in the history was last published to a message channel (0:
+    /// not since the server started, as far as it knows).
+    pub(crate) fn last_unstored(&self, channel: &str) -> u64 {
+        let mark = match self.channels.get(channel) {
+            Some(ch) => ch.unstored_ms.load(Ordering::Relaxed),
+            None => self.unstored.get(channel).map_or(0, |t| *t),
+        };
+        mark.max(self.unstored_floor.load(Ordering::Relaxed))
     }
 
     fn remove_subscriber(&self, channel: &str, session_id: u64) {
@@ -709,8 +753,13 @@ impl App {
             }
             None => false,
         };
-        if now_empty {
-            self.channels.remove_if(channel, |_, ch| ch.subs.read().unwrap().is_empty());
+        if now_empty
+            && let Some((name, ch)) = self.channels.remove_if(channel, |_, ch| ch.subs.read().unwrap().is_empty())
+        {
+            let ms = ch.unstored_ms.load(Ordering::Relaxed);
+            if ms != 0 {
+                self.note_unstored(&name, ms);
+            }
         }
     }
 

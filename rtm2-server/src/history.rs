@@ -37,8 +37,12 @@ pub(crate) struct History {
     max_per_channel: usize,
     max_age: Duration,
     /// Per channel key: (records, newest timestamp), read from the store on first use; held
-    /// across a write so that timestamps increase one write at a time.
+    /// across a write and the delivery of what was written, so that timestamps increase one
+    /// write at a time and receivers get stored messages in timestamp order.
     channels: Mutex<HashMap<String, (usize, u64)>>,
+    /// When this history began to see publishes (ms): what was published before (before a
+    /// restart) and not stored is unknown to it.
+    started_ms: u64,
 }
 
 fn key(app: &str, channel_type: ChannelType, channel: &str) -> String {
@@ -48,19 +52,28 @@ fn key(app: &str, channel_type: ChannelType, channel: &str) -> String {
 
 impl History {
     pub(crate) fn new(store: Arc<dyn Store>, max_per_channel: usize, max_age: Duration) -> History {
-        History { store, max_per_channel: max_per_channel.max(1), max_age, channels: Mutex::default() }
+        History {
+            store,
+            max_per_channel: max_per_channel.max(1),
+            max_age,
+            channels: Mutex::default(),
+            started_ms: rtm2_proto::now_ms(),
+        }
     }
 
-    /// Stores a message (its `timestamp_ms` is set here) and returns its timestamp. Durable
-    /// when it returns (with a data directory).
-    pub(crate) fn store(
+    /// Stores a message (its `timestamp_ms` is set here), durably when it returns (with a data
+    /// directory), then calls `then` with its timestamp — still holding the history's lock, so
+    /// that what `then` delivers is delivered in timestamp order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn store<T>(
         &self,
         app: &str,
         channel_type: ChannelType,
         channel: &str,
         mut m: pb::HistoryMessage,
         now_ms: u64,
-    ) -> std::io::Result<u64> {
+        then: impl FnOnce(u64) -> T,
+    ) -> std::io::Result<T> {
         let key = key(app, channel_type, channel);
         let mut channels = self.channels.lock().unwrap();
         let (count, last) = match channels.get(&key) {
@@ -74,7 +87,51 @@ impl History {
         let record = m.encode_to_vec();
         let removed = blocking(|| self.store.history_append(&key, ts, &record, min_ts, drop))?;
         channels.insert(key, (count + 1 - removed.min(count + 1), ts));
-        Ok(ts)
+        Ok(then(ts))
+    }
+
+    /// The stored messages of a channel newer than `after_ms`, oldest first (the newest `max`
+    /// of them), and whether the history holds every message stored there since `after_ms`
+    /// (none left out by `max`, removed by retention, or stored before a restart it does not
+    /// know of). Read under the history's lock: a stored message is either in the answer or
+    /// delivered after it (to a subscriber), never both after it nor neither.
+    pub(crate) fn recover(
+        &self,
+        app: &str,
+        channel_type: ChannelType,
+        channel: &str,
+        after_ms: u64,
+        max: usize,
+        now_ms: u64,
+    ) -> std::io::Result<(Vec<pb::HistoryMessage>, bool)> {
+        let key = key(app, channel_type, channel);
+        let channels = self.channels.lock().unwrap();
+        let mut rows = self.store.history_read(&key, u64::MAX, after_ms.saturating_add(1), max + 1)?;
+        let mut complete = rows.len() <= max
+            && after_ms >= self.started_ms
+            && after_ms >= now_ms.saturating_sub(self.max_age.as_millis() as u64);
+        if complete {
+            // Retention removes the oldest first: if it removed a message newer than
+            // `after_ms`, none older is left, and the channel is full.
+            let count = match channels.get(&key) {
+                Some((count, _)) => *count,
+                None => self.store.history_stat(&key)?.0,
+            };
+            complete = count < self.max_per_channel || !self.store.history_read(&key, after_ms + 1, 0, 1)?.is_empty();
+        }
+        drop(channels);
+        rows.truncate(max);
+        let mut messages = Vec::with_capacity(rows.len());
+        for (_, record) in rows.into_iter().rev() {
+            match pb::HistoryMessage::decode(record.as_slice()) {
+                Ok(m) => messages.push(m),
+                Err(e) => {
+                    tracing::error!(channel, error = %e, "history: a damaged record is left out of a recovery");
+                    complete = false;
+                }
+            }
+        }
+        Ok((messages, complete))
     }
 
     /// A page of a channel's history, newest first (see `pb::GetMessages`).
@@ -133,30 +190,60 @@ pub(crate) fn get_messages(engine: &Engine, session: &Arc<Session>, r: pb::GetMe
     if engine.cluster.is_some() {
         return Err(not_in_a_cluster());
     }
-    let channel_type = match ChannelType::from_u32(r.channel_type) {
+    let channel_type = channel_of(session, r.channel_type, &r.channel)?;
+    let list = engine.history.query(&session.app.id, channel_type, &r.channel, &r, rtm2_proto::now_ms())?;
+    Ok(Some(pb::response::Result::MessageList(list)))
+}
+
+/// Messages a `RecoverMessages` returns at most (and when it asks for 0).
+pub(crate) const MAX_RECOVERED: usize = 1000;
+
+/// `RecoverMessages` of a session (see `pb::RecoverMessages`): a message channel, whose
+/// recovery is complete only if no message was published there without being stored since
+/// `after_ms`, or its own user channel.
+pub(crate) fn recover(engine: &Engine, session: &Arc<Session>, r: pb::RecoverMessages) -> Reply {
+    if engine.cluster.is_some() {
+        return Err(not_in_a_cluster());
+    }
+    let channel_type = channel_of(session, r.channel_type, &r.channel)?;
+    let max = match r.max as usize {
+        0 => MAX_RECOVERED,
+        n => n.min(MAX_RECOVERED),
+    };
+    let (messages, mut complete) = engine
+        .history
+        .recover(&session.app.id, channel_type, &r.channel, r.after_ms, max, rtm2_proto::now_ms())
+        .map_err(|e| Violation::new(ErrorCode::HISTORY_OPERATION_FAILED, format!("history store: {e}")))?;
+    if channel_type == ChannelType::MESSAGE {
+        // (`<`: one of the same millisecond may be later than the client's last message.)
+        complete &= session.app.last_unstored(&r.channel) < r.after_ms;
+    }
+    Ok(Some(pb::response::Result::RecoveredMessages(pb::RecoveredMessages { messages, complete })))
+}
+
+/// The history a session may read: a message channel, or its own user channel (15004 for
+/// another's).
+fn channel_of(session: &Session, channel_type: u32, channel: &str) -> Result<ChannelType, Violation> {
+    match ChannelType::from_u32(channel_type) {
         Some(ChannelType::MESSAGE) => {
-            validate::channel_name(&r.channel)?;
-            ChannelType::MESSAGE
+            validate::channel_name(channel)?;
+            Ok(ChannelType::MESSAGE)
         }
         Some(ChannelType::USER) => {
-            validate::user_id(&r.channel)?;
-            if r.channel != *session.user_id {
+            validate::user_id(channel)?;
+            if channel != &*session.user_id {
                 return Err(Violation::new(
                     ErrorCode::HISTORY_OPERATION_NOT_PERMITTED,
                     "a user channel's history is read by its own user only",
                 ));
             }
-            ChannelType::USER
+            Ok(ChannelType::USER)
         }
-        _ => {
-            return Err(Violation::new(
-                ErrorCode::INVALID_CHANNEL_TYPE,
-                format!("history is kept for MESSAGE (1) and USER (3) channels, not {}", r.channel_type),
-            ));
-        }
-    };
-    let list = engine.history.query(&session.app.id, channel_type, &r.channel, &r, rtm2_proto::now_ms())?;
-    Ok(Some(pb::response::Result::MessageList(list)))
+        _ => Err(Violation::new(
+            ErrorCode::INVALID_CHANNEL_TYPE,
+            format!("history is kept for MESSAGE (1) and USER (3) channels, not {channel_type}"),
+        )),
+    }
 }
 
 pub(crate) fn not_in_a_cluster() -> Violation {
@@ -202,7 +289,7 @@ mod tests {
         let h = history(1000);
         // 250 messages in the same millisecond: each gets its own timestamp.
         let ts: Vec<u64> =
-            (0..250).map(|i| h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000).unwrap()).collect();
+            (0..250).map(|i| h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000, |ts| ts).unwrap()).collect();
         assert_eq!(ts[0], 1_000);
         assert!(ts.windows(2).all(|w| w[1] == w[0] + 1));
         let now = 2_000;
@@ -228,7 +315,7 @@ mod tests {
     fn retention_keeps_the_newest_and_the_recent_and_ranges_are_checked() {
         let h = history(10);
         for i in 0..25 {
-            h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000 + i as u64).unwrap();
+            h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000 + i as u64, |ts| ts).unwrap();
         }
         let p = page(&h, 0, 0, 100, 2_000).unwrap();
         assert_eq!(p.messages.len(), 10);

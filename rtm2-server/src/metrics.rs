@@ -15,7 +15,7 @@ use rtm2_proto::enums::ChannelType;
 use rtm2_proto::pb::client_frame::Body;
 
 /// Operations timed by `rtm2_request_duration_seconds`, by their label.
-pub(crate) const OPERATIONS: [&str; 28] = [
+pub(crate) const OPERATIONS: [&str; 29] = [
     "subscribe",
     "unsubscribe",
     "publish",
@@ -43,6 +43,7 @@ pub(crate) const OPERATIONS: [&str; 28] = [
     "revoke_lock",
     "get_locks",
     "get_messages",
+    "recover_messages",
     "other",
 ];
 
@@ -76,7 +77,8 @@ pub(crate) fn operation(body: &Body) -> usize {
         Body::RevokeLock(_) => 24,
         Body::GetLocks(_) => 25,
         Body::GetMessages(_) => 26,
-        Body::Hello(_) | Body::Login(_) | Body::Logout(_) | Body::Ping(_) => 27,
+        Body::RecoverMessages(_) => 27,
+        Body::Hello(_) | Body::Login(_) | Body::Logout(_) | Body::Ping(_) => 28,
     }
 }
 

@@ -24,25 +24,42 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
         Some(ChannelType::USER) => ChannelType::USER,
         _ => ChannelType::MESSAGE,
     };
-    let metrics = &session.app.metrics;
     if channel_type == ChannelType::USER {
         validate::user_id(r.channel)?;
     } else {
         validate::channel_name(r.channel)?;
     }
-    // Stored before it is delivered: the delivered message carries its history timestamp.
-    let (now_ms, stored) = match r.store_in_history {
-        false => (now_ms, None),
-        true => match store(session, channel_type, &r, now_ms)? {
-            Some(ts) => (ts, Some(true)),
-            None => (now_ms, Some(false)),
-        },
+    if !r.store_in_history {
+        return route(session, channel_type, &r, now_ms, None);
+    }
+    // Stored before it is delivered (the delivered message carries its history timestamp),
+    // and delivered under the history's lock: every receiver gets a channel's stored messages
+    // in timestamp order (a recovering client relies on it: `history::recover`).
+    if session.app.cluster.is_some() {
+        return Err(crate::history::not_in_a_cluster());
+    }
+    let Some(history) = session.app.history.upgrade() else {
+        return route(session, channel_type, &r, now_ms, Some(false)); // the server is shutting down
     };
+    let record = crate::history::record(&session.user_id, &r);
+    let stored = history.store(&session.app.id, channel_type, r.channel, record, now_ms, |ts| {
+        route(session, channel_type, &r, ts, Some(true))
+    });
+    stored.unwrap_or_else(|e| {
+        tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");
+        route(session, channel_type, &r, now_ms, Some(false))
+    })
+}
+
+/// Delivers a checked publish; `stored`: whether it was stored (None: not to be).
+fn route(session: &Arc<Session>, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64, stored: Option<bool>) -> Reply {
+    let metrics = &session.app.metrics;
+    let in_history = stored == Some(true);
     if channel_type == ChannelType::USER {
         let Some(target) = session.app.user(r.channel) else {
             // In a cluster: to the user's node, if it is online on another one.
             if let Some(c) = &session.app.cluster
-                && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, &r, now_ms))
+                && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, r, now_ms, in_history))
             {
                 metrics.published.add(ChannelType::USER, 1);
                 return Ok(None);
@@ -61,7 +78,7 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
                 }
             });
         };
-        target.send(message_body(session, ChannelType::USER, &r, now_ms));
+        target.send(message_body(session, ChannelType::USER, r, now_ms, in_history));
         metrics.published.add(ChannelType::USER, 1);
         metrics.delivered.add(ChannelType::USER, 1);
         return store_result(stored);
@@ -71,12 +88,18 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     // The map's read guard is held while fanning out (no reference count taken per publish):
     // it only keeps the channel from being removed meanwhile.
     let Some(ch) = session.app.channels.get(r.channel) else {
+        if !in_history {
+            session.app.note_unstored(r.channel, now_ms);
+        }
         if let Some(c) = cluster {
-            c.forward(&session.app.id, r.channel, &[message_body(session, ChannelType::MESSAGE, &r, now_ms)]);
+            c.forward(&session.app.id, r.channel, &[message_body(session, ChannelType::MESSAGE, r, now_ms, false)]);
         }
         return store_result(stored);
     };
-    let body = message_body(session, ChannelType::MESSAGE, &r, now_ms);
+    if !in_history {
+        ch.unstored_ms.store(now_ms, Ordering::Relaxed);
+    }
+    let body = message_body(session, ChannelType::MESSAGE, r, now_ms, in_history);
     if let Some(c) = cluster {
         c.forward(&session.app.id, r.channel, std::slice::from_ref(&body));
     }
@@ -98,30 +121,6 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
     ch.messages.fetch_add(1, Ordering::Relaxed);
     metrics.delivered.add(ChannelType::MESSAGE, delivered);
     store_result(stored)
-}
-
-/// Stores a publish in its channel's history (a user channel's: the receiver's); its
-/// timestamp, or `None` when the store failed (logged; the message is still delivered).
-fn store(
-    session: &Session,
-    channel_type: ChannelType,
-    r: &PublishRef<'_>,
-    now_ms: u64,
-) -> Result<Option<u64>, Violation> {
-    if session.app.cluster.is_some() {
-        return Err(crate::history::not_in_a_cluster());
-    }
-    let record = crate::history::record(&session.user_id, r);
-    let Some(history) = session.app.history.upgrade() else {
-        return Ok(None); // the server is shutting down
-    };
-    match history.store(&session.app.id, channel_type, r.channel, record, now_ms) {
-        Ok(ts) => Ok(Some(ts)),
-        Err(e) => {
-            tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");
-            Ok(None)
-        }
-    }
 }
 
 /// A delivered publish's answer: success, or 11037 when it was to be stored and was not.
@@ -154,6 +153,8 @@ pub(crate) struct PublishRun {
     bodies: Vec<Bytes>,
     /// Publishes accepted since the last delivery (counted then, once per run).
     accepted: u64,
+    /// The timestamp of the run's last publish.
+    last_ms: u64,
 }
 
 impl PublishRun {
@@ -173,9 +174,10 @@ impl PublishRun {
             self.target = session.app.channels.get(r.channel).map(|c| c.clone());
         }
         self.accepted += 1;
+        self.last_ms = now_ms;
         // (In a cluster the messages also go to the other nodes, subscribed here or not.)
         if self.target.is_some() || session.app.cluster.is_some() {
-            self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms));
+            self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms, false));
         }
         Ok(None)
     }
@@ -191,6 +193,11 @@ impl PublishRun {
     pub(crate) fn deliver(&mut self, session: &Session) {
         if self.accepted != 0 {
             session.app.metrics.published.add(ChannelType::MESSAGE, std::mem::take(&mut self.accepted));
+            // (None is stored: see `MsgChannel::unstored_ms`.)
+            match &self.target {
+                Some(ch) => ch.unstored_ms.store(self.last_ms, Ordering::Relaxed),
+                None => session.app.note_unstored(&self.channel, self.last_ms),
+            }
         }
         if let Some(c) = &session.app.cluster
             && !self.bodies.is_empty()
@@ -241,7 +248,7 @@ fn check_publish(r: &PublishRef<'_>) -> Result<(), Violation> {
 }
 
 /// The delivered `MessageEvent`, encoded once for every receiver.
-fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64) -> Bytes {
+fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64, stored: bool) -> Bytes {
     fastpath::encode_message_body(&MessageEventRef {
         channel_type: channel_type as u32,
         channel: r.channel,
@@ -252,5 +259,6 @@ fn message_body(session: &Session, channel_type: ChannelType, r: &PublishRef<'_>
         custom_type: r.custom_type,
         timestamp_ms: now_ms,
         encryption: r.encryption,
+        stored,
     })
 }

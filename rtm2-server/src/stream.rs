@@ -332,6 +332,7 @@ pub(crate) fn publish_topic(session: &Arc<Session>, r: pb::PublishTopic) -> Repl
             custom_type: &r.custom_type,
             timestamp_ms: now_ms(),
             encryption: r.encryption,
+            stored: false,
         });
         if let Some(c) = &session.app.cluster
             && !ch.remote.is_empty()

@@ -228,12 +228,14 @@ impl Inner {
         match ev {
             Inbound::Message(m) => {
                 let mut one = vec![Event::Message(m)];
+                self.note_stored(&one);
                 self.e2ee.screen(&mut one);
                 if let Some(ev) = one.pop() {
                     self.emit(ev);
                 }
             }
             Inbound::Messages(mut evs) => {
+                self.note_stored(&evs);
                 self.e2ee.screen(&mut evs);
                 if !evs.is_empty() {
                     self.emit_batch(evs);
@@ -545,15 +547,20 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     "logged in"
                 );
                 let resumed = reconnecting && link.login.resumed;
-                let unrestored = if resumed {
+                let (unrestored, recovered) = if resumed {
                     // The server kept the session: resend what it may not have received (it
                     // runs each request once), then carry on where the stream stopped.
                     link.resend(inner.session.unanswered()).await;
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 } else if reconnecting {
-                    inner.restore(&link, moved).await
+                    // Where to recover from: as it was before anything arrives on this session.
+                    let since = inner.state.lock().unwrap().cache.recover_after.clone();
+                    let unrestored = inner.restore(&link, moved).await;
+                    let recovered = inner.recover_missed(&link, since, &unrestored).await;
+                    (unrestored, recovered)
                 } else {
-                    Vec::new()
+                    inner.state.lock().unwrap().cache.recover_after.user.get_or_insert(link.login_time_ms);
+                    (Vec::new(), Vec::new())
                 };
                 {
                     let st = inner.state.lock().unwrap();
@@ -576,6 +583,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                         reconnected_text(resumed, &link.login.cut_reason),
                         unrestored,
                         resumed,
+                        &recovered,
                     );
                     inner.release();
                 } else {

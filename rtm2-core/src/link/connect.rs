@@ -143,7 +143,7 @@ pub(crate) async fn establish(
     );
     wr.write_all(&hello).await.map_err(|e| transient(format!("connection failed during handshake: {e}")))?;
 
-    let login = loop {
+    let (login, login_time_ms) = loop {
         let body = read_frame(&mut rd, &mut buf, &dec)
             .await
             .map_err(|e| transient(format!("connection failed during handshake: {e}")))?;
@@ -168,7 +168,7 @@ pub(crate) async fn establish(
                     });
                 }
                 match r.result {
-                    Some(pb::response::Result::Login(l)) => break l,
+                    Some(pb::response::Result::Login(l)) => break (l, r.server_time_ms),
                     _ => return Err(transient("login reply without a result".into())),
                 }
             }
@@ -192,6 +192,7 @@ pub(crate) async fn establish(
         end,
         ended: AtomicBool::new(false),
         login,
+        login_time_ms,
         tasks: Mutex::new(Vec::new()),
         hold_max: WRITER_HOLD_MAX,
     });

@@ -262,6 +262,7 @@ fn writer_only_link(sink: &GatedSink, hold_max: Duration) -> Arc<Link> {
         end: watch::channel(None).0,
         ended: AtomicBool::new(false),
         login: pb::LoginResult::default(),
+        login_time_ms: 0,
         tasks: Mutex::new(Vec::new()),
         hold_max,
     });
