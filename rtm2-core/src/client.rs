@@ -79,7 +79,7 @@ pub(crate) struct Cache {
     /// Where a reconnect that cannot resume recovers stored messages from (`recovery.rs`):
     /// per subscribed message channel, and for this user's own channel, the timestamp of the
     /// last stored message received there, or the server's time when it was subscribed (when
-    /// the client logged in).
+    /// the client logged in) less a millisecond.
     pub recover_after: RecoverAfter,
 }
 
@@ -426,7 +426,8 @@ impl Client {
         );
         let (inner, ch) = (self.inner.clone(), channel.to_string());
         Op::spawn(async move {
-            let since = reply.await?.server_time_ms;
+            // (Less one: a message stored in the reply's millisecond may not have arrived.)
+            let since = reply.await?.server_time_ms.saturating_sub(1);
             let mut st = inner.state.lock().unwrap();
             st.cache.recover_after.channels.entry(ch.clone()).or_insert(since);
             st.cache.channels.insert(ch, options);

@@ -108,7 +108,7 @@ impl History {
         let channels = self.channels.lock().unwrap();
         let mut rows = self.store.history_read(&key, u64::MAX, after_ms.saturating_add(1), max + 1)?;
         let mut complete = rows.len() <= max
-            && after_ms >= self.started_ms
+            && after_ms.saturating_add(1) >= self.started_ms
             && after_ms >= now_ms.saturating_sub(self.max_age.as_millis() as u64);
         if complete {
             // Retention removes the oldest first: if it removed a message newer than
