@@ -812,8 +812,9 @@
 
 // Version of the C ABI. It changes only when an existing function, struct layout or
 // callback signature changes incompatibly; additions (new functions, new fields at the end of
-// structs that carry a `struct_size`, new constants) keep it.
-#define RTM2_ABI_VERSION 1
+// structs that carry a `struct_size`, new constants) keep it. 2: `rtm2_message_event` grew
+// `recovered` (its arrays in `on_message_batch` changed stride).
+#define RTM2_ABI_VERSION 2
 
 // A client (opaque): one user of one app, with its own dispatcher thread. Made by
 // `rtm2_client_new`, freed by `rtm2_client_free`. Every function taking a client may be
@@ -875,6 +876,10 @@ typedef struct rtm2_message_event {
     const char *custom_type;
     // Server time of receipt, milliseconds since the Unix epoch.
     uint64_t timestamp_ms;
+    // Delivered from the channel's history after a reconnect that could not resume: a stored
+    // message published while this client was away (in order, before anything newer). Added
+    // in ABI version 2.
+    bool recovered;
 } rtm2_message_event;
 
 // One publisher of a topic. Borrowed: valid only during the callback that received it.

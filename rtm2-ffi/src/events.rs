@@ -34,6 +34,10 @@ pub struct rtm2_message_event {
     pub custom_type: *const c_char,
     /// Server time of receipt, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// Delivered from the channel's history after a reconnect that could not resume: a stored
+    /// message published while this client was away (in order, before anything newer). Added
+    /// in ABI version 2.
+    pub recovered: bool,
 }
 
 /// A topic event of a stream channel.
@@ -204,6 +208,7 @@ pub(crate) fn with_message(m: &MessageEvent, f: impl FnOnce(&rtm2_message_event)
         payload_len: m.payload.len(),
         custom_type: s.add(&m.custom_type),
         timestamp_ms: m.timestamp_ms,
+        recovered: m.recovered,
     };
     f(&ev)
 }
@@ -240,6 +245,7 @@ impl CMessageBatch {
             payload_len: m.payload.len(),
             custom_type: self.string(3, &m.custom_type),
             timestamp_ms: m.timestamp_ms,
+            recovered: m.recovered,
         };
         self.events.push(ev);
     }

@@ -12,8 +12,9 @@ pub const RTM2_VERSION_MINOR: u32 = 1;
 pub const RTM2_VERSION_PATCH: u32 = 0;
 /// Version of the C ABI. It changes only when an existing function, struct layout or
 /// callback signature changes incompatibly; additions (new functions, new fields at the end of
-/// structs that carry a `struct_size`, new constants) keep it.
-pub const RTM2_ABI_VERSION: u32 = 1;
+/// structs that carry a `struct_size`, new constants) keep it. 2: `rtm2_message_event` grew
+/// `recovered` (its arrays in `on_message_batch` changed stride).
+pub const RTM2_ABI_VERSION: u32 = 2;
 
 /// The version of the loaded library, e.g. `"0.1.0"` (compare with `RTM2_VERSION_MAJOR` … to
 /// detect a header/library mismatch). Static string: never NULL, never freed. Any thread.
