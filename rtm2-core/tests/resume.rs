@@ -233,7 +233,9 @@ async fn beyond_the_window_stored_messages_are_recovered_in_order_before_anythin
     }
     // To her user channel while she is offline: stored, answered 11035.
     for i in 0..5 {
-        let e = bob.publish("alice", format!("peer {i}"), PublishOptions { store_in_history: true, ..PublishOptions::user() }).await;
+        let e = bob
+            .publish("alice", format!("peer {i}"), PublishOptions { store_in_history: true, ..PublishOptions::user() })
+            .await;
         assert_eq!(e.unwrap_err().code, ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED);
     }
     proxy.refuse(false);

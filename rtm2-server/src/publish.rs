@@ -52,14 +52,24 @@ pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) ->
 }
 
 /// Delivers a checked publish; `stored`: whether it was stored (None: not to be).
-fn route(session: &Arc<Session>, channel_type: ChannelType, r: &PublishRef<'_>, now_ms: u64, stored: Option<bool>) -> Reply {
+fn route(
+    session: &Arc<Session>,
+    channel_type: ChannelType,
+    r: &PublishRef<'_>,
+    now_ms: u64,
+    stored: Option<bool>,
+) -> Reply {
     let metrics = &session.app.metrics;
     let in_history = stored == Some(true);
     if channel_type == ChannelType::USER {
         let Some(target) = session.app.user(r.channel) else {
             // In a cluster: to the user's node, if it is online on another one.
             if let Some(c) = &session.app.cluster
-                && c.send_to_user(&session.app.id, r.channel, message_body(session, ChannelType::USER, r, now_ms, in_history))
+                && c.send_to_user(
+                    &session.app.id,
+                    r.channel,
+                    message_body(session, ChannelType::USER, r, now_ms, in_history),
+                )
             {
                 metrics.published.add(ChannelType::USER, 1);
                 return Ok(None);

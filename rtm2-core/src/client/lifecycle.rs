@@ -559,7 +559,14 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     let recovered = inner.recover_missed(&link, since, &unrestored).await;
                     (unrestored, recovered)
                 } else {
-                    inner.state.lock().unwrap().cache.recover_after.user.get_or_insert(link.login_time_ms.saturating_sub(1));
+                    inner
+                        .state
+                        .lock()
+                        .unwrap()
+                        .cache
+                        .recover_after
+                        .user
+                        .get_or_insert(link.login_time_ms.saturating_sub(1));
                     (Vec::new(), Vec::new())
                 };
                 {

@@ -140,9 +140,9 @@ impl Inner {
             return;
         };
         live.retain(|e| match e {
-            Event::Message(m) if m.stored => newest
-                .get(&(m.channel_type, m.channel.to_string()))
-                .is_none_or(|ts| m.timestamp_ms > *ts),
+            Event::Message(m) if m.stored => {
+                newest.get(&(m.channel_type, m.channel.to_string())).is_none_or(|ts| m.timestamp_ms > *ts)
+            }
             _ => true,
         });
         let rest = std::mem::replace(live, recovered);
