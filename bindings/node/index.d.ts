@@ -415,6 +415,11 @@ export interface MessageEvent {
   publisher: string
   /** Server time, ms since the epoch. */
   timestamp: number
+  /**
+   * Delivered from the channel's history after a reconnect that could not resume (an rtm2
+   * addition, not in agora-rtm-sdk).
+   */
+  recovered: boolean
 }
 
 /** One item of a metadata set, by key in `metadata`. */
@@ -563,6 +568,11 @@ export interface NativePackedBatch {
   rows: Uint32Array
   /** Per event: the server time of a message (ms since the epoch), else 0. */
   timestamps: Float64Array
+  /**
+   * Per event: 1 for a message recovered from the channel's history after a reconnect that
+   * could not resume, else 0.
+   */
+  recovered: Uint8Array
   /** The distinct strings of the batch. */
   strings: Array<string>
   /** The BINARY payloads, back to back. */

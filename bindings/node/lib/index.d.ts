@@ -317,6 +317,13 @@ export interface MessageEvent {
   publisher: string
   /** Server time, ms since the epoch. */
   timestamp: number
+  /**
+   * An rtm2 addition (not in agora-rtm-sdk): `true` when the message was delivered from the
+   * channel's history after a reconnect that could not resume (the session expired or the
+   * server restarted) — a stored message published while the client was away, delivered oldest
+   * first before anything newer. The `linkState` CONNECTED event (`isResumed` false) comes first.
+   */
+  recovered: boolean
 }
 
 export interface PublisherInfo {

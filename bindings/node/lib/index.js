@@ -20,7 +20,8 @@ process.on('exit', () => native.logoutAll(EXIT_LOGOUT_TIMEOUT_MS))
 // ---------------------------------------------------------------------------------------------
 // Event batches
 
-// The layout of a native packed batch (src/events.rs, NativePackedBatch): 8 numbers per event.
+// The layout of a native packed batch (src/events.rs, NativePackedBatch): 8 numbers per event
+// in `rows`, and one entry per event in `timestamps` and `recovered`.
 const STRIDE = 8
 const KIND_BINARY = 0
 const KIND_STRING = 1
@@ -31,7 +32,7 @@ const KIND_STRING = 1
  * building them through napi. A BINARY message is a Uint8Array view of the batch's buffer.
  */
 function unpack(batch, onMessage, onOther) {
-  const { rows, timestamps, strings, data, texts, others } = batch
+  const { rows, timestamps, recovered, strings, data, texts, others } = batch
   const n = timestamps.length
   let start = 0
   let t = 0
@@ -59,6 +60,7 @@ function unpack(batch, onMessage, onOther) {
       customType: strings[rows[r + 5]],
       publisher: strings[rows[r + 6]],
       timestamp: timestamps[i],
+      recovered: recovered[i] === 1,
     })
   }
 }

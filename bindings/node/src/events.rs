@@ -47,6 +47,9 @@ pub struct MessageEvent {
     pub publisher: String,
     /// Server time, ms since the epoch.
     pub timestamp: f64,
+    /// Delivered from the channel's history after a reconnect that could not resume (an rtm2
+    /// addition, not in agora-rtm-sdk).
+    pub recovered: bool,
 }
 
 /// One publisher of a topic.
@@ -137,6 +140,7 @@ fn message(m: &rtm2_core::MessageEvent) -> MessageEvent {
         custom_type: m.custom_type.to_string(),
         publisher: m.publisher.to_string(),
         timestamp: m.timestamp_ms as f64,
+        recovered: m.recovered,
     }
 }
 
@@ -244,6 +248,9 @@ pub struct NativePackedBatch {
     pub rows: Uint32Array,
     /// Per event: the server time of a message (ms since the epoch), else 0.
     pub timestamps: Float64Array,
+    /// Per event: 1 for a message recovered from the channel's history after a reconnect that
+    /// could not resume, else 0.
+    pub recovered: Uint8Array,
     /// The distinct strings of the batch.
     pub strings: Vec<String>,
     /// The BINARY payloads, back to back.
@@ -312,6 +319,7 @@ pub(crate) fn pack_batch(batch: Vec<Event>) -> NativePackedBatch {
         .sum();
     let mut rows: Vec<u32> = Vec::with_capacity(n * PACKED_STRIDE);
     let mut timestamps: Vec<f64> = Vec::with_capacity(n);
+    let mut recovered: Vec<u8> = Vec::with_capacity(n);
     let mut data: Vec<u8> = Vec::with_capacity(data_len);
     let mut strings = Strings::new();
     let mut texts = Vec::new();
@@ -340,10 +348,12 @@ pub(crate) fn pack_batch(batch: Vec<Event>) -> NativePackedBatch {
                     data.len() as u32,
                 ]);
                 timestamps.push(m.timestamp_ms as f64);
+                recovered.push(u8::from(m.recovered));
             }
             other => {
                 rows.extend_from_slice(&[KIND_OTHER, 0, 0, 0, 0, 0, 0, data.len() as u32]);
                 timestamps.push(0.0);
+                recovered.push(0);
                 others.push(convert(other));
             }
         }
@@ -351,6 +361,7 @@ pub(crate) fn pack_batch(batch: Vec<Event>) -> NativePackedBatch {
     NativePackedBatch {
         rows: Uint32Array::new(rows),
         timestamps: Float64Array::new(timestamps),
+        recovered: Uint8Array::new(recovered),
         strings: strings.list,
         data: Uint8Array::new(data),
         texts,

@@ -70,6 +70,7 @@ test('message channel pub/sub with string and binary payloads, customType and ow
       customType: 'text',
       publisher: alice.userId,
       timestamp: text.timestamp,
+      recovered: false,
     },
   )
   assert.ok(text.timestamp > 1.6e12)
@@ -422,7 +423,9 @@ test('batched delivery keeps order and fields: channels, STRING and BINARY paylo
     'customType',
     'publisher',
     'timestamp',
+    'recovered',
   ])
+  assert.ok(received.every((m) => m.recovered === false), 'live messages are not recovered')
 })
 
 test('events cross from Rust in batches', async () => {
@@ -436,7 +439,9 @@ test('events cross from Rust in batches', async () => {
   })
   c.startEvents((batch) => {
     batches.push(batch.length)
-    total += batch.filter((e) => e.kind === 'message').length
+    const msgs = batch.filter((e) => e.kind === 'message')
+    assert.ok(msgs.every((e) => e.message.recovered === false))
+    total += msgs.length
     if (total >= 500) done()
   }, 256)
   await c.login('')
@@ -466,6 +471,9 @@ test('packed batches from the native layer: columns, strings once, payloads in o
     assert.ok(b.rows instanceof Uint32Array)
     assert.ok(b.timestamps instanceof Float64Array)
     assert.equal(b.rows.length, 8 * b.timestamps.length)
+    assert.ok(b.recovered instanceof Uint8Array)
+    assert.equal(b.recovered.length, b.timestamps.length)
+    assert.ok(b.recovered.every((r) => r === 0), 'live messages are not recovered')
     assert.equal(new Set(b.strings).size, b.strings.length, 'each string once per batch')
     for (let i = 0; i < b.timestamps.length; i++) {
       if (b.rows[8 * i] < 2) {

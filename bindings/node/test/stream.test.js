@@ -89,6 +89,7 @@ test('stream channel quick start: join, topics, subscribe, publish, receive, lea
       customType: 'page',
       publisher: alice.userId,
       timestamp: 0,
+      recovered: false,
     },
   )
   assert.equal(m2.messageType, 'BINARY')

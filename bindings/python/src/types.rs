@@ -54,8 +54,9 @@ macro_rules! record {
 pub(crate) use record;
 
 record!(
-    /// A received message (message channel, user channel or stream topic).
-    MessageEvent { channel_type, channel, topic, publisher, message_type, message, custom_type, timestamp }
+    /// A received message (message channel, user channel or stream topic). `recovered`: delivered
+    /// from the channel's history after a reconnect that could not resume (an rtm2 addition).
+    MessageEvent { channel_type, channel, topic, publisher, message_type, message, custom_type, timestamp, recovered }
 );
 record!(
     /// A topic event of a stream channel: SNAPSHOT, REMOTE_JOIN or REMOTE_LEAVE.
@@ -185,6 +186,7 @@ pub fn message_event<'a>(
             message,
             custom_type: strings.get(py, 5, &m.custom_type),
             timestamp: any(py, m.timestamp_ms)?,
+            recovered: any(py, m.recovered)?,
         },
     )
 }

@@ -52,6 +52,8 @@ rtm.addEventListener('message', (e: MessageEvent) => {
   const text: string = typeof e.message === 'string' ? e.message : new TextDecoder().decode(e.message)
   const kind: 'MESSAGE' | 'USER' | 'STREAM' | 'NONE' = e.channelType
   console.log(text, kind, e.publisher, e.customType, e.timestamp.toFixed())
+  const recovered: boolean = e.recovered
+  void recovered
 })
 rtm.on('linkState', (s: LinkStateEvent) => {
   if (s.currentState === 'FAILED' && s.reasonCode === 'SAME_UID_LOGIN') console.log(s.affectedChannels)

@@ -67,6 +67,11 @@ class MessageEvent(_Record):
     @property
     def timestamp(self) -> int:
         """Server time of receipt, milliseconds since the Unix epoch."""
+    @property
+    def recovered(self) -> bool:
+        """True when delivered from the channel's history after a reconnect that could not
+        resume (session expired or server restarted): a stored message published while the
+        client was away, delivered oldest first before anything newer. An rtm2 addition."""
 
 class PublisherInfo(_Record):
     @property
