@@ -61,6 +61,7 @@ func goOnMessages(ud unsafe.Pointer, evs *C.rtm2_message_event, count C.size_t) 
 			Type:       MessageType(ev.message_type),
 			Message:    C.GoBytes(unsafe.Pointer(ev.payload), C.int(ev.payload_len)),
 			CustomType: gostr(ev.custom_type),
+			Recovered:  bool(ev.recovered),
 		}
 		// The channel and topic are only looked up: views of the C strings, not copies.
 		c.routeMessageLocked(ChannelType(ev.channel_type), view(ev.channel), view(ev.topic), m)
@@ -140,12 +141,15 @@ func goOnLinkState(ud unsafe.Pointer, ev *C.rtm2_link_state_event) {
 		return
 	}
 	c.routeLinkState(linkState{
-		current:   uint32(ev.current),
-		previous:  uint32(ev.previous),
-		operation: uint32(ev.operation),
-		reason:    uint32(ev.reason),
-		text:      gostr(ev.reason_text),
-		channel:   gostr(ev.channel),
+		current:    uint32(ev.current),
+		previous:   uint32(ev.previous),
+		operation:  uint32(ev.operation),
+		reason:     uint32(ev.reason),
+		text:       gostr(ev.reason_text),
+		channel:    gostr(ev.channel),
+		resumed:    bool(ev.is_resumed),
+		affected:   strs(ev.affected_channels, ev.affected_channel_count),
+		unrestored: strs(ev.unrestored_channels, ev.unrestored_channel_count),
 	})
 }
 

@@ -55,6 +55,11 @@ func (c *client) routeTokenWillExpire(channel string) {
 type linkState struct {
 	current, previous, operation, reason uint32
 	text, channel                        string
+	// After a reconnect: whether the session was resumed without loss, the channels that may
+	// have missed messages, and what could not be restored (logged: ConnectionEvent has no
+	// room for them).
+	resumed              bool
+	affected, unrestored []string
 }
 
 // The link states, operations and reasons of the C API (include/rtm2.h).
@@ -155,7 +160,8 @@ func (e *ConnectionFailedError) Error() string {
 func (c *client) routeLinkState(l linkState) {
 	e := &ConnectionEvent{State: legacyState(l), Reason: legacyReason(l)}
 	c.log.Debug("rtm2: connection state", zap.Int32("state", e.State), zap.Int32("reason", e.Reason),
-		zap.String("text", l.text), zap.String("channel", l.channel))
+		zap.String("text", l.text), zap.String("channel", l.channel), zap.Bool("is_resumed", l.resumed),
+		zap.Strings("affected_channels", l.affected), zap.Strings("unrestored_channels", l.unrestored))
 	if l.channel != "" {
 		// A stream channel's own link events (joined, left, rejoined) are not the client's
 		// connection: the Go SDK's connection events describe the client alone, and a FAILED

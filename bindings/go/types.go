@@ -159,6 +159,12 @@ type Message struct {
 	Type       MessageType
 	Message    []byte
 	CustomType string
+	// Recovered (rtm2 addition: the Agora Go SDK's Message has no such field) is true for a
+	// stored message (published WithMessageStoreInHistory) delivered from the channel's
+	// history after a reconnect that could not resume the session (away beyond the resume
+	// window, or the server restarted): published while this client was away, delivered once,
+	// oldest first, before anything newer on that channel.
+	Recovered bool
 }
 
 // MessageOptions are the options of Publish and Subscribe.

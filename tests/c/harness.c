@@ -478,6 +478,7 @@ static void h_on_message(void *ud, const rtm2_message_event *ev) {
     e->payload[ev->payload_len] = 0;
     e->payload_len = ev->payload_len;
     e->timestamp_ms = ev->timestamp_ms;
+    e->recovered = ev->recovered;
     pthread_mutex_lock(&r->mu);
     h_note_thread(r);
     pthread_mutex_unlock(&r->mu);
@@ -522,6 +523,7 @@ static void h_on_link_state(void *ud, const rtm2_link_state_event *ev) {
     h_copy(e->reason_text, sizeof e->reason_text, ev->reason_text);
     h_copy(e->channel, sizeof e->channel, ev->channel);
     e->unrestored_count = ev->unrestored_channel_count;
+    e->is_resumed = ev->is_resumed;
     for (size_t i = 0; i < ev->affected_channel_count; i++) h_append(e->summary, sizeof e->summary, "%s%s", i ? "," : "", ev->affected_channels[i]);
     e->timestamp_ms = ev->timestamp_ms;
     pthread_mutex_lock(&r->mu);

@@ -144,6 +144,7 @@ typedef struct h_event {
     unsigned char *payload;
     size_t payload_len;
     uint64_t timestamp_ms;
+    int recovered;             /* message: delivered from the history after a reconnect */
     /* topic event: type; first topic, its first publisher and meta; whole summary */
     uint32_t topic_type;
     char first_topic[64], first_user[128], first_meta[300];
@@ -152,6 +153,7 @@ typedef struct h_event {
     uint32_t current, previous, service, operation, reason, reason_number;
     char reason_name[64], reason_text[256];
     size_t unrestored_count;
+    int is_resumed;            /* affected channels: in summary ("a,b") */
     /* token will expire: channel "" for the login token */
     int token_is_login;
     /* overflow */
