@@ -146,3 +146,30 @@ fn bad_endpoint_lists_are_refused_with_the_entry_named() {
             .unwrap();
     assert_eq!(e.code, ErrorCode::INVALID_PARAMETER);
 }
+
+/// Another server cannot vouch for what was published on the one that died: after a failover
+/// the channel is announced even when the new server's history holds every message published
+/// there since (and those are recovered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_a_channel_is_announced_even_when_the_new_server_lost_nothing() {
+    let (a, addr_a) = tcp_server().await;
+    let (_b, addr_b) = tcp_server().await;
+    let alice = client_of(&format!("tcp://{addr_a},tcp://{addr_b}"), "alice");
+    alice.login("").await.unwrap();
+    let mut room = alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    let mut events = alice.events();
+    let bob = client_of(&format!("tcp://{addr_b}"), "bob");
+    bob.login("").await.unwrap();
+    let stored = PublishOptions { store_in_history: true, ..PublishOptions::default() };
+    bob.publish("room", "stored on b", stored).await.unwrap();
+
+    a.shutdown();
+    let connected = match expect_event(&mut events, "CONNECTED on B", |e| is_link(e, LinkState::CONNECTED)).await {
+        Event::LinkState(l) => l,
+        _ => unreachable!(),
+    };
+    assert!(!connected.is_resumed);
+    assert_eq!(connected.affected_channels, vec!["room".to_string()]);
+    let m = next_message(&mut room).await;
+    assert_eq!((m.text(), m.recovered), (Some("stored on b"), true));
+}

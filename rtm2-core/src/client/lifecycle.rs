@@ -556,7 +556,12 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     // Where to recover from: as it was before anything arrives on this session.
                     let since = inner.state.lock().unwrap().cache.recover_after.clone();
                     let unrestored = inner.restore(&link, moved).await;
-                    let recovered = inner.recover_missed(&link, since, &unrestored).await;
+                    let mut recovered = inner.recover_missed(&link, since, &unrestored).await;
+                    if moved {
+                        // Another server (or node) cannot vouch for what was published on the
+                        // one that was left: every channel is announced.
+                        recovered.clear();
+                    }
                     (unrestored, recovered)
                 } else {
                     inner

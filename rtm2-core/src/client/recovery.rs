@@ -3,8 +3,8 @@
 //! published to the client's message channels and to its own user channel while it was away
 //! are delivered — marked `recovered`, oldest first, before anything newer — and only the
 //! channels where something may still be missing (a message not stored, removed by retention,
-//! or published before a server restart) are announced in the CONNECTED event's
-//! `affected_channels`.
+//! or published before a server restart, or on another server before a failover) are announced
+//! in the CONNECTED event's `affected_channels`.
 //!
 //! How exactness is kept (see `pb::RecoverMessages`): the server delivers a channel's stored
 //! messages in timestamp order, and answers a recovery under the same lock, after the channel
