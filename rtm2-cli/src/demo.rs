@@ -50,7 +50,7 @@ pub async fn run() -> Result<()> {
     println!("alice got  {}", describe(&next_message(&mut alice_events).await?));
     match alice.publish("carol", "are you there?", PublishOptions::user()).await {
         Err(e) => println!("to carol:  {} ({})", e.code.name(), e.code.code()),
-        Ok(()) => println!("to carol:  delivered?!"),
+        Ok(_) => println!("to carol:  delivered?!"),
     }
 
     // Stream channel with a topic.

@@ -382,7 +382,7 @@ async fn publish(a: PublishArgs) -> Result<()> {
     let mut opts = if a.to_user { PublishOptions::user() } else { PublishOptions::default() };
     opts.custom_type = a.custom_type;
     c.publish(&a.channel, a.message, opts).await?;
-    c.logout().await
+    c.logout().await.map(|_| ())
 }
 
 fn describe(m: &MessageEvent) -> String {
@@ -439,5 +439,5 @@ async fn subscribe(a: SubscribeArgs) -> Result<()> {
             Event::Topic(_) => {}
         }
     }
-    c.logout().await
+    c.logout().await.map(|_| ())
 }

@@ -337,7 +337,7 @@ impl Client {
     /// with the server's rejection (10005, 10009, 10016, ...), or 10011 on timeout. A login
     /// while another is in progress cancels the earlier one (10023); a login while connected
     /// fails with 10017.
-    pub fn login(&self, token: &str) -> Op<Result<()>> {
+    pub fn login(&self, token: &str) -> Op<Result<Ack>> {
         let t = self.timeout();
         let (generation, rx) = try_op!(self.inner.begin_login(token.to_string()));
         let inner = self.inner.clone();
@@ -346,7 +346,7 @@ impl Client {
 
     /// Logs out: ends the session, every subscription and stream channel. Operations in flight
     /// complete with an error. Never fails.
-    pub fn logout(&self) -> Op<Result<()>> {
+    pub fn logout(&self) -> Op<Result<Ack>> {
         if crate::runtime::forked() {
             return Op::ready(Err(crate::runtime::forked_error("logout")));
         }
@@ -355,7 +355,7 @@ impl Client {
     }
 
     /// Renews the login token.
-    pub fn renew_token(&self, token: &str) -> Op<Result<()>> {
+    pub fn renew_token(&self, token: &str) -> Op<Result<Ack>> {
         let op = "renew_token";
         if token.len() > rtm2_proto::token::MAX_TOKEN_LEN {
             return Op::ready(Err(Error::new(ErrorCode::INVALID_TOKEN, op, "token is too long")));
@@ -364,9 +364,9 @@ impl Client {
         let reply = self.inner.submit(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, self.timeout());
         let (inner, token) = (self.inner.clone(), token.to_string());
         Op::spawn(async move {
-            reply.await?;
+            let r = reply.await?;
             inner.state.lock().unwrap().token = token;
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
@@ -426,17 +426,18 @@ impl Client {
         );
         let (inner, ch) = (self.inner.clone(), channel.to_string());
         Op::spawn(async move {
-            // (Less one: a message stored in the reply's millisecond may not have arrived.)
-            let since = reply.await?.server_time_ms.saturating_sub(1);
+            let mut sub = sub;
+            sub.timestamp_ms = reply.await?.server_time_ms;
             let mut st = inner.state.lock().unwrap();
-            st.cache.recover_after.channels.entry(ch.clone()).or_insert(since);
+            // (Less one: a message stored in the reply's millisecond may not have arrived.)
+            st.cache.recover_after.channels.entry(ch.clone()).or_insert(sub.timestamp_ms.saturating_sub(1));
             st.cache.channels.insert(ch, options);
             Ok(sub)
         })
     }
 
     /// Unsubscribes from a message channel (11002 if not subscribed); its streams end.
-    pub fn unsubscribe(&self, channel: &str) -> Op<Result<()>> {
+    pub fn unsubscribe(&self, channel: &str) -> Op<Result<Ack>> {
         let op = "unsubscribe";
         try_op!(validate::channel_name(channel).map_err(|v| Error::from_violation(op, v)));
         let body = client_frame::Body::Unsubscribe(pb::Unsubscribe { channel: channel.to_string() });
@@ -454,13 +455,13 @@ impl Client {
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_SUBSCRIBED) {
                 inner.forget_channel(&ch);
             }
-            r.map(|_| ())
+            r.map(|r| Ack::of(&r))
         })
     }
 
     /// Publishes to a message channel, or to a user (`PublishOptions::user()`): 11033 when
     /// that user is offline. Publishes are sent in call order.
-    pub fn publish(&self, channel: &str, payload: impl Into<Payload>, options: PublishOptions) -> Op<Result<()>> {
+    pub fn publish(&self, channel: &str, payload: impl Into<Payload>, options: PublishOptions) -> Op<Result<Ack>> {
         let op = "publish";
         let payload = payload.into();
         let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));

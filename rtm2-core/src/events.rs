@@ -211,12 +211,19 @@ pub struct Subscription {
     channel: String,
     queue: Arc<EventQueue>,
     hub: Arc<EventHub>,
+    pub(crate) timestamp_ms: u64,
 }
 
 impl Subscription {
     /// The channel.
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// The server's time of the subscribe's answer, ms since the epoch (agora-rtm-sdk's
+    /// `SubscribeResponse.timestamp`).
+    pub fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
     }
 
     /// The next message, or `None` when the subscription ended. An overflow of this
@@ -268,7 +275,7 @@ impl EventHub {
     pub(crate) fn subscription(self: &Arc<Self>, channel: &str, cap: usize) -> Subscription {
         let queue = EventQueue::new(cap);
         self.channels.write().unwrap().entry(channel.to_string()).or_default().push(queue.clone());
-        Subscription { channel: channel.to_string(), queue, hub: self.clone() }
+        Subscription { channel: channel.to_string(), queue, hub: self.clone(), timestamp_ms: 0 }
     }
 
     fn remove_channel_queue(&self, channel: &str, q: &Arc<EventQueue>) {

@@ -360,14 +360,19 @@ impl Link {
         }
     }
 
-    /// Sends Logout and waits briefly for the reply, then closes.
-    pub(crate) async fn logout(&self) {
-        let _ = tokio::time::timeout(
+    /// Sends Logout and waits briefly for the reply, then closes; the server's time of its
+    /// reply, if it answered.
+    pub(crate) async fn logout(&self) -> Option<u64> {
+        let reply = tokio::time::timeout(
             Duration::from_secs(2),
             self.request("logout", client_frame::Body::Logout(pb::Logout {})),
         )
         .await;
         self.close("logged out");
+        match reply {
+            Ok(Ok(r)) => Some(r.server_time_ms),
+            _ => None,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::client::{Client, Inner, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
+use crate::types::Ack;
 
 /// A lock of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,13 +264,13 @@ impl Locks {
         &self.client.inner
     }
 
-    fn call(&self, op: &'static str, body: client_frame::Body, timeout: Duration) -> Op<Result<()>> {
+    fn call(&self, op: &'static str, body: client_frame::Body, timeout: Duration) -> Op<Result<Ack>> {
         let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
-        Op::lazy(async move { reply.await.map(|_| ()) })
+        Op::lazy(async move { reply.await.map(|r| Ack::of(&r)) })
     }
 
     /// Defines a lock in a channel; `ttl_s` (0 = 10) is clamped to 10..300 s. 14004 if it exists.
-    pub fn set_lock(&self, channel: &str, channel_type: ChannelType, name: &str, ttl_s: u32) -> Op<Result<()>> {
+    pub fn set_lock(&self, channel: &str, channel_type: ChannelType, name: &str, ttl_s: u32) -> Op<Result<Ack>> {
         let op = "set_lock";
         try_op!(check(op, channel, channel_type, name));
         let body = client_frame::Body::SetLock(pb::SetLock {
@@ -281,14 +282,14 @@ impl Locks {
         let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
         let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
         Op::lazy(async move {
-            reply.await?;
+            let r = reply.await?;
             inner.note_lock(key, None, Some(ttl_s));
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
     /// Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008.
-    pub fn remove_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<()>> {
+    pub fn remove_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<Ack>> {
         let op = "remove_lock";
         try_op!(check(op, channel, channel_type, name));
         let body = client_frame::Body::RemoveLock(pb::RemoveLock {
@@ -299,11 +300,11 @@ impl Locks {
         let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
         let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
         Op::lazy(async move {
-            reply.await?;
+            let r = reply.await?;
             let mut st = inner.state.lock().unwrap();
             st.cache.locks.remove(&key);
             st.cache.lock_ttls.remove(&key);
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
@@ -381,7 +382,7 @@ impl Locks {
     }
 
     /// Releases a lock this client holds (14006 otherwise); the next waiter gets it.
-    pub fn release_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<()>> {
+    pub fn release_lock(&self, channel: &str, channel_type: ChannelType, name: &str) -> Op<Result<Ack>> {
         let op = "release_lock";
         try_op!(check(op, channel, channel_type, name));
         let body = client_frame::Body::ReleaseLock(pb::ReleaseLock {
@@ -397,12 +398,12 @@ impl Locks {
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::LOCK_NOT_ACQUIRED) {
                 inner.note_lock(key, Some(false), None);
             }
-            r.map(|_| ())
+            r.map(|r| Ack::of(&r))
         })
     }
 
     /// Frees a lock held by `owner` (14006 if `owner` does not hold it).
-    pub fn revoke_lock(&self, channel: &str, channel_type: ChannelType, name: &str, owner: &str) -> Op<Result<()>> {
+    pub fn revoke_lock(&self, channel: &str, channel_type: ChannelType, name: &str, owner: &str) -> Op<Result<Ack>> {
         let op = "revoke_lock";
         try_op!(check(op, channel, channel_type, name));
         try_op!(validate::user_id(owner).map_err(|v| Error::from_violation(op, v)));

@@ -10,6 +10,7 @@ use rtm2_proto::{ErrorCode, limits, validate};
 use crate::client::{Client, Inner, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
+use crate::types::Ack;
 
 /// A user's presence state in a channel: key → value.
 pub type States = BTreeMap<String, String>;
@@ -250,7 +251,7 @@ impl Presence {
         channel: &str,
         channel_type: ChannelType,
         states: impl IntoIterator<Item = (K, V)>,
-    ) -> Op<Result<()>> {
+    ) -> Op<Result<Ack>> {
         let op = "set_state";
         try_op!(scope(op, channel, channel_type));
         let items: Vec<(String, String)> = states.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
@@ -290,7 +291,8 @@ impl Presence {
             present
         };
         if !present {
-            return Op::ready(Ok(()));
+            // Kept here until the subscribe / join: answered by the client (its clock).
+            return Op::ready(Ok(Ack::at(rtm2_proto::now_ms())));
         }
         let mut sealed: Vec<pb::StateItem> =
             items.iter().map(|(k, v)| pb::StateItem { key: k.clone(), value: v.clone() }).collect();
@@ -305,9 +307,9 @@ impl Presence {
         );
         let inner = self.inner().clone();
         Op::lazy(async move {
-            reply.await?;
+            let r = reply.await?;
             inner.state.lock().unwrap().cache.states.entry(key).or_default().extend(items);
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
@@ -338,7 +340,7 @@ impl Presence {
 
     /// Removes keys of this client's state in a channel (`keys` empty: all of them; more than 32:
     /// 13005, a state never has more).
-    pub fn remove_state(&self, channel: &str, channel_type: ChannelType, keys: Vec<String>) -> Op<Result<()>> {
+    pub fn remove_state(&self, channel: &str, channel_type: ChannelType, keys: Vec<String>) -> Op<Result<Ack>> {
         let op = "remove_state";
         try_op!(scope(op, channel, channel_type));
         try_op!(v(op, validate::state_key_count(keys.len())));
@@ -372,7 +374,7 @@ impl Presence {
             }
             if !st.cache.present(&key) {
                 forget.clone()(&mut st.cache);
-                return Op::ready(Ok(()));
+                return Op::ready(Ok(Ack::at(rtm2_proto::now_ms())));
             }
         }
         let reply = self.request(
@@ -385,9 +387,9 @@ impl Presence {
         );
         let inner = self.inner().clone();
         Op::lazy(async move {
-            reply.await?;
+            let r = reply.await?;
             forget(&mut inner.state.lock().unwrap().cache);
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 }

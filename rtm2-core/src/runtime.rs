@@ -105,13 +105,13 @@ enum OpState<T> {
     Direct(BoxFuture<T>),
     /// A publish sent on the fast path: waits on the session's acknowledgements in place (no
     /// task, no box); the function maps its outcome to `T`.
-    Published(crate::link::PubWait, fn(crate::Result<()>) -> T),
+    Published(crate::link::PubWait, fn(crate::Result<u64>) -> T),
 }
 
-impl Op<crate::Result<()>> {
+impl Op<crate::Result<crate::Ack>> {
     /// Waits for the outcome of a publish already sent.
     pub(crate) fn published(wait: crate::link::PubWait) -> Self {
-        Op { state: OpState::Published(wait, std::convert::identity) }
+        Op { state: OpState::Published(wait, |r| r.map(crate::Ack::at)) }
     }
 }
 

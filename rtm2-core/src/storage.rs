@@ -9,6 +9,7 @@ use rtm2_proto::{ErrorCode, limits, validate};
 use crate::client::{Client, Inner, Late, Target as LateTarget, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
+use crate::types::Ack;
 
 /// One metadata item. In writes, `revision` is a condition: -1 (the default) no check, 0
 /// create only (set), N the item's current revision must be N (else 12014). In reads and
@@ -365,7 +366,7 @@ impl Storage {
 
     /// Receive a user's metadata: a SNAPSHOT event now, then an UPDATE per change (at most 50
     /// users, 12017). Restored after reconnects.
-    pub fn subscribe_user_metadata(&self, user_id: &str) -> Op<Result<()>> {
+    pub fn subscribe_user_metadata(&self, user_id: &str) -> Op<Result<Ack>> {
         let op = "subscribe_user_metadata";
         try_op!(v(op, validate::user_id(user_id)));
         {
@@ -399,14 +400,14 @@ impl Storage {
         );
         let (inner, user) = (self.inner().clone(), user_id.to_string());
         Op::lazy(async move {
-            reply.await?;
+            let r = reply.await?;
             inner.state.lock().unwrap().cache.user_metadata.insert(user);
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
     /// Stops receiving a user's metadata (12015 if not subscribed).
-    pub fn unsubscribe_user_metadata(&self, user_id: &str) -> Op<Result<()>> {
+    pub fn unsubscribe_user_metadata(&self, user_id: &str) -> Op<Result<Ack>> {
         let op = "unsubscribe_user_metadata";
         try_op!(v(op, validate::user_id(user_id)));
         let user = user_id.to_string();
@@ -429,7 +430,7 @@ impl Storage {
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::STORAGE_NOT_SUBSCRIBE) {
                 inner.state.lock().unwrap().cache.user_metadata.remove(&user);
             }
-            r.map(|_| ())
+            r.map(|r| Ack::of(&r))
         })
     }
 }

@@ -109,13 +109,14 @@ impl StreamChannel {
         );
         Op::spawn(async move {
             let resp = reply.await?;
+            let timestamp_ms = resp.server_time_ms;
             let topics = adopt_join(&client, &name, options, resp);
-            Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect() })
+            Ok(JoinResult { channel: name, topics: topics.into_iter().map(Into::into).collect(), timestamp_ms })
         })
     }
 
     /// Leaves the channel: every topic role and topic subscription ends.
-    pub fn leave(&self) -> Op<Result<()>> {
+    pub fn leave(&self) -> Op<Result<Ack>> {
         let op = "leave";
         let client = try_op!(self.client(op));
         try_op!(self.with_cache(&client, op, |_| Ok(())));
@@ -129,12 +130,12 @@ impl StreamChannel {
             if r.is_ok() || r.as_ref().is_err_and(|e| e.code == ErrorCode::CHANNEL_NOT_JOINED) {
                 adopt_leave(&client, &name);
             }
-            r.map(|_| ())
+            r.map(|r| Ack::of(&r))
         })
     }
 
     /// Becomes a publisher in `topic` (at most 8 per channel). Others get REMOTE_JOIN.
-    pub fn join_topic(&self, topic: &str, options: JoinTopicOptions) -> Op<Result<()>> {
+    pub fn join_topic(&self, topic: &str, options: JoinTopicOptions) -> Op<Result<Ack>> {
         let op = "join_topic";
         try_op!(v(op, validate::topic_name(topic)));
         try_op!(v(op, validate::topic_meta(&options.meta)));
@@ -166,16 +167,16 @@ impl StreamChannel {
         });
         let reply = client.submit_stateful(op, ErrorCode::CHANNEL_JOIN_TOPIC_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
-            reply.await?;
+            let r = reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.topics.insert(topic, options);
             }
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
     /// Stops publishing in `topic`. Others get REMOTE_LEAVE.
-    pub fn leave_topic(&self, topic: &str) -> Op<Result<()>> {
+    pub fn leave_topic(&self, topic: &str) -> Op<Result<Ack>> {
         let op = "leave_topic";
         try_op!(v(op, validate::topic_name(topic)));
         let client = try_op!(self.client(op));
@@ -205,7 +206,7 @@ impl StreamChannel {
             {
                 c.topics.remove(&topic);
             }
-            r.map(|_| ())
+            r.map(|r| Ack::of(&r))
         })
     }
 
@@ -216,7 +217,7 @@ impl StreamChannel {
         topic: &str,
         payload: impl Into<Payload>,
         options: TopicMessageOptions,
-    ) -> Op<Result<()>> {
+    ) -> Op<Result<Ack>> {
         let op = "publish_topic";
         let payload = payload.into();
         try_op!(v(op, validate::topic_name(topic)));
@@ -282,8 +283,10 @@ impl StreamChannel {
         let reply = client.submit_stateful(op, ErrorCode::CHANNEL_SUBSCRIBE_TIMEOUT, body, self.timeout(&client), late);
         Op::spawn(async move {
             let resp = reply.await?;
+            let timestamp_ms = resp.server_time_ms;
             let r = adopt_topic_subscription(&client, &name, topic, resp);
             Ok(SubscribeTopicResult {
+                timestamp_ms,
                 succeeded: r.succeeded,
                 failed: r
                     .failed
@@ -296,7 +299,7 @@ impl StreamChannel {
 
     /// Unsubscribes the given users of `topic` (more than 128: 11011), or (empty) the whole topic.
     /// 11013 when the topic is not subscribed.
-    pub fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<()>> {
+    pub fn unsubscribe_topic(&self, topic: &str, users: &[&str]) -> Op<Result<Ack>> {
         let op = "unsubscribe_topic";
         try_op!(v(op, validate::topic_name(topic)));
         try_op!(v(op, validate::topic_user_count(users.len())));
@@ -325,9 +328,9 @@ impl StreamChannel {
         let reply =
             client.submit_stateful(op, ErrorCode::CHANNEL_UNSUBSCRIBE_FAILED, body, self.timeout(&client), late);
         Op::spawn(async move {
-            reply.await?;
+            let r = reply.await?;
             forget_topic_users(&client, &name, &topic, &users);
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 
@@ -359,7 +362,7 @@ impl StreamChannel {
     }
 
     /// Renews this channel's token.
-    pub fn renew_token(&self, token: &str) -> Op<Result<()>> {
+    pub fn renew_token(&self, token: &str) -> Op<Result<Ack>> {
         let op = "renew_token";
         let client = try_op!(self.client(op));
         try_op!(self.with_cache(&client, op, |_| Ok(())));
@@ -367,11 +370,11 @@ impl StreamChannel {
         let body = client_frame::Body::RenewToken(pb::RenewToken { token: token.clone(), channel: name.clone() });
         let reply = client.submit(op, ErrorCode::RENEW_TOKEN_TIMEOUT, body, self.timeout(&client));
         Op::spawn(async move {
-            reply.await?;
+            let r = reply.await?;
             if let Some(c) = client.state.lock().unwrap().cache.streams.get_mut(&name) {
                 c.opts.token = token;
             }
-            Ok(())
+            Ok(Ack::of(&r))
         })
     }
 }

@@ -67,6 +67,25 @@ impl Default for SubscribeOptions {
     }
 }
 
+/// The answer of an operation that returns nothing else (login, publish, unsubscribe, leave,
+/// set_lock, …): when the server answered it — agora-rtm-sdk's `{timestamp}` of its responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ack {
+    /// The server's time of the answer, ms since the epoch (a publish: of the acknowledgement
+    /// that covered it; 0 from an older server).
+    pub timestamp_ms: u64,
+}
+
+impl Ack {
+    pub(crate) fn at(timestamp_ms: u64) -> Ack {
+        Ack { timestamp_ms }
+    }
+
+    pub(crate) fn of(r: &rtm2_proto::pb::Response) -> Ack {
+        Ack { timestamp_ms: r.server_time_ms }
+    }
+}
+
 /// Options of `publish`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOptions {
@@ -191,6 +210,8 @@ pub struct JoinResult {
     pub channel: String,
     /// Snapshot of topics.
     pub topics: Vec<TopicInfo>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp_ms: u64,
 }
 
 /// A user that subscribe_topic could not subscribe.
@@ -211,6 +232,8 @@ pub struct SubscribeTopicResult {
     pub succeeded: Vec<String>,
     /// Users that were not subscribed, with the reason.
     pub failed: Vec<FailedUser>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp_ms: u64,
 }
 
 /// The strings of the previous message a connection received (see [`SharedStr`]).

@@ -473,7 +473,7 @@ async fn login_when_ready(c: &Client) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match tokio::time::timeout(WAIT, c.login("")).await.expect("login") {
-            Ok(()) => return,
+            Ok(_) => return,
             Err(e) if e.code == ErrorCode::LOGIN_NO_SERVER_RESOURCES => {
                 assert!(tokio::time::Instant::now() < deadline, "the node never joined: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;

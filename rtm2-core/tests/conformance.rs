@@ -468,14 +468,14 @@ impl Runner {
         let a = |i: usize| s.args.get(i).cloned().unwrap_or_else(|| panic!("line {}: missing argument {i}", s.line));
         let o = &s.opts;
         match s.op.as_str() {
-            "login" => client.login(&self.token(o.get("token"), &user, None)).await,
-            "logout" => client.logout().await,
+            "login" => client.login(&self.token(o.get("token"), &user, None)).await.map(drop),
+            "logout" => client.logout().await.map(drop),
             "renew_token" => match o.get("channel") {
                 Some(ch) => {
                     let t = self.token(o.get("token"), &user, Some(ch));
-                    client.stream_channel(ch)?.renew_token(&t).await
+                    client.stream_channel(ch)?.renew_token(&t).await.map(drop)
                 }
-                None => client.renew_token(&self.token(o.get("token"), &user, None)).await,
+                None => client.renew_token(&self.token(o.get("token"), &user, None)).await.map(drop),
             },
             "set_parameters" => client.set_parameters(&a(0)),
             "subscribe" => {
@@ -488,7 +488,7 @@ impl Runner {
                 };
                 client.subscribe(&a(0), opts).await.map(|_| ())
             }
-            "unsubscribe" => client.unsubscribe(&a(0)).await,
+            "unsubscribe" => client.unsubscribe(&a(0)).await.map(drop),
             "publish" | "publish_binary" | "publish_size" => {
                 let mut opts = if o.get("channel_type").map(String::as_str) == Some("USER") {
                     PublishOptions::user()
@@ -501,7 +501,7 @@ impl Runner {
                     "publish_binary" => unhex(&a(1)).into(),
                     _ => "x".repeat(a(1).parse().unwrap()).into(),
                 };
-                client.publish(&a(0), payload, opts).await
+                client.publish(&a(0), payload, opts).await.map(drop)
             }
             "join" => {
                 let t = self.token(o.get("token"), &user, Some(&a(0)));
@@ -514,16 +514,16 @@ impl Runner {
                 };
                 client.stream_channel(&a(0))?.join(opts).await.map(|_| ())
             }
-            "leave" => client.stream_channel(&a(0))?.leave().await,
+            "leave" => client.stream_channel(&a(0))?.leave().await.map(drop),
             "join_topic" => {
                 let opts = JoinTopicOptions { meta: o.get("meta").cloned().unwrap_or_default(), ..Default::default() };
-                client.stream_channel(&a(0))?.join_topic(&a(1), opts).await
+                client.stream_channel(&a(0))?.join_topic(&a(1), opts).await.map(drop)
             }
-            "leave_topic" => client.stream_channel(&a(0))?.leave_topic(&a(1)).await,
+            "leave_topic" => client.stream_channel(&a(0))?.leave_topic(&a(1)).await.map(drop),
             "publish_topic" => {
                 let opts =
                     TopicMessageOptions { custom_type: o.get("custom_type").cloned().unwrap_or_default(), send_ts: 0 };
-                client.stream_channel(&a(0))?.publish_topic(&a(1), a(2), opts).await
+                client.stream_channel(&a(0))?.publish_topic(&a(1), a(2), opts).await.map(drop)
             }
             "subscribe_topic" => {
                 let users = list(o.get("users"));
@@ -541,7 +541,7 @@ impl Runner {
             "unsubscribe_topic" => {
                 let users = list(o.get("users"));
                 let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-                client.stream_channel(&a(0))?.unsubscribe_topic(&a(1), &refs).await
+                client.stream_channel(&a(0))?.unsubscribe_topic(&a(1), &refs).await.map(drop)
             }
             "subscribed_users" => {
                 let got = client.stream_channel(&a(0))?.subscribed_users(&a(1))?;
@@ -550,7 +550,7 @@ impl Runner {
                 }
                 Ok(())
             }
-            "set_state" => client.presence().set_state(&a(0), channel_type(o), pairs(o, "states")).await,
+            "set_state" => client.presence().set_state(&a(0), channel_type(o), pairs(o, "states")).await.map(drop),
             "get_state" => {
                 let got = client.presence().get_state(&a(0), channel_type(o), &a(1)).await?;
                 if let Some(want) = o.get("states") {
@@ -558,7 +558,9 @@ impl Runner {
                 }
                 Ok(())
             }
-            "remove_state" => client.presence().remove_state(&a(0), channel_type(o), list(o.get("keys"))).await,
+            "remove_state" => {
+                client.presence().remove_state(&a(0), channel_type(o), list(o.get("keys"))).await.map(drop)
+            }
             "who_now" => {
                 let opts = GetOnlineUsersOptions {
                     include_user_id: flag(o, "include_user_id", true),
@@ -615,18 +617,18 @@ impl Runner {
                 check_metadata(s.line, o, &m);
                 Ok(())
             }
-            "subscribe_user_metadata" => client.storage().subscribe_user_metadata(&a(0)).await,
-            "unsubscribe_user_metadata" => client.storage().unsubscribe_user_metadata(&a(0)).await,
+            "subscribe_user_metadata" => client.storage().subscribe_user_metadata(&a(0)).await.map(drop),
+            "unsubscribe_user_metadata" => client.storage().unsubscribe_user_metadata(&a(0)).await.map(drop),
             "set_lock" => {
                 let ttl = o.get("ttl").map_or(0, |v| v.parse().unwrap());
-                client.lock().set_lock(&a(0), channel_type(o), &a(1), ttl).await
+                client.lock().set_lock(&a(0), channel_type(o), &a(1), ttl).await.map(drop)
             }
-            "remove_lock" => client.lock().remove_lock(&a(0), channel_type(o), &a(1)).await,
+            "remove_lock" => client.lock().remove_lock(&a(0), channel_type(o), &a(1)).await.map(drop),
             "acquire_lock" => {
                 client.lock().acquire_lock(&a(0), channel_type(o), &a(1), flag(o, "retry", false)).await.map(|_| ())
             }
-            "release_lock" => client.lock().release_lock(&a(0), channel_type(o), &a(1)).await,
-            "revoke_lock" => client.lock().revoke_lock(&a(0), channel_type(o), &a(1), &a(2)).await,
+            "release_lock" => client.lock().release_lock(&a(0), channel_type(o), &a(1)).await.map(drop),
+            "revoke_lock" => client.lock().revoke_lock(&a(0), channel_type(o), &a(1), &a(2)).await.map(drop),
             "get_locks" => {
                 let got = client.lock().get_locks(&a(0), channel_type(o)).await?;
                 if let Some(want) = o.get("locks") {

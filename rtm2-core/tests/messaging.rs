@@ -163,7 +163,7 @@ async fn errors_carry_exact_codes() {
     let e = a.login("").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::DUPLICATE_OPERATION);
 
-    let code = |r: Result<()>| r.unwrap_err().code;
+    let code = |r: Result<Ack>| r.unwrap_err().code;
     assert_eq!(code(a.publish("", "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
     assert_eq!(code(a.publish("_x", "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
     assert_eq!(code(a.publish(&"c".repeat(65), "x", PublishOptions::default()).await), ErrorCode::INVALID_CHANNEL_NAME);
@@ -428,4 +428,50 @@ async fn sparse_and_dense_publishes_keep_their_order_over_tcp() {
         let m = tokio::time::timeout(std::time::Duration::from_secs(10), next_message(&mut room)).await.unwrap();
         assert_eq!(m.text(), Some(i.to_string().as_str()), "message {i} of {n}");
     }
+}
+
+/// Every call answers with the server's time of its answer (agora-rtm-sdk's `timestamp`): login,
+/// publish (fast path and queued), subscribe, unsubscribe, stream channel calls, presence and
+/// lock calls, renew and logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_answers_with_the_servers_time() {
+    let (_server, ep) = setup(Transport::Tcp).await;
+    let a = client(&ep, "alice");
+    let before = rtm2_proto::now_ms();
+    let within = |t: u64, what: &str| {
+        assert!(t >= before && t <= rtm2_proto::now_ms(), "{what}: {t} not in [{before}, now]");
+    };
+    within(a.login("").await.unwrap().timestamp_ms, "login");
+    let sub = a.subscribe("room", SubscribeOptions::default()).await.unwrap();
+    within(sub.timestamp_ms(), "subscribe");
+    // Pipelined publishes: each answered by an acknowledgement with its time.
+    let ops: Vec<_> = (0..50).map(|i| a.publish("room", format!("{i}"), PublishOptions::default())).collect();
+    let mut last = 0;
+    for op in ops {
+        let t = op.await.unwrap().timestamp_ms;
+        within(t, "publish");
+        assert!(t >= last, "acknowledgement times go forward");
+        last = t;
+    }
+    let stored = PublishOptions { store_in_history: true, ..PublishOptions::default() };
+    within(a.publish("room", "kept", stored).await.unwrap().timestamp_ms, "stored publish");
+    within(a.renew_token("").await.unwrap().timestamp_ms, "renew_token");
+    let stage = a.stream_channel("stage").unwrap();
+    within(stage.join(JoinOptions::default()).await.unwrap().timestamp_ms, "join");
+    within(stage.join_topic("t", JoinTopicOptions::default()).await.unwrap().timestamp_ms, "join_topic");
+    within(stage.publish_topic("t", "x", TopicMessageOptions::default()).await.unwrap().timestamp_ms, "publish_topic");
+    within(stage.subscribe_topic("t", &["alice"]).await.unwrap().timestamp_ms, "subscribe_topic");
+    within(stage.unsubscribe_topic("t", &[]).await.unwrap().timestamp_ms, "unsubscribe_topic");
+    within(stage.leave_topic("t").await.unwrap().timestamp_ms, "leave_topic");
+    within(stage.leave().await.unwrap().timestamp_ms, "leave");
+    within(a.presence().set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap().timestamp_ms, "set_state");
+    within(a.presence().remove_state("room", ChannelType::MESSAGE, vec![]).await.unwrap().timestamp_ms, "remove_state");
+    within(a.lock().set_lock("room", ChannelType::MESSAGE, "l", 10).await.unwrap().timestamp_ms, "set_lock");
+    a.lock().acquire_lock("room", ChannelType::MESSAGE, "l", false).await.unwrap();
+    within(a.lock().release_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "release_lock");
+    within(a.lock().remove_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "remove_lock");
+    within(a.storage().subscribe_user_metadata("bob").await.unwrap().timestamp_ms, "subscribe_user_metadata");
+    within(a.storage().unsubscribe_user_metadata("bob").await.unwrap().timestamp_ms, "unsubscribe_user_metadata");
+    within(a.unsubscribe("room").await.unwrap().timestamp_ms, "unsubscribe");
+    within(a.logout().await.unwrap().timestamp_ms, "logout");
 }

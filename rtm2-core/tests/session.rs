@@ -35,7 +35,7 @@ async fn tokens_are_verified() {
     let (_server, ep) = cert_server(Duration::from_secs(30)).await;
     let a = client(&ep, "alice");
     let mut events = a.events();
-    let code = |r: Result<()>| r.unwrap_err().code;
+    let code = |r: Result<Ack>| r.unwrap_err().code;
 
     assert_eq!(code(a.login("").await), ErrorCode::INVALID_TOKEN);
     expect_event(&mut events, "FAILED after a bad token", |e| is_link(e, LinkState::FAILED)).await;

@@ -235,7 +235,8 @@ mod tests {
 
     #[test]
     fn anything_unusual_is_left_to_prost() {
-        let other = frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to: 3 }));
+        let other =
+            frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to: 3, server_time_ms: 0 }));
         assert_eq!(decode_message_frame(&other), None, "not a message");
         let body = wire(5, event(4));
         // Every truncation and every single-byte change either reads as prost reads it, or

@@ -484,7 +484,10 @@ mod tests {
             let conn = conn.clone();
             tokio::spawn(async move {
                 for seq in 1..=N {
-                    let b = frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to: seq }));
+                    let b = frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck {
+                        up_to: seq,
+                        server_time_ms: 0,
+                    }));
                     assert!(conn.push(seq, b));
                     if seq % 1000 == 0 {
                         tokio::task::yield_now().await;

@@ -362,7 +362,7 @@ fn protocol_error(msg: impl std::fmt::Display) -> Goodbye {
 }
 
 fn publish_ack(up_to: u64) -> Bytes {
-    frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to }))
+    frame::encode_server_body(&server_frame::Body::PublishAck(pb::PublishAck { up_to, server_time_ms: now_ms() }))
 }
 
 fn pong(p: pb::Ping) -> Bytes {

@@ -26,7 +26,7 @@ fn classify(end: LinkEnd) -> EndKind {
 impl Inner {
     /// Starts a login at call time, so that operations issued right after `login()` wait for
     /// it instead of failing with NOT_LOGIN.
-    pub(super) fn begin_login(self: &Arc<Self>, token: String) -> Result<(u64, oneshot::Receiver<Result<()>>)> {
+    pub(super) fn begin_login(self: &Arc<Self>, token: String) -> Result<(u64, oneshot::Receiver<Result<u64>>)> {
         let op = "login";
         if crate::runtime::forked() {
             return Err(crate::runtime::forked_error(op));
@@ -82,12 +82,12 @@ impl Inner {
     pub(super) async fn finish_login(
         self: Arc<Self>,
         generation: u64,
-        rx: oneshot::Receiver<Result<()>>,
+        rx: oneshot::Receiver<Result<u64>>,
         timeout: Duration,
-    ) -> Result<()> {
+    ) -> Result<Ack> {
         let op = "login";
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => r.map(Ack::at),
             Ok(Err(_)) => {
                 Err(Error::new(ErrorCode::LOGIN_CANCELED, op, "a newer login or a logout cancelled this login"))
             }
@@ -163,7 +163,7 @@ impl Inner {
         self.hub.close_all_channels();
     }
 
-    pub(super) async fn logout(self: Arc<Self>) -> Result<()> {
+    pub(super) async fn logout(self: Arc<Self>) -> Result<Ack> {
         let (supervisor, link, was) = {
             let mut st = self.state.lock().unwrap();
             st.generation += 1;
@@ -174,8 +174,10 @@ impl Inner {
             s.abort();
         }
         self.slot.send_replace(Slot::Down(not_logged_in("logged out")));
+        // The server's time of its answer; when it cannot answer (not connected), the local time.
+        let mut at = None;
         if let Some(link) = link {
-            link.logout().await;
+            at = link.logout().await;
         }
         self.session.reset("logged out");
         self.release();
@@ -190,7 +192,7 @@ impl Inner {
                 vec![],
             );
         }
-        Ok(())
+        Ok(Ack::at(at.unwrap_or_else(now_ms)))
     }
 
     pub(super) fn shutdown(&self) {
@@ -210,7 +212,9 @@ impl Inner {
                 // the server ends the session now — others see it leave, its lock waits end —
                 // instead of keeping it for a resume that will not come.
                 // At process exit `logout_all` waits for it.
-                super::exit::track_dropped(runtime().spawn(async move { l.logout().await }));
+                super::exit::track_dropped(runtime().spawn(async move {
+                    let _ = l.logout().await;
+                }));
             }
         }
         self.slot.send_replace(Slot::Down(Error::new(
@@ -506,7 +510,7 @@ fn backoff(config: &ClientConfig, attempt: u32) -> Duration {
 
 /// Owns the connection of one login: connects, restores after reconnects, and decides
 /// between DISCONNECTED (retry) and FAILED (stop).
-async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<()>>) {
+async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<Result<u64>>) {
     let mut waiter = Some(waiter);
     let mut attempt: u32 = 0;
     let mut reconnecting = false;
@@ -609,7 +613,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     );
                 }
                 if let Some(w) = waiter.take() {
-                    let _ = w.send(Ok(()));
+                    let _ = w.send(Ok(link.login_time_ms));
                 }
                 attempt = 0;
                 let end = link.ended().await;

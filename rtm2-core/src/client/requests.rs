@@ -139,7 +139,7 @@ impl Inner {
         timeout_code: ErrorCode,
         body: client_frame::Body,
         timeout: Duration,
-    ) -> Op<Result<()>> {
+    ) -> Op<Result<Ack>> {
         let mut body = Some(body);
         let fast = self.try_publish_now(op, |link| {
             match link.try_publish(op, body.take().expect("once"), timeout_code, timeout) {
@@ -154,7 +154,7 @@ impl Inner {
             return op;
         }
         let reply = self.submit(op, timeout_code, body.take().expect("handed back"), timeout);
-        Op::lazy(async move { reply.await.map(|_| ()) })
+        Op::lazy(async move { reply.await.map(|r| Ack::of(&r)) })
     }
 
     /// Runs `send` on the link if it is up and nothing is queued before it; the wait for the
@@ -163,7 +163,7 @@ impl Inner {
         &self,
         op: &'static str,
         send: impl FnOnce(&Link) -> Option<link::PubWait>,
-    ) -> Option<Op<Result<()>>> {
+    ) -> Option<Op<Result<Ack>>> {
         if crate::runtime::forked() {
             return Some(Op::ready(Err(crate::runtime::forked_error(op))));
         }

@@ -178,7 +178,7 @@ pub(super) async fn reader<R: AsyncRead + Unpin>(
         }
         match f.body {
             Some(server_frame::Body::Response(r)) => link.session.complete(r),
-            Some(server_frame::Body::PublishAck(a)) => link.session.ack_publishes(a.up_to),
+            Some(server_frame::Body::PublishAck(a)) => link.session.ack_publishes(a.up_to, a.server_time_ms),
             Some(server_frame::Body::Message(m)) => {
                 inbound(Inbound::Message(crate::types::MessageEvent::from_pb(m)));
             }

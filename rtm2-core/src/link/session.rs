@@ -110,7 +110,7 @@ pub(super) struct PendingSet {
     pub(super) replay: Replay,
     /// Outcomes of fast-path publishes answered by their own Response (failures, mostly) or
     /// failed by a reset, until their waiter takes them.
-    pub(super) answered: HashMap<u64, Result<()>>,
+    pub(super) answered: HashMap<u64, Result<u64>>,
     /// Wakers of fast-path publishes being awaited.
     pub(super) waiters: Vec<(u64, Waker)>,
 }
@@ -128,6 +128,9 @@ pub(crate) struct SessionState {
     /// Every fast-path publish with an id up to this one is answered: acknowledged, unless its
     /// id is in `PendingSet::answered`.
     pub(super) pubs_answered: AtomicU64,
+    /// The server's time of the last publish acknowledgement (ms): the answer time of the
+    /// publishes it covered (written before `pubs_answered`).
+    pub(super) ack_time_ms: AtomicU64,
     /// `PendingSet::answered` is not empty (the fast check then takes the lock).
     pub(super) any_answered: AtomicBool,
     pub(super) pending: Mutex<PendingSet>,
@@ -213,8 +216,8 @@ impl SessionState {
     }
 
     /// Completes every pending publish with an id up to `up_to` (successful: failures were
-    /// answered by their own Response before).
-    pub(super) fn ack_publishes(&self, up_to: u64) {
+    /// answered by their own Response before), answered at the server's `time_ms`.
+    pub(super) fn ack_publishes(&self, up_to: u64, time_ms: u64) {
         let mut done: Vec<Pending> = Vec::new();
         let mut wake: Vec<Waker> = Vec::new();
         {
@@ -225,6 +228,7 @@ impl SessionState {
             }
             p.replay.advance(acked_bytes);
             if up_to > self.pubs_answered.load(Ordering::Relaxed) {
+                self.ack_time_ms.store(time_ms, Ordering::Relaxed);
                 self.pubs_answered.store(up_to, Ordering::Release);
             }
             if !p.waiters.is_empty() {
@@ -251,7 +255,7 @@ impl SessionState {
             w.wake();
         }
         for e in done {
-            let _ = e.reply.send(Ok(pb::Response::default()));
+            let _ = e.reply.send(Ok(pb::Response { server_time_ms: time_ms, ..Default::default() }));
         }
     }
 
@@ -277,7 +281,7 @@ impl SessionState {
         if !was_gone {
             // (A success comes this way only from a server that does not batch publish acks.)
             let outcome = match r.code {
-                0 => Ok(()),
+                0 => Ok(r.server_time_ms),
                 c => Err(Error::new(ErrorCode::from_u32(c).unwrap_or(ErrorCode::INVALID_PARAMETER), op, r.reason)),
             };
             p.answered.insert(id, outcome);
@@ -340,9 +344,9 @@ impl SessionState {
     }
 
     /// The outcome of fast-path publish `id`, if it has one; otherwise registers `waker`.
-    pub(super) fn pub_outcome(&self, id: u64, waker: Option<&Waker>) -> Option<Result<()>> {
+    pub(super) fn pub_outcome(&self, id: u64, waker: Option<&Waker>) -> Option<Result<u64>> {
         if !self.any_answered.load(Ordering::Acquire) && self.pubs_answered.load(Ordering::Acquire) >= id {
-            return Some(Ok(()));
+            return Some(Ok(self.ack_time_ms.load(Ordering::Relaxed)));
         }
         let mut p = self.pending.lock().unwrap();
         if let Some(outcome) = p.answered.remove(&id) {
@@ -354,7 +358,7 @@ impl SessionState {
         }
         if self.pubs_answered.load(Ordering::Acquire) >= id {
             take_waiter(&mut p.waiters, id);
-            return Some(Ok(()));
+            return Some(Ok(self.ack_time_ms.load(Ordering::Relaxed)));
         }
         if let Some(w) = waker {
             match p.waiters.iter_mut().find(|(i, _)| *i == id) {
@@ -414,10 +418,11 @@ impl PubWait {
     }
 }
 
+/// The server's time of the answer, ms.
 impl Future for PubWait {
-    type Output = Result<()>;
+    type Output = Result<u64>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
         let this = &mut *self;
         if this.done {
             panic!("PubWait polled after completion");

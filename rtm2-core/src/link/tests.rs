@@ -52,11 +52,11 @@ fn fast_publishes_are_acked_or_failed_each_once_and_leave_nothing_behind() {
 
     s.complete(failure(ids[1], ErrorCode::CHANNEL_RECEIVER_OFFLINE));
     assert!(s.pub_outcome(ids[0], None).is_none(), "a failure of a later publish answers only that one");
-    s.ack_publishes(ids[2]);
-    assert!(matches!(s.pub_outcome(ids[0], None), Some(Ok(()))));
+    s.ack_publishes(ids[2], 7);
+    assert!(matches!(s.pub_outcome(ids[0], None), Some(Ok(7))));
     let e = s.pub_outcome(ids[1], None).unwrap().unwrap_err();
     assert_eq!((e.code, e.operation), (ErrorCode::CHANNEL_RECEIVER_OFFLINE, "publish"));
-    assert!(matches!(s.pub_outcome(ids[2], None), Some(Ok(()))));
+    assert!(matches!(s.pub_outcome(ids[2], None), Some(Ok(7))));
     assert!(is_clean(&s) && is_empty(&s));
 }
 
@@ -82,11 +82,11 @@ fn a_lost_session_fails_waiting_publishes_and_forgets_abandoned_ones() {
     // A server without batched acks answers each publish: a success counts at once.
     let answered = s.register_pub_into(&mut out, &publish_body(3));
     s.complete(pb::Response { request_id: answered, ..Default::default() });
-    assert!(matches!(s.pub_outcome(answered, None), Some(Ok(()))));
+    assert!(matches!(s.pub_outcome(answered, None), Some(Ok(_))));
     assert!(is_clean(&s));
     assert!(s.unanswered().is_empty(), "answered publishes are not resent");
     // The next ack watermark releases the tombstones and their bytes.
-    s.ack_publishes(answered);
+    s.ack_publishes(answered, 0);
     assert!(is_empty(&s));
 }
 
@@ -173,7 +173,7 @@ async fn a_publish_wait_wakes_on_the_ack_or_times_out() {
     let task = tokio::spawn(wait(acked, 10_000));
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!task.is_finished());
-    s.ack_publishes(acked);
+    s.ack_publishes(acked, 0);
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("woken by the ack").unwrap().unwrap();
 
     let silent = s.register_pub_into(&mut out, &publish_body(2));

@@ -206,7 +206,7 @@ pub async fn login_when_joined(client: &Client) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match tokio::time::timeout(WAIT, client.login("")).await.expect("login did not end") {
-            Ok(()) => return,
+            Ok(_) => return,
             Err(e) if e.code == rtm2_proto::ErrorCode::LOGIN_NO_SERVER_RESOURCES => {
                 assert!(tokio::time::Instant::now() < deadline, "the node never joined: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
