@@ -196,7 +196,13 @@ async fn acknowledged_stored_messages_survive_the_servers_sigkill() {
     let dir = std::env::temp_dir().join(format!("rtm2-history-{}-{}", std::process::id(), rtm2_proto::now_ms()));
     let (mut child, addr) = spawn_server(&dir);
     let (alice, _a) = user_at(&addr, "alice", Default::default()).await;
-    for i in 0..100 {
+    // Pipelined (the server commits them in groups, acknowledging each batch once on disk),
+    // then some one at a time.
+    let ops: Vec<_> = (0..80).map(|i| alice.publish("durable", format!("d{i}"), stored())).collect();
+    for op in ops {
+        op.await.unwrap();
+    }
+    for i in 80..100 {
         alice.publish("durable", format!("d{i}"), stored()).await.unwrap();
     }
     // Every one acknowledged: now the server dies without a chance to flush anything.

@@ -12,6 +12,7 @@
 //! * A publish without `store_in_history` does not come here.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,9 @@ use rtm2_proto::pb;
 use rtm2_proto::validate::{self, Violation};
 
 use crate::engine::{Engine, Reply};
+use crate::group_commit::{GroupCommit, Ticket};
 use crate::session::Session;
-use crate::store::Store;
+use crate::store::{HistoryAppend, Store};
 
 /// Messages a `GetMessages` returns at most (and when it asks for 0).
 pub(crate) const MAX_PAGE: usize = 100;
@@ -43,6 +45,13 @@ pub(crate) struct History {
     /// When this history began to see publishes (ms): what was published before (before a
     /// restart) and not stored is unknown to it.
     started_ms: u64,
+    /// Appends to a durable store, committed together (`group_commit.rs`).
+    group: GroupCommit,
+    /// Records commits removed beyond their planned trim (retention by age), per channel key:
+    /// taken off the channel's cached count at its next write.
+    trimmed: Mutex<HashMap<String, usize>>,
+    /// A commit failed: the cached counts and timestamps are read from the store again.
+    stale: AtomicBool,
 }
 
 fn key(app: &str, channel_type: ChannelType, channel: &str) -> String {
@@ -58,12 +67,17 @@ impl History {
             max_age,
             channels: Mutex::default(),
             started_ms: rtm2_proto::now_ms(),
+            group: GroupCommit::new(),
+            trimmed: Mutex::default(),
+            stale: AtomicBool::new(false),
         }
     }
 
-    /// Stores a message (its `timestamp_ms` is set here), durably when it returns (with a data
-    /// directory), then calls `then` with its timestamp — still holding the history's lock, so
-    /// that what `then` delivers is delivered in timestamp order.
+    /// Stores a message (its `timestamp_ms` is set here), then calls `then` with its timestamp
+    /// — still holding the history's lock, so that what `then` delivers is delivered in
+    /// timestamp order. With a durable store the message is staged for a group commit: it is
+    /// on disk once [`wait`](Self::wait) for the returned ticket succeeds (a memory store
+    /// writes it at once: ticket 0).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn store<T>(
         &self,
@@ -73,21 +87,58 @@ impl History {
         mut m: pb::HistoryMessage,
         now_ms: u64,
         then: impl FnOnce(u64) -> T,
-    ) -> std::io::Result<T> {
+    ) -> std::io::Result<(T, Ticket)> {
         let key = key(app, channel_type, channel);
         let mut channels = self.channels.lock().unwrap();
-        let (count, last) = match channels.get(&key) {
+        if self.stale.swap(false, Ordering::AcqRel) {
+            // (What is still staged is written first: the store must know every timestamp given.)
+            let _ = self.wait(self.group.pending());
+            channels.clear();
+        }
+        let (mut count, last) = match channels.get(&key) {
             Some(c) => *c,
             None => self.store.history_stat(&key)?,
         };
+        if let Some(extra) = self.trimmed.lock().unwrap().remove(&key) {
+            count = count.saturating_sub(extra);
+        }
         let ts = now_ms.max(last + 1);
         m.timestamp_ms = ts;
-        let drop = (count + 1).saturating_sub(self.max_per_channel);
-        let min_ts = now_ms.saturating_sub(self.max_age.as_millis() as u64);
-        let record = m.encode_to_vec();
-        let removed = blocking(|| self.store.history_append(&key, ts, &record, min_ts, drop))?;
-        channels.insert(key, (count + 1 - removed.min(count + 1), ts));
-        Ok(then(ts))
+        let append = HistoryAppend {
+            channel: key,
+            ts,
+            record: m.encode_to_vec(),
+            min_ts: now_ms.saturating_sub(self.max_age.as_millis() as u64),
+            drop: (count + 1).saturating_sub(self.max_per_channel),
+        };
+        let ticket = if self.store.durable() {
+            channels.insert(append.channel.clone(), (count + 1 - append.drop, ts));
+            self.group.stage(append)
+        } else {
+            let removed = self.store.history_append(std::slice::from_ref(&append))?[0];
+            channels.insert(append.channel, (count + 1 - removed.min(count + 1), ts));
+            0
+        };
+        Ok((then(ts), ticket))
+    }
+
+    /// Waits until the messages staged with `ticket` are on disk (see `group_commit.rs`).
+    pub(crate) fn wait(&self, ticket: Ticket) -> std::io::Result<()> {
+        if ticket == 0 {
+            return Ok(());
+        }
+        let r = blocking(|| {
+            self.group.wait(&*self.store, ticket, |trimmed| {
+                let mut extra = self.trimmed.lock().unwrap();
+                for (key, n) in trimmed.iter().filter(|(_, n)| *n > 0) {
+                    *extra.entry(key.clone()).or_default() += n;
+                }
+            })
+        });
+        if r.is_err() {
+            self.stale.store(true, Ordering::Release);
+        }
+        r
     }
 
     /// The stored messages of a channel newer than `after_ms`, oldest first (the newest `max`
@@ -106,6 +157,9 @@ impl History {
     ) -> std::io::Result<(Vec<pb::HistoryMessage>, bool)> {
         let key = key(app, channel_type, channel);
         let channels = self.channels.lock().unwrap();
+        // Everything staged is written first (nothing new is staged meanwhile: that takes the
+        // lock held here).
+        self.wait(self.group.pending())?;
         let mut rows = self.store.history_read(&key, u64::MAX, after_ms.saturating_add(1), max + 1)?;
         let mut complete = rows.len() <= max
             && after_ms.saturating_add(1) >= self.started_ms
@@ -157,6 +211,8 @@ impl History {
         let end = r.end.max(oldest);
         let start = if r.start == 0 { u64::MAX } else { r.start };
         let key = key(app, channel_type, channel);
+        self.wait(self.group.pending())
+            .map_err(|e| Violation::new(ErrorCode::HISTORY_OPERATION_FAILED, format!("history store: {e}")))?;
         // One more than asked: whether older messages remain.
         let mut rows = self
             .store
@@ -289,7 +345,7 @@ mod tests {
         let h = history(1000);
         // 250 messages in the same millisecond: each gets its own timestamp.
         let ts: Vec<u64> =
-            (0..250).map(|i| h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000, |ts| ts).unwrap()).collect();
+            (0..250).map(|i| h.store("app", ChannelType::MESSAGE, "c", msg(i), 1_000, |ts| ts).unwrap().0).collect();
         assert_eq!(ts[0], 1_000);
         assert!(ts.windows(2).all(|w| w[1] == w[0] + 1));
         let now = 2_000;

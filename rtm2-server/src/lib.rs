@@ -18,6 +18,7 @@ mod cluster;
 mod config;
 mod conn;
 mod engine;
+mod group_commit;
 mod history;
 mod http;
 mod locks;

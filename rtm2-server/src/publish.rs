@@ -13,42 +13,86 @@ use rtm2_proto::fastpath::{self, MessageEventRef, PublishRef};
 use rtm2_proto::validate::{self, Violation};
 
 use crate::engine::{MsgChannel, Reply};
+use crate::group_commit::Ticket;
 use crate::session::Session;
 
 /// A message-channel or user-channel publish, borrowed either from a prost-decoded request or
 /// straight from the frame bytes (the session's fast path): one set of checks for both.
-/// `now_ms` is the message's timestamp.
+/// `now_ms` is the message's timestamp. A stored message is on disk (with a data directory)
+/// when this returns.
 pub(crate) fn publish(session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
-    check_publish(&r)?;
+    let (reply, pending) = publish_deferred(session, r, now_ms);
+    match pending {
+        Some((history, ticket)) => durable(&history, ticket, reply),
+        None => reply,
+    }
+}
+
+/// `publish`, except that a stored message answered with success may not be on disk yet:
+/// then its history and ticket come back, and the answer holds once
+/// [`durable`] says so (the session waits once per read batch: `session.rs`).
+pub(crate) fn publish_deferred(
+    session: &Arc<Session>,
+    r: PublishRef<'_>,
+    now_ms: u64,
+) -> (Reply, Option<(Arc<crate::history::History>, Ticket)>) {
+    if let Err(v) = check_publish(&r) {
+        return (Err(v), None);
+    }
     let channel_type = match ChannelType::from_u32(r.channel_type) {
         Some(ChannelType::USER) => ChannelType::USER,
         _ => ChannelType::MESSAGE,
     };
-    if channel_type == ChannelType::USER {
-        validate::user_id(r.channel)?;
-    } else {
-        validate::channel_name(r.channel)?;
+    let name = match channel_type {
+        ChannelType::USER => validate::user_id(r.channel),
+        _ => validate::channel_name(r.channel),
+    };
+    if let Err(v) = name {
+        return (Err(v), None);
     }
     if !r.store_in_history {
-        return route(session, channel_type, &r, now_ms, None);
+        return (route(session, channel_type, &r, now_ms, None), None);
     }
     // Stored before it is delivered (the delivered message carries its history timestamp),
     // and delivered under the history's lock: every receiver gets a channel's stored messages
     // in timestamp order (a recovering client relies on it: `history::recover`).
     if session.app.cluster.is_some() {
-        return Err(crate::history::not_in_a_cluster());
+        return (Err(crate::history::not_in_a_cluster()), None);
     }
     let Some(history) = session.app.history.upgrade() else {
-        return route(session, channel_type, &r, now_ms, Some(false)); // the server is shutting down
+        return (route(session, channel_type, &r, now_ms, Some(false)), None); // the server is shutting down
     };
     let record = crate::history::record(&session.user_id, &r);
     let stored = history.store(&session.app.id, channel_type, r.channel, record, now_ms, |ts| {
         route(session, channel_type, &r, ts, Some(true))
     });
-    stored.unwrap_or_else(|e| {
-        tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");
-        route(session, channel_type, &r, now_ms, Some(false))
-    })
+    match stored {
+        // Only a success waits for its batch; an answer that says "stored" (11035) waits now.
+        Ok((reply @ Ok(None), ticket)) if ticket != 0 => (reply, Some((history, ticket))),
+        Ok((reply, ticket)) => {
+            let reply = durable(&history, ticket, reply);
+            (reply, None)
+        }
+        Err(e) => {
+            tracing::error!(app = %session.app.id, channel = r.channel, error = %e, "history: a message could not be stored");
+            (route(session, channel_type, &r, now_ms, Some(false)), None)
+        }
+    }
+}
+
+/// The answer of a stored publish once its `ticket` is on disk: `reply`, or what it becomes
+/// when the write failed (delivered but not stored: 11037; to an offline user: 11036).
+pub(crate) fn durable(history: &crate::history::History, ticket: Ticket, reply: Reply) -> Reply {
+    let Err(e) = history.wait(ticket) else { return reply };
+    tracing::error!(error = %e, "history: a stored message could not be written");
+    match reply {
+        Err(v) if v.code == ErrorCode::CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED => Err(Violation::new(
+            ErrorCode::CHANNEL_RECEIVER_OFFLINE_AND_STORE_FAILED,
+            "the user is not online, and the message could not be stored",
+        )),
+        Ok(_) => store_result(Some(false)),
+        other => other,
+    }
 }
 
 /// Delivers a checked publish; `stored`: whether it was stored (None: not to be).
@@ -165,15 +209,40 @@ pub(crate) struct PublishRun {
     accepted: u64,
     /// The timestamp of the run's last publish.
     last_ms: u64,
+    /// Stored publishes answered with success whose messages are not on disk yet: the ticket
+    /// that covers them all and their request ids (see `take_durable`).
+    durable: Option<(Arc<crate::history::History>, Ticket, Vec<u64>)>,
 }
 
 impl PublishRun {
-    /// `publish`, with delivery to a message channel left to `deliver`.
-    pub(crate) fn publish(&mut self, session: &Arc<Session>, r: PublishRef<'_>, now_ms: u64) -> Reply {
+    /// `publish`, with delivery to a message channel left to `deliver`; with `defer`, a stored
+    /// message's success is answered before it is on disk, and [`take_durable`] says what
+    /// must be waited for before the acknowledgement.
+    pub(crate) fn publish(
+        &mut self,
+        session: &Arc<Session>,
+        request_id: u64,
+        r: PublishRef<'_>,
+        now_ms: u64,
+        defer: bool,
+    ) -> Reply {
         // A user's message, or one to store (its own timestamp): on its own, after the run.
         if r.channel_type == ChannelType::USER as u32 || r.store_in_history {
             self.deliver(session);
-            return publish(session, r, now_ms);
+            if !defer {
+                return publish(session, r, now_ms);
+            }
+            let (reply, pending) = publish_deferred(session, r, now_ms);
+            if let Some((history, ticket)) = pending {
+                match &mut self.durable {
+                    Some((_, t, ids)) => {
+                        *t = (*t).max(ticket);
+                        ids.push(request_id);
+                    }
+                    None => self.durable = Some((history, ticket, vec![request_id])),
+                }
+            }
+            return reply;
         }
         check_publish(&r)?;
         validate::channel_name(r.channel)?;
@@ -190,6 +259,12 @@ impl PublishRun {
             self.bodies.push(message_body(session, ChannelType::MESSAGE, &r, now_ms, false));
         }
         Ok(None)
+    }
+
+    /// Stored publishes answered before they were on disk: their history, the ticket to wait
+    /// for, and their request ids (each to be answered with a failure if the write fails).
+    pub(crate) fn take_durable(&mut self) -> Option<(Arc<crate::history::History>, Ticket, Vec<u64>)> {
+        self.durable.take()
     }
 
     /// Gives back the memory of a long run (the connection has been quiet).

@@ -409,6 +409,16 @@ impl Requests<'_> {
     fn end_batch(&mut self) {
         // Delivered before they are acknowledged.
         self.run.deliver(self.session);
+        // Stored messages on disk before they are acknowledged (one wait, often one fsync, for
+        // the batch: `group_commit.rs`); if the write failed, each is answered with the failure
+        // before the acknowledgement that covers it.
+        if let Some((history, ticket, ids)) = self.run.take_durable() {
+            for id in ids {
+                if let Err(v) = crate::publish::durable(&history, ticket, Ok(None)) {
+                    self.session.send(response(id, Err(v)));
+                }
+            }
+        }
         if self.ack_upto != 0 {
             self.session.send(publish_ack(self.ack_upto));
             self.ack_upto = 0;
@@ -500,7 +510,10 @@ impl Requests<'_> {
             false => Ok(()),
         };
         let reply = match admitted {
-            Ok(()) => self.run.publish(self.session, p, *self.batch_ms.get_or_insert_with(now_ms)),
+            Ok(()) => {
+                let now = *self.batch_ms.get_or_insert_with(now_ms);
+                self.run.publish(self.session, request_id, p, now, self.batch_acks)
+            }
             Err((what, rate)) => {
                 self.engine.metrics.rate_limited.inc();
                 Err(rate_refusal(what, rate))

@@ -71,14 +71,31 @@ pub(crate) trait Store: Send + Sync {
     fn save_lock(&self, lock: &StoredLock, remove: bool, fencing_mark: u64) -> io::Result<()>;
     /// The highest fencing token ever issued by this store (0: none).
     fn fencing_mark(&self) -> io::Result<u64>;
-    /// Stored messages (`history.rs`): adds `record` (its encoded message) at `ts` to the
-    /// history of `channel` and removes that channel's records before `min_ts` and its `drop`
-    /// oldest, in one transaction; returns how many it removed. Durable when it returns.
-    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize>;
+    /// Stored messages (`history.rs`): for each append in order, adds its record at its
+    /// timestamp to its channel's history and removes that channel's records before its
+    /// `min_ts` and its `drop` oldest — all in one transaction; returns how many records each
+    /// append removed. Durable when it returns.
+    fn history_append(&self, appends: &[HistoryAppend]) -> io::Result<Vec<usize>>;
+    /// Whether writes reach a disk (then worth committing together: `group_commit.rs`).
+    fn durable(&self) -> bool;
     /// At most `limit` records of `channel` with `end <= ts < start`, newest first.
     fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>>;
     /// How many records `channel` has, and its newest timestamp (0: none).
     fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)>;
+}
+
+/// One stored message to write (see `Store::history_append`).
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryAppend {
+    /// The channel's history key.
+    pub channel: String,
+    pub ts: u64,
+    /// The encoded `pb::HistoryMessage`.
+    pub record: Vec<u8>,
+    /// Records of the channel older than this are removed (retention by age).
+    pub min_ts: u64,
+    /// The channel's oldest records removed beyond that (retention by count).
+    pub drop: usize,
 }
 
 /// The key of a stored message: its channel's key, NUL, the timestamp as 20 digits (keys sort
@@ -117,20 +134,27 @@ impl Store for MemStore {
     fn fencing_mark(&self) -> io::Result<u64> {
         Ok(0)
     }
-    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize> {
+    fn history_append(&self, appends: &[HistoryAppend]) -> io::Result<Vec<usize>> {
         let mut h = self.1.lock().unwrap();
-        h.insert(history_key(channel, ts), record.to_vec());
-        let (lo, hi) = history_range(channel, 0, u64::MAX);
-        let old: Vec<String> = h
-            .range(lo..hi)
-            .enumerate()
-            .take_while(|(i, (k, _))| *i < drop || history_ts(k) < min_ts)
-            .map(|(_, (k, _))| k.clone())
-            .collect();
-        for k in &old {
-            h.remove(k);
+        let mut removed = Vec::with_capacity(appends.len());
+        for a in appends {
+            h.insert(history_key(&a.channel, a.ts), a.record.clone());
+            let (lo, hi) = history_range(&a.channel, 0, u64::MAX);
+            let old: Vec<String> = h
+                .range(lo..hi)
+                .enumerate()
+                .take_while(|(i, (k, _))| *i < a.drop || history_ts(k) < a.min_ts)
+                .map(|(_, (k, _))| k.clone())
+                .collect();
+            for k in &old {
+                h.remove(k);
+            }
+            removed.push(old.len());
         }
-        Ok(old.len())
+        Ok(removed)
+    }
+    fn durable(&self) -> bool {
+        false
     }
     fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
         let h = self.1.lock().unwrap();
@@ -237,30 +261,35 @@ impl Store for FileStore {
     fn fencing_mark(&self) -> io::Result<u64> {
         Ok(read_info(&self.0, "fencing_mark")?.map_or(0, |v| decode_u64(&v)))
     }
-    fn history_append(&self, channel: &str, ts: u64, record: &[u8], min_ts: u64, drop: usize) -> io::Result<usize> {
+    fn history_append(&self, appends: &[HistoryAppend]) -> io::Result<Vec<usize>> {
         use redb::ReadableTable;
         let tx = self.0.begin_write().map_err(io_err)?;
-        let removed;
+        let mut removed = Vec::with_capacity(appends.len());
         {
             let mut table = tx.open_table(HISTORY).map_err(io_err)?;
-            table.insert(history_key(channel, ts).as_str(), record).map_err(io_err)?;
-            let (lo, hi) = history_range(channel, 0, u64::MAX);
-            let mut old = Vec::new();
-            for (i, row) in table.range(lo.as_str()..hi.as_str()).map_err(io_err)?.enumerate() {
-                let (k, _) = row.map_err(io_err)?;
-                let k = k.value().to_string();
-                if i >= drop && history_ts(&k) >= min_ts {
-                    break;
+            for a in appends {
+                table.insert(history_key(&a.channel, a.ts).as_str(), a.record.as_slice()).map_err(io_err)?;
+                let (lo, hi) = history_range(&a.channel, 0, u64::MAX);
+                let mut old = Vec::new();
+                for (i, row) in table.range(lo.as_str()..hi.as_str()).map_err(io_err)?.enumerate() {
+                    let (k, _) = row.map_err(io_err)?;
+                    let k = k.value().to_string();
+                    if i >= a.drop && history_ts(&k) >= a.min_ts {
+                        break;
+                    }
+                    old.push(k);
                 }
-                old.push(k);
-            }
-            removed = old.len();
-            for k in old {
-                table.remove(k.as_str()).map_err(io_err)?;
+                removed.push(old.len());
+                for k in old {
+                    table.remove(k.as_str()).map_err(io_err)?;
+                }
             }
         }
         tx.commit().map_err(io_err)?;
         Ok(removed)
+    }
+    fn durable(&self) -> bool {
+        true
     }
     fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
         use redb::ReadableDatabase;
