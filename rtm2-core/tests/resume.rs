@@ -300,10 +300,14 @@ async fn what_was_not_stored_is_announced_and_what_was_is_recovered() {
     let mut room = alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
     let mut quiet = alice.subscribe("quiet", SubscribeOptions::default()).await.unwrap();
     let mut lost = alice.subscribe("lost", SubscribeOptions::default()).await.unwrap();
+    // Subscribed without its messages: nothing is recovered there either.
+    let no_messages = SubscribeOptions { with_message: false, ..SubscribeOptions::default() };
+    let _silent = alice.subscribe("silent", no_messages).await.unwrap();
     let bob = client_on(&server, "bob");
     bob.login("").await.unwrap();
 
     away_beyond_the_window(&proxy, &mut events).await;
+    bob.publish("silent", "not for alice", stored()).await.unwrap();
     bob.publish("room", "stored 1", stored()).await.unwrap();
     bob.publish("lost", "not stored", PublishOptions::default()).await.unwrap();
     bob.publish("lost", "stored 2", stored()).await.unwrap();
@@ -321,4 +325,14 @@ async fn what_was_not_stored_is_announced_and_what_was_is_recovered() {
     bob.publish("quiet", "live", PublishOptions::default()).await.unwrap();
     let m = next_message(&mut quiet).await;
     assert_eq!((m.text(), m.recovered), (Some("live"), false));
+    // Every message alice got up to "live": none of "silent".
+    loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.expect("events stopped").unwrap() {
+            Event::Message(m) if &*m.channel == "silent" => {
+                panic!("a message of a channel subscribed without messages")
+            }
+            Event::Message(m) if m.text() == Some("live") => break,
+            _ => {}
+        }
+    }
 }

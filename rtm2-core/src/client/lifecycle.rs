@@ -373,7 +373,7 @@ impl Inner {
     /// Re-subscribes, re-joins and re-subscribes topics after a reconnect, and after a
     /// failover to another node (`moved`) re-acquires the locks this client held; returns what
     /// failed.
-    async fn restore(self: &Arc<Self>, link: &Link, moved: bool) -> Vec<String> {
+    pub(super) async fn restore(self: &Arc<Self>, link: &Link, moved: bool) -> Vec<String> {
         let timeout = self.request_timeout();
         let req = |op: &'static str, body| async move {
             match tokio::time::timeout(timeout, link.request(op, body)).await {
@@ -557,16 +557,7 @@ async fn supervise(inner: Arc<Inner>, generation: u64, waiter: oneshot::Sender<R
                     link.resend(inner.session.unanswered()).await;
                     (Vec::new(), Vec::new())
                 } else if reconnecting {
-                    // Where to recover from: as it was before anything arrives on this session.
-                    let since = inner.state.lock().unwrap().cache.recover_after.clone();
-                    let unrestored = inner.restore(&link, moved).await;
-                    let mut recovered = inner.recover_missed(&link, since, &unrestored).await;
-                    if moved {
-                        // Another server (or node) cannot vouch for what was published on the
-                        // one that was left: every channel is announced.
-                        recovered.clear();
-                    }
-                    (unrestored, recovered)
+                    inner.restore_and_recover(&link, moved).await
                 } else {
                     inner
                         .state

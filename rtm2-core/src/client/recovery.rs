@@ -16,6 +16,32 @@ use super::*;
 use crate::SharedStr;
 
 impl Inner {
+    /// After a reconnect that could not resume: restores subscriptions, stream channels,
+    /// topics, states and locks (`restore`), then recovers the stored messages missed. Returns
+    /// what could not be restored, and the message channels that missed nothing (left out of
+    /// the CONNECTED event's `affected_channels`).
+    pub(super) async fn restore_and_recover(self: &Arc<Self>, link: &Link, moved: bool) -> (Vec<String>, Vec<String>) {
+        // Where to recover from: as it was before anything arrives on this session. (Only
+        // channels subscribed with their messages: the others missed none.)
+        let (since, without_messages) = {
+            let st = self.state.lock().unwrap();
+            let mut since = st.cache.recover_after.clone();
+            since.channels.retain(|c, _| st.cache.channels.get(c).is_some_and(|o| o.with_message));
+            let without: Vec<String> =
+                st.cache.channels.iter().filter(|(_, o)| !o.with_message).map(|(c, _)| c.clone()).collect();
+            (since, without)
+        };
+        let unrestored = self.restore(link, moved).await;
+        let mut recovered = self.recover_missed(link, since, &unrestored).await;
+        recovered.extend(without_messages.into_iter().filter(|c| !unrestored.contains(c)));
+        if moved {
+            // Another server (or node) cannot vouch for what was published on the one that was
+            // left: every channel is announced.
+            recovered.clear();
+        }
+        (unrestored, recovered)
+    }
+
     /// Notes the stored messages among `evs`: for each, its channel's last stored message
     /// received (`Cache::recover_after`). A batch without one costs a scan of its flags.
     pub(super) fn note_stored(&self, evs: &[Event]) {
@@ -44,7 +70,7 @@ impl Inner {
     /// this user's channel since `since` (the marks as they were before this session), puts
     /// them before the held events (dropping held duplicates), and returns the message
     /// channels whose recovery was complete.
-    pub(super) async fn recover_missed(&self, link: &Link, since: RecoverAfter, unrestored: &[String]) -> Vec<String> {
+    async fn recover_missed(&self, link: &Link, since: RecoverAfter, unrestored: &[String]) -> Vec<String> {
         let timeout = self.request_timeout();
         let mut wanted: Vec<(ChannelType, String, u64)> = since
             .channels
