@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use rtm2_core::{ChannelType, Client, ErrorCode, MessageType, Payload, PublishOptions, SubscribeOptions};
+use rtm2_core::{Ack, ChannelType, Client, ErrorCode, MessageType, Payload, PublishOptions, SubscribeOptions};
 use rtm2_proto::validate;
 
 use crate::config::{borrow_config, rtm2_config};
@@ -105,7 +105,9 @@ impl rtm2_client {
         &self.dispatcher
     }
 
-    pub(crate) fn start<T, F>(
+    /// Starts an operation of the core that answers with the server's time only
+    /// (`rtm2_result.timestamp_ms`).
+    pub(crate) fn start<F>(
         &self,
         op: &'static str,
         cb: rtm2_completion_cb,
@@ -114,10 +116,9 @@ impl rtm2_client {
         work: impl FnOnce(Client) -> F,
     ) -> FfiResult<()>
     where
-        T: Send + 'static,
-        F: std::future::Future<Output = rtm2_core::Result<T>> + Send + 'static,
+        F: std::future::Future<Output = rtm2_core::Result<Ack>> + Send + 'static,
     {
-        self.start_map(op, cb, user_data, out, work, |_| ResultData::None)
+        self.start_map(op, cb, user_data, out, work, ResultData::Ack)
     }
 
     /// See `Dispatcher::refuse_size`: true when the operation was refused (and completes with
@@ -336,7 +337,7 @@ pub unsafe extern "C" fn rtm2_client_subscribe(
         // Messages are delivered through the listener, so the per-channel stream is not kept.
         c.start("subscribe", cb, user_data, out_request_id, |cl| {
             let started = cl.subscribe(&channel, opts);
-            async move { started.await.map(drop) }
+            async move { started.await.map(|sub| Ack { timestamp_ms: sub.timestamp_ms() }) }
         })
     })
 }

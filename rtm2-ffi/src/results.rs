@@ -6,7 +6,7 @@ use std::ffi::{CString, c_char};
 use std::ptr;
 
 use rtm2_core::{
-    ChannelInfo, HistoryPage, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult,
+    Ack, ChannelInfo, HistoryPage, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult,
     TopicInfo, UserState,
 };
 
@@ -130,6 +130,15 @@ pub struct rtm2_result {
     pub fencing_token: u64,
     /// `get_messages` on success: a page of the channel's history; NULL otherwise.
     pub history: *const rtm2_history_page,
+    /// The server's time of the answer, ms since the epoch, on success for the calls that have
+    /// one: `login`, `logout` (the client's time when the server could not answer),
+    /// `renew_token`, `subscribe`, `unsubscribe`, `publish` (an acknowledgement that covered
+    /// it), `join`, `leave`, `join_topic`, `leave_topic`, `publish_topic`, `subscribe_topic`,
+    /// `unsubscribe_topic`, `set_state` (the client's time while the state is only kept
+    /// locally), `remove_state`, `set_lock`, `remove_lock`, `release_lock`, `revoke_lock`,
+    /// `subscribe_user_metadata`, `unsubscribe_user_metadata`; 0 otherwise (agora-rtm-sdk's
+    /// `timestamp` of its responses).
+    pub timestamp_ms: u64,
 }
 
 impl rtm2_result {
@@ -149,6 +158,7 @@ impl rtm2_result {
             locks: ptr::null(),
             fencing_token: 0,
             history: ptr::null(),
+            timestamp_ms: 0,
         }
     }
 }
@@ -156,6 +166,8 @@ impl rtm2_result {
 /// The data of a successful operation, kept in Rust form until delivery.
 pub(crate) enum ResultData {
     None,
+    /// A call that answers with the server's time only.
+    Ack(Ack),
     Join(JoinResult),
     SubscribeTopic(SubscribeTopicResult),
     Users(Vec<String>),
@@ -285,7 +297,12 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
     let mut result = rtm2_result::empty(strings.add(operation), strings.add(reason));
     match data {
         ResultData::None => f(&result),
+        ResultData::Ack(a) => {
+            result.timestamp_ms = a.timestamp_ms;
+            f(&result)
+        }
         ResultData::Join(j) => {
+            result.timestamp_ms = j.timestamp_ms;
             let topics = CTopics::new(&j.topics);
             let join =
                 rtm2_join_result { channel: strings.add(&j.channel), topics: topics.ptr(), topic_count: topics.len() };
@@ -293,6 +310,7 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             f(&result)
         }
         ResultData::SubscribeTopic(r) => {
+            result.timestamp_ms = r.timestamp_ms;
             let succeeded = CStrList::new(&r.succeeded);
             let failed: Vec<rtm2_failed_user> = r
                 .failed

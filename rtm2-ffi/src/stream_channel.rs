@@ -167,10 +167,6 @@ impl rtm2_stream_channel {
     }
 }
 
-fn none<T>(_: T) -> ResultData {
-    ResultData::None
-}
-
 /// Frees a stream channel handle (does not leave the channel; other handles of the same
 /// channel are not affected). NULL is ignored. Operations already started still complete.
 ///
@@ -232,7 +228,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_leave(
 ) -> i32 {
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
-        sc.start("leave", cb, user_data, out_request_id, |s| s.leave(), none)
+        sc.start("leave", cb, user_data, out_request_id, |s| s.leave(), ResultData::Ack)
     })
 }
 
@@ -269,7 +265,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_join_topic(
                 }
             }
         };
-        sc.start("join_topic", cb, user_data, out_request_id, |s| s.join_topic(&topic, opts), none)
+        sc.start("join_topic", cb, user_data, out_request_id, |s| s.join_topic(&topic, opts), ResultData::Ack)
     })
 }
 
@@ -290,7 +286,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_leave_topic(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let topic = unsafe { borrow_str(topic, "topic") }?.to_string();
-        sc.start("leave_topic", cb, user_data, out_request_id, |s| s.leave_topic(&topic), none)
+        sc.start("leave_topic", cb, user_data, out_request_id, |s| s.leave_topic(&topic), ResultData::Ack)
     })
 }
 
@@ -341,7 +337,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_publish_topic(
             ),
         };
         let p = make_payload(bytes, message_type);
-        sc.start("publish_topic", cb, user_data, out_request_id, |s| s.publish_topic(&topic, p, opts), none)
+        sc.start("publish_topic", cb, user_data, out_request_id, |s| s.publish_topic(&topic, p, opts), ResultData::Ack)
     })
 }
 
@@ -421,7 +417,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_unsubscribe_topic(
                 let refs: Vec<&str> = users.iter().map(String::as_str).collect();
                 s.unsubscribe_topic(&topic, &refs)
             },
-            none,
+            ResultData::Ack,
         )
     })
 }
@@ -496,7 +492,7 @@ pub unsafe extern "C" fn rtm2_stream_channel_renew_token(
     ffi_status(|| {
         let sc = unsafe { channel_ref(channel) }?;
         let token = unsafe { borrow_str(token, "token") }?.to_string();
-        sc.start("renew_token", cb, user_data, out_request_id, |s| s.renew_token(&token), none)
+        sc.start("renew_token", cb, user_data, out_request_id, |s| s.renew_token(&token), ResultData::Ack)
     })
 }
 

@@ -76,6 +76,12 @@ int64_t h_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t h_epoch_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void h_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -260,6 +266,7 @@ void h_call_reset(h_call *c) {
     c->has_metadata_write = c->has_metadata = c->has_locks = 0;
     c->total_occupancy = c->write_total = 0;
     c->fencing_token = 0;
+    c->timestamp_ms = 0;
     c->has_history = c->history_ordered = 0;
     c->history_count = 0;
     c->history_new_start = c->history_newest_ts = c->history_oldest_ts = 0;
@@ -312,6 +319,7 @@ void h_complete(void *user_data, uint64_t request_id, int32_t status, const rtm2
     } else {
         h_copy(c->operation, sizeof c->operation, result->operation);
         h_copy(c->reason, sizeof c->reason, result->reason);
+        c->timestamp_ms = result->timestamp_ms;
         if (result->join) {
             c->has_join = 1;
             h_copy(c->join_channel, sizeof c->join_channel, result->join->channel);

@@ -101,6 +101,7 @@ typedef struct h_call {
     char *locks;               /* "name:owner,..." */
     char *lock_ttls;           /* "name:ttl,..." */
     uint64_t fencing_token;    /* acquire_lock: the grant's token (0 otherwise) */
+    uint64_t timestamp_ms;     /* result->timestamp_ms: the server's time of the answer (0: none) */
     /* get_messages: the page. history "publisher:text,..." (a BINARY payload as hex "0x0102"),
      * history_types "S/custom,B/,..." (STRING/BINARY and custom type); history_ordered is 1
      * when the timestamps strictly decrease (and are not 0). */
@@ -278,6 +279,8 @@ void h_proxy_stop(h_proxy *p);
 /* ---- misc ---- */
 rtm2_client *h_new_client(const char *user, const char *endpoint, h_recorder *rec);
 int64_t h_now_ms(void);
+/* Wall-clock time, ms since the epoch (the clock the server's timestamps are in). */
+uint64_t h_epoch_ms(void);
 void h_sleep_ms(int ms);
 /* Appends to a fixed buffer, truncating. */
 void h_append(char *buf, size_t cap, const char *fmt, ...) H_PRINTF(3, 4);
