@@ -62,21 +62,31 @@ export declare class NativeClient {
    * fail with 10018 INSTANCE_ALREADY_RELEASED. Idempotent.
    */
   close(): void
-  /** Logs in with a token (empty in development mode). */
-  login(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  /** Logs out (never fails; a closed client is already logged out). */
-  logout(): Promise<void>
-  /** Renews the login token. */
-  renewToken(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Logs in with a token (empty in development mode); resolves with the server's time of
+   * the login (ms since the epoch).
+   */
+  login(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /**
+   * Logs out (never fails; a closed client is already logged out); resolves with the
+   * server's time of its answer (ms since the epoch), or this machine's when there was no
+   * server to ask (not connected, or closed).
+   */
+  logout(): Promise<number>
+  /** Renews the login token; resolves with the server's time of its answer. */
+  renewToken(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /**
    * Publishes a string (STRING) or bytes (BINARY) to a channel or (`channelType: 'USER'`)
-   * a user.
+   * a user; resolves with the server's time of the acknowledgement that covered it.
    */
-  publish(channel: string, message: string | Uint8Array, options?: NativePublishOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  publish(channel: string, message: string | Uint8Array, options?: NativePublishOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** Subscribes to a message channel; resolves with the subscription (its messages). */
   subscribe(channel: string, options?: NativeSubscribeOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeSubscription>
-  /** Unsubscribes from a message channel (11002 if not subscribed). */
-  unsubscribe(channel: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Unsubscribes from a message channel (11002 if not subscribed); resolves with the
+   * server's time of its answer.
+   */
+  unsubscribe(channel: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** The stream channel of this name (10008 for an invalid name). */
   streamChannel(name: string): NativeStreamChannel
   /** The presence service (who is where, per-channel user state). */
@@ -114,10 +124,16 @@ export declare class NativeHistory {
  * (ms) and a cancel token.
  */
 export declare class NativeLock {
-  /** Defines a lock; `ttl` (none or 0 = 10) is clamped to 10..300 s. 14004 if it exists. */
-  setLock(channel: string, channelType: string | undefined | null, lockName: string, ttl?: number | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  /** Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008. */
-  removeLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Defines a lock; `ttl` (none or 0 = 10) is clamped to 10..300 s. 14004 if it exists.
+   * Resolves with the server's time of the answer (ms since the epoch).
+   */
+  setLock(channel: string, channelType: string | undefined | null, lockName: string, ttl?: number | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /**
+   * Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008.
+   * Resolves with the server's time of the answer (ms since the epoch).
+   */
+  removeLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /**
    * Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
    * server's queue until granted — without a time limit unless `timeoutMs` is given. Never
@@ -126,10 +142,16 @@ export declare class NativeLock {
    * far below 2^53).
    */
   acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
-  /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */
-  releaseLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */
-  revokeLock(channel: string, channelType: string | undefined | null, lockName: string, owner: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Releases a lock this client holds (14006 otherwise); the next waiter gets it.
+   * Resolves with the server's time of the answer (ms since the epoch).
+   */
+  releaseLock(channel: string, channelType: string | undefined | null, lockName: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /**
+   * Frees a lock held by `owner` (14006 if `owner` does not hold it).
+   * Resolves with the server's time of the answer (ms since the epoch).
+   */
+  revokeLock(channel: string, channelType: string | undefined | null, lockName: string, owner: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** Every lock of a channel, with its owner. */
   getLocks(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<LockDetail>>
 }
@@ -146,13 +168,17 @@ export declare class NativePresence {
   getUserChannels(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<ChannelInfo>>
   /**
    * Sets keys of this client's state in a channel (kept locally until it subscribes/joins;
-   * 10002 before login).
+   * 10002 before login); resolves with the server's time of the answer (ms since the epoch),
+   * or this machine's when the state was only kept locally.
    */
-  setState(channel: string, channelType: string | undefined | null, states: Array<StateItem>, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  setState(channel: string, channelType: string | undefined | null, states: Array<StateItem>, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** A user's state in a channel (13011 if the user is not present there). */
   getState(channel: string, channelType: string | undefined | null, userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserState>
-  /** Removes keys of this client's state in a channel (none or empty: all of them). */
-  removeState(channel: string, channelType?: string | undefined | null, keys?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Removes keys of this client's state in a channel (none or empty: all of them); resolves
+   * with the server's time of the answer, or this machine's when only the local copy changed.
+   */
+  removeState(channel: string, channelType?: string | undefined | null, keys?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
 }
 
 /**
@@ -179,10 +205,14 @@ export declare class NativeStorage {
   /**
    * Receives a user's metadata: a SNAPSHOT event now, then an UPDATE per change (at most 50
    * users, 12017).
+   * Resolves with the server's time of the answer (ms since the epoch).
    */
-  subscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  /** Stops receiving a user's metadata (12015 if not subscribed). */
-  unsubscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  subscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /**
+   * Stops receiving a user's metadata (12015 if not subscribed).
+   * Resolves with the server's time of the answer (ms since the epoch).
+   */
+  unsubscribeUserMetadata(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
 }
 
 /** A stream channel of a client. */
@@ -194,21 +224,35 @@ export declare class NativeStreamChannel {
   /** Topics this client joined as a publisher. */
   joinedTopics(): Array<string>
   join(options?: NativeJoinOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<JoinResult>
-  leave(timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  joinTopic(topic: string, options?: NativeJoinTopicOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  leaveTopic(topic: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
-  publishTopicMessage(topic: string, message: string | Uint8Array, options?: NativeTopicMessageOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Leaves the channel; resolves with the server's time of the answer (ms since the epoch). */
+  leave(timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /** Becomes a publisher in `topic`; resolves with the server's time of the answer (ms since the epoch). */
+  joinTopic(topic: string, options?: NativeJoinTopicOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /** Stops publishing in `topic`; resolves with the server's time of the answer (ms since the epoch). */
+  leaveTopic(topic: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  /** Publishes in a joined topic; resolves with the server's time of the answer (ms since the epoch). */
+  publishTopicMessage(topic: string, message: string | Uint8Array, options?: NativeTopicMessageOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   subscribeTopic(topic: string, users?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<SubscribeTopicResult>
-  unsubscribeTopic(topic: string, users?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /**
+   * Unsubscribes `users` of `topic`, or (none) the whole topic; resolves with the server's
+   * time of the answer (ms since the epoch).
+   */
+  unsubscribeTopic(topic: string, users?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** The publishers this client subscribed to in `topic` (11013 if not subscribed). */
   subscribedUsers(topic: string): Array<string>
-  renewToken(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<void>
+  /** Renews this channel's token; resolves with the server's time of the answer (ms since the epoch). */
+  renewToken(token: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
 }
 
 /** The messages of one subscribed message channel (`RTM.subscribe` returns it). */
 export declare class NativeSubscription {
   /** The channel. */
   get channelName(): string
+  /**
+   * The server's time of the subscribe's answer, ms since the epoch (agora-rtm-sdk's
+   * `SubscribeResponse.timestamp`).
+   */
+  get timestamp(): number
   /**
    * Waits for messages and returns up to `max` of them (an `overflow` entry first if this
    * subscription's queue dropped some), or `null` once the subscription ended (unsubscribe,
@@ -284,11 +328,11 @@ export interface ErrorCodeInfo {
 /** The RTM error-code table (10001…15006), identical in every rtm2 binding. */
 export declare function errorCodes(): Array<ErrorCodeInfo>
 
-/** A user that `subscribeTopic` could not subscribe. */
-export interface FailedUser {
-  userId: string
+/** Why `subscribeTopic` could not subscribe a user (agora-rtm-sdk's `SubscribedFailedReason`). */
+export interface FailedDetail {
+  user: string
   /** Per-user code (6 INVALID_REMOTE_USER, 20003 SUB_USER_EXCEED_LIMITATION). */
-  code: number
+  errorCode: number
   reason: string
 }
 
@@ -323,6 +367,8 @@ export interface IntervalUsers {
 export interface JoinResult {
   channelName: string
   topicInfos: Array<TopicInfo>
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 /** A link-state change (`linkState` event). */
@@ -696,7 +742,11 @@ export interface StorageEvent {
 /** Result of `subscribeTopic`. */
 export interface SubscribeTopicResult {
   succeedUsers: Array<string>
-  failedUsers: Array<FailedUser>
+  /** The users that were not subscribed (their reasons: `failedDetails`, in the same order). */
+  failedUsers: Array<string>
+  failedDetails: Array<FailedDetail>
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 /** A topic event of a stream channel (`topic` event). */

@@ -505,39 +505,118 @@ export interface RTMEventMap {
 
 export type RTMEventName = keyof RTMEventMap
 
+// Responses, by agora-rtm-sdk 2.3's names. `timestamp` is the server's time of its answer, ms
+// since the epoch. Older rtm2 names stay as aliases.
+
+/** The answer of `login()`. */
+export interface LoginResponse {
+  timestamp: number
+}
+
+/**
+ * The answer of `logout()`: the server's time, or this machine's when there was no server to
+ * ask (not connected, or the client closed).
+ */
+export interface LogoutResponse {
+  timestamp: number
+}
+
+/** The answer of `renewToken()`: `channelName` when it renewed a stream channel's token. */
+export interface RenewTokenResponse {
+  timestamp: number
+  channelName?: string
+}
+
+/**
+ * The answer of `publish()`: `timestamp` is the server's time of the acknowledgement that
+ * covered the message (publishes are acknowledged in batches), not the message's own
+ * timestamp (the one its `message` events and history carry).
+ */
+export interface PublishResponse {
+  timestamp: number
+  /** The channel, or for a `'USER'` publish the user id. */
+  channelName: string
+}
+
+/** The answer of `subscribe()` (`RTMSubscription` has these fields, and is iterable). */
+export interface SubscribeResponse {
+  channelName: string
+  timestamp: number
+}
+
+export interface UnsubscribeResponse {
+  timestamp: number
+  channelName: string
+}
+
+/** The answer of a stream channel's `join()`: the topics and publishers present. */
 export interface JoinChannelResponse {
   channelName: string
   topicInfos: TopicInfo[]
+  timestamp: number
 }
 
-export interface FailedUser {
-  userId: string
-  /** Per-user code (6 INVALID_REMOTE_USER, 20003 SUB_USER_EXCEED_LIMITATION). */
-  code: number
-  reason: string
+export interface LeaveChannelResponse {
+  timestamp: number
+  channelName: string
 }
 
-export interface SubscribeTopicResponse {
+/** The answer of the topic calls of a stream channel. */
+export interface TopicOperationResponse {
+  timestamp: number
   channelName: string
   topicName: string
+}
+export type JoinTopicResponse = TopicOperationResponse
+export type LeaveTopicResponse = TopicOperationResponse
+export type PublishTopicMessageResponse = TopicOperationResponse
+export type UnsubscribeTopicResponse = TopicOperationResponse
+
+/** Why `subscribeTopic` could not subscribe a user. */
+export interface SubscribedFailedReason {
+  user: string
+  /** Per-user code: 6 INVALID_REMOTE_USER (e.g. an invalid user id), 20003 SUB_USER_EXCEED_LIMITATION (more than 64 publishers). */
+  errorCode: number
+  reason: string
+}
+/** The former name of `SubscribedFailedReason` (whose fields were `userId` and `code`). */
+export type FailedUser = SubscribedFailedReason
+
+export interface SubscribeTopicResponse extends TopicOperationResponse {
+  /** The users subscribed to (already subscribed ones included). */
   succeedUsers: string[]
-  failedUsers: FailedUser[]
+  /** The users not subscribed to; why: `failedDetails`, in the same order. */
+  failedUsers: string[]
+  failedDetails: SubscribedFailedReason[]
 }
 
+/** The answer of `getSubscribedUserList()` (synchronous: no server answer, no `timestamp`). */
 export interface GetSubscribedUserListResponse {
   channelName: string
   topicName: string
+  /** The publishers this client subscribed to in the topic (agora-rtm-sdk's name). */
+  subscribed: string[]
+  /** The same list as `subscribed` (rtm2's earlier name). */
   users: string[]
   totalUser: number
 }
 
-/** Result of presence calls about a channel (setState, removeState). */
-export interface PresenceChannelResponse {
+/** A channel of presence, storage and lock answers. */
+interface ChannelScope {
   channelName: string
   channelType: ChannelType
 }
 
-export interface GetOnlineUsersResponse extends PresenceChannelResponse {
+/** The answer of `setState()`: the server's time, or this machine's when the state was only kept (not in the channel yet). */
+export interface SetStateResponse extends ChannelScope {
+  timestamp: number
+}
+/** The answer of `removeState()`: the server's time, or this machine's when only the kept state changed. */
+export type RemoveStateResponse = SetStateResponse
+/** The former name of `SetStateResponse` / `RemoveStateResponse`. */
+export type PresenceChannelResponse = SetStateResponse
+
+export interface GetOnlineUsersResponse extends ChannelScope {
   /** Users present (all pages). */
   totalOccupancy: number
   /** This page's users. */
@@ -558,43 +637,63 @@ export interface GetUserChannelsResponse {
 }
 export type WhereNowResponse = GetUserChannelsResponse
 
-export interface GetStateResponse extends PresenceChannelResponse, UserState {}
+export interface GetStateResponse extends ChannelScope, UserState {}
 
-export interface ChannelMetadataResponse {
-  channelName: string
-  channelType: ChannelType
+/** The answer of a channel-metadata write. */
+export interface SetChannelMetadataResponse extends ChannelScope {
   /** Items in the set after the write. */
   totalCount: number
   /** The set's new major revision (also the revision of every item written). */
   majorRevision: number
 }
+export type UpdateChannelMetadataResponse = SetChannelMetadataResponse
+export type RemoveChannelMetadataResponse = SetChannelMetadataResponse
+/** The former name of `SetChannelMetadataResponse`. */
+export type ChannelMetadataResponse = SetChannelMetadataResponse
 
-export interface GetChannelMetadataResponse extends StorageData {
-  channelName: string
-  channelType: ChannelType
-}
+export interface GetChannelMetadataResponse extends StorageData, ChannelScope {}
 
-export interface UserMetadataResponse {
+/** The answer of a user-metadata write. */
+export interface SetUserMetadataResponse {
   userId: string
   totalCount: number
   majorRevision: number
 }
+export type UpdateUserMetadataResponse = SetUserMetadataResponse
+export type RemoveUserMetadataResponse = SetUserMetadataResponse
+/** The former name of `SetUserMetadataResponse`. */
+export type UserMetadataResponse = SetUserMetadataResponse
 
 export interface GetUserMetadataResponse extends StorageData {
   userId: string
 }
 
-export interface UserMetadataSubscriptionResponse {
+/** The answer of `subscribeUserMetadata()` / `unsubscribeUserMetadata()`. */
+export interface SubscribeUserMetaResponse {
   userId: string
+  timestamp: number
 }
+export type UnsubscribeUserMetaResponse = SubscribeUserMetaResponse
+/** The former name of `SubscribeUserMetaResponse`. */
+export type UserMetadataSubscriptionResponse = SubscribeUserMetaResponse
 
-export interface LockResponse {
-  channelName: string
-  channelType: ChannelType
+/** A lock of a channel, as lock answers name it. */
+interface LockScope extends ChannelScope {
   lockName: string
 }
 
-export interface AcquireLockResponse extends LockResponse {
+/** The answer of `setLock()`, `removeLock()`, `releaseLock()`, `revokeLock()`. */
+export interface SetLockResponse extends LockScope {
+  timestamp: number
+}
+export type RemoveLockResponse = SetLockResponse
+export type ReleaseLockResponse = SetLockResponse
+export type RevokeLockResponse = SetLockResponse
+/** The former name of `SetLockResponse` and the others. */
+export type LockResponse = SetLockResponse
+
+/** The answer of `acquireLock()` (no `timestamp` yet). */
+export interface AcquireLockResponse extends LockScope {
   /**
    * The grant's fencing token: strictly increasing from grant to grant (also across a server
    * restart with a data directory). Send it with every write to a resource the lock guards and
@@ -646,49 +745,49 @@ export declare class RTMPresence {
   /** Alias of `getUserChannels`. */
   whereNow(userId: string, options?: OperationOptions): Promise<WhereNowResponse>
   /** Sets keys of this client's state in a channel; kept and applied on subscribe / join when not in it yet. */
-  setState(channelName: string, channelType: ScopeChannelType | undefined, state: StateInput, options?: OperationOptions): Promise<PresenceChannelResponse>
+  setState(channelName: string, channelType: ScopeChannelType | undefined, state: StateInput, options?: OperationOptions): Promise<SetStateResponse>
   /** A user's state in a channel (13011 if not present there). */
   getState(userId: string, channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetStateResponse>
   /** Removes keys of this client's state in a channel (no `states`: all of them). */
-  removeState(channelName: string, channelType?: ScopeChannelType, options?: RemoveStateOptions): Promise<PresenceChannelResponse>
+  removeState(channelName: string, channelType?: ScopeChannelType, options?: RemoveStateOptions): Promise<RemoveStateResponse>
 }
 
 /** Storage (`rtm.storage`): channel and user metadata with revisions. */
 export declare class RTMStorage {
   private constructor()
-  setChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<ChannelMetadataResponse>
-  updateChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<ChannelMetadataResponse>
+  setChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<SetChannelMetadataResponse>
+  updateChannelMetadata(channelName: string, channelType: ScopeChannelType | undefined, data: MetadataItem[], options?: MetadataOptions): Promise<UpdateChannelMetadataResponse>
   /** Removes `options.data` (by key); none: the whole set. */
-  removeChannelMetadata(channelName: string, channelType?: ScopeChannelType, options?: RemoveChannelMetadataOptions): Promise<ChannelMetadataResponse>
+  removeChannelMetadata(channelName: string, channelType?: ScopeChannelType, options?: RemoveChannelMetadataOptions): Promise<RemoveChannelMetadataResponse>
   getChannelMetadata(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetChannelMetadataResponse>
-  setUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<UserMetadataResponse>
-  updateUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<UserMetadataResponse>
+  setUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<SetUserMetadataResponse>
+  updateUserMetadata(data: MetadataItem[], options?: UserMetadataOptions): Promise<UpdateUserMetadataResponse>
   /** Removes `options.data` (by key); none: the whole set. */
-  removeUserMetadata(options?: RemoveUserMetadataOptions): Promise<UserMetadataResponse>
+  removeUserMetadata(options?: RemoveUserMetadataOptions): Promise<RemoveUserMetadataResponse>
   getUserMetadata(options?: GetUserMetadataOptions): Promise<GetUserMetadataResponse>
   /** A storage SNAPSHOT event now, then an UPDATE per change (at most 50 users, 12017). */
-  subscribeUserMetadata(userId: string, options?: OperationOptions): Promise<UserMetadataSubscriptionResponse>
+  subscribeUserMetadata(userId: string, options?: OperationOptions): Promise<SubscribeUserMetaResponse>
   /** 12015 if not subscribed. */
-  unsubscribeUserMetadata(userId: string, options?: OperationOptions): Promise<UserMetadataSubscriptionResponse>
+  unsubscribeUserMetadata(userId: string, options?: OperationOptions): Promise<UnsubscribeUserMetaResponse>
 }
 
 /** Locks (`rtm.lock`), scoped to a channel name and type. */
 export declare class RTMLock {
   private constructor()
   /** Defines a lock (14004 if it exists). */
-  setLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: SetLockOptions): Promise<LockResponse>
+  setLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: SetLockOptions): Promise<SetLockResponse>
   /** Every lock of the channel, with its owner. */
   getLock(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetLockResponse>
   /** The same as `getLock` (agora-rtm-sdk's name), by the name of the other bindings (`get_locks`). */
   getLocks(channelName: string, channelType?: ScopeChannelType, options?: OperationOptions): Promise<GetLockResponse>
   /** Removes a lock (14008 if missing); waiting acquisitions fail with 14008. */
-  removeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
+  removeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<RemoveLockResponse>
   /** Takes a lock: 14007 if held by another user, unless `retry` (then waits in the server's queue). */
   acquireLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: AcquireLockOptions): Promise<AcquireLockResponse>
   /** Releases a lock this client holds (14006 otherwise). */
-  releaseLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<LockResponse>
+  releaseLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, options?: OperationOptions): Promise<ReleaseLockResponse>
   /** Frees a lock held by `owner` (14006 if `owner` does not hold it). */
-  revokeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, owner: string, options?: OperationOptions): Promise<LockResponse>
+  revokeLock(channelName: string, channelType: ScopeChannelType | undefined, lockName: string, owner: string, options?: OperationOptions): Promise<RevokeLockResponse>
 }
 
 /**
@@ -706,15 +805,20 @@ export declare class RTMHistory {
   getMessages(channelName: string, channelType?: HistoryChannelType, options?: GetMessagesOptions): Promise<GetHistoryMessagesResponse>
 }
 
-/** The messages of one subscribed channel (`rtm.subscribe()`): iterate with `for await`. */
-export declare class RTMSubscription implements AsyncIterable<MessageEvent> {
+/**
+ * The messages of one subscribed channel (`rtm.subscribe()`): iterate with `for await`. Also
+ * agora-rtm-sdk's SubscribeResponse: `const { channelName, timestamp } = await rtm.subscribe(…)`.
+ */
+export declare class RTMSubscription implements AsyncIterable<MessageEvent>, SubscribeResponse {
   private constructor()
   readonly channelName: string
+  /** The server's time of the subscribe's answer, ms since the epoch. */
+  readonly timestamp: number
   messages(opts?: { signal?: AbortSignal }): AsyncGenerator<MessageEvent, void, undefined>
   [Symbol.asyncIterator](): AsyncGenerator<MessageEvent, void, undefined>
   /** Stops local delivery (not the server subscription). */
   close(): void
-  unsubscribe(opts?: OperationOptions): Promise<void>
+  unsubscribe(opts?: OperationOptions): Promise<UnsubscribeResponse>
 }
 
 /** A stream channel (`rtm.createStreamChannel(name)`). */
@@ -724,19 +828,20 @@ export declare class RTMStreamChannel {
   isJoined(): boolean
   joinedTopics(): string[]
   join(options?: JoinChannelOptions): Promise<JoinChannelResponse>
-  leave(opts?: OperationOptions): Promise<void>
-  joinTopic(topicName: string, options?: JoinTopicOptions): Promise<void>
-  leaveTopic(topicName: string, opts?: OperationOptions): Promise<void>
-  publishTopicMessage(topicName: string, message: string | Uint8Array, options?: TopicMessageOptions): Promise<void>
+  leave(opts?: OperationOptions): Promise<LeaveChannelResponse>
+  joinTopic(topicName: string, options?: JoinTopicOptions): Promise<JoinTopicResponse>
+  leaveTopic(topicName: string, opts?: OperationOptions): Promise<LeaveTopicResponse>
+  publishTopicMessage(topicName: string, message: string | Uint8Array, options?: TopicMessageOptions): Promise<PublishTopicMessageResponse>
   subscribeTopic(topicName: string, options?: TopicUsersOptions): Promise<SubscribeTopicResponse>
-  unsubscribeTopic(topicName: string, options?: TopicUsersOptions): Promise<void>
+  unsubscribeTopic(topicName: string, options?: TopicUsersOptions): Promise<UnsubscribeTopicResponse>
   /**
    * The publishers this client subscribed to in a topic — synchronous (the client knows them),
-   * as in agora-rtm-sdk and every rtm2 binding; `users` is empty when it subscribed to none there.
+   * as in agora-rtm-sdk and every rtm2 binding; `subscribed` (= `users`) is empty when it subscribed to none there.
    * Throws RTMError 11001 when the channel is not joined.
    */
   getSubscribedUserList(topicName: string): GetSubscribedUserListResponse
-  renewToken(token: string, opts?: OperationOptions): Promise<void>
+  /** Renews this channel's token (also `rtm.renewToken(token, { channelName })`). */
+  renewToken(token: string, opts?: OperationOptions): Promise<RenewTokenResponse & { channelName: string }>
   [Symbol.asyncDispose](): Promise<void>
 }
 
@@ -767,15 +872,15 @@ export declare class RTM extends EventEmitter<RTMEventMap> {
   /** Every message (or those of `channel`) until logout/close, the client failing (FAILED), `break` or `signal`. */
   messages(opts?: MessagesOptions): AsyncIterableIterator<MessageEvent>
 
-  login(options?: LoginOptions): Promise<void>
-  logout(): Promise<void>
+  login(options?: LoginOptions): Promise<LoginResponse>
+  logout(): Promise<LogoutResponse>
   close(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
-  renewToken(token: string, options?: RenewTokenOptions): Promise<void>
+  renewToken(token: string, options?: RenewTokenOptions): Promise<RenewTokenResponse>
 
-  publish(channelName: string, message: string | Uint8Array, options?: PublishOptions): Promise<void>
+  publish(channelName: string, message: string | Uint8Array, options?: PublishOptions): Promise<PublishResponse>
   subscribe(channelName: string, options?: SubscribeOptions): Promise<RTMSubscription>
-  unsubscribe(channelName: string, opts?: OperationOptions): Promise<void>
+  unsubscribe(channelName: string, opts?: OperationOptions): Promise<UnsubscribeResponse>
   subscribedChannels(): string[]
 
   createStreamChannel(channelName: string): RTMStreamChannel

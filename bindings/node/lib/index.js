@@ -132,7 +132,8 @@ class MessageQueue {
 
 /** The messages of one subscribed channel, returned by `rtm.subscribe()`. Iterate it with
  * `for await`; it ends on unsubscribe, logout or close. Breaking out of the loop (or
- * `close()`) stops local delivery; the server subscription stays until `unsubscribe`. */
+ * `close()`) stops local delivery; the server subscription stays until `unsubscribe`. It is
+ * also agora-rtm-sdk's SubscribeResponse: `{ channelName, timestamp }`. */
 class RTMSubscription {
   #native
   #rtm
@@ -142,6 +143,8 @@ class RTMSubscription {
     this.#rtm = rtm
     /** The channel. */
     this.channelName = nativeSub.channelName
+    /** The server's time of the subscribe's answer, ms since the epoch. */
+    this.timestamp = nativeSub.timestamp
   }
 
   /** The channel's messages; `signal` ends the iteration by rejecting with its reason. */
@@ -206,7 +209,7 @@ class RTMStreamChannel {
     return this.#native.joinedTopics()
   }
 
-  /** Joins with the channel's token; resolves with the topics present (also a topic SNAPSHOT event). */
+  /** Joins with the channel's token; resolves with the topics present (also a topic SNAPSHOT event) and the server's `timestamp`. */
   join(options = {}) {
     const o = {
       token: options.token,
@@ -218,48 +221,89 @@ class RTMStreamChannel {
     return runOp(options, (t, tok) => this.#native.join(o, t, tok))
   }
 
-  /** Leaves the channel: every topic role and topic subscription ends. */
+  /** Leaves the channel: every topic role and topic subscription ends. → `{ timestamp, channelName }` */
   leave(opts) {
-    return runOp(opts, (t, tok) => this.#native.leave(t, tok))
+    const channelName = this.channelName
+    return runOp(
+      opts,
+      (t, tok) => this.#native.leave(t, tok),
+      (timestamp) => ({ timestamp, channelName }),
+    )
   }
 
-  /** Becomes a publisher in `topic` (at most 8 per channel). */
+  /** Becomes a publisher in `topic` (at most 8 per channel). → `{ timestamp, channelName, topicName }` */
   joinTopic(topic, options = {}) {
     const o = { qos: options.qos, priority: options.priority, meta: options.meta, syncWithMedia: options.syncWithMedia }
-    return runOp(options, (t, tok) => this.#native.joinTopic(topic, o, t, tok))
+    return runOp(options, (t, tok) => this.#native.joinTopic(topic, o, t, tok), this.#topicResponse(topic))
   }
 
-  /** Stops publishing in `topic`. */
+  /** Stops publishing in `topic`. → `{ timestamp, channelName, topicName }` */
   leaveTopic(topic, opts) {
-    return runOp(opts, (t, tok) => this.#native.leaveTopic(topic, t, tok))
+    return runOp(opts, (t, tok) => this.#native.leaveTopic(topic, t, tok), this.#topicResponse(topic))
   }
 
-  /** Publishes a string or bytes in a joined topic. */
+  /** Publishes a string or bytes in a joined topic. → `{ timestamp, channelName, topicName }` */
   publishTopicMessage(topic, message, options = {}) {
     const o = { customType: options.customType, sendTs: options.sendTs }
-    return runOp(options, (t, tok) => this.#native.publishTopicMessage(topic, message, o, t, tok))
+    return runOp(
+      options,
+      (t, tok) => this.#native.publishTopicMessage(topic, message, o, t, tok),
+      this.#topicResponse(topic),
+    )
   }
 
-  /** Subscribes to publishers of `topic`: `users`, or (none given) every current publisher. */
-  async subscribeTopic(topic, options = {}) {
-    const r = await runOp(options, (t, tok) => this.#native.subscribeTopic(topic, options.users ?? null, t, tok))
-    return { channelName: this.channelName, topicName: topic, succeedUsers: r.succeedUsers, failedUsers: r.failedUsers }
+  /**
+   * Subscribes to publishers of `topic`: `users`, or (none given) every current publisher. →
+   * `{ timestamp, channelName, topicName, succeedUsers, failedUsers, failedDetails }`
+   */
+  subscribeTopic(topic, options = {}) {
+    const channelName = this.channelName
+    return runOp(
+      options,
+      (t, tok) => this.#native.subscribeTopic(topic, options.users ?? null, t, tok),
+      (r) => ({
+        timestamp: r.timestamp,
+        channelName,
+        topicName: topic,
+        succeedUsers: r.succeedUsers,
+        failedUsers: r.failedUsers,
+        failedDetails: r.failedDetails,
+      }),
+    )
   }
 
-  /** Unsubscribes `users` of `topic`, or (none given) the whole topic. */
+  /** Unsubscribes `users` of `topic`, or (none given) the whole topic. → `{ timestamp, channelName, topicName }` */
   unsubscribeTopic(topic, options = {}) {
-    return runOp(options, (t, tok) => this.#native.unsubscribeTopic(topic, options.users ?? null, t, tok))
+    return runOp(
+      options,
+      (t, tok) => this.#native.unsubscribeTopic(topic, options.users ?? null, t, tok),
+      this.#topicResponse(topic),
+    )
   }
 
-  /** The publishers this client subscribed to in `topic` (synchronous; none: `users` is empty). */
+  /**
+   * The publishers this client subscribed to in `topic` (synchronous; none: empty lists). →
+   * `{ channelName, topicName, subscribed, users, totalUser }` (`subscribed`: agora-rtm-sdk's
+   * name; `users` the same list)
+   */
   getSubscribedUserList(topic) {
     const users = callSync(() => this.#native.subscribedUsers(topic))
-    return { channelName: this.channelName, topicName: topic, users, totalUser: users.length }
+    return { channelName: this.channelName, topicName: topic, subscribed: users, users: [...users], totalUser: users.length }
   }
 
-  /** Renews this channel's token. */
+  /** Renews this channel's token. → `{ timestamp, channelName }` */
   renewToken(token, opts) {
-    return runOp(opts, (t, tok) => this.#native.renewToken(token, t, tok))
+    const channelName = this.channelName
+    return runOp(
+      opts,
+      (t, tok) => this.#native.renewToken(token, t, tok),
+      (timestamp) => ({ timestamp, channelName }),
+    )
+  }
+
+  #topicResponse(topicName) {
+    const channelName = this.channelName
+    return (timestamp) => ({ timestamp, channelName, topicName })
   }
 
   /** Leaves the channel if joined (for `await using`). */
@@ -536,13 +580,17 @@ class RTM extends EventEmitter {
 
   // --- lifecycle ------------------------------------------------------------------------------
 
-  /** Logs in with `token` (or the config's token; none in development mode). */
+  /** Logs in with `token` (or the config's token; none in development mode). → `{ timestamp }` */
   async login(options = {}) {
     const token = options.token ?? this.#token ?? ''
     this.#startPump()
     this.#loginsInFlight++
     try {
-      await runOp(options, (t, tok) => this.#native.login(token, t, tok))
+      return await runOp(
+        options,
+        (t, tok) => this.#native.login(token, t, tok),
+        (timestamp) => ({ timestamp }),
+      )
     } catch (e) {
       const state = this.#native.linkState()
       if (this.#loginsInFlight === 1 && (state === 'FAILED' || state === 'IDLE')) this.#stopPump()
@@ -552,13 +600,17 @@ class RTM extends EventEmitter {
     }
   }
 
-  /** Logs out: every subscription and stream channel ends. Never fails. */
+  /**
+   * Logs out: every subscription and stream channel ends. Never fails. → `{ timestamp }` (the
+   * server's; this machine's when there was no server to ask: not connected, or closed)
+   */
   async logout() {
-    await this.#native.logout().catch((e) => {
+    const timestamp = await this.#native.logout().catch((e) => {
       throw fromNative(e)
     })
     this.#endIterators()
     if (this.#native.linkState() === 'IDLE') this.#stopPump()
+    return { timestamp }
   }
 
   /** Logs out if needed and releases the client; later calls fail with 10018. Idempotent. */
@@ -573,21 +625,35 @@ class RTM extends EventEmitter {
     await this.close()
   }
 
-  /** Renews the login token, or with `{ channelName }` a stream channel's token. */
+  /**
+   * Renews the login token, or with `{ channelName }` a stream channel's token. → `{ timestamp }`
+   * (and `channelName` for a stream channel's token)
+   */
   renewToken(token, options = {}) {
     if (options.channelName !== undefined) return this.createStreamChannel(options.channelName).renewToken(token, options)
-    return runOp(options, (t, tok) => this.#native.renewToken(token, t, tok))
+    return runOp(
+      options,
+      (t, tok) => this.#native.renewToken(token, t, tok),
+      (timestamp) => ({ timestamp }),
+    )
   }
 
   // --- message channels -----------------------------------------------------------------------
 
-  /** Publishes a string or bytes to a channel, or with `channelType: 'USER'` to a user. */
+  /**
+   * Publishes a string or bytes to a channel, or with `channelType: 'USER'` to a user. →
+   * `{ timestamp, channelName }` (the server's time of the acknowledgement that covered it)
+   */
   publish(channelName, message, options = {}) {
     const o = { channelType: options.channelType, customType: options.customType, storeInHistory: options.storeInHistory }
-    return runOp(options, (t, tok) => this.#native.publish(channelName, message, o, t, tok))
+    return runOp(
+      options,
+      (t, tok) => this.#native.publish(channelName, message, o, t, tok),
+      (timestamp) => ({ timestamp, channelName }),
+    )
   }
 
-  /** Subscribes to a message channel; resolves with an RTMSubscription (iterable). */
+  /** Subscribes to a message channel; resolves with an RTMSubscription (iterable; also `{ channelName, timestamp }`). */
   async subscribe(channelName, options = {}) {
     const o = {
       withMessage: options.withMessage,
@@ -600,9 +666,13 @@ class RTM extends EventEmitter {
     return new RTMSubscription(sub, this)
   }
 
-  /** Unsubscribes from a message channel. */
+  /** Unsubscribes from a message channel. → `{ timestamp, channelName }` */
   unsubscribe(channelName, opts) {
-    return runOp(opts, (t, tok) => this.#native.unsubscribe(channelName, t, tok))
+    return runOp(
+      opts,
+      (t, tok) => this.#native.unsubscribe(channelName, t, tok),
+      (timestamp) => ({ timestamp, channelName }),
+    )
   }
 
   /** Channels this client is subscribed to. */

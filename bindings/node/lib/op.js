@@ -78,19 +78,24 @@ function timeoutArg(timeoutMs) {
 }
 
 /**
- * Runs a native operation. `start(timeoutMs, cancelToken)` returns the native Promise.
+ * Runs a native operation. `start(timeoutMs, cancelToken)` returns the native Promise; its
+ * value is passed through `map` when given (e.g. the server timestamp a native operation
+ * resolves with, into agora-rtm-sdk's response object: no extra Promise per call).
  * `timeoutMs` goes to the core (the error then has the operation's RTM timeout code); an
- * AbortSignal rejects with `signal.reason` and cancels the native operation.
+ * AbortSignal rejects with `signal.reason` and cancels the native operation. With
+ * `settleOnAbort`, see `settleAfterAbort`.
  */
-async function runOp(opts, start, settleOnAbort = false) {
+async function runOp(opts, start, map, settleOnAbort = false) {
   const signal = opts?.signal
   const timeoutMs = timeoutArg(opts?.timeoutMs)
   if (signal == null) {
+    let value
     try {
-      return await start(timeoutMs, null)
+      value = await start(timeoutMs, null)
     } catch (e) {
       throw fromNative(e)
     }
+    return map === undefined ? value : map(value)
   }
   signal.throwIfAborted()
   const token = new native.CancelToken()
@@ -100,7 +105,10 @@ async function runOp(opts, start, settleOnAbort = false) {
   } catch (e) {
     throw fromNative(e)
   }
-  if (settleOnAbort) return settleAfterAbort(signal, token, p)
+  if (settleOnAbort) {
+    const value = await settleAfterAbort(signal, token, p)
+    return map === undefined ? value : map(value)
+  }
   let onAbort
   const aborted = new Promise((_, reject) => {
     onAbort = () => {
@@ -110,13 +118,15 @@ async function runOp(opts, start, settleOnAbort = false) {
     signal.addEventListener('abort', onAbort, { once: true })
   })
   p.catch(() => {}) // settles after an abort too (as cancelled); nobody awaits it then
+  let value
   try {
-    return await Promise.race([p, aborted])
+    value = await Promise.race([p, aborted])
   } catch (e) {
     throw fromNative(e)
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
+  return map === undefined ? value : map(value)
 }
 
 // For operations whose abort has work to do on the server (a waiting lock acquisition is

@@ -82,12 +82,17 @@ class RTMPresence {
 
   /**
    * Sets (adds or overwrites) keys of this client's state in a channel; before this client
-   * subscribes to / joins it, the state is kept and applied then (10002 before login).
+   * subscribes to / joins it, the state is kept and applied then (10002 before login). →
+   * `{ channelName, channelType, timestamp }` (the server's time; this machine's when the state
+   * was only kept)
    */
-  async setState(channelName, channelType, state, options = {}) {
+  setState(channelName, channelType, state, options = {}) {
     const items = stateItems(state)
-    await runOp(options, (t, tok) => this.#native.setState(channelName, channelType, items, t, tok))
-    return { channelName, channelType: typeOf(channelType) }
+    return runOp(
+      options,
+      (t, tok) => this.#native.setState(channelName, channelType, items, t, tok),
+      (timestamp) => ({ channelName, channelType: typeOf(channelType), timestamp }),
+    )
   }
 
   /** A user's state in a channel (13011 if the user is not present there). */
@@ -96,11 +101,17 @@ class RTMPresence {
     return { channelName, channelType: typeOf(channelType), ...u }
   }
 
-  /** Removes keys (`options.states`) of this client's state in a channel; none: all of them. */
-  async removeState(channelName, channelType, options = {}) {
+  /**
+   * Removes keys (`options.states`) of this client's state in a channel; none: all of them. →
+   * `{ channelName, channelType, timestamp }`
+   */
+  removeState(channelName, channelType, options = {}) {
     const keys = options.states ?? null
-    await runOp(options, (t, tok) => this.#native.removeState(channelName, channelType, keys, t, tok))
-    return { channelName, channelType: typeOf(channelType) }
+    return runOp(
+      options,
+      (t, tok) => this.#native.removeState(channelName, channelType, keys, t, tok),
+      (timestamp) => ({ channelName, channelType: typeOf(channelType), timestamp }),
+    )
   }
 }
 
@@ -177,16 +188,22 @@ class RTMStorage {
     return { userId, ...d }
   }
 
-  /** Receives a user's metadata: a storage SNAPSHOT event now, then an UPDATE per change. */
-  async subscribeUserMetadata(userId, options = {}) {
-    await runOp(options, (t, tok) => this.#native.subscribeUserMetadata(userId, t, tok))
-    return { userId }
+  /** Receives a user's metadata: a storage SNAPSHOT event now, then an UPDATE per change. → `{ userId, timestamp }` */
+  subscribeUserMetadata(userId, options = {}) {
+    return runOp(
+      options,
+      (t, tok) => this.#native.subscribeUserMetadata(userId, t, tok),
+      (timestamp) => ({ userId, timestamp }),
+    )
   }
 
-  /** Stops receiving a user's metadata (12015 if not subscribed). */
-  async unsubscribeUserMetadata(userId, options = {}) {
-    await runOp(options, (t, tok) => this.#native.unsubscribeUserMetadata(userId, t, tok))
-    return { userId }
+  /** Stops receiving a user's metadata (12015 if not subscribed). → `{ userId, timestamp }` */
+  unsubscribeUserMetadata(userId, options = {}) {
+    return runOp(
+      options,
+      (t, tok) => this.#native.unsubscribeUserMetadata(userId, t, tok),
+      (timestamp) => ({ userId, timestamp }),
+    )
   }
 }
 
@@ -201,9 +218,9 @@ class RTMLock {
     this.#native = nativeLock
   }
 
-  async #call(options, channelName, channelType, lockName, start, settleOnAbort = false) {
-    await runOp(options, start, settleOnAbort)
-    return { channelName, channelType: typeOf(channelType), lockName }
+  // setLock, removeLock, releaseLock, revokeLock: → `{ channelName, channelType, lockName, timestamp }`.
+  #call(options, channelName, channelType, lockName, start) {
+    return runOp(options, start, (timestamp) => ({ channelName, channelType: typeOf(channelType), lockName, timestamp }))
   }
 
   /** Defines a lock; `options.ttl` in s (default 10, clamped to 10..300). 14004 if it exists. */
@@ -245,6 +262,7 @@ class RTMLock {
     const fencingToken = await runOp(
       options,
       (t, tok) => this.#native.acquireLock(channelName, channelType, lockName, options.retry, t, tok),
+      undefined,
       true,
     )
     return { channelName, channelType: typeOf(channelType), lockName, fencingToken }

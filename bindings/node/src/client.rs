@@ -239,8 +239,9 @@ impl NativeClient {
         self.stop_events();
     }
 
-    /// Logs in with a token (empty in development mode).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Logs in with a token (empty in development mode); resolves with the server's time of
+    /// the login (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn login<'e>(
         &self,
         env: &'e Env,
@@ -249,26 +250,28 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("login", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, c.login(&token)),
+            Ok(c) => op::ack(env, cancel, c.login(&token)),
             Err(e) => op::rejected(env, e),
         }
     }
 
-    /// Logs out (never fails; a closed client is already logged out).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Logs out (never fails; a closed client is already logged out); resolves with the
+    /// server's time of its answer (ms since the epoch), or this machine's when there was no
+    /// server to ask (not connected, or closed).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn logout<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let c = self.client.current();
         let started = c.map(|c| c.logout());
-        op::promise(env, None, async move {
+        op::ack(env, None, async move {
             match started {
                 Some(op) => op.await,
-                None => Ok(()),
+                None => Ok(rtm2_core::Ack { timestamp_ms: rtm2_proto::now_ms() }),
             }
         })
     }
 
-    /// Renews the login token.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Renews the login token; resolves with the server's time of its answer.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn renew_token<'e>(
         &self,
         env: &'e Env,
@@ -277,14 +280,14 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("renew_token", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, c.renew_token(&token)),
+            Ok(c) => op::ack(env, cancel, c.renew_token(&token)),
             Err(e) => op::rejected(env, e),
         }
     }
 
     /// Publishes a string (STRING) or bytes (BINARY) to a channel or (`channelType: 'USER'`)
-    /// a user.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// a user; resolves with the server's time of the acknowledgement that covered it.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn publish<'e>(
         &self,
         env: &'e Env,
@@ -309,7 +312,7 @@ impl NativeClient {
         match prep() {
             // Started here, not in the spawned task: publishes (and every request) go out in
             // call order.
-            Ok((c, po)) => op::promise(env, cancel, c.publish(&channel, payload, po)),
+            Ok((c, po)) => op::ack(env, cancel, c.publish(&channel, payload, po)),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -341,8 +344,9 @@ impl NativeClient {
         }
     }
 
-    /// Unsubscribes from a message channel (11002 if not subscribed).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Unsubscribes from a message channel (11002 if not subscribed); resolves with the
+    /// server's time of its answer.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn unsubscribe<'e>(
         &self,
         env: &'e Env,
@@ -351,7 +355,7 @@ impl NativeClient {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.client("unsubscribe", timeout_ms) {
-            Ok(c) => op::promise(env, cancel, c.unsubscribe(&channel)),
+            Ok(c) => op::ack(env, cancel, c.unsubscribe(&channel)),
             Err(e) => op::rejected(env, e),
         }
     }

@@ -413,6 +413,7 @@ pub(crate) fn start_pump<T: ToNapiValue + Send + 'static>(
 #[napi]
 pub struct NativeSubscription {
     channel: String,
+    timestamp_ms: u64,
     inner: Arc<tokio::sync::Mutex<Option<Subscription>>>,
     closed: Arc<crate::op::Cancel>,
 }
@@ -421,6 +422,7 @@ impl NativeSubscription {
     pub(crate) fn new(sub: Subscription) -> Self {
         NativeSubscription {
             channel: sub.channel().to_string(),
+            timestamp_ms: sub.timestamp_ms(),
             inner: Arc::new(tokio::sync::Mutex::new(Some(sub))),
             closed: Arc::default(),
         }
@@ -433,6 +435,13 @@ impl NativeSubscription {
     #[napi(getter)]
     pub fn channel_name(&self) -> String {
         self.channel.clone()
+    }
+
+    /// The server's time of the subscribe's answer, ms since the epoch (agora-rtm-sdk's
+    /// `SubscribeResponse.timestamp`).
+    #[napi(getter)]
+    pub fn timestamp(&self) -> f64 {
+        self.timestamp_ms as f64
     }
 
     /// The next batch of up to `max` events, or `None` once the subscription ended.

@@ -99,7 +99,8 @@ impl NativeLock {
 #[napi]
 impl NativeLock {
     /// Defines a lock; `ttl` (none or 0 = 10) is clamped to 10..300 s. 14004 if it exists.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     #[allow(clippy::too_many_arguments)]
     pub fn set_lock<'e>(
         &self,
@@ -112,13 +113,14 @@ impl NativeLock {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("set_lock", channel_type.as_deref(), timeout_ms) {
-            Ok((l, t)) => op::promise(env, cancel, l.set_lock(&channel, t, &lock_name, ttl.unwrap_or(0))),
+            Ok((l, t)) => op::ack(env, cancel, l.set_lock(&channel, t, &lock_name, ttl.unwrap_or(0))),
             Err(e) => op::rejected(env, e),
         }
     }
 
     /// Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn remove_lock<'e>(
         &self,
         env: &'e Env,
@@ -129,7 +131,7 @@ impl NativeLock {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("remove_lock", channel_type.as_deref(), timeout_ms) {
-            Ok((l, t)) => op::promise(env, cancel, l.remove_lock(&channel, t, &lock_name)),
+            Ok((l, t)) => op::ack(env, cancel, l.remove_lock(&channel, t, &lock_name)),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -164,7 +166,8 @@ impl NativeLock {
     }
 
     /// Releases a lock this client holds (14006 otherwise); the next waiter gets it.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn release_lock<'e>(
         &self,
         env: &'e Env,
@@ -175,13 +178,14 @@ impl NativeLock {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("release_lock", channel_type.as_deref(), timeout_ms) {
-            Ok((l, t)) => op::promise(env, cancel, l.release_lock(&channel, t, &lock_name)),
+            Ok((l, t)) => op::ack(env, cancel, l.release_lock(&channel, t, &lock_name)),
             Err(e) => op::rejected(env, e),
         }
     }
 
     /// Frees a lock held by `owner` (14006 if `owner` does not hold it).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     #[allow(clippy::too_many_arguments)]
     pub fn revoke_lock<'e>(
         &self,
@@ -194,7 +198,7 @@ impl NativeLock {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("revoke_lock", channel_type.as_deref(), timeout_ms) {
-            Ok((l, t)) => op::promise(env, cancel, l.revoke_lock(&channel, t, &lock_name, &owner)),
+            Ok((l, t)) => op::ack(env, cancel, l.revoke_lock(&channel, t, &lock_name, &owner)),
             Err(e) => op::rejected(env, e),
         }
     }

@@ -77,6 +77,17 @@ where
     promise_then(env, cancel, fut, async {})
 }
 
+/// [`promise`] of an operation that answers with an [`rtm2_core::Ack`]: resolves with the
+/// server's time of the answer (ms since the epoch, a number). The JS layer builds the
+/// agora-rtm-sdk response object around it (it knows the channel, topic, ...), which is much
+/// cheaper than building the object here through napi, property by property.
+pub(crate) fn ack<'e, F>(env: &'e Env, cancel: Option<&CancelToken>, fut: F) -> napi::Result<Object<'e>>
+where
+    F: Future<Output = rtm2_core::Result<rtm2_core::Ack>> + Send + 'static,
+{
+    promise(env, cancel, async move { fut.await.map(|a| a.timestamp_ms as f64) })
+}
+
 /// [`promise`] whose cancellation first runs `on_cancel` (after dropping `fut`) and settles the
 /// promise only when it has completed: e.g. the withdrawal of a lock acquisition, so that an
 /// aborted acquisition can no longer be granted once its promise has settled.

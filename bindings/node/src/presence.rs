@@ -211,8 +211,9 @@ impl NativePresence {
     }
 
     /// Sets keys of this client's state in a channel (kept locally until it subscribes/joins;
-    /// 10002 before login).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// 10002 before login); resolves with the server's time of the answer (ms since the epoch),
+    /// or this machine's when the state was only kept locally.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn set_state<'e>(
         &self,
         env: &'e Env,
@@ -223,9 +224,7 @@ impl NativePresence {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("set_state", channel_type.as_deref(), timeout_ms) {
-            Ok((p, t)) => {
-                op::promise(env, cancel, p.set_state(&channel, t, states.into_iter().map(|s| (s.key, s.value))))
-            }
+            Ok((p, t)) => op::ack(env, cancel, p.set_state(&channel, t, states.into_iter().map(|s| (s.key, s.value)))),
             Err(e) => op::rejected(env, e),
         }
     }
@@ -250,8 +249,9 @@ impl NativePresence {
         }
     }
 
-    /// Removes keys of this client's state in a channel (none or empty: all of them).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Removes keys of this client's state in a channel (none or empty: all of them); resolves
+    /// with the server's time of the answer, or this machine's when only the local copy changed.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn remove_state<'e>(
         &self,
         env: &'e Env,
@@ -262,7 +262,7 @@ impl NativePresence {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("remove_state", channel_type.as_deref(), timeout_ms) {
-            Ok((p, t)) => op::promise(env, cancel, p.remove_state(&channel, t, keys.unwrap_or_default())),
+            Ok((p, t)) => op::ack(env, cancel, p.remove_state(&channel, t, keys.unwrap_or_default())),
             Err(e) => op::rejected(env, e),
         }
     }

@@ -373,7 +373,8 @@ impl NativeStorage {
 
     /// Receives a user's metadata: a SNAPSHOT event now, then an UPDATE per change (at most 50
     /// users, 12017).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn subscribe_user_metadata<'e>(
         &self,
         env: &'e Env,
@@ -382,13 +383,14 @@ impl NativeStorage {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("subscribe_user_metadata", timeout_ms) {
-            Ok(s) => op::promise(env, cancel, s.subscribe_user_metadata(&user_id)),
+            Ok(s) => op::ack(env, cancel, s.subscribe_user_metadata(&user_id)),
             Err(e) => op::rejected(env, e),
         }
     }
 
     /// Stops receiving a user's metadata (12015 if not subscribed).
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn unsubscribe_user_metadata<'e>(
         &self,
         env: &'e Env,
@@ -397,7 +399,7 @@ impl NativeStorage {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         match self.service("unsubscribe_user_metadata", timeout_ms) {
-            Ok(s) => op::promise(env, cancel, s.unsubscribe_user_metadata(&user_id)),
+            Ok(s) => op::ack(env, cancel, s.unsubscribe_user_metadata(&user_id)),
             Err(e) => op::rejected(env, e),
         }
     }

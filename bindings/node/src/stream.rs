@@ -42,14 +42,16 @@ pub struct NativeTopicMessageOptions {
 pub struct JoinResult {
     pub channel_name: String,
     pub topic_infos: Vec<TopicInfo>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
-/// A user that `subscribeTopic` could not subscribe.
+/// Why `subscribeTopic` could not subscribe a user (agora-rtm-sdk's `SubscribedFailedReason`).
 #[napi(object)]
-pub struct FailedUser {
-    pub user_id: String,
+pub struct FailedDetail {
+    pub user: String,
     /// Per-user code (6 INVALID_REMOTE_USER, 20003 SUB_USER_EXCEED_LIMITATION).
-    pub code: u32,
+    pub error_code: u32,
     pub reason: String,
 }
 
@@ -57,7 +59,11 @@ pub struct FailedUser {
 #[napi(object)]
 pub struct SubscribeTopicResult {
     pub succeed_users: Vec<String>,
-    pub failed_users: Vec<FailedUser>,
+    /// The users that were not subscribed (their reasons: `failedDetails`, in the same order).
+    pub failed_users: Vec<String>,
+    pub failed_details: Vec<FailedDetail>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
 /// A stream channel of a client.
@@ -123,11 +129,16 @@ impl NativeStreamChannel {
         let started = sc.join(jo);
         op::promise(env, cancel, async move {
             let r = started.await?;
-            Ok(JoinResult { channel_name: r.channel, topic_infos: r.topics.iter().map(topic_info).collect() })
+            Ok(JoinResult {
+                channel_name: r.channel,
+                topic_infos: r.topics.iter().map(topic_info).collect(),
+                timestamp: r.timestamp_ms as f64,
+            })
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Leaves the channel; resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn leave<'e>(
         &self,
         env: &'e Env,
@@ -135,10 +146,11 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, sc.leave())
+        op::ack(env, cancel, sc.leave())
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Becomes a publisher in `topic`; resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn join_topic<'e>(
         &self,
         env: &'e Env,
@@ -161,13 +173,14 @@ impl NativeStreamChannel {
         match prep() {
             Ok(jo) => {
                 let sc = self.view(timeout_ms);
-                op::promise(env, cancel, sc.join_topic(&topic, jo))
+                op::ack(env, cancel, sc.join_topic(&topic, jo))
             }
             Err(e) => op::rejected(env, e),
         }
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Stops publishing in `topic`; resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn leave_topic<'e>(
         &self,
         env: &'e Env,
@@ -176,10 +189,11 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, sc.leave_topic(&topic))
+        op::ack(env, cancel, sc.leave_topic(&topic))
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Publishes in a joined topic; resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn publish_topic_message<'e>(
         &self,
         env: &'e Env,
@@ -196,7 +210,7 @@ impl NativeStreamChannel {
             to.send_ts = o.send_ts.map(|t| t.max(0.0) as u64).unwrap_or(0);
         }
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, sc.publish_topic(&topic, payload, to))
+        op::ack(env, cancel, sc.publish_topic(&topic, payload, to))
     }
 
     #[napi(ts_return_type = "Promise<SubscribeTopicResult>")]
@@ -216,16 +230,20 @@ impl NativeStreamChannel {
             let r = started.await?;
             Ok(SubscribeTopicResult {
                 succeed_users: r.succeeded,
-                failed_users: r
+                failed_users: r.failed.iter().map(|f| f.user_id.clone()).collect(),
+                failed_details: r
                     .failed
                     .into_iter()
-                    .map(|f| FailedUser { user_id: f.user_id, code: f.code, reason: f.reason })
+                    .map(|f| FailedDetail { user: f.user_id, error_code: f.code, reason: f.reason })
                     .collect(),
+                timestamp: r.timestamp_ms as f64,
             })
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Unsubscribes `users` of `topic`, or (none) the whole topic; resolves with the server's
+    /// time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn unsubscribe_topic<'e>(
         &self,
         env: &'e Env,
@@ -237,7 +255,7 @@ impl NativeStreamChannel {
         let users = self::users(users);
         let sc = self.view(timeout_ms);
         let refs: Vec<&str> = users.iter().map(String::as_str).collect();
-        op::promise(env, cancel, sc.unsubscribe_topic(&topic, &refs))
+        op::ack(env, cancel, sc.unsubscribe_topic(&topic, &refs))
     }
 
     /// The publishers this client subscribed to in `topic` (11013 if not subscribed).
@@ -246,7 +264,8 @@ impl NativeStreamChannel {
         self.sc.subscribed_users(&topic).map_err(|e| error::to_js(env, &e))
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Renews this channel's token; resolves with the server's time of the answer (ms since the epoch).
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn renew_token<'e>(
         &self,
         env: &'e Env,
@@ -255,6 +274,6 @@ impl NativeStreamChannel {
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'e>> {
         let sc = self.view(timeout_ms);
-        op::promise(env, cancel, sc.renew_token(&token))
+        op::ack(env, cancel, sc.renew_token(&token))
     }
 }

@@ -594,7 +594,8 @@ class Runner {
           assert.deepEqual(r.succeedUsers, list(o.get('succeeded')), `line ${s.line}: succeeded users`)
         }
         if (o.has('failed')) {
-          const got = r.failedUsers.map((f) => `${f.userId}:${f.code}`)
+          const got = r.failedDetails.map((f) => `${f.user}:${f.errorCode}`)
+          assert.deepEqual(r.failedUsers, r.failedDetails.map((f) => f.user), `line ${s.line}: failedUsers`)
           assert.deepEqual(got, list(o.get('failed')), `line ${s.line}: failed users`)
         }
         return

@@ -62,7 +62,9 @@ test('set, get, acquire, release, remove, with their events', async () => {
   assert.ok(s.timestamp > 0)
 
   let ev = waitFor(carol, 'lock', isLock('SET', ch, 'door'))
-  assert.deepEqual(await alice.lock.setLock(ch, 'MESSAGE', 'door', { ttl: 30 }), { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  const { timestamp, ...setLock } = await alice.lock.setLock(ch, 'MESSAGE', 'door', { ttl: 30 })
+  assert.deepEqual(setLock, { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  assert.ok(timestamp > 0, 'the server time of the answer')
   const set = await ev
   assert.deepEqual([set.ttl, set.owner, set.publisher, set.snapshot], [30, '', alice.userId, []])
   // ttl defaults to 10 and is clamped to 10..300.
@@ -203,7 +205,9 @@ test('revoke frees a lock held by the named owner; the next waiter gets it', asy
 
   await rejectsWithCode(assert, alice.lock.revokeLock(ch, 'MESSAGE', 'door', alice.userId), ErrorCode.LOCK_NOT_ACQUIRED)
   const released = waitFor(carol, 'lock', isLock('RELEASED', ch, 'door'))
-  assert.deepEqual(await alice.lock.revokeLock(ch, 'MESSAGE', 'door', bob.userId), { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  const { timestamp, ...revoked } = await alice.lock.revokeLock(ch, 'MESSAGE', 'door', bob.userId)
+  assert.deepEqual(revoked, { channelName: ch, channelType: 'MESSAGE', lockName: 'door' })
+  assert.ok(timestamp > 0, 'the server time of the answer')
   const r = await released
   assert.deepEqual([r.owner, r.publisher], [bob.userId, alice.userId])
   await within(waiting.promise)

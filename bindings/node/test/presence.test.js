@@ -45,10 +45,9 @@ test('state set before subscribing is applied on subscribe; SNAPSHOT includes se
   assert.ok(alice.presence instanceof RTMPresence)
 
   // Not in the channel yet: the state is kept locally (nothing is sent).
-  assert.deepEqual(await alice.presence.setState(ch, 'MESSAGE', { mood: 'happy' }), {
-    channelName: ch,
-    channelType: 'MESSAGE',
-  })
+  const { timestamp, ...kept } = await alice.presence.setState(ch, 'MESSAGE', { mood: 'happy' })
+  assert.deepEqual(kept, { channelName: ch, channelType: 'MESSAGE' })
+  assert.ok(timestamp > 0, "kept locally: this machine's time")
   const aSnap = waitFor(alice, 'presence', isPresence('SNAPSHOT', ch))
   await alice.subscribe(ch)
   const snap = await aSnap
@@ -107,7 +106,9 @@ test('REMOTE_STATE_CHANGED carries the full state; removeState; REMOTE_LEAVE', a
   assert.deepEqual((await ev).stateChanged, { role: 'host', seat: '2', mic: 'on', cam: 'off' })
 
   ev = changed((e) => !('seat' in e.stateChanged))
-  assert.deepEqual(await bob.presence.removeState(ch, 'MESSAGE', { states: ['seat', 'cam'] }), { channelName: ch, channelType: 'MESSAGE' })
+  const { timestamp, ...removed } = await bob.presence.removeState(ch, 'MESSAGE', { states: ['seat', 'cam'] })
+  assert.deepEqual(removed, { channelName: ch, channelType: 'MESSAGE' })
+  assert.ok(timestamp > 0, 'the server time of the answer')
   assert.deepEqual((await ev).stateChanged, { role: 'host', mic: 'on' })
   assert.deepEqual((await carol.presence.getState(bob.userId, ch, 'MESSAGE')).states, { role: 'host', mic: 'on' })
 

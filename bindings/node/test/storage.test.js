@@ -229,7 +229,9 @@ test('user metadata: anyone may write; subscribers get SNAPSHOT then UPDATE', as
   const other = await loggedIn('other')
 
   const snap = waitFor(bob, 'storage', isStorage('SNAPSHOT', alice.userId))
-  assert.deepEqual(await bob.storage.subscribeUserMetadata(alice.userId), { userId: alice.userId })
+  const subscribed = await bob.storage.subscribeUserMetadata(alice.userId)
+  assert.deepEqual(subscribed, { userId: alice.userId, timestamp: subscribed.timestamp })
+  assert.ok(subscribed.timestamp > 0, 'the server time of the answer')
   const s = await snap
   assert.deepEqual([s.storageType, s.channelType, s.publisher, s.data], ['USER', 'NONE', '', { totalCount: 0, majorRevision: 0, metadata: {} }])
 
@@ -265,7 +267,9 @@ test('user metadata: anyone may write; subscribers get SNAPSHOT then UPDATE', as
 
   // After unsubscribing, Bob gets no more of Alice's updates (events are ordered: Carol's
   // update, written later, comes first).
-  assert.deepEqual(await bob.storage.unsubscribeUserMetadata(alice.userId), { userId: alice.userId })
+  const unsubscribed = await bob.storage.unsubscribeUserMetadata(alice.userId)
+  assert.deepEqual(unsubscribed, { userId: alice.userId, timestamp: unsubscribed.timestamp })
+  assert.ok(unsubscribed.timestamp >= subscribed.timestamp)
   await rejectsWithCode(assert, bob.storage.unsubscribeUserMetadata(alice.userId), ErrorCode.STORAGE_NOT_SUBSCRIBE, 'unsubscribe_user_metadata')
   const carol = await loggedIn('carol')
   const carolSnap = waitFor(bob, 'storage', isStorage('SNAPSHOT', carol.userId))

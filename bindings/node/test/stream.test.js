@@ -31,7 +31,8 @@ test('stream channel quick start: join, topics, subscribe, publish, receive, lea
   const aLink = waitFor(alice, 'linkState', (s) => s.serviceType === 'STREAM' && s.channelName === name)
   const aSnap = waitFor(alice, 'topic', isTopic('SNAPSHOT', name))
   const joined = await aStage.join()
-  assert.deepEqual(joined, { channelName: name, topicInfos: [] })
+  assert.deepEqual(joined, { channelName: name, topicInfos: [], timestamp: joined.timestamp })
+  assert.ok(joined.timestamp > 0, 'the server time of the answer')
   const link = await aLink
   assert.equal(link.currentState, 'CONNECTED')
   assert.equal(link.reasonCode, 'JOIN_SUCCESS')
@@ -62,12 +63,21 @@ test('stream channel quick start: join, topics, subscribe, publish, receive, lea
 
   // Bob subscribes to every publisher of "slides".
   const sub = await bStage.subscribeTopic('slides')
-  assert.deepEqual(sub, { channelName: name, topicName: 'slides', succeedUsers: [alice.userId], failedUsers: [] })
+  assert.deepEqual(sub, {
+    timestamp: sub.timestamp,
+    channelName: name,
+    topicName: 'slides',
+    succeedUsers: [alice.userId],
+    failedUsers: [],
+    failedDetails: [],
+  })
+  assert.ok(sub.timestamp >= bJoined.timestamp)
   const listed = bStage.getSubscribedUserList('slides')
   assert.ok(!(listed instanceof Promise), 'getSubscribedUserList is synchronous')
   assert.deepEqual(listed, {
     channelName: name,
     topicName: 'slides',
+    subscribed: [alice.userId],
     users: [alice.userId],
     totalUser: 1,
   })
@@ -163,8 +173,9 @@ test('topic limits and errors carry exact codes', async () => {
   const users = Array.from({ length: 65 }, (_, i) => `u${i}`)
   const r = await sc.subscribeTopic('big', { users })
   assert.equal(r.succeedUsers.length, 64)
+  assert.deepEqual(r.failedUsers, ['u64'])
   assert.deepEqual(
-    r.failedUsers.map((f) => [f.userId, f.code]),
+    r.failedDetails.map((f) => [f.user, f.errorCode]),
     [['u64', 20003]],
   )
   await rejectsWithCode(assert, sc.subscribeTopic('big', { users: ['u99'] }), ErrorCode.CHANNEL_EXCEED_TOPIC_USER_LIMITATION)
@@ -174,7 +185,8 @@ test('topic limits and errors carry exact codes', async () => {
   await rejectsWithCode(assert, sc.unsubscribeTopic('big', { users: users129 }), ErrorCode.CHANNEL_INVALID_USER_LIST)
   const r2 = await sc.subscribeTopic('other', { users: ['a', '_bad'] })
   assert.deepEqual(r2.succeedUsers, ['a'])
-  assert.equal(r2.failedUsers[0].code, 6)
+  assert.deepEqual(r2.failedUsers, ['_bad'])
+  assert.equal(r2.failedDetails[0].errorCode, 6)
   await sc.subscribeTopic('other', { users: ['b'] })
   await sc.unsubscribeTopic('other', { users: ['a'] })
   assert.deepEqual(sc.getSubscribedUserList('other').users, ['b'])

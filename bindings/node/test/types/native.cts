@@ -3,7 +3,7 @@ import native = require('rtm2/native')
 
 const c = new native.NativeClient('970CA35de60c44645bbae8a215061b33', 'dave', { endpoint: 'embedded' })
 c.startEvents((batch) => batch.forEach((e) => console.log(e.kind)))
-const p: Promise<void> = c.login('', 1000, new native.CancelToken())
+const p: Promise<number> = c.login('', 1000, new native.CancelToken())
 void p
 const presence: native.NativePresence = c.presence()
 void presence.getOnlineUsers('room', 'MESSAGE', { includedUserId: true }, 1000, null)

@@ -26,6 +26,28 @@ import {
   type EncryptionMode as EncryptionModeName,
   type MessageType,
   type HistoryMessage,
+  type LoginResponse,
+  type LogoutResponse,
+  type PublishResponse,
+  type SubscribeResponse,
+  type UnsubscribeResponse,
+  type RenewTokenResponse,
+  type JoinChannelResponse,
+  type LeaveChannelResponse,
+  type JoinTopicResponse,
+  type LeaveTopicResponse,
+  type PublishTopicMessageResponse,
+  type SubscribeTopicResponse,
+  type UnsubscribeTopicResponse,
+  type SubscribedFailedReason,
+  type FailedUser,
+  type SetStateResponse,
+  type PresenceChannelResponse,
+  type SetLockResponse,
+  type LockResponse,
+  type SubscribeUserMetaResponse,
+  type SetChannelMetadataResponse,
+  type ChannelMetadataResponse,
   RTMHistory,
 } from 'rtm2'
 
@@ -68,10 +90,17 @@ rtm.addEventListener('message', (e: LinkStateEvent) => e)
 
 async function main(): Promise<void> {
   const token: string = buildToken('970CA35de60c44645bbae8a215061b33', '5CFd2fd1755d40ecb72977518be15d3b', 'alice', 600)
-  await rtm.login({ token, timeoutMs: 3000 })
+  const loggedIn: LoginResponse = await rtm.login({ token, timeoutMs: 3000 })
+  console.log(loggedIn.timestamp.toFixed())
   const ac = new AbortController()
   const sub = await rtm.subscribe('room', { withMessage: true, withPresence: false, signal: ac.signal })
-  await rtm.publish('room', 'hello', { customType: 'text', timeoutMs: 1000 })
+  // agora-rtm-sdk's SubscribeResponse, and iterable.
+  const { channelName, timestamp }: SubscribeResponse = sub
+  console.log(channelName, timestamp.toFixed())
+  const published: PublishResponse = await rtm.publish('room', 'hello', { customType: 'text', timeoutMs: 1000 })
+  console.log(published.channelName, published.timestamp.toFixed())
+  const renewed: RenewTokenResponse = await rtm.renewToken(token)
+  console.log(renewed.timestamp, renewed.channelName ?? 'login token')
   await rtm.publish('bob', new Uint8Array([1, 2]), { channelType: 'USER' })
   // @ts-expect-error: publish takes MESSAGE or USER
   await rtm.publish('room', 'x', { channelType: 'PRIVATE' })
@@ -83,19 +112,27 @@ async function main(): Promise<void> {
     console.log(m.topicName)
   }
   const sc = rtm.createStreamChannel('stage')
-  const joined = await sc.join({ token: buildStreamToken('a', 'b', 'stage', 'alice', 60), withPresence: true })
-  console.log(joined.topicInfos.length)
-  await sc.joinTopic('slides', { qos: 'ORDERED', priority: 'HIGH', meta: 'presenter' })
-  const r = await sc.subscribeTopic('slides', { users: ['bob'] })
-  console.log(r.succeedUsers, r.failedUsers.map((f) => f.code))
-  await sc.publishTopicMessage('slides', 'page 1', { customType: 'page' })
+  const joined: JoinChannelResponse = await sc.join({ token: buildStreamToken('a', 'b', 'stage', 'alice', 60), withPresence: true })
+  console.log(joined.topicInfos.length, joined.timestamp)
+  const jt: JoinTopicResponse = await sc.joinTopic('slides', { qos: 'ORDERED', priority: 'HIGH', meta: 'presenter' })
+  console.log(jt.channelName, jt.topicName, jt.timestamp)
+  const r: SubscribeTopicResponse = await sc.subscribeTopic('slides', { users: ['bob'] })
+  const failed: string[] = r.failedUsers
+  const details: SubscribedFailedReason[] = r.failedDetails
+  const old: FailedUser | undefined = details[0]
+  console.log(r.succeedUsers, failed, details.map((f) => `${f.user}:${f.errorCode}:${f.reason}`), old?.user, r.timestamp, r.topicName)
+  const pt: PublishTopicMessageResponse = await sc.publishTopicMessage('slides', 'page 1', { customType: 'page' })
+  console.log(pt.timestamp)
   const list = sc.getSubscribedUserList('slides')
-  console.log(list.users, list.totalUser)
-  await sc.unsubscribeTopic('slides', { users: [] })
-  await sc.leaveTopic('slides')
-  await sc.leave({ timeoutMs: 500 })
+  console.log(list.subscribed, list.users, list.totalUser)
+  const ut: UnsubscribeTopicResponse = await sc.unsubscribeTopic('slides', { users: [] })
+  const lt: LeaveTopicResponse = await sc.leaveTopic('slides')
+  const rt: RenewTokenResponse = await rtm.renewToken('t', { channelName: 'stage' })
+  const left: LeaveChannelResponse = await sc.leave({ timeoutMs: 500 })
+  console.log(ut.topicName, lt.topicName, rt.channelName, left.channelName, left.timestamp)
   try {
-    await rtm.unsubscribe('room')
+    const u: UnsubscribeResponse = await rtm.unsubscribe('room')
+    console.log(u.channelName, u.timestamp)
   } catch (e) {
     if (e instanceof RTMError) {
       const name: ErrorCodeName | 'UNKNOWN' = e.codeName
@@ -109,7 +146,8 @@ async function main(): Promise<void> {
   setLogHandler('warn', null)
   rtm.setParameters({ request_timeout_ms: 2000 })
   console.log(rtm.getParameters(), rtm.linkState, rtm.userId)
-  await rtm.logout()
+  const out: LogoutResponse = await rtm.logout()
+  console.log(out.timestamp)
   await rtm.close()
 }
 
@@ -136,7 +174,9 @@ async function services(): Promise<void> {
   rtm.on('lock', (e: StorageEvent) => e)
 
   const ac = new AbortController()
-  await rtm.presence.setState('room', ChannelType.MESSAGE, { mood: 'happy' })
+  const set: SetStateResponse = await rtm.presence.setState('room', ChannelType.MESSAGE, { mood: 'happy' })
+  const formerName: PresenceChannelResponse = set
+  console.log(set.channelName, set.channelType, set.timestamp, formerName.timestamp)
   await rtm.presence.setState('room', 'STREAM', [['a', '1'], { key: 'b', value: '2' }], { timeoutMs: 500 })
   await rtm.presence.setState('room', undefined, new Map([['c', '3']]))
   const who = await rtm.presence.whoNow('room', 'MESSAGE', { includedUserId: true, includedState: true, page: '', signal: ac.signal })
@@ -167,8 +207,9 @@ async function services(): Promise<void> {
   await rtm.history.getMessages('room', 'MESSAGE', { messageCount: '2' })
 
   const items: MetadataItem[] = [{ key: 'k', value: 'v', revision: -1 }]
-  const w = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
-  console.log(w.totalCount, w.majorRevision)
+  const w: SetChannelMetadataResponse = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
+  const w2: ChannelMetadataResponse = w
+  console.log(w.totalCount, w.majorRevision, w2.channelName)
   await rtm.storage.updateChannelMetadata('room', 'MESSAGE', items)
   await rtm.storage.removeChannelMetadata('room', 'MESSAGE', { data: [{ key: 'k' }], majorRevision: 3 })
   const m = await rtm.storage.getChannelMetadata('room', 'STREAM')
@@ -178,13 +219,19 @@ async function services(): Promise<void> {
   await rtm.storage.removeUserMetadata({ userId: 'bob', data: [{ key: 'k' }] })
   const um = await rtm.storage.getUserMetadata({ userId: 'bob' })
   console.log(um.userId, um.majorRevision)
-  await rtm.storage.subscribeUserMetadata('bob')
+  const sum: SubscribeUserMetaResponse = await rtm.storage.subscribeUserMetadata('bob')
+  console.log(sum.userId, sum.timestamp)
   await rtm.storage.unsubscribeUserMetadata('bob')
   // @ts-expect-error: metadata values are strings
   await rtm.storage.setUserMetadata([{ key: 'k', value: 1 }])
 
-  await rtm.lock.setLock('room', 'MESSAGE', 'door', { ttl: 30 })
-  await rtm.lock.acquireLock('room', 'MESSAGE', 'door', { retry: true, signal: ac.signal, timeoutMs: 1000 })
+  const sl: SetLockResponse = await rtm.lock.setLock('room', 'MESSAGE', 'door', { ttl: 30 })
+  const sl2: LockResponse = sl
+  console.log(sl.lockName, sl.timestamp, sl2.channelType)
+  const acquired = await rtm.lock.acquireLock('room', 'MESSAGE', 'door', { retry: true, signal: ac.signal, timeoutMs: 1000 })
+  console.log(acquired.fencingToken)
+  // @ts-expect-error: acquireLock's answer has no timestamp yet
+  console.log(acquired.timestamp)
   const locks = await rtm.lock.getLock('room', 'MESSAGE')
   console.log(locks.totalLocks, locks.lockDetails.map((d) => `${d.lockName}:${d.owner}:${d.ttl}`))
   await rtm.lock.releaseLock('room', 'MESSAGE', 'door')

@@ -1,0 +1,192 @@
+'use strict'
+// What calls resolve with, against `rtm2 serve`: agora-rtm-sdk 2.3's response shapes, with
+// `timestamp` the server's time of the answer (the server runs on this machine, so its clock is
+// ours: a server time lies between a time taken before the call and one taken after it).
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+
+const { RTM, RTMSubscription } = require('rtm2')
+const { APP_ID, uniq, track, closeAll, startServer, waitFor, within } = require('./helpers')
+
+let server
+
+test.before(async () => {
+  server = await startServer()
+})
+
+test.after(async () => {
+  await closeAll()
+  await server?.stop()
+})
+
+test.afterEach(closeAll)
+
+function client(name, endpoint = server.endpoint) {
+  return track(new RTM(APP_ID, uniq(name), { endpoint }))
+}
+
+/**
+ * Runs `call()` and asserts that its result has a `timestamp` taken by the server while the
+ * call ran; resolves with the result.
+ */
+async function timed(call, what) {
+  const before = Date.now()
+  const r = await within(call(), undefined, what)
+  const after = Date.now()
+  assert.equal(typeof r.timestamp, 'number', `${what}: timestamp is a number`)
+  assert.ok(Number.isInteger(r.timestamp), `${what}: timestamp is whole ms (${r.timestamp})`)
+  assert.ok(before <= r.timestamp && r.timestamp <= after, `${what}: ${before} <= ${r.timestamp} <= ${after}`)
+  return r
+}
+
+test('login, subscribe, publish, unsubscribe, renewToken, logout: agora-rtm-sdk responses with the server time', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  assert.deepEqual(Object.keys(await timed(() => alice.login(), 'login')), ['timestamp'])
+  await bob.login()
+
+  // subscribe: the subscription is iterable and is agora-rtm-sdk's SubscribeResponse.
+  const ch = uniq('room')
+  const sub = await timed(() => alice.subscribe(ch, { withPresence: false }), 'subscribe')
+  assert.ok(sub instanceof RTMSubscription)
+  const { channelName, timestamp } = sub
+  assert.equal(channelName, ch)
+  assert.equal(typeof timestamp, 'number')
+
+  // publish: { timestamp, channelName } — a message channel, a user, with an AbortSignal.
+  const p = await timed(() => alice.publish(ch, 'hello'), 'publish')
+  assert.deepEqual(p, { timestamp: p.timestamp, channelName: ch })
+  assert.ok(p.timestamp >= sub.timestamp)
+  const toBob = await timed(() => alice.publish(bob.userId, 'hi', { channelType: 'USER' }), 'publish to a user')
+  assert.deepEqual(toBob, { timestamp: toBob.timestamp, channelName: bob.userId })
+  const signal = new AbortController().signal
+  const withSignal = await timed(() => alice.publish(ch, 'again', { signal, timeoutMs: 5000 }), 'publish with a signal')
+  assert.deepEqual(withSignal, { timestamp: withSignal.timestamp, channelName: ch })
+  // Unawaited publishes each resolve with their own object.
+  const many = await within(Promise.all(Array.from({ length: 50 }, (_, i) => alice.publish(ch, String(i)))))
+  assert.equal(new Set(many).size, 50)
+  for (const r of many) assert.deepEqual(r, { timestamp: r.timestamp, channelName: ch })
+
+  // renewToken (the login token): { timestamp }.
+  const renewed = await timed(() => alice.renewToken(''), 'renewToken')
+  assert.deepEqual(renewed, { timestamp: renewed.timestamp })
+
+  // unsubscribe: { timestamp, channelName }, also through the subscription.
+  const u = await timed(() => alice.unsubscribe(ch), 'unsubscribe')
+  assert.deepEqual(u, { timestamp: u.timestamp, channelName: ch })
+  const ch2 = uniq('room')
+  const sub2 = await alice.subscribe(ch2)
+  const u2 = await timed(() => sub2.unsubscribe(), 'RTMSubscription.unsubscribe')
+  assert.deepEqual(u2, { timestamp: u2.timestamp, channelName: ch2 })
+
+  // logout: { timestamp } — the server's; logged out already, this machine's.
+  const out = await timed(() => alice.logout(), 'logout')
+  assert.deepEqual(out, { timestamp: out.timestamp })
+  const again = await timed(() => alice.logout(), 'logout when logged out')
+  assert.deepEqual(again, { timestamp: again.timestamp })
+  await alice.close()
+  const closed = await timed(() => alice.logout(), 'logout of a closed client')
+  assert.deepEqual(closed, { timestamp: closed.timestamp })
+})
+
+test('stream channel: join, topics, subscribeTopic with a failed user, renewToken, leave', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  await Promise.all([alice.login(), bob.login()])
+  const name = uniq('stage')
+  const aStage = alice.createStreamChannel(name)
+  const bStage = bob.createStreamChannel(name)
+
+  const joined = await timed(() => aStage.join(), 'join')
+  assert.deepEqual(joined, { channelName: name, topicInfos: [], timestamp: joined.timestamp })
+  const topic = { channelName: name, topicName: 'slides' }
+  const jt = await timed(() => aStage.joinTopic('slides', { meta: 'm' }), 'joinTopic')
+  assert.deepEqual(jt, { timestamp: jt.timestamp, ...topic })
+  const bJoined = await timed(() => bStage.join(), 'join (bob)')
+  assert.deepEqual(bJoined.topicInfos.map((t) => t.topicName), ['slides'])
+
+  // One publisher subscribed, one invalid user id refused: failedUsers are ids, the reasons in
+  // failedDetails.
+  const st = await timed(() => bStage.subscribeTopic('slides', { users: [alice.userId, '_bad'] }), 'subscribeTopic')
+  assert.deepEqual(st, {
+    timestamp: st.timestamp,
+    ...topic,
+    succeedUsers: [alice.userId],
+    failedUsers: ['_bad'],
+    failedDetails: [{ user: '_bad', errorCode: 6, reason: st.failedDetails[0]?.reason }],
+  })
+  assert.equal(typeof st.failedDetails[0].reason, 'string')
+  assert.ok(st.failedDetails[0].reason.length > 0)
+
+  // Synchronous: agora-rtm-sdk's `subscribed`, rtm2's `users` and `totalUser`; no server answer.
+  assert.deepEqual(bStage.getSubscribedUserList('slides'), {
+    ...topic,
+    subscribed: [alice.userId],
+    users: [alice.userId],
+    totalUser: 1,
+  })
+
+  const got = waitFor(bob, 'message', (m) => m.channelType === 'STREAM' && m.channelName === name)
+  const pt = await timed(() => aStage.publishTopicMessage('slides', 'page 1'), 'publishTopicMessage')
+  assert.deepEqual(pt, { timestamp: pt.timestamp, ...topic })
+  assert.equal((await got).message, 'page 1')
+  const withSignal = await timed(
+    () => aStage.publishTopicMessage('slides', 'page 2', { signal: new AbortController().signal }),
+    'publishTopicMessage with a signal',
+  )
+  assert.deepEqual(withSignal, { timestamp: withSignal.timestamp, ...topic })
+
+  const ut = await timed(() => bStage.unsubscribeTopic('slides'), 'unsubscribeTopic')
+  assert.deepEqual(ut, { timestamp: ut.timestamp, ...topic })
+  const lt = await timed(() => aStage.leaveTopic('slides'), 'leaveTopic')
+  assert.deepEqual(lt, { timestamp: lt.timestamp, ...topic })
+
+  // A stream channel's token, either way: { timestamp, channelName }.
+  const r1 = await timed(() => aStage.renewToken(''), 'RTMStreamChannel.renewToken')
+  assert.deepEqual(r1, { timestamp: r1.timestamp, channelName: name })
+  const r2 = await timed(() => alice.renewToken('', { channelName: name }), 'renewToken({ channelName })')
+  assert.deepEqual(r2, { timestamp: r2.timestamp, channelName: name })
+
+  const left = await timed(() => aStage.leave(), 'leave')
+  assert.deepEqual(left, { timestamp: left.timestamp, channelName: name })
+})
+
+test('presence, lock and storage calls that answer nothing else carry the server time', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  await Promise.all([alice.login(), bob.login()])
+  const ch = uniq('room')
+  const scope = { channelName: ch, channelType: 'MESSAGE' }
+
+  // setState before subscribing is kept by the client: its answer carries this machine's time.
+  const kept = await timed(() => alice.presence.setState(ch, 'MESSAGE', { mood: 'calm' }), 'setState (kept)')
+  assert.deepEqual(kept, { ...scope, timestamp: kept.timestamp })
+  await alice.subscribe(ch)
+  const set = await timed(() => alice.presence.setState(ch, 'MESSAGE', { mood: 'happy' }), 'setState')
+  assert.deepEqual(set, { ...scope, timestamp: set.timestamp })
+  const removed = await timed(() => alice.presence.removeState(ch, 'MESSAGE', { states: ['mood'] }), 'removeState')
+  assert.deepEqual(removed, { ...scope, timestamp: removed.timestamp })
+
+  const lock = { ...scope, lockName: 'door' }
+  const sl = await timed(() => alice.lock.setLock(ch, 'MESSAGE', 'door'), 'setLock')
+  assert.deepEqual(sl, { ...lock, timestamp: sl.timestamp })
+  // acquireLock returns data (the fencing token) and no timestamp yet (docs/node.md).
+  const acquired = await alice.lock.acquireLock(ch, 'MESSAGE', 'door')
+  assert.deepEqual(acquired, { ...lock, fencingToken: acquired.fencingToken })
+  const rl = await timed(() => alice.lock.releaseLock(ch, 'MESSAGE', 'door'), 'releaseLock')
+  assert.deepEqual(rl, { ...lock, timestamp: rl.timestamp })
+  await bob.lock.acquireLock(ch, 'MESSAGE', 'door')
+  const rv = await timed(() => alice.lock.revokeLock(ch, 'MESSAGE', 'door', bob.userId), 'revokeLock')
+  assert.deepEqual(rv, { ...lock, timestamp: rv.timestamp })
+  const rm = await timed(() => alice.lock.removeLock(ch, 'MESSAGE', 'door'), 'removeLock')
+  assert.deepEqual(rm, { ...lock, timestamp: rm.timestamp })
+
+  const sum = await timed(() => bob.storage.subscribeUserMetadata(alice.userId), 'subscribeUserMetadata')
+  assert.deepEqual(sum, { userId: alice.userId, timestamp: sum.timestamp })
+  const uum = await timed(() => bob.storage.unsubscribeUserMetadata(alice.userId), 'unsubscribeUserMetadata')
+  assert.deepEqual(uum, { userId: alice.userId, timestamp: uum.timestamp })
+  // Metadata writes return data and no timestamp yet (docs/node.md).
+  const w = await alice.storage.setChannelMetadata(ch, 'MESSAGE', [{ key: 'k', value: 'v' }])
+  assert.deepEqual(w, { ...scope, totalCount: 1, majorRevision: 1 })
+})
