@@ -47,8 +47,23 @@ export declare const LinkStateChangeReason: Constants<LinkStateChangeReason>
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/** Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code. */
-export declare class RTMError extends Error {
+/** agora-rtm-sdk's ErrorInfo: the fields of a failure (an `RTMError` has them). */
+export interface ErrorInfo {
+  /** Always `true`. */
+  error: boolean
+  /** The RTM error code (positive, e.g. 11033). */
+  errorCode: number
+  /** What went wrong, in words. */
+  reason: string
+  /** The operation that failed, by the core's name (e.g. `'publish'`, `'join_topic'`). */
+  operation: string
+}
+
+/**
+ * Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code, with
+ * agora-rtm-sdk's ErrorInfo fields.
+ */
+export declare class RTMError extends Error implements ErrorInfo {
   constructor(code: number, reason: string, operation: string, options?: ErrorOptions)
   /** The RTM error code, e.g. 11033 (identical in C, Python, Rust and Node). */
   readonly code: number
@@ -60,6 +75,8 @@ export declare class RTMError extends Error {
   readonly reason: string
   /** The operation that failed, e.g. `'publish'`, `'join_topic'`. */
   readonly operation: string
+  /** Always `true` (agora-rtm-sdk's ErrorInfo field). */
+  readonly error: true
   /** A short description of an RTM code (`undefined` if it is not in the table). */
   static describe(code: number): string | undefined
 }
@@ -488,6 +505,36 @@ export interface OverflowEvent {
   channelName?: string
 }
 
+/** What a `token` event is about: `'WILL_EXPIRE'` (rtm2 emits only this one). */
+export type TokenEventType = 'WILL_EXPIRE' | 'READ_PERMISSION_REVOKED'
+
+/**
+ * agora-rtm-sdk's TokenEvent: a token expires soon (emitted with `tokenPrivilegeWillExpire`,
+ * the server's notice `--token-notice-secs` before the expiry). Renew it with `renewToken`.
+ */
+export interface TokenEvent {
+  /**
+   * `'WILL_EXPIRE'`. (`'READ_PERMISSION_REVOKED'` is agora-rtm-sdk's, for tokens with
+   * per-channel privileges, which rtm2 tokens do not carry: never emitted.)
+   */
+  eventType: TokenEventType
+  /** In words, which token expires and how to renew it. */
+  reason: string
+  /**
+   * What the token covers: the login token, the subscribed message channels (`streamChannels`
+   * empty); a stream channel's token, that channel (`messageChannels` empty).
+   */
+  affectedResources: {
+    messageChannels: string[]
+    streamChannels: string[]
+  }
+  /**
+   * When the notice reached JavaScript, ms since the epoch, by this machine's clock (the
+   * server's notice carries no time).
+   */
+  timestamp: number
+}
+
 /** The events of an RTM client and their listener arguments. */
 export interface RTMEventMap {
   message: [event: MessageEvent]
@@ -498,6 +545,8 @@ export interface RTMEventMap {
   lock: [event: LockEvent]
   /** The login token (`''`) or a stream channel's token (its name) expires soon. */
   tokenPrivilegeWillExpire: [channelName: string]
+  /** The same notice as `tokenPrivilegeWillExpire`, in agora-rtm-sdk's TokenEvent shape. */
+  token: [event: TokenEvent]
   overflow: [event: OverflowEvent]
   /** A listener threw. */
   error: [error: unknown]

@@ -348,7 +348,7 @@ function encryptionOptions(config) {
  * An rtm2 client: one user of one app. `new RTM(appId, userId, config)`, then
  * `await rtm.login()`. Services: `rtm.presence`, `rtm.storage`, `rtm.lock`, `rtm.history`. Events:
  * `message`, `presence`, `storage`, `lock`, `linkState`, `topic`, `tokenPrivilegeWillExpire`,
- * `overflow`, `error` (a listener threw).
+ * `token`, `overflow`, `error` (a listener threw).
  */
 class RTM extends EventEmitter {
   #native
@@ -538,10 +538,29 @@ class RTM extends EventEmitter {
         break
       case 'tokenPrivilegeWillExpire':
         this.#emit('tokenPrivilegeWillExpire', ev.channelName)
+        this.#emit('token', this.#tokenEvent(ev.channelName))
         break
       case 'overflow':
         this.#emit('overflow', { dropped: ev.dropped, source: 'client' })
         break
+    }
+  }
+
+  // agora-rtm-sdk's TokenEvent of a will-expire notice: the login token (channelName '') covers
+  // the subscribed message channels, a stream channel's token that channel. The server's notice
+  // carries no time: `timestamp` is this machine's, when the notice reached JavaScript.
+  #tokenEvent(channelName) {
+    const login = channelName === ''
+    return {
+      eventType: 'WILL_EXPIRE',
+      reason: login
+        ? 'the login token will expire soon: renew it with renewToken(token)'
+        : `the token of stream channel ${channelName} will expire soon: renew it with renewToken(token, { channelName })`,
+      affectedResources: {
+        messageChannels: login ? this.#native.subscribedChannels() : [],
+        streamChannels: login ? [] : [channelName],
+      },
+      timestamp: Date.now(),
     }
   }
 

@@ -14,7 +14,10 @@ const ErrorCode = Object.freeze(Object.fromEntries(CODE_TABLE.map((c) => [c.name
 const NAME_OF = new Map(CODE_TABLE.map((c) => [c.code, c.name]))
 const MESSAGE_OF = new Map(CODE_TABLE.map((c) => [c.code, c.message]))
 
-/** Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code. */
+/**
+ * Every rtm2 operation fails with an RTMError (or a subclass) carrying the RTM code. It has
+ * agora-rtm-sdk's ErrorInfo fields (`error`, `errorCode`, `reason`, `operation`) beside rtm2's.
+ */
 class RTMError extends Error {
   constructor(code, reason, operation, options) {
     const codeName = NAME_OF.get(code) ?? 'UNKNOWN'
@@ -30,6 +33,8 @@ class RTMError extends Error {
     this.reason = reason
     /** The operation that failed, e.g. `'publish'`. */
     this.operation = operation
+    /** Always `true` (agora-rtm-sdk's ErrorInfo field). */
+    this.error = true
   }
 
   /** A short description of an RTM code (`undefined` if it is not in the table). */

@@ -1,23 +1,26 @@
 'use strict'
 // What calls resolve with, against `rtm2 serve`: agora-rtm-sdk 2.3's response shapes, with
 // `timestamp` the server's time of the answer (the server runs on this machine, so its clock is
-// ours: a server time lies between a time taken before the call and one taken after it).
+// ours: a server time lies between a time taken before the call and one taken after it); the
+// ErrorInfo fields of a rejection; and the `token` event (agora-rtm-sdk's TokenEvent) beside
+// `tokenPrivilegeWillExpire`.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 
-const { RTM, RTMSubscription } = require('rtm2')
-const { APP_ID, uniq, track, closeAll, startServer, waitFor, within } = require('./helpers')
+const { RTM, RTMError, RTMSubscription, ErrorCode, buildToken, buildStreamToken } = require('rtm2')
+const { APP_ID, CERT, uniq, track, closeAll, startServer, startCertServer, waitFor, within } = require('./helpers')
 
 let server
+let certServer
 
 test.before(async () => {
-  server = await startServer()
+  ;[server, certServer] = await Promise.all([startServer(), startCertServer()])
 })
 
 test.after(async () => {
   await closeAll()
-  await server?.stop()
+  await Promise.all([server?.stop(), certServer?.stop()])
 })
 
 test.afterEach(closeAll)
@@ -189,4 +192,89 @@ test('presence, lock and storage calls that answer nothing else carry the server
   // Metadata writes return data and no timestamp yet (docs/node.md).
   const w = await alice.storage.setChannelMetadata(ch, 'MESSAGE', [{ key: 'k', value: 'v' }])
   assert.deepEqual(w, { ...scope, totalCount: 1, majorRevision: 1 })
+})
+
+test('a rejection carries agora-rtm-sdk ErrorInfo fields: error, errorCode, reason, operation', async () => {
+  const alice = client('alice')
+  await alice.login()
+  const ch = uniq('never')
+  let error
+  await assert.rejects(within(alice.unsubscribe(ch)), (e) => {
+    error = e
+    return true
+  })
+  assert.ok(error instanceof RTMError)
+  assert.equal(error.error, true)
+  assert.equal(error.errorCode, ErrorCode.CHANNEL_NOT_SUBSCRIBED)
+  assert.equal(typeof error.errorCode, 'number')
+  assert.equal(error.code, error.errorCode)
+  assert.equal(typeof error.reason, 'string')
+  assert.ok(error.reason.includes(ch), error.reason)
+  assert.equal(error.operation, 'unsubscribe')
+  // A stream channel operation, and an error thrown synchronously, have them too.
+  const sc = alice.createStreamChannel(uniq('stage'))
+  await assert.rejects(within(sc.joinTopic('t')), (e) => e.error === true && e.errorCode === ErrorCode.CHANNEL_NOT_JOINED && e.operation === 'join_topic')
+  assert.throws(
+    () => alice.createStreamChannel('_bad'),
+    (e) => e instanceof RTMError && e.error === true && e.errorCode === ErrorCode.INVALID_CHANNEL_NAME && e.reason.length > 0,
+  )
+})
+
+test('token event: WILL_EXPIRE for the login token (subscribed channels) and for a stream channel token', async () => {
+  // rtm2 serve --token-notice-secs 2: the notice comes 2 s before a token expires.
+  const alice = client('alice', certServer.endpoint)
+  const bob = client('bob', certServer.endpoint)
+  const order = []
+  alice.on('tokenPrivilegeWillExpire', (ch) => order.push(['tokenPrivilegeWillExpire', ch]))
+  alice.on('token', (e) => order.push(['token', e.eventType]))
+  const aliceNotice = waitFor(alice, 'token')
+  const bobNotice = waitFor(bob, 'token')
+  const before = Date.now()
+
+  // Alice: a login token of 5 s; she subscribes to two channels before the notice.
+  const [c1, c2] = [uniq('a'), uniq('b')]
+  await alice.login({ token: buildToken(APP_ID, CERT, alice.userId, 5) })
+  await alice.subscribe(c1)
+  await alice.subscribe(c2)
+  // Bob: a long login token, a stream channel token of 4 s.
+  const stage = uniq('stage')
+  await bob.login({ token: buildToken(APP_ID, CERT, bob.userId, 600) })
+  await bob.createStreamChannel(stage).join({ token: buildStreamToken(APP_ID, CERT, stage, bob.userId, 4) })
+
+  const a = await aliceNotice
+  const aAt = Date.now()
+  assert.deepEqual(a, {
+    eventType: 'WILL_EXPIRE',
+    reason: a.reason,
+    affectedResources: { messageChannels: a.affectedResources.messageChannels, streamChannels: [] },
+    timestamp: a.timestamp,
+  })
+  assert.deepEqual([...a.affectedResources.messageChannels].sort(), [c1, c2].sort())
+  assert.match(a.reason, /login token/)
+  assert.ok(before <= a.timestamp && a.timestamp <= aAt, `${before} <= ${a.timestamp} <= ${aAt}`)
+  // Together with tokenPrivilegeWillExpire (''), which comes first.
+  assert.deepEqual(order, [
+    ['tokenPrivilegeWillExpire', ''],
+    ['token', 'WILL_EXPIRE'],
+  ])
+
+  const b = await bobNotice
+  const bAt = Date.now()
+  assert.deepEqual(b, {
+    eventType: 'WILL_EXPIRE',
+    reason: b.reason,
+    affectedResources: { messageChannels: [], streamChannels: [stage] },
+    timestamp: b.timestamp,
+  })
+  assert.ok(b.reason.includes(stage), b.reason)
+  assert.ok(before <= b.timestamp && b.timestamp <= bAt)
+
+  // Renewing answers as agora-rtm-sdk's RenewTokenResponse.
+  const r = await timed(() => alice.renewToken(buildToken(APP_ID, CERT, alice.userId, 600)), 'renewToken')
+  assert.deepEqual(r, { timestamp: r.timestamp })
+  const rs = await timed(
+    () => bob.renewToken(buildStreamToken(APP_ID, CERT, stage, bob.userId, 600), { channelName: stage }),
+    'renewToken({ channelName })',
+  )
+  assert.deepEqual(rs, { timestamp: rs.timestamp, channelName: stage })
 })

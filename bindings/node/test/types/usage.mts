@@ -26,6 +26,8 @@ import {
   type EncryptionMode as EncryptionModeName,
   type MessageType,
   type HistoryMessage,
+  type TokenEvent,
+  type ErrorInfo,
   type LoginResponse,
   type LogoutResponse,
   type PublishResponse,
@@ -82,6 +84,9 @@ rtm.on('linkState', (s: LinkStateEvent) => {
 })
 rtm.once('topic', (t: TopicEvent) => console.log(t.eventType, t.topicInfos[0]?.publishers[0]?.publisherUserId))
 rtm.on('tokenPrivilegeWillExpire', (channelName: string) => console.log(channelName.length))
+rtm.on('token', (e: TokenEvent) => {
+  if (e.eventType === 'WILL_EXPIRE') console.log(e.reason, e.affectedResources.messageChannels, e.affectedResources.streamChannels, e.timestamp.toFixed())
+})
 rtm.on('overflow', (o) => console.log(o.dropped, o.source))
 // @ts-expect-error: not an event of RTM
 rtm.on('no-such-event', () => {})
@@ -135,6 +140,9 @@ async function main(): Promise<void> {
     console.log(u.channelName, u.timestamp)
   } catch (e) {
     if (e instanceof RTMError) {
+      const info: ErrorInfo = e
+      const flag: true = e.error
+      console.log(info.errorCode, info.reason, info.operation, flag)
       const name: ErrorCodeName | 'UNKNOWN' = e.codeName
       const same: boolean = e.code === ErrorCode.CHANNEL_NOT_SUBSCRIBED && e.errorCode === e.code
       console.log(name, same, e.reason, e.operation, e instanceof RTMTimeoutError, e instanceof RTMBaseError)
