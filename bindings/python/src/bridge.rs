@@ -121,6 +121,19 @@ pub fn future<'py, T>(
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    future_map(py, fut, |py, v| v.into_py_any(py))
+}
+
+/// An SDK operation as an asyncio future of the running loop, its value made into a Python
+/// object by `convert` (on the loop's thread, once the operation has completed).
+pub fn future_map<'py, T>(
+    py: Python<'py>,
+    fut: impl Future<Output = rtm2_core::Result<T>> + Send + 'static,
+    convert: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: Send + 'static,
+{
     let get = GET_BRIDGE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py.import(intern!(py, "rtm2._loop"))?.getattr(intern!(py, "_bridge"))?.unbind())
     })?;
@@ -132,7 +145,7 @@ where
     let task = rtm2_core::runtime().spawn(async move {
         let out = fut.await;
         let outcome: Convert = Box::new(move |py| match out {
-            Ok(v) => v.into_py_any(py),
+            Ok(v) => convert(py, v),
             Err(e) => Err(to_py(e)),
         });
         inner.complete(Done { future: future_ref, outcome });

@@ -20,6 +20,7 @@ use crate::history::NativeHistory;
 use crate::lock::NativeLock;
 use crate::presence::NativePresence;
 use crate::receivers::{NativeEventReceiver, NativeSubscription};
+use crate::responses::{LoginResponse, LogoutResponse, PublishResponse, RenewTokenResponse, UnsubscribeResponse};
 use crate::runtime;
 use crate::storage::NativeStorage;
 use crate::stream::NativeStreamChannel;
@@ -169,18 +170,18 @@ impl NativeClient {
     #[pyo3(signature = (token, timeout=None))]
     fn login<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("login", timeout)?;
-        future(py, c.login(&token))
+        LoginResponse::future(py, c.login(&token))
     }
 
     fn logout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.client("logout")?;
-        future(py, c.logout())
+        LogoutResponse::future(py, c.logout())
     }
 
     #[pyo3(signature = (token, timeout=None))]
     fn renew_token<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("renew_token", timeout)?;
-        future(py, c.renew_token(&token))
+        RenewTokenResponse::future(py, c.renew_token(&token), None::<String>)
     }
 
     #[pyo3(signature = (channel, message, channel_type="MESSAGE", custom_type=String::new(), store_in_history=false, timeout=None))]
@@ -207,7 +208,8 @@ impl NativeClient {
         })?;
         let options = PublishOptions { channel_type, custom_type, store_in_history };
         // Started here, not in the spawned task: publishes (and every request) go out in call order.
-        future(py, c.publish(&channel, payload, options))
+        let started = c.publish(&channel, payload, options);
+        PublishResponse::future(py, started, channel)
     }
 
     #[pyo3(signature = (channel, with_message=true, with_presence=true, with_metadata=false, with_lock=false, be_quiet=false, timeout=None))]
@@ -232,7 +234,8 @@ impl NativeClient {
     #[pyo3(signature = (channel, timeout=None))]
     fn unsubscribe<'py>(&self, py: Python<'py>, channel: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.timed("unsubscribe", timeout)?;
-        future(py, c.unsubscribe(&channel))
+        let started = c.unsubscribe(&channel);
+        UnsubscribeResponse::future(py, started, channel)
     }
 
     /// The stream channel of this name (10008 for an invalid name).

@@ -14,6 +14,7 @@ mod lock;
 mod logging;
 mod presence;
 mod receivers;
+mod responses;
 mod runtime;
 mod services;
 mod storage;
@@ -97,6 +98,7 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::JoinResult>()?;
     m.add_class::<types::SubscribeTopicResult>()?;
     m.add_class::<types::FailedUser>()?;
+    responses::register(m)?;
     m.add_class::<services::UserState>()?;
     m.add_class::<services::OnlineUsers>()?;
     m.add_class::<services::ChannelInfo>()?;

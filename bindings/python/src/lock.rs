@@ -11,6 +11,7 @@ use rtm2_core::{Locks, Withdrawal};
 
 use crate::bridge::future;
 use crate::client::{NativeClient, channel_type};
+use crate::responses::{ReleaseLockResponse, RemoveLockResponse, RevokeLockResponse, SetLockResponse};
 use crate::services::Out;
 
 /// Withdraws one acquisition (`acquire_lock` returns it with the acquisition's future): the
@@ -60,7 +61,9 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "set_lock";
         let l = self.service(op, timeout)?;
-        future(py, l.set_lock(channel, channel_type(op, channel_type_name)?, name, ttl))
+        let t = channel_type(op, channel_type_name)?;
+        let started = l.set_lock(channel, t, name, ttl);
+        SetLockResponse::future(py, started, channel.to_string(), t.name(), name.to_string())
     }
 
     #[pyo3(signature = (channel, channel_type_name, name, timeout=None))]
@@ -74,7 +77,9 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "remove_lock";
         let l = self.service(op, timeout)?;
-        future(py, l.remove_lock(channel, channel_type(op, channel_type_name)?, name))
+        let t = channel_type(op, channel_type_name)?;
+        let started = l.remove_lock(channel, t, name);
+        RemoveLockResponse::future(py, started, channel.to_string(), t.name(), name.to_string())
     }
 
     #[pyo3(signature = (channel, channel_type_name, name, retry=false, timeout=None))]
@@ -106,7 +111,9 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "release_lock";
         let l = self.service(op, timeout)?;
-        future(py, l.release_lock(channel, channel_type(op, channel_type_name)?, name))
+        let t = channel_type(op, channel_type_name)?;
+        let started = l.release_lock(channel, t, name);
+        ReleaseLockResponse::future(py, started, channel.to_string(), t.name(), name.to_string())
     }
 
     #[pyo3(signature = (channel, channel_type_name, name, owner, timeout=None))]
@@ -121,7 +128,9 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "revoke_lock";
         let l = self.service(op, timeout)?;
-        future(py, l.revoke_lock(channel, channel_type(op, channel_type_name)?, name, owner))
+        let t = channel_type(op, channel_type_name)?;
+        let started = l.revoke_lock(channel, t, name, owner);
+        RevokeLockResponse::future(py, started, channel.to_string(), t.name(), name.to_string())
     }
 
     #[pyo3(signature = (channel, channel_type_name, timeout=None))]

@@ -10,6 +10,7 @@ use rtm2_core::{GetOnlineUsersOptions, Presence};
 
 use crate::bridge::future;
 use crate::client::{NativeClient, channel_type};
+use crate::responses::{RemoveStateResponse, SetStateResponse};
 use crate::services::Out;
 
 /// The presence service of a client. It goes through the client's handle, so it fails with
@@ -76,7 +77,7 @@ impl NativePresence {
         let p = self.service(op, timeout)?;
         let t = channel_type(op, channel_type_name)?;
         let started = p.set_state(&channel, t, states);
-        future(py, started)
+        SetStateResponse::future(py, started, channel, t.name())
     }
 
     #[pyo3(signature = (channel, channel_type_name, user_id, timeout=None))]
@@ -108,6 +109,6 @@ impl NativePresence {
         let p = self.service(op, timeout)?;
         let t = channel_type(op, channel_type_name)?;
         let started = p.remove_state(&channel, t, keys);
-        future(py, started)
+        RemoveStateResponse::future(py, started, channel, t.name())
     }
 }

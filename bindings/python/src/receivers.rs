@@ -176,11 +176,12 @@ impl NativeEventReceiver {
 pub struct NativeSubscription {
     rx: Rx<Subscription>,
     channel: String,
+    timestamp: u64,
 }
 
 impl NativeSubscription {
     pub fn new(s: Subscription) -> Self {
-        NativeSubscription { channel: s.channel().to_string(), rx: Rx::new(s) }
+        NativeSubscription { channel: s.channel().to_string(), timestamp: s.timestamp_ms(), rx: Rx::new(s) }
     }
 }
 
@@ -209,5 +210,11 @@ impl NativeSubscription {
     #[getter]
     fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// The server's time of the subscribe's answer, ms since the epoch.
+    #[getter]
+    fn timestamp(&self) -> u64 {
+        self.timestamp
     }
 }

@@ -7,6 +7,7 @@ use rtm2_core::{MetadataItem, MetadataOptions, Storage};
 
 use crate::bridge::future;
 use crate::client::{NativeClient, channel_type};
+use crate::responses::{SubscribeUserMetadataResponse, UnsubscribeUserMetadataResponse};
 use crate::services::Out;
 
 /// The storage service of a client (fails with 10018 once the client is closed).
@@ -238,7 +239,8 @@ impl NativeStorage {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let st = self.service("subscribe_user_metadata", timeout)?;
-        future(py, st.subscribe_user_metadata(&user_id))
+        let started = st.subscribe_user_metadata(&user_id);
+        SubscribeUserMetadataResponse::future(py, started, user_id)
     }
 
     #[pyo3(signature = (user_id, timeout=None))]
@@ -249,6 +251,7 @@ impl NativeStorage {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let st = self.service("unsubscribe_user_metadata", timeout)?;
-        future(py, st.unsubscribe_user_metadata(&user_id))
+        let started = st.unsubscribe_user_metadata(&user_id);
+        UnsubscribeUserMetadataResponse::future(py, started, user_id)
     }
 }

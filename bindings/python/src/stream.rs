@@ -9,6 +9,10 @@ use rtm2_core::{
 use crate::bridge::future;
 use crate::client::{by_name, payload};
 use crate::errors::{rtm_error, to_py};
+use crate::responses::{
+    JoinTopicResponse, LeaveResponse, LeaveTopicResponse, PublishTopicResponse, RenewTokenResponse,
+    UnsubscribeTopicResponse,
+};
 use crate::runtime;
 use crate::types::{JoinOut, SubscribeTopicOut};
 
@@ -63,7 +67,7 @@ impl NativeStreamChannel {
     #[pyo3(signature = (timeout=None))]
     fn leave<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("leave", timeout)?;
-        future(py, sc.leave())
+        LeaveResponse::future(py, sc.leave(), sc.name().to_string())
     }
 
     #[pyo3(signature = (topic, qos="UNORDERED", priority="NORMAL", meta=String::new(), sync_with_media=false, timeout=None))]
@@ -95,13 +99,15 @@ impl NativeStreamChannel {
             )
         })?;
         let options = JoinTopicOptions { qos, priority, meta, sync_with_media };
-        future(py, sc.join_topic(&topic, options))
+        let started = sc.join_topic(&topic, options);
+        JoinTopicResponse::future(py, started, sc.name().to_string(), topic)
     }
 
     #[pyo3(signature = (topic, timeout=None))]
     fn leave_topic<'py>(&self, py: Python<'py>, topic: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("leave_topic", timeout)?;
-        future(py, sc.leave_topic(&topic))
+        let started = sc.leave_topic(&topic);
+        LeaveTopicResponse::future(py, started, sc.name().to_string(), topic)
     }
 
     #[pyo3(signature = (topic, message, custom_type=String::new(), send_ts=0, timeout=None))]
@@ -118,7 +124,8 @@ impl NativeStreamChannel {
         let sc = self.timed(op, timeout)?;
         let payload = payload(op, message)?;
         let options = TopicMessageOptions { custom_type, send_ts };
-        future(py, sc.publish_topic(&topic, payload, options))
+        let started = sc.publish_topic(&topic, payload, options);
+        PublishTopicResponse::future(py, started, sc.name().to_string(), topic)
     }
 
     #[pyo3(signature = (topic, users=Vec::new(), timeout=None))]
@@ -143,7 +150,8 @@ impl NativeStreamChannel {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("unsubscribe_topic", timeout)?;
-        future(py, sc.unsubscribe_topic(&topic, &users_ref(&users)))
+        let started = sc.unsubscribe_topic(&topic, &users_ref(&users));
+        UnsubscribeTopicResponse::future(py, started, sc.name().to_string(), topic)
     }
 
     fn subscribed_users(&self, topic: &str) -> PyResult<Vec<String>> {
@@ -164,6 +172,6 @@ impl NativeStreamChannel {
     #[pyo3(signature = (token, timeout=None))]
     fn renew_token<'py>(&self, py: Python<'py>, token: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("renew_token", timeout)?;
-        future(py, sc.renew_token(&token))
+        RenewTokenResponse::future(py, sc.renew_token(&token), Some(sc.name().to_string()))
     }
 }

@@ -1,7 +1,7 @@
 //! Frozen, dataclass-like Python objects for events and results: readable `repr`, equality
 //! by fields, `to_dict()`. Enumerations are their reference names (`"MESSAGE"`, `"CONNECTED"`);
 //! sequences are tuples, presence states are dicts. The records of presence, storage and locks
-//! are in services.rs.
+//! are in services.rs, those of the calls that answer with a time only in responses.rs.
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -86,12 +86,13 @@ record!(
     OverflowEvent { dropped }
 );
 record!(
-    /// Result of StreamChannel.join: the topics and publishers at that moment.
-    JoinResult { channel, topics }
+    /// Result of StreamChannel.join: the topics and publishers at that moment, and the server's
+    /// time of its answer (ms).
+    JoinResult { channel, topics, timestamp }
 );
 record!(
-    /// Result of StreamChannel.subscribe_topic.
-    SubscribeTopicResult { succeeded, failed }
+    /// Result of StreamChannel.subscribe_topic, with the server's time of its answer (ms).
+    SubscribeTopicResult { succeeded, failed, timestamp }
 );
 record!(
     /// A user that subscribe_topic could not subscribe, with the per-user code.
@@ -243,7 +244,11 @@ impl<'py> IntoPyObject<'py> for JoinOut {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let r = JoinResult { channel: s(py, &self.0.channel), topics: topics(py, &self.0.topics)? };
+        let r = JoinResult {
+            channel: s(py, &self.0.channel),
+            topics: topics(py, &self.0.topics)?,
+            timestamp: any(py, self.0.timestamp_ms)?,
+        };
         Ok(Bound::new(py, r)?.into_any())
     }
 }
@@ -268,6 +273,7 @@ impl<'py> IntoPyObject<'py> for SubscribeTopicOut {
         let r = SubscribeTopicResult {
             succeeded: tuple(py, self.0.succeeded.iter().map(String::as_str))?,
             failed: tuple(py, failed)?,
+            timestamp: any(py, self.0.timestamp_ms)?,
         };
         Ok(Bound::new(py, r)?.into_any())
     }

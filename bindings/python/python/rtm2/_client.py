@@ -37,15 +37,25 @@ from ._errors import InvalidArgumentError
 from ._logging import refresh_log_level
 from ._rtm2 import (
     JoinResult,
+    JoinTopicResponse,
+    LeaveResponse,
+    LeaveTopicResponse,
     LinkStateEvent,
     LockEvent,
+    LoginResponse,
+    LogoutResponse,
     MessageEvent,
     OverflowEvent,
     PresenceEvent,
+    PublishResponse,
+    PublishTopicResponse,
+    RenewTokenResponse,
     StorageEvent,
     SubscribeTopicResult,
     TokenPrivilegeWillExpireEvent,
     TopicEvent,
+    UnsubscribeResponse,
+    UnsubscribeTopicResponse,
 )
 from ._services import History, Locks, Presence, Storage
 
@@ -165,6 +175,11 @@ class Subscription(_Batches):
     def channel(self) -> str:
         return str(self._native.channel)
 
+    @property
+    def timestamp(self) -> int:
+        """The server's time of the subscribe's answer, ms since the epoch."""
+        return int(self._native.timestamp)
+
     def __aiter__(self) -> "Subscription":
         return self
 
@@ -199,9 +214,9 @@ class Subscription(_Batches):
                 continue
             return ev  # type: ignore[no-any-return]
 
-    async def unsubscribe(self, *, timeout: Optional[float] = None) -> None:
+    async def unsubscribe(self, *, timeout: Optional[float] = None) -> UnsubscribeResponse:
         """Unsubscribes the channel (ends this and every other subscription of it)."""
-        await self._client.unsubscribe(self.channel, timeout=timeout)
+        return await self._client.unsubscribe(self.channel, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"<rtm2.Subscription channel={self.channel!r} closed={self.closed}>"
@@ -273,11 +288,11 @@ class StreamChannel:
         timeout: Optional[float] = None,
     ) -> JoinResult:
         """Joins with the channel's token ("" in development mode); returns the topics and
-        publishers present."""
+        publishers present, and when the server answered (``timestamp``)."""
         return await self._native.join(token, with_presence, with_metadata, with_lock, be_quiet, timeout)  # type: ignore[no-any-return]
 
-    async def leave(self, *, timeout: Optional[float] = None) -> None:
-        await self._native.leave(timeout)
+    async def leave(self, *, timeout: Optional[float] = None) -> LeaveResponse:
+        return await self._native.leave(timeout)  # type: ignore[no-any-return]
 
     async def join_topic(
         self,
@@ -288,12 +303,14 @@ class StreamChannel:
         meta: str = "",
         sync_with_media: bool = False,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> JoinTopicResponse:
         """Becomes a publisher in ``topic`` (at most 8 per channel)."""
-        await self._native.join_topic(topic, qos, priority, meta, sync_with_media, timeout)
+        return await self._native.join_topic(  # type: ignore[no-any-return]
+            topic, qos, priority, meta, sync_with_media, timeout
+        )
 
-    async def leave_topic(self, topic: str, *, timeout: Optional[float] = None) -> None:
-        await self._native.leave_topic(topic, timeout)
+    async def leave_topic(self, topic: str, *, timeout: Optional[float] = None) -> LeaveTopicResponse:
+        return await self._native.leave_topic(topic, timeout)  # type: ignore[no-any-return]
 
     async def publish_topic(
         self,
@@ -303,9 +320,11 @@ class StreamChannel:
         custom_type: str = "",
         send_ts: int = 0,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> PublishTopicResponse:
         """Publishes in a joined topic: ``str`` is a STRING message, ``bytes`` BINARY."""
-        await self._native.publish_topic(topic, _payload(message), custom_type, send_ts, timeout)
+        return await self._native.publish_topic(  # type: ignore[no-any-return]
+            topic, _payload(message), custom_type, send_ts, timeout
+        )
 
     async def subscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
@@ -316,9 +335,11 @@ class StreamChannel:
 
     async def unsubscribe_topic(
         self, topic: str, users: Iterable[str] = (), *, timeout: Optional[float] = None
-    ) -> None:
+    ) -> UnsubscribeTopicResponse:
         """Unsubscribes these publishers of ``topic`` (empty: the whole topic; more than 128: 11011)."""
-        await self._native.unsubscribe_topic(topic, _users(users), timeout)
+        return await self._native.unsubscribe_topic(  # type: ignore[no-any-return]
+            topic, _users(users), timeout
+        )
 
     def subscribed_users(self, topic: str) -> List[str]:
         """The publishers subscribed in ``topic`` (11013 if the topic is not subscribed)."""
@@ -332,8 +353,9 @@ class StreamChannel:
     def is_joined(self) -> bool:
         return bool(self._native.is_joined())
 
-    async def renew_token(self, token: str, *, timeout: Optional[float] = None) -> None:
-        await self._native.renew_token(token, timeout)
+    async def renew_token(self, token: str, *, timeout: Optional[float] = None) -> RenewTokenResponse:
+        """Replaces the channel's token (``RenewTokenResponse.channel`` is its name)."""
+        return await self._native.renew_token(token, timeout)  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> "StreamChannel":
         return self
@@ -424,19 +446,21 @@ class Client:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    async def login(self, token: str = "", *, timeout: Optional[float] = None) -> None:
+    async def login(self, token: str = "", *, timeout: Optional[float] = None) -> LoginResponse:
         """Logs in with an RTM token ("" when the server runs in development mode, like the
         embedded default). Completes when connected."""
         self._ensure_dispatcher()
-        await self._native.login(token, timeout)
+        return await self._native.login(token, timeout)
 
-    async def logout(self) -> None:
-        """Logs out: subscriptions and stream channels end. Never fails."""
-        await self._native.logout()
+    async def logout(self) -> LogoutResponse:
+        """Logs out: subscriptions and stream channels end. Never fails (``timestamp`` is the
+        client's time when the server could not answer)."""
+        return await self._native.logout()
 
-    async def renew_token(self, token: str, *, timeout: Optional[float] = None) -> None:
-        """Replaces the login token (e.g. on ``token_privilege_will_expire``)."""
-        await self._native.renew_token(token, timeout)
+    async def renew_token(self, token: str, *, timeout: Optional[float] = None) -> RenewTokenResponse:
+        """Replaces the login token (e.g. on ``token_privilege_will_expire``);
+        ``RenewTokenResponse.channel`` is None."""
+        return await self._native.renew_token(token, timeout)
 
     async def close(self) -> None:
         """Logs out and releases the client; idempotent. Handlers see the final events."""
@@ -476,14 +500,18 @@ class Client:
         custom_type: str = "",
         store_in_history: bool = False,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> PublishResponse:
         """Publishes to a message channel, or to a user with ``channel_type="USER"`` (11033 if
         that user is offline). ``str`` is sent as a STRING message, ``bytes`` as BINARY.
         ``store_in_history=True``: the server also keeps it in the channel's history (a user's:
         the receiver's user channel; see :attr:`history`); to an offline user it is stored and
-        the publish raises 11035 (CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED)."""
+        the publish raises 11035 (CHANNEL_RECEIVER_OFFLINE_BUT_STORE_SUCCEEDED). The
+        :class:`rtm2.PublishResponse`'s ``timestamp`` is the server's time of an acknowledgement
+        that covered the publish."""
         self._ensure_dispatcher()
-        await self._native.publish(channel, _payload(message), channel_type, custom_type, store_in_history, timeout)
+        return await self._native.publish(
+            channel, _payload(message), channel_type, custom_type, store_in_history, timeout
+        )
 
     async def subscribe(
         self,
@@ -501,16 +529,17 @@ class Client:
         ``with_presence`` / ``with_metadata`` / ``with_lock``: receive the channel's
         ``"presence"``, ``"storage"`` and ``"lock"`` events (client events, not messages of the
         subscription). ``be_quiet``: you are present but hidden (no events about you, not listed
-        by ``who_now`` / ``where_now``)."""
+        by ``who_now`` / ``where_now``). The subscription's ``timestamp`` is the server's time of
+        its answer."""
         self._ensure_dispatcher()
         native = await self._native.subscribe(
             channel, with_message, with_presence, with_metadata, with_lock, be_quiet, timeout
         )
         return Subscription(self, native)
 
-    async def unsubscribe(self, channel: str, *, timeout: Optional[float] = None) -> None:
+    async def unsubscribe(self, channel: str, *, timeout: Optional[float] = None) -> UnsubscribeResponse:
         """Unsubscribes (11002 if not subscribed); the channel's subscriptions end."""
-        await self._native.unsubscribe(channel, timeout)
+        return await self._native.unsubscribe(channel, timeout)
 
     def stream_channel(self, name: str) -> StreamChannel:
         """The stream channel of this name (10008 for an invalid name)."""

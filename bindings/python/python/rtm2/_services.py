@@ -22,6 +22,14 @@ from ._rtm2 import (
     MetadataItem,
     MetadataWrite,
     OnlineUsers,
+    ReleaseLockResponse,
+    RemoveLockResponse,
+    RemoveStateResponse,
+    RevokeLockResponse,
+    SetLockResponse,
+    SetStateResponse,
+    SubscribeUserMetadataResponse,
+    UnsubscribeUserMetadataResponse,
     UserState,
 )
 
@@ -128,12 +136,15 @@ class Presence:
         *,
         channel_type: ChannelTypeName = "MESSAGE",
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> SetStateResponse:
         """Adds or overwrites keys of your state in ``channel``. Others present get one
         ``REMOTE_STATE_CHANGED`` with your full state. At most 32 pairs (13005), keys ≤ 32
-        bytes (13008), values ≤ 16 KB (13009)."""
+        bytes (13008), values ≤ 16 KB (13009). While the state is only kept locally (you are
+        not present yet), the response's ``timestamp`` is the client's time."""
         self._client._ensure_dispatcher()
-        await self._native.set_state(channel, channel_type, _states(states), timeout)
+        return await self._native.set_state(  # type: ignore[no-any-return]
+            channel, channel_type, _states(states), timeout
+        )
 
     async def get_state(
         self,
@@ -154,11 +165,13 @@ class Presence:
         *,
         channel_type: ChannelTypeName = "MESSAGE",
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> RemoveStateResponse:
         """Removes these keys of your state in ``channel`` (no keys: all of them; more than 32:
         13005 PRESENCE_STATE_COUNT_OVERFLOW)."""
         self._client._ensure_dispatcher()
-        await self._native.remove_state(channel, channel_type, _keys(keys), timeout)
+        return await self._native.remove_state(  # type: ignore[no-any-return]
+            channel, channel_type, _keys(keys), timeout
+        )
 
     def __repr__(self) -> str:
         return f"<rtm2.Presence of {self._client!r}>"
@@ -335,15 +348,19 @@ class Storage:
         self._client._ensure_dispatcher()
         return await self._native.get_user_metadata(user_id, timeout)  # type: ignore[no-any-return]
 
-    async def subscribe_user_metadata(self, user_id: str, *, timeout: Optional[float] = None) -> None:
+    async def subscribe_user_metadata(
+        self, user_id: str, *, timeout: Optional[float] = None
+    ) -> SubscribeUserMetadataResponse:
         """Receive ``user_id``'s metadata as ``"storage"`` events: a SNAPSHOT now, then an UPDATE
         per change (at most 50 users, 12017). Restored after reconnects."""
         self._client._ensure_dispatcher()
-        await self._native.subscribe_user_metadata(user_id, timeout)
+        return await self._native.subscribe_user_metadata(user_id, timeout)  # type: ignore[no-any-return]
 
-    async def unsubscribe_user_metadata(self, user_id: str, *, timeout: Optional[float] = None) -> None:
+    async def unsubscribe_user_metadata(
+        self, user_id: str, *, timeout: Optional[float] = None
+    ) -> UnsubscribeUserMetadataResponse:
         """Stops receiving ``user_id``'s metadata (12015 if not subscribed)."""
-        await self._native.unsubscribe_user_metadata(user_id, timeout)
+        return await self._native.unsubscribe_user_metadata(user_id, timeout)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<rtm2.Storage of {self._client!r}>"
@@ -376,17 +393,17 @@ class Locks:
         channel_type: ChannelTypeName = "MESSAGE",
         ttl: int = 10,
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> SetLockResponse:
         """Defines a lock in ``channel`` (14004 if it exists, 14005 for an invalid name)."""
         self._client._ensure_dispatcher()
-        await self._native.set_lock(channel, channel_type, name, ttl, timeout)
+        return await self._native.set_lock(channel, channel_type, name, ttl, timeout)  # type: ignore[no-any-return]
 
     async def remove_lock(
         self, channel: str, name: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
-    ) -> None:
+    ) -> RemoveLockResponse:
         """Removes a lock (14008 if it does not exist); acquisitions waiting for it fail with 14008."""
         self._client._ensure_dispatcher()
-        await self._native.remove_lock(channel, channel_type, name, timeout)
+        return await self._native.remove_lock(channel, channel_type, name, timeout)  # type: ignore[no-any-return]
 
     async def acquire_lock(
         self,
@@ -413,10 +430,10 @@ class Locks:
 
     async def release_lock(
         self, channel: str, name: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
-    ) -> None:
+    ) -> ReleaseLockResponse:
         """Releases a lock you hold (14006 otherwise); the next waiter gets it."""
         self._client._ensure_dispatcher()
-        await self._native.release_lock(channel, channel_type, name, timeout)
+        return await self._native.release_lock(channel, channel_type, name, timeout)  # type: ignore[no-any-return]
 
     async def revoke_lock(
         self,
@@ -426,10 +443,12 @@ class Locks:
         *,
         channel_type: ChannelTypeName = "MESSAGE",
         timeout: Optional[float] = None,
-    ) -> None:
+    ) -> RevokeLockResponse:
         """Frees a lock held by ``owner`` (14006 if ``owner`` does not hold it)."""
         self._client._ensure_dispatcher()
-        await self._native.revoke_lock(channel, channel_type, name, owner, timeout)
+        return await self._native.revoke_lock(  # type: ignore[no-any-return]
+            channel, channel_type, name, owner, timeout
+        )
 
     async def get_locks(
         self, channel: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
