@@ -444,15 +444,19 @@ async fn every_call_answers_with_the_servers_time() {
     within(a.login("").await.unwrap().timestamp_ms, "login");
     let sub = a.subscribe("room", SubscribeOptions::default()).await.unwrap();
     within(sub.timestamp_ms(), "subscribe");
-    // Pipelined publishes: each answered by an acknowledgement with its time.
-    let ops: Vec<_> = (0..50).map(|i| a.publish("room", format!("{i}"), PublishOptions::default())).collect();
-    let mut last = 0;
-    for op in ops {
-        let t = op.await.unwrap().timestamp_ms;
-        within(t, "publish");
-        assert!(t >= last, "acknowledgement times go forward");
-        last = t;
+    // Pipelined publishes, read back newest first and late: each has the time of the
+    // acknowledgement that covered it, so the times go forward in publish order.
+    let ops: Vec<_> = (0..500).map(|i| a.publish("room", format!("{i}"), PublishOptions::default())).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut times = Vec::new();
+    for op in ops.into_iter().rev() {
+        times.push(op.await.unwrap().timestamp_ms);
     }
+    times.reverse();
+    for t in &times {
+        within(*t, "publish");
+    }
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "acknowledgement times go forward: {times:?}");
     let stored = PublishOptions { store_in_history: true, ..PublishOptions::default() };
     within(a.publish("room", "kept", stored).await.unwrap().timestamp_ms, "stored publish");
     within(a.renew_token("").await.unwrap().timestamp_ms, "renew_token");

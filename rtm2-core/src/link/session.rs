@@ -115,6 +115,55 @@ pub(super) struct PendingSet {
     pub(super) waiters: Vec<(u64, Waker)>,
 }
 
+/// Acknowledgements kept for the answer times of the publishes they covered.
+const ACK_TIMES: usize = 64;
+
+/// The last `ACK_TIMES` publish acknowledgements, as (up_to, server time) in a ring written by
+/// the connection's reader alone and read without a lock: a publish's answer time is that of
+/// the first acknowledgement covering it (found from the newest backwards; one or two steps for
+/// a publish whose caller waits). One older than the ring gets the oldest time it holds.
+pub(crate) struct AckTimes {
+    /// Acknowledgements pushed so far; entry `n % ACK_TIMES` is the n-th (from 0).
+    pushed: AtomicU64,
+    up_to: [AtomicU64; ACK_TIMES],
+    time: [AtomicU64; ACK_TIMES],
+}
+
+impl Default for AckTimes {
+    fn default() -> Self {
+        AckTimes {
+            pushed: AtomicU64::new(0),
+            up_to: std::array::from_fn(|_| AtomicU64::new(0)),
+            time: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl AckTimes {
+    pub(super) fn push(&self, up_to: u64, time_ms: u64) {
+        let n = self.pushed.load(Ordering::Relaxed);
+        let i = (n % ACK_TIMES as u64) as usize;
+        // (A reader meeting the entry mid-write may take the time of a neighbour: a few ms off.)
+        self.time[i].store(time_ms, Ordering::Relaxed);
+        self.up_to[i].store(up_to, Ordering::Release);
+        self.pushed.store(n + 1, Ordering::Release);
+    }
+
+    /// The time of the first acknowledgement covering publish `id` (it is covered).
+    pub(super) fn time_of(&self, id: u64) -> u64 {
+        let n = self.pushed.load(Ordering::Acquire);
+        let mut found = 0;
+        for k in (n.saturating_sub(ACK_TIMES as u64)..n).rev() {
+            let i = (k % ACK_TIMES as u64) as usize;
+            if self.up_to[i].load(Ordering::Acquire) < id {
+                break;
+            }
+            found = self.time[i].load(Ordering::Relaxed);
+        }
+        found
+    }
+}
+
 /// The client's view of its server session. It outlives connections: requests stay pending
 /// across a drop and are resent (same ids, so the server runs each once) when the session is
 /// resumed, and `last_seq` tells the server where to resume.
@@ -128,9 +177,9 @@ pub(crate) struct SessionState {
     /// Every fast-path publish with an id up to this one is answered: acknowledged, unless its
     /// id is in `PendingSet::answered`.
     pub(super) pubs_answered: AtomicU64,
-    /// The server's time of the last publish acknowledgement (ms): the answer time of the
-    /// publishes it covered (written before `pubs_answered`).
-    pub(super) ack_time_ms: AtomicU64,
+    /// The last publish acknowledgements: their `up_to` and the server's time (see
+    /// `AckTimes`), for each publish's answer time.
+    pub(super) ack_times: AckTimes,
     /// `PendingSet::answered` is not empty (the fast check then takes the lock).
     pub(super) any_answered: AtomicBool,
     pub(super) pending: Mutex<PendingSet>,
@@ -228,7 +277,7 @@ impl SessionState {
             }
             p.replay.advance(acked_bytes);
             if up_to > self.pubs_answered.load(Ordering::Relaxed) {
-                self.ack_time_ms.store(time_ms, Ordering::Relaxed);
+                self.ack_times.push(up_to, time_ms);
                 self.pubs_answered.store(up_to, Ordering::Release);
             }
             if !p.waiters.is_empty() {
@@ -346,7 +395,7 @@ impl SessionState {
     /// The outcome of fast-path publish `id`, if it has one; otherwise registers `waker`.
     pub(super) fn pub_outcome(&self, id: u64, waker: Option<&Waker>) -> Option<Result<u64>> {
         if !self.any_answered.load(Ordering::Acquire) && self.pubs_answered.load(Ordering::Acquire) >= id {
-            return Some(Ok(self.ack_time_ms.load(Ordering::Relaxed)));
+            return Some(Ok(self.ack_times.time_of(id)));
         }
         let mut p = self.pending.lock().unwrap();
         if let Some(outcome) = p.answered.remove(&id) {
@@ -358,7 +407,7 @@ impl SessionState {
         }
         if self.pubs_answered.load(Ordering::Acquire) >= id {
             take_waiter(&mut p.waiters, id);
-            return Some(Ok(self.ack_time_ms.load(Ordering::Relaxed)));
+            return Some(Ok(self.ack_times.time_of(id)));
         }
         if let Some(w) = waker {
             match p.waiters.iter_mut().find(|(i, _)| *i == id) {

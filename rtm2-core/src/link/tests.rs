@@ -60,6 +60,25 @@ fn fast_publishes_are_acked_or_failed_each_once_and_leave_nothing_behind() {
     assert!(is_clean(&s) && is_empty(&s));
 }
 
+/// A publish's answer time is that of the first acknowledgement that covered it, however late
+/// it is read; one older than the ring kept gets the oldest time kept.
+#[test]
+fn each_publish_gets_the_time_of_the_ack_that_covered_it() {
+    let t = AckTimes::default();
+    t.push(10, 100);
+    t.push(20, 200);
+    t.push(30, 300);
+    assert_eq!([1, 10, 11, 20, 21, 30].map(|id| t.time_of(id)), [100, 100, 200, 200, 300, 300]);
+    for k in 4..=100u64 {
+        t.push(k * 10, k * 100);
+    }
+    assert_eq!(t.time_of(1000), 10_000);
+    assert_eq!(t.time_of(991), 10_000);
+    assert_eq!(t.time_of(990), 9_900);
+    // Covered by an acknowledgement the ring no longer holds: the oldest it holds.
+    assert_eq!(t.time_of(15), (100 - 63) * 100);
+}
+
 #[test]
 fn a_lost_session_fails_waiting_publishes_and_forgets_abandoned_ones() {
     let s = SessionState::default();
