@@ -1,7 +1,9 @@
 //! The records of the calls that answer with nothing but the server's time: the names the call
 //! was about, then `timestamp` — when the server answered, ms since the epoch (agora-rtm-sdk's
-//! `{timestamp, channelName, …}` responses; the core's `Ack`). One record per call, named after
-//! it (`publish` → `PublishResponse`). Same conventions as types.rs: frozen, dataclass-like,
+//! `{timestamp, channelName, …}` responses; the core's `Ack`). One record per call, named as
+//! agora-rtm-sdk (and the Node binding) names the call's response (`publish` →
+//! `PublishResponse`, `leave` → `LeaveChannelResponse`, `publish_topic` →
+//! `PublishTopicMessageResponse`). Same conventions as types.rs: frozen, dataclass-like,
 //! channel types by their reference names.
 //!
 //! A record is made on the event loop's thread when the call completes, from the Rust values
@@ -48,7 +50,7 @@ response!(
     RenewTokenResponse { channel }
 );
 response!(
-    /// Result of Client.publish: the time of an acknowledgement that covered it.
+    /// Result of Client.publish: the time of the acknowledgement that covered it.
     PublishResponse { channel }
 );
 response!(
@@ -57,7 +59,7 @@ response!(
 );
 response!(
     /// Result of StreamChannel.leave.
-    LeaveResponse { channel }
+    LeaveChannelResponse { channel }
 );
 response!(
     /// Result of StreamChannel.join_topic.
@@ -69,7 +71,7 @@ response!(
 );
 response!(
     /// Result of StreamChannel.publish_topic.
-    PublishTopicResponse { channel, topic }
+    PublishTopicMessageResponse { channel, topic }
 );
 response!(
     /// Result of StreamChannel.unsubscribe_topic.
@@ -101,11 +103,11 @@ response!(
 );
 response!(
     /// Result of storage.subscribe_user_metadata.
-    SubscribeUserMetadataResponse { user_id }
+    SubscribeUserMetaResponse { user_id }
 );
 response!(
     /// Result of storage.unsubscribe_user_metadata.
-    UnsubscribeUserMetadataResponse { user_id }
+    UnsubscribeUserMetaResponse { user_id }
 );
 
 /// Adds the response classes to the module.
@@ -115,10 +117,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RenewTokenResponse>()?;
     m.add_class::<PublishResponse>()?;
     m.add_class::<UnsubscribeResponse>()?;
-    m.add_class::<LeaveResponse>()?;
+    m.add_class::<LeaveChannelResponse>()?;
     m.add_class::<JoinTopicResponse>()?;
     m.add_class::<LeaveTopicResponse>()?;
-    m.add_class::<PublishTopicResponse>()?;
+    m.add_class::<PublishTopicMessageResponse>()?;
     m.add_class::<UnsubscribeTopicResponse>()?;
     m.add_class::<SetStateResponse>()?;
     m.add_class::<RemoveStateResponse>()?;
@@ -126,7 +128,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RemoveLockResponse>()?;
     m.add_class::<ReleaseLockResponse>()?;
     m.add_class::<RevokeLockResponse>()?;
-    m.add_class::<SubscribeUserMetadataResponse>()?;
-    m.add_class::<UnsubscribeUserMetadataResponse>()?;
+    m.add_class::<SubscribeUserMetaResponse>()?;
+    m.add_class::<UnsubscribeUserMetaResponse>()?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use rtm2_core::{MetadataItem, MetadataOptions, Storage};
 
 use crate::bridge::future;
 use crate::client::{NativeClient, channel_type};
-use crate::responses::{SubscribeUserMetadataResponse, UnsubscribeUserMetadataResponse};
+use crate::responses::{SubscribeUserMetaResponse, UnsubscribeUserMetaResponse};
 use crate::services::Out;
 
 /// The storage service of a client (fails with 10018 once the client is closed).
@@ -240,7 +240,7 @@ impl NativeStorage {
     ) -> PyResult<Bound<'py, PyAny>> {
         let st = self.service("subscribe_user_metadata", timeout)?;
         let started = st.subscribe_user_metadata(&user_id);
-        SubscribeUserMetadataResponse::future(py, started, user_id)
+        SubscribeUserMetaResponse::future(py, started, user_id)
     }
 
     #[pyo3(signature = (user_id, timeout=None))]
@@ -252,6 +252,6 @@ impl NativeStorage {
     ) -> PyResult<Bound<'py, PyAny>> {
         let st = self.service("unsubscribe_user_metadata", timeout)?;
         let started = st.unsubscribe_user_metadata(&user_id);
-        UnsubscribeUserMetadataResponse::future(py, started, user_id)
+        UnsubscribeUserMetaResponse::future(py, started, user_id)
     }
 }

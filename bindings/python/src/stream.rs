@@ -10,7 +10,7 @@ use crate::bridge::future;
 use crate::client::{by_name, payload};
 use crate::errors::{rtm_error, to_py};
 use crate::responses::{
-    JoinTopicResponse, LeaveResponse, LeaveTopicResponse, PublishTopicResponse, RenewTokenResponse,
+    JoinTopicResponse, LeaveChannelResponse, LeaveTopicResponse, PublishTopicMessageResponse, RenewTokenResponse,
     UnsubscribeTopicResponse,
 };
 use crate::runtime;
@@ -67,7 +67,7 @@ impl NativeStreamChannel {
     #[pyo3(signature = (timeout=None))]
     fn leave<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let sc = self.timed("leave", timeout)?;
-        LeaveResponse::future(py, sc.leave(), sc.name().to_string())
+        LeaveChannelResponse::future(py, sc.leave(), sc.name().to_string())
     }
 
     #[pyo3(signature = (topic, qos="UNORDERED", priority="NORMAL", meta=String::new(), sync_with_media=false, timeout=None))]
@@ -125,7 +125,7 @@ impl NativeStreamChannel {
         let payload = payload(op, message)?;
         let options = TopicMessageOptions { custom_type, send_ts };
         let started = sc.publish_topic(&topic, payload, options);
-        PublishTopicResponse::future(py, started, sc.name().to_string(), topic)
+        PublishTopicMessageResponse::future(py, started, sc.name().to_string(), topic)
     }
 
     #[pyo3(signature = (topic, users=Vec::new(), timeout=None))]

@@ -20,10 +20,10 @@ RESPONSES: Dict[type, Tuple[str, ...]] = {
     rtm2.RenewTokenResponse: ("channel",),
     rtm2.PublishResponse: ("channel",),
     rtm2.UnsubscribeResponse: ("channel",),
-    rtm2.LeaveResponse: ("channel",),
+    rtm2.LeaveChannelResponse: ("channel",),
     rtm2.JoinTopicResponse: ("channel", "topic"),
     rtm2.LeaveTopicResponse: ("channel", "topic"),
-    rtm2.PublishTopicResponse: ("channel", "topic"),
+    rtm2.PublishTopicMessageResponse: ("channel", "topic"),
     rtm2.UnsubscribeTopicResponse: ("channel", "topic"),
     rtm2.SetStateResponse: ("channel", "channel_type"),
     rtm2.RemoveStateResponse: ("channel", "channel_type"),
@@ -31,8 +31,8 @@ RESPONSES: Dict[type, Tuple[str, ...]] = {
     rtm2.RemoveLockResponse: ("channel", "channel_type", "lock_name"),
     rtm2.ReleaseLockResponse: ("channel", "channel_type", "lock_name"),
     rtm2.RevokeLockResponse: ("channel", "channel_type", "lock_name"),
-    rtm2.SubscribeUserMetadataResponse: ("user_id",),
-    rtm2.UnsubscribeUserMetadataResponse: ("user_id",),
+    rtm2.SubscribeUserMetaResponse: ("user_id",),
+    rtm2.UnsubscribeUserMetaResponse: ("user_id",),
 }
 
 
@@ -94,7 +94,7 @@ async def test_every_call_answers_with_its_record(make_client, endpoint: Optiona
     r, t0, t1 = await timed(sc.join_topic("slides"))
     check(r, rtm2.JoinTopicResponse, t0, t1, channel=stage, topic="slides")
     r, t0, t1 = await timed(sc.publish_topic("slides", "page 1"))
-    check(r, rtm2.PublishTopicResponse, t0, t1, channel=stage, topic="slides")
+    check(r, rtm2.PublishTopicMessageResponse, t0, t1, channel=stage, topic="slides")
     st, t0, t1 = await timed(sc.subscribe_topic("slides", [alice.user_id]))
     assert st.succeeded == (alice.user_id,) and t0 <= st.timestamp <= t1
     r, t0, t1 = await timed(sc.unsubscribe_topic("slides"))
@@ -104,7 +104,7 @@ async def test_every_call_answers_with_its_record(make_client, endpoint: Optiona
     r, t0, t1 = await timed(sc.renew_token(""))
     check(r, rtm2.RenewTokenResponse, t0, t1, channel=stage)
     r, t0, t1 = await timed(sc.leave())
-    check(r, rtm2.LeaveResponse, t0, t1, channel=stage)
+    check(r, rtm2.LeaveChannelResponse, t0, t1, channel=stage)
 
     p = alice.presence
     r, t0, t1 = await timed(p.set_state(room, {"mood": "busy"}))
@@ -128,9 +128,9 @@ async def test_every_call_answers_with_its_record(make_client, endpoint: Optiona
     check(r, rtm2.RemoveLockResponse, t0, t1, channel=room, channel_type=M, lock_name="door")
 
     r, t0, t1 = await timed(alice.storage.subscribe_user_metadata(bob.user_id))
-    check(r, rtm2.SubscribeUserMetadataResponse, t0, t1, user_id=bob.user_id)
+    check(r, rtm2.SubscribeUserMetaResponse, t0, t1, user_id=bob.user_id)
     r, t0, t1 = await timed(alice.storage.unsubscribe_user_metadata(bob.user_id))
-    check(r, rtm2.UnsubscribeUserMetadataResponse, t0, t1, user_id=bob.user_id)
+    check(r, rtm2.UnsubscribeUserMetaResponse, t0, t1, user_id=bob.user_id)
 
     r, t0, t1 = await timed(sub.unsubscribe())
     check(r, rtm2.UnsubscribeResponse, t0, t1, channel=room)

@@ -38,7 +38,7 @@ from ._logging import refresh_log_level
 from ._rtm2 import (
     JoinResult,
     JoinTopicResponse,
-    LeaveResponse,
+    LeaveChannelResponse,
     LeaveTopicResponse,
     LinkStateEvent,
     LockEvent,
@@ -48,7 +48,7 @@ from ._rtm2 import (
     OverflowEvent,
     PresenceEvent,
     PublishResponse,
-    PublishTopicResponse,
+    PublishTopicMessageResponse,
     RenewTokenResponse,
     StorageEvent,
     SubscribeTopicResult,
@@ -291,7 +291,7 @@ class StreamChannel:
         publishers present, and when the server answered (``timestamp``)."""
         return await self._native.join(token, with_presence, with_metadata, with_lock, be_quiet, timeout)  # type: ignore[no-any-return]
 
-    async def leave(self, *, timeout: Optional[float] = None) -> LeaveResponse:
+    async def leave(self, *, timeout: Optional[float] = None) -> LeaveChannelResponse:
         return await self._native.leave(timeout)  # type: ignore[no-any-return]
 
     async def join_topic(
@@ -320,7 +320,7 @@ class StreamChannel:
         custom_type: str = "",
         send_ts: int = 0,
         timeout: Optional[float] = None,
-    ) -> PublishTopicResponse:
+    ) -> PublishTopicMessageResponse:
         """Publishes in a joined topic: ``str`` is a STRING message, ``bytes`` BINARY."""
         return await self._native.publish_topic(  # type: ignore[no-any-return]
             topic, _payload(message), custom_type, send_ts, timeout

@@ -28,8 +28,8 @@ from ._rtm2 import (
     RevokeLockResponse,
     SetLockResponse,
     SetStateResponse,
-    SubscribeUserMetadataResponse,
-    UnsubscribeUserMetadataResponse,
+    SubscribeUserMetaResponse,
+    UnsubscribeUserMetaResponse,
     UserState,
 )
 
@@ -350,7 +350,7 @@ class Storage:
 
     async def subscribe_user_metadata(
         self, user_id: str, *, timeout: Optional[float] = None
-    ) -> SubscribeUserMetadataResponse:
+    ) -> SubscribeUserMetaResponse:
         """Receive ``user_id``'s metadata as ``"storage"`` events: a SNAPSHOT now, then an UPDATE
         per change (at most 50 users, 12017). Restored after reconnects."""
         self._client._ensure_dispatcher()
@@ -358,7 +358,7 @@ class Storage:
 
     async def unsubscribe_user_metadata(
         self, user_id: str, *, timeout: Optional[float] = None
-    ) -> UnsubscribeUserMetadataResponse:
+    ) -> UnsubscribeUserMetaResponse:
         """Stops receiving ``user_id``'s metadata (12015 if not subscribed)."""
         return await self._native.unsubscribe_user_metadata(user_id, timeout)  # type: ignore[no-any-return]
 
