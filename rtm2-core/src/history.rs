@@ -11,6 +11,7 @@ use rtm2_proto::{ErrorCode, validate};
 use crate::client::{Client, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
+use crate::types::Timed;
 
 /// Options of [`History::get_messages`] (the reference's `{messageCount, start, end}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,7 +75,7 @@ impl History {
         channel: &str,
         channel_type: ChannelType,
         options: GetMessagesOptions,
-    ) -> Op<Result<HistoryPage>> {
+    ) -> Op<Result<Timed<HistoryPage>>> {
         let op = "get_messages";
         let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
         match channel_type {
@@ -103,11 +104,13 @@ impl History {
         );
         let channel = channel.to_string();
         Op::lazy(async move {
-            let list = match reply.await?.result {
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            let list = match resp.result {
                 Some(pb::response::Result::MessageList(l)) => l,
                 _ => return Err(Error::new(ErrorCode::HISTORY_OPERATION_FAILED, op, "the server sent no messages")),
             };
-            Ok(page(&inner, channel_type, &channel, list))
+            Ok(Timed { value: page(&inner, channel_type, &channel, list), timestamp_ms: ts })
         })
     }
 }

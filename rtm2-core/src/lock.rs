@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::client::{Client, Inner, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
-use crate::types::Ack;
+use crate::types::{Ack, Timed};
 
 /// A lock of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,8 +314,15 @@ impl Locks {
     /// withdrawn before the timeout is reported; one whose operation is dropped is withdrawn
     /// in the background (see [`Locks::acquire_lock_withdrawable`] to wait for that).
     ///
-    /// Returns the grant's fencing token (an owner acquiring again gets its grant's token).
-    pub fn acquire_lock(&self, channel: &str, channel_type: ChannelType, name: &str, retry: bool) -> Op<Result<u64>> {
+    /// Returns the grant's fencing token (an owner acquiring again gets its grant's token), with
+    /// the server's time of the grant.
+    pub fn acquire_lock(
+        &self,
+        channel: &str,
+        channel_type: ChannelType,
+        name: &str,
+        retry: bool,
+    ) -> Op<Result<Timed<u64>>> {
         self.acquire_lock_withdrawable(channel, channel_type, name, retry).0
     }
 
@@ -329,7 +336,7 @@ impl Locks {
         channel_type: ChannelType,
         name: &str,
         retry: bool,
-    ) -> (Op<Result<u64>>, Withdrawal) {
+    ) -> (Op<Result<Timed<u64>>>, Withdrawal) {
         let op = "acquire_lock";
         if let Err(e) = check(op, channel, channel_type, name) {
             return (Op::ready(Err(e)), Withdrawal(None));
@@ -347,7 +354,7 @@ impl Locks {
         let (inner, key) = (self.inner().clone(), lock_key(channel, channel_type, name));
         let granted = move |r: &pb::Response| {
             inner.note_lock(key, Some(true), None);
-            fencing_token(r)
+            Timed::of(fencing_token(r), r)
         };
         if !retry {
             let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, timeout);
@@ -417,7 +424,7 @@ impl Locks {
     }
 
     /// Every lock of a channel, with its owner.
-    pub fn get_locks(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Vec<LockDetail>>> {
+    pub fn get_locks(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Timed<Vec<LockDetail>>>> {
         let op = "get_locks";
         let v = |r: std::result::Result<(), validate::Violation>| r.map_err(|v| Error::from_violation(op, v));
         try_op!(v(validate::scope(channel, channel_type as u32).map(|_| ())));
@@ -427,9 +434,13 @@ impl Locks {
         });
         let reply = self.inner().submit(op, ErrorCode::LOCK_OPERATION_TIMEOUT, body, self.client.timeout());
         Op::lazy(async move {
-            match reply.await?.result {
-                Some(pb::response::Result::Locks(l)) => Ok(l.locks.into_iter().map(Into::into).collect()),
-                _ => Ok(Vec::new()),
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            match resp.result {
+                Some(pb::response::Result::Locks(l)) => {
+                    Ok(Timed { value: l.locks.into_iter().map(Into::into).collect(), timestamp_ms: ts })
+                }
+                _ => Ok(Timed { value: Vec::new(), timestamp_ms: ts }),
             }
         })
     }

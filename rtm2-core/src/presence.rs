@@ -10,7 +10,7 @@ use rtm2_proto::{ErrorCode, limits, validate};
 use crate::client::{Client, Inner, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
-use crate::types::Ack;
+use crate::types::{Ack, Timed};
 
 /// A user's presence state in a channel: key → value.
 pub type States = BTreeMap<String, String>;
@@ -166,7 +166,7 @@ impl Presence {
         channel: &str,
         channel_type: ChannelType,
         options: GetOnlineUsersOptions,
-    ) -> Op<Result<OnlineUsers>> {
+    ) -> Op<Result<Timed<OnlineUsers>>> {
         let op = "get_online_users";
         try_op!(scope(op, channel, channel_type));
         if options.include_state && !options.include_user_id {
@@ -188,8 +188,10 @@ impl Presence {
         );
         let (inner, channel) = (self.inner().clone(), channel.to_string());
         Op::lazy(async move {
-            match reply.await?.result {
-                Some(pb::response::Result::OnlineUsers(mut r)) => Ok(OnlineUsers {
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            let users = match resp.result {
+                Some(pb::response::Result::OnlineUsers(mut r)) => OnlineUsers {
                     occupants: {
                         for u in r.occupants.iter_mut() {
                             inner.e2ee.open_states(channel_type, &channel, &u.user_id, &mut u.states);
@@ -198,9 +200,10 @@ impl Presence {
                     },
                     total_occupancy: r.total_occupancy,
                     next_page: r.next_page,
-                }),
-                _ => Ok(OnlineUsers::default()),
-            }
+                },
+                _ => OnlineUsers::default(),
+            };
+            Ok(Timed { value: users, timestamp_ms: ts })
         })
     }
 
@@ -210,12 +213,12 @@ impl Presence {
         channel: &str,
         channel_type: ChannelType,
         options: GetOnlineUsersOptions,
-    ) -> Op<Result<OnlineUsers>> {
+    ) -> Op<Result<Timed<OnlineUsers>>> {
         self.get_online_users(channel, channel_type, options)
     }
 
     /// The channels a user is present in; `""` = this client.
-    pub fn get_user_channels(&self, user_id: &str) -> Op<Result<Vec<ChannelInfo>>> {
+    pub fn get_user_channels(&self, user_id: &str) -> Op<Result<Timed<Vec<ChannelInfo>>>> {
         let op = "get_user_channels";
         if !user_id.is_empty() {
             try_op!(v(op, validate::user_id(user_id)));
@@ -223,22 +226,25 @@ impl Presence {
         let reply =
             self.request(op, client_frame::Body::GetUserChannels(pb::GetUserChannels { user_id: user_id.to_string() }));
         Op::lazy(async move {
-            match reply.await?.result {
-                Some(pb::response::Result::UserChannels(r)) => Ok(r
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            let channels = match resp.result {
+                Some(pb::response::Result::UserChannels(r)) => r
                     .channels
                     .into_iter()
                     .map(|c| ChannelInfo {
                         channel: c.channel,
                         channel_type: ChannelType::from_u32(c.channel_type).unwrap_or(ChannelType::NONE),
                     })
-                    .collect()),
-                _ => Ok(Vec::new()),
-            }
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(Timed { value: channels, timestamp_ms: ts })
         })
     }
 
     /// Alias of [`get_user_channels`](Self::get_user_channels) (the reference's `whereNow`).
-    pub fn where_now(&self, user_id: &str) -> Op<Result<Vec<ChannelInfo>>> {
+    pub fn where_now(&self, user_id: &str) -> Op<Result<Timed<Vec<ChannelInfo>>>> {
         self.get_user_channels(user_id)
     }
 
@@ -314,7 +320,7 @@ impl Presence {
     }
 
     /// A user's state in a channel (13011 if the user is not present there).
-    pub fn get_state(&self, channel: &str, channel_type: ChannelType, user_id: &str) -> Op<Result<UserState>> {
+    pub fn get_state(&self, channel: &str, channel_type: ChannelType, user_id: &str) -> Op<Result<Timed<UserState>>> {
         let op = "get_state";
         try_op!(scope(op, channel, channel_type));
         try_op!(v(op, validate::user_id(user_id)));
@@ -328,10 +334,12 @@ impl Presence {
         );
         let (inner, channel) = (self.inner().clone(), channel.to_string());
         Op::lazy(async move {
-            match reply.await?.result {
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            match resp.result {
                 Some(pb::response::Result::UserState(mut u)) => {
                     inner.e2ee.open_states(channel_type, &channel, &u.user_id, &mut u.states);
-                    Ok(u.into())
+                    Ok(Timed { value: u.into(), timestamp_ms: ts })
                 }
                 _ => Err(Error::new(ErrorCode::PRESENCE_OPERATION_FAILED, op, "the server sent no state")),
             }

@@ -9,7 +9,7 @@ use rtm2_proto::{ErrorCode, limits, validate};
 use crate::client::{Client, Inner, Late, Target as LateTarget, try_op};
 use crate::error::{Error, Result};
 use crate::runtime::Op;
-use crate::types::Ack;
+use crate::types::{Ack, Timed};
 
 /// One metadata item. In writes, `revision` is a condition: -1 (the default) no check, 0
 /// create only (set), N the item's current revision must be N (else 12014). In reads and
@@ -198,7 +198,7 @@ impl Storage {
         target: Result<Target>,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let Target(storage_type, target, channel_type) = try_op!(target);
         let wire = |r: i64| if r == -1 { None } else { Some(r) };
         try_op!(v(op, validate::revision(wire(options.major_revision), kind, "major")));
@@ -256,16 +256,19 @@ impl Storage {
         });
         let reply = self.request(op, body);
         Op::lazy(async move {
-            match reply.await?.result {
-                Some(pb::response::Result::MetadataWrite(w)) => {
-                    Ok(MetadataWrite { major_revision: w.major_revision, total_count: w.total_count })
-                }
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            match resp.result {
+                Some(pb::response::Result::MetadataWrite(w)) => Ok(Timed {
+                    value: MetadataWrite { major_revision: w.major_revision, total_count: w.total_count },
+                    timestamp_ms: ts,
+                }),
                 _ => Err(Error::new(ErrorCode::STORAGE_OPERATION_FAILED, op, "the server sent no write result")),
             }
         })
     }
 
-    fn read(&self, op: &'static str, target: Result<Target>) -> Op<Result<Metadata>> {
+    fn read(&self, op: &'static str, target: Result<Target>) -> Op<Result<Timed<Metadata>>> {
         let Target(storage_type, target, channel_type) = try_op!(target);
         let reply = self.request(
             op,
@@ -276,10 +279,13 @@ impl Storage {
             }),
         );
         Op::lazy(async move {
-            match reply.await?.result {
-                Some(pb::response::Result::Metadata(m)) => Ok(m.into()),
-                _ => Ok(Metadata::default()),
-            }
+            let resp = reply.await?;
+            let ts = resp.server_time_ms;
+            let m = match resp.result {
+                Some(pb::response::Result::Metadata(m)) => m.into(),
+                _ => Metadata::default(),
+            };
+            Ok(Timed { value: m, timestamp_ms: ts })
         })
     }
 
@@ -290,7 +296,7 @@ impl Storage {
         channel_type: ChannelType,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "set_channel_metadata";
         self.write(op, MetadataOp::SET, Self::channel(op, channel, channel_type), items, options)
     }
@@ -302,7 +308,7 @@ impl Storage {
         channel_type: ChannelType,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "update_channel_metadata";
         self.write(op, MetadataOp::UPDATE, Self::channel(op, channel, channel_type), items, options)
     }
@@ -314,13 +320,13 @@ impl Storage {
         channel_type: ChannelType,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "remove_channel_metadata";
         self.write(op, MetadataOp::REMOVE, Self::channel(op, channel, channel_type), items, options)
     }
 
     /// A channel's metadata (empty, major revision 0, if never written).
-    pub fn get_channel_metadata(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Metadata>> {
+    pub fn get_channel_metadata(&self, channel: &str, channel_type: ChannelType) -> Op<Result<Timed<Metadata>>> {
         let op = "get_channel_metadata";
         self.read(op, Self::channel(op, channel, channel_type))
     }
@@ -331,7 +337,7 @@ impl Storage {
         user_id: &str,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "set_user_metadata";
         self.write(op, MetadataOp::SET, self.user(op, user_id), items, options)
     }
@@ -342,7 +348,7 @@ impl Storage {
         user_id: &str,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "update_user_metadata";
         self.write(op, MetadataOp::UPDATE, self.user(op, user_id), items, options)
     }
@@ -353,13 +359,13 @@ impl Storage {
         user_id: &str,
         items: Vec<MetadataItem>,
         options: MetadataOptions,
-    ) -> Op<Result<MetadataWrite>> {
+    ) -> Op<Result<Timed<MetadataWrite>>> {
         let op = "remove_user_metadata";
         self.write(op, MetadataOp::REMOVE, self.user(op, user_id), items, options)
     }
 
     /// A user's metadata (`user_id` "" = this client).
-    pub fn get_user_metadata(&self, user_id: &str) -> Op<Result<Metadata>> {
+    pub fn get_user_metadata(&self, user_id: &str) -> Op<Result<Timed<Metadata>>> {
         let op = "get_user_metadata";
         self.read(op, self.user(op, user_id))
     }

@@ -86,6 +86,35 @@ impl Ack {
     }
 }
 
+/// The result of a call that returns data (who is online, a state, metadata, locks, a history
+/// page, a lock grant), with when the server answered — agora-rtm-sdk's `timestamp` of its
+/// responses. Reads as the data itself (`Deref`); [`into_inner`](Self::into_inner) takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Timed<T> {
+    /// The data.
+    pub value: T,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+impl<T> Timed<T> {
+    pub(crate) fn of(value: T, r: &rtm2_proto::pb::Response) -> Timed<T> {
+        Timed { value, timestamp_ms: r.server_time_ms }
+    }
+
+    /// The data, without the time.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> std::ops::Deref for Timed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
 /// Options of `publish`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOptions {

@@ -119,7 +119,7 @@ async fn a_failed_over_user_stays_present_with_its_state() {
     .await;
     let who = || async {
         let opts = GetOnlineUsersOptions { include_user_id: true, include_state: true, page: String::new() };
-        observer.presence().who_now("hall", ChannelType::MESSAGE, opts).await.unwrap()
+        observer.presence().who_now("hall", ChannelType::MESSAGE, opts).await.unwrap().into_inner()
     };
     let present = |o: &OnlineUsers| {
         o.occupants.iter().any(|u| u.user_id == "mover" && u.states.get("seat").map(String::as_str) == Some("7"))

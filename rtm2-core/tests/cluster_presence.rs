@@ -25,7 +25,7 @@ fn topic_event(ev: &Event, t: TopicEventType) -> Option<Arc<TopicEvent>> {
 
 async fn who(c: &Client, channel: &str, channel_type: ChannelType) -> Vec<(String, Vec<(String, String)>)> {
     let opts = GetOnlineUsersOptions { include_user_id: true, include_state: true, page: String::new() };
-    let r = c.presence().get_online_users(channel, channel_type, opts).await.unwrap();
+    let r = c.presence().get_online_users(channel, channel_type, opts).await.unwrap().into_inner();
     assert_eq!(r.total_occupancy as usize, r.occupants.len(), "{r:?}");
     r.occupants
         .into_iter()
@@ -100,7 +100,7 @@ async fn presence_lists_and_tells_the_users_of_every_node() {
     let s = alice.presence().get_state("room", ChannelType::MESSAGE, "bob").await.unwrap();
     assert_eq!(s.states.get("seat").map(String::as_str), Some("2"));
     let where_bob = carol.presence().where_now("bob").await.unwrap();
-    assert_eq!(where_bob, vec![ChannelInfo { channel: "room".into(), channel_type: ChannelType::MESSAGE }]);
+    assert_eq!(*where_bob, vec![ChannelInfo { channel: "room".into(), channel_type: ChannelType::MESSAGE }]);
 
     // A state change on node C reaches node A.
     carol.presence().set_state("room", ChannelType::MESSAGE, [("mood", "busy")]).await.unwrap();

@@ -233,7 +233,7 @@ async fn a_lock_held_on_one_node_is_held_for_every_node_and_waiters_get_it_in_qu
     a.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 0).await.unwrap();
     let e = b.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 0).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::LOCK_ALREADY_EXIST);
-    let token_a = a.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let token_a = a.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     watcher.subscribe("ops", with(true, true)).await.unwrap();
     let ev = expect_event(
         &mut events,
@@ -271,7 +271,7 @@ async fn a_lock_held_on_one_node_is_held_for_every_node_and_waiters_get_it_in_qu
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!wait_b.is_finished() && !wait_c.is_finished(), "a waiter got a held lock");
     a.lock().release_lock("ops", ChannelType::MESSAGE, "deploy").await.unwrap();
-    let token_b = tokio::time::timeout(WAIT, wait_b).await.expect("B was not granted").unwrap().unwrap();
+    let token_b = tokio::time::timeout(WAIT, wait_b).await.expect("B was not granted").unwrap().unwrap().value;
     assert!(token_b > token_a, "fencing tokens increase: {token_a} then {token_b}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!wait_c.is_finished(), "C got the lock while B holds it");
@@ -291,7 +291,7 @@ async fn a_lock_held_on_one_node_is_held_for_every_node_and_waiters_get_it_in_qu
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::STORAGE_LOCK_NOT_ACQUIRED, "{e}");
     b.lock().release_lock("ops", ChannelType::MESSAGE, "deploy").await.unwrap();
-    let token_c = tokio::time::timeout(WAIT, wait_c).await.expect("C was not granted").unwrap().unwrap();
+    let token_c = tokio::time::timeout(WAIT, wait_c).await.expect("C was not granted").unwrap().unwrap().value;
     assert!(token_c > token_b);
     // The watcher on node C saw it all, in order.
     let mut seen = Vec::new();
@@ -328,7 +328,7 @@ async fn many_acquirers_on_three_nodes_never_share_a_lock() {
         let (inside, overlaps) = (inside.clone(), overlaps.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap();
+                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap().value;
                 if inside.fetch_add(1, Ordering::SeqCst) != 0 {
                     overlaps.fetch_add(1, Ordering::SeqCst);
                 }
@@ -363,7 +363,7 @@ async fn an_owner_back_on_another_node_within_the_ttl_keeps_its_lock_and_one_tha
     }
     let owner = logged_in(&nodes[0], "owner").await;
     owner.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 10).await.unwrap();
-    let token = owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let token = owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     let watcher = client_of(&nodes[2], "watcher");
     let mut events = watcher.events();
     watcher.login("").await.unwrap();
@@ -375,14 +375,15 @@ async fn an_owner_back_on_another_node_within_the_ttl_keeps_its_lock_and_one_tha
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let l = watcher.lock().get_locks("ops", ChannelType::MESSAGE).await.unwrap();
     assert_eq!((l[0].owner.as_str(), l[0].fencing_token), ("owner", token), "the owner came back in time");
-    assert_eq!(owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap(), token);
+    assert_eq!(owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value, token);
     // A waiter on node C; the owner goes away for good: the waiter gets it after the ttl.
     let waiter = logged_in(&nodes[2], "waiter").await;
     let waiting = tokio::spawn(waiter.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", true));
     tokio::time::sleep(Duration::from_millis(300)).await;
     owner.logout().await.unwrap();
     let gone = tokio::time::Instant::now();
-    let token_w = tokio::time::timeout(WAIT, waiting).await.expect("the waiter never got the lock").unwrap().unwrap();
+    let token_w =
+        tokio::time::timeout(WAIT, waiting).await.expect("the waiter never got the lock").unwrap().unwrap().value;
     assert!(gone.elapsed() >= Duration::from_millis(800), "freed before the ttl: {:?}", gone.elapsed());
     assert!(token_w > token);
     expect_event(&mut events, "RELEASED by the owner's expiry", |e| {
@@ -411,7 +412,7 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_after_the_ttl_and_a_lea
         c.subscribe("ops", SubscribeOptions::default()).await.unwrap();
     }
     owner.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 10).await.unwrap();
-    let token = owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let token = owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     let waiting = tokio::spawn(waiter.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", true));
     let quitting = tokio::spawn(quitter.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", true));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -429,7 +430,8 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_after_the_ttl_and_a_lea
     // It leaves for good (online still): the waiter gets the lock after the ttl.
     owner.unsubscribe("ops").await.unwrap();
     let left = tokio::time::Instant::now();
-    let token_w = tokio::time::timeout(WAIT, waiting).await.expect("the waiter never got the lock").unwrap().unwrap();
+    let token_w =
+        tokio::time::timeout(WAIT, waiting).await.expect("the waiter never got the lock").unwrap().unwrap().value;
     assert!(left.elapsed() >= Duration::from_millis(800), "freed before the ttl: {:?}", left.elapsed());
     assert!(token_w > token);
 }
@@ -496,7 +498,7 @@ async fn the_lock_of_an_owner_on_a_killed_node_is_freed_after_its_ttl_and_acknow
     let dora = Client::new(cfg).unwrap();
     login_when_ready(&dora).await;
     dora.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 10).await.unwrap();
-    let token_d = dora.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let token_d = dora.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     // Acknowledged writes on the doomed node.
     for i in 0..10 {
         dora.storage()
@@ -516,7 +518,8 @@ async fn the_lock_of_an_owner_on_a_killed_node_is_freed_after_its_ttl_and_acknow
         .await
         .expect("the lock of the killed owner was never freed")
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .value;
     let took = killed.elapsed();
     // Its node is gone after 5 s of silence, then the 1 s ttl runs.
     assert!(took >= Duration::from_secs(4), "freed {took:?} after the kill: before the node's timeout and ttl?");

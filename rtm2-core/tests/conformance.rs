@@ -593,7 +593,7 @@ impl Runner {
                     "update_channel_metadata" => st.update_channel_metadata(&ch, t, items, opts).await?,
                     _ => st.remove_channel_metadata(&ch, t, items, opts).await?,
                 };
-                check_write(s.line, o, w);
+                check_write(s.line, o, w.into_inner());
                 Ok(())
             }
             "set_user_metadata" | "update_user_metadata" | "remove_user_metadata" => {
@@ -604,7 +604,7 @@ impl Runner {
                     "update_user_metadata" => st.update_user_metadata(&u, items, opts).await?,
                     _ => st.remove_user_metadata(&u, items, opts).await?,
                 };
-                check_write(s.line, o, w);
+                check_write(s.line, o, w.into_inner());
                 Ok(())
             }
             "get_channel_metadata" => {
@@ -651,7 +651,7 @@ impl Runner {
         c.login(&self.token(None, name, None)).await.unwrap();
         c.subscribe(channel, SubscribeOptions::default()).await.unwrap();
         if let Some(l) = lock {
-            c.lock().acquire_lock(channel, ChannelType::MESSAGE, l, true).await.unwrap();
+            c.lock().acquire_lock(channel, ChannelType::MESSAGE, l, true).await.unwrap().value;
         }
         self.ghosts.insert(name.to_string(), (c, proxy));
     }

@@ -44,7 +44,7 @@ async fn a_client_fails_over_to_the_next_endpoint_and_restores_its_session() {
     alice.presence().set_state("room", ChannelType::MESSAGE, [("mood", "calm")]).await.unwrap();
     let mut room = alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
     alice.lock().set_lock("room", ChannelType::MESSAGE, "mic", 30).await.unwrap();
-    let token_a = alice.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", false).await.unwrap();
+    let token_a = alice.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", false).await.unwrap().value;
     assert!(token_a > 0);
     let mut events = alice.events();
 
@@ -102,7 +102,7 @@ async fn a_client_fails_over_to_the_next_endpoint_and_restores_its_session() {
     let e = bob.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", false).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::LOCK_ACQUIRE_FAILED);
     alice.lock().release_lock("room", ChannelType::MESSAGE, "mic").await.unwrap();
-    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", false).await.unwrap();
+    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "mic", false).await.unwrap().value;
     b.shutdown();
 }
 

@@ -38,7 +38,7 @@ async fn all_pages(c: &Client, channel: &str, t: ChannelType, count: u32) -> Vec
     let mut start = 0;
     for _ in 0..1000 {
         let opts = GetMessagesOptions { message_count: count, start, end: 0 };
-        let page = c.history().get_messages(channel, t, opts).await.unwrap();
+        let page = c.history().get_messages(channel, t, opts).await.unwrap().into_inner();
         assert!(page.messages.len() <= count.clamp(1, 100) as usize);
         out.extend(page.messages);
         if page.new_start == 0 {

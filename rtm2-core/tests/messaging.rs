@@ -471,9 +471,37 @@ async fn every_call_answers_with_the_servers_time() {
     within(a.presence().set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap().timestamp_ms, "set_state");
     within(a.presence().remove_state("room", ChannelType::MESSAGE, vec![]).await.unwrap().timestamp_ms, "remove_state");
     within(a.lock().set_lock("room", ChannelType::MESSAGE, "l", 10).await.unwrap().timestamp_ms, "set_lock");
-    a.lock().acquire_lock("room", ChannelType::MESSAGE, "l", false).await.unwrap();
+    a.lock().acquire_lock("room", ChannelType::MESSAGE, "l", false).await.unwrap().value;
     within(a.lock().release_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "release_lock");
     within(a.lock().remove_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "remove_lock");
+    // Calls that return data carry the time too.
+    let presence = a.presence();
+    within(
+        presence.get_online_users("room", ChannelType::MESSAGE, Default::default()).await.unwrap().timestamp_ms,
+        "get_online_users",
+    );
+    within(presence.get_user_channels("").await.unwrap().timestamp_ms, "get_user_channels");
+    presence.set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap();
+    within(presence.get_state("room", ChannelType::MESSAGE, "alice").await.unwrap().timestamp_ms, "get_state");
+    let item = MetadataItem::new("k", "v");
+    let storage = a.storage();
+    let written =
+        storage.set_channel_metadata("room", ChannelType::MESSAGE, vec![item], Default::default()).await.unwrap();
+    within(written.timestamp_ms, "set_channel_metadata");
+    assert_eq!(written.total_count, 1, "the data reads through");
+    within(
+        storage.get_channel_metadata("room", ChannelType::MESSAGE).await.unwrap().timestamp_ms,
+        "get_channel_metadata",
+    );
+    within(storage.get_user_metadata("").await.unwrap().timestamp_ms, "get_user_metadata");
+    a.lock().set_lock("room", ChannelType::MESSAGE, "m", 10).await.unwrap();
+    let grant = a.lock().acquire_lock("room", ChannelType::MESSAGE, "m", false).await.unwrap();
+    within(grant.timestamp_ms, "acquire_lock");
+    assert!(grant.value > 0);
+    within(a.lock().get_locks("room", ChannelType::MESSAGE).await.unwrap().timestamp_ms, "get_locks");
+    let page = a.history().get_messages("room", ChannelType::MESSAGE, Default::default()).await.unwrap();
+    within(page.timestamp_ms, "get_messages");
+    assert_eq!(page.messages.len(), 1, "the stored one");
     within(a.storage().subscribe_user_metadata("bob").await.unwrap().timestamp_ms, "subscribe_user_metadata");
     within(a.storage().unsubscribe_user_metadata("bob").await.unwrap().timestamp_ms, "unsubscribe_user_metadata");
     within(a.unsubscribe("room").await.unwrap().timestamp_ms, "unsubscribe");

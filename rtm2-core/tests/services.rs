@@ -60,7 +60,7 @@ async fn who_now_pages_walk_every_user_once() {
     let mut page = String::new();
     for _ in 0..10 {
         let opts = GetOnlineUsersOptions { include_user_id: true, include_state: true, page: page.clone() };
-        let r = asker.presence().get_online_users("hall", ChannelType::MESSAGE, opts).await.unwrap();
+        let r = asker.presence().get_online_users("hall", ChannelType::MESSAGE, opts).await.unwrap().into_inner();
         assert_eq!(r.total_occupancy, 5);
         assert!(r.occupants.len() <= 2);
         for o in &r.occupants {
@@ -82,7 +82,7 @@ async fn who_now_pages_walk_every_user_once() {
     assert_eq!(e.code, ErrorCode::PRESENCE_INVALID_ARGUMENT);
     // where_now of self ("") and of an offline user.
     let mine = clients[0].presence().where_now("").await.unwrap();
-    assert_eq!(mine, vec![ChannelInfo { channel: "hall".into(), channel_type: ChannelType::MESSAGE }]);
+    assert_eq!(*mine, vec![ChannelInfo { channel: "hall".into(), channel_type: ChannelType::MESSAGE }]);
     assert!(asker.presence().where_now("nobody").await.unwrap().is_empty());
 }
 
@@ -214,7 +214,7 @@ async fn many_concurrent_acquirers_never_share_a_lock() {
         let (inside, done) = (inside.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap();
+                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap().value;
                 assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two owners at once");
                 let owner = c.lock().get_locks("bank", ChannelType::MESSAGE).await.unwrap()[0].owner.clone();
                 assert_eq!(owner, c.user_id());
@@ -242,7 +242,7 @@ async fn an_owner_back_within_the_ttl_keeps_its_lock_and_one_back_later_hears_ex
     watcher.subscribe("ops", opts).await.unwrap();
     watcher.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 30).await.unwrap();
     let (owner, mut orx) = client(proxy.addr, "owner").await;
-    owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     // Away for 1 s (10 units): longer than its 5-unit presence timeout (its session ends) but
     // shorter than the 30-unit ttl: it keeps the lock under a new session.
     proxy.refuse(true);
@@ -528,7 +528,7 @@ async fn a_given_up_acquisition_is_withdrawn() {
     let (carol, _) = client(addr, "carol").await;
     let locks = alice.lock();
     locks.set_lock("room", ChannelType::MESSAGE, "key", 0).await.unwrap();
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
     // bob times out; carol's operation is dropped while it waits.
     let short = bob.with_timeout(Duration::from_millis(200));
     let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
@@ -560,7 +560,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
     let free = || async { locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner.is_empty() };
 
     // The SDK's timeout.
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
     let short = bob.with_timeout(Duration::from_millis(400));
     let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::LOCK_OPERATION_TIMEOUT);
@@ -569,7 +569,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
 
     // The caller's withdrawal, with the operation dropped first (its drop sends the release; the
     // handle waits for that one rather than sending another).
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
     let (waiting, withdrawal) = bob.lock().acquire_lock_withdrawable("room", ChannelType::MESSAGE, "key", true);
     assert!(tokio::time::timeout(Duration::from_millis(300), waiting).await.is_err());
     withdrawal.withdraw().await;
@@ -577,7 +577,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
     assert!(free().await, "granted to a withdrawn acquisition");
     proxy.delay_up(0);
     // Bob sent exactly one release per acquisition: he can still take the lock and keep it.
-    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
+    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
     withdrawal.withdraw().await; // once withdrawn, withdrawing again sends nothing
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "bob");
@@ -635,7 +635,7 @@ async fn dropped_and_disconnected_waiters_do_not_keep_a_lock() {
     alice.subscribe("room", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
     let locks = alice.lock();
     locks.set_lock("room", ChannelType::MESSAGE, "door", 10).await.unwrap();
-    locks.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
+    locks.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap().value;
 
     // carol waits, then her client is dropped: she leaves at once (no presence timeout).
     let (carol, _) = client(addr, "carol").await;
@@ -708,17 +708,17 @@ async fn fencing_tokens_strictly_increase_and_a_stale_token_is_refused() {
     a.set_lock("bank", ChannelType::MESSAGE, "vault", 30).await.unwrap();
     a.set_lock("bank", ChannelType::MESSAGE, "other", 30).await.unwrap();
 
-    let t1 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap();
+    let t1 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap().value;
     assert!(t1 > 0, "a grant has a token");
     assert_eq!(expect_lock(&mut arx, LockEventType::ACQUIRED, "vault").await.fencing_token, t1);
-    assert_eq!(a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap(), t1, "the same grant");
+    assert_eq!(a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap().value, t1, "the same grant");
     let listed = a.get_locks("bank", ChannelType::MESSAGE).await.unwrap();
     let vault = listed.iter().find(|l| l.name == "vault").unwrap();
     assert_eq!((vault.owner.as_str(), vault.fencing_token), ("alice", t1));
     assert_eq!(listed.iter().find(|l| l.name == "other").unwrap().fencing_token, 0, "free: no token");
 
     // Tokens come from one counter: another lock's grant is higher too.
-    let other = b.acquire_lock("bank", ChannelType::MESSAGE, "other", false).await.unwrap();
+    let other = b.acquire_lock("bank", ChannelType::MESSAGE, "other", false).await.unwrap().value;
     assert!(other > t1);
 
     // bob waits; alice releases: bob's grant is higher, and so is alice's next one.
@@ -726,11 +726,11 @@ async fn fencing_tokens_strictly_increase_and_a_stale_token_is_refused() {
     b.get_locks("bank", ChannelType::MESSAGE).await.unwrap(); // the acquire was sent
     a.release_lock("bank", ChannelType::MESSAGE, "vault").await.unwrap();
     assert_eq!(expect_lock(&mut arx, LockEventType::RELEASED, "vault").await.fencing_token, t1);
-    let t2 = waiting.await.unwrap().unwrap();
+    let t2 = waiting.await.unwrap().unwrap().value;
     assert!(t2 > other, "{t2} after {other}");
     assert_eq!(expect_lock(&mut arx, LockEventType::ACQUIRED, "vault").await.fencing_token, t2);
     b.release_lock("bank", ChannelType::MESSAGE, "vault").await.unwrap();
-    let t3 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap();
+    let t3 = a.acquire_lock("bank", ChannelType::MESSAGE, "vault", false).await.unwrap().value;
     assert!(t3 > t2, "{t3} after {t2}");
 
     // alice holds the lock again, but a write resting on her first grant is refused.
@@ -775,10 +775,10 @@ async fn locks_and_fencing_tokens_survive_a_restart_with_a_data_dir() {
     let a = alice.lock();
     a.set_lock("ops", ChannelType::MESSAGE, "deploy", 100).await.unwrap(); // 10 s
     a.set_lock("ops", ChannelType::MESSAGE, "gate", 10).await.unwrap(); // 1 s
-    let t1 = a.acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
+    let t1 = a.acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     {
         let (bob, _) = client(addr, "bob").await;
-        bob.lock().acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+        bob.lock().acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap().value;
         bob.logout().await.unwrap(); // bob's session ends: gate is kept for its ttl only
     }
     let server = restart(server, addr, &config).await;
@@ -796,14 +796,14 @@ async fn locks_and_fencing_tokens_survive_a_restart_with_a_data_dir() {
     // bob is not back: gate is freed after its ttl.
     let released = expect_lock(&mut arx, LockEventType::RELEASED, "gate").await;
     assert_eq!(released.owner, "bob");
-    let t2 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+    let t2 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap().value;
     assert!(t2 > t1, "tokens keep increasing across the restart: {t2} after {t1}");
 
     // Once more, after a second restart: the counter does not go back.
     a.release_lock("ops", ChannelType::MESSAGE, "gate").await.unwrap();
     let _server = restart(server, addr, &config).await;
     expect_event(&mut arx, "back again", |e| is_link(e, LinkState::CONNECTED)).await;
-    let t3 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
+    let t3 = a.acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap().value;
     assert!(t3 > t2, "{t3} after {t2}");
     drop(alice);
     let _ = std::fs::remove_dir_all(dir);
@@ -828,8 +828,8 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is
     alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
     alice.subscribe("hall", SubscribeOptions::default()).await.unwrap();
     let a = alice.lock();
-    a.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
-    a.acquire_lock("hall", ChannelType::MESSAGE, "keep", false).await.unwrap();
+    a.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap().value;
+    a.acquire_lock("hall", ChannelType::MESSAGE, "keep", false).await.unwrap().value;
     // alice leaves both channels, and comes back to hall at once.
     alice.unsubscribe("room").await.unwrap();
     alice.unsubscribe("hall").await.unwrap();
@@ -846,7 +846,7 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is
 
     // A waiter that leaves the channel is withdrawn, and not granted the lock later.
     let (carol, _) = client(addr, "carol").await;
-    carol.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", false).await.unwrap(); // never subscribed
+    carol.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", false).await.unwrap().value; // never subscribed
     let (bob, _) = client(addr, "bob").await;
     bob.subscribe("room", SubscribeOptions::default()).await.unwrap();
     let waiting = tokio::spawn(bob.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", true));

@@ -7,7 +7,7 @@ use std::ptr;
 
 use rtm2_core::{
     Ack, ChannelInfo, HistoryPage, JoinResult, LockDetail, Metadata, MetadataWrite, OnlineUsers, SubscribeTopicResult,
-    TopicInfo, UserState,
+    Timed, TopicInfo, UserState,
 };
 
 use crate::history::{rtm2_history_page, with_history_page};
@@ -171,16 +171,36 @@ pub(crate) enum ResultData {
     Join(JoinResult),
     SubscribeTopic(SubscribeTopicResult),
     Users(Vec<String>),
-    OnlineUsers(OnlineUsers),
-    UserChannels(Vec<ChannelInfo>),
-    UserState(UserState),
-    MetadataWrite(MetadataWrite),
-    Metadata(Metadata),
-    Locks(Vec<LockDetail>),
+    OnlineUsers(Timed<OnlineUsers>),
+    UserChannels(Timed<Vec<ChannelInfo>>),
+    UserState(Timed<UserState>),
+    MetadataWrite(Timed<MetadataWrite>),
+    Metadata(Timed<Metadata>),
+    Locks(Timed<Vec<LockDetail>>),
     /// A lock grant's fencing token.
-    LockGrant(u64),
+    LockGrant(Timed<u64>),
     /// A page of history.
-    History(HistoryPage),
+    History(Timed<HistoryPage>),
+}
+
+impl ResultData {
+    /// The server's time of the answer (`rtm2_result.timestamp_ms`); 0 when there is none.
+    fn timestamp_ms(&self) -> u64 {
+        match self {
+            ResultData::None | ResultData::Users(_) => 0,
+            ResultData::Ack(a) => a.timestamp_ms,
+            ResultData::Join(j) => j.timestamp_ms,
+            ResultData::SubscribeTopic(r) => r.timestamp_ms,
+            ResultData::OnlineUsers(t) => t.timestamp_ms,
+            ResultData::UserChannels(t) => t.timestamp_ms,
+            ResultData::UserState(t) => t.timestamp_ms,
+            ResultData::MetadataWrite(t) => t.timestamp_ms,
+            ResultData::Metadata(t) => t.timestamp_ms,
+            ResultData::Locks(t) => t.timestamp_ms,
+            ResultData::LockGrant(t) => t.timestamp_ms,
+            ResultData::History(t) => t.timestamp_ms,
+        }
+    }
 }
 
 /// Owned C strings whose addresses stay put (a `CString`'s buffer does not move with it).
@@ -295,14 +315,10 @@ impl CTopics {
 pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f: impl FnOnce(&rtm2_result)) {
     let mut strings = Strings::default();
     let mut result = rtm2_result::empty(strings.add(operation), strings.add(reason));
+    result.timestamp_ms = data.timestamp_ms();
     match data {
-        ResultData::None => f(&result),
-        ResultData::Ack(a) => {
-            result.timestamp_ms = a.timestamp_ms;
-            f(&result)
-        }
+        ResultData::None | ResultData::Ack(_) => f(&result),
         ResultData::Join(j) => {
-            result.timestamp_ms = j.timestamp_ms;
             let topics = CTopics::new(&j.topics);
             let join =
                 rtm2_join_result { channel: strings.add(&j.channel), topics: topics.ptr(), topic_count: topics.len() };
@@ -310,7 +326,6 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             f(&result)
         }
         ResultData::SubscribeTopic(r) => {
-            result.timestamp_ms = r.timestamp_ms;
             let succeeded = CStrList::new(&r.succeeded);
             let failed: Vec<rtm2_failed_user> = r
                 .failed
@@ -365,7 +380,7 @@ pub(crate) fn with_c_result(operation: &str, reason: &str, data: &ResultData, f:
             f(&result)
         }
         ResultData::LockGrant(token) => {
-            result.fencing_token = *token;
+            result.fencing_token = token.value;
             f(&result)
         }
         ResultData::History(p) => with_history_page(p, |v| {

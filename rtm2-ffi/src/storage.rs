@@ -219,7 +219,7 @@ unsafe fn write(
     }
     let items = unsafe { read_items(items, item_count) }?;
     let opts = read_options(unsafe { read_sized(options, "options") }?)?;
-    let map = |w: MetadataWrite| ResultData::MetadataWrite(w);
+    let map = |w: rtm2_core::Timed<MetadataWrite>| ResultData::MetadataWrite(w);
     match target {
         Target::Channel(channel, channel_type) => {
             let t = channel_type_arg(channel_type)?;
