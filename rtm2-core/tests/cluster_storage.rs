@@ -328,7 +328,7 @@ async fn many_acquirers_on_three_nodes_never_share_a_lock() {
         let (inside, overlaps) = (inside.clone(), overlaps.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap().value;
+                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap();
                 if inside.fetch_add(1, Ordering::SeqCst) != 0 {
                     overlaps.fetch_add(1, Ordering::SeqCst);
                 }

@@ -651,7 +651,7 @@ impl Runner {
         c.login(&self.token(None, name, None)).await.unwrap();
         c.subscribe(channel, SubscribeOptions::default()).await.unwrap();
         if let Some(l) = lock {
-            c.lock().acquire_lock(channel, ChannelType::MESSAGE, l, true).await.unwrap().value;
+            c.lock().acquire_lock(channel, ChannelType::MESSAGE, l, true).await.unwrap();
         }
         self.ghosts.insert(name.to_string(), (c, proxy));
     }

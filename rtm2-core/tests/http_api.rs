@@ -337,7 +337,7 @@ async fn locks_are_listed_and_revoked_and_users_kicked() {
     let (alice, mut rx) = user(s.tcp, "alice", "").await;
     alice.subscribe("ops", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
     alice.lock().set_lock("ops", ChannelType::MESSAGE, "leader", 30).await.unwrap();
-    alice.lock().acquire_lock("ops", ChannelType::MESSAGE, "leader", false).await.unwrap().value;
+    alice.lock().acquire_lock("ops", ChannelType::MESSAGE, "leader", false).await.unwrap();
     let l = path("locks/MESSAGE/ops");
     let a = op(s.http, "GET", &l, None).await;
     let lock = &a.json()["locks"][0];

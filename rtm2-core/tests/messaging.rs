@@ -471,7 +471,7 @@ async fn every_call_answers_with_the_servers_time() {
     within(a.presence().set_state("room", ChannelType::MESSAGE, [("k", "v")]).await.unwrap().timestamp_ms, "set_state");
     within(a.presence().remove_state("room", ChannelType::MESSAGE, vec![]).await.unwrap().timestamp_ms, "remove_state");
     within(a.lock().set_lock("room", ChannelType::MESSAGE, "l", 10).await.unwrap().timestamp_ms, "set_lock");
-    a.lock().acquire_lock("room", ChannelType::MESSAGE, "l", false).await.unwrap().value;
+    a.lock().acquire_lock("room", ChannelType::MESSAGE, "l", false).await.unwrap();
     within(a.lock().release_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "release_lock");
     within(a.lock().remove_lock("room", ChannelType::MESSAGE, "l").await.unwrap().timestamp_ms, "remove_lock");
     // Calls that return data carry the time too.

@@ -214,7 +214,7 @@ async fn many_concurrent_acquirers_never_share_a_lock() {
         let (inside, done) = (inside.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap().value;
+                c.lock().acquire_lock("bank", ChannelType::MESSAGE, "vault", true).await.unwrap();
                 assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two owners at once");
                 let owner = c.lock().get_locks("bank", ChannelType::MESSAGE).await.unwrap()[0].owner.clone();
                 assert_eq!(owner, c.user_id());
@@ -242,7 +242,7 @@ async fn an_owner_back_within_the_ttl_keeps_its_lock_and_one_back_later_hears_ex
     watcher.subscribe("ops", opts).await.unwrap();
     watcher.lock().set_lock("ops", ChannelType::MESSAGE, "deploy", 30).await.unwrap();
     let (owner, mut orx) = client(proxy.addr, "owner").await;
-    owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
+    owner.lock().acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap();
     // Away for 1 s (10 units): longer than its 5-unit presence timeout (its session ends) but
     // shorter than the 30-unit ttl: it keeps the lock under a new session.
     proxy.refuse(true);
@@ -528,7 +528,7 @@ async fn a_given_up_acquisition_is_withdrawn() {
     let (carol, _) = client(addr, "carol").await;
     let locks = alice.lock();
     locks.set_lock("room", ChannelType::MESSAGE, "key", 0).await.unwrap();
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
     // bob times out; carol's operation is dropped while it waits.
     let short = bob.with_timeout(Duration::from_millis(200));
     let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
@@ -560,7 +560,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
     let free = || async { locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner.is_empty() };
 
     // The SDK's timeout.
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
     let short = bob.with_timeout(Duration::from_millis(400));
     let e = short.lock().acquire_lock("room", ChannelType::MESSAGE, "key", true).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::LOCK_OPERATION_TIMEOUT);
@@ -569,7 +569,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
 
     // The caller's withdrawal, with the operation dropped first (its drop sends the release; the
     // handle waits for that one rather than sending another).
-    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
+    locks.acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
     let (waiting, withdrawal) = bob.lock().acquire_lock_withdrawable("room", ChannelType::MESSAGE, "key", true);
     assert!(tokio::time::timeout(Duration::from_millis(300), waiting).await.is_err());
     withdrawal.withdraw().await;
@@ -577,7 +577,7 @@ async fn a_withdrawal_is_on_the_server_when_it_completes() {
     assert!(free().await, "granted to a withdrawn acquisition");
     proxy.delay_up(0);
     // Bob sent exactly one release per acquisition: he can still take the lock and keep it.
-    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap().value;
+    bob.lock().acquire_lock("room", ChannelType::MESSAGE, "key", false).await.unwrap();
     withdrawal.withdraw().await; // once withdrawn, withdrawing again sends nothing
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(locks.get_locks("room", ChannelType::MESSAGE).await.unwrap()[0].owner, "bob");
@@ -635,7 +635,7 @@ async fn dropped_and_disconnected_waiters_do_not_keep_a_lock() {
     alice.subscribe("room", SubscribeOptions { with_lock: true, ..Default::default() }).await.unwrap();
     let locks = alice.lock();
     locks.set_lock("room", ChannelType::MESSAGE, "door", 10).await.unwrap();
-    locks.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap().value;
+    locks.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
 
     // carol waits, then her client is dropped: she leaves at once (no presence timeout).
     let (carol, _) = client(addr, "carol").await;
@@ -778,7 +778,7 @@ async fn locks_and_fencing_tokens_survive_a_restart_with_a_data_dir() {
     let t1 = a.acquire_lock("ops", ChannelType::MESSAGE, "deploy", false).await.unwrap().value;
     {
         let (bob, _) = client(addr, "bob").await;
-        bob.lock().acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap().value;
+        bob.lock().acquire_lock("ops", ChannelType::MESSAGE, "gate", false).await.unwrap();
         bob.logout().await.unwrap(); // bob's session ends: gate is kept for its ttl only
     }
     let server = restart(server, addr, &config).await;
@@ -828,8 +828,8 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is
     alice.subscribe("room", SubscribeOptions::default()).await.unwrap();
     alice.subscribe("hall", SubscribeOptions::default()).await.unwrap();
     let a = alice.lock();
-    a.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap().value;
-    a.acquire_lock("hall", ChannelType::MESSAGE, "keep", false).await.unwrap().value;
+    a.acquire_lock("room", ChannelType::MESSAGE, "door", false).await.unwrap();
+    a.acquire_lock("hall", ChannelType::MESSAGE, "keep", false).await.unwrap();
     // alice leaves both channels, and comes back to hall at once.
     alice.unsubscribe("room").await.unwrap();
     alice.unsubscribe("hall").await.unwrap();
