@@ -846,7 +846,7 @@ async fn an_owner_that_leaves_the_channel_loses_its_lock_and_a_leaving_waiter_is
 
     // A waiter that leaves the channel is withdrawn, and not granted the lock later.
     let (carol, _) = client(addr, "carol").await;
-    carol.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", false).await.unwrap().value; // never subscribed
+    carol.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", false).await.unwrap(); // never subscribed
     let (bob, _) = client(addr, "bob").await;
     bob.subscribe("room", SubscribeOptions::default()).await.unwrap();
     let waiting = tokio::spawn(bob.lock().acquire_lock("room", ChannelType::MESSAGE, "gate", true));
