@@ -130,14 +130,11 @@ pub struct rtm2_result {
     pub fencing_token: u64,
     /// `get_messages` on success: a page of the channel's history; NULL otherwise.
     pub history: *const rtm2_history_page,
-    /// The server's time of the answer, ms since the epoch, on success for the calls that have
-    /// one: `login`, `logout` (the client's time when the server could not answer),
-    /// `renew_token`, `subscribe`, `unsubscribe`, `publish` (an acknowledgement that covered
-    /// it), `join`, `leave`, `join_topic`, `leave_topic`, `publish_topic`, `subscribe_topic`,
-    /// `unsubscribe_topic`, `set_state` (the client's time while the state is only kept
-    /// locally), `remove_state`, `set_lock`, `remove_lock`, `release_lock`, `revoke_lock`,
-    /// `subscribe_user_metadata`, `unsubscribe_user_metadata`; 0 otherwise (agora-rtm-sdk's
-    /// `timestamp` of its responses).
+    /// The server's time of the answer, ms since the epoch (agora-rtm-sdk's `timestamp` of its
+    /// responses), on success of every call that asks the server: `logout` has the client's
+    /// time when the server could not answer, `publish` the time of the acknowledgement that
+    /// covered it, `set_state` the client's time while the state is only kept locally; 0 on
+    /// failure and for `get_subscribed_users` (answered by the client).
     pub timestamp_ms: u64,
 }
 

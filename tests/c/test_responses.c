@@ -2,7 +2,8 @@
  * (agora-rtm-sdk's `timestamp` of its responses) is, on success, within the wall-clock times
  * taken just before the call and just after its completion — for login, publish, subscribe,
  * unsubscribe, the stream channel calls, presence state, locks, user-metadata subscriptions,
- * renew_token and logout — and 0 for a failure and for calls that carry data instead.
+ * renew_token and logout, and the calls that carry data (who is online, states, metadata,
+ * locks and the fencing token, a history page) — and 0 for a failure.
  *
  *   test_responses [--rtm2 PATH]     (no argument: the embedded server) */
 #include <stdio.h>
@@ -87,10 +88,18 @@ TEST(every_call_answers_with_the_servers_time) {
     ANSWERED(k, "remove_state", rtm2_presence_remove_state(alice, room, M, keys, 1, h_complete, &k, NULL));
 
     ANSWERED(k, "set_lock", rtm2_lock_set(alice, room, M, "door", 10, h_complete, &k, NULL));
-    /* A call that returns data carries no timestamp (yet). */
-    CHECK_INT(OP(k, rtm2_lock_acquire(alice, room, M, "door", false, h_complete, &k, NULL)), RTM2_OK);
+    /* Calls that return data carry the time too. */
+    ANSWERED(k, "acquire_lock", rtm2_lock_acquire(alice, room, M, "door", false, h_complete, &k, NULL));
     CHECK(k.fencing_token > 0);
-    CHECK_INT(k.timestamp_ms, 0);
+    ANSWERED(k, "get_locks", rtm2_lock_get_locks(alice, room, M, h_complete, &k, NULL));
+    ANSWERED(k, "get_online_users", rtm2_presence_get_online_users(alice, room, M, NULL, h_complete, &k, NULL));
+    ANSWERED(k, "get_user_channels", rtm2_presence_get_user_channels(alice, NULL, h_complete, &k, NULL));
+    rtm2_metadata_item item = {"k", "v", -1, 0, NULL};
+    ANSWERED(k, "set_channel_metadata",
+             rtm2_storage_set_channel_metadata(alice, room, M, &item, 1, NULL, h_complete, &k, NULL));
+    ANSWERED(k, "get_channel_metadata", rtm2_storage_get_channel_metadata(alice, room, M, h_complete, &k, NULL));
+    ANSWERED(k, "get_user_metadata", rtm2_storage_get_user_metadata(alice, NULL, h_complete, &k, NULL));
+    ANSWERED(k, "get_messages", rtm2_history_get_messages(alice, room, M, 10, 0, 0, h_complete, &k, NULL));
     ANSWERED(k, "release_lock", rtm2_lock_release(alice, room, M, "door", h_complete, &k, NULL));
     CHECK_INT(OP(k, rtm2_lock_acquire(bob, room, M, "door", false, h_complete, &k, NULL)), RTM2_OK);
     ANSWERED(k, "revoke_lock", rtm2_lock_revoke(alice, room, M, "door", bob_id, h_complete, &k, NULL));
