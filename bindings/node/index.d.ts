@@ -138,10 +138,10 @@ export declare class NativeLock {
    * Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
    * server's queue until granted — without a time limit unless `timeoutMs` is given. Never
    * blocks the event loop; the cancel token abandons the wait (the core then withdraws the
-   * queued acquisition). Resolves with the grant's fencing token (a number: tokens stay
-   * far below 2^53).
+   * queued acquisition). Resolves with the grant's fencing token and the server's time of
+   * the grant.
    */
-  acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
+  acquireLock(channel: string, channelType: string | undefined | null, lockName: string, retry?: boolean | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<LockGrant>
   /**
    * Releases a lock this client holds (14006 otherwise); the next waiter gets it.
    * Resolves with the server's time of the answer (ms since the epoch).
@@ -153,7 +153,7 @@ export declare class NativeLock {
    */
   revokeLock(channel: string, channelType: string | undefined | null, lockName: string, owner: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** Every lock of a channel, with its owner. */
-  getLocks(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<LockDetail>>
+  getLocks(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<LockList>
 }
 
 /**
@@ -165,7 +165,7 @@ export declare class NativePresence {
   /** Who is present in a channel, a page at a time (no need to be in the channel). */
   getOnlineUsers(channel: string, channelType?: string | undefined | null, options?: NativeGetOnlineUsersOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<OnlineUsers>
   /** The channels a user is present in (`''`: this client). */
-  getUserChannels(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<Array<ChannelInfo>>
+  getUserChannels(userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserChannels>
   /**
    * Sets keys of this client's state in a channel (kept locally until it subscribes/joins;
    * 10002 before login); resolves with the server's time of the answer (ms since the epoch),
@@ -173,7 +173,7 @@ export declare class NativePresence {
    */
   setState(channel: string, channelType: string | undefined | null, states: Array<StateItem>, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<number>
   /** A user's state in a channel (13011 if the user is not present there). */
-  getState(channel: string, channelType: string | undefined | null, userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserState>
+  getState(channel: string, channelType: string | undefined | null, userId: string, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<UserStateAnswer>
   /**
    * Removes keys of this client's state in a channel (none or empty: all of them); resolves
    * with the server's time of the answer, or this machine's when only the local copy changed.
@@ -193,7 +193,7 @@ export declare class NativeStorage {
   /** Removes items (by key) of a channel's metadata; none or empty: the whole set. */
   removeChannelMetadata(channel: string, channelType?: string | undefined | null, data?: Array<NativeMetadataItem> | undefined | null, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
   /** A channel's metadata (empty, major revision 0, if never written). */
-  getChannelMetadata(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<StorageData>
+  getChannelMetadata(channel: string, channelType?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataAnswer>
   /** Adds or overwrites items of a user's metadata. */
   setUserMetadata(userId: string | undefined | null, data: Array<NativeMetadataItem>, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
   /** Changes existing items of a user's metadata (12014 if one does not exist). */
@@ -201,7 +201,7 @@ export declare class NativeStorage {
   /** Removes items of a user's metadata; none or empty: the whole set. */
   removeUserMetadata(userId?: string | undefined | null, data?: Array<NativeMetadataItem> | undefined | null, options?: NativeMetadataOptions | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataWriteResult>
   /** A user's metadata. */
-  getUserMetadata(userId?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<StorageData>
+  getUserMetadata(userId?: string | undefined | null, timeoutMs?: number | undefined | null, cancel?: CancelToken | undefined | null): Promise<MetadataAnswer>
   /**
    * Receives a user's metadata: a SNAPSHOT event now, then an UPDATE per change (at most 50
    * users, 12017).
@@ -355,6 +355,8 @@ export interface HistoryPage {
   count: number
   /** 0: nothing older; else the `start` of the next (older) page. */
   newStart: number
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 /** Users of one kind of change during a presence interval. */
@@ -435,6 +437,21 @@ export interface LockEvent {
   fencingToken: number
 }
 
+/** A lock grant (`acquireLock`). */
+export interface LockGrant {
+  /** The grant's fencing token (a number: tokens stay far below 2^53). */
+  fencingToken: number
+  /** The server's time of the grant, ms since the epoch. */
+  timestamp: number
+}
+
+/** Every lock of a channel (`getLocks`). */
+export interface LockList {
+  lockDetails: Array<LockDetail>
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
+}
+
 /**
  * Logs out every client of the process still logged in, blocking for at most `timeoutMs` in
  * all; the number of logouts waited for. The package calls it from `process.on('exit')`
@@ -468,6 +485,16 @@ export interface MessageEvent {
   recovered: boolean
 }
 
+/** A metadata set as a read answers it: the set's fields and the server's time of the answer. */
+export interface MetadataAnswer {
+  totalCount: number
+  /** Incremented by every write of the set (0: never written). */
+  majorRevision: number
+  metadata: Record<string, MetadataDetail>
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
+}
+
 /** One item of a metadata set, by key in `metadata`. */
 export interface MetadataDetail {
   value: string
@@ -485,6 +512,8 @@ export interface MetadataWriteResult {
   totalCount: number
   /** The set's new major revision (also the revision of every item written). */
   majorRevision: number
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 export interface NativeClientOptions {
@@ -657,6 +686,8 @@ export interface OnlineUsers {
   totalOccupancy: number
   /** Pass as `page` for the next page; `''` on the last page. */
   nextPage: string
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 /** A presence event (`presence` event). */
@@ -768,11 +799,27 @@ export interface TopicInfo {
   totalPublisher: number
 }
 
+/** The channels a user is present in (`getUserChannels`). */
+export interface UserChannels {
+  channels: Array<ChannelInfo>
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
+}
+
 /** A user and its state in a channel. */
 export interface UserState {
   userId: string
   states: Record<string, string>
   statesCount: number
+}
+
+/** A user's state in a channel (`getState`). */
+export interface UserStateAnswer {
+  userId: string
+  states: Record<string, string>
+  statesCount: number
+  /** The server's time of the answer, ms since the epoch. */
+  timestamp: number
 }
 
 /** Version of the SDK. */

@@ -555,7 +555,8 @@ export interface RTMEventMap {
 export type RTMEventName = keyof RTMEventMap
 
 // Responses, by agora-rtm-sdk 2.3's names. `timestamp` is the server's time of its answer, ms
-// since the epoch. Older rtm2 names stay as aliases.
+// since the epoch: every call that asks the server has one, those that return data too. Older
+// rtm2 names stay as aliases.
 
 /** The answer of `login()`. */
 export interface LoginResponse {
@@ -672,6 +673,7 @@ export interface GetOnlineUsersResponse extends ChannelScope {
   occupants: UserState[]
   /** Pass as `page` for the next page; `''` on the last page. */
   nextPage: string
+  timestamp: number
 }
 export type WhoNowResponse = GetOnlineUsersResponse
 
@@ -683,10 +685,13 @@ export interface ChannelInfo {
 export interface GetUserChannelsResponse {
   channels: ChannelInfo[]
   totalChannel: number
+  timestamp: number
 }
 export type WhereNowResponse = GetUserChannelsResponse
 
-export interface GetStateResponse extends ChannelScope, UserState {}
+export interface GetStateResponse extends ChannelScope, UserState {
+  timestamp: number
+}
 
 /** The answer of a channel-metadata write. */
 export interface SetChannelMetadataResponse extends ChannelScope {
@@ -694,19 +699,23 @@ export interface SetChannelMetadataResponse extends ChannelScope {
   totalCount: number
   /** The set's new major revision (also the revision of every item written). */
   majorRevision: number
+  timestamp: number
 }
 export type UpdateChannelMetadataResponse = SetChannelMetadataResponse
 export type RemoveChannelMetadataResponse = SetChannelMetadataResponse
 /** The former name of `SetChannelMetadataResponse`. */
 export type ChannelMetadataResponse = SetChannelMetadataResponse
 
-export interface GetChannelMetadataResponse extends StorageData, ChannelScope {}
+export interface GetChannelMetadataResponse extends StorageData, ChannelScope {
+  timestamp: number
+}
 
 /** The answer of a user-metadata write. */
 export interface SetUserMetadataResponse {
   userId: string
   totalCount: number
   majorRevision: number
+  timestamp: number
 }
 export type UpdateUserMetadataResponse = SetUserMetadataResponse
 export type RemoveUserMetadataResponse = SetUserMetadataResponse
@@ -715,6 +724,7 @@ export type UserMetadataResponse = SetUserMetadataResponse
 
 export interface GetUserMetadataResponse extends StorageData {
   userId: string
+  timestamp: number
 }
 
 /** The answer of `subscribeUserMetadata()` / `unsubscribeUserMetadata()`. */
@@ -741,7 +751,7 @@ export type RevokeLockResponse = SetLockResponse
 /** The former name of `SetLockResponse` and the others. */
 export type LockResponse = SetLockResponse
 
-/** The answer of `acquireLock()` (no `timestamp` yet). */
+/** The answer of `acquireLock()`: `timestamp` is the server's time of the grant. */
 export interface AcquireLockResponse extends LockScope {
   /**
    * The grant's fencing token: strictly increasing from grant to grant (also across a server
@@ -749,6 +759,7 @@ export interface AcquireLockResponse extends LockScope {
    * have the resource reject a token lower than the highest it has seen.
    */
   fencingToken: number
+  timestamp: number
 }
 
 /** A stored message (`rtm.history.getMessages`). */
@@ -770,6 +781,8 @@ export interface GetHistoryMessagesResponse {
   count: number
   /** 0: nothing older; else the `start` of the next (older) page. */
   newStart: number
+  /** The server's time of the answer (not a message's: those are in `messageList`). */
+  timestamp: number
 }
 
 export interface GetLockResponse {
@@ -777,6 +790,7 @@ export interface GetLockResponse {
   channelType: ChannelType
   totalLocks: number
   lockDetails: LockDetail[]
+  timestamp: number
 }
 
 // ---------------------------------------------------------------------------------------------

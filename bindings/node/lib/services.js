@@ -50,7 +50,8 @@ class RTMPresence {
   /**
    * Who is present in a channel, one page at a time (no need to be in it). Options:
    * `includedUserId` (default true), `includedState` (default false; needs includedUserId,
-   * else 13003), `page` (the `nextPage` of an earlier answer).
+   * else 13003), `page` (the `nextPage` of an earlier answer). → `{ channelName, channelType,
+   * totalOccupancy, occupants, nextPage, timestamp }`
    */
   async getOnlineUsers(channelName, channelType, options = {}) {
     const o = { includedUserId: options.includedUserId, includedState: options.includedState, page: options.page }
@@ -61,6 +62,7 @@ class RTMPresence {
       totalOccupancy: r.totalOccupancy,
       occupants: r.occupants,
       nextPage: r.nextPage,
+      timestamp: r.timestamp,
     }
   }
 
@@ -69,10 +71,13 @@ class RTMPresence {
     return this.getOnlineUsers(channelName, channelType, options)
   }
 
-  /** The channels a user is present in (`''`: this client). */
-  async getUserChannels(userId, options = {}) {
-    const channels = await runOp(options, (t, tok) => this.#native.getUserChannels(userId ?? '', t, tok))
-    return { channels, totalChannel: channels.length }
+  /** The channels a user is present in (`''`: this client). → `{ channels, totalChannel, timestamp }` */
+  getUserChannels(userId, options = {}) {
+    return runOp(
+      options,
+      (t, tok) => this.#native.getUserChannels(userId ?? '', t, tok),
+      ({ channels, timestamp }) => ({ channels, totalChannel: channels.length, timestamp }),
+    )
   }
 
   /** Alias of `getUserChannels`. */
@@ -95,7 +100,10 @@ class RTMPresence {
     )
   }
 
-  /** A user's state in a channel (13011 if the user is not present there). */
+  /**
+   * A user's state in a channel (13011 if the user is not present there). → `{ channelName,
+   * channelType, userId, states, statesCount, timestamp }`
+   */
   async getState(userId, channelName, channelType, options = {}) {
     const u = await runOp(options, (t, tok) => this.#native.getState(channelName, channelType, userId, t, tok))
     return { channelName, channelType: typeOf(channelType), ...u }
@@ -132,7 +140,13 @@ class RTMStorage {
     const o = metadataOptions(options)
     return runOp(options, async (t, tok) => {
       const w = await this.#native[method](channelName, channelType, data, o, t, tok)
-      return { channelName, channelType: typeOf(channelType), totalCount: w.totalCount, majorRevision: w.majorRevision }
+      return {
+        channelName,
+        channelType: typeOf(channelType),
+        totalCount: w.totalCount,
+        majorRevision: w.majorRevision,
+        timestamp: w.timestamp,
+      }
     })
   }
 
@@ -141,7 +155,7 @@ class RTMStorage {
     const userId = options.userId || this.#userId
     return runOp(options, async (t, tok) => {
       const w = await this.#native[method](options.userId ?? null, data, o, t, tok)
-      return { userId, totalCount: w.totalCount, majorRevision: w.majorRevision }
+      return { userId, totalCount: w.totalCount, majorRevision: w.majorRevision, timestamp: w.timestamp }
     })
   }
 
@@ -160,7 +174,10 @@ class RTMStorage {
     return this.#channelWrite('removeChannelMetadata', channelName, channelType, options.data ?? null, options)
   }
 
-  /** A channel's metadata: `{ majorRevision, totalCount, metadata: { key: { value, revision, updated, authorUid } } }`. */
+  /**
+   * A channel's metadata: `{ channelName, channelType, majorRevision, totalCount, metadata: { key:
+   * { value, revision, updated, authorUid } }, timestamp }`.
+   */
   async getChannelMetadata(channelName, channelType, options = {}) {
     const d = await runOp(options, (t, tok) => this.#native.getChannelMetadata(channelName, channelType, t, tok))
     return { channelName, channelType: typeOf(channelType), ...d }
@@ -181,7 +198,7 @@ class RTMStorage {
     return this.#userWrite('removeUserMetadata', options.data ?? null, options)
   }
 
-  /** A user's metadata (`options.userId`, default this client). */
+  /** A user's metadata (`options.userId`, default this client): `{ userId, …, timestamp }`. */
   async getUserMetadata(options = {}) {
     const userId = options.userId || this.#userId
     const d = await runOp(options, (t, tok) => this.#native.getUserMetadata(options.userId ?? null, t, tok))
@@ -230,10 +247,22 @@ class RTMLock {
     )
   }
 
-  /** Every lock of a channel: `{ totalLocks, lockDetails: [{ lockName, owner, ttl, fencingToken }] }`. */
-  async getLock(channelName, channelType, options = {}) {
-    const lockDetails = await runOp(options, (t, tok) => this.#native.getLocks(channelName, channelType, t, tok))
-    return { channelName, channelType: typeOf(channelType), totalLocks: lockDetails.length, lockDetails }
+  /**
+   * Every lock of a channel: `{ channelName, channelType, totalLocks, lockDetails: [{ lockName,
+   * owner, ttl, fencingToken }], timestamp }`.
+   */
+  getLock(channelName, channelType, options = {}) {
+    return runOp(
+      options,
+      (t, tok) => this.#native.getLocks(channelName, channelType, t, tok),
+      ({ lockDetails, timestamp }) => ({
+        channelName,
+        channelType: typeOf(channelType),
+        totalLocks: lockDetails.length,
+        lockDetails,
+        timestamp,
+      }),
+    )
   }
 
   /** The same as `getLock` (agora-rtm-sdk's name), by the name the other bindings use (`get_locks`). */
@@ -257,15 +286,16 @@ class RTMLock {
    * after the withdrawal. Resolves with `fencingToken`, the grant's fencing token: strictly
    * increasing from grant to grant; send it with writes to what the lock guards and reject
    * tokens lower than the highest seen (metadata writes take it as `options.fencingToken`).
+   * → `{ channelName, channelType, lockName, fencingToken, timestamp }` (the server's time of
+   * the grant)
    */
-  async acquireLock(channelName, channelType, lockName, options = {}) {
-    const fencingToken = await runOp(
+  acquireLock(channelName, channelType, lockName, options = {}) {
+    return runOp(
       options,
       (t, tok) => this.#native.acquireLock(channelName, channelType, lockName, options.retry, t, tok),
-      undefined,
+      ({ fencingToken, timestamp }) => ({ channelName, channelType: typeOf(channelType), lockName, fencingToken, timestamp }),
       true,
     )
-    return { channelName, channelType: typeOf(channelType), lockName, fencingToken }
   }
 
   /** Releases a lock this client holds (14006 otherwise); the next waiter gets it. */
@@ -303,7 +333,7 @@ class RTMHistory {
    * `messageCount` (1..100; 0 or none: 100), `start` (only messages before this server
    * timestamp, ms, exclusive; 0: from the newest: pass a page's `newStart` for the next, older,
    * page), `end` (only messages at or after it, inclusive; 0: no bound); with both, start must
-   * be after end and at most 24 h apart (15002).
+   * be after end and at most 24 h apart (15002). → `{ messageList, count, newStart, timestamp }`
    */
   async getMessages(channelName, channelType, options = {}) {
     const o = { messageCount: options.messageCount, start: options.start, end: options.end }

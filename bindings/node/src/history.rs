@@ -43,6 +43,8 @@ pub struct HistoryPage {
     pub count: u32,
     /// 0: nothing older; else the `start` of the next (older) page.
     pub new_start: f64,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
 /// A timestamp option: a non-negative integer number of ms (else 10014).
@@ -99,7 +101,9 @@ impl NativeHistory {
         })();
         match started {
             Ok(call) => op::promise(env, cancel, async move {
-                let page = call.await?;
+                let r = call.await?;
+                let timestamp = r.timestamp_ms as f64;
+                let page = r.into_inner();
                 let message_list: Vec<HistoryMessage> = page
                     .messages
                     .into_iter()
@@ -114,7 +118,12 @@ impl NativeHistory {
                         timestamp: m.timestamp_ms as f64,
                     })
                     .collect();
-                Ok(HistoryPage { count: message_list.len() as u32, message_list, new_start: page.new_start as f64 })
+                Ok(HistoryPage {
+                    count: message_list.len() as u32,
+                    message_list,
+                    new_start: page.new_start as f64,
+                    timestamp,
+                })
             }),
             Err(e) => op::rejected(env, e),
         }

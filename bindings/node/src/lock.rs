@@ -23,6 +23,23 @@ pub struct LockDetail {
     pub fencing_token: f64,
 }
 
+/// Every lock of a channel (`getLocks`).
+#[napi(object)]
+pub struct LockList {
+    pub lock_details: Vec<LockDetail>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
+}
+
+/// A lock grant (`acquireLock`).
+#[napi(object)]
+pub struct LockGrant {
+    /// The grant's fencing token (a number: tokens stay far below 2^53).
+    pub fencing_token: f64,
+    /// The server's time of the grant, ms since the epoch.
+    pub timestamp: f64,
+}
+
 /// A lock event (`lock` event).
 #[napi(object)]
 pub struct LockEvent {
@@ -139,9 +156,9 @@ impl NativeLock {
     /// Takes a lock. Held by another user: fails with 14007, or with `retry` waits in the
     /// server's queue until granted — without a time limit unless `timeoutMs` is given. Never
     /// blocks the event loop; the cancel token abandons the wait (the core then withdraws the
-    /// queued acquisition). Resolves with the grant's fencing token (a number: tokens stay
-    /// far below 2^53).
-    #[napi(ts_return_type = "Promise<number>")]
+    /// queued acquisition). Resolves with the grant's fencing token and the server's time of
+    /// the grant.
+    #[napi(ts_return_type = "Promise<LockGrant>")]
     #[allow(clippy::too_many_arguments)]
     pub fn acquire_lock<'e>(
         &self,
@@ -158,7 +175,11 @@ impl NativeLock {
                 // Aborted while it waits: the promise settles once the server has withdrawn it.
                 let (acquired, withdrawal) =
                     l.acquire_lock_withdrawable(&channel, t, &lock_name, retry.unwrap_or(false));
-                let acquired = async move { acquired.await.map(|token| token as f64) };
+                let acquired = async move {
+                    acquired
+                        .await
+                        .map(|g| LockGrant { fencing_token: g.value as f64, timestamp: g.timestamp_ms as f64 })
+                };
                 op::promise_then(env, cancel, acquired, async move { withdrawal.withdraw().await })
             }
             Err(e) => op::rejected(env, e),
@@ -204,7 +225,7 @@ impl NativeLock {
     }
 
     /// Every lock of a channel, with its owner.
-    #[napi(ts_return_type = "Promise<Array<LockDetail>>")]
+    #[napi(ts_return_type = "Promise<LockList>")]
     pub fn get_locks<'e>(
         &self,
         env: &'e Env,
@@ -216,7 +237,12 @@ impl NativeLock {
         match self.service("get_locks", channel_type.as_deref(), timeout_ms) {
             Ok((l, t)) => {
                 let call = l.get_locks(&channel, t);
-                op::promise(env, cancel, async move { call.await.map(|v| v.iter().map(detail).collect::<Vec<_>>()) })
+                op::promise(env, cancel, async move {
+                    call.await.map(|v| LockList {
+                        lock_details: v.iter().map(detail).collect(),
+                        timestamp: v.timestamp_ms as f64,
+                    })
+                })
             }
             Err(e) => op::rejected(env, e),
         }

@@ -47,6 +47,8 @@ pub struct OnlineUsers {
     pub total_occupancy: u32,
     /// Pass as `page` for the next page; `''` on the last page.
     pub next_page: String,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
 /// A channel a user is present in.
@@ -55,6 +57,24 @@ pub struct ChannelInfo {
     pub channel_name: String,
     /// `'MESSAGE'` or `'STREAM'`.
     pub channel_type: String,
+}
+
+/// The channels a user is present in (`getUserChannels`).
+#[napi(object)]
+pub struct UserChannels {
+    pub channels: Vec<ChannelInfo>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
+}
+
+/// A user's state in a channel (`getState`).
+#[napi(object)]
+pub struct UserStateAnswer {
+    pub user_id: String,
+    pub states: BTreeMap<String, String>,
+    pub states_count: u32,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
 /// Users of one kind of change during a presence interval.
@@ -172,10 +192,13 @@ impl NativePresence {
                 let call = p.get_online_users(&channel, t, o);
                 op::promise(env, cancel, async move {
                     let r = call.await?;
+                    let timestamp = r.timestamp_ms as f64;
+                    let r = r.into_inner();
                     Ok(OnlineUsers {
                         occupants: r.occupants.iter().map(user_state).collect(),
                         total_occupancy: r.total_occupancy,
                         next_page: r.next_page,
+                        timestamp,
                     })
                 })
             }
@@ -184,7 +207,7 @@ impl NativePresence {
     }
 
     /// The channels a user is present in (`''`: this client).
-    #[napi(ts_return_type = "Promise<Array<ChannelInfo>>")]
+    #[napi(ts_return_type = "Promise<UserChannels>")]
     pub fn get_user_channels<'e>(
         &self,
         env: &'e Env,
@@ -198,12 +221,16 @@ impl NativePresence {
                 let call = c.presence().get_user_channels(&user_id);
                 op::promise(env, cancel, async move {
                     let r = call.await?;
-                    Ok(r.into_iter()
+                    let timestamp = r.timestamp_ms as f64;
+                    let channels = r
+                        .into_inner()
+                        .into_iter()
                         .map(|c| ChannelInfo {
                             channel_name: c.channel,
                             channel_type: c.channel_type.name().to_string(),
                         })
-                        .collect::<Vec<_>>())
+                        .collect();
+                    Ok(UserChannels { channels, timestamp })
                 })
             }
             Err(e) => op::rejected(env, e),
@@ -230,7 +257,7 @@ impl NativePresence {
     }
 
     /// A user's state in a channel (13011 if the user is not present there).
-    #[napi(ts_return_type = "Promise<UserState>")]
+    #[napi(ts_return_type = "Promise<UserStateAnswer>")]
     pub fn get_state<'e>(
         &self,
         env: &'e Env,
@@ -243,7 +270,17 @@ impl NativePresence {
         match self.service("get_state", channel_type.as_deref(), timeout_ms) {
             Ok((p, t)) => {
                 let call = p.get_state(&channel, t, &user_id);
-                op::promise(env, cancel, async move { call.await.map(|u| user_state(&u)) })
+                op::promise(env, cancel, async move {
+                    let r = call.await?;
+                    let timestamp = r.timestamp_ms as f64;
+                    let u = r.into_inner();
+                    Ok(UserStateAnswer {
+                        states_count: u.states.len() as u32,
+                        user_id: u.user_id,
+                        states: u.states,
+                        timestamp,
+                    })
+                })
             }
             Err(e) => op::rejected(env, e),
         }

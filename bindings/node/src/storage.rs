@@ -7,7 +7,7 @@ use napi::Env;
 use napi::bindgen_prelude::Object;
 use napi_derive::napi;
 
-use rtm2_core::{Metadata, MetadataItem, MetadataOptions, MetadataWrite, Storage};
+use rtm2_core::{Metadata, MetadataItem, MetadataOptions, MetadataWrite, Storage, Timed};
 
 use crate::client::Shared;
 use crate::convert;
@@ -68,6 +68,19 @@ pub struct MetadataWriteResult {
     pub total_count: u32,
     /// The set's new major revision (also the revision of every item written).
     pub major_revision: i64,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
+}
+
+/// A metadata set as a read answers it: the set's fields and the server's time of the answer.
+#[napi(object)]
+pub struct MetadataAnswer {
+    pub total_count: u32,
+    /// Incremented by every write of the set (0: never written).
+    pub major_revision: i64,
+    pub metadata: BTreeMap<String, MetadataDetail>,
+    /// The server's time of the answer, ms since the epoch.
+    pub timestamp: f64,
 }
 
 /// A storage event (`storage` event): the whole set after a change (UPDATE) or when
@@ -143,8 +156,17 @@ fn options(o: Option<NativeMetadataOptions>) -> MetadataOptions {
     mo
 }
 
-fn write_result(w: MetadataWrite) -> MetadataWriteResult {
-    MetadataWriteResult { total_count: w.total_count, major_revision: w.major_revision }
+fn write_result(w: Timed<MetadataWrite>) -> MetadataWriteResult {
+    MetadataWriteResult {
+        total_count: w.total_count,
+        major_revision: w.major_revision,
+        timestamp: w.timestamp_ms as f64,
+    }
+}
+
+fn read_result(m: Timed<Metadata>) -> MetadataAnswer {
+    let StorageData { total_count, major_revision, metadata } = data(&m);
+    MetadataAnswer { total_count, major_revision, metadata, timestamp: m.timestamp_ms as f64 }
 }
 
 /// Which write a call is.
@@ -288,7 +310,7 @@ impl NativeStorage {
     }
 
     /// A channel's metadata (empty, major revision 0, if never written).
-    #[napi(ts_return_type = "Promise<StorageData>")]
+    #[napi(ts_return_type = "Promise<MetadataAnswer>")]
     pub fn get_channel_metadata<'e>(
         &self,
         env: &'e Env,
@@ -305,7 +327,7 @@ impl NativeStorage {
         match prep() {
             Ok((s, t)) => {
                 let call = s.get_channel_metadata(&channel, t);
-                op::promise(env, cancel, async move { call.await.map(|m| data(&m)) })
+                op::promise(env, cancel, async move { call.await.map(read_result) })
             }
             Err(e) => op::rejected(env, e),
         }
@@ -354,7 +376,7 @@ impl NativeStorage {
     }
 
     /// A user's metadata.
-    #[napi(ts_return_type = "Promise<StorageData>")]
+    #[napi(ts_return_type = "Promise<MetadataAnswer>")]
     pub fn get_user_metadata<'e>(
         &self,
         env: &'e Env,
@@ -365,7 +387,7 @@ impl NativeStorage {
         match self.service("get_user_metadata", timeout_ms) {
             Ok(s) => {
                 let call = s.get_user_metadata(&user_id.unwrap_or_default());
-                op::promise(env, cancel, async move { call.await.map(|m| data(&m)) })
+                op::promise(env, cancel, async move { call.await.map(read_result) })
             }
             Err(e) => op::rejected(env, e),
         }

@@ -84,14 +84,18 @@ test('set, get, acquire, release, remove, with their events', async () => {
       { lockName: 'tiny', owner: '', ttl: 10, fencingToken: 0 },
     ],
   )
-  assert.deepEqual(await bob.lock.getLock(ch), all, 'the channel type defaults to MESSAGE')
-  assert.deepEqual(await bob.lock.getLocks(ch, 'MESSAGE'), all, 'getLocks: the name of the other bindings')
+  assert.ok(all.timestamp > 0, 'the server time of the answer')
+  // The same answer, at another time.
+  const again = async (p) => ({ ...(await p), timestamp: all.timestamp })
+  assert.deepEqual(await again(bob.lock.getLock(ch)), all, 'the channel type defaults to MESSAGE')
+  assert.deepEqual(await again(bob.lock.getLocks(ch, 'MESSAGE')), all, 'getLocks: the name of the other bindings')
 
   ev = waitFor(carol, 'lock', isLock('ACQUIRED', ch, 'door'))
   const granted = await alice.lock.acquireLock(ch, 'MESSAGE', 'door')
   const token = granted.fencingToken
   assert.ok(Number.isInteger(token) && token > 0, `a fencing token: ${token}`)
-  assert.deepEqual(granted, { channelName: ch, channelType: 'MESSAGE', lockName: 'door', fencingToken: token })
+  assert.deepEqual(granted, { channelName: ch, channelType: 'MESSAGE', lockName: 'door', fencingToken: token, timestamp: granted.timestamp })
+  assert.ok(granted.timestamp >= all.timestamp, 'the server time of the grant')
   const acq = await ev
   assert.deepEqual([acq.owner, acq.publisher, acq.ttl, acq.fencingToken], [alice.userId, alice.userId, 30, token])
   // The owner again: fine, the same grant.
@@ -186,7 +190,13 @@ test('a retrying acquirer waits without blocking and gets the lock on release', 
   await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
   const granted = await within(waiting.promise)
   assert.ok(granted.fencingToken > 0, `a fencing token: ${granted.fencingToken}`)
-  assert.deepEqual(granted, { channelName: ch, channelType: 'MESSAGE', lockName: 'door', fencingToken: granted.fencingToken })
+  assert.deepEqual(granted, {
+    channelName: ch,
+    channelType: 'MESSAGE',
+    lockName: 'door',
+    fencingToken: granted.fencingToken,
+    timestamp: granted.timestamp,
+  })
   assert.equal((await released).owner, alice.userId)
   const a = await acquired
   assert.deepEqual([a.owner, a.fencingToken], [bob.userId, granted.fencingToken])

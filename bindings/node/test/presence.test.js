@@ -78,8 +78,9 @@ test('state set before subscribing is applied on subscribe; SNAPSHOT includes se
   assert.deepEqual(j.snapshot, [])
   assert.equal(j.interval, null)
 
-  const got = await bob.presence.getState(alice.userId, ch, 'MESSAGE')
+  const { timestamp: at, ...got } = await bob.presence.getState(alice.userId, ch, 'MESSAGE')
   assert.deepEqual(got, { channelName: ch, channelType: 'MESSAGE', userId: alice.userId, states: { mood: 'happy' }, statesCount: 1 })
+  assert.ok(at > 0, 'the server time of the answer')
 })
 
 test('REMOTE_STATE_CHANGED carries the full state; removeState; REMOTE_LEAVE', async () => {
@@ -116,12 +117,14 @@ test('REMOTE_STATE_CHANGED carries the full state; removeState; REMOTE_LEAVE', a
   ev = changed((e) => Object.keys(e.stateChanged).length === 0)
   await bob.presence.removeState(ch, 'MESSAGE')
   await ev
-  assert.deepEqual(await carol.presence.getState(bob.userId, ch, 'MESSAGE'), {
+  const cleared = await carol.presence.getState(bob.userId, ch, 'MESSAGE')
+  assert.deepEqual(cleared, {
     channelName: ch,
     channelType: 'MESSAGE',
     userId: bob.userId,
     states: {},
     statesCount: 0,
+    timestamp: cleared.timestamp,
   })
 
   // Leaving removes the user and its state.
@@ -164,10 +167,13 @@ test('whoNow / getOnlineUsers options and whereNow / getUserChannels', async () 
   assert.equal((await carol.presence.whoNow(ch)).totalOccupancy, 2)
   assert.equal((await carol.presence.whoNow(uniq('empty'), 'MESSAGE')).totalOccupancy, 0)
 
-  const where = await carol.presence.whereNow(alice.userId)
+  const { timestamp, ...where } = await carol.presence.whereNow(alice.userId)
   assert.deepEqual(where, { channels: [{ channelName: ch, channelType: 'MESSAGE' }], totalChannel: 1 })
-  assert.deepEqual(await alice.presence.getUserChannels(''), where, "'' is this client")
-  assert.deepEqual(await carol.presence.getUserChannels(carol.userId), { channels: [], totalChannel: 0 })
+  assert.ok(timestamp > 0, 'the server time of the answer')
+  const own = await alice.presence.getUserChannels('')
+  assert.deepEqual(own, { ...where, timestamp: own.timestamp }, "'' is this client")
+  const none = await carol.presence.getUserChannels(carol.userId)
+  assert.deepEqual(none, { channels: [], totalChannel: 0, timestamp: none.timestamp })
 })
 
 test('beQuiet sees everyone but is hidden; withPresence false is not present', async () => {

@@ -1,8 +1,9 @@
 'use strict'
 // What calls resolve with, against `rtm2 serve`: agora-rtm-sdk 2.3's response shapes, with
-// `timestamp` the server's time of the answer (the server runs on this machine, so its clock is
-// ours: a server time lies between a time taken before the call and one taken after it); the
-// ErrorInfo fields of a rejection; and the `token` event (agora-rtm-sdk's TokenEvent) beside
+// `timestamp` the server's time of the answer, for calls that answer nothing else and for those
+// that return data alike (the server runs on this machine, so its clock is ours: a server time
+// lies between a time taken before the call and one taken after it); the ErrorInfo fields of a
+// rejection; and the `token` event (agora-rtm-sdk's TokenEvent) beside
 // `tokenPrivilegeWillExpire`.
 
 const test = require('node:test')
@@ -174,9 +175,8 @@ test('presence, lock and storage calls that answer nothing else carry the server
   const lock = { ...scope, lockName: 'door' }
   const sl = await timed(() => alice.lock.setLock(ch, 'MESSAGE', 'door'), 'setLock')
   assert.deepEqual(sl, { ...lock, timestamp: sl.timestamp })
-  // acquireLock returns data (the fencing token) and no timestamp yet (docs/node.md).
-  const acquired = await alice.lock.acquireLock(ch, 'MESSAGE', 'door')
-  assert.deepEqual(acquired, { ...lock, fencingToken: acquired.fencingToken })
+  const acquired = await timed(() => alice.lock.acquireLock(ch, 'MESSAGE', 'door'), 'acquireLock')
+  assert.deepEqual(acquired, { ...lock, fencingToken: acquired.fencingToken, timestamp: acquired.timestamp })
   const rl = await timed(() => alice.lock.releaseLock(ch, 'MESSAGE', 'door'), 'releaseLock')
   assert.deepEqual(rl, { ...lock, timestamp: rl.timestamp })
   await bob.lock.acquireLock(ch, 'MESSAGE', 'door')
@@ -189,9 +189,163 @@ test('presence, lock and storage calls that answer nothing else carry the server
   assert.deepEqual(sum, { userId: alice.userId, timestamp: sum.timestamp })
   const uum = await timed(() => bob.storage.unsubscribeUserMetadata(alice.userId), 'unsubscribeUserMetadata')
   assert.deepEqual(uum, { userId: alice.userId, timestamp: uum.timestamp })
-  // Metadata writes return data and no timestamp yet (docs/node.md).
-  const w = await alice.storage.setChannelMetadata(ch, 'MESSAGE', [{ key: 'k', value: 'v' }])
-  assert.deepEqual(w, { ...scope, totalCount: 1, majorRevision: 1 })
+})
+
+test('calls that return data carry the server time too: presence queries', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  await Promise.all([alice.login(), bob.login()])
+  const ch = uniq('room')
+  const scope = { channelName: ch, channelType: 'MESSAGE' }
+  await alice.presence.setState(ch, 'MESSAGE', { mood: 'happy' })
+  await alice.subscribe(ch)
+
+  const online = await timed(() => bob.presence.getOnlineUsers(ch, 'MESSAGE', { includedState: true }), 'getOnlineUsers')
+  assert.deepEqual(online, {
+    ...scope,
+    totalOccupancy: 1,
+    occupants: [{ userId: alice.userId, states: { mood: 'happy' }, statesCount: 1 }],
+    nextPage: '',
+    timestamp: online.timestamp,
+  })
+  // The channel type defaults to MESSAGE; whoNow is the same call; a signal takes the other path.
+  const who = await timed(() => bob.presence.whoNow(ch, undefined, { signal: new AbortController().signal }), 'whoNow')
+  assert.deepEqual(who, { ...online, occupants: [{ userId: alice.userId, states: {}, statesCount: 0 }], timestamp: who.timestamp })
+  const count = await timed(() => bob.presence.getOnlineUsers(ch, 'MESSAGE', { includedUserId: false }), 'getOnlineUsers (count)')
+  assert.deepEqual(count, { ...scope, totalOccupancy: 1, occupants: [], nextPage: '', timestamp: count.timestamp })
+
+  const where = await timed(() => bob.presence.getUserChannels(alice.userId), 'getUserChannels')
+  assert.deepEqual(where, { channels: [scope], totalChannel: 1, timestamp: where.timestamp })
+  const own = await timed(() => alice.presence.whereNow('', { timeoutMs: 5000 }), 'whereNow')
+  assert.deepEqual(own, { channels: [scope], totalChannel: 1, timestamp: own.timestamp })
+  const none = await timed(() => bob.presence.whereNow(bob.userId), 'whereNow (nowhere)')
+  assert.deepEqual(none, { channels: [], totalChannel: 0, timestamp: none.timestamp })
+
+  const st = await timed(() => bob.presence.getState(alice.userId, ch, 'MESSAGE'), 'getState')
+  assert.deepEqual(st, { ...scope, userId: alice.userId, states: { mood: 'happy' }, statesCount: 1, timestamp: st.timestamp })
+  const signal = new AbortController().signal
+  const st2 = await timed(() => bob.presence.getState(alice.userId, ch, undefined, { signal }), 'getState with a signal')
+  assert.deepEqual(st2, { ...st, timestamp: st2.timestamp })
+})
+
+test('calls that return data carry the server time too: metadata writes and reads', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  await Promise.all([alice.login(), bob.login()])
+  const ch = uniq('room')
+  const scope = { channelName: ch, channelType: 'MESSAGE' }
+
+  // Channel metadata: each write's answer is { channelName, channelType, totalCount, majorRevision, timestamp }.
+  const items = [
+    { key: 'k', value: 'v' },
+    { key: 'j', value: 'w' },
+  ]
+  const set = await timed(() => alice.storage.setChannelMetadata(ch, 'MESSAGE', items), 'setChannelMetadata')
+  assert.deepEqual(set, { ...scope, totalCount: 2, majorRevision: 1, timestamp: set.timestamp })
+  const opts = { addTimeStamp: true, signal: new AbortController().signal }
+  const upd = await timed(() => alice.storage.updateChannelMetadata(ch, undefined, [{ key: 'k', value: 'v2' }], opts), 'updateChannelMetadata')
+  assert.deepEqual(upd, { ...scope, totalCount: 2, majorRevision: 2, timestamp: upd.timestamp })
+  const got = await timed(() => bob.storage.getChannelMetadata(ch, 'MESSAGE'), 'getChannelMetadata')
+  assert.deepEqual(got, {
+    ...scope,
+    totalCount: 2,
+    majorRevision: 2,
+    metadata: {
+      j: { value: 'w', revision: 1, updated: 0, authorUid: '' },
+      k: { value: 'v2', revision: 2, updated: got.metadata.k?.updated, authorUid: '' },
+    },
+    timestamp: got.timestamp,
+  })
+  // The item's `updated` is the time of the write, the answer's `timestamp` the time of the read.
+  assert.ok(set.timestamp <= got.metadata.k.updated && got.metadata.k.updated <= got.timestamp, JSON.stringify(got))
+  const rm = await timed(() => alice.storage.removeChannelMetadata(ch, 'MESSAGE', { data: [{ key: 'j' }] }), 'removeChannelMetadata')
+  assert.deepEqual(rm, { ...scope, totalCount: 1, majorRevision: 3, timestamp: rm.timestamp })
+  const rmAll = await timed(() => alice.storage.removeChannelMetadata(ch), 'removeChannelMetadata (all)')
+  assert.deepEqual(rmAll, { ...scope, totalCount: 0, majorRevision: 4, timestamp: rmAll.timestamp })
+  const unwritten = uniq('never')
+  const signal = new AbortController().signal
+  const never = await timed(() => bob.storage.getChannelMetadata(unwritten, 'STREAM', { signal }), 'getChannelMetadata (never written)')
+  assert.deepEqual(never, { channelName: unwritten, channelType: 'STREAM', totalCount: 0, majorRevision: 0, metadata: {}, timestamp: never.timestamp })
+
+  // User metadata: { userId, totalCount, majorRevision, timestamp }; no userId: this client.
+  const mine = { userId: alice.userId }
+  const us = await timed(() => alice.storage.setUserMetadata([{ key: 'status', value: 'online' }]), 'setUserMetadata')
+  assert.deepEqual(us, { ...mine, totalCount: 1, majorRevision: 1, timestamp: us.timestamp })
+  const uu = await timed(
+    () => bob.storage.updateUserMetadata([{ key: 'status', value: 'away' }], { userId: alice.userId }),
+    'updateUserMetadata',
+  )
+  assert.deepEqual(uu, { ...mine, totalCount: 1, majorRevision: 2, timestamp: uu.timestamp })
+  const ug = await timed(() => bob.storage.getUserMetadata({ userId: alice.userId }), 'getUserMetadata')
+  assert.deepEqual(ug, {
+    ...mine,
+    totalCount: 1,
+    majorRevision: 2,
+    metadata: { status: { value: 'away', revision: 2, updated: 0, authorUid: '' } },
+    timestamp: ug.timestamp,
+  })
+  const own = await timed(() => alice.storage.getUserMetadata({ signal }), 'getUserMetadata (own)')
+  assert.deepEqual(own, { ...ug, timestamp: own.timestamp })
+  const ur = await timed(() => alice.storage.removeUserMetadata(), 'removeUserMetadata')
+  assert.deepEqual(ur, { ...mine, totalCount: 0, majorRevision: 3, timestamp: ur.timestamp })
+})
+
+test('calls that return data carry the server time too: locks (the grant time) and history', async () => {
+  const alice = client('alice')
+  const bob = client('bob')
+  await Promise.all([alice.login(), bob.login()])
+  const ch = uniq('room')
+  const scope = { channelName: ch, channelType: 'MESSAGE' }
+  const lock = { ...scope, lockName: 'door' }
+  await alice.lock.setLock(ch, 'MESSAGE', 'door', { ttl: 30 })
+
+  const free = uniq('free')
+  const empty = await timed(() => bob.lock.getLock(free, 'STREAM'), 'getLock (no locks)')
+  assert.deepEqual(empty, { channelName: free, channelType: 'STREAM', totalLocks: 0, lockDetails: [], timestamp: empty.timestamp })
+  const a = await timed(() => alice.lock.acquireLock(ch, 'MESSAGE', 'door', { signal: new AbortController().signal }), 'acquireLock with a signal')
+  assert.deepEqual(a, { ...lock, fencingToken: a.fencingToken, timestamp: a.timestamp })
+  assert.ok(Number.isInteger(a.fencingToken) && a.fencingToken > 0, String(a.fencingToken))
+  const locks = await timed(() => bob.lock.getLock(ch, 'MESSAGE'), 'getLock')
+  assert.deepEqual(locks, {
+    ...scope,
+    totalLocks: 1,
+    lockDetails: [{ lockName: 'door', owner: alice.userId, ttl: 30, fencingToken: a.fencingToken }],
+    timestamp: locks.timestamp,
+  })
+  const locks2 = await timed(() => bob.lock.getLocks(ch, undefined, { signal: new AbortController().signal }), 'getLocks')
+  assert.deepEqual(locks2, { ...locks, timestamp: locks2.timestamp })
+
+  // A queued acquisition answers with the time it was granted, not the time it was asked.
+  const asked = Date.now()
+  const waiting = bob.lock.acquireLock(ch, 'MESSAGE', 'door', { retry: true })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const released = Date.now()
+  await alice.lock.releaseLock(ch, 'MESSAGE', 'door')
+  const granted = await within(waiting, undefined, 'the queued acquisition')
+  const after = Date.now()
+  assert.deepEqual(granted, { ...lock, fencingToken: granted.fencingToken, timestamp: granted.timestamp })
+  assert.ok(granted.fencingToken > a.fencingToken)
+  assert.ok(asked + 100 <= released && released <= granted.timestamp && granted.timestamp <= after, `${released} <= ${granted.timestamp} <= ${after}`)
+
+  // history.getMessages: { messageList, count, newStart, timestamp }; `timestamp` is the read's
+  // time, each message keeps its own.
+  const p = await alice.publish(ch, 'kept', { storeInHistory: true })
+  const page = await timed(() => bob.history.getMessages(ch, 'MESSAGE'), 'getMessages')
+  assert.deepEqual(page, {
+    messageList: [
+      { message: 'kept', messageType: 'STRING', customType: '', publisher: alice.userId, timestamp: page.messageList[0]?.timestamp },
+    ],
+    count: 1,
+    newStart: 0,
+    timestamp: page.timestamp,
+  })
+  assert.ok(page.messageList[0].timestamp <= page.timestamp && p.timestamp <= page.timestamp)
+  const none = await timed(() => bob.history.getMessages(uniq('empty'), undefined, { signal: new AbortController().signal }), 'getMessages (empty)')
+  assert.deepEqual(none, { messageList: [], count: 0, newStart: 0, timestamp: none.timestamp })
+  await alice.publish(bob.userId, 'for bob', { channelType: 'USER', storeInHistory: true })
+  const inbox = await timed(() => bob.history.getMessages(bob.userId, 'USER', { messageCount: 10 }), 'getMessages (USER)')
+  assert.equal(inbox.count, 1)
+  assert.equal(inbox.messageList[0].message, 'for bob')
 })
 
 test('a rejection carries agora-rtm-sdk ErrorInfo fields: error, errorCode, reason, operation', async () => {

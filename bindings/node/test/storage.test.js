@@ -57,7 +57,8 @@ test('channel metadata: set, update, remove, get; SNAPSHOT then UPDATE with the 
     { key: 'topic', value: 'rust' },
     { key: 'owner', value: 'alice' },
   ])
-  assert.deepEqual(w, { channelName: ch, channelType: 'MESSAGE', totalCount: 2, majorRevision: 1 })
+  assert.deepEqual(w, { channelName: ch, channelType: 'MESSAGE', totalCount: 2, majorRevision: 1, timestamp: w.timestamp })
+  assert.ok(w.timestamp > 0, 'the server time of the answer')
   const u = await update
   assert.equal(u.publisher, alice.userId)
   assert.equal(u.storageType, 'CHANNEL')
@@ -94,7 +95,7 @@ test('channel metadata: set, update, remove, get; SNAPSHOT then UPDATE with the 
   // Remove by key (values do not matter), then everything; the major revision keeps counting.
   update = waitFor(bob, 'storage', isStorage('UPDATE', ch, (e) => e.data.majorRevision === 3))
   const r = await alice.storage.removeChannelMetadata(ch, 'MESSAGE', { data: [{ key: 'owner', value: 'ignored' }] })
-  assert.deepEqual(r, { channelName: ch, channelType: 'MESSAGE', totalCount: 1, majorRevision: 3 })
+  assert.deepEqual(r, { channelName: ch, channelType: 'MESSAGE', totalCount: 1, majorRevision: 3, timestamp: r.timestamp })
   assert.deepEqual(kv((await update).data), ['topic:zig'])
   update = waitFor(bob, 'storage', isStorage('UPDATE', ch, (e) => e.data.majorRevision === 4))
   assert.equal((await alice.storage.removeChannelMetadata(ch, 'MESSAGE')).totalCount, 0)
@@ -238,7 +239,7 @@ test('user metadata: anyone may write; subscribers get SNAPSHOT then UPDATE', as
   // No userId: this client's metadata.
   let update = waitFor(bob, 'storage', isStorage('UPDATE', alice.userId))
   const w = await alice.storage.setUserMetadata([{ key: 'status', value: 'online' }], { addTimeStamp: true })
-  assert.deepEqual(w, { userId: alice.userId, totalCount: 1, majorRevision: 1 })
+  assert.deepEqual(w, { userId: alice.userId, totalCount: 1, majorRevision: 1, timestamp: w.timestamp })
   const u = await update
   assert.deepEqual([u.storageType, u.publisher, kv(u.data), u.data.majorRevision], ['USER', alice.userId, ['status:online'], 1])
   assert.ok(u.data.metadata.status.updated > 0)
@@ -246,7 +247,7 @@ test('user metadata: anyone may write; subscribers get SNAPSHOT then UPDATE', as
   // Someone else writes Alice's metadata.
   update = waitFor(bob, 'storage', isStorage('UPDATE', alice.userId, (e) => e.data.majorRevision === 2))
   const w2 = await bob.storage.setUserMetadata([{ key: 'note', value: 'hi' }], { userId: alice.userId, addUserId: true })
-  assert.deepEqual(w2, { userId: alice.userId, totalCount: 2, majorRevision: 2 })
+  assert.deepEqual(w2, { userId: alice.userId, totalCount: 2, majorRevision: 2, timestamp: w2.timestamp })
   const u2 = await update
   assert.equal(u2.publisher, bob.userId)
   assert.deepEqual(kv(u2.data), ['note:hi', 'status:online'])
@@ -259,10 +260,13 @@ test('user metadata: anyone may write; subscribers get SNAPSHOT then UPDATE', as
 
   const got = await other.storage.getUserMetadata({ userId: alice.userId })
   assert.deepEqual([got.userId, got.totalCount, got.majorRevision], [alice.userId, 2, 3])
-  assert.deepEqual(await alice.storage.getUserMetadata(), got, 'no userId: this client')
+  const own = await alice.storage.getUserMetadata()
+  assert.deepEqual(own, { ...got, timestamp: own.timestamp }, 'no userId: this client')
+  assert.ok(got.timestamp > 0 && own.timestamp >= got.timestamp, 'the server time of each answer')
 
   update = waitFor(bob, 'storage', isStorage('UPDATE', alice.userId, (e) => e.data.majorRevision === 4))
-  assert.deepEqual(await alice.storage.removeUserMetadata({ data: [{ key: 'note' }] }), { userId: alice.userId, totalCount: 1, majorRevision: 4 })
+  const removed = await alice.storage.removeUserMetadata({ data: [{ key: 'note' }] })
+  assert.deepEqual(removed, { userId: alice.userId, totalCount: 1, majorRevision: 4, timestamp: removed.timestamp })
   assert.deepEqual(kv((await update).data), ['status:away'])
 
   // After unsubscribing, Bob gets no more of Alice's updates (events are ordered: Carol's

@@ -50,6 +50,17 @@ import {
   type SubscribeUserMetaResponse,
   type SetChannelMetadataResponse,
   type ChannelMetadataResponse,
+  type GetOnlineUsersResponse,
+  type WhoNowResponse,
+  type GetUserChannelsResponse,
+  type WhereNowResponse,
+  type GetStateResponse,
+  type GetChannelMetadataResponse,
+  type SetUserMetadataResponse,
+  type GetUserMetadataResponse,
+  type AcquireLockResponse,
+  type GetLockResponse,
+  type GetHistoryMessagesResponse,
   RTMHistory,
 } from 'rtm2'
 
@@ -188,14 +199,17 @@ async function services(): Promise<void> {
   await rtm.presence.setState('room', 'STREAM', [['a', '1'], { key: 'b', value: '2' }], { timeoutMs: 500 })
   await rtm.presence.setState('room', undefined, new Map([['c', '3']]))
   const who = await rtm.presence.whoNow('room', 'MESSAGE', { includedUserId: true, includedState: true, page: '', signal: ac.signal })
-  console.log(who.totalOccupancy, who.nextPage, who.occupants[0]?.states)
+  console.log(who.totalOccupancy, who.nextPage, who.occupants[0]?.states, who.timestamp.toFixed())
   const where = await rtm.presence.whereNow('')
-  console.log(where.totalChannel, where.channels.map((c) => c.channelType))
-  const st = await rtm.presence.getState('bob', 'room', 'MESSAGE')
-  console.log(st.userId, st.statesCount, st.channelName)
+  console.log(where.totalChannel, where.channels.map((c) => c.channelType), where.timestamp.toFixed())
+  const st: GetStateResponse = await rtm.presence.getState('bob', 'room', 'MESSAGE')
+  console.log(st.userId, st.statesCount, st.channelName, st.timestamp.toFixed())
   await rtm.presence.removeState('room', 'MESSAGE', { states: ['mood'] })
-  await rtm.presence.getOnlineUsers('room')
-  await rtm.presence.getUserChannels('bob')
+  const online: GetOnlineUsersResponse = await rtm.presence.getOnlineUsers('room')
+  const who2: WhoNowResponse = online
+  const channels: GetUserChannelsResponse = await rtm.presence.getUserChannels('bob')
+  const where2: WhereNowResponse = channels
+  console.log(online.timestamp, who2.timestamp, channels.timestamp, where2.timestamp)
 
   await rtm.publish('room', 'kept', { storeInHistory: true })
   let start = 0
@@ -206,7 +220,8 @@ async function services(): Promise<void> {
       const mt: MessageType = m.messageType
       console.log(body, mt, m.customType, m.publisher, m.timestamp.toFixed())
     }
-    console.log(page.count)
+    const typed: GetHistoryMessagesResponse = page
+    console.log(page.count, typed.timestamp.toFixed())
     start = page.newStart
   } while (start !== 0)
   await rtm.history.getMessages('bob', ChannelType.USER)
@@ -217,16 +232,17 @@ async function services(): Promise<void> {
   const items: MetadataItem[] = [{ key: 'k', value: 'v', revision: -1 }]
   const w: SetChannelMetadataResponse = await rtm.storage.setChannelMetadata('room', 'MESSAGE', items, { majorRevision: -1, lockName: 'door', addTimeStamp: true, addUserId: true })
   const w2: ChannelMetadataResponse = w
-  console.log(w.totalCount, w.majorRevision, w2.channelName)
+  console.log(w.totalCount, w.majorRevision, w2.channelName, w.timestamp.toFixed())
   await rtm.storage.updateChannelMetadata('room', 'MESSAGE', items)
   await rtm.storage.removeChannelMetadata('room', 'MESSAGE', { data: [{ key: 'k' }], majorRevision: 3 })
-  const m = await rtm.storage.getChannelMetadata('room', 'STREAM')
-  console.log(m.metadata['k']?.value, m.metadata['k']?.revision, m.metadata['k']?.updated)
-  await rtm.storage.setUserMetadata(items, { userId: 'bob', addUserId: true })
+  const m: GetChannelMetadataResponse = await rtm.storage.getChannelMetadata('room', 'STREAM')
+  console.log(m.metadata['k']?.value, m.metadata['k']?.revision, m.metadata['k']?.updated, m.timestamp.toFixed())
+  const uw: SetUserMetadataResponse = await rtm.storage.setUserMetadata(items, { userId: 'bob', addUserId: true })
+  console.log(uw.userId, uw.majorRevision, uw.timestamp.toFixed())
   await rtm.storage.updateUserMetadata(items)
   await rtm.storage.removeUserMetadata({ userId: 'bob', data: [{ key: 'k' }] })
-  const um = await rtm.storage.getUserMetadata({ userId: 'bob' })
-  console.log(um.userId, um.majorRevision)
+  const um: GetUserMetadataResponse = await rtm.storage.getUserMetadata({ userId: 'bob' })
+  console.log(um.userId, um.majorRevision, um.timestamp.toFixed())
   const sum: SubscribeUserMetaResponse = await rtm.storage.subscribeUserMetadata('bob')
   console.log(sum.userId, sum.timestamp)
   await rtm.storage.unsubscribeUserMetadata('bob')
@@ -236,12 +252,13 @@ async function services(): Promise<void> {
   const sl: SetLockResponse = await rtm.lock.setLock('room', 'MESSAGE', 'door', { ttl: 30 })
   const sl2: LockResponse = sl
   console.log(sl.lockName, sl.timestamp, sl2.channelType)
-  const acquired = await rtm.lock.acquireLock('room', 'MESSAGE', 'door', { retry: true, signal: ac.signal, timeoutMs: 1000 })
-  console.log(acquired.fencingToken)
-  // @ts-expect-error: acquireLock's answer has no timestamp yet
-  console.log(acquired.timestamp)
-  const locks = await rtm.lock.getLock('room', 'MESSAGE')
-  console.log(locks.totalLocks, locks.lockDetails.map((d) => `${d.lockName}:${d.owner}:${d.ttl}`))
+  const acquired: AcquireLockResponse = await rtm.lock.acquireLock('room', 'MESSAGE', 'door', { retry: true, signal: ac.signal, timeoutMs: 1000 })
+  console.log(acquired.fencingToken, acquired.lockName, acquired.timestamp.toFixed())
+  // @ts-expect-error: the fencing token is a number
+  const badToken: string = acquired.fencingToken
+  void badToken
+  const locks: GetLockResponse = await rtm.lock.getLock('room', 'MESSAGE')
+  console.log(locks.totalLocks, locks.lockDetails.map((d) => `${d.lockName}:${d.owner}:${d.ttl}`), locks.timestamp.toFixed())
   await rtm.lock.releaseLock('room', 'MESSAGE', 'door')
   await rtm.lock.revokeLock('room', 'MESSAGE', 'door', 'bob')
   await rtm.lock.removeLock('room', 'MESSAGE', 'door')
