@@ -100,12 +100,15 @@ fn _rtm2(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::FailedUser>()?;
     responses::register(m)?;
     m.add_class::<services::UserState>()?;
+    m.add_class::<services::GetStateResponse>()?;
     m.add_class::<services::OnlineUsers>()?;
     m.add_class::<services::ChannelInfo>()?;
     m.add_class::<services::PresenceInterval>()?;
     m.add_class::<services::PresenceEvent>()?;
     m.add_class::<services::MetadataItem>()?;
     m.add_class::<services::Metadata>()?;
+    m.add_class::<services::GetChannelMetadataResponse>()?;
+    m.add_class::<services::GetUserMetadataResponse>()?;
     m.add_class::<services::MetadataWrite>()?;
     m.add_class::<services::StorageEvent>()?;
     m.add_class::<services::LockDetail>()?;

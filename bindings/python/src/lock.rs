@@ -9,10 +9,10 @@ use pyo3::prelude::*;
 
 use rtm2_core::{Locks, Withdrawal};
 
-use crate::bridge::future;
+use crate::bridge::{future, future_map};
 use crate::client::{NativeClient, channel_type};
 use crate::responses::{ReleaseLockResponse, RemoveLockResponse, RevokeLockResponse, SetLockResponse};
-use crate::services::Out;
+use crate::services::locks;
 
 /// Withdraws one acquisition (`acquire_lock` returns it with the acquisition's future): the
 /// Python layer awaits `withdraw()` when the acquisition is cancelled, so that the cancellation
@@ -94,9 +94,13 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "acquire_lock";
         let l = self.service(op, timeout)?;
-        let (acquired, withdrawal) =
-            l.acquire_lock_withdrawable(channel, channel_type(op, channel_type_name)?, name, retry);
-        let acquired = future(py, acquired)?;
+        let t = channel_type(op, channel_type_name)?;
+        let (acquired, withdrawal) = l.acquire_lock_withdrawable(channel, t, name, retry);
+        // The fields of the AcquireLockResponse the Python layer makes (an int: the token).
+        let (channel, name) = (channel.to_string(), name.to_string());
+        let acquired = future_map(py, acquired, move |py, token| {
+            (channel, t.name(), name, token.value, token.timestamp_ms).into_py_any(py)
+        })?;
         (acquired, NativeWithdrawal(withdrawal)).into_bound_py_any(py)
     }
 
@@ -143,7 +147,9 @@ impl NativeLock {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "get_locks";
         let l = self.service(op, timeout)?;
-        let started = l.get_locks(channel, channel_type(op, channel_type_name)?);
-        future(py, async move { started.await.map(Out) })
+        let t = channel_type(op, channel_type_name)?;
+        let started = l.get_locks(channel, t);
+        let channel = channel.to_string();
+        future_map(py, started, move |py, v| locks(py, v, &channel, t.name()))
     }
 }

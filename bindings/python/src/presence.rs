@@ -8,10 +8,10 @@ use pyo3::prelude::*;
 
 use rtm2_core::{GetOnlineUsersOptions, Presence};
 
-use crate::bridge::future;
+use crate::bridge::{future, future_map};
 use crate::client::{NativeClient, channel_type};
 use crate::responses::{RemoveStateResponse, SetStateResponse};
-use crate::services::Out;
+use crate::services::{Out, get_state_response, user_channels};
 
 /// The presence service of a client. It goes through the client's handle, so it fails with
 /// 10018 once the client is closed.
@@ -61,7 +61,7 @@ impl NativePresence {
     ) -> PyResult<Bound<'py, PyAny>> {
         let p = self.service("get_user_channels", timeout)?;
         let started = p.get_user_channels(&user_id);
-        future(py, async move { started.await.map(Out) })
+        future_map(py, started, user_channels)
     }
 
     #[pyo3(signature = (channel, channel_type_name, states, timeout=None))]
@@ -93,7 +93,7 @@ impl NativePresence {
         let p = self.service(op, timeout)?;
         let t = channel_type(op, channel_type_name)?;
         let started = p.get_state(&channel, t, &user_id);
-        future(py, async move { started.await.map(Out) })
+        future_map(py, started, move |py, st| get_state_response(py, st, &channel, t.name()))
     }
 
     #[pyo3(signature = (channel, channel_type_name, keys, timeout=None))]

@@ -1,21 +1,33 @@
 //! The records of presence, storage and locks (events and results) and their conversion from
 //! the core's types. Same conventions as types.rs: frozen, dataclass-like, enumerations as
 //! reference names, sequences as tuples; a user's presence state is a dict.
+//!
+//! The results of the calls that return data carry `timestamp` last: the server's time of its
+//! answer, ms since the epoch (the core's `Timed`). The records that events carry too
+//! (`UserState`, `Metadata`) stay as they are there: `get_state` and the metadata reads answer
+//! with a record that extends them with the call's scope and that time (`GetStateResponse`,
+//! `GetChannelMetadataResponse`, `GetUserMetadataResponse`). The calls whose result was a list
+//! or an int (`get_user_channels`, `get_locks`, `acquire_lock`) hand the Python layer a tuple
+//! of the response's fields, which it makes into the list / int subclasses of
+//! rtm2/_responses.py.
 
 use std::collections::BTreeMap;
 
+use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::types::{any, record, s, tuple};
+use rtm2_core::Timed;
+
+use crate::types::{any, extended_record, record, s, tuple};
 
 record!(
     /// A user and its presence state in a channel.
-    UserState { user_id, states }
+    UserState [subclass] { user_id, states }
 );
 record!(
-    /// One page of `presence.get_online_users` (`who_now`).
-    OnlineUsers { occupants, total_occupancy, next_page }
+    /// One page of `presence.get_online_users` (`who_now`), with the server's time of its answer.
+    OnlineUsers { occupants, total_occupancy, next_page, timestamp }
 );
 record!(
     /// A channel a user is present in (`presence.get_user_channels` / `where_now`).
@@ -51,7 +63,7 @@ record!(
 );
 record!(
     /// A metadata set: its major revision and its items (sorted by key).
-    Metadata { major_revision, items }
+    Metadata [subclass] { major_revision, items }
     methods {
         /// The item of a key, or None.
         fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<Py<PyAny>>> {
@@ -66,8 +78,9 @@ record!(
     }
 );
 record!(
-    /// The outcome of a metadata write: the set's new major revision and its item count.
-    MetadataWrite { major_revision, total_count }
+    /// The outcome of a metadata write: the set's new major revision, its item count and the
+    /// server's time of its answer.
+    MetadataWrite { major_revision, total_count, timestamp }
 );
 record!(
     /// A storage event: the whole metadata set after a change (UPDATE) or on subscribing
@@ -81,8 +94,9 @@ record!(
 );
 record!(
     /// One page of `history.get_messages`, newest first: `count` = len(messages); `new_start`
-    /// 0 = nothing older, else the `start` of the next (older) page.
-    HistoryPage { messages, count, new_start }
+    /// 0 = nothing older, else the `start` of the next (older) page; `timestamp` the server's
+    /// time of its answer.
+    HistoryPage { messages, count, new_start, timestamp }
 );
 record!(
     /// A lock of a channel: its name, its owner ("" = free), its ttl in seconds and the
@@ -94,6 +108,54 @@ record!(
     /// `fencing_token`: ACQUIRED the new grant's, RELEASED / EXPIRED / REMOVED the ended grant's.
     LockEvent { event_type, channel_type, channel, lock_name, ttl, owner, publisher, snapshot, timestamp, fencing_token }
 );
+
+extended_record!(
+    /// Result of `presence.get_state`: the `UserState` (as before, so `isinstance`,
+    /// `case UserState(user_id, states)` and equality with a `UserState` keep working), with
+    /// the channel and the server's time of its answer — agora-rtm-sdk's `GetStateResponse`.
+    GetStateResponse: UserState { user_id, states } + { channel, channel_type, timestamp }
+);
+extended_record!(
+    /// Result of `storage.get_channel_metadata`: the `Metadata` (as before; equal to a
+    /// `Metadata` with the same revision and items, e.g. a `StorageEvent`'s `data`), with the
+    /// channel and the server's time of its answer — agora-rtm-sdk's `GetChannelMetadataResponse`.
+    GetChannelMetadataResponse: Metadata { major_revision, items } + { channel, channel_type, timestamp }
+);
+extended_record!(
+    /// Result of `storage.get_user_metadata`: the `Metadata`, with the user and the server's
+    /// time of its answer — agora-rtm-sdk's `GetUserMetadataResponse`.
+    GetUserMetadataResponse: Metadata { major_revision, items } + { user_id, timestamp }
+);
+
+/// The `GetStateResponse` of a `get_state` answer.
+pub fn get_state_response(
+    py: Python<'_>,
+    st: Timed<rtm2_core::UserState>,
+    channel: &str,
+    channel_type: &str,
+) -> PyResult<Py<PyAny>> {
+    let base = UserState { user_id: s(py, &st.user_id), states: states(py, &st.states)? };
+    let timestamp = any(py, st.timestamp_ms)?;
+    GetStateResponse { channel: s(py, channel), channel_type: s(py, channel_type), timestamp }.with_base(py, base)
+}
+
+/// The `GetChannelMetadataResponse` of a `get_channel_metadata` answer.
+pub fn channel_metadata(
+    py: Python<'_>,
+    m: Timed<rtm2_core::Metadata>,
+    channel: &str,
+    channel_type: &str,
+) -> PyResult<Py<PyAny>> {
+    let timestamp = any(py, m.timestamp_ms)?;
+    GetChannelMetadataResponse { channel: s(py, channel), channel_type: s(py, channel_type), timestamp }
+        .with_base(py, metadata_record(py, &m)?)
+}
+
+/// The `GetUserMetadataResponse` of a `get_user_metadata` answer.
+pub fn user_metadata(py: Python<'_>, m: Timed<rtm2_core::Metadata>, user_id: &str) -> PyResult<Py<PyAny>> {
+    let timestamp = any(py, m.timestamp_ms)?;
+    GetUserMetadataResponse { user_id: s(py, user_id), timestamp }.with_base(py, metadata_record(py, &m)?)
+}
 
 fn states(py: Python<'_>, st: &BTreeMap<String, String>) -> PyResult<Py<PyAny>> {
     let d = PyDict::new(py);
@@ -129,9 +191,13 @@ fn metadata_item(py: Python<'_>, i: &rtm2_core::MetadataItem) -> PyResult<Py<PyA
     )
 }
 
-fn metadata(py: Python<'_>, m: &rtm2_core::Metadata) -> PyResult<Py<PyAny>> {
+fn metadata_record(py: Python<'_>, m: &rtm2_core::Metadata) -> PyResult<Metadata> {
     let items = m.items.iter().map(|i| metadata_item(py, i)).collect::<PyResult<Vec<_>>>()?;
-    any(py, Metadata { major_revision: any(py, m.major_revision)?, items: tuple(py, items)? })
+    Ok(Metadata { major_revision: any(py, m.major_revision)?, items: tuple(py, items)? })
+}
+
+fn metadata(py: Python<'_>, m: &rtm2_core::Metadata) -> PyResult<Py<PyAny>> {
+    any(py, metadata_record(py, m)?)
 }
 
 fn lock_detail(py: Python<'_>, d: &rtm2_core::LockDetail) -> PyResult<Py<PyAny>> {
@@ -228,32 +294,24 @@ macro_rules! out {
     };
 }
 
-out!(rtm2_core::OnlineUsers, |py, v| any(
+out!(Timed<rtm2_core::OnlineUsers>, |py, v| any(
     py,
     OnlineUsers {
         occupants: user_states(py, &v.occupants)?,
         total_occupancy: any(py, v.total_occupancy)?,
         next_page: s(py, &v.next_page),
+        timestamp: any(py, v.timestamp_ms)?,
     }
 ));
-out!(Vec<rtm2_core::ChannelInfo>, |py, v| {
-    let list = v
-        .iter()
-        .map(|c| any(py, ChannelInfo { channel: s(py, &c.channel), channel_type: s(py, c.channel_type.name()) }))
-        .collect::<PyResult<Vec<_>>>()?;
-    any(py, list)
-});
-out!(rtm2_core::UserState, |py, v| user_state(py, &v));
-out!(rtm2_core::Metadata, |py, v| metadata(py, &v));
-out!(rtm2_core::MetadataWrite, |py, v| any(
+out!(Timed<rtm2_core::MetadataWrite>, |py, v| any(
     py,
-    MetadataWrite { major_revision: any(py, v.major_revision)?, total_count: any(py, v.total_count)? }
+    MetadataWrite {
+        major_revision: any(py, v.major_revision)?,
+        total_count: any(py, v.total_count)?,
+        timestamp: any(py, v.timestamp_ms)?,
+    }
 ));
-out!(Vec<rtm2_core::LockDetail>, |py, v| {
-    let list = v.iter().map(|d| lock_detail(py, d)).collect::<PyResult<Vec<_>>>()?;
-    any(py, list)
-});
-out!(rtm2_core::HistoryPage, |py, v| {
+out!(Timed<rtm2_core::HistoryPage>, |py, v| {
     let list = v
         .messages
         .iter()
@@ -276,5 +334,33 @@ out!(rtm2_core::HistoryPage, |py, v| {
         })
         .collect::<PyResult<Vec<_>>>()?;
     let count = list.len();
-    any(py, HistoryPage { messages: tuple(py, list)?, count: any(py, count)?, new_start: any(py, v.new_start)? })
+    any(
+        py,
+        HistoryPage {
+            messages: tuple(py, list)?,
+            count: any(py, count)?,
+            new_start: any(py, v.new_start)?,
+            timestamp: any(py, v.timestamp_ms)?,
+        },
+    )
 });
+
+/// `get_user_channels`' answer for the Python layer: `(channels, timestamp)`.
+pub fn user_channels(py: Python<'_>, v: Timed<Vec<rtm2_core::ChannelInfo>>) -> PyResult<Py<PyAny>> {
+    let list = v
+        .iter()
+        .map(|c| any(py, ChannelInfo { channel: s(py, &c.channel), channel_type: s(py, c.channel_type.name()) }))
+        .collect::<PyResult<Vec<_>>>()?;
+    (tuple(py, list)?, v.timestamp_ms).into_py_any(py)
+}
+
+/// `get_locks`' answer for the Python layer: `(channel, channel_type, locks, timestamp)`.
+pub fn locks(
+    py: Python<'_>,
+    v: Timed<Vec<rtm2_core::LockDetail>>,
+    channel: &str,
+    channel_type: &str,
+) -> PyResult<Py<PyAny>> {
+    let list = v.iter().map(|d| lock_detail(py, d)).collect::<PyResult<Vec<_>>>()?;
+    (channel, channel_type, tuple(py, list)?, v.timestamp_ms).into_py_any(py)
+}

@@ -5,10 +5,10 @@ use pyo3::prelude::*;
 
 use rtm2_core::{MetadataItem, MetadataOptions, Storage};
 
-use crate::bridge::future;
+use crate::bridge::{future, future_map};
 use crate::client::{NativeClient, channel_type};
 use crate::responses::{SubscribeUserMetaResponse, UnsubscribeUserMetaResponse};
-use crate::services::Out;
+use crate::services::{Out, channel_metadata, user_metadata};
 
 /// The storage service of a client (fails with 10018 once the client is closed).
 #[pyclass(module = "rtm2._rtm2", frozen)]
@@ -164,8 +164,10 @@ impl NativeStorage {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = "get_channel_metadata";
         let st = self.service(op, timeout)?;
-        let started = st.get_channel_metadata(channel, channel_type(op, channel_type_name)?);
-        future(py, async move { started.await.map(Out) })
+        let t = channel_type(op, channel_type_name)?;
+        let started = st.get_channel_metadata(channel, t);
+        let channel = channel.to_string();
+        future_map(py, started, move |py, m| channel_metadata(py, m, &channel, t.name()))
     }
 
     #[pyo3(signature = (user_id, items, major_revision=-1, lock_name=String::new(), record_ts=false, record_author=false, timeout=None))]
@@ -226,9 +228,11 @@ impl NativeStorage {
         user_id: String,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let st = self.service("get_user_metadata", timeout)?;
-        let started = st.get_user_metadata(&user_id);
-        future(py, async move { started.await.map(Out) })
+        let client = self.client.get().timed("get_user_metadata", timeout)?;
+        let started = client.storage().get_user_metadata(&user_id);
+        // The response names the user read: "" is this client.
+        let user_id = if user_id.is_empty() { client.user_id() } else { user_id };
+        future_map(py, started, move |py, m| user_metadata(py, m, &user_id))
     }
 
     #[pyo3(signature = (user_id, timeout=None))]

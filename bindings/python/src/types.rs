@@ -11,10 +11,12 @@ use rtm2_core::Event;
 
 use crate::services;
 
+/// A record: `record!(Name { fields } methods { … })`. `Name [subclass] { … }` lets a native
+/// record extend it (services.rs: `GetStateResponse` is a `UserState`).
 macro_rules! record {
-    ($(#[$m:meta])* $name:ident { $($field:ident),* $(,)? } $(methods { $($extra:tt)* })?) => {
+    ($(#[$m:meta])* $name:ident $([$($opt:ident),*])? { $($field:ident),* $(,)? } $(methods { $($extra:tt)* })?) => {
         $(#[$m])*
-        #[pyclass(module = "rtm2", frozen, get_all)]
+        #[pyclass(module = "rtm2", frozen, get_all $($(, $opt)*)?)]
         pub struct $name {
             $(pub $field: Py<PyAny>,)*
         }
@@ -52,6 +54,74 @@ macro_rules! record {
     };
 }
 pub(crate) use record;
+
+/// A record that extends another (declared `Base [subclass] { … }`):
+/// `extended_record!(Name: Base { base fields } + { own fields })`. An instance *is* a `Base`
+/// (`isinstance`, `case Base(…)`, the base's methods) whose fields are the base's, then its
+/// own. Equality: with another `Name`, all fields; with a `Base`, the base's (`Name.__eq__`
+/// answers NotImplemented, so Python asks the `Base`). The base fields are named again here
+/// (a macro cannot read `Base`'s): keep them in step with its declaration.
+macro_rules! extended_record {
+    ($(#[$m:meta])* $name:ident : $base:ident { $($bfield:ident),* $(,)? } + { $($field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[pyclass(module = "rtm2", frozen, get_all, extends = $base)]
+        pub struct $name {
+            $(pub $field: Py<PyAny>,)*
+        }
+
+        impl $name {
+            /// The fields in order, the base's first.
+            fn fields<'a>(slf: &'a Bound<'_, Self>) -> Vec<(&'static str, &'a Py<PyAny>)> {
+                let (base, own) = (slf.as_super().get(), slf.get());
+                vec![$((stringify!($bfield), &base.$bfield),)* $((stringify!($field), &own.$field),)*]
+            }
+
+            /// The Python object: `base` extended by this record's fields.
+            pub fn with_base(self, py: Python<'_>, base: $base) -> PyResult<Py<PyAny>> {
+                Ok(Py::new(py, ::pyo3::PyClassInitializer::from(base).add_subclass(self))?.into_any())
+            }
+        }
+
+        #[pymethods]
+        impl $name {
+            /// The fields in order, for `match`: the base's, then its own.
+            #[classattr]
+            fn __match_args__(py: Python<'_>) -> PyResult<Py<::pyo3::types::PyTuple>> {
+                Ok(::pyo3::types::PyTuple::new(py, [$(stringify!($bfield),)* $(stringify!($field)),*])?.unbind())
+            }
+
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                let py = slf.py();
+                let mut parts: Vec<String> = Vec::new();
+                for (name, v) in Self::fields(slf) {
+                    parts.push(format!("{}={}", name, v.bind(py).repr()?));
+                }
+                Ok(format!("{}({})", stringify!($name), parts.join(", ")))
+            }
+
+            fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let py = slf.py();
+                let Ok(other) = other.cast::<$name>() else { return Ok(py.NotImplemented()) };
+                for ((_, a), (_, b)) in Self::fields(slf).into_iter().zip(Self::fields(other)) {
+                    if !a.bind(py).eq(b.bind(py))? {
+                        return ::pyo3::IntoPyObjectExt::into_py_any(false, py);
+                    }
+                }
+                ::pyo3::IntoPyObjectExt::into_py_any(true, py)
+            }
+
+            /// The fields as a dict (nested records stay objects).
+            fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(slf.py());
+                for (name, v) in Self::fields(slf) {
+                    d.set_item(name, v.bind(slf.py()))?;
+                }
+                Ok(d)
+            }
+        }
+    };
+}
+pub(crate) use extended_record;
 
 record!(
     /// A received message (message channel, user channel or stream topic). `recovered`: delivered

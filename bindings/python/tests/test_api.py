@@ -257,12 +257,15 @@ def test_service_records_and_event_names() -> None:
         ),
         (rtm2.PresenceInterval, ("joined", "left", "timed_out", "states", "total_occupancy")),
         (rtm2.UserState, ("user_id", "states")),
-        (rtm2.OnlineUsers, ("occupants", "total_occupancy", "next_page")),
+        (rtm2.GetStateResponse, ("user_id", "states", "channel", "channel_type", "timestamp")),
+        (rtm2.OnlineUsers, ("occupants", "total_occupancy", "next_page", "timestamp")),
         (rtm2.ChannelInfo, ("channel", "channel_type")),
         (rtm2.StorageEvent, ("event_type", "storage_type", "channel_type", "target", "publisher", "data", "timestamp")),
         (rtm2.Metadata, ("major_revision", "items")),
+        (rtm2.GetChannelMetadataResponse, ("major_revision", "items", "channel", "channel_type", "timestamp")),
+        (rtm2.GetUserMetadataResponse, ("major_revision", "items", "user_id", "timestamp")),
         (rtm2.MetadataItem, ("key", "value", "revision", "updated", "author")),
-        (rtm2.MetadataWrite, ("major_revision", "total_count")),
+        (rtm2.MetadataWrite, ("major_revision", "total_count", "timestamp")),
         (
             rtm2.LockEvent,
             (
@@ -279,6 +282,7 @@ def test_service_records_and_event_names() -> None:
             ),
         ),
         (rtm2.LockDetail, ("name", "owner", "ttl", "fencing_token")),
+        (rtm2.HistoryPage, ("messages", "count", "new_start", "timestamp")),
     ]:
         assert cls.__module__ == "rtm2", cls
         assert cls.__match_args__ == fields, cls

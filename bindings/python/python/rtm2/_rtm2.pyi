@@ -255,6 +255,8 @@ class SubscribeUserMetaResponse(_UserMetadataResponse): ...
 class UnsubscribeUserMetaResponse(_UserMetadataResponse): ...
 
 # -- presence ----------------------------------------------------------------------------------
+# The results of the calls that return data end with ``timestamp``: the server's time of its
+# answer, ms since the Unix epoch.
 
 class UserState(_Record):
     """A user and its presence state in a channel."""
@@ -265,8 +267,20 @@ class UserState(_Record):
     def states(self) -> Dict[str, str]:
         """key → value (empty unless asked for or set)."""
 
+class GetStateResponse(UserState):
+    """Result of presence.get_state: the UserState, with the channel and the server's time of
+    its answer. Equal to a UserState with the same user and states."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def channel_type(self) -> ChannelTypeName: ...
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
+
 class OnlineUsers(_Record):
-    """One page of presence.get_online_users / who_now."""
+    """One page of presence.get_online_users / who_now (agora-rtm-sdk's GetOnlineUsersResponse)."""
 
     @property
     def occupants(self) -> Tuple[UserState, ...]:
@@ -277,6 +291,9 @@ class OnlineUsers(_Record):
     @property
     def next_page(self) -> str:
         """Pass as ``page`` for the next page; "" on the last page."""
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
 
 class ChannelInfo(_Record):
     """A channel a user is present in."""
@@ -357,8 +374,31 @@ class Metadata(_Record):
         """Sorted by key."""
     def get(self, key: str) -> Optional[MetadataItem]: ...
 
+class GetChannelMetadataResponse(Metadata):
+    """Result of storage.get_channel_metadata: the Metadata, with the channel and the server's
+    time of its answer. Equal to a Metadata with the same revision and items."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def channel_type(self) -> ChannelTypeName: ...
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
+
+class GetUserMetadataResponse(Metadata):
+    """Result of storage.get_user_metadata: the Metadata, with the user and the server's time of
+    its answer. Equal to a Metadata with the same revision and items."""
+
+    @property
+    def user_id(self) -> str:
+        """The user read (yours when asked for "")."""
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
+
 class MetadataWrite(_Record):
-    """The outcome of a metadata write."""
+    """The outcome of a metadata write (agora-rtm-sdk's SetChannelMetadataResponse and the others)."""
 
     @property
     def major_revision(self) -> int:
@@ -366,6 +406,9 @@ class MetadataWrite(_Record):
     @property
     def total_count(self) -> int:
         """Items in the set after the write."""
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
 
 class StorageEvent(_Record):
     """The whole metadata set of a channel or user: SNAPSHOT (on subscribing) or UPDATE."""
@@ -453,7 +496,7 @@ class HistoryMessage(_Record):
         the delivered MessageEvent carries the same)."""
 
 class HistoryPage(_Record):
-    """One page of a channel's history, newest first."""
+    """One page of a channel's history, newest first (agora-rtm-sdk's GetHistoryMessagesResponse)."""
 
     @property
     def messages(self) -> Tuple[HistoryMessage, ...]: ...
@@ -463,6 +506,9 @@ class HistoryPage(_Record):
     @property
     def new_start(self) -> int:
         """0: nothing older; else the ``start`` of the next (older) page."""
+    @property
+    def timestamp(self) -> int:
+        """The server's time of its answer, ms since the Unix epoch."""
 
 Event = Union[
     MessageEvent,
@@ -549,13 +595,14 @@ class NativePresence:
     ) -> asyncio.Future[OnlineUsers]: ...
     def get_user_channels(
         self, user_id: str = "", timeout: Optional[float] = None
-    ) -> asyncio.Future[List[ChannelInfo]]: ...
+    ) -> asyncio.Future[Tuple[Tuple[ChannelInfo, ...], int]]:
+        """(channels, timestamp): rtm2.GetUserChannelsResponse's fields."""
     def set_state(
         self, channel: str, channel_type_name: str, states: Sequence[Tuple[str, str]], timeout: Optional[float] = None
     ) -> asyncio.Future[SetStateResponse]: ...
     def get_state(
         self, channel: str, channel_type_name: str, user_id: str, timeout: Optional[float] = None
-    ) -> asyncio.Future[UserState]: ...
+    ) -> asyncio.Future[GetStateResponse]: ...
     def remove_state(
         self, channel: str, channel_type_name: str, keys: Sequence[str], timeout: Optional[float] = None
     ) -> asyncio.Future[RemoveStateResponse]: ...
@@ -599,7 +646,7 @@ class NativeStorage:
     ) -> asyncio.Future[MetadataWrite]: ...
     def get_channel_metadata(
         self, channel: str, channel_type_name: str, timeout: Optional[float] = None
-    ) -> asyncio.Future[Metadata]: ...
+    ) -> asyncio.Future[GetChannelMetadataResponse]: ...
     def set_user_metadata(
         self,
         user_id: str,
@@ -630,7 +677,9 @@ class NativeStorage:
         record_author: bool = False,
         timeout: Optional[float] = None,
     ) -> asyncio.Future[MetadataWrite]: ...
-    def get_user_metadata(self, user_id: str = "", timeout: Optional[float] = None) -> asyncio.Future[Metadata]: ...
+    def get_user_metadata(
+        self, user_id: str = "", timeout: Optional[float] = None
+    ) -> asyncio.Future[GetUserMetadataResponse]: ...
     def subscribe_user_metadata(
         self, user_id: str, timeout: Optional[float] = None
     ) -> asyncio.Future[SubscribeUserMetaResponse]: ...
@@ -650,7 +699,9 @@ class NativeLock:
     ) -> asyncio.Future[RemoveLockResponse]: ...
     def acquire_lock(
         self, channel: str, channel_type_name: str, name: str, retry: bool = False, timeout: Optional[float] = None
-    ) -> Tuple[asyncio.Future[int], NativeWithdrawal]: ...
+    ) -> Tuple[asyncio.Future[Tuple[str, ChannelTypeName, str, int, int]], NativeWithdrawal]:
+        """The acquisition, resolved with (channel, channel_type, lock_name, fencing_token,
+        timestamp) — rtm2.AcquireLockResponse's fields —, and its withdrawal."""
     def release_lock(
         self, channel: str, channel_type_name: str, name: str, timeout: Optional[float] = None
     ) -> asyncio.Future[ReleaseLockResponse]: ...
@@ -659,7 +710,8 @@ class NativeLock:
     ) -> asyncio.Future[RevokeLockResponse]: ...
     def get_locks(
         self, channel: str, channel_type_name: str, timeout: Optional[float] = None
-    ) -> asyncio.Future[List[LockDetail]]: ...
+    ) -> asyncio.Future[Tuple[str, ChannelTypeName, Tuple[LockDetail, ...], int]]:
+        """(channel, channel_type, locks, timestamp): rtm2.GetLockResponse's fields."""
 
 class NativeHistory:
     def get_messages(

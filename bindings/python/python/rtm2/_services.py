@@ -14,11 +14,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Iterable, List, Literal, Mapping, Optional, Tuple, Union
 
 from ._enums import ChannelType
+from ._responses import AcquireLockResponse, GetLockResponse, GetUserChannelsResponse
 from ._rtm2 import (
-    ChannelInfo,
+    GetChannelMetadataResponse,
+    GetStateResponse,
+    GetUserMetadataResponse,
     HistoryPage,
-    LockDetail,
-    Metadata,
     MetadataItem,
     MetadataWrite,
     OnlineUsers,
@@ -30,7 +31,6 @@ from ._rtm2 import (
     SetStateResponse,
     SubscribeUserMetaResponse,
     UnsubscribeUserMetaResponse,
-    UserState,
 )
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ class Presence:
         """One page of the users present in ``channel`` (``result.next_page`` is the ``page`` of
         the next one, "" on the last). ``include_user_id=False``: the count only;
         ``include_state=True`` also lists each user's state (needs ``include_user_id``, 13003).
-        Users that entered with ``be_quiet=True`` are not listed."""
+        Users that entered with ``be_quiet=True`` are not listed. ``result.timestamp``: the
+        server's time of its answer."""
         self._client._ensure_dispatcher()
         return await self._native.get_online_users(  # type: ignore[no-any-return]
             channel, channel_type, include_user_id, include_state, page, timeout
@@ -121,10 +122,13 @@ class Presence:
     who_now = get_online_users
     """Alias of :meth:`get_online_users` (the reference's ``whoNow``)."""
 
-    async def get_user_channels(self, user_id: str = "", *, timeout: Optional[float] = None) -> List[ChannelInfo]:
-        """The channels ``user_id`` ("" = you) is present in."""
+    async def get_user_channels(self, user_id: str = "", *, timeout: Optional[float] = None) -> GetUserChannelsResponse:
+        """The channels ``user_id`` ("" = you) is present in: a list of
+        :class:`rtm2.ChannelInfo` that also has ``timestamp`` (the server's time of its answer),
+        ``channels`` and ``total_channel``."""
         self._client._ensure_dispatcher()
-        return list(await self._native.get_user_channels(user_id, timeout))
+        channels, timestamp = await self._native.get_user_channels(user_id, timeout)
+        return GetUserChannelsResponse(channels, timestamp)
 
     where_now = get_user_channels
     """Alias of :meth:`get_user_channels` (the reference's ``whereNow``)."""
@@ -153,8 +157,10 @@ class Presence:
         *,
         channel_type: ChannelTypeName = "MESSAGE",
         timeout: Optional[float] = None,
-    ) -> UserState:
-        """The state of ``user_id`` in ``channel`` (13011 if that user is not present there)."""
+    ) -> GetStateResponse:
+        """The state of ``user_id`` in ``channel`` (13011 if that user is not present there): a
+        :class:`rtm2.UserState` that also has ``channel``, ``channel_type`` and ``timestamp``
+        (the server's time of its answer)."""
         self._client._ensure_dispatcher()
         return await self._native.get_state(channel, channel_type, user_id, timeout)  # type: ignore[no-any-return]
 
@@ -181,7 +187,10 @@ class Storage:
     """Channel metadata and user metadata, with revisions for compare-and-set (``client.storage``).
 
     Writes return :class:`rtm2.MetadataWrite` (the set's new ``major_revision``, which is also
-    the revision of every item written, and its ``total_count``). Conditions: ``major_revision``
+    the revision of every item written, its ``total_count`` and the server's ``timestamp`` of its
+    answer); reads a :class:`rtm2.Metadata` that also has the channel or user and the
+    ``timestamp`` of the answer (:class:`rtm2.GetChannelMetadataResponse`,
+    :class:`rtm2.GetUserMetadataResponse`). Conditions: ``major_revision``
     -1 (default) no check, 0 the set must be empty (set only), N the set's major revision must
     be N; an item's ``revision`` likewise (-1, 0 = create only, N) — a failed condition is 12014.
     ``record_ts`` / ``record_author`` stamp the written items with the server time / your user
@@ -284,8 +293,10 @@ class Storage:
 
     async def get_channel_metadata(
         self, channel: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
-    ) -> Metadata:
-        """A channel's metadata (no items and major revision 0 if never written)."""
+    ) -> GetChannelMetadataResponse:
+        """A channel's metadata (no items and major revision 0 if never written): a
+        :class:`rtm2.Metadata` that also has ``channel``, ``channel_type`` and ``timestamp``
+        (the server's time of its answer)."""
         self._client._ensure_dispatcher()
         return await self._native.get_channel_metadata(channel, channel_type, timeout)  # type: ignore[no-any-return]
 
@@ -343,8 +354,9 @@ class Storage:
             user_id, _items(items), major_revision, lock_name, record_ts, record_author, timeout
         )
 
-    async def get_user_metadata(self, user_id: str = "", *, timeout: Optional[float] = None) -> Metadata:
-        """A user's metadata (``user_id`` "" = you)."""
+    async def get_user_metadata(self, user_id: str = "", *, timeout: Optional[float] = None) -> GetUserMetadataResponse:
+        """A user's metadata (``user_id`` "" = you): a :class:`rtm2.Metadata` that also has
+        ``user_id`` (yours for "") and ``timestamp`` (the server's time of its answer)."""
         self._client._ensure_dispatcher()
         return await self._native.get_user_metadata(user_id, timeout)  # type: ignore[no-any-return]
 
@@ -413,20 +425,24 @@ class Locks:
         channel_type: ChannelTypeName = "MESSAGE",
         retry: bool = False,
         timeout: Optional[float] = None,
-    ) -> int:
-        """Takes a lock and returns the grant's fencing token. If another user holds it: fails
-        with 14007, or with ``retry=True`` waits in the server's queue until it is granted —
-        without a time limit unless ``timeout`` is given (then 14002). The wait never blocks the
-        event loop; cancel it like any awaitable. Acquiring a lock you hold returns its token."""
+    ) -> AcquireLockResponse:
+        """Takes a lock and returns the grant's fencing token: an ``int`` that also has
+        ``channel``, ``channel_type``, ``lock_name``, ``fencing_token`` and ``timestamp`` (the
+        server's time of the grant). If another user holds it: fails with 14007, or with
+        ``retry=True`` waits in the server's queue until it is granted — without a time limit
+        unless ``timeout`` is given (then 14002). The wait never blocks the event loop; cancel it
+        like any awaitable. Acquiring a lock you hold returns its token."""
         self._client._ensure_dispatcher()
         acquired, withdrawal = self._native.acquire_lock(channel, channel_type, name, retry, timeout)
         try:
-            return int(await acquired)
+            granted = await acquired
         except asyncio.CancelledError:
             # The cancellation completes once the server has withdrawn the acquisition: from
             # then on the lock cannot be granted to it (one granted meanwhile was released).
             await withdrawal.withdraw()
             raise
+        scope, scope_type, lock_name, token, timestamp = granted
+        return AcquireLockResponse(token, scope, scope_type, lock_name, timestamp)
 
     async def release_lock(
         self, channel: str, name: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
@@ -452,10 +468,13 @@ class Locks:
 
     async def get_locks(
         self, channel: str, *, channel_type: ChannelTypeName = "MESSAGE", timeout: Optional[float] = None
-    ) -> List[LockDetail]:
-        """Every lock of ``channel`` with its owner ("" = free) and ttl."""
+    ) -> GetLockResponse:
+        """Every lock of ``channel`` with its owner ("" = free) and ttl: a list of
+        :class:`rtm2.LockDetail` that also has ``channel``, ``channel_type``, ``lock_details``,
+        ``total_locks`` and ``timestamp`` (the server's time of its answer)."""
         self._client._ensure_dispatcher()
-        return list(await self._native.get_locks(channel, channel_type, timeout))
+        scope, scope_type, locks, timestamp = await self._native.get_locks(channel, channel_type, timeout)
+        return GetLockResponse(scope, scope_type, locks, timestamp)
 
     def __repr__(self) -> str:
         return f"<rtm2.Locks of {self._client!r}>"
@@ -492,7 +511,8 @@ class History:
         user's: 15004), newest first. ``message_count``: 1..100 per page (0 = 100). ``start``:
         only messages older than this server timestamp in ms (exclusive; 0 = from the newest);
         ``end``: only messages at or after it (inclusive; 0 = no bound); both given: ``start``
-        must be after ``end``, at most 24 h apart (else 15002). Another channel type: 10019."""
+        must be after ``end``, at most 24 h apart (else 15002). Another channel type: 10019.
+        ``page.timestamp``: the server's time of its answer."""
         self._client._ensure_dispatcher()
         return await self._native.get_messages(  # type: ignore[no-any-return]
             channel, channel_type, message_count, start, end, timeout
