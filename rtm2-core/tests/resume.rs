@@ -128,16 +128,10 @@ async fn beyond_the_window_the_client_is_told_before_anything_newer() {
     let bob = client_on(&server, "bob");
     bob.login("").await.unwrap();
 
-    proxy.refuse(true);
-    proxy.cut_all();
-    expect_event(&mut events, "DISCONNECTED", |e| is_link(e, LinkState::DISCONNECTED)).await;
+    away_beyond_the_window(&proxy, &mut events).await;
     // Missed for good: published after the drop, while the session expires.
     bob.publish("room", "missed", PublishOptions::default()).await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while server.session_count() != 1 {
-        assert!(std::time::Instant::now() < deadline, "alice's session was not ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_her_session_ended(&server).await;
     proxy.refuse(false);
     // Keep publishing: whatever arrives after the reconnect must come after the notice.
     let publishing = async {
@@ -193,14 +187,14 @@ fn stored() -> PublishOptions {
     PublishOptions { store_in_history: true, ..PublishOptions::default() }
 }
 
-/// Alice (through the proxy) is cut off and away beyond the resume window while bob publishes;
-/// returns once her session has ended on the server.
+/// Alice (through the proxy) is cut off and kept away (see `until_her_session_ended`).
 async fn away_beyond_the_window(proxy: &Proxy, events: &mut EventReceiver) {
     proxy.refuse(true);
     proxy.cut_all();
     expect_event(events, "DISCONNECTED", |e| is_link(e, LinkState::DISCONNECTED)).await;
 }
 
+/// Returns once alice's session has ended on the server (only bob's is left).
 async fn until_her_session_ended(server: &Server) {
     let deadline = std::time::Instant::now() + WAIT;
     while server.session_count() != 1 {

@@ -24,7 +24,18 @@ if TYPE_CHECKING:
 __all__ = ["GetUserChannelsResponse", "GetLockResponse", "AcquireLockResponse"]
 
 
-class GetUserChannelsResponse(List[ChannelInfo]):
+class _Fields:
+    """``to_dict()`` of a response: its ``__match_args__`` fields."""
+
+    __slots__ = ()
+    __match_args__: ClassVar[Tuple[str, ...]]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The response's fields as a dict."""
+        return {name: getattr(self, name) for name in self.__match_args__}
+
+
+class GetUserChannelsResponse(_Fields, List[ChannelInfo]):
     """Result of ``presence.get_user_channels`` / ``where_now``: the list of
     :class:`rtm2.ChannelInfo` it always was, with agora-rtm-sdk's ``channels``,
     ``total_channel`` and ``timestamp``."""
@@ -51,12 +62,8 @@ class GetUserChannelsResponse(List[ChannelInfo]):
         """The server's time of its answer, ms since the Unix epoch."""
         return self._timestamp
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The response's fields as a dict."""
-        return {"channels": self.channels, "total_channel": self.total_channel, "timestamp": self.timestamp}
 
-
-class GetLockResponse(List[LockDetail]):
+class GetLockResponse(_Fields, List[LockDetail]):
     """Result of ``lock.get_locks``: the list of :class:`rtm2.LockDetail` it always was, with
     agora-rtm-sdk's ``channel``, ``channel_type``, ``lock_details``, ``total_locks`` and
     ``timestamp``."""
@@ -100,18 +107,8 @@ class GetLockResponse(List[LockDetail]):
         """The server's time of its answer, ms since the Unix epoch."""
         return self._timestamp
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The response's fields as a dict."""
-        return {
-            "channel": self.channel,
-            "channel_type": self.channel_type,
-            "lock_details": self.lock_details,
-            "total_locks": self.total_locks,
-            "timestamp": self.timestamp,
-        }
 
-
-class AcquireLockResponse(int):
+class AcquireLockResponse(_Fields, int):
     """Result of ``lock.acquire_lock``: the grant's fencing token, an ``int`` as it always was,
     with agora-rtm-sdk's ``channel``, ``channel_type``, ``lock_name``, ``fencing_token`` (the
     same ``int``) and ``timestamp`` (the server's time of the grant)."""
@@ -159,13 +156,3 @@ class AcquireLockResponse(int):
     def timestamp(self) -> int:
         """The server's time of the grant, ms since the Unix epoch."""
         return self._timestamp
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The response's fields as a dict."""
-        return {
-            "channel": self.channel,
-            "channel_type": self.channel_type,
-            "lock_name": self.lock_name,
-            "fencing_token": self.fencing_token,
-            "timestamp": self.timestamp,
-        }
