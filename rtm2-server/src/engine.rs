@@ -161,8 +161,11 @@ pub(crate) struct Engine {
     /// Where metadata lives.
     pub(crate) store: Arc<dyn crate::store::Store>,
     /// Held across each metadata read-modify-write (and snapshot + listener registration), so
-    /// revisions advance one write at a time and no subscriber misses an update.
-    pub(crate) meta_lock: Mutex<()>,
+    /// revisions advance one write at a time and no subscriber misses an update; it guards the
+    /// sets with writes not on disk yet (`meta_commit.rs`).
+    pub(crate) meta_lock: Arc<Mutex<crate::meta_commit::MetaView>>,
+    /// With a data directory (and not in a cluster): metadata writes committed together.
+    pub(crate) meta_commit: Option<Arc<crate::meta_commit::MetaCommit>>,
     /// The server's numbers (`/metrics`).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Stored messages.
@@ -199,6 +202,9 @@ impl Engine {
         }
         let lock_store = Arc::new(crate::locks::LockStore::new(store.clone(), highest));
         let metrics = crate::metrics::Metrics::new();
+        let meta_lock = Arc::new(Mutex::new(crate::meta_commit::MetaView::default()));
+        let meta_commit = (store.durable() && config.cluster.is_none())
+            .then(|| crate::meta_commit::MetaCommit::new(store.clone(), meta_lock.clone()));
         let history = Arc::new(crate::history::History::new(
             store.clone(),
             config.history_max_per_channel,
@@ -231,7 +237,8 @@ impl Engine {
                 next_session: AtomicU64::new(first_session),
                 sessions: Mutex::new(HashMap::new()),
                 store,
-                meta_lock: Mutex::new(()),
+                meta_lock,
+                meta_commit,
                 metrics,
                 history,
                 lock_store,

@@ -22,6 +22,7 @@ mod group_commit;
 mod history;
 mod http;
 mod locks;
+mod meta_commit;
 mod metrics;
 mod publish;
 mod rate;

@@ -347,8 +347,8 @@ pub(crate) fn enter(
         }
     });
     session.scopes.lock().unwrap().insert(key.clone());
-    if meta_guard.is_some() {
-        crate::storage::send_channel_snapshot(engine, session, &key);
+    if let Some(view) = &meta_guard {
+        crate::storage::send_channel_snapshot(engine, view, session, &key);
     }
     drop(cluster_locks);
     drop(meta_guard);

@@ -21,6 +21,7 @@ use rtm2_proto::validate::{self, Violation};
 use rtm2_proto::{ErrorCode, limits, now_ms};
 
 use crate::engine::{App, Engine, Reply};
+use crate::meta_commit::{MetaView, Staged};
 use crate::scope::ScopeKey;
 use crate::session::{Session, response};
 
@@ -62,9 +63,17 @@ impl Target {
     }
 }
 
-fn failed(e: io::Error) -> Violation {
+pub(crate) fn failed(e: io::Error) -> Violation {
     tracing::error!(error = %e, "metadata store failed");
     Violation::new(ErrorCode::STORAGE_OPERATION_FAILED, format!("the metadata store failed: {e}"))
+}
+
+/// A set as readers see it: as of its last write on disk (`view`: the engine's `meta_lock`).
+fn load_visible(engine: &Engine, view: &MetaView, key: &str) -> Result<pb::Metadata, Violation> {
+    match view.visible(key) {
+        Some(set) => Ok(set.clone()),
+        None => load(engine, key),
+    }
 }
 
 fn load(engine: &Engine, key: &str) -> Result<pb::Metadata, Violation> {
@@ -185,7 +194,7 @@ pub(crate) fn write(engine: &Engine, session: &Arc<Session>, request_id: u64, r:
     if let Some(c) = &engine.cluster {
         return crate::cluster::storage::write(c, session, request_id, r, op, target);
     }
-    Some(write_local(engine, session, r, op, target))
+    write_local(engine, session, request_id, r, op, target)
 }
 
 /// The checks of a write that need no stored state.
@@ -245,20 +254,54 @@ pub(crate) fn check_lock(
     }
 }
 
-fn write_local(engine: &Engine, session: &Arc<Session>, r: pb::WriteMetadata, op: MetadataOp, target: Target) -> Reply {
+/// A write on this server. `None`: answered once it is on disk (`meta_commit.rs`).
+fn write_local(
+    engine: &Engine,
+    session: &Arc<Session>,
+    request_id: u64,
+    r: pb::WriteMetadata,
+    op: MetadataOp,
+    target: Target,
+) -> Option<Reply> {
+    match write_or_stage(engine, session, request_id, r, op, target) {
+        Ok(Some(result)) => Some(Ok(Some(pb::response::Result::MetadataWrite(result)))),
+        Ok(None) => None,
+        Err(v) => Some(Err(v)),
+    }
+}
+
+/// `Ok(None)`: staged for a group commit.
+fn write_or_stage(
+    engine: &Engine,
+    session: &Arc<Session>,
+    request_id: u64,
+    r: pb::WriteMetadata,
+    op: MetadataOp,
+    target: Target,
+) -> Result<Option<pb::MetadataWriteResult>, Violation> {
     let app = &session.app;
     let key = store_key(&app.id, &target);
-    let _guard = engine.meta_lock.lock().unwrap();
+    let mut view = engine.meta_lock.lock().unwrap();
     if let (false, Target::Channel(scope_key)) = (r.lock_name.is_empty(), &target) {
         let held = crate::locks::held_token(app, scope_key, &r.lock_name, &session.user_id);
         check_lock(&r, &target, &session.user_id, held)?;
     }
-    let current = load(engine, &key)?;
+    let current = match view.latest(&key) {
+        Some(set) => set.clone(),
+        None => load(engine, &key)?,
+    };
     let next = apply(&current, &r, op, &session.user_id)?;
+    if let Some(commit) = &engine.meta_commit {
+        // On disk together with other writes; answered (and announced) once it is there.
+        let publisher = session.user_id.to_string();
+        let write = Staged { key, next, app: app.clone(), target, publisher, session: session.clone(), request_id };
+        commit.stage(&mut view, current, write);
+        return Ok(None);
+    }
     engine.store.save(&key, &next.encode_to_vec()).map_err(failed)?;
     let result = pb::MetadataWriteResult { major_revision: next.major_revision, total_count: next.items.len() as u32 };
     notify(app, &target, &session.user_id, next);
-    Ok(Some(pb::response::Result::MetadataWrite(result)))
+    Ok(Some(result))
 }
 
 /// Sends the UPDATE event of a write to the listeners of its channel or user on this node
@@ -295,23 +338,28 @@ pub(crate) fn get(engine: &Engine, session: &Arc<Session>, request_id: u64, r: p
         });
         return None;
     }
-    Some(load(engine, &store_key(&session.app.id, &target)).map(|data| Some(pb::response::Result::Metadata(data))))
+    let key = store_key(&session.app.id, &target);
+    let data = match &engine.meta_commit {
+        Some(_) => load_visible(engine, &engine.meta_lock.lock().unwrap(), &key),
+        None => load(engine, &key),
+    };
+    Some(data.map(|data| Some(pb::response::Result::Metadata(data))))
 }
 
 /// The set a snapshot shows: in a cluster, this node's replica of the bucket (the caller holds
 /// `meta_lock`, under which the replica is updated and its UPDATE events sent).
-fn snapshot_data(engine: &Engine, app: &App, target: &Target) -> Result<pb::Metadata, Violation> {
+fn snapshot_data(engine: &Engine, view: &MetaView, app: &App, target: &Target) -> Result<pb::Metadata, Violation> {
     match &engine.cluster {
         Some(c) => Ok(c.replica_metadata(&app.id, target)),
-        None => load(engine, &store_key(&app.id, target)),
+        None => load_visible(engine, view, &store_key(&app.id, target)),
     }
 }
 
 /// Sends a channel's metadata SNAPSHOT to a session that entered it with `with_metadata`
-/// (the caller holds `meta_lock`).
-pub(crate) fn send_channel_snapshot(engine: &Engine, session: &Arc<Session>, key: &ScopeKey) {
+/// (the caller holds `meta_lock`: `view` is its guard).
+pub(crate) fn send_channel_snapshot(engine: &Engine, view: &MetaView, session: &Arc<Session>, key: &ScopeKey) {
     let target = Target::Channel(key.clone());
-    match snapshot_data(engine, &session.app, &target) {
+    match snapshot_data(engine, view, &session.app, &target) {
         Ok(data) => session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data)),
         Err(v) => tracing::warn!(reason = %v.reason, "no metadata snapshot sent"),
     }
@@ -320,7 +368,7 @@ pub(crate) fn send_channel_snapshot(engine: &Engine, session: &Arc<Session>, key
 pub(crate) fn subscribe_user(engine: &Engine, session: &Arc<Session>, r: pb::SubscribeUserMetadata) -> Reply {
     validate::user_id(&r.user_id)?;
     let target = Target::User(r.user_id.clone());
-    let _guard = engine.meta_lock.lock().unwrap();
+    let view = engine.meta_lock.lock().unwrap();
     {
         let mut mine = session.user_meta_subs.lock().unwrap();
         if !mine.contains(&r.user_id) {
@@ -334,7 +382,7 @@ pub(crate) fn subscribe_user(engine: &Engine, session: &Arc<Session>, r: pb::Sub
             session.app.user_meta_subs.lock().unwrap().entry(r.user_id.clone()).or_default().push(session.clone());
         }
     }
-    let data = snapshot_data(engine, &session.app, &target)?;
+    let data = snapshot_data(engine, &view, &session.app, &target)?;
     session.send(storage_event(StorageEventType::SNAPSHOT, &target, "", data));
     Ok(None)
 }

@@ -64,6 +64,11 @@ pub(crate) trait Store: Send + Sync {
     fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
     /// Durable when it returns.
     fn save(&self, key: &str, value: &[u8]) -> io::Result<()>;
+    /// Saves each `(key, value)` in order (a later one of the same key wins), all in one
+    /// transaction where the store has them. Durable when it returns.
+    fn save_many(&self, items: &[(String, Vec<u8>)]) -> io::Result<()> {
+        items.iter().try_for_each(|(k, v)| self.save(k, v))
+    }
     /// Every persisted lock.
     fn load_locks(&self) -> io::Result<Vec<StoredLock>>;
     /// Writes (or with `remove`, deletes) a lock record and raises the fencing mark to at
@@ -219,6 +224,16 @@ impl Store for FileStore {
         {
             let mut table = tx.open_table(TABLE).map_err(io_err)?;
             table.insert(key, value).map_err(io_err)?;
+        }
+        tx.commit().map_err(io_err)
+    }
+    fn save_many(&self, items: &[(String, Vec<u8>)]) -> io::Result<()> {
+        let tx = self.0.begin_write().map_err(io_err)?;
+        {
+            let mut table = tx.open_table(TABLE).map_err(io_err)?;
+            for (key, value) in items {
+                table.insert(key.as_str(), value.as_slice()).map_err(io_err)?;
+            }
         }
         tx.commit().map_err(io_err)
     }
