@@ -71,9 +71,38 @@ pub fn set_encryption(mode: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The CA of a `--tls` run (tls.rs): rtm2 clients connect to `tls://` endpoints and trust it;
+/// NATS clients require TLS and trust it.
+static TLS_CA: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Makes every client of this run use TLS, trusting the CA in the PEM file `ca`.
+pub fn set_tls_ca(ca: &std::path::Path) {
+    let _ = TLS_CA.set(ca.to_path_buf());
+}
+
+/// Whether the clients of this run use TLS.
+pub fn tls() -> bool {
+    TLS_CA.get().is_some()
+}
+
+/// Options of a NATS client of this run (with TLS required, and the run's CA, under `--tls`).
+pub fn nats_options() -> async_nats::ConnectOptions {
+    let o = async_nats::ConnectOptions::new();
+    match TLS_CA.get() {
+        Some(ca) => o.require_tls(true).add_root_certificates(ca.clone()),
+        None => o,
+    }
+}
+
 pub fn rtm2_config(addr: &str, user: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(Endpoint::Tcp(addr.to_string()));
+    let endpoint = if tls() { Endpoint::Tls(addr.to_string()) } else { Endpoint::Tcp(addr.to_string()) };
+    let mut cfg = ClientConfig::new(APP_ID, user).endpoint(endpoint);
+    cfg.tls_ca_file = TLS_CA.get().cloned();
     cfg.request_timeout = Duration::from_secs(30);
+    if let Some(f) = std::env::var_os("RTM2_BENCH_CLIENT_LOG") {
+        cfg.log_file = Some(f.into());
+        cfg.log_level = "debug".into();
+    }
     if let Some(e) = ENCRYPTION.get() {
         cfg.encryption = e.clone();
     }
@@ -150,7 +179,7 @@ pub async fn subscriber(target: &Target, kind: Kind, idx: usize, capacity: usize
         }
         (System::Relay, Kind::Channel) => crate::relay::subscriber(&target.addr).await,
         (System::Nats, Kind::Channel) => {
-            let client = async_nats::ConnectOptions::new()
+            let client = nats_options()
                 .subscription_capacity(capacity)
                 .event_callback(|ev| async move { note_event(format!("nats: {ev}")) })
                 .connect(target.addr.as_str())
@@ -195,7 +224,7 @@ pub async fn publisher(target: &Target, kind: Kind) -> Result<Publisher, BoxErro
             Publisher::Rtm2Topic(client, ch)
         }
         (System::Nats, Kind::Channel) => Publisher::Nats(
-            async_nats::ConnectOptions::new()
+            nats_options()
                 .event_callback(|ev| async move { note_event(format!("nats publisher: {ev}")) })
                 .connect(target.addr.as_str())
                 .await?,

@@ -347,6 +347,7 @@ pub fn run(target: &Target, a: &FanoutArgs, rt: &tokio::runtime::Runtime) -> Res
     Ok(json!({
         "workload": "fanout",
         "system": target.system.name(),
+        "tls": clients::tls(),
         "kind": a.kind.name(),
         "subscribers": n,
         "messages": a.messages,
@@ -362,6 +363,7 @@ pub fn run(target: &Target, a: &FanoutArgs, rt: &tokio::runtime::Runtime) -> Res
         "first_error": outcome.first_error,
         "stalled": stalled,
         "client_events": clients::events(),
+        "server_slow_consumer_cuts": target.slow_consumer_cuts(),
         "setup_s": setup_s,
         "elapsed_s": m.elapsed_s,
         "delivered_per_s": received as f64 / m.elapsed_s,

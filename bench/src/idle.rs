@@ -94,6 +94,9 @@ pub fn run(target: &Target, a: &IdleArgs, rt: &tokio::runtime::Runtime) -> Resul
             "rss_per_conn_kb": (rss_after.saturating_sub(rss_before)) as f64 / n / 1024.0,
             "connect_s": connect_s,
             "connects_per_s": keep.len() as f64 / connect_s,
+            // The whole setup phase (connect, and for rtm2 log in, `concurrency` at a time).
+            "setup_s": connect_s,
+            "login_per_s": keep.len() as f64 / connect_s,
             "load1": loadavg(),
     });
     if let Some(e) = error {

@@ -224,6 +224,7 @@ pub fn run(target: &Target, a: &LatencyArgs, rt: &tokio::runtime::Runtime) -> Re
     Ok(json!({
         "workload": "latency",
         "system": target.system.name(),
+        "tls": clients::tls(),
         "kind": a.kind.name(),
         "rate": a.rate,
         "samples": a.samples,

@@ -187,7 +187,7 @@ fn lang(id: &'static str, title: &str, lang: &str, api: &str, msgs: String, opti
     }
 }
 
-fn passthrough(bins: &Binaries, client_threads: usize) -> Vec<String> {
+pub(crate) fn passthrough(bins: &Binaries, client_threads: usize) -> Vec<String> {
     let mut v = vec![
         "--nats-server".to_string(),
         bins.nats_server.display().to_string(),
@@ -206,7 +206,7 @@ fn passthrough(bins: &Binaries, client_threads: usize) -> Vec<String> {
 }
 
 /// Runs one measurement in a child process; its last stdout line is the JSON result.
-fn measure(args: &[String], timeout: Duration) -> Value {
+pub(crate) fn measure(args: &[String], timeout: Duration) -> Value {
     let err = |e: String| serde_json::json!({ "error": e });
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -338,7 +338,7 @@ fn ratio(a: &Series, b: &Series, row: &Row) -> String {
     if r.is_empty() { "–".into() } else { format!("{:.2}", median(&mut r)) }
 }
 
-fn first_line(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn first_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -350,7 +350,7 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

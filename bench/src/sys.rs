@@ -161,11 +161,12 @@ fn server_runtime(bins: &Binaries) -> Result<tokio::runtime::Runtime, String> {
 
 impl Target {
     /// Starts the server of `system` on loopback. Must be called from the main thread (the
-    /// child is killed when the thread that started it exits).
-    pub fn start(system: System, bins: &Binaries) -> Result<Target, String> {
+    /// child is killed when the thread that started it exits). With `tls` (rtm2, rtm2-standalone
+    /// and nats only) the server serves TLS with its certificate and `addr` is the TLS address.
+    pub fn start(system: System, bins: &Binaries, tls: Option<&crate::tls::Certs>) -> Result<Target, String> {
         let mut last_err = String::new();
         for _ in 0..3 {
-            match Self::try_start(system, bins) {
+            match Self::try_start(system, bins, tls) {
                 Ok(t) => return Ok(t),
                 Err(e) => last_err = e,
             }
@@ -173,7 +174,10 @@ impl Target {
         Err(last_err)
     }
 
-    fn try_start(system: System, bins: &Binaries) -> Result<Target, String> {
+    fn try_start(system: System, bins: &Binaries, tls: Option<&crate::tls::Certs>) -> Result<Target, String> {
+        if tls.is_some() && !matches!(system, System::Rtm2 | System::Rtm2Standalone | System::Nats) {
+            return Err(format!("{} has no TLS variant (rtm2, rtm2-standalone, nats)", system.name()));
+        }
         match system {
             System::Rtm2 => {
                 let rt = server_runtime(bins)?;
@@ -182,7 +186,10 @@ impl Target {
                         rate_limits: rtm2_server::RateLimits::unlimited(),
                         ..Default::default()
                     });
-                    let addr = server.listen_tcp("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                    let mut addr = server.listen_tcp("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+                    if let Some(c) = tls {
+                        addr = server.listen_tls("127.0.0.1:0", &c.cert, &c.key).await.map_err(|e| e.to_string())?;
+                    }
                     Ok::<_, String>((server, addr))
                 })?;
                 Ok(Target {
@@ -201,7 +208,15 @@ impl Target {
                 Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Relay(Some(rt)) })
             }
             System::Rtm2Standalone => {
-                let (child, addr) = rtm2_serve(bins, &[], "rtm2 server listening on ")?;
+                let (child, addr) = match tls {
+                    // The TLS listener's line ("… listening on ADDR (tls)") comes after the TCP one's.
+                    Some(c) => {
+                        let (cert, key) = (c.cert.to_string_lossy(), c.key.to_string_lossy());
+                        let flags = ["--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key];
+                        rtm2_serve(bins, &flags, " (tls)")?
+                    }
+                    None => rtm2_serve(bins, &[], "rtm2 server listening on ")?,
+                };
                 Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
             }
             System::Rtm2Cluster => {
@@ -245,9 +260,14 @@ impl Target {
             System::Nats => {
                 let port = free_port().map_err(|e| e.to_string())?;
                 let addr = format!("127.0.0.1:{port}");
+                // TLS required of every client.
+                let tls_flags: Vec<&std::ffi::OsStr> = tls.map_or(Vec::new(), |c| {
+                    vec!["--tls".as_ref(), "--tlscert".as_ref(), c.cert.as_ref(), "--tlskey".as_ref(), c.key.as_ref()]
+                });
                 let mut child = spawn(
                     Command::new(&bins.nats_server)
                         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                        .args(&tls_flags)
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null()),
@@ -299,6 +319,19 @@ impl Target {
         }
     }
 
+    /// rtm2: connections the server cut off as slow consumers so far (their clients reconnect;
+    /// a reconnect that cannot resume announces the channels that may have missed messages).
+    /// None for other systems.
+    pub fn slow_consumer_cuts(&self) -> Option<u64> {
+        match &self.proc_ {
+            ServerProc::InProcess { server, .. } => Some(server.slow_consumer_cuts()),
+            ServerProc::Child(_) | ServerProc::Cluster(..) if self.system.is_rtm2() => {
+                Some(SLOW_CONSUMER_CUTS.load(std::sync::atomic::Ordering::Relaxed))
+            }
+            _ => None,
+        }
+    }
+
     /// CPU time of the server so far.
     pub fn sample(&self) -> ServerSample {
         match &self.proc_ {
@@ -346,6 +379,10 @@ impl Drop for Target {
 /// Starts `rtm2 serve` with `flags` and returns it with its address, once its stderr had a line
 /// with `ready` in it (for a cluster node: "… joined the cluster: serving logins"; the address is
 /// from its "listening on" line, which comes first).
+/// Subscribers the `rtm2 serve` processes of this run cut off as slow consumers (their
+/// warning lines; the server logs at `warn`).
+static SLOW_CONSUMER_CUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(Child, String), String> {
     let bin = bins.rtm2();
     // Extra flags for every `rtm2 serve` of the run (e.g. `--data-dir DIR` for durable history).
@@ -371,6 +408,9 @@ fn rtm2_serve(bins: &Binaries, flags: &[&str], ready: &'static str) -> Result<(C
             let Ok(line) = line else { break };
             if let Some(rest) = line.strip_prefix("rtm2 server listening on ") {
                 addr = Some(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+            if line.contains("slow consumer cut off") {
+                SLOW_CONSUMER_CUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if line.contains(ready)
                 && let Some(a) = &addr
@@ -534,5 +574,75 @@ impl Meter {
             steal_cores: (m1.steal - self.machine0.steal).max(0.0) / wall,
             wall_s: wall,
         }
+    }
+}
+
+/// The servers of `rtm2-bench durable` (durable.rs): each keeps its state in `dir`/data, and
+/// acknowledges a write only once it is on disk (fsync).
+impl Target {
+    /// Starts the durable variant of `system` (rtm2-standalone, nats or redis) with its data in
+    /// `dir`/data (emptied first); `dir` must exist and is the caller's to remove. Must be
+    /// called from the main thread, as [`Target::start`].
+    pub fn start_durable(system: System, bins: &Binaries, dir: &std::path::Path) -> Result<Target, String> {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            match Self::try_start_durable(system, bins, dir) {
+                Ok(t) => return Ok(t),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn try_start_durable(system: System, bins: &Binaries, dir: &std::path::Path) -> Result<Target, String> {
+        let data = dir.join("data");
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+        let (child, addr) = match system {
+            // Each metadata write is committed to the redb store (fsync) before its response.
+            System::Rtm2Standalone => {
+                let d = data.to_str().ok_or("the data directory's path is not UTF-8")?;
+                rtm2_serve(bins, &["--data-dir", d], "rtm2 server listening on ")?
+            }
+            // JetStream file storage syncs every write before its PubAck only with
+            // `sync_interval: always` (the default is every 2 minutes); that has no flag.
+            System::Nats => {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let addr = format!("127.0.0.1:{port}");
+                let conf = dir.join("nats-server.conf");
+                let store = data.to_string_lossy();
+                let text = format!("jetstream {{\n  store_dir: {store:?}\n  sync_interval: always\n}}\n");
+                std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+                let mut child = spawn(
+                    Command::new(&bins.nats_server)
+                        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+                        .arg(&conf)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )?;
+                wait_listening(&mut child, &addr, "nats-server")?;
+                (child, addr)
+            }
+            // The AOF is written and fsynced before the replies of each event-loop iteration.
+            System::Redis => {
+                let port = free_port().map_err(|e| e.to_string())?;
+                let addr = format!("127.0.0.1:{port}");
+                let mut child = spawn(
+                    Command::new(&bins.redis_server)
+                        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                        .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                        .arg(&data)
+                        .args(["--daemonize", "no", "--loglevel", "warning"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )?;
+                wait_listening(&mut child, &addr, "redis-server")?;
+                (child, addr)
+            }
+            s => return Err(format!("{} has no durable variant (rtm2-standalone, nats, redis)", s.name())),
+        };
+        Ok(Target { system, addr, nodes: Vec::new(), proc_: ServerProc::Child(child) })
     }
 }
