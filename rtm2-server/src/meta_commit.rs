@@ -14,6 +14,9 @@
 //!   follow it stay in revision order;
 //! * a failed transaction fails every write in it and every write staged since (they may rest on
 //!   the failed ones); the sets are read from the store again.
+//!
+//! The sets written lately stay known here after their commit (up to `KEEP_WRITTEN`), so a write
+//! or read of a set written lately does not read the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +29,12 @@ use crate::session::{Session, response};
 use crate::storage::Target;
 use crate::store::Store;
 
-/// The sets with writes not yet committed and announced. Guarded by the engine's `meta_lock`.
+/// Sets written lately, kept after their commit so that the next write of the same set needs no
+/// read of the store, at most this many (beyond it, those with nothing in flight are dropped).
+const KEEP_WRITTEN: usize = 1024;
+
+/// The sets with writes not yet committed and announced, and those written lately. Guarded by
+/// the engine's `meta_lock`.
 #[derive(Default)]
 pub(crate) struct MetaView {
     pending: HashMap<String, Pending>,
@@ -35,21 +43,28 @@ pub(crate) struct MetaView {
 struct Pending {
     /// The set as of its last committed and announced write: what readers see.
     visible: pb::Metadata,
-    /// The set with every staged write applied: what the next write builds on.
-    latest: pb::Metadata,
+    /// The set with every staged write applied: what the next write builds on (`None`: nothing
+    /// in flight, the visible set).
+    latest: Option<pb::Metadata>,
     /// The batch of the newest staged write.
     batch: u64,
 }
 
 impl MetaView {
-    /// What a reader sees of `key`, if it has writes in flight (else: the store's).
+    /// What a reader sees of `key`, if it is known here (else: the store's).
     pub(crate) fn visible(&self, key: &str) -> Option<&pb::Metadata> {
         self.pending.get(key).map(|p| &p.visible)
     }
 
-    /// What the next write of `key` builds on, if it has writes in flight.
+    /// What the next write of `key` builds on, if it is known here (else: the store's).
     pub(crate) fn latest(&self, key: &str) -> Option<&pb::Metadata> {
-        self.pending.get(key).map(|p| &p.latest)
+        self.pending.get(key).map(|p| p.latest.as_ref().unwrap_or(&p.visible))
+    }
+
+    /// Whether `key` has a write not on disk yet.
+    #[cfg(test)]
+    fn in_flight(&self, key: &str) -> bool {
+        self.pending.get(key).is_some_and(|p| p.latest.is_some())
     }
 }
 
@@ -109,10 +124,10 @@ impl MetaCommit {
         view.pending
             .entry(write.key.clone())
             .and_modify(|p| {
-                p.latest = next.clone();
+                p.latest = Some(next.clone());
                 p.batch = batch;
             })
-            .or_insert_with(|| Pending { visible: current, latest: next, batch });
+            .or_insert_with(|| Pending { visible: current, latest: Some(next), batch });
         s.staged.push(write);
         if !s.running {
             s.running = true;
@@ -156,7 +171,15 @@ impl MetaCommit {
                         crate::storage::notify(&w.app, &w.target, &w.publisher, w.next);
                         w.session.send(response(w.request_id, Ok(Some(pb::response::Result::MetadataWrite(result)))));
                     }
-                    view.pending.retain(|_, p| p.batch > batch);
+                    // Nothing in flight any more: the set stays known, as it is on disk.
+                    for p in view.pending.values_mut() {
+                        if p.batch <= batch {
+                            p.latest = None;
+                        }
+                    }
+                    if view.pending.len() > KEEP_WRITTEN {
+                        view.pending.retain(|_, p| p.latest.is_some());
+                    }
                 }
                 Err(e) => {
                     // What was staged since may rest on these writes: it fails with them.
@@ -286,6 +309,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Sets beyond those kept after their commit are read from the store again, with their
+    /// revisions.
+    #[test]
+    fn sets_written_long_ago_are_read_from_the_store() {
+        let dir = dir("evict");
+        let engine = engine(&dir);
+        let app = engine.app(APP).unwrap();
+        let (session, mut rx) = engine.backend_session(&app, "u", 64).unwrap();
+        let mut id = 0;
+        let mut write = |channel: &str| {
+            id += 1;
+            assert!(crate::storage::write(&engine, &session, id, set(channel, "k", "v")).is_none());
+            match answer(&mut rx, id).result {
+                Some(pb::response::Result::MetadataWrite(w)) => w.major_revision,
+                other => panic!("write {id} to {channel}: {other:?}"),
+            }
+        };
+        for round in 1..=2 {
+            for c in 0..KEEP_WRITTEN + 100 {
+                assert_eq!(write(&format!("c{c}")), round, "c{c}");
+            }
+        }
+        assert!(engine.meta_lock.lock().unwrap().pending.len() <= KEEP_WRITTEN + 1);
+        drop(engine);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// A store whose metadata writes fail while `failing` is set.
     struct Flaky {
         inner: Arc<dyn Store>,
@@ -378,7 +428,8 @@ mod tests {
             assert_eq!(r.code, rtm2_proto::ErrorCode::STORAGE_OPERATION_FAILED.code(), "{r:?}");
             assert!(r.reason.contains("disk full"), "{r:?}");
         }
-        assert!(view.lock().unwrap().latest(&store_key("c")).is_none(), "the failed writes are forgotten");
+        assert!(!view.lock().unwrap().in_flight(&store_key("c")), "the failed writes are forgotten");
+        assert!(view.lock().unwrap().latest(&store_key("c")).is_none(), "the set is read from the store again");
         store.failing.store(false, Ordering::Relaxed);
         stage(&commit, &mut view.lock().unwrap(), &session, 4, "v4");
         let Some(pb::response::Result::MetadataWrite(w)) = answer(&mut rx, 4).result else { panic!("write 4 failed") };
