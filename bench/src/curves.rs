@@ -602,7 +602,11 @@ fn table(curve: &Curve, res: &Results, out: &mut String) {
                             x_label(p.x),
                             if p.variant.is_empty() { String::new() } else { format!(" {}", p.variant) }
                         );
-                        notes.push(format!("{which}: {}", e.replace('\n', " ").replace('|', "/")));
+                        let note = format!("{which}: {}", e.replace('\n', " ").replace('|', "/"));
+                        // Once, not once per run.
+                        if !notes.contains(&note) {
+                            notes.push(note);
+                        }
                     }
                 }
             }
