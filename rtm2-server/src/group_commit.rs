@@ -131,7 +131,7 @@ impl GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoredLock;
+    use crate::store::testing::Flaky;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -173,45 +173,6 @@ mod tests {
         assert!(commits < threads * per, "{commits} transactions for {} messages", threads * per);
         println!("{} messages in {commits} transactions", threads * per);
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// A store whose history writes fail while `failing` is set.
-    struct Flaky {
-        inner: Arc<dyn Store>,
-        failing: AtomicBool,
-    }
-
-    impl Store for Flaky {
-        fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.load(key)
-        }
-        fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
-            self.inner.save(key, value)
-        }
-        fn load_locks(&self) -> io::Result<Vec<StoredLock>> {
-            self.inner.load_locks()
-        }
-        fn save_lock(&self, lock: &StoredLock, remove: bool, fencing_mark: u64) -> io::Result<()> {
-            self.inner.save_lock(lock, remove, fencing_mark)
-        }
-        fn fencing_mark(&self) -> io::Result<u64> {
-            self.inner.fencing_mark()
-        }
-        fn history_append(&self, appends: &[HistoryAppend]) -> io::Result<Vec<usize>> {
-            match self.failing.load(Ordering::Relaxed) {
-                true => Err(io::Error::other("disk full")),
-                false => self.inner.history_append(appends),
-            }
-        }
-        fn durable(&self) -> bool {
-            true
-        }
-        fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
-            self.inner.history_read(channel, start, end, limit)
-        }
-        fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)> {
-            self.inner.history_stat(channel)
-        }
     }
 
     /// Every message of a failed commit is told so, none is told it is stored; later batches

@@ -203,7 +203,7 @@ impl MetaCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{HistoryAppend, StoredLock};
+    use crate::store::testing::Flaky;
     use crate::{MetadataStore, ServerConfig};
     use bytes::Bytes;
     use rtm2_proto::enums::{ChannelType, MetadataOp, StorageType};
@@ -334,54 +334,6 @@ mod tests {
         assert!(engine.meta_lock.lock().unwrap().pending.len() <= KEEP_WRITTEN + 1);
         drop(engine);
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// A store whose metadata writes fail while `failing` is set.
-    struct Flaky {
-        inner: Arc<dyn Store>,
-        failing: AtomicBool,
-    }
-
-    impl Store for Flaky {
-        fn load(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
-            self.inner.load(key)
-        }
-        fn save(&self, key: &str, value: &[u8]) -> std::io::Result<()> {
-            self.inner.save(key, value)
-        }
-        fn save_many(&self, items: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-            match self.failing.load(Ordering::Relaxed) {
-                true => Err(std::io::Error::other("disk full")),
-                false => self.inner.save_many(items),
-            }
-        }
-        fn load_locks(&self) -> std::io::Result<Vec<StoredLock>> {
-            self.inner.load_locks()
-        }
-        fn save_lock(&self, lock: &StoredLock, remove: bool, fencing_mark: u64) -> std::io::Result<()> {
-            self.inner.save_lock(lock, remove, fencing_mark)
-        }
-        fn fencing_mark(&self) -> std::io::Result<u64> {
-            self.inner.fencing_mark()
-        }
-        fn history_append(&self, appends: &[HistoryAppend]) -> std::io::Result<Vec<usize>> {
-            self.inner.history_append(appends)
-        }
-        fn durable(&self) -> bool {
-            true
-        }
-        fn history_read(
-            &self,
-            channel: &str,
-            start: u64,
-            end: u64,
-            limit: usize,
-        ) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
-            self.inner.history_read(channel, start, end, limit)
-        }
-        fn history_stat(&self, channel: &str) -> std::io::Result<(usize, u64)> {
-            self.inner.history_stat(channel)
-        }
     }
 
     fn stage(commit: &Arc<MetaCommit>, view: &mut MetaView, session: &Arc<Session>, id: u64, value: &str) {

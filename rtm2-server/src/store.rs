@@ -524,3 +524,62 @@ fn create(dir: &Path, path: &Path) -> io::Result<redb::Database> {
     tracing::info!(path = %path.display(), store_id = %id, "new metadata store created");
     Ok(db)
 }
+
+/// Stores for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store whose writes of stored messages and of metadata fail ("disk full") while
+    /// `failing` is set; everything else goes to `inner`.
+    pub(crate) struct Flaky {
+        pub inner: Arc<dyn Store>,
+        pub failing: AtomicBool,
+    }
+
+    impl Flaky {
+        fn fail(&self) -> io::Result<()> {
+            match self.failing.load(Ordering::Relaxed) {
+                true => Err(io::Error::other("disk full")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl Store for Flaky {
+        fn load(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+            self.inner.load(key)
+        }
+        fn save(&self, key: &str, value: &[u8]) -> io::Result<()> {
+            self.inner.save(key, value)
+        }
+        fn save_many(&self, items: &[(String, Vec<u8>)]) -> io::Result<()> {
+            self.fail()?;
+            self.inner.save_many(items)
+        }
+        fn load_locks(&self) -> io::Result<Vec<StoredLock>> {
+            self.inner.load_locks()
+        }
+        fn save_lock(&self, lock: &StoredLock, remove: bool, fencing_mark: u64) -> io::Result<()> {
+            self.inner.save_lock(lock, remove, fencing_mark)
+        }
+        fn fencing_mark(&self) -> io::Result<u64> {
+            self.inner.fencing_mark()
+        }
+        fn history_append(&self, appends: &[HistoryAppend]) -> io::Result<Vec<usize>> {
+            self.fail()?;
+            self.inner.history_append(appends)
+        }
+        fn durable(&self) -> bool {
+            true
+        }
+        fn history_read(&self, channel: &str, start: u64, end: u64, limit: usize) -> io::Result<Vec<(u64, Vec<u8>)>> {
+            self.inner.history_read(channel, start, end, limit)
+        }
+        fn history_stat(&self, channel: &str) -> io::Result<(usize, u64)> {
+            self.inner.history_stat(channel)
+        }
+    }
+}
