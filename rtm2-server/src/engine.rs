@@ -204,7 +204,7 @@ impl Engine {
         let metrics = crate::metrics::Metrics::new();
         let meta_lock = Arc::new(Mutex::new(crate::meta_commit::MetaView::default()));
         let meta_commit = (store.durable() && config.cluster.is_none())
-            .then(|| crate::meta_commit::MetaCommit::new(store.clone(), meta_lock.clone()));
+            .then(|| crate::meta_commit::MetaCommit::new(store.clone(), meta_lock.clone(), metrics.clone()));
         let history = Arc::new(crate::history::History::new(
             store.clone(),
             config.history_max_per_channel,

@@ -79,6 +79,8 @@ pub(crate) struct Staged {
     /// Who to answer (`request_id`), with `MetadataWriteResult`.
     pub session: Arc<Session>,
     pub request_id: u64,
+    /// When the request was taken up (its time is recorded once it is answered).
+    pub start: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -95,24 +97,23 @@ pub(crate) struct MetaCommit {
     /// The engine's `meta_lock`.
     view: Arc<Mutex<MetaView>>,
     state: Mutex<State>,
-    /// Transactions written (what the tests count).
-    commits: std::sync::atomic::AtomicU64,
+    /// `rtm2_metadata_commits_total`, and each write's time in `rtm2_request_duration_seconds`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl MetaCommit {
-    pub(crate) fn new(store: Arc<dyn Store>, view: Arc<Mutex<MetaView>>) -> Arc<MetaCommit> {
-        Arc::new(MetaCommit {
-            store,
-            view,
-            state: Mutex::new(State { batch: 1, ..State::default() }),
-            commits: 0.into(),
-        })
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        view: Arc<Mutex<MetaView>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<MetaCommit> {
+        Arc::new(MetaCommit { store, view, state: Mutex::new(State { batch: 1, ..State::default() }), metrics })
     }
 
     /// Transactions written so far.
     #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+        self.metrics.metadata_commits.get()
     }
 
     /// Stages a write whose set was read through `view` (the caller holds `meta_lock`: `view` is
@@ -156,7 +157,8 @@ impl MetaCommit {
             let encoded: Vec<(String, Vec<u8>)> =
                 writes.iter().map(|w| (w.key.clone(), w.next.encode_to_vec())).collect();
             let written = self.store.save_many(&encoded);
-            self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.metadata_commits.inc();
+            let op = crate::metrics::operation(&pb::client_frame::Body::WriteMetadata(Default::default()));
             let mut view = self.view.lock().unwrap();
             match written {
                 Ok(()) => {
@@ -170,6 +172,7 @@ impl MetaCommit {
                         };
                         crate::storage::notify(&w.app, &w.target, &w.publisher, w.next);
                         w.session.send(response(w.request_id, Ok(Some(pb::response::Result::MetadataWrite(result)))));
+                        self.metrics.request(op, w.start.elapsed(), false);
                     }
                     // Nothing in flight any more: the set stays known, as it is on disk.
                     for p in view.pending.values_mut() {
@@ -192,6 +195,7 @@ impl MetaCommit {
                     let v = crate::storage::failed(e);
                     for w in writes.into_iter().chain(later) {
                         w.session.send(response(w.request_id, Err(v.clone())));
+                        self.metrics.request(op, w.start.elapsed(), true);
                     }
                     view.pending.clear();
                 }
@@ -304,6 +308,13 @@ mod tests {
         let commit = engine.meta_commit.as_ref().unwrap();
         let (writes, commits) = (2 * threads * per, commit.commits());
         assert!(commits < writes, "{commits} transactions for {writes} writes");
+        // Every write is timed once it is answered; the commits are counted.
+        let text = engine.metrics.render(0, 0, true);
+        assert!(
+            text.contains(&format!("rtm2_request_duration_seconds_count{{operation=\"write_metadata\"}} {writes}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("rtm2_metadata_commits_total {commits}")), "{text}");
         println!("{writes} writes in {commits} transactions");
         drop(engine);
         let _ = std::fs::remove_dir_all(dir);
@@ -352,6 +363,7 @@ mod tests {
             publisher: "u".into(),
             session: session.clone(),
             request_id: id,
+            start: std::time::Instant::now(),
         };
         commit.stage(view, current, write);
     }
@@ -366,7 +378,7 @@ mod tests {
         let (session, mut rx) = engine.backend_session(&app, "u", 64).unwrap();
         let store = Arc::new(Flaky { inner: engine.store.clone(), failing: AtomicBool::new(true) });
         let view = Arc::new(Mutex::new(MetaView::default()));
-        let commit = MetaCommit::new(store.clone(), view.clone());
+        let commit = MetaCommit::new(store.clone(), view.clone(), engine.metrics.clone());
         {
             let mut v = view.lock().unwrap();
             for id in 1..=3 {
@@ -381,6 +393,8 @@ mod tests {
             assert!(r.reason.contains("disk full"), "{r:?}");
         }
         assert!(!view.lock().unwrap().in_flight(&store_key("c")), "the failed writes are forgotten");
+        let text = engine.metrics.render(0, 0, true);
+        assert!(text.contains("rtm2_request_errors_total{operation=\"write_metadata\"} 3"), "{text}");
         assert!(view.lock().unwrap().latest(&store_key("c")).is_none(), "the set is read from the store again");
         store.failing.store(false, Ordering::Relaxed);
         stage(&commit, &mut view.lock().unwrap(), &session, 4, "v4");

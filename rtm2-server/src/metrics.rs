@@ -135,6 +135,7 @@ pub(crate) struct Metrics {
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
     pub slow_consumer_cuts: IntCounter,
+    pub metadata_commits: IntCounter,
     pub rate_limited: IntCounter,
     requests: Vec<Histogram>,
     request_errors: Vec<IntCounter>,
@@ -217,6 +218,10 @@ impl Metrics {
             slow_consumer_cuts: counter(
                 "rtm2_slow_consumer_cuts_total",
                 "Connections cut off because their outbound queue was full.",
+            ),
+            metadata_commits: counter(
+                "rtm2_metadata_commits_total",
+                "Transactions that wrote metadata to the data directory (writes that arrive together share one).",
             ),
             rate_limited: counter("rtm2_rate_limited_total", "Client requests refused by a rate limit (10021)."),
             requests: OPERATIONS.iter().map(|op| durations.with_label_values(&[op])).collect(),

@@ -294,7 +294,9 @@ fn write_or_stage(
     if let Some(commit) = &engine.meta_commit {
         // On disk together with other writes; answered (and announced) once it is there.
         let publisher = session.user_id.to_string();
-        let write = Staged { key, next, app: app.clone(), target, publisher, session: session.clone(), request_id };
+        let start = std::time::Instant::now();
+        let write =
+            Staged { key, next, app: app.clone(), target, publisher, session: session.clone(), request_id, start };
         commit.stage(&mut view, current, write);
         return Ok(None);
     }
