@@ -1,6 +1,7 @@
 //! Group commit of metadata writes with a data directory. One transaction (one fsync) per write,
-//! taken one at a time under the server-wide `meta_lock`, capped a server at about a thousand
-//! acknowledged writes a second whatever the channels. Here a write is checked and applied under
+//! taken one at a time under the server-wide `meta_lock`, capped a server at a few thousand
+//! acknowledged writes a second whatever the writers and channels (3–4 k on the benchmark machine:
+//! docs/BENCHMARKS.md). Here a write is checked and applied under
 //! `meta_lock` as before, against the newest set including writes not on disk yet, and then
 //! staged; a committer writes everything staged in one transaction while new writes stage behind
 //! it. Once a transaction is on disk the committer — under `meta_lock`, in staging order — sends
@@ -165,6 +166,10 @@ impl MetaCommit {
                     for w in writes {
                         if let Some(p) = view.pending.get_mut(&w.key) {
                             p.visible = w.next.clone();
+                            if p.batch <= batch {
+                                // Nothing in flight any more: the set stays known, as on disk.
+                                p.latest = None;
+                            }
                         }
                         let result = pb::MetadataWriteResult {
                             major_revision: w.next.major_revision,
@@ -173,12 +178,6 @@ impl MetaCommit {
                         crate::storage::notify(&w.app, &w.target, &w.publisher, w.next);
                         w.session.send(response(w.request_id, Ok(Some(pb::response::Result::MetadataWrite(result)))));
                         self.metrics.request(op, w.start.elapsed(), false);
-                    }
-                    // Nothing in flight any more: the set stays known, as it is on disk.
-                    for p in view.pending.values_mut() {
-                        if p.batch <= batch {
-                            p.latest = None;
-                        }
                     }
                     if view.pending.len() > KEEP_WRITTEN {
                         view.pending.retain(|_, p| p.latest.is_some());
