@@ -373,27 +373,15 @@ pub fn run(target: &Target, a: &ChannelsArgs, rt: &tokio::runtime::Runtime) -> R
     }
     let publisher_task = rt.spawn(publish_all(publisher, a.clone(), sh.clone()));
 
-    // Wait for every delivery, bounded by the idle timeout and the overall limit.
     let expected = a.messages;
-    let deadline = Instant::now() + Duration::from_secs_f64(a.max_seconds);
-    let mut last_total = 0;
-    let mut last_progress = Instant::now();
-    let mut stalled = false;
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let received = sh.received.load(Ordering::Relaxed);
-        if received >= expected && publisher_task.is_finished() {
-            break;
-        }
-        let total = received + sh.published.load(Ordering::Relaxed);
-        if total != last_total {
-            last_total = total;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed().as_secs_f64() > a.idle_timeout || Instant::now() > deadline {
-            stalled = true;
-            break;
-        }
-    }
+    let stalled = crate::fanout::wait_for_deliveries(
+        expected,
+        || sh.received.load(Ordering::Relaxed),
+        || sh.published.load(Ordering::Relaxed),
+        || publisher_task.is_finished(),
+        a.idle_timeout,
+        a.max_seconds,
+    );
     sh.stop.store(true, Ordering::Relaxed);
     let (outcome, publisher) = rt
         .block_on(async {

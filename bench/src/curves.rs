@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::suite::{first_line, machine, measure, passthrough};
+use crate::suite::{Fmt, first_line, fmt, machine, measure, median, passthrough};
 use crate::sys::{Binaries, System, loadavg, raise_nofile};
 
 /// The rtm2 system of every curve: the standalone server, the deployment comparable to
@@ -46,15 +46,6 @@ pub struct CurvesArgs {
     /// The command line to print under the tables (scripts/bench passes its own).
     #[arg(long)]
     pub command_line: Option<String>,
-}
-
-#[derive(Clone, Copy)]
-enum Fmt {
-    Rate,
-    Micros,
-    Cpu,
-    Kb,
-    Mb,
 }
 
 /// Which way is better: the ratio is rtm2 / peer for `Higher`, peer / rtm2 for `Lower`, so
@@ -129,7 +120,7 @@ fn server_cpu() -> Metric {
     Metric {
         label: "server CPU µs/delivery",
         get: |v| num(v, "/server_cpu_us_per_delivery"),
-        fmt: Fmt::Cpu,
+        fmt: Fmt::CpuMicros,
         better: Better::Lower,
     }
 }
@@ -461,33 +452,6 @@ fn curves(quick: bool) -> Vec<Curve> {
     vec![channels, subscribers, connections, payload, latency, tls, durable]
 }
 
-fn fmt(f: Fmt, v: f64) -> String {
-    match f {
-        Fmt::Rate => {
-            if v >= 1e6 {
-                format!("{:.2}M", v / 1e6)
-            } else if v >= 1e4 {
-                format!("{:.0}k", v / 1e3)
-            } else if v >= 1e3 {
-                format!("{:.1}k", v / 1e3)
-            } else if v >= 10.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.2}")
-            }
-        }
-        Fmt::Micros => {
-            if v >= 100.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.1}")
-            }
-        }
-        Fmt::Cpu => format!("{v:.2}"),
-        Fmt::Kb | Fmt::Mb => format!("{v:.1}"),
-    }
-}
-
 fn x_label(x: u64) -> String {
     match x {
         x if x >= 1_000_000 && x % 1_000_000 == 0 => format!("{}M", x / 1_000_000),
@@ -507,15 +471,6 @@ fn col(sys: System) -> &'static str {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-}
-
 fn lost(v: &Value) -> u64 {
     v.get("lost").and_then(Value::as_u64).unwrap_or(0)
 }
@@ -527,7 +482,7 @@ impl Cell<'_> {
     /// The median over the runs without an error; and whether one of them lost messages.
     fn value(&self, m: &Metric) -> (Option<f64>, u64) {
         let good: Vec<&Value> = self.0.iter().filter(|v| v.get("error").is_none()).collect();
-        (median(good.iter().filter_map(|v| (m.get)(v)).collect()), good.iter().map(|v| lost(v)).sum())
+        (median(&mut good.iter().filter_map(|v| (m.get)(v)).collect::<Vec<_>>()), good.iter().map(|v| lost(v)).sum())
     }
 
     fn show(&self, m: &Metric) -> String {
@@ -809,7 +764,7 @@ pub fn run(a: &CurvesArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
     }
     let took = started.elapsed().as_secs_f64();
     let max_foreign = foreign.iter().copied().fold(0.0, f64::max);
-    let median_foreign = median(foreign).unwrap_or(0.0);
+    let median_foreign = median(&mut foreign).unwrap_or(0.0);
     let mut footer = format!(
         "Load average (1 min): {load_before:.2} before, {:.2} after; CPU used by other processes during a run: \
          median {median_foreign:.2}, max {max_foreign:.2} cores. Estimated {est_total:.0} s, took {took:.0} s.\n",

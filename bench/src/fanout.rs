@@ -58,6 +58,35 @@ pub struct FanoutArgs {
     pub store_in_history: bool,
 }
 
+/// Waits until `expected` messages were received and the publisher is done, bounded by
+/// `idle_timeout` seconds without progress (nothing published or received) and `max_seconds`
+/// overall; whether it gave up (stalled).
+pub(crate) fn wait_for_deliveries(
+    expected: u64,
+    received: impl Fn() -> u64,
+    published: impl Fn() -> u64,
+    publisher_done: impl Fn() -> bool,
+    idle_timeout: f64,
+    max_seconds: f64,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs_f64(max_seconds);
+    let (mut last_total, mut last_progress) = (0, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let got = received();
+        if got >= expected && publisher_done() {
+            return false;
+        }
+        let total = got + published();
+        if total != last_total {
+            last_total = total;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed().as_secs_f64() > idle_timeout || Instant::now() > deadline {
+            return true;
+        }
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) received: Vec<AtomicU64>,
     /// ns since the base instant of the last delivery, per subscriber.
@@ -293,26 +322,15 @@ pub fn run(target: &Target, a: &FanoutArgs, rt: &tokio::runtime::Runtime) -> Res
     }
     let publisher_task = rt.spawn(publish_all(publisher, a.clone(), sh.clone()));
 
-    // Wait for every delivery, bounded by the idle timeout and the overall limit.
     let expected = a.messages * n as u64;
-    let deadline = Instant::now() + Duration::from_secs_f64(a.max_seconds);
-    let mut last_total = 0;
-    let mut last_progress = Instant::now();
-    let mut stalled = false;
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let total = sh.total_received() + sh.published.load(Ordering::Relaxed);
-        if sh.total_received() >= expected && publisher_task.is_finished() {
-            break;
-        }
-        if total != last_total {
-            last_total = total;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed().as_secs_f64() > a.idle_timeout || Instant::now() > deadline {
-            stalled = true;
-            break;
-        }
-    }
+    let stalled = wait_for_deliveries(
+        expected,
+        || sh.total_received(),
+        || sh.published.load(Ordering::Relaxed),
+        || publisher_task.is_finished(),
+        a.idle_timeout,
+        a.max_seconds,
+    );
     sh.stop.store(true, Ordering::Relaxed);
     let (outcome, publisher) = rt
         .block_on(async {

@@ -39,13 +39,14 @@ pub struct SuiteArgs {
     pub command_line: Option<String>,
 }
 
-/// How a metric is printed.
+/// How a metric is printed (here and in the curves' tables).
 #[derive(Clone, Copy)]
-enum Fmt {
+pub(crate) enum Fmt {
     Rate,
     Micros,
     CpuMicros,
     Kb,
+    Mb,
 }
 
 struct Row {
@@ -250,13 +251,17 @@ pub(crate) fn measure(args: &[String], timeout: Duration) -> Value {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (None of nothing).
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    match n {
+        0 => None,
+        _ => Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }),
+    }
 }
 
-fn fmt(f: Fmt, v: f64) -> String {
+pub(crate) fn fmt(f: Fmt, v: f64) -> String {
     match f {
         Fmt::Rate => {
             if v >= 1e6 {
@@ -265,8 +270,10 @@ fn fmt(f: Fmt, v: f64) -> String {
                 format!("{:.0}k", v / 1e3)
             } else if v >= 1e3 {
                 format!("{:.1}k", v / 1e3)
-            } else {
+            } else if v >= 10.0 {
                 format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
             }
         }
         Fmt::Micros => {
@@ -277,7 +284,7 @@ fn fmt(f: Fmt, v: f64) -> String {
             }
         }
         Fmt::CpuMicros => format!("{v:.2}"),
-        Fmt::Kb => format!("{v:.1}"),
+        Fmt::Kb | Fmt::Mb => format!("{v:.1}"),
     }
 }
 
@@ -307,7 +314,7 @@ impl Series<'_> {
                 vals.iter().copied().fold(f64::INFINITY, f64::min),
                 vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             );
-            format!("{} [{}..{}]", fmt(row.fmt, median(&mut vals)), fmt(row.fmt, lo), fmt(row.fmt, hi))
+            format!("{} [{}..{}]", fmt(row.fmt, median(&mut vals).unwrap_or(0.0)), fmt(row.fmt, lo), fmt(row.fmt, hi))
         };
         if lost > 0 {
             c.push_str(&format!(" ⚠ lost {lost}"));
@@ -335,7 +342,7 @@ fn ratio(a: &Series, b: &Series, row: &Row) -> String {
             _ => None,
         })
         .collect();
-    if r.is_empty() { "–".into() } else { format!("{:.2}", median(&mut r)) }
+    median(&mut r).map_or_else(|| "–".into(), |m| format!("{m:.2}"))
 }
 
 pub(crate) fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -533,7 +540,7 @@ pub fn run(a: &SuiteArgs, bins: &Binaries, client_threads: usize) -> ExitCode {
         ),
     ));
     let max_foreign = foreign.iter().copied().fold(0.0, f64::max);
-    let median_foreign = if foreign.is_empty() { 0.0 } else { median(&mut foreign) };
+    let median_foreign = median(&mut foreign).unwrap_or(0.0);
     out.push_str(&format!(
         "Load average (1 min): {load_before:.2} before, {load_after:.2} after; CPU used by other processes during a run: median {median_foreign:.2}, max {max_foreign:.2} cores; took {:.0} s\n",
         started.elapsed().as_secs_f64()

@@ -159,19 +159,25 @@ fn server_runtime(bins: &Binaries) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A server start, tried up to three times (a free port may be taken before the server binds it);
+/// the last error.
+fn three_tries(mut start: impl FnMut() -> Result<Target, String>) -> Result<Target, String> {
+    let mut last_err = String::new();
+    for _ in 0..3 {
+        match start() {
+            Ok(t) => return Ok(t),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
 impl Target {
     /// Starts the server of `system` on loopback. Must be called from the main thread (the
     /// child is killed when the thread that started it exits). With `tls` (rtm2, rtm2-standalone
     /// and nats only) the server serves TLS with its certificate and `addr` is the TLS address.
     pub fn start(system: System, bins: &Binaries, tls: Option<&crate::tls::Certs>) -> Result<Target, String> {
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            match Self::try_start(system, bins, tls) {
-                Ok(t) => return Ok(t),
-                Err(e) => last_err = e,
-            }
-        }
-        Err(last_err)
+        three_tries(|| Self::try_start(system, bins, tls))
     }
 
     fn try_start(system: System, bins: &Binaries, tls: Option<&crate::tls::Certs>) -> Result<Target, String> {
@@ -584,14 +590,7 @@ impl Target {
     /// `dir`/data (emptied first); `dir` must exist and is the caller's to remove. Must be
     /// called from the main thread, as [`Target::start`].
     pub fn start_durable(system: System, bins: &Binaries, dir: &std::path::Path) -> Result<Target, String> {
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            match Self::try_start_durable(system, bins, dir) {
-                Ok(t) => return Ok(t),
-                Err(e) => last_err = e,
-            }
-        }
-        Err(last_err)
+        three_tries(|| Self::try_start_durable(system, bins, dir))
     }
 
     fn try_start_durable(system: System, bins: &Binaries, dir: &std::path::Path) -> Result<Target, String> {
